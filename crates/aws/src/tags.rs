@@ -1,0 +1,109 @@
+//! Tags and describe-filters, the two ways baton finds its resources in EC2, as plain
+//! values that do not tie callers to the SDK.
+
+use std::collections::BTreeMap;
+
+use crate::client::Aws;
+use crate::error::Error;
+
+/// Resource tags, key → value, in a stable order for plans and reports.
+pub type Tags = BTreeMap<String, String>;
+
+/// One EC2 describe filter, e.g. `Filter::new("tag:kubernetes.io/created-for/pvc/name", ["data-db-0"])`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// The filter name as EC2 documents it (`vpc-id`, `availability-zone`, `tag:Key`, …).
+    pub name: String,
+    /// Any of these values matches.
+    pub values: Vec<String>,
+}
+
+impl Filter {
+    /// A filter matching any of `values`.
+    pub fn new<I, S>(name: impl Into<String>, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            name: name.into(),
+            values: values.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+pub(crate) fn to_sdk_filters(filters: &[Filter]) -> Option<Vec<aws_sdk_ec2::types::Filter>> {
+    if filters.is_empty() {
+        return None;
+    }
+    Some(
+        filters
+            .iter()
+            .map(|f| {
+                aws_sdk_ec2::types::Filter::builder()
+                    .name(&f.name)
+                    .set_values(Some(f.values.clone()))
+                    .build()
+            })
+            .collect(),
+    )
+}
+
+/// How a filter set reads in an error message.
+pub(crate) fn describe_filters(filters: &[Filter]) -> String {
+    if filters.is_empty() {
+        return "(all)".to_owned();
+    }
+    let parts: Vec<String> = filters
+        .iter()
+        .map(|f| format!("{}={}", f.name, f.values.join("|")))
+        .collect();
+    format!("matching {}", parts.join(", "))
+}
+
+pub(crate) fn from_sdk_tags(tags: &[aws_sdk_ec2::types::Tag]) -> Tags {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned())))
+        .collect()
+}
+
+pub(crate) fn to_sdk_tags(tags: &Tags) -> Vec<aws_sdk_ec2::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// A tag specification for a create call, or none when there are no tags (EC2 refuses
+/// an empty one).
+pub(crate) fn tag_spec(
+    kind: aws_sdk_ec2::types::ResourceType,
+    tags: &Tags,
+) -> Option<Vec<aws_sdk_ec2::types::TagSpecification>> {
+    if tags.is_empty() {
+        return None;
+    }
+    Some(vec![
+        aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(kind)
+            .set_tags(Some(to_sdk_tags(tags)))
+            .build(),
+    ])
+}
+
+impl Aws {
+    /// Adds or overwrites tags on EC2 resources (volumes, snapshots, subnets, …).
+    pub async fn create_tags(&self, resource_ids: &[String], tags: &Tags) -> Result<(), Error> {
+        let call = self.call("tag", resource_ids.join(", "));
+        if resource_ids.is_empty() || tags.is_empty() {
+            return Err(call.invalid("need at least one resource id and one tag"));
+        }
+        self.ec2
+            .create_tags()
+            .set_resources(Some(resource_ids.to_vec()))
+            .set_tags(Some(to_sdk_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
+    }
+}

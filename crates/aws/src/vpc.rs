@@ -1,0 +1,206 @@
+//! The VPC as the network planner needs it: every CIDR block association (up to five
+//! per VPC, each with a state), subnets with zone, free addresses and tags; and the two
+//! changes `baton network apply` makes: associate a CIDR block, create a subnet.
+
+use aws_sdk_ec2::types::ResourceType;
+use ipnet::Ipv4Net;
+
+use crate::client::Aws;
+use crate::error::{Call, Error};
+use crate::tags::{Filter, Tags, describe_filters, from_sdk_tags, tag_spec, to_sdk_filters};
+
+/// A VPC and its IPv4 CIDR blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vpc {
+    /// `vpc-…`
+    pub id: String,
+    /// The primary CIDR block.
+    pub primary_cidr: Ipv4Net,
+    /// Every IPv4 association, primary included, in AWS's order.
+    pub cidr_blocks: Vec<CidrBlock>,
+    /// Tags.
+    pub tags: Tags,
+}
+
+/// One IPv4 CIDR block association of a VPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CidrBlock {
+    /// `vpc-cidr-assoc-…`
+    pub association_id: String,
+    /// The block.
+    pub cidr: Ipv4Net,
+    /// `associating`, `associated`, `disassociating`, `disassociated`, `failing`, `failed`.
+    pub state: String,
+}
+
+impl CidrBlock {
+    /// Whether the block counts: associated or on its way (a failed or removed block
+    /// neither holds addresses nor uses the per-VPC quota).
+    pub fn is_active(&self) -> bool {
+        matches!(self.state.as_str(), "associating" | "associated")
+    }
+}
+
+/// A subnet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    /// `subnet-…`
+    pub id: String,
+    /// The VPC it is in.
+    pub vpc_id: String,
+    /// Its availability zone, e.g. `us-east-1a`.
+    pub availability_zone: String,
+    /// Its zone id, e.g. `use1-az1` (stable across accounts).
+    pub availability_zone_id: Option<String>,
+    /// Its IPv4 block.
+    pub cidr: Ipv4Net,
+    /// Unused IPv4 addresses (AWS already subtracts its 5 reserved ones).
+    pub available_ips: i32,
+    /// Tags (e.g. `kubernetes.io/role/internal-elb`).
+    pub tags: Tags,
+}
+
+/// A subnet to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubnet {
+    /// The VPC.
+    pub vpc_id: String,
+    /// The zone.
+    pub availability_zone: String,
+    /// The block, inside one of the VPC's associated CIDR blocks.
+    pub cidr: Ipv4Net,
+    /// Tags set at creation.
+    pub tags: Tags,
+}
+
+fn parse_cidr(call: &Call, what: &str, s: Option<&str>) -> Result<Ipv4Net, Error> {
+    let s = s.ok_or_else(|| call.missing(what))?;
+    s.parse()
+        .map_err(|_| call.unexpected(format!("{what} {s:?} is not an IPv4 CIDR block")))
+}
+
+fn subnet(call: &Call, s: &aws_sdk_ec2::types::Subnet) -> Result<Subnet, Error> {
+    Ok(Subnet {
+        id: s
+            .subnet_id()
+            .ok_or_else(|| call.missing("a subnet id"))?
+            .to_owned(),
+        vpc_id: s.vpc_id().unwrap_or("").to_owned(),
+        availability_zone: s.availability_zone().unwrap_or("").to_owned(),
+        availability_zone_id: s.availability_zone_id().map(str::to_owned),
+        cidr: parse_cidr(call, "the subnet CIDR block", s.cidr_block())?,
+        available_ips: s.available_ip_address_count().unwrap_or(0),
+        tags: from_sdk_tags(s.tags()),
+    })
+}
+
+impl Aws {
+    /// The VPC with all its IPv4 CIDR block associations.
+    pub async fn describe_vpc(&self, vpc_id: &str) -> Result<Vpc, Error> {
+        let call = self.call("describe VPC", vpc_id);
+        let out = self
+            .ec2
+            .describe_vpcs()
+            .vpc_ids(vpc_id)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        let vpc = out
+            .vpcs()
+            .first()
+            .ok_or_else(|| call.unexpected("AWS returned no VPC"))?;
+        let cidr_blocks = vpc
+            .cidr_block_association_set()
+            .iter()
+            .map(|a| {
+                Ok(CidrBlock {
+                    association_id: a.association_id().unwrap_or("").to_owned(),
+                    cidr: parse_cidr(&call, "a CIDR block", a.cidr_block())?,
+                    state: a
+                        .cidr_block_state()
+                        .and_then(|s| s.state())
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(Vpc {
+            id: vpc.vpc_id().unwrap_or(vpc_id).to_owned(),
+            primary_cidr: parse_cidr(&call, "the primary CIDR block", vpc.cidr_block())?,
+            cidr_blocks,
+            tags: from_sdk_tags(vpc.tags()),
+        })
+    }
+
+    /// Associates another IPv4 block with the VPC. baton's planner checks overlaps and
+    /// the allowed ranges before calling, because moto does not.
+    pub async fn associate_vpc_cidr(
+        &self,
+        vpc_id: &str,
+        cidr: Ipv4Net,
+    ) -> Result<CidrBlock, Error> {
+        let call = self.call("associate a CIDR block with", format!("{vpc_id} ({cidr})"));
+        let out = self
+            .ec2
+            .associate_vpc_cidr_block()
+            .vpc_id(vpc_id)
+            .cidr_block(cidr.to_string())
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        let assoc = out
+            .cidr_block_association()
+            .ok_or_else(|| call.missing("the association"))?;
+        Ok(CidrBlock {
+            association_id: assoc
+                .association_id()
+                .ok_or_else(|| call.missing("the association id"))?
+                .to_owned(),
+            cidr: parse_cidr(&call, "the CIDR block", assoc.cidr_block())?,
+            state: assoc
+                .cidr_block_state()
+                .and_then(|s| s.state())
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Subnets matching all `filters` (e.g. `vpc-id`), across all pages.
+    pub async fn describe_subnets(&self, filters: &[Filter]) -> Result<Vec<Subnet>, Error> {
+        let call = self.call("describe subnets", describe_filters(filters));
+        let items = self
+            .ec2
+            .describe_subnets()
+            .set_filters(to_sdk_filters(filters))
+            .set_max_results(self.page_size)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        items.iter().map(|s| subnet(&call, s)).collect()
+    }
+
+    /// Creates a subnet with its tags.
+    pub async fn create_subnet(&self, new: &NewSubnet) -> Result<Subnet, Error> {
+        let call = self.call(
+            "create subnet",
+            format!("{} in {} ({})", new.cidr, new.vpc_id, new.availability_zone),
+        );
+        let out = self
+            .ec2
+            .create_subnet()
+            .vpc_id(&new.vpc_id)
+            .availability_zone(&new.availability_zone)
+            .cidr_block(new.cidr.to_string())
+            .set_tag_specifications(tag_spec(ResourceType::Subnet, &new.tags))
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        subnet(
+            &call,
+            out.subnet().ok_or_else(|| call.missing("the subnet"))?,
+        )
+    }
+}
