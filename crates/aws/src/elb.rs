@@ -359,7 +359,9 @@ impl Aws {
                     target_type: tg.target_type().map(|t| t.as_str().to_owned()),
                     vpc_id: tg.vpc_id().map(str::to_owned),
                     health_check_path: tg.health_check_path().map(str::to_owned),
-                    load_balancer_arns: tg.load_balancer_arns().to_vec(),
+                    // moto lists a load balancer once per listener or rule that
+                    // uses the group; AWS lists each once.
+                    load_balancer_arns: dedup(tg.load_balancer_arns()),
                 })
             })
             .collect()
@@ -412,6 +414,16 @@ fn listener(call: &Call, l: &sdk::Listener) -> Result<Listener, Error> {
         protocol: l.protocol().map(|p| p.as_str().to_owned()),
         default_actions: l.default_actions().iter().map(action).collect(),
     })
+}
+
+fn dedup(arns: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(arns.len());
+    for arn in arns {
+        if !out.contains(arn) {
+            out.push(arn.clone());
+        }
+    }
+    out
 }
 
 fn names_or_arns(names: &[String], arns: &[String]) -> String {
