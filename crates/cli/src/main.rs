@@ -1,1 +1,26 @@
-fn main() {}
+//! `baton`: upgrade EKS the blue/green way. Parsing and dispatch live in the library
+//! modules; this stays thin.
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod commands;
+mod exit;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = args::Cli::parse();
+    exit::init_tracing(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return exit::report(&anyhow::anyhow!("failed to start the async runtime: {e}")),
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => exit::report(&e),
+    }
+}

@@ -1,0 +1,38 @@
+//! The one place errors become exit codes and messages (documented in README.md).
+
+use std::process::ExitCode;
+
+/// Exit codes baton uses.
+pub mod code {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The command failed (the message says why).
+    pub const FAILED: u8 = 1;
+    /// The capability asked for is not built yet.
+    pub const NOT_BUILT: u8 = 4;
+}
+
+/// Prints an error chain the way users read it and returns the failure code.
+pub fn report(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    ExitCode::from(code::FAILED)
+}
+
+/// Logs go to stderr; `-v` raises the level, `RUST_LOG` overrides.
+pub fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,165 @@
+//! One emulated cluster: its identity (name, Kubernetes version, bearer token), the kinds
+//! it serves and its object store. The API semantics live in `ops`; HTTP in `http`.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+
+use serde_json::json;
+
+use crate::resources::{Registry, ResourceDef};
+use crate::store::{DEFAULT_HISTORY, Store};
+
+/// What a cluster is: set before it starts.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// Cluster (and kubeconfig context) name, e.g. `blue`.
+    pub name: String,
+    /// `gitVersion` reported by `/version`, e.g. `v1.27.16-eks-2f008fe`.
+    pub git_version: String,
+    /// Bearer token every request must carry.
+    pub token: String,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Changes kept for watch replay before 410 Gone.
+    pub history: usize,
+}
+
+impl ClusterSpec {
+    /// A cluster with a random token on a free port.
+    pub fn new(name: impl Into<String>, git_version: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            git_version: git_version.into(),
+            token: format!("baton-sim-{}", uuid::Uuid::new_v4().simple()),
+            port: 0,
+            history: DEFAULT_HISTORY,
+        }
+    }
+
+    /// Sets the port.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Sets the token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = token.into();
+        self
+    }
+
+    /// Sets the watch history length.
+    pub fn history(mut self, n: usize) -> Self {
+        self.history = n;
+        self
+    }
+}
+
+/// A running cluster's state, shared by the HTTP layer and in-process controllers.
+#[derive(Debug)]
+pub struct Cluster {
+    /// What the cluster was started as.
+    pub spec: ClusterSpec,
+    pub(crate) registry: RwLock<Registry>,
+    /// The objects.
+    pub store: Store,
+    next_service_ip: AtomicU32,
+    /// When set, deleting a scheduled pod only marks it (a kubelet finishes it), as on a
+    /// real cluster; without a kubelet, pods are removed at once.
+    pub graceful_pod_deletion: AtomicBool,
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl Cluster {
+    /// A cluster with the built-in kinds and the namespaces every cluster has.
+    pub fn new(spec: ClusterSpec) -> Arc<Self> {
+        let c = Arc::new(Self {
+            store: Store::new(spec.history),
+            spec,
+            registry: RwLock::new(Registry::builtin()),
+            next_service_ip: AtomicU32::new(1),
+            graceful_pod_deletion: AtomicBool::new(false),
+            closing: tokio::sync::watch::Sender::new(false),
+        });
+        c.bootstrap();
+        c
+    }
+
+    fn bootstrap(&self) {
+        let ns_def = self
+            .def("", "v1", "namespaces")
+            .expect("namespaces is built in");
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            self.create(&ns_def, "", json!({ "metadata": { "name": ns } }), false)
+                .expect("bootstrap namespaces are valid");
+        }
+        let svc = self
+            .def("", "v1", "services")
+            .expect("services is built in");
+        self.create(
+            &svc,
+            "default",
+            json!({ "metadata": { "name": "kubernetes", "labels": { "component": "apiserver", "provider": "kubernetes" } },
+                    "spec": { "ports": [{ "name": "https", "port": 443, "targetPort": 443 }] } }),
+            false,
+        )
+        .expect("bootstrap service is valid");
+    }
+
+    /// The kind served at group/version/plural.
+    pub fn def(&self, group: &str, version: &str, plural: &str) -> Option<ResourceDef> {
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(group, version, plural)
+            .cloned()
+    }
+
+    /// The kind with this apiVersion and Kind.
+    pub fn def_by_kind(&self, api_version: &str, kind: &str) -> Option<ResourceDef> {
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_kind(api_version, kind)
+            .cloned()
+    }
+
+    /// A copy of the registry (for discovery).
+    pub fn registry(&self) -> Registry {
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Serves a custom kind (e.g. `velero.io/v1` Backup) from now on.
+    pub fn register_kind(&self, def: ResourceDef) {
+        self.registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(def);
+    }
+
+    pub(crate) fn unregister_kind(&self, group: &str, plural: &str) {
+        self.registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .unregister(group, plural);
+    }
+
+    /// A receiver that turns true when the cluster stops serving.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Stops serving: listeners close and open watches end.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// The next ClusterIP from 10.100.0.0/16, as EKS's default service range.
+    pub(crate) fn allocate_service_ip(&self) -> String {
+        let n = self.next_service_ip.fetch_add(1, Ordering::Relaxed);
+        format!("10.100.{}.{}", (n >> 8) & 0xff, n & 0xff)
+    }
+}

@@ -1,0 +1,377 @@
+//! The HTTP face of one cluster: bearer-token auth, Kubernetes URL parsing
+//! (`/api/v1/namespaces/{ns}/{plural}/{name}/{subresource}` and the `/apis/{group}/…` form),
+//! query options, and dispatch to the API semantics in `ops`.
+
+mod discovery;
+mod openapi;
+mod query;
+mod watch;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, StatusCode, Uri, header};
+use serde_json::Value;
+
+use crate::cluster::Cluster;
+use crate::error::ApiError;
+use crate::ops::{Part, ScaleChange};
+use crate::patch::{self, PatchType};
+use crate::resources::ResourceDef;
+
+pub use query::Query;
+
+/// The router serving one cluster.
+pub fn router(cluster: Arc<Cluster>) -> Router {
+    Router::new().fallback(handle).with_state(cluster)
+}
+
+async fn handle(
+    State(cluster): State<Arc<Cluster>>,
+    method: Method,
+    uri: Uri,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
+        return (StatusCode::OK, "ok").into_response();
+    }
+    if !authorized(&cluster, &headers) {
+        return error_response(&ApiError::unauthorized());
+    }
+    let query = match Query::parse(raw.as_deref().unwrap_or_default()) {
+        Ok(q) => q,
+        Err(e) => return error_response(&e),
+    };
+    let started = std::time::Instant::now();
+    let response = route(&cluster, &method, &path, &query, &headers, body).await;
+    tracing::debug!(cluster = %cluster.spec.name, %method, %path, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+fn authorized(cluster: &Cluster, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t.trim() == cluster.spec.token)
+}
+
+/// A parsed resource URL.
+#[derive(Debug)]
+struct ResourcePath<'a> {
+    group: &'a str,
+    version: &'a str,
+    namespace: Option<&'a str>,
+    plural: &'a str,
+    name: Option<&'a str>,
+    subresource: Option<&'a str>,
+}
+
+fn parse_resource_path(path: &str) -> Option<ResourcePath<'_>> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, tail @ ..] if is_namespaced_tail(tail) =>
+        {
+            (Some(*ns), tail)
+        }
+        _ => (None, rest),
+    };
+    let (plural, name, subresource) = match rest {
+        [p] => (*p, None, None),
+        [p, n] => (*p, Some(*n), None),
+        [p, n, s] => (*p, Some(*n), Some(*s)),
+        _ => return None,
+    };
+    Some(ResourcePath {
+        group,
+        version,
+        namespace,
+        plural,
+        name,
+        subresource,
+    })
+}
+
+/// After `/namespaces/{x}`, whether the rest addresses a resource in namespace x (and
+/// not namespace x's own `status`/`finalize` subresource).
+fn is_namespaced_tail(tail: &[&str]) -> bool {
+    match tail {
+        [] => false,
+        [only] => !matches!(*only, "status" | "finalize"),
+        _ => true,
+    }
+}
+
+async fn route(
+    cluster: &Arc<Cluster>,
+    method: &Method,
+    path: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    if method == Method::GET {
+        if let Some(doc) = discovery::document(cluster, path) {
+            return json_response(StatusCode::OK, &doc);
+        }
+        if let Some(doc) = openapi::document(cluster, path) {
+            return json_response(StatusCode::OK, &doc);
+        }
+    }
+    let Some(rp) = parse_resource_path(path) else {
+        return error_response(&ApiError::no_route());
+    };
+    let Some(def) = cluster.def(rp.group, rp.version, rp.plural) else {
+        return error_response(&ApiError::no_route());
+    };
+    if rp.namespace.is_some() && !def.namespaced {
+        return error_response(&ApiError::no_route());
+    }
+    match dispatch(cluster, method, &def, &rp, q, headers, &body).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn dispatch(
+    cluster: &Arc<Cluster>,
+    method: &Method,
+    def: &ResourceDef,
+    rp: &ResourcePath<'_>,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let ns = rp.namespace.unwrap_or_default();
+    let ok = |v: Value| json_response(StatusCode::OK, &v);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    match (rp.name, rp.subresource) {
+        (None, None) => match *method {
+            Method::GET if q.watch => Ok(watch::serve(
+                cluster.clone(),
+                def.clone(),
+                rp.namespace.map(String::from),
+                q,
+            )?),
+            Method::GET => Ok(ok(cluster.list(
+                def,
+                rp.namespace,
+                &q.list_options(def)?,
+            )?)),
+            Method::POST => {
+                if def.namespaced && rp.namespace.is_none() {
+                    return Err(ApiError::method_not_allowed(format!(
+                        "POST is not supported on cluster-wide {}",
+                        def.plural
+                    )));
+                }
+                let obj = decode_body(body, content_type)?;
+                let created = cluster.create(def, ns, obj, q.dry_run)?;
+                Ok(json_response(StatusCode::CREATED, &created))
+            }
+            Method::DELETE => {
+                let opts = q.delete_options(body)?;
+                Ok(ok(cluster.delete_collection(
+                    def,
+                    rp.namespace,
+                    &q.list_options(def)?,
+                    &opts,
+                )?))
+            }
+            _ => Err(not_allowed(method, def)),
+        },
+        (Some(name), None) => match *method {
+            Method::GET => Ok(ok((*cluster.get(def, ns, name)?).clone())),
+            Method::PUT => {
+                let obj = decode_body(body, content_type)?;
+                Ok(ok(cluster.update(
+                    def,
+                    ns,
+                    name,
+                    obj,
+                    Part::Main,
+                    q.dry_run,
+                )?))
+            }
+            Method::PATCH => {
+                let kind = PatchType::from_content_type(content_type)
+                    .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+                let existed = cluster.get(def, ns, name).is_ok();
+                let out = cluster.patch(def, ns, name, kind, body, Part::Main, q.dry_run)?;
+                let code = if existed {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                };
+                Ok(json_response(code, &out))
+            }
+            Method::DELETE => {
+                let opts = q.delete_options(body)?;
+                Ok(ok(cluster.delete(def, ns, name, &opts)?))
+            }
+            _ => Err(not_allowed(method, def)),
+        },
+        (Some(name), Some("status")) if def.status_subresource => match *method {
+            Method::GET => Ok(ok((*cluster.get(def, ns, name)?).clone())),
+            Method::PUT => {
+                let obj = decode_body(body, content_type)?;
+                Ok(ok(cluster.update(
+                    def,
+                    ns,
+                    name,
+                    obj,
+                    Part::Status,
+                    q.dry_run,
+                )?))
+            }
+            Method::PATCH => {
+                let kind = PatchType::from_content_type(content_type)
+                    .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+                Ok(ok(cluster.patch(
+                    def,
+                    ns,
+                    name,
+                    kind,
+                    body,
+                    Part::Status,
+                    q.dry_run,
+                )?))
+            }
+            _ => Err(not_allowed(method, def)),
+        },
+        (Some(name), Some("scale")) if def.scale.is_some() => match *method {
+            Method::GET => Ok(ok(cluster.get_scale(def, ns, name)?)),
+            Method::PUT => {
+                let obj = decode_body(body, content_type)?;
+                Ok(ok(cluster.write_scale(
+                    def,
+                    ns,
+                    name,
+                    ScaleChange::Replace(&obj),
+                    q.dry_run,
+                )?))
+            }
+            Method::PATCH => {
+                let kind = PatchType::from_content_type(content_type)
+                    .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+                Ok(ok(cluster.write_scale(
+                    def,
+                    ns,
+                    name,
+                    ScaleChange::Patch(kind, body),
+                    q.dry_run,
+                )?))
+            }
+            _ => Err(not_allowed(method, def)),
+        },
+        (Some(name), Some("binding")) if def.kind == "Pod" && def.group.is_empty() => match *method
+        {
+            Method::POST => {
+                let b = decode_body(body, content_type)?;
+                Ok(json_response(
+                    StatusCode::CREATED,
+                    &cluster.bind_pod(ns, name, &b)?,
+                ))
+            }
+            _ => Err(not_allowed(method, def)),
+        },
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+fn not_allowed(method: &Method, def: &ResourceDef) -> ApiError {
+    ApiError::method_not_allowed(format!(
+        "the server does not allow this method on the requested resource ({method} {})",
+        def.plural
+    ))
+}
+
+fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    let ct = content_type.split(';').next().unwrap_or_default().trim();
+    match ct {
+        "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("the object provided is unrecognized: {e}"))
+        }),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => patch::parse_yaml_or_json(body),
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+/// A JSON response.
+pub(crate) fn json_response(code: StatusCode, v: &Value) -> Response {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The `Status` response of an error.
+pub(crate) fn error_response(e: &ApiError) -> Response {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, &e.status())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kubernetes_paths() {
+        let p = parse_resource_path("/api/v1/namespaces/default/pods/db-0/status").unwrap();
+        assert_eq!(
+            (
+                p.group,
+                p.version,
+                p.namespace,
+                p.plural,
+                p.name,
+                p.subresource
+            ),
+            (
+                "",
+                "v1",
+                Some("default"),
+                "pods",
+                Some("db-0"),
+                Some("status")
+            )
+        );
+        let p = parse_resource_path("/api/v1/namespaces/default").unwrap();
+        assert_eq!(
+            (p.namespace, p.plural, p.name),
+            (None, "namespaces", Some("default"))
+        );
+        let p = parse_resource_path("/api/v1/namespaces/x/status").unwrap();
+        assert_eq!(
+            (p.namespace, p.plural, p.name, p.subresource),
+            (None, "namespaces", Some("x"), Some("status"))
+        );
+        let p = parse_resource_path("/apis/apps/v1/namespaces/a/statefulsets/db/scale").unwrap();
+        assert_eq!(
+            (p.group, p.plural, p.subresource),
+            ("apps", "statefulsets", Some("scale"))
+        );
+        let p = parse_resource_path("/apis/storage.k8s.io/v1/persistentvolumes").unwrap();
+        assert_eq!(
+            (p.group, p.plural, p.name),
+            ("storage.k8s.io", "persistentvolumes", None)
+        );
+        assert!(parse_resource_path("/version").is_none());
+    }
+}
