@@ -1,1 +1,111 @@
-//! placeholder
+//! baton's Kubernetes access over kube-rs: clients per kubeconfig context (this module),
+//! and later snapshots of cluster state, actions and watches.
+//!
+//! baton names clusters by kubeconfig context (`--from blue --to green`), exactly as
+//! kubectl does, so an SRE's existing kubeconfig works unchanged.
+
+use std::path::{Path, PathBuf};
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// Failed to reach a cluster through a kubeconfig context.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// The kubeconfig file could not be read or parsed.
+    #[error("failed to read kubeconfig {path}: {source}")]
+    Kubeconfig {
+        /// The file (or `$KUBECONFIG`/default) tried.
+        path: String,
+        /// Why.
+        source: kube::config::KubeconfigError,
+    },
+    /// The context does not exist in the kubeconfig.
+    #[error("failed to find context {context:?} in {path} (contexts there: {available})")]
+    UnknownContext {
+        /// The context asked for.
+        context: String,
+        /// The kubeconfig file.
+        path: String,
+        /// The contexts the file has.
+        available: String,
+    },
+    /// The client could not be built from the context (TLS, auth plugin, …).
+    #[error("failed to build a client for context {context:?}: {source}")]
+    Client {
+        /// The context.
+        context: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Where to find the kubeconfig: an explicit file, or `$KUBECONFIG`/`~/.kube/config`.
+#[derive(Debug, Clone, Default)]
+pub struct KubeconfigSource {
+    /// An explicit file (`--kubeconfig`); None reads the environment's default.
+    pub path: Option<PathBuf>,
+}
+
+impl KubeconfigSource {
+    /// Reads a specific file.
+    pub fn file(path: impl AsRef<Path>) -> Self {
+        Self {
+            path: Some(path.as_ref().to_path_buf()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.path {
+            Some(p) => p.display().to_string(),
+            None => std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into()),
+        }
+    }
+
+    fn load(&self) -> Result<Kubeconfig, KubeError> {
+        let loaded = match &self.path {
+            Some(p) => Kubeconfig::read_from(p),
+            None => Kubeconfig::read(),
+        };
+        loaded.map_err(|source| KubeError::Kubeconfig {
+            path: self.describe(),
+            source,
+        })
+    }
+
+    /// The context names in the kubeconfig.
+    pub fn contexts(&self) -> Result<Vec<String>, KubeError> {
+        Ok(self.load()?.contexts.into_iter().map(|c| c.name).collect())
+    }
+
+    /// A client for one context, failing clearly when the context is unknown.
+    pub async fn client(&self, context: &str) -> Result<kube::Client, KubeError> {
+        let kubeconfig = self.load()?;
+        if !kubeconfig.contexts.iter().any(|c| c.name == context) {
+            let available: Vec<String> =
+                kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
+            return Err(KubeError::UnknownContext {
+                context: context.to_string(),
+                path: self.describe(),
+                available: if available.is_empty() {
+                    "none".into()
+                } else {
+                    available.join(", ")
+                },
+            });
+        }
+        let options = KubeConfigOptions {
+            context: Some(context.to_string()),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| KubeError::Client {
+                context: context.to_string(),
+                source: Box::new(e),
+            })?;
+        kube::Client::try_from(config).map_err(|e| KubeError::Client {
+            context: context.to_string(),
+            source: Box::new(e),
+        })
+    }
+}

@@ -1,0 +1,53 @@
+//! Test bed for the API server tests: clusters on free loopback ports, a kubeconfig file
+//! for them, and kube-rs clients built from that file the way baton builds them.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use baton_kube::KubeconfigSource;
+use baton_sim::{ClusterSpec, SimServer};
+
+/// Running clusters plus their kubeconfig on disk (removed on drop).
+pub struct Bed {
+    pub server: SimServer,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+impl Bed {
+    /// `blue` at v1.27 and `green` at v1.31.
+    pub async fn start() -> Self {
+        Self::with(vec![
+            ClusterSpec::new("blue", "v1.27.16-eks-2f008fe"),
+            ClusterSpec::new("green", "v1.31.4-eks-1f3c2b8"),
+        ])
+        .await
+    }
+
+    pub async fn with(specs: Vec<ClusterSpec>) -> Self {
+        let server = SimServer::start(specs).await.expect("clusters start");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        server
+            .kubeconfig()
+            .write(&kubeconfig)
+            .expect("kubeconfig written");
+        Self {
+            server,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    pub async fn client(&self, context: &str) -> kube::Client {
+        KubeconfigSource::file(&self.kubeconfig)
+            .client(context)
+            .await
+            .expect("client for context")
+    }
+
+    pub fn cluster(&self, name: &str) -> &std::sync::Arc<baton_sim::Cluster> {
+        &self.server.cluster(name).expect("cluster exists").cluster
+    }
+}
