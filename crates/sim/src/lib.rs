@@ -5,6 +5,16 @@
 //! loopback port with a bearer token, so kube-rs and `kubectl` talk to it as to a real
 //! cluster. Faithful where baton's safety is decided: resourceVersion and watch semantics,
 //! optimistic concurrency, finalizers, immutable fields, server defaults, `Status` errors.
+//!
+//! Known gaps, on purpose (none of them is something baton relies on):
+//! - server-side apply is approximated as a strategic merge of the applied object: fields a
+//!   manager stops applying are not removed (no managedFields ownership);
+//! - JSON only: no protobuf, no `Table` responses (kubectl prints its default NAME/AGE
+//!   columns), no aggregated discovery, no `/openapi/v2`; `/openapi/v3` publishes only
+//!   what kubectl needs to send `fieldValidation`, and unknown fields are accepted;
+//! - no RBAC or admission webhooks (the token is the only check);
+//! - pods are removed at once on delete unless `Cluster::graceful_pod_deletion` is set (a
+//!   kubelet then finishes them).
 
 pub mod cluster;
 mod crd;

@@ -81,10 +81,7 @@ fn parse_resource_path(path: &str) -> Option<ResourcePath<'_>> {
         _ => return None,
     };
     let (namespace, rest) = match rest {
-        ["namespaces", ns, tail @ ..] if is_namespaced_tail(tail) =>
-        {
-            (Some(*ns), tail)
-        }
+        ["namespaces", ns, tail @ ..] if is_namespaced_tail(tail) => (Some(*ns), tail),
         _ => (None, rest),
     };
     let (plural, name, subresource) = match rest {
