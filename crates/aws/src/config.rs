@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// What baton needs to reach AWS; `AwsConfig::default()` is the standard chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AwsConfig {
     pub(crate) profile: Option<String>,
     pub(crate) region: Option<String>,
@@ -21,20 +21,6 @@ pub struct AwsConfig {
     pub(crate) retry: RetryPolicy,
     pub(crate) timeouts: Timeouts,
     pub(crate) page_size: Option<i32>,
-}
-
-impl Default for AwsConfig {
-    fn default() -> Self {
-        Self {
-            profile: None,
-            region: None,
-            endpoint_url: None,
-            credentials: None,
-            retry: RetryPolicy::default(),
-            timeouts: Timeouts::default(),
-            page_size: None,
-        }
-    }
 }
 
 impl AwsConfig {

@@ -271,7 +271,7 @@ async fn describes_load_balancers_listeners_rules_target_groups_and_health() {
     let green = tgs.iter().find(|t| t.arn == alb.green).expect("green");
     assert_eq!(green.port, Some(8080));
     assert_eq!(green.health_check_path.as_deref(), Some("/healthz"));
-    assert_eq!(green.load_balancer_arns, [alb.lb_arn.clone()]);
+    assert_eq!(green.load_balancer_arns, std::slice::from_ref(&alb.lb_arn));
 
     let health = aws
         .describe_target_health(&alb.green)
