@@ -68,6 +68,10 @@ pub struct Cluster {
     /// real cluster; without a kubelet, pods are removed at once.
     pub graceful_pod_deletion: AtomicBool,
     closing: tokio::sync::watch::Sender<bool>,
+    /// StorageObjectInUseProtection admission: new PVCs and PVs get the
+    /// `kubernetes.io/pvc-protection`/`pv-protection` finalizers. On when controllers run
+    /// (something must remove them).
+    pub storage_protection: AtomicBool,
 }
 
 impl Cluster {
@@ -80,6 +84,7 @@ impl Cluster {
             next_service_ip: AtomicU32::new(1),
             graceful_pod_deletion: AtomicBool::new(false),
             closing: tokio::sync::watch::Sender::new(false),
+            storage_protection: AtomicBool::new(false),
         });
         c.bootstrap();
         c
@@ -145,6 +150,13 @@ impl Cluster {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .unregister(group, plural);
+    }
+
+    /// Turns on what a cluster with running controllers has: storage-object-in-use
+    /// protection and graceful pod deletion.
+    pub fn enable_controllers(&self) {
+        self.storage_protection.store(true, Ordering::Relaxed);
+        self.graceful_pod_deletion.store(true, Ordering::Relaxed);
     }
 
     /// A receiver that turns true when the cluster stops serving.

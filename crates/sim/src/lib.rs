@@ -17,6 +17,7 @@
 //!   kubelet then finishes them).
 
 pub mod cluster;
+pub mod controllers;
 mod crd;
 mod defaults;
 pub mod error;
@@ -24,6 +25,7 @@ mod gc;
 mod http;
 pub mod kubeconfig;
 pub mod meta;
+pub mod moto;
 pub mod ops;
 pub mod patch;
 pub mod resources;

@@ -197,6 +197,23 @@ impl Cluster {
             }
             _ => {}
         }
+        // StorageObjectInUseProtection.
+        let protection = match def.kind.as_str() {
+            "PersistentVolumeClaim" if def.group.is_empty() => Some("kubernetes.io/pvc-protection"),
+            "PersistentVolume" if def.group.is_empty() => Some("kubernetes.io/pv-protection"),
+            _ => None,
+        };
+        if let Some(f) = protection
+            && self
+                .storage_protection
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let mut fins = meta::finalizers(obj);
+            if !fins.iter().any(|x| x == f) {
+                fins.push(f.to_string());
+                meta::set_finalizers(obj, fins);
+            }
+        }
         Ok(())
     }
 

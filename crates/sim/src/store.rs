@@ -133,6 +133,11 @@ impl Store {
         })
     }
 
+    /// Subscribes to every change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.tx.subscribe()
+    }
+
     /// Subscribes to changes from now on, with a snapshot of the current objects of one
     /// resource, atomically.
     pub fn subscribe_now(

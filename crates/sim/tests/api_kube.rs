@@ -581,8 +581,10 @@ async fn dry_run_changes_nothing() {
         .await
         .unwrap();
     let before = api.get("real").await.unwrap();
-    let mut pp = PatchParams::default();
-    pp.dry_run = true;
+    let pp = PatchParams {
+        dry_run: true,
+        ..Default::default()
+    };
     let patched = api
         .patch(
             "real",

@@ -1,0 +1,275 @@
+//! What controllers use to read and write a cluster in-process (the same `ops` the HTTP
+//! layer serves, so every write is validated and versioned like a client's), and to
+//! record Events as `kubectl describe` shows them.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::cluster::Cluster;
+use crate::error::ApiError;
+use crate::meta;
+use crate::ops::{DeleteOptions, Part};
+use crate::patch::PatchType;
+use crate::resources::{GroupResource, ResourceDef};
+
+use super::Delays;
+
+/// A kind by group, version and plural.
+#[derive(Debug, Clone, Copy)]
+pub struct Kind {
+    /// API group ("" for core).
+    pub group: &'static str,
+    /// Version.
+    pub version: &'static str,
+    /// Plural.
+    pub plural: &'static str,
+}
+
+/// Pods.
+pub const PODS: Kind = Kind {
+    group: "",
+    version: "v1",
+    plural: "pods",
+};
+/// PersistentVolumes.
+pub const PVS: Kind = Kind {
+    group: "",
+    version: "v1",
+    plural: "persistentvolumes",
+};
+/// PersistentVolumeClaims.
+pub const PVCS: Kind = Kind {
+    group: "",
+    version: "v1",
+    plural: "persistentvolumeclaims",
+};
+/// Nodes.
+pub const NODES: Kind = Kind {
+    group: "",
+    version: "v1",
+    plural: "nodes",
+};
+/// Events.
+pub const EVENTS: Kind = Kind {
+    group: "",
+    version: "v1",
+    plural: "events",
+};
+/// StatefulSets.
+pub const STATEFULSETS: Kind = Kind {
+    group: "apps",
+    version: "v1",
+    plural: "statefulsets",
+};
+/// Deployments.
+pub const DEPLOYMENTS: Kind = Kind {
+    group: "apps",
+    version: "v1",
+    plural: "deployments",
+};
+/// StorageClasses.
+pub const STORAGECLASSES: Kind = Kind {
+    group: "storage.k8s.io",
+    version: "v1",
+    plural: "storageclasses",
+};
+/// VolumeAttachments.
+pub const VOLUMEATTACHMENTS: Kind = Kind {
+    group: "storage.k8s.io",
+    version: "v1",
+    plural: "volumeattachments",
+};
+
+/// A controller's handle on its cluster (and on AWS, for the storage controllers).
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The cluster.
+    pub cluster: Arc<Cluster>,
+    /// EC2 on moto (or AWS), for the CSI driver, attacher, reclaimer and fingerprints.
+    /// Without it, storage that needs EC2 stays pending with an event saying why.
+    pub aws: Option<baton_aws::Aws>,
+    /// Modelled delays.
+    pub delays: Arc<Delays>,
+    /// When each (object, reason, message) event was last recorded, so a level-triggered
+    /// pass does not rewrite the same event on every wake-up.
+    pub(crate) recent_events: Arc<std::sync::Mutex<RecentEvents>>,
+}
+
+/// (involved uid, reason, message) → when last recorded.
+type RecentEvents = std::collections::HashMap<(String, String, String), std::time::Instant>;
+
+/// How long an identical event is not recorded again.
+const EVENT_QUIET: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Ctx {
+    /// A context for a cluster, with EC2 access when given.
+    pub fn new(cluster: Arc<Cluster>, aws: Option<baton_aws::Aws>, delays: Delays) -> Self {
+        Self {
+            cluster,
+            aws,
+            delays: Arc::new(delays),
+            recent_events: Arc::default(),
+        }
+    }
+
+    fn def(&self, k: Kind) -> ResourceDef {
+        self.cluster
+            .def(k.group, k.version, k.plural)
+            .expect("controllers use built-in kinds")
+    }
+
+    /// Every object of a kind (in a namespace, or all).
+    pub fn list(&self, k: Kind, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        let gr = GroupResource {
+            group: k.group.into(),
+            plural: k.plural.into(),
+        };
+        self.cluster.store.txn(|t| t.list(&gr, namespace))
+    }
+
+    /// One object.
+    pub fn get(&self, k: Kind, namespace: &str, name: &str) -> Option<Arc<Value>> {
+        let gr = GroupResource {
+            group: k.group.into(),
+            plural: k.plural.into(),
+        };
+        self.cluster.store.txn(|t| t.get(&gr, namespace, name))
+    }
+
+    /// Creates an object.
+    pub fn create(&self, k: Kind, namespace: &str, obj: Value) -> Result<Value, ApiError> {
+        self.cluster.create(&self.def(k), namespace, obj, false)
+    }
+
+    /// Merge-patches an object (or its status).
+    pub fn patch(
+        &self,
+        k: Kind,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+        part: Part,
+    ) -> Result<Value, ApiError> {
+        let body = serde_json::to_vec(patch).expect("a JSON value serializes");
+        self.cluster.patch(
+            &self.def(k),
+            namespace,
+            name,
+            PatchType::Merge,
+            &body,
+            part,
+            false,
+        )
+    }
+
+    /// Deletes an object (grace 0 finishes a pod's deletion, as the kubelet does).
+    pub fn delete(
+        &self,
+        k: Kind,
+        namespace: &str,
+        name: &str,
+        grace_zero: bool,
+    ) -> Result<Value, ApiError> {
+        let opts = DeleteOptions {
+            grace_period: grace_zero.then_some(0),
+            ..Default::default()
+        };
+        self.cluster.delete(&self.def(k), namespace, name, &opts)
+    }
+
+    /// Records an Event about `obj` (aggregated by reason and message, with a count).
+    pub fn event(&self, obj: &Value, warning: bool, reason: &str, message: &str, component: &str) {
+        let ns = match meta::namespace(obj) {
+            "" => "default",
+            ns => ns,
+        };
+        let uid = meta::uid(obj);
+        {
+            let mut recent = self.recent_events.lock().unwrap_or_else(|p| p.into_inner());
+            let key = (uid.to_string(), reason.to_string(), message.to_string());
+            if recent.get(&key).is_some_and(|t| t.elapsed() < EVENT_QUIET) {
+                return;
+            }
+            recent.insert(key, std::time::Instant::now());
+        }
+        let now = meta::now();
+        let existing = self.list(EVENTS, Some(ns)).into_iter().find(|e| {
+            e["involvedObject"]["uid"] == uid && e["reason"] == reason && e["message"] == message
+        });
+        if let Some(e) = existing {
+            let count = e["count"].as_i64().unwrap_or(1) + 1;
+            let _ = self.patch(
+                EVENTS,
+                ns,
+                meta::name(&e),
+                &json!({ "count": count, "lastTimestamp": now }),
+                Part::Main,
+            );
+            return;
+        }
+        let name = format!("{}.{:x}", meta::name(obj), rand::random::<u64>());
+        let ev = json!({
+            "metadata": { "name": name, "namespace": ns },
+            "involvedObject": {
+                "kind": obj["kind"], "namespace": meta::namespace(obj), "name": meta::name(obj),
+                "uid": uid, "apiVersion": obj["apiVersion"], "resourceVersion": meta::resource_version(obj),
+            },
+            "reason": reason,
+            "message": message,
+            "type": if warning { "Warning" } else { "Normal" },
+            "source": { "component": component },
+            "reportingComponent": component,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        });
+        if let Err(e) = self.create(EVENTS, ns, ev) {
+            tracing::debug!(error = %e, "event not recorded");
+        }
+    }
+}
+
+/// Whether an object is owned (by ownerReferences) by the object with `uid`.
+pub fn owned_by(obj: &Value, uid: &str) -> bool {
+    meta::owner_uids(obj).iter().any(|u| u == uid)
+}
+
+/// An ownerReference to `owner` as its controller.
+pub fn controller_ref(owner: &Value) -> Value {
+    json!({
+        "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta::name(owner),
+        "uid": meta::uid(owner), "controller": true, "blockOwnerDeletion": true,
+    })
+}
+
+/// Whether a pod is Running with its Ready condition true.
+pub fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["phase"] == "Running"
+        && pod["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+/// The claim names a pod's volumes use.
+pub fn pod_claims(pod: &Value) -> Vec<String> {
+    pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            v["persistentVolumeClaim"]["claimName"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect()
+}
+
+/// Whether a pod has finished (it no longer holds its volumes' use).
+pub fn pod_terminated(pod: &Value) -> bool {
+    matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    )
+}

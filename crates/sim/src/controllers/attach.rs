@@ -1,0 +1,387 @@
+//! Attach and detach: the attach/detach controller (a VolumeAttachment for every EBS PV a
+//! scheduled pod uses on its node, deleted when no pod there needs it) and the CSI
+//! external-attacher with the EBS driver (EC2 AttachVolume/DetachVolume to the node's
+//! instance). moto accepts a second attach and a cross-zone attach; AWS does not, so
+//! the attacher checks both first and fails as AWS would (`VolumeInUse`,
+//! `InvalidVolume.ZoneMismatch`), leaving the pod ContainerCreating with a
+//! FailedAttachVolume event.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::api::{NODES, PODS, PVCS, PVS, VOLUMEATTACHMENTS, pod_claims, pod_terminated};
+use super::binder::ebs_volume_id;
+use super::provisioner::EBS_CSI;
+use super::{Controller, Ctx};
+use crate::meta;
+use crate::ops::Part;
+
+/// The finalizer the external-attacher holds on an attached VolumeAttachment.
+pub const ATTACHER_FINALIZER: &str = "external-attacher/ebs-csi-aws-com";
+const RETRY: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+pub(crate) struct Attacher {
+    /// When each VolumeAttachment was first seen wanting attach / detach.
+    seen: Mutex<HashMap<(String, bool), Instant>>,
+    /// Next device letter per instance.
+    devices: Mutex<HashMap<String, u32>>,
+}
+
+impl Controller for Attacher {
+    fn name(&self) -> &'static str {
+        "attachdetach-controller"
+    }
+
+    fn watches(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("", "pods"),
+            ("", "persistentvolumes"),
+            ("", "persistentvolumeclaims"),
+            ("storage.k8s.io", "volumeattachments"),
+            ("", "nodes"),
+        ]
+    }
+
+    fn reconcile<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+    ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
+        Box::pin(async move {
+            let desired = desired(ctx);
+            let mut wake: Option<Instant> = None;
+            let mut soonest = |at: Instant| wake = Some(wake.map_or(at, |w| w.min(at)));
+            let existing = ctx.list(VOLUMEATTACHMENTS, None);
+            let have: BTreeSet<String> =
+                existing.iter().map(|v| meta::name(v).to_string()).collect();
+            for (name, (pv, node)) in &desired {
+                if !have.contains(name) {
+                    let va = json!({
+                        "apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
+                        "metadata": { "name": name },
+                        "spec": { "attacher": EBS_CSI, "nodeName": node, "source": { "persistentVolumeName": pv } },
+                    });
+                    if let Err(e) = ctx.create(VOLUMEATTACHMENTS, "", va) {
+                        tracing::debug!(error = %e, "volumeattachment create failed");
+                    }
+                }
+            }
+            for va in ctx.list(VOLUMEATTACHMENTS, None) {
+                let name = meta::name(&va).to_string();
+                if !desired.contains_key(&name) && !meta::is_deleting(&va) {
+                    let _ = ctx.delete(VOLUMEATTACHMENTS, "", &name, false);
+                    continue;
+                }
+                let step = if meta::is_deleting(&va) {
+                    self.detach(ctx, &va).await
+                } else {
+                    self.attach(ctx, &va).await
+                };
+                if let Some(at) = step {
+                    soonest(at);
+                }
+            }
+            wake
+        })
+    }
+}
+
+/// The VolumeAttachment name for a PV on a node, as the CSI plugin derives it.
+pub(crate) fn attachment_name(pv: &str, node: &str) -> String {
+    let mut out = String::from("csi-");
+    for seed in [
+        0xcbf29ce484222325u64,
+        0x84222325cbf29ce4,
+        0x9e3779b97f4a7c15,
+        0x2545f4914f6cdd1d,
+    ] {
+        let mut h = seed;
+        for b in pv
+            .bytes()
+            .chain([0])
+            .chain(EBS_CSI.bytes())
+            .chain([0])
+            .chain(node.bytes())
+        {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+        }
+        out.push_str(&format!("{h:016x}"));
+    }
+    out
+}
+
+/// The attachments scheduled pods need: VolumeAttachment name → (PV, node).
+fn desired(ctx: &Ctx) -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    for pod in ctx.list(PODS, None) {
+        let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        if pod_terminated(&pod) {
+            continue;
+        }
+        for claim in pod_claims(&pod) {
+            let Some(pvc) = ctx.get(PVCS, meta::namespace(&pod), &claim) else {
+                continue;
+            };
+            let Some(pv_name) = pvc["spec"]["volumeName"].as_str().filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            if pvc["status"]["phase"] != "Bound" {
+                continue;
+            }
+            let Some(pv) = ctx.get(PVS, "", pv_name) else {
+                continue;
+            };
+            if ebs_volume_id(&pv).is_some() {
+                out.insert(
+                    attachment_name(pv_name, node),
+                    (pv_name.to_string(), node.to_string()),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The EC2 instance behind a node (`spec.providerID` = `aws:///<zone>/<instance>`).
+pub(crate) fn instance_of(node: &Value) -> Option<String> {
+    node["spec"]["providerID"]
+        .as_str()
+        .and_then(|p| p.rsplit('/').next())
+        .filter(|i| i.starts_with("i-"))
+        .map(String::from)
+}
+
+impl Attacher {
+    fn first_seen(&self, va: &str, detach: bool) -> Instant {
+        *self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((va.to_string(), detach))
+            .or_insert_with(Instant::now)
+    }
+
+    fn forget(&self, va: &str, detach: bool) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(va.to_string(), detach));
+    }
+
+    fn device_for(&self, instance: &str) -> String {
+        let mut d = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        let n = d.entry(instance.to_string()).or_insert(0);
+        let letters = (b'a' + (*n / 26 % 26) as u8) as char;
+        let second = (b'a' + (*n % 26) as u8) as char;
+        *n += 1;
+        format!("/dev/xvd{letters}{second}")
+    }
+
+    /// Pods on the VA's node that use its PV: where attach events are reported.
+    fn pods_using(ctx: &Ctx, pv: &str, node: &str) -> Vec<std::sync::Arc<Value>> {
+        ctx.list(PODS, None)
+            .into_iter()
+            .filter(|p| p["spec"]["nodeName"] == node)
+            .filter(|p| {
+                pod_claims(p).iter().any(|c| {
+                    ctx.get(PVCS, meta::namespace(p), c)
+                        .is_some_and(|pvc| pvc["spec"]["volumeName"] == pv)
+                })
+            })
+            .collect()
+    }
+
+    async fn attach(&self, ctx: &Ctx, va: &Value) -> Option<Instant> {
+        if va["status"]["attached"] == true {
+            return None;
+        }
+        let name = meta::name(va);
+        let ready_at = self.first_seen(name, false) + ctx.delays.attach;
+        if Instant::now() < ready_at {
+            return Some(ready_at);
+        }
+        let pv_name = va["spec"]["source"]["persistentVolumeName"]
+            .as_str()
+            .unwrap_or_default();
+        let node_name = va["spec"]["nodeName"].as_str().unwrap_or_default();
+        let outcome = self.attach_on_ec2(ctx, pv_name, node_name).await;
+        let pods = Self::pods_using(ctx, pv_name, node_name);
+        match outcome {
+            Ok(device) => {
+                let mut fins = meta::finalizers(va);
+                if !fins.iter().any(|f| f == ATTACHER_FINALIZER) {
+                    fins.push(ATTACHER_FINALIZER.into());
+                    let _ = ctx.patch(
+                        VOLUMEATTACHMENTS,
+                        "",
+                        name,
+                        &json!({ "metadata": { "finalizers": fins } }),
+                        Part::Main,
+                    );
+                }
+                let status = json!({ "status": { "attached": true, "attachmentMetadata": { "devicePath": device }, "attachError": null } });
+                let _ = ctx.patch(VOLUMEATTACHMENTS, "", name, &status, Part::Status);
+                for p in pods {
+                    ctx.event(
+                        &p,
+                        false,
+                        "SuccessfulAttachVolume",
+                        &format!("AttachVolume.Attach succeeded for volume \"{pv_name}\" "),
+                        "attachdetach-controller",
+                    );
+                }
+                self.forget(name, false);
+                None
+            }
+            Err(message) => {
+                let status = json!({ "status": { "attached": false, "attachError": { "time": meta::now(), "message": message } } });
+                if va["status"]["attachError"]["message"] != message {
+                    let _ = ctx.patch(VOLUMEATTACHMENTS, "", name, &status, Part::Status);
+                }
+                for p in pods {
+                    ctx.event(
+                        &p,
+                        true,
+                        "FailedAttachVolume",
+                        &format!("AttachVolume.Attach failed for volume \"{pv_name}\" : {message}"),
+                        "attachdetach-controller",
+                    );
+                }
+                Some(Instant::now() + RETRY)
+            }
+        }
+    }
+
+    /// Attaches through EC2 with AWS's rules; returns the device path or the error text.
+    async fn attach_on_ec2(
+        &self,
+        ctx: &Ctx,
+        pv_name: &str,
+        node_name: &str,
+    ) -> Result<String, String> {
+        let pv = ctx
+            .get(PVS, "", pv_name)
+            .ok_or_else(|| format!("persistentvolume \"{pv_name}\" not found"))?;
+        let volume_id = ebs_volume_id(&pv).ok_or("not an EBS volume")?;
+        let node = ctx
+            .get(NODES, "", node_name)
+            .ok_or_else(|| format!("node \"{node_name}\" not found"))?;
+        let instance = instance_of(&node)
+            .ok_or_else(|| format!("node {node_name} has no EC2 instance in spec.providerID"))?;
+        let aws = ctx
+            .aws
+            .as_ref()
+            .ok_or("the emulator runs without EC2: cannot attach EBS volumes")?;
+        let rpc = |m: String| {
+            format!(
+                "rpc error: code = Internal desc = Could not attach volume \"{volume_id}\" to node \"{instance}\": {m}"
+            )
+        };
+        let volume = aws
+            .describe_volumes_by_id(std::slice::from_ref(&volume_id))
+            .await
+            .map_err(|e| rpc(e.to_string()))?;
+        let volume = volume.into_iter().next().ok_or_else(|| {
+            rpc(format!(
+                "InvalidVolume.NotFound: The volume '{volume_id}' does not exist."
+            ))
+        })?;
+        let instances = aws
+            .describe_instances(&[baton_aws::Filter::new("instance-id", [instance.clone()])])
+            .await
+            .map_err(|e| rpc(e.to_string()))?;
+        let zone = instances
+            .first()
+            .map(|i| i.availability_zone.clone())
+            .ok_or_else(|| {
+                rpc(format!(
+                    "InvalidInstanceID.NotFound: The instance ID '{instance}' does not exist"
+                ))
+            })?;
+        if let Some(a) = volume
+            .attachments
+            .iter()
+            .find(|a| a.instance_id == instance)
+        {
+            return Ok(a.device.clone());
+        }
+        if !volume.attachments.is_empty() && !volume.multi_attach {
+            return Err(rpc(format!(
+                "operation error EC2: AttachVolume, api error VolumeInUse: {volume_id} is already attached to an instance"
+            )));
+        }
+        if volume.availability_zone != zone {
+            return Err(rpc(format!(
+                "operation error EC2: AttachVolume, api error InvalidVolume.ZoneMismatch: The volume '{volume_id}' is not in the same availability zone as instance '{instance}'"
+            )));
+        }
+        let device = self.device_for(&instance);
+        aws.attach_volume(&volume_id, &instance, &device)
+            .await
+            .map_err(|e| rpc(e.to_string()))?;
+        Ok(device)
+    }
+
+    async fn detach(&self, ctx: &Ctx, va: &Value) -> Option<Instant> {
+        let name = meta::name(va);
+        if !meta::finalizers(va).iter().any(|f| f == ATTACHER_FINALIZER) {
+            return None;
+        }
+        let ready_at = self.first_seen(name, true) + ctx.delays.detach;
+        if Instant::now() < ready_at {
+            return Some(ready_at);
+        }
+        let pv_name = va["spec"]["source"]["persistentVolumeName"]
+            .as_str()
+            .unwrap_or_default();
+        let node_name = va["spec"]["nodeName"].as_str().unwrap_or_default();
+        let volume_id = ctx.get(PVS, "", pv_name).and_then(|pv| ebs_volume_id(&pv));
+        let instance = ctx.get(NODES, "", node_name).and_then(|n| instance_of(&n));
+        if let (Some(v), Some(i), Some(aws)) = (&volume_id, &instance, &ctx.aws) {
+            let attached_here = aws
+                .describe_volumes_by_id(std::slice::from_ref(v))
+                .await
+                .map(|vs| {
+                    vs.iter()
+                        .any(|vol| vol.attachments.iter().any(|a| &a.instance_id == i))
+                });
+            match attached_here {
+                Ok(true) => {
+                    if let Err(e) = aws.detach_volume(v, i).await {
+                        let msg =
+                            format!("DetachVolume.Detach failed for volume \"{pv_name}\" : {e}");
+                        let _ = ctx.patch(VOLUMEATTACHMENTS, "", name, &json!({ "status": { "detachError": { "time": meta::now(), "message": msg } } }), Part::Status);
+                        return Some(Instant::now() + RETRY);
+                    }
+                }
+                Ok(false) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "describe before detach failed");
+                    return Some(Instant::now() + RETRY);
+                }
+            }
+        }
+        let fins: Vec<String> = meta::finalizers(va)
+            .into_iter()
+            .filter(|f| f != ATTACHER_FINALIZER)
+            .collect();
+        let _ = ctx.patch(
+            VOLUMEATTACHMENTS,
+            "",
+            name,
+            &json!({ "metadata": { "finalizers": fins } }),
+            Part::Main,
+        );
+        self.forget(name, true);
+        None
+    }
+}

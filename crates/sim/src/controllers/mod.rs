@@ -1,0 +1,140 @@
+//! The emulated control plane: the controllers kube-controller-manager, the scheduler,
+//! the kubelets and the EBS CSI driver would run, each a small module. They run in-process
+//! on a cluster's store: every controller is level-triggered — woken by the store's change
+//! stream (a watch), it looks at the whole state and converges it — so a missed or
+//! coalesced event is harmless. Modelled delays (attach takes 2 s) are timers the
+//! controller asks to be woken at, never polling sleeps.
+
+pub mod api;
+mod attach;
+mod binder;
+mod deployment;
+mod kubelet;
+mod provisioner;
+mod scheduler;
+mod statefulset;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::cluster::Cluster;
+pub use api::Ctx;
+
+/// Delays the controllers model, so a test or the demo can make physics slow or instant.
+#[derive(Debug, Clone)]
+pub struct Delays {
+    /// From a pod being scheduled with its volumes attached to it running Ready.
+    pub pod_start: Duration,
+    /// From a VolumeAttachment being created to EC2 attaching the volume.
+    pub attach: Duration,
+    /// From a VolumeAttachment being deleted to EC2 detaching the volume.
+    pub detach: Duration,
+    /// From a pod's deletion to its containers having stopped.
+    pub pod_stop: Duration,
+    /// How often a running pod's data fingerprint advances.
+    pub fingerprint_every: Duration,
+    /// How often running pods write their fingerprints to EC2 (they also write on stop).
+    pub fingerprint_flush: Duration,
+}
+
+impl Default for Delays {
+    fn default() -> Self {
+        Self {
+            pod_start: Duration::ZERO,
+            attach: Duration::ZERO,
+            detach: Duration::ZERO,
+            pod_stop: Duration::ZERO,
+            fingerprint_every: Duration::from_millis(200),
+            fingerprint_flush: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One controller: a name, the resources whose changes wake it, and a pass.
+pub(crate) trait Controller: Send + Sync + 'static {
+    /// For logs.
+    fn name(&self) -> &'static str;
+    /// `(group, plural)` of every resource whose changes should wake this controller.
+    fn watches(&self) -> &'static [(&'static str, &'static str)];
+    /// One level-triggered pass. Returns when to run again at the latest, for modelled
+    /// delays that have not elapsed yet.
+    fn reconcile<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+    ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>>;
+}
+
+/// The running controllers of one cluster; dropping it does not stop them, `stop` does.
+#[derive(Debug)]
+pub struct ControlPlane {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ControlPlane {
+    /// Starts every controller on the cluster. Storage-object-in-use protection and
+    /// graceful pod deletion turn on, as on a real cluster whose controllers run.
+    pub fn start(ctx: Ctx) -> Self {
+        ctx.cluster.enable_controllers();
+        let controllers: Vec<Arc<dyn Controller>> = vec![
+            Arc::new(statefulset::StatefulSets),
+            Arc::new(deployment::Deployments),
+            Arc::new(binder::Binder),
+            Arc::new(provisioner::Provisioner),
+            Arc::new(scheduler::Scheduler),
+            Arc::new(attach::Attacher::default()),
+            Arc::new(kubelet::Kubelet::default()),
+        ];
+        let tasks = controllers
+            .into_iter()
+            .map(|c| tokio::spawn(run(c, ctx.clone())))
+            .collect();
+        Self { tasks }
+    }
+
+    /// Stops the controllers.
+    pub fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn relevant(watches: &[(&str, &str)], cluster: &Cluster, change: &crate::store::Change) -> bool {
+    let _ = cluster;
+    watches
+        .iter()
+        .any(|(g, p)| change.resource.group == *g && change.resource.plural == *p)
+}
+
+async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
+    let mut changes = ctx.cluster.store.subscribe();
+    let mut closing = ctx.cluster.closing();
+    loop {
+        let wake_at = c.reconcile(&ctx).await;
+        let sleep = tokio::time::sleep_until(
+            wake_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+        );
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                msg = changes.recv() => match msg {
+                    Ok(change) if relevant(c.watches(), &ctx.cluster, &change) => break,
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return,
+                },
+                () = &mut sleep, if wake_at.is_some() => break,
+                _ = closing.changed() => return,
+            }
+        }
+        // Coalesce a burst of changes into one pass.
+        while changes.try_recv().is_ok() {}
+        tracing::trace!(controller = c.name(), cluster = %ctx.cluster.spec.name, "reconcile");
+    }
+}

@@ -1,0 +1,275 @@
+//! The EBS CSI driver's provisioning half (with the external-provisioner sidecar): for a
+//! claim of a StorageClass whose provisioner is `ebs.csi.aws.com` — or the in-tree
+//! `kubernetes.io/aws-ebs`, served by the same driver under CSI migration — create the
+//! volume through EC2 in the right zone (any zone with nodes for `Immediate`, the selected
+//! node's zone for `WaitForFirstConsumer`), then a PV pre-bound to the claim with
+//! nodeAffinity on the zone. Idempotent: a volume already tagged for the claim is reused.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::api::{NODES, PVCS, PVS, STORAGECLASSES};
+use super::binder::parse_quantity;
+use super::{Controller, Ctx};
+use crate::meta;
+
+pub(crate) struct Provisioner;
+
+/// The CSI driver name.
+pub const EBS_CSI: &str = "ebs.csi.aws.com";
+/// The in-tree provisioner, migrated to the CSI driver.
+pub const IN_TREE_EBS: &str = "kubernetes.io/aws-ebs";
+/// The zone label the EBS CSI driver puts in PV nodeAffinity.
+pub const EBS_ZONE_KEY: &str = "topology.ebs.csi.aws.com/zone";
+/// The well-known zone label of nodes.
+pub const ZONE_KEY: &str = "topology.kubernetes.io/zone";
+/// The EC2 tag the driver names a volume's PV by.
+pub const CSI_VOLUME_NAME_TAG: &str = "CSIVolumeName";
+
+impl Controller for Provisioner {
+    fn name(&self) -> &'static str {
+        "ebs-csi-provisioner"
+    }
+
+    fn watches(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("", "persistentvolumeclaims"),
+            ("storage.k8s.io", "storageclasses"),
+            ("", "nodes"),
+        ]
+    }
+
+    fn reconcile<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+    ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut retry = None;
+            for pvc in ctx.list(PVCS, None) {
+                if let Err(wait) = provision(ctx, &pvc).await {
+                    retry = Some(wait);
+                }
+            }
+            retry
+        })
+    }
+}
+
+async fn provision(ctx: &Ctx, pvc: &Value) -> Result<(), Instant> {
+    if meta::is_deleting(pvc)
+        || pvc["status"]["phase"] != "Pending"
+        || !pvc["spec"]["volumeName"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    {
+        return Ok(());
+    }
+    let provisioner = pvc["metadata"]["annotations"]["volume.kubernetes.io/storage-provisioner"]
+        .as_str()
+        .unwrap_or_default();
+    if provisioner != EBS_CSI && provisioner != IN_TREE_EBS {
+        return Ok(());
+    }
+    let class_name = pvc["spec"]["storageClassName"].as_str().unwrap_or_default();
+    let Some(sc) = ctx.get(STORAGECLASSES, "", class_name) else {
+        return Ok(());
+    };
+    let pv_name = format!("pvc-{}", meta::uid(pvc));
+    if ctx.get(PVS, "", &pv_name).is_some() {
+        return Ok(());
+    }
+    let zone = if sc["volumeBindingMode"] == "WaitForFirstConsumer" {
+        let Some(node) =
+            pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"].as_str()
+        else {
+            return Ok(());
+        };
+        match ctx
+            .get(NODES, "", node)
+            .and_then(|n| n["metadata"]["labels"][ZONE_KEY].as_str().map(String::from))
+        {
+            Some(z) => z,
+            None => {
+                ctx.event(
+                    pvc,
+                    true,
+                    "ProvisioningFailed",
+                    &format!("selected node {node} has no {ZONE_KEY} label"),
+                    EBS_CSI,
+                );
+                return Ok(());
+            }
+        }
+    } else {
+        match pick_zone(ctx, &sc) {
+            Some(z) => z,
+            None => {
+                ctx.event(pvc, true, "ProvisioningFailed", "no zone to provision in: no ready node has a zone label and the class allows no topology", EBS_CSI);
+                return Ok(());
+            }
+        }
+    };
+    let Some(aws) = &ctx.aws else {
+        ctx.event(
+            pvc,
+            true,
+            "ProvisioningFailed",
+            "the emulator runs without EC2: cannot create EBS volumes",
+            EBS_CSI,
+        );
+        return Ok(());
+    };
+    let bytes = parse_quantity(
+        pvc["spec"]["resources"]["requests"]["storage"]
+            .as_str()
+            .unwrap_or("1Gi"),
+    );
+    let size_gib = bytes.div_ceil(1 << 30).max(1) as i32;
+    let volume_type = sc["parameters"]["type"]
+        .as_str()
+        .unwrap_or(if provisioner == IN_TREE_EBS {
+            "gp2"
+        } else {
+            "gp3"
+        })
+        .to_string();
+    ctx.event(
+        pvc,
+        false,
+        "Provisioning",
+        &format!(
+            "External provisioner is provisioning volume for claim \"{}/{}\"",
+            meta::namespace(pvc),
+            meta::name(pvc)
+        ),
+        EBS_CSI,
+    );
+    // Reuse a volume created for this claim by an earlier pass that did not finish.
+    let existing = aws
+        .describe_volumes(&[baton_aws::Filter::new(
+            format!("tag:{CSI_VOLUME_NAME_TAG}"),
+            [pv_name.clone()],
+        )])
+        .await;
+    let volume = match existing {
+        Ok(mut vs) if !vs.is_empty() => vs.remove(0),
+        Ok(_) => {
+            let tags = baton_aws::Tags::from([
+                (CSI_VOLUME_NAME_TAG.to_string(), pv_name.clone()),
+                ("ebs.csi.aws.com/cluster".to_string(), "true".to_string()),
+                (
+                    "kubernetes.io/created-for/pvc/name".to_string(),
+                    meta::name(pvc).to_string(),
+                ),
+                (
+                    "kubernetes.io/created-for/pvc/namespace".to_string(),
+                    meta::namespace(pvc).to_string(),
+                ),
+                (
+                    "kubernetes.io/created-for/pv/name".to_string(),
+                    pv_name.clone(),
+                ),
+                (
+                    format!("kubernetes.io/cluster/{}", ctx.cluster.spec.name),
+                    "owned".to_string(),
+                ),
+            ]);
+            let new = baton_aws::NewVolume {
+                availability_zone: zone.clone(),
+                size_gib,
+                volume_type,
+                tags,
+            };
+            match aws.create_volume(&new).await {
+                Ok(v) => v,
+                Err(e) => {
+                    ctx.event(
+                        pvc,
+                        true,
+                        "ProvisioningFailed",
+                        &format!(
+                            "failed to provision volume with StorageClass \"{class_name}\": {e}"
+                        ),
+                        EBS_CSI,
+                    );
+                    return Err(Instant::now() + std::time::Duration::from_secs(1));
+                }
+            }
+        }
+        Err(e) => {
+            ctx.event(pvc, true, "ProvisioningFailed", &e.to_string(), EBS_CSI);
+            return Err(Instant::now() + std::time::Duration::from_secs(1));
+        }
+    };
+    let source = if provisioner == IN_TREE_EBS {
+        json!({ "awsElasticBlockStore": { "volumeID": format!("aws://{zone}/{}", volume.id), "fsType": "ext4" } })
+    } else {
+        json!({ "csi": { "driver": EBS_CSI, "volumeHandle": volume.id, "fsType": "ext4",
+                         "volumeAttributes": { "storage.kubernetes.io/csiProvisionerIdentity": "baton-sim-ebs-csi" } } })
+    };
+    let zone_key = if provisioner == IN_TREE_EBS {
+        ZONE_KEY
+    } else {
+        EBS_ZONE_KEY
+    };
+    let mut spec = json!({
+        "capacity": { "storage": format!("{size_gib}Gi") },
+        "accessModes": pvc["spec"]["accessModes"],
+        "persistentVolumeReclaimPolicy": sc["reclaimPolicy"].as_str().unwrap_or("Delete"),
+        "storageClassName": class_name,
+        "volumeMode": pvc["spec"]["volumeMode"].as_str().unwrap_or("Filesystem"),
+        "claimRef": { "kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": meta::namespace(pvc),
+                      "name": meta::name(pvc), "uid": meta::uid(pvc), "resourceVersion": meta::resource_version(pvc) },
+        "nodeAffinity": { "required": { "nodeSelectorTerms": [{ "matchExpressions": [
+            { "key": zone_key, "operator": "In", "values": [zone] } ] }] } },
+    });
+    for (k, v) in source.as_object().expect("built as an object") {
+        spec[k] = v.clone();
+    }
+    let mut annotations = json!({ "pv.kubernetes.io/provisioned-by": provisioner });
+    if provisioner == IN_TREE_EBS {
+        annotations["pv.kubernetes.io/migrated-to"] = json!(EBS_CSI);
+    }
+    let pv = json!({ "apiVersion": "v1", "kind": "PersistentVolume", "metadata": { "name": pv_name, "annotations": annotations }, "spec": spec });
+    match ctx.create(PVS, "", pv) {
+        Ok(_) => ctx.event(
+            pvc,
+            false,
+            "ProvisioningSucceeded",
+            &format!("Successfully provisioned volume {pv_name}"),
+            EBS_CSI,
+        ),
+        Err(e) if e.code == 409 => {}
+        Err(e) => ctx.event(pvc, true, "ProvisioningFailed", &e.message, EBS_CSI),
+    }
+    Ok(())
+}
+
+/// A zone for an Immediate claim: the class's allowed topology, else the first zone (in
+/// name order) that has a node.
+fn pick_zone(ctx: &Ctx, sc: &Value) -> Option<String> {
+    let allowed: Vec<String> = sc["allowedTopologies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|t| {
+            t["matchLabelExpressions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|e| e["values"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
+    if let Some(z) = allowed.into_iter().min() {
+        return Some(z);
+    }
+    ctx.list(NODES, None)
+        .iter()
+        .filter_map(|n| n["metadata"]["labels"][ZONE_KEY].as_str().map(String::from))
+        .min()
+}

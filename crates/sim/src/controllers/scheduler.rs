@@ -1,0 +1,257 @@
+//! The scheduler, as far as volumes decide placement: a pod goes only to a Ready node
+//! that matches its nodeSelector and the node affinity of every bound PV it uses (the EBS
+//! zone); claims of `WaitForFirstConsumer` classes get the chosen node annotated for the
+//! provisioner. A pod that fits nowhere stays Pending with a `FailedScheduling` event
+//! worded like the real scheduler's. Binding goes through `pods/binding`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::api::{NODES, PODS, PVCS, PVS, STORAGECLASSES, pod_claims};
+use super::{Controller, Ctx};
+use crate::meta;
+use crate::ops::Part;
+
+pub(crate) struct Scheduler;
+
+impl Controller for Scheduler {
+    fn name(&self) -> &'static str {
+        "default-scheduler"
+    }
+
+    fn watches(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("", "pods"),
+            ("", "nodes"),
+            ("", "persistentvolumeclaims"),
+            ("", "persistentvolumes"),
+        ]
+    }
+
+    fn reconcile<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+    ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
+        Box::pin(async move {
+            let nodes: Vec<_> = ctx
+                .list(NODES, None)
+                .into_iter()
+                .filter(|n| node_ready(n))
+                .collect();
+            let mut load: BTreeMap<String, usize> = BTreeMap::new();
+            for p in ctx.list(PODS, None) {
+                if let Some(n) = p["spec"]["nodeName"].as_str() {
+                    *load.entry(n.to_string()).or_default() += 1;
+                }
+            }
+            for pod in ctx.list(PODS, None) {
+                let unscheduled = pod["spec"]["nodeName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .is_empty();
+                if unscheduled
+                    && !meta::is_deleting(&pod)
+                    && pod["spec"]["schedulerName"]
+                        .as_str()
+                        .unwrap_or("default-scheduler")
+                        == "default-scheduler"
+                {
+                    schedule(ctx, &pod, &nodes, &mut load);
+                }
+            }
+            None
+        })
+    }
+}
+
+/// Whether a node's Ready condition is True and it is schedulable.
+pub(crate) fn node_ready(node: &Value) -> bool {
+    node["spec"]["unschedulable"].as_bool() != Some(true)
+        && node["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+/// Whether node labels satisfy a `nodeSelectorTerms` list (any term, all expressions).
+pub(crate) fn matches_terms(labels: &Value, terms: &Value) -> bool {
+    let Some(terms) = terms.as_array() else {
+        return true;
+    };
+    terms.iter().any(|t| {
+        t["matchExpressions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|e| {
+                let key = e["key"].as_str().unwrap_or_default();
+                let have = labels[key].as_str();
+                let values: Vec<&str> = e["values"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                match e["operator"].as_str().unwrap_or_default() {
+                    "In" => have.is_some_and(|h| values.contains(&h)),
+                    "NotIn" => have.is_none_or(|h| !values.contains(&h)),
+                    "Exists" => have.is_some(),
+                    "DoesNotExist" => have.is_none(),
+                    _ => false,
+                }
+            })
+    })
+}
+
+enum Fit {
+    Ok,
+    No(&'static str),
+}
+
+fn schedule(
+    ctx: &Ctx,
+    pod: &Value,
+    nodes: &[std::sync::Arc<Value>],
+    load: &mut BTreeMap<String, usize>,
+) {
+    let ns = meta::namespace(pod);
+    let mut delayed_claims = Vec::new();
+    let mut affinities = Vec::new();
+    for claim in pod_claims(pod) {
+        let Some(pvc) = ctx.get(PVCS, ns, &claim) else {
+            ctx.event(
+                pod,
+                true,
+                "FailedScheduling",
+                &format!(
+                    "0/{} nodes are available: persistentvolumeclaim \"{claim}\" not found.",
+                    nodes.len()
+                ),
+                "default-scheduler",
+            );
+            return;
+        };
+        if meta::is_deleting(&pvc) {
+            ctx.event(
+                pod,
+                true,
+                "FailedScheduling",
+                &format!(
+                    "0/{} nodes are available: persistentvolumeclaim \"{claim}\" is being deleted.",
+                    nodes.len()
+                ),
+                "default-scheduler",
+            );
+            return;
+        }
+        if pvc["status"]["phase"] == "Bound" {
+            if let Some(pv) = ctx.get(
+                PVS,
+                "",
+                pvc["spec"]["volumeName"].as_str().unwrap_or_default(),
+            ) {
+                affinities
+                    .push(pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"].clone());
+            }
+            continue;
+        }
+        let class = pvc["spec"]["storageClassName"].as_str().unwrap_or_default();
+        let wffc = ctx
+            .get(STORAGECLASSES, "", class)
+            .is_some_and(|sc| sc["volumeBindingMode"] == "WaitForFirstConsumer");
+        if !wffc
+            || !pvc["spec"]["volumeName"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty()
+        {
+            ctx.event(pod, true, "FailedScheduling", &format!("0/{} nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/{} nodes are available: {} Preemption is not helpful for scheduling.", nodes.len(), nodes.len(), nodes.len()), "default-scheduler");
+            return;
+        }
+        delayed_claims.push(pvc);
+    }
+    let selector = &pod["spec"]["nodeSelector"];
+    let required = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"];
+    let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut best: Option<&std::sync::Arc<Value>> = None;
+    for node in nodes {
+        let labels = &node["metadata"]["labels"];
+        let fit = if selector
+            .as_object()
+            .is_some_and(|s| s.iter().any(|(k, v)| &labels[k] != v))
+            || !matches_terms(labels, required)
+        {
+            Fit::No("node(s) didn't match Pod's node affinity/selector")
+        } else if affinities.iter().any(|a| !matches_terms(labels, a)) {
+            Fit::No("node(s) had volume node affinity conflict")
+        } else {
+            Fit::Ok
+        };
+        match fit {
+            Fit::Ok => {
+                let l = load.get(meta::name(node)).copied().unwrap_or(0);
+                if best.is_none_or(|b| l < load.get(meta::name(b)).copied().unwrap_or(0)) {
+                    best = Some(node);
+                }
+            }
+            Fit::No(why) => *reasons.entry(why).or_default() += 1,
+        }
+    }
+    let Some(node) = best else {
+        let detail: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        let msg = if nodes.is_empty() {
+            "0/0 nodes are available: no nodes available to schedule pods.".to_string()
+        } else {
+            format!(
+                "0/{} nodes are available: {}.",
+                nodes.len(),
+                detail.join(", ")
+            )
+        };
+        ctx.event(pod, true, "FailedScheduling", &msg, "default-scheduler");
+        let cond = json!({ "status": { "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg }] } });
+        if pod["status"]["conditions"][0]["message"] != cond["status"]["conditions"][0]["message"] {
+            let _ = ctx.patch(PODS, ns, meta::name(pod), &cond, Part::Status);
+        }
+        return;
+    };
+    let node_name = meta::name(node).to_string();
+    for pvc in delayed_claims {
+        if pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"].as_str()
+            != Some(node_name.as_str())
+        {
+            let patch = json!({ "metadata": { "annotations": { "volume.kubernetes.io/selected-node": node_name } } });
+            let _ = ctx.patch(PVCS, ns, meta::name(&pvc), &patch, Part::Main);
+        }
+    }
+    // Delayed-binding claims must bind (provisioner, binder) before the pod is bound.
+    if pod_claims(pod).iter().any(|c| {
+        ctx.get(PVCS, ns, c)
+            .is_none_or(|p| p["status"]["phase"] != "Bound")
+    }) {
+        return;
+    }
+    let binding = json!({ "apiVersion": "v1", "kind": "Binding", "metadata": { "name": meta::name(pod) }, "target": { "kind": "Node", "name": node_name } });
+    match ctx.cluster.bind_pod(ns, meta::name(pod), &binding) {
+        Ok(_) => {
+            *load.entry(node_name.clone()).or_default() += 1;
+            let _ = ctx.patch(PODS, ns, meta::name(pod), &json!({ "status": { "conditions": [{ "type": "PodScheduled", "status": "True" }] } }), Part::Status);
+            ctx.event(
+                pod,
+                false,
+                "Scheduled",
+                &format!(
+                    "Successfully assigned {ns}/{} to {node_name}",
+                    meta::name(pod)
+                ),
+                "default-scheduler",
+            );
+        }
+        Err(e) => tracing::debug!(error = %e, "binding failed"),
+    }
+}
