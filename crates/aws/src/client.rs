@@ -15,7 +15,7 @@ use crate::config::AwsConfig;
 use crate::error::{Call, Error};
 
 /// Access to EC2/EBS, ELBv2, CloudWatch and EKS in one account and region.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Aws {
     pub(crate) ec2: aws_sdk_ec2::Client,
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
@@ -25,6 +25,18 @@ pub struct Aws {
     max_attempts: u32,
     bounds: String,
     region: String,
+}
+
+// Written by hand so that no client configuration (credential providers included) is
+// ever formatted into a log line.
+impl std::fmt::Debug for Aws {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aws")
+            .field("region", &self.region)
+            .field("page_size", &self.page_size)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Aws {

@@ -179,6 +179,7 @@ async fn unknown_volume_is_not_found_with_operation_and_resource() {
         "{shown}"
     );
     assert!(!shown.contains(common::SECRET));
+    assert!(!format!("{aws:?}").contains(common::SECRET));
 
     let err = aws
         .describe_volumes_by_id(&[missing])
