@@ -123,7 +123,7 @@ impl AttachmentState {
 }
 
 /// What to create: the emulator's provisioner creates volumes as the EBS CSI driver does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewVolume {
     /// Zone to create in.
     pub availability_zone: String,
@@ -133,6 +133,10 @@ pub struct NewVolume {
     pub volume_type: String,
     /// Tags set at creation.
     pub tags: Tags,
+    /// Provisioned IOPS (io1/io2, optional for gp3).
+    pub iops: Option<i32>,
+    /// Multi-attach (io1/io2 only).
+    pub multi_attach: bool,
 }
 
 fn volume(v: &aws_sdk_ec2::types::Volume) -> Option<Volume> {
@@ -225,6 +229,8 @@ impl Aws {
             .availability_zone(&new.availability_zone)
             .size(new.size_gib)
             .volume_type(VolumeType::from(new.volume_type.as_str()))
+            .set_iops(new.iops)
+            .set_multi_attach_enabled(new.multi_attach.then_some(true))
             .set_tag_specifications(tag_spec(ResourceType::Volume, &new.tags))
             .send()
             .await

@@ -18,6 +18,7 @@ mod forward;
 mod instances;
 mod metrics;
 mod security_groups;
+mod seed;
 mod snapshots;
 mod tags;
 mod time;
@@ -38,6 +39,7 @@ pub use forward::{
 pub use instances::Instance;
 pub use metrics::{ALB_NAMESPACE, AlbMetricDims, RequestStats};
 pub use security_groups::{IngressRule, SecurityGroup};
+pub use seed::NODE_AMI;
 pub use snapshots::Snapshot;
 pub use tags::{Filter, Tags};
 pub use vpc::{CidrBlock, NewSubnet, Subnet, Vpc};

@@ -24,6 +24,7 @@ async fn volumes_by_filter_come_back_from_every_page() {
             size_gib: 1 + i,
             volume_type: "gp3".into(),
             tags: tags(&[("run", &run)]),
+            ..Default::default()
         })
         .await
         .expect("create volume");
@@ -112,6 +113,7 @@ async fn snapshot_returns_at_once_with_tags_and_is_described() {
             size_gib: 8,
             volume_type: "gp3".into(),
             tags: Tags::new(),
+            ..Default::default()
         })
         .await
         .expect("create volume");
@@ -148,6 +150,7 @@ async fn create_tags_adds_to_existing_tags() {
             size_gib: 1,
             volume_type: "gp2".into(),
             tags: tags(&[("app", "db")]),
+            ..Default::default()
         })
         .await
         .expect("create volume");
@@ -200,6 +203,7 @@ async fn invalid_size_is_refused_before_calling_aws() {
             size_gib: 0,
             volume_type: "gp3".into(),
             tags: Tags::new(),
+            ..Default::default()
         })
         .await
         .expect_err("size 0");

@@ -86,7 +86,15 @@ impl Cluster {
                 }
                 continue;
             }
-            if fins.is_empty() {
+            // A pod in graceful deletion is removed by its kubelet once its containers
+            // stopped, not here.
+            let graceful_pod = gr.group.is_empty()
+                && gr.plural == "pods"
+                && obj["metadata"]["deletionGracePeriodSeconds"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    > 0;
+            if fins.is_empty() && !graceful_pod {
                 self.remove_now(t, gr, obj);
                 return true;
             }

@@ -21,6 +21,7 @@ pub mod controllers;
 mod crd;
 mod defaults;
 pub mod error;
+pub mod estate;
 mod gc;
 mod http;
 pub mod kubeconfig;

@@ -36,10 +36,16 @@ pub fn dns1123_subdomain(name: &str) -> Option<String> {
             "must be no more than {DNS1123_SUBDOMAIN_MAX} characters"
         ));
     }
-    let ok = !name.is_empty()
-        && name
-            .split('.')
-            .all(|l| !l.is_empty() && dns1123_label(l).is_none());
+    // Unlike a label, a subdomain's dot-separated parts have no 63-character limit of
+    // their own (VolumeAttachment names are `csi-` + 64 hex digits).
+    let part_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let ok = !name.is_empty() && name.split('.').all(part_ok);
     (!ok).then(|| "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".to_string())
 }
 
@@ -358,6 +364,8 @@ mod tests {
         assert!(dns1123_subdomain("-a").is_some());
         assert!(dns1123_label("a.b").is_some());
         assert!(dns1123_label(&"a".repeat(64)).is_some());
+        assert!(dns1123_subdomain(&format!("csi-{}", "a".repeat(64))).is_none());
+        assert!(dns1123_subdomain(&"a".repeat(254)).is_some());
     }
 
     #[test]

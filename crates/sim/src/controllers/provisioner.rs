@@ -183,6 +183,10 @@ async fn provision(ctx: &Ctx, pvc: &Value) -> Result<(), Instant> {
                 size_gib,
                 volume_type,
                 tags,
+                iops: sc["parameters"]["iops"]
+                    .as_str()
+                    .and_then(|i| i.parse().ok()),
+                multi_attach: false,
             };
             match aws.create_volume(&new).await {
                 Ok(v) => v,

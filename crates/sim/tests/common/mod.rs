@@ -51,3 +51,5 @@ impl Bed {
         &self.server.cluster(name).expect("cluster exists").cluster
     }
 }
+
+pub mod estate;
