@@ -53,12 +53,16 @@ pub struct DemoArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
-    /// Run the emulated clusters `blue` and `green` in the foreground until Ctrl-C.
+    /// Run the emulated estate in the foreground until Ctrl-C: moto playing AWS, the
+    /// clusters `blue` and `green`, their controllers, seeded with a scenario.
     ///
-    /// Writes DIR/kubeconfig (contexts `blue` and `green`) and DIR/env, then prints one
-    /// line when ready. In another shell:
+    /// Writes DIR/kubeconfig (contexts `blue` and `green`), DIR/env (KUBECONFIG,
+    /// AWS_ENDPOINT_URL, dummy credentials, region) and DIR/scenario.json (the ids of what
+    /// was created), then prints one line when ready. In another shell:
     ///
-    ///   source DIR/env && kubectl --context green get namespaces
+    ///   source DIR/env
+    ///   kubectl --context blue get sts,pvc -A
+    ///   aws ec2 describe-volumes
     Up(SimUpArgs),
 }
 
@@ -79,4 +83,16 @@ pub struct SimUpArgs {
     /// Port for green's API server on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub green_port: u16,
+    /// Scenario to seed: `default`, `large`, or a path to a scenario YAML file.
+    #[arg(long, default_value = "default")]
+    pub scenario: String,
+    /// Use this AWS endpoint (e.g. a moto you run) instead of starting moto.
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// Serve only the two bare API servers: no moto, no controllers, no scenario.
+    #[arg(long, conflicts_with_all = ["scenario", "aws_endpoint_url"])]
+    pub bare: bool,
+    /// How long seeding may take before giving up.
+    #[arg(long, default_value = "300", value_name = "SECONDS")]
+    pub seed_timeout: u64,
 }

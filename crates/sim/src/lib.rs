@@ -30,6 +30,7 @@ pub mod moto;
 pub mod ops;
 pub mod patch;
 pub mod resources;
+pub mod scenario;
 pub mod selector;
 pub mod server;
 pub mod store;

@@ -1,9 +1,13 @@
-//! `baton sim up`: serves the emulated clusters in the foreground and writes the files
-//! other shells need to reach them.
+//! `baton sim up`: serves the emulated estate in the foreground and writes the files
+//! other shells need to reach it.
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
+use baton_sim::estate::{Estate, EstateOptions};
+use baton_sim::scenario::{self, Scenario};
 use baton_sim::{ClusterSpec, SimServer};
 
 use crate::args::SimUpArgs;
@@ -13,23 +17,92 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("failed to create state dir {}", args.state_dir.display()))?;
     let dir = std::path::absolute(&args.state_dir).context("failed to resolve the state dir")?;
-    let server = SimServer::start(vec![
-        ClusterSpec::new("blue", &args.blue_version).port(args.blue_port),
-        ClusterSpec::new("green", &args.green_version).port(args.green_port),
-    ])
-    .await?;
     let kubeconfig = dir.join("kubeconfig");
-    server
-        .kubeconfig()
-        .write(&kubeconfig)
-        .with_context(|| format!("failed to write {}", kubeconfig.display()))?;
     let env = dir.join("env");
-    std::fs::write(
+    let versions = |spec: ClusterSpec| match spec.name.as_str() {
+        "blue" => ClusterSpec {
+            git_version: args.blue_version.clone(),
+            port: args.blue_port,
+            ..spec
+        },
+        "green" => ClusterSpec {
+            git_version: args.green_version.clone(),
+            port: args.green_port,
+            ..spec
+        },
+        _ => spec,
+    };
+    if args.bare {
+        let server = SimServer::start(vec![
+            versions(ClusterSpec::new("blue", "")),
+            versions(ClusterSpec::new("green", "")),
+        ])
+        .await?;
+        write_files(
+            &server,
+            &kubeconfig,
+            &env,
+            &format!("export KUBECONFIG={}\n", kubeconfig.display()),
+        )?;
+        println!(
+            "baton sim ready (bare API servers): {}; env {} (Ctrl-C to stop)",
+            summary(&server),
+            env.display()
+        );
+        wait_for_signal().await?;
+        eprintln!("baton sim: stopping");
+        server.shutdown().await;
+        return Ok(ExitCode::from(code::OK));
+    }
+
+    let scenario = Scenario::load(&args.scenario)?;
+    let clusters = scenario.cluster_specs().into_iter().map(versions).collect();
+    eprintln!(
+        "baton sim: starting moto and the clusters of scenario {:?}…",
+        scenario.name
+    );
+    let estate = Estate::start(EstateOptions {
+        clusters,
+        aws_endpoint: args.aws_endpoint_url.clone(),
+        ..EstateOptions::default()
+    })
+    .await?;
+    write_files(
+        &estate.server,
+        &kubeconfig,
         &env,
-        format!("export KUBECONFIG={}\n", kubeconfig.display()),
-    )
-    .with_context(|| format!("failed to write {}", env.display()))?;
-    let summary: Vec<String> = server
+        &estate.env_exports(&kubeconfig),
+    )?;
+    eprintln!("baton sim: seeding (VPC, nodes, apps, ALB)…");
+    let seeded =
+        match scenario::seed(&estate, &scenario, Duration::from_secs(args.seed_timeout)).await {
+            Ok(s) => s,
+            Err(e) => {
+                estate.shutdown().await;
+                return Err(e.into());
+            }
+        };
+    let facts = dir.join("scenario.json");
+    std::fs::write(&facts, serde_json::to_string_pretty(&seeded)?)
+        .with_context(|| format!("failed to write {}", facts.display()))?;
+    println!(
+        "baton sim ready: {}; AWS {} ; scenario {:?} seeded in {:.1}s (VPC {}, facts {}); env {} (Ctrl-C to stop)",
+        summary(&estate.server),
+        estate.aws_endpoint,
+        seeded.scenario,
+        seeded.seconds,
+        seeded.vpc_id,
+        facts.display(),
+        env.display()
+    );
+    wait_for_signal().await?;
+    eprintln!("baton sim: stopping");
+    estate.shutdown().await;
+    Ok(ExitCode::from(code::OK))
+}
+
+fn summary(server: &SimServer) -> String {
+    server
         .clusters()
         .iter()
         .map(|c| {
@@ -40,17 +113,22 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
                 c.cluster.spec.git_version
             )
         })
-        .collect();
-    println!(
-        "baton sim ready: {}; kubeconfig {}; env {} (Ctrl-C to stop)",
-        summary.join(", "),
-        kubeconfig.display(),
-        env.display()
-    );
-    wait_for_signal().await?;
-    eprintln!("baton sim: stopping");
-    server.shutdown().await;
-    Ok(ExitCode::from(code::OK))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn write_files(
+    server: &SimServer,
+    kubeconfig: &Path,
+    env: &Path,
+    exports: &str,
+) -> anyhow::Result<()> {
+    server
+        .kubeconfig()
+        .write(kubeconfig)
+        .with_context(|| format!("failed to write {}", kubeconfig.display()))?;
+    std::fs::write(env, exports).with_context(|| format!("failed to write {}", env.display()))?;
+    Ok(())
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

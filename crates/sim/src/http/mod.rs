@@ -5,6 +5,7 @@
 mod discovery;
 mod openapi;
 mod query;
+mod table;
 mod watch;
 
 use std::sync::Arc;
@@ -156,19 +157,22 @@ async fn dispatch(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let include = table::include(q.include_object.as_deref());
     match (rp.name, rp.subresource) {
         (None, None) => match *method {
-            Method::GET if q.watch => Ok(watch::serve(
-                cluster.clone(),
-                def.clone(),
-                rp.namespace.map(String::from),
-                q,
-            )?),
-            Method::GET => Ok(ok(cluster.list(
-                def,
-                rp.namespace,
-                &q.list_options(def)?,
-            )?)),
+            Method::GET if q.watch => {
+                let as_table = table::wanted(accept).then_some(include);
+                Ok(watch::serve(cluster.clone(), def.clone(), rp.namespace.map(String::from), q, as_table)?)
+            }
+            Method::GET => {
+                let list = cluster.list(def, rp.namespace, &q.list_options(def)?)?;
+                if table::wanted(accept) {
+                    let items = list["items"].as_array().cloned().unwrap_or_default();
+                    return Ok(ok(table::table(def, &items, list["metadata"].clone(), include)));
+                }
+                Ok(ok(list))
+            }
             Method::POST => {
                 if def.namespaced && rp.namespace.is_none() {
                     return Err(ApiError::method_not_allowed(format!(
@@ -192,7 +196,14 @@ async fn dispatch(
             _ => Err(not_allowed(method, def)),
         },
         (Some(name), None) => match *method {
-            Method::GET => Ok(ok((*cluster.get(def, ns, name)?).clone())),
+            Method::GET => {
+                let obj = (*cluster.get(def, ns, name)?).clone();
+                if table::wanted(accept) {
+                    let md = serde_json::json!({ "resourceVersion": obj["metadata"]["resourceVersion"] });
+                    return Ok(ok(table::table(def, std::slice::from_ref(&obj), md, include)));
+                }
+                Ok(ok(obj))
+            }
             Method::PUT => {
                 let obj = decode_body(body, content_type)?;
                 Ok(ok(cluster.update(

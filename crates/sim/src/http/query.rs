@@ -32,6 +32,8 @@ pub struct Query {
     pub propagation: Option<String>,
     /// `gracePeriodSeconds`.
     pub grace_period: Option<i64>,
+    /// `includeObject` (for Table responses).
+    pub include_object: Option<String>,
 }
 
 fn truthy(v: &str) -> bool {
@@ -72,6 +74,7 @@ impl Query {
                     })?)
                 }
                 "propagationPolicy" => q.propagation = Some(v),
+                "includeObject" => q.include_object = Some(v),
                 "gracePeriodSeconds" => {
                     q.grace_period = Some(v.parse().map_err(|_| {
                         ApiError::bad_request(format!("invalid gracePeriodSeconds: {v}"))

@@ -59,6 +59,25 @@ impl Filter {
     }
 }
 
+/// An event line; object events become one-row Tables when the client asked for them.
+fn event_line(
+    kind: &str,
+    obj: &Value,
+    def: &ResourceDef,
+    as_table: Option<super::table::Include>,
+) -> Bytes {
+    match as_table {
+        Some(include) if matches!(kind, "ADDED" | "MODIFIED" | "DELETED") => {
+            let md = json!({ "resourceVersion": obj["metadata"]["resourceVersion"] });
+            line(
+                kind,
+                &super::table::table(def, std::slice::from_ref(obj), md, include),
+            )
+        }
+        _ => line(kind, obj),
+    }
+}
+
 fn line(kind: &str, obj: &Value) -> Bytes {
     let mut v = serde_json::to_vec(&json!({ "type": kind, "object": obj })).unwrap_or_default();
     v.push(b'\n');
@@ -71,6 +90,7 @@ pub fn serve(
     def: ResourceDef,
     namespace: Option<String>,
     q: &Query,
+    as_table: Option<super::table::Include>,
 ) -> Result<Response, ApiError> {
     let filter = Filter {
         namespace: namespace.clone(),
@@ -89,7 +109,7 @@ pub fn serve(
             initial.extend(
                 objs.iter()
                     .filter(|o| filter.matches(o))
-                    .map(|o| line("ADDED", o)),
+                    .map(|o| event_line("ADDED", o, &def, as_table)),
             );
             (rv, sub)
         }
@@ -103,7 +123,7 @@ pub fn serve(
                         replay
                             .iter()
                             .filter_map(|c| filter.event(c))
-                            .map(|(k, o)| line(k, &o)),
+                            .map(|(k, o)| event_line(k, &o, &def, as_table)),
                     );
                     let last = replay.last().map_or(rv, |c| c.rv);
                     (last.max(rv), sub)
@@ -147,7 +167,7 @@ pub fn serve(
                         seen = c.rv;
                         if c.resource != gr { continue; }
                         if let Some((k, o)) = filter.event(&c)
-                            && pump_tx.send(Ok(line(k, &o))).await.is_err()
+                            && pump_tx.send(Ok(event_line(k, &o, &def, as_table))).await.is_err()
                         {
                             return;
                         }

@@ -1,0 +1,631 @@
+//! Scenarios are data: a YAML description of an estate (the VPC and its CIDR blocks and
+//! subnets, the clusters and their nodes, the apps, the ALB, the database security group)
+//! that [`seed`] builds on moto and the emulated clusters. `default` is shaped like the
+//! seed customer's estate; [`large`] generates one big enough for benchmarks.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::cluster::Cluster;
+use crate::estate::Estate;
+use crate::meta;
+
+/// The built-in default scenario.
+pub const DEFAULT_YAML: &str = include_str!("../scenarios/default.yaml");
+
+/// Failed to load or seed a scenario.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The scenario name is neither built in nor a readable file.
+    #[error(
+        "failed to find scenario {0:?}: built-in scenarios are `default` and `large`; otherwise give a path to a YAML file"
+    )]
+    Unknown(String),
+    /// The YAML is malformed.
+    #[error("failed to parse scenario {name}: {reason}")]
+    Parse {
+        /// Which scenario.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The scenario refers to something it does not define.
+    #[error("failed to seed scenario: {0}")]
+    Invalid(String),
+    /// An AWS call failed.
+    #[error("failed to seed scenario: {0}")]
+    Aws(#[from] baton_aws::Error),
+    /// A Kubernetes object was refused.
+    #[error("failed to seed scenario: {0}")]
+    Api(#[from] crate::error::ApiError),
+    /// The apps did not come up in time.
+    #[error("failed to seed scenario: {0}")]
+    Timeout(String),
+}
+
+/// An estate description.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scenario {
+    /// Name.
+    pub name: String,
+    /// The shared VPC.
+    pub vpc: VpcSpec,
+    /// The database security group.
+    #[serde(default)]
+    pub database: Option<DatabaseSpec>,
+    /// The ALB outside Kubernetes.
+    #[serde(default)]
+    pub alb: Option<AlbSpec>,
+    /// The clusters (the first is blue, the second green).
+    pub clusters: Vec<ClusterSpecYaml>,
+    /// Objects every cluster gets (add-ons, storage classes).
+    #[serde(default)]
+    pub platform: Vec<Value>,
+    /// The applications.
+    #[serde(default)]
+    pub apps: Vec<Value>,
+}
+
+/// The VPC.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VpcSpec {
+    /// Primary CIDR block.
+    pub cidr: String,
+    /// Further CIDR blocks to associate.
+    #[serde(default)]
+    pub extra_cidrs: Vec<String>,
+    /// Subnets.
+    pub subnets: Vec<SubnetSpec>,
+}
+
+/// One subnet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubnetSpec {
+    /// Name (a tag, and how the scenario refers to it).
+    pub name: String,
+    /// Zone.
+    pub az: String,
+    /// Block.
+    pub cidr: String,
+    /// The cluster it belongs to, if any.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// `nodes`, `pods` or `public`.
+    pub role: String,
+}
+
+/// The database security group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatabaseSpec {
+    /// Group name.
+    pub name: String,
+    /// TCP port.
+    pub port: i32,
+    /// The cluster whose subnets it admits.
+    pub admit: String,
+}
+
+/// The ALB.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlbSpec {
+    /// Name.
+    pub name: String,
+    /// Public subnets by name.
+    pub subnets: Vec<String>,
+    /// Listener port.
+    pub port: i32,
+    /// Target groups.
+    pub target_groups: Vec<TargetGroupSpec>,
+    /// The target group the listener forwards to.
+    pub forward_to: String,
+}
+
+/// One target group, fed by an app's pods.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetGroupSpec {
+    /// Name.
+    pub name: String,
+    /// The cluster whose pods are its targets.
+    pub cluster: String,
+    /// The app label of those pods.
+    pub app: String,
+    /// Their namespace.
+    pub namespace: String,
+}
+
+/// One cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterSpecYaml {
+    /// Name and kubeconfig context.
+    pub name: String,
+    /// gitVersion.
+    pub version: String,
+    /// Node groups.
+    pub nodes: Vec<NodeGroupSpec>,
+    /// `running` (apps at their replicas) or `stopped` (apps at 0).
+    pub apps: String,
+}
+
+/// Nodes in one subnet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeGroupSpec {
+    /// Subnet name.
+    pub subnet: String,
+    /// How many.
+    pub count: usize,
+    /// EC2 instance type.
+    pub instance_type: String,
+}
+
+/// What seeding created, for users and tests (written as `scenario.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Seeded {
+    /// Scenario name.
+    pub scenario: String,
+    /// The VPC.
+    pub vpc_id: String,
+    /// Subnet name → id.
+    pub subnets: BTreeMap<String, String>,
+    /// Security group name → id.
+    pub security_groups: BTreeMap<String, String>,
+    /// The ALB.
+    pub load_balancer_arn: Option<String>,
+    /// The listener.
+    pub listener_arn: Option<String>,
+    /// Target group name → ARN.
+    pub target_groups: BTreeMap<String, String>,
+    /// Cluster → node names.
+    pub nodes: BTreeMap<String, Vec<String>>,
+    /// How long seeding took.
+    pub seconds: f64,
+}
+
+impl Scenario {
+    /// A built-in scenario by name, or a YAML file by path.
+    pub fn load(name: &str) -> Result<Self, ScenarioError> {
+        match name {
+            "default" => Self::parse("default", DEFAULT_YAML),
+            "large" => Ok(large(250, 4)),
+            path => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|_| ScenarioError::Unknown(path.to_string()))?;
+                Self::parse(path, &text)
+            }
+        }
+    }
+
+    /// Parses YAML.
+    pub fn parse(name: &str, yaml: &str) -> Result<Self, ScenarioError> {
+        serde_saphyr::from_str(yaml).map_err(|e| ScenarioError::Parse {
+            name: name.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The cluster specs for the emulated API servers.
+    pub fn cluster_specs(&self) -> Vec<crate::ClusterSpec> {
+        self.clusters
+            .iter()
+            .map(|c| crate::ClusterSpec::new(&c.name, &c.version))
+            .collect()
+    }
+}
+
+/// A generated scenario for benchmarks: `statefulsets` single-replica apps with
+/// `claims_per_app` volumes each (so 250 × 4 = 1000 PVs), spread over three zones.
+pub fn large(statefulsets: usize, claims_per_app: usize) -> Scenario {
+    let mut s =
+        Scenario::parse("default", DEFAULT_YAML).expect("the built-in default scenario parses");
+    s.name = "large".into();
+    s.alb = None;
+    s.apps =
+        vec![json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "bulk" } })];
+    for i in 0..statefulsets {
+        let name = format!("app-{i:04}");
+        let templates: Vec<Value> = (0..claims_per_app)
+            .map(|c| json!({ "metadata": { "name": format!("vol{c}") }, "spec": { "accessModes": ["ReadWriteOnce"], "storageClassName": "gp3", "resources": { "requests": { "storage": "1Gi" } } } }))
+            .collect();
+        s.apps.push(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": { "name": name, "namespace": "bulk", "labels": { "app": name } },
+            "spec": {
+                "serviceName": name, "replicas": 1, "selector": { "matchLabels": { "app": name } },
+                "template": { "metadata": { "labels": { "app": name } }, "spec": { "containers": [{ "name": "app", "image": "example/stateful:1" }] } },
+                "volumeClaimTemplates": templates,
+            }
+        }));
+    }
+    for c in &mut s.clusters {
+        for n in &mut c.nodes {
+            n.count = 4;
+        }
+    }
+    s
+}
+
+fn tags(pairs: &[(&str, &str)]) -> baton_aws::Tags {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Builds the scenario on the estate: AWS resources on moto, Kubernetes objects on the
+/// clusters; then waits until the running clusters' apps are Ready (watch-driven).
+pub async fn seed(
+    estate: &Estate,
+    s: &Scenario,
+    timeout: Duration,
+) -> Result<Seeded, ScenarioError> {
+    let started = std::time::Instant::now();
+    let aws = &estate.aws;
+    let mut out = Seeded {
+        scenario: s.name.clone(),
+        ..Default::default()
+    };
+    out.vpc_id = aws
+        .create_vpc(
+            &s.vpc.cidr,
+            &tags(&[("Name", &format!("baton-sim-{}", s.name))]),
+        )
+        .await?;
+    for cidr in &s.vpc.extra_cidrs {
+        let net = cidr
+            .parse()
+            .map_err(|e| ScenarioError::Invalid(format!("CIDR {cidr}: {e}")))?;
+        aws.associate_vpc_cidr(&out.vpc_id, net).await?;
+    }
+    for sn in &s.vpc.subnets {
+        let mut t = tags(&[("Name", &sn.name), ("baton.sim/role", &sn.role)]);
+        if let Some(c) = &sn.cluster {
+            t.insert(format!("kubernetes.io/cluster/{c}"), "shared".into());
+        }
+        match sn.role.as_str() {
+            "public" => t.insert("kubernetes.io/role/elb".into(), "1".into()),
+            _ => t.insert("kubernetes.io/role/internal-elb".into(), "1".into()),
+        };
+        let cidr = sn.cidr.parse().map_err(|e| {
+            ScenarioError::Invalid(format!("subnet {} CIDR {}: {e}", sn.name, sn.cidr))
+        })?;
+        let created = aws
+            .create_subnet(&baton_aws::NewSubnet {
+                vpc_id: out.vpc_id.clone(),
+                availability_zone: sn.az.clone(),
+                cidr,
+                tags: t,
+            })
+            .await?;
+        out.subnets.insert(sn.name.clone(), created.id);
+    }
+    for c in &s.clusters {
+        let sg = aws
+            .create_security_group(
+                &out.vpc_id,
+                &format!("eks-cluster-sg-{}", c.name),
+                "EKS cluster security group",
+                None,
+                &tags(&[("aws:eks:cluster-name", &c.name)]),
+            )
+            .await?;
+        out.security_groups
+            .insert(format!("eks-cluster-sg-{}", c.name), sg);
+    }
+    if let Some(db) = &s.database {
+        let cidrs: Vec<String> = s
+            .vpc
+            .subnets
+            .iter()
+            .filter(|sn| sn.cluster.as_deref() == Some(db.admit.as_str()))
+            .map(|sn| sn.cidr.clone())
+            .collect();
+        let sg = aws
+            .create_security_group(
+                &out.vpc_id,
+                &db.name,
+                "database",
+                Some((db.port, &cidrs)),
+                &tags(&[("Name", &db.name)]),
+            )
+            .await?;
+        out.security_groups.insert(db.name.clone(), sg);
+    }
+    let region = estate.region.clone();
+    for c in &s.clusters {
+        let running = estate
+            .server
+            .cluster(&c.name)
+            .ok_or_else(|| ScenarioError::Invalid(format!("cluster {} is not served", c.name)))?;
+        let cluster = &running.cluster;
+        let minor = c
+            .version
+            .trim_start_matches('v')
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".");
+        let mut names = Vec::new();
+        for ng in &c.nodes {
+            let subnet = s
+                .vpc
+                .subnets
+                .iter()
+                .find(|sn| sn.name == ng.subnet)
+                .ok_or_else(|| {
+                    ScenarioError::Invalid(format!(
+                        "node group subnet {} is not defined",
+                        ng.subnet
+                    ))
+                })?;
+            let subnet_id = &out.subnets[&ng.subnet];
+            for _ in 0..ng.count {
+                let group = format!("{}-{}", c.name, subnet.az);
+                let inst = aws
+                    .run_instance(
+                        subnet_id,
+                        &ng.instance_type,
+                        &tags(&[
+                            ("eks:cluster-name", &c.name),
+                            ("eks:nodegroup-name", &group),
+                            (&format!("kubernetes.io/cluster/{}", c.name), "owned"),
+                        ]),
+                    )
+                    .await?;
+                let ip = inst.private_ip.clone().unwrap_or_default();
+                let name = format!("ip-{}.ec2.internal", ip.replace('.', "-"));
+                create_node(
+                    cluster,
+                    &name,
+                    &inst.id,
+                    &subnet.az,
+                    &region,
+                    &ng.instance_type,
+                    &group,
+                    &c.version,
+                    &ip,
+                )?;
+                names.push(name);
+            }
+        }
+        out.nodes.insert(c.name.clone(), names);
+        let subnet_ids: Vec<String> = s
+            .vpc
+            .subnets
+            .iter()
+            .filter(|sn| sn.cluster.as_deref() == Some(&c.name) && sn.role == "nodes")
+            .map(|sn| out.subnets[&sn.name].clone())
+            .collect();
+        aws.create_eks_cluster(
+            &c.name,
+            &minor,
+            &subnet_ids,
+            &[out.security_groups[&format!("eks-cluster-sg-{}", c.name)].clone()],
+        )
+        .await?;
+        for obj in &s.platform {
+            apply(cluster, obj.clone())?;
+        }
+        for obj in &s.apps {
+            let mut obj = obj.clone();
+            if c.apps == "stopped" && !obj["spec"]["replicas"].is_null() {
+                obj["spec"]["replicas"] = json!(0);
+            }
+            apply(cluster, obj)?;
+        }
+    }
+    for c in &s.clusters {
+        let cluster = &estate
+            .server
+            .cluster(&c.name)
+            .expect("checked above")
+            .cluster;
+        wait_ready(cluster, timeout.saturating_sub(started.elapsed())).await?;
+    }
+    if let Some(alb) = &s.alb {
+        let subnets: Vec<String> =
+            alb.subnets
+                .iter()
+                .map(|n| {
+                    out.subnets.get(n).cloned().ok_or_else(|| {
+                        ScenarioError::Invalid(format!("ALB subnet {n} is not defined"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        let lb = aws.create_load_balancer(&alb.name, &subnets, &[]).await?;
+        for tg in &alb.target_groups {
+            let arn = aws.create_target_group(&tg.name, &out.vpc_id, 8080).await?;
+            let cluster = &estate
+                .server
+                .cluster(&tg.cluster)
+                .ok_or_else(|| {
+                    ScenarioError::Invalid(format!(
+                        "target group cluster {} is not served",
+                        tg.cluster
+                    ))
+                })?
+                .cluster;
+            let ips = pod_ips(cluster, &tg.namespace, &tg.app);
+            aws.register_ip_targets(&arn, &ips, 8080).await?;
+            out.target_groups.insert(tg.name.clone(), arn);
+        }
+        let to = out.target_groups.get(&alb.forward_to).ok_or_else(|| {
+            ScenarioError::Invalid(format!(
+                "forward_to {} is not a target group",
+                alb.forward_to
+            ))
+        })?;
+        out.listener_arn = Some(aws.create_listener(&lb, alb.port, to).await?);
+        out.load_balancer_arn = Some(lb);
+    }
+    out.seconds = started.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_node(
+    cluster: &Cluster,
+    name: &str,
+    instance: &str,
+    az: &str,
+    region: &str,
+    instance_type: &str,
+    group: &str,
+    version: &str,
+    ip: &str,
+) -> Result<(), ScenarioError> {
+    let def = cluster.def("", "v1", "nodes").expect("nodes is built in");
+    cluster.create(&def, "", json!({
+        "metadata": { "name": name, "labels": {
+            "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+            "topology.kubernetes.io/zone": az, "topology.kubernetes.io/region": region,
+            "topology.ebs.csi.aws.com/zone": az, "node.kubernetes.io/instance-type": instance_type,
+            "eks.amazonaws.com/nodegroup": group,
+        } },
+        "spec": { "providerID": format!("aws:///{az}/{instance}") },
+    }), false)?;
+    let status = json!({ "status": {
+        "conditions": [{ "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status" }],
+        "addresses": [{ "type": "InternalIP", "address": ip }, { "type": "Hostname", "address": name }],
+        "capacity": { "cpu": "4", "memory": "16Gi", "pods": "58" },
+        "allocatable": { "cpu": "3920m", "memory": "15Gi", "pods": "58" },
+        "nodeInfo": { "kubeletVersion": version, "containerRuntimeVersion": "containerd://1.7.11", "osImage": "Amazon Linux 2", "architecture": "amd64", "operatingSystem": "linux" },
+    } });
+    cluster.patch(
+        &def,
+        "",
+        name,
+        crate::patch::PatchType::Merge,
+        &serde_json::to_vec(&status).expect("serializes"),
+        crate::ops::Part::Status,
+        false,
+    )?;
+    Ok(())
+}
+
+/// Creates an object given as a manifest (its kind must be served).
+fn apply(cluster: &Cluster, obj: Value) -> Result<(), ScenarioError> {
+    let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
+    let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+    let def = cluster.def_by_kind(&api_version, &kind).ok_or_else(|| {
+        ScenarioError::Invalid(format!("kind {api_version}/{kind} is not served"))
+    })?;
+    let ns = meta::namespace(&obj).to_string();
+    match cluster.create(&def, &ns, obj, false) {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn pod_ips(cluster: &Cluster, ns: &str, app: &str) -> Vec<String> {
+    let gr = crate::resources::GroupResource {
+        group: String::new(),
+        plural: "pods".into(),
+    };
+    cluster
+        .store
+        .txn(|t| t.list(&gr, Some(ns)))
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == app)
+        .filter_map(|p| p["status"]["podIP"].as_str().map(String::from))
+        .collect()
+}
+
+/// Waits (on the change stream) until every StatefulSet and Deployment has its desired
+/// replicas ready.
+pub async fn wait_ready(cluster: &Cluster, timeout: Duration) -> Result<(), ScenarioError> {
+    let mut changes = cluster.store.subscribe();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let pending = not_ready(cluster);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = changes.recv() => {}
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(ScenarioError::Timeout(format!("cluster {}: not ready after {:?}: {}", cluster.spec.name, timeout, pending.join(", "))));
+            }
+        }
+    }
+}
+
+fn not_ready(cluster: &Cluster) -> Vec<String> {
+    let mut out = Vec::new();
+    for (g, plural) in [("apps", "statefulsets"), ("apps", "deployments")] {
+        let gr = crate::resources::GroupResource {
+            group: g.into(),
+            plural: plural.into(),
+        };
+        for o in cluster.store.txn(|t| t.list(&gr, None)) {
+            let want = o["spec"]["replicas"].as_i64().unwrap_or(1);
+            let ready = o["status"]["readyReplicas"].as_i64().unwrap_or(0);
+            if ready != want || o["status"]["replicas"].as_i64().unwrap_or(0) != want {
+                out.push(format!(
+                    "{}/{} {ready}/{want}",
+                    meta::namespace(&o),
+                    meta::name(&o)
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_scenario_has_the_seed_shape() {
+        let s = Scenario::load("default").unwrap();
+        assert_eq!(1 + s.vpc.extra_cidrs.len(), 4, "four IPv4 CIDR blocks");
+        let zones: std::collections::BTreeSet<&str> =
+            s.vpc.subnets.iter().map(|sn| sn.az.as_str()).collect();
+        assert_eq!(zones.len(), 3);
+        let stateful: Vec<&Value> = s
+            .apps
+            .iter()
+            .filter(|a| a["kind"] == "StatefulSet")
+            .collect();
+        assert!(
+            stateful
+                .iter()
+                .any(|a| a["spec"]["volumeClaimTemplates"].as_array().unwrap().len() == 2)
+        );
+        assert!(
+            stateful
+                .iter()
+                .any(|a| a["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "gp2"),
+            "one in-tree app"
+        );
+        assert_eq!(s.clusters[1].apps, "stopped");
+    }
+
+    #[test]
+    fn large_scenario_has_enough_volumes() {
+        let s = large(250, 4);
+        let claims: usize = s
+            .apps
+            .iter()
+            .filter_map(|a| a["spec"]["volumeClaimTemplates"].as_array())
+            .map(Vec::len)
+            .sum();
+        assert!(claims >= 1000);
+        assert_eq!(
+            s.apps.iter().filter(|a| a["kind"] == "StatefulSet").count(),
+            250
+        );
+    }
+
+    #[test]
+    fn unknown_scenario_is_a_clear_error() {
+        let e = Scenario::load("/nonexistent/nope.yaml").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("built-in scenarios are `default` and `large`")
+        );
+    }
+}
