@@ -163,13 +163,24 @@ async fn dispatch(
         (None, None) => match *method {
             Method::GET if q.watch => {
                 let as_table = table::wanted(accept).then_some(include);
-                Ok(watch::serve(cluster.clone(), def.clone(), rp.namespace.map(String::from), q, as_table)?)
+                Ok(watch::serve(
+                    cluster.clone(),
+                    def.clone(),
+                    rp.namespace.map(String::from),
+                    q,
+                    as_table,
+                )?)
             }
             Method::GET => {
                 let list = cluster.list(def, rp.namespace, &q.list_options(def)?)?;
                 if table::wanted(accept) {
                     let items = list["items"].as_array().cloned().unwrap_or_default();
-                    return Ok(ok(table::table(def, &items, list["metadata"].clone(), include)));
+                    return Ok(ok(table::table(
+                        def,
+                        &items,
+                        list["metadata"].clone(),
+                        include,
+                    )));
                 }
                 Ok(ok(list))
             }
@@ -200,7 +211,12 @@ async fn dispatch(
                 let obj = (*cluster.get(def, ns, name)?).clone();
                 if table::wanted(accept) {
                     let md = serde_json::json!({ "resourceVersion": obj["metadata"]["resourceVersion"] });
-                    return Ok(ok(table::table(def, std::slice::from_ref(&obj), md, include)));
+                    return Ok(ok(table::table(
+                        def,
+                        std::slice::from_ref(&obj),
+                        md,
+                        include,
+                    )));
                 }
                 Ok(ok(obj))
             }
