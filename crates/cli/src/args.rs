@@ -95,4 +95,16 @@ pub struct SimUpArgs {
     /// How long seeding may take before giving up.
     #[arg(long, default_value = "300", value_name = "SECONDS")]
     pub seed_timeout: u64,
+    /// Modelled time for EC2 to attach a volume, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub attach_delay_ms: u64,
+    /// Modelled time for EC2 to detach a volume, in milliseconds (real EBS: seconds).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub detach_delay_ms: u64,
+    /// Modelled time from volumes attached to a pod running Ready, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub pod_start_delay_ms: u64,
+    /// Modelled time for a deleted pod's containers to stop, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub pod_stop_delay_ms: u64,
 }

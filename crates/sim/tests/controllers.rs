@@ -449,3 +449,51 @@ async fn deployment_scales_pods_and_reports_available() {
         .unwrap();
     assert_eq!(pods.items.len(), 1);
 }
+
+#[tokio::test]
+async fn statefulset_at_zero_replicas_creates_no_claims_and_reuses_an_existing_claim() {
+    let (bed, _cp) = bed().await;
+    let client = bed.client("blue").await;
+    let stss: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    stss.create(
+        &PostParams::default(),
+        &sts("idle", 0, "OrderedReady", "Retain"),
+    )
+    .await
+    .unwrap();
+    wait(stss.clone(), "idle", |s: Option<&StatefulSet>| {
+        s.and_then(|s| s.status.as_ref())
+            .is_some_and(|st| st.observed_generation == Some(1))
+    })
+    .await;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    assert!(
+        pvcs.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "no claims at 0 replicas"
+    );
+    // A claim with the template's name, made beforehand (as baton makes green's), is used as is.
+    Api::<PersistentVolume>::all(client.clone())
+        .create(&PostParams::default(), &host_pv("pre", "us-east-1a"))
+        .await
+        .unwrap();
+    let pre: PersistentVolumeClaim = serde_json::from_value(json!({ "metadata": { "name": "data-idle-0", "labels": { "made-by": "test" } }, "spec": { "accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": "pre", "resources": { "requests": { "storage": "1Gi" } } } })).unwrap();
+    let made = pvcs.create(&PostParams::default(), &pre).await.unwrap();
+    stss.patch_scale(
+        "idle",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "replicas": 1 } })),
+    )
+    .await
+    .unwrap();
+    wait(stss.clone(), "idle", ready_replicas(1)).await;
+    let used = pvcs.get("data-idle-0").await.unwrap();
+    assert_eq!(
+        used.metadata.uid, made.metadata.uid,
+        "the existing claim was reused, not replaced"
+    );
+    assert_eq!(used.spec.unwrap().volume_name.as_deref(), Some("pre"));
+}

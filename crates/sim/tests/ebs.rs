@@ -513,3 +513,68 @@ async fn in_tree_aws_ebs_volumes_attach_through_the_csi_driver() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_attach_io2_volume_may_attach_to_two_instances() {
+    let bed = EstateBed::start(0).await;
+    bed.add_node("blue", "a1", 0).await;
+    bed.add_node("green", "a2", 0).await;
+    let v = bed
+        .estate
+        .aws
+        .create_volume(&baton_aws::NewVolume {
+            availability_zone: "us-east-1a".into(),
+            size_gib: 4,
+            volume_type: "io2".into(),
+            iops: Some(1000),
+            multi_attach: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for ctx in ["blue", "green"] {
+        let client = bed.client(ctx).await;
+        let pv: PersistentVolume = serde_json::from_value(json!({
+            "metadata": { "name": "shared" },
+            "spec": { "capacity": { "storage": "4Gi" }, "accessModes": ["ReadWriteOnce"], "storageClassName": "", "csi": { "driver": "ebs.csi.aws.com", "volumeHandle": v.id } }
+        }))
+        .unwrap();
+        Api::<PersistentVolume>::all(client.clone())
+            .create(&PostParams::default(), &pv)
+            .await
+            .unwrap();
+        let stss: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+        let mut s = sts("multi", 1, "");
+        s.spec
+            .as_mut()
+            .unwrap()
+            .volume_claim_templates
+            .as_mut()
+            .unwrap()[0]
+            .spec
+            .as_mut()
+            .unwrap()
+            .resources
+            .as_mut()
+            .unwrap()
+            .requests = Some(serde_json::from_value(json!({ "storage": "4Gi" })).unwrap());
+        stss.create(&PostParams::default(), &s).await.unwrap();
+        wait(stss, "multi", ready(1)).await;
+    }
+    // Both clusters' pods run on the one volume: each attach went through. (moto keeps a
+    // single attachment record per volume, so EC2's view cannot show both.)
+    for ctx in ["blue", "green"] {
+        let vas =
+            Api::<k8s_openapi::api::storage::v1::VolumeAttachment>::all(bed.client(ctx).await)
+                .list(&ListParams::default())
+                .await
+                .unwrap();
+        assert_eq!(vas.items.len(), 1);
+        assert_eq!(
+            vas.items[0].status.as_ref().map(|s| s.attached),
+            Some(true),
+            "attached in {ctx}"
+        );
+    }
+    assert!(volume(&bed, &v.id).await.multi_attach);
+}

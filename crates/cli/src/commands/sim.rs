@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use baton_sim::controllers::Delays;
 use baton_sim::estate::{Estate, EstateOptions};
 use baton_sim::scenario::{self, Scenario};
 use baton_sim::{ClusterSpec, SimServer};
@@ -61,9 +62,17 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
         "baton sim: starting moto and the clusters of scenario {:?}…",
         scenario.name
     );
+    let delays = Delays {
+        attach: Duration::from_millis(args.attach_delay_ms),
+        detach: Duration::from_millis(args.detach_delay_ms),
+        pod_start: Duration::from_millis(args.pod_start_delay_ms),
+        pod_stop: Duration::from_millis(args.pod_stop_delay_ms),
+        ..Delays::default()
+    };
     let estate = Estate::start(EstateOptions {
         clusters,
         aws_endpoint: args.aws_endpoint_url.clone(),
+        delays,
         ..EstateOptions::default()
     })
     .await?;
