@@ -81,7 +81,8 @@ impl Moto {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
+            // Not kill_on_drop: killing the wrapper shell would orphan moto. Closing its
+            // stdin (on drop, or when this process dies) makes it stop moto itself.
             .spawn()
             .map_err(MotoError::Spawn)?;
         let stdin = child.stdin.take();
