@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::json;
 
+use crate::faults::Knobs;
 use crate::resources::{Registry, ResourceDef};
 use crate::store::{DEFAULT_HISTORY, Store};
 
@@ -22,13 +23,18 @@ pub struct ClusterSpec {
     pub port: u16,
     /// Changes kept for watch replay before 410 Gone.
     pub history: usize,
+    /// Seeds the PRNGs of the cluster's [`Knobs`] (fault rates, latency jitter); by
+    /// default derived from the name, so each cluster has its own stable stream.
+    pub seed: u64,
 }
 
 impl ClusterSpec {
     /// A cluster with a random token on a free port.
     pub fn new(name: impl Into<String>, git_version: impl Into<String>) -> Self {
+        let name = name.into();
         Self {
-            name: name.into(),
+            seed: name_seed(&name),
+            name,
             git_version: git_version.into(),
             token: format!("baton-sim-{}", uuid::Uuid::new_v4().simple()),
             port: 0,
@@ -53,6 +59,19 @@ impl ClusterSpec {
         self.history = n;
         self
     }
+
+    /// Sets the seed of the cluster's knobs.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// FNV-1a of the name: a stable default seed that differs between clusters.
+fn name_seed(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// A running cluster's state, shared by the HTTP layer and in-process controllers.
@@ -72,11 +91,14 @@ pub struct Cluster {
     /// `kubernetes.io/pvc-protection`/`pv-protection` finalizers. On when controllers run
     /// (something must remove them).
     pub storage_protection: AtomicBool,
+    /// API latency, injected faults and the request log; change them while serving.
+    pub knobs: Arc<Knobs>,
 }
 
 impl Cluster {
     /// A cluster with the built-in kinds and the namespaces every cluster has.
     pub fn new(spec: ClusterSpec) -> Arc<Self> {
+        let knobs = Arc::new(Knobs::new(spec.seed));
         let c = Arc::new(Self {
             store: Store::new(spec.history),
             spec,
@@ -85,6 +107,7 @@ impl Cluster {
             graceful_pod_deletion: AtomicBool::new(false),
             closing: tokio::sync::watch::Sender::new(false),
             storage_protection: AtomicBool::new(false),
+            knobs,
         });
         c.bootstrap();
         c

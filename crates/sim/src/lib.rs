@@ -22,6 +22,7 @@ mod crd;
 mod defaults;
 pub mod error;
 pub mod estate;
+pub mod faults;
 mod gc;
 mod http;
 pub mod kubeconfig;

@@ -18,7 +18,8 @@ use http::{HeaderMap, Method, StatusCode, Uri, header};
 use serde_json::Value;
 
 use crate::cluster::Cluster;
-use crate::error::ApiError;
+use crate::error::{ApiError, Target};
+use crate::faults::{ApiCall, ApiFault, ApiRequest, dropped_connection};
 use crate::ops::{Part, ScaleChange};
 use crate::patch::{self, PatchType};
 use crate::resources::ResourceDef;
@@ -30,6 +31,11 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
     Router::new().fallback(handle).with_state(cluster)
 }
 
+/// Where a cluster serves its request log (same bearer token as the API).
+pub(crate) const DEBUG_REQUESTS_PATH: &str = "/debug/requests";
+
+/// The request pipeline: every request gets the cluster's knobs (latency; for authorized
+/// API requests, the injected faults) and goes into its request log.
 async fn handle(
     State(cluster): State<Arc<Cluster>>,
     method: Method,
@@ -38,21 +44,85 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let at = jiff::Timestamp::now();
     let path = uri.path().to_string();
-    if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
+    let raw = raw.unwrap_or_default();
+    if method == Method::GET && path == DEBUG_REQUESTS_PATH {
+        // Neither delayed, faulted nor logged: reading the log must not change it.
+        if !authorized(&cluster, &headers) {
+            return error_response(&ApiError::unauthorized());
+        }
+        return json_response(StatusCode::OK, &cluster.knobs.log_document());
+    }
+    let rp = parse_resource_path(&path);
+    let (delay, fault) = if is_health(&path) || !authorized(&cluster, &headers) {
+        (cluster.knobs.delay(), None)
+    } else {
+        let call = ApiCall {
+            method: &method,
+            path: &path,
+            resource: rp.as_ref().map(|rp| match rp.subresource {
+                Some(sub) => format!("{}/{sub}", rp.plural),
+                None => rp.plural.to_string(),
+            }),
+        };
+        cluster.knobs.decide(&call)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let response = match &fault {
+        Some(f) => {
+            let target = rp.as_ref().map(|rp| Target {
+                group: rp.group,
+                plural: rp.plural,
+                kind: "",
+                name: rp.name.unwrap_or_default(),
+            });
+            f.answer(target).await
+        }
+        None => Some(serve(&cluster, &method, &path, &raw, &headers, body).await),
+    };
+    let status = response.as_ref().map(|r| r.status().as_u16());
+    let latency = started.elapsed();
+    tracing::debug!(cluster = %cluster.spec.name, %method, %path, ?status, fault = fault.as_ref().map(ApiFault::name), elapsed_us = latency.as_micros() as u64, "request");
+    cluster.knobs.record(ApiRequest {
+        at,
+        method: method.to_string(),
+        path,
+        query: raw,
+        status,
+        latency,
+        fault: fault.as_ref().map(ApiFault::name),
+    });
+    response.unwrap_or_else(dropped_connection)
+}
+
+fn is_health(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz")
+}
+
+/// Serves one request as the API server does.
+async fn serve(
+    cluster: &Arc<Cluster>,
+    method: &Method,
+    path: &str,
+    raw_query: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    if is_health(path) {
         return (StatusCode::OK, "ok").into_response();
     }
-    if !authorized(&cluster, &headers) {
+    if !authorized(cluster, headers) {
         return error_response(&ApiError::unauthorized());
     }
-    let query = match Query::parse(raw.as_deref().unwrap_or_default()) {
+    let query = match Query::parse(raw_query) {
         Ok(q) => q,
         Err(e) => return error_response(&e),
     };
-    let started = std::time::Instant::now();
-    let response = route(&cluster, &method, &path, &query, &headers, body).await;
-    tracing::debug!(cluster = %cluster.spec.name, %method, %path, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
-    response
+    route(cluster, method, path, &query, headers, body).await
 }
 
 fn authorized(cluster: &Cluster, headers: &HeaderMap) -> bool {
