@@ -235,7 +235,7 @@ impl Cluster {
         def: &ResourceDef,
         namespace: Option<&str>,
         opts: &ListOptions,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<ObjectList, ApiError> {
         let token = opts
             .continue_token
             .as_deref()
@@ -248,49 +248,38 @@ impl Cluster {
                 "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
             ));
         }
-        let (rv, objs) = self.store.txn(|t| {
-            let objs = match &token {
-                Some(tok) => t.list_after(
-                    &def.key(),
-                    namespace,
-                    &(tok.namespace.clone(), tok.name.clone()),
-                ),
-                None => t.list(&def.key(), namespace),
-            };
-            (t.current_rv(), objs)
+        let after = token
+            .as_ref()
+            .map(|t| (t.namespace.clone(), t.name.clone()));
+        let keep = |o: &Value| opts.labels.matches(o) && opts.fields.matches(o);
+        let (rv, page) = self.store.txn(|t| {
+            let page = t.page(&def.key(), namespace, after.as_ref(), opts.limit, &keep);
+            (t.current_rv(), page)
         });
         let list_rv = token.as_ref().map_or(rv, |t| t.rv);
-        let mut items = Vec::new();
-        let mut matching = objs
-            .iter()
-            .filter(|o| opts.labels.matches(o) && opts.fields.matches(o));
-        let mut next = None;
-        for o in matching.by_ref() {
-            if opts.limit > 0 && items.len() == opts.limit {
-                next = Some(o);
-                break;
-            }
-            items.push((**o).clone());
-        }
         let mut metadata = json!({ "resourceVersion": list_rv.to_string() });
-        if next.is_some() {
-            let last = items
+        if page.more {
+            let last = page
+                .items
                 .last()
-                .expect("limit > 0 and a next item imply a full page");
+                .expect("a page with more after it is full");
             let tok = ContinueToken {
                 rv: list_rv,
                 namespace: meta::namespace(last).to_string(),
                 name: meta::name(last).to_string(),
             };
             metadata["continue"] = json!(tok.encode());
-            metadata["remainingItemCount"] = json!(1 + matching.count());
+            // As the real server: exact only without selectors, omitted with them.
+            if opts.labels.is_empty() && opts.fields.is_empty() {
+                metadata["remainingItemCount"] = json!(page.remaining);
+            }
         }
-        Ok(json!({
-            "kind": format!("{}List", def.kind),
-            "apiVersion": def.api_version(),
-            "metadata": metadata,
-            "items": items,
-        }))
+        Ok(ObjectList {
+            kind: format!("{}List", def.kind),
+            api_version: def.api_version(),
+            metadata,
+            items: page.items,
+        })
     }
 
     /// Replaces an object (PUT), or its status.
@@ -762,6 +751,41 @@ impl Cluster {
                 self.commit_update(t, def, &old, new, Part::Main, precondition, dry_run)?;
             to_scale(def, &updated)
         })
+    }
+}
+
+/// A list response: the stored objects themselves (shared, not copied) and the list
+/// metadata; serialized straight into the response body.
+#[derive(Debug, Clone)]
+pub struct ObjectList {
+    /// `<Kind>List`.
+    pub kind: String,
+    /// The group/version.
+    pub api_version: String,
+    /// `resourceVersion`, `continue`, `remainingItemCount`.
+    pub metadata: Value,
+    /// The objects.
+    pub items: Vec<Arc<Value>>,
+}
+
+impl ObjectList {
+    /// The list as JSON bytes, without copying the objects into a new value first.
+    pub fn to_json(&self) -> Vec<u8> {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            kind: &'a str,
+            #[serde(rename = "apiVersion")]
+            api_version: &'a str,
+            metadata: &'a Value,
+            items: Vec<&'a Value>,
+        }
+        serde_json::to_vec(&Out {
+            kind: &self.kind,
+            api_version: &self.api_version,
+            metadata: &self.metadata,
+            items: self.items.iter().map(|v| v.as_ref()).collect(),
+        })
+        .unwrap_or_default()
     }
 }
 

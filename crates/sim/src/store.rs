@@ -157,6 +157,18 @@ impl Store {
     }
 }
 
+/// One page of a list.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// The objects on the page.
+    pub items: Vec<Arc<Value>>,
+    /// Whether matching objects follow.
+    pub more: bool,
+    /// Objects after the page, matching or not (the server's `remainingItemCount` when
+    /// no selector is given).
+    pub remaining: usize,
+}
+
 /// Exclusive access to the store for one logical operation.
 #[derive(Debug)]
 pub struct Txn<'a> {
@@ -194,21 +206,43 @@ impl Txn<'_> {
         }
     }
 
-    /// Objects after `(namespace, name)` (exclusive), for paged lists.
-    pub fn list_after(
+    /// One page of a list: up to `limit` objects (0 = all) that `keep` accepts, in
+    /// namespace/name order, starting after `after`. Walks only as far as the page needs
+    /// plus one more match; returns whether more matches follow and how many objects (of
+    /// any kind of match) remain after the page.
+    pub fn page(
         &self,
         resource: &GroupResource,
         namespace: Option<&str>,
-        after: &(String, String),
-    ) -> Vec<Arc<Value>> {
-        use std::ops::Bound::{Excluded, Unbounded};
+        after: Option<&(String, String)>,
+        limit: usize,
+        keep: &dyn Fn(&Value) -> bool,
+    ) -> Page {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
         let Some(objs) = self.inner.objects.get(resource) else {
-            return Vec::new();
+            return Page::default();
         };
-        objs.range((Excluded(after.clone()), Unbounded))
-            .filter(|((n, _), _)| namespace.is_none_or(|ns| ns == n))
-            .map(|(_, v)| v.clone())
-            .collect()
+        let start = match (after, namespace) {
+            (Some(a), _) => Excluded(a.clone()),
+            (None, Some(ns)) => Included((ns.to_string(), String::new())),
+            (None, None) => Unbounded,
+        };
+        let mut range = objs
+            .range((start, Unbounded))
+            .take_while(|((n, _), _)| namespace.is_none_or(|ns| ns == n));
+        let mut page = Page::default();
+        for (_, v) in range.by_ref() {
+            if !keep(v) {
+                continue;
+            }
+            if limit > 0 && page.items.len() == limit {
+                page.more = true;
+                page.remaining = 1 + range.count();
+                break;
+            }
+            page.items.push(v.clone());
+        }
+        page
     }
 
     /// Every resource that holds objects in `namespace` (for namespace deletion).
@@ -380,9 +414,24 @@ mod tests {
         assert_eq!(s.txn(|t| t.list(&gr(), Some("b")).len()), 2);
         assert_eq!(s.txn(|t| t.list(&gr(), None).len()), 3);
         let after = s.txn(|t| {
-            t.list_after(&gr(), Some("b"), &("b".into(), "y".into()))
-                .len()
+            t.page(
+                &gr(),
+                Some("b"),
+                Some(&("b".into(), "y".into())),
+                0,
+                &|_| true,
+            )
+            .items
+            .len()
         });
         assert_eq!(after, 1);
+        let first = s.txn(|t| t.page(&gr(), None, None, 2, &|_| true));
+        assert_eq!(
+            (first.items.len(), first.more, first.remaining),
+            (2, true, 1)
+        );
+        let selective = s.txn(|t| t.page(&gr(), None, None, 1, &|o| o["metadata"]["name"] != "y"));
+        assert_eq!(selective.items.len(), 1);
+        assert!(selective.more, "z still matches after x");
     }
 }

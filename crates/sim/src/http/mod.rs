@@ -244,15 +244,14 @@ async fn dispatch(
             Method::GET => {
                 let list = cluster.list(def, rp.namespace, &q.list_options(def)?)?;
                 if table::wanted(accept) {
-                    let items = list["items"].as_array().cloned().unwrap_or_default();
                     return Ok(ok(table::table(
                         def,
-                        &items,
-                        list["metadata"].clone(),
+                        &list.items,
+                        list.metadata.clone(),
                         include,
                     )));
                 }
-                Ok(ok(list))
+                Ok(bytes_response(StatusCode::OK, list.to_json()))
             }
             Method::POST => {
                 if def.namespaced && rp.namespace.is_none() {
@@ -407,7 +406,11 @@ fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
 
 /// A JSON response.
 pub(crate) fn json_response(code: StatusCode, v: &Value) -> Response {
-    let body = serde_json::to_vec(v).unwrap_or_default();
+    bytes_response(code, serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// A response of JSON bytes already serialized.
+pub(crate) fn bytes_response(code: StatusCode, body: Vec<u8>) -> Response {
     Response::builder()
         .status(code)
         .header(header::CONTENT_TYPE, "application/json")

@@ -39,9 +39,14 @@ pub fn include(v: Option<&str>) -> Include {
 }
 
 /// A Table of `objs`, with list metadata `list_meta`.
-pub fn table(def: &ResourceDef, objs: &[Value], list_meta: Value, include: Include) -> Value {
+pub fn table<V: std::borrow::Borrow<Value>>(
+    def: &ResourceDef,
+    objs: &[V],
+    list_meta: Value,
+    include: Include,
+) -> Value {
     let cols = columns(&def.kind);
-    let rows: Vec<Value> = objs.iter().map(|o| row(def, o, include)).collect();
+    let rows: Vec<Value> = objs.iter().map(|o| row(def, o.borrow(), include)).collect();
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
