@@ -68,6 +68,33 @@ impl Controller for Scheduler {
     }
 }
 
+fn zone_of(node: &Value) -> &str {
+    node["metadata"]["labels"][super::provisioner::ZONE_KEY]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// How many pods with the same controller as `pod` run in each zone.
+fn sibling_zones(
+    ctx: &Ctx,
+    pod: &Value,
+    nodes: &[std::sync::Arc<Value>],
+) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    let Some(owner) = meta::owner_uids(pod).into_iter().next() else {
+        return out;
+    };
+    let zones: BTreeMap<&str, &str> = nodes.iter().map(|n| (meta::name(n), zone_of(n))).collect();
+    for p in ctx.list(PODS, Some(meta::namespace(pod))) {
+        if meta::owner_uids(&p).first() == Some(&owner)
+            && let Some(z) = p["spec"]["nodeName"].as_str().and_then(|n| zones.get(n))
+        {
+            *out.entry(z.to_string()).or_default() += 1;
+        }
+    }
+    out
+}
+
 /// Whether a node's Ready condition is True and it is schedulable.
 pub(crate) fn node_ready(node: &Value) -> bool {
     node["spec"]["unschedulable"].as_bool() != Some(true)
@@ -178,6 +205,7 @@ fn schedule(
     let required = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
         ["nodeSelectorTerms"];
     let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let siblings = sibling_zones(ctx, pod, nodes);
     let mut best: Option<&std::sync::Arc<Value>> = None;
     for node in nodes {
         let labels = &node["metadata"]["labels"];
@@ -194,8 +222,15 @@ fn schedule(
         };
         match fit {
             Fit::Ok => {
-                let l = load.get(meta::name(node)).copied().unwrap_or(0);
-                if best.is_none_or(|b| l < load.get(meta::name(b)).copied().unwrap_or(0)) {
+                // Spread siblings across zones first (the default topology spread), then
+                // prefer the least loaded node.
+                let score = |n: &Value| {
+                    (
+                        siblings.get(zone_of(n)).copied().unwrap_or(0),
+                        load.get(meta::name(n)).copied().unwrap_or(0),
+                    )
+                };
+                if best.is_none_or(|b| score(node) < score(b)) {
                     best = Some(node);
                 }
             }
