@@ -271,7 +271,7 @@ mod tests {
     struct Even;
     impl Matches<u64> for Even {
         fn matches(&self, r: &u64) -> bool {
-            r % 2 == 0
+            r.is_multiple_of(2)
         }
     }
 
