@@ -104,6 +104,12 @@ pub struct SimUpArgs {
     /// Modelled time from volumes attached to a pod running Ready, in milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub pod_start_delay_ms: u64,
+    /// Seed for the emulator's fault and latency knobs (same seed, same faults).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Latency added to every Kubernetes API request of both clusters, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub api_latency_ms: u64,
     /// Modelled time for a deleted pod's containers to stop, in milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub pod_stop_delay_ms: u64,

@@ -3,11 +3,13 @@
 //! `baton demo` and the end-to-end tests run on.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use baton_aws::{Aws, AwsConfig, StaticCredentials};
 
 use crate::cluster::ClusterSpec;
 use crate::controllers::{ControlPlane, Ctx, Delays};
+use crate::faults::{AwsKnobs, AwsProxy, ProxyError};
 use crate::moto::{Moto, MotoError};
 use crate::server::{ServeError, SimServer};
 
@@ -33,6 +35,9 @@ pub enum EstateError {
     /// A cluster could not be served.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The AWS fault proxy could not start.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
 }
 
 /// How to bring the estate up.
@@ -46,6 +51,8 @@ pub struct EstateOptions {
     pub region: String,
     /// Controller delays.
     pub delays: Delays,
+    /// Seed for the AWS fault proxy's knobs (clusters carry their own in `ClusterSpec`).
+    pub seed: u64,
 }
 
 impl Default for EstateOptions {
@@ -58,6 +65,7 @@ impl Default for EstateOptions {
             aws_endpoint: None,
             region: "us-east-1".into(),
             delays: Delays::default(),
+            seed: 0,
         }
     }
 }
@@ -70,8 +78,10 @@ pub struct Estate {
     pub server: SimServer,
     /// EC2 & co. on moto, as the controllers use it.
     pub aws: Aws,
-    /// The AWS endpoint URL.
+    /// The AWS endpoint URL everything uses: the fault proxy in front of moto.
     pub aws_endpoint: String,
+    /// The fault-injecting proxy in front of moto (its knobs and request log).
+    pub aws_proxy: AwsProxy,
     /// The region.
     pub region: String,
     planes: Vec<ControlPlane>,
@@ -93,10 +103,12 @@ impl Estate {
             Some(_) => None,
             None => Some(Moto::start().await?),
         };
-        let aws_endpoint = opts
+        let upstream = opts
             .aws_endpoint
             .clone()
             .unwrap_or_else(|| moto.as_ref().map(Moto::endpoint).unwrap_or_default());
+        let aws_proxy = AwsProxy::start(&upstream, Arc::new(AwsKnobs::new(opts.seed))).await?;
+        let aws_endpoint = aws_proxy.endpoint();
         let aws = Aws::connect(&aws_config(&aws_endpoint, &opts.region))
             .await
             .map_err(|source| EstateError::Aws {
@@ -119,6 +131,7 @@ impl Estate {
             server,
             aws,
             aws_endpoint,
+            aws_proxy,
             region: opts.region,
             planes,
             moto,
@@ -142,6 +155,7 @@ impl Estate {
             p.stop();
         }
         self.server.shutdown().await;
+        drop(self.aws_proxy);
         drop(self.moto);
     }
 }

@@ -57,7 +57,15 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
     }
 
     let scenario = Scenario::load(&args.scenario)?;
-    let clusters = scenario.cluster_specs().into_iter().map(versions).collect();
+    let clusters = scenario
+        .cluster_specs()
+        .into_iter()
+        .map(versions)
+        .map(|c| {
+            let seed = args.seed ^ c.seed;
+            c.seed(seed)
+        })
+        .collect();
     eprintln!(
         "baton sim: starting moto and the clusters of scenario {:?}…",
         scenario.name
@@ -73,9 +81,17 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
         clusters,
         aws_endpoint: args.aws_endpoint_url.clone(),
         delays,
+        seed: args.seed,
         ..EstateOptions::default()
     })
     .await?;
+    for c in estate.server.clusters() {
+        c.cluster
+            .knobs
+            .set_latency(baton_sim::faults::Latency::fixed(Duration::from_millis(
+                args.api_latency_ms,
+            )));
+    }
     write_files(
         &estate.server,
         &kubeconfig,

@@ -85,10 +85,27 @@ fn sibling_zones(
         return out;
     };
     let zones: BTreeMap<&str, &str> = nodes.iter().map(|n| (meta::name(n), zone_of(n))).collect();
-    for p in ctx.list(PODS, Some(meta::namespace(pod))) {
-        if meta::owner_uids(&p).first() == Some(&owner)
-            && let Some(z) = p["spec"]["nodeName"].as_str().and_then(|n| zones.get(n))
-        {
+    let ns = meta::namespace(pod);
+    for p in ctx.list(PODS, Some(ns)) {
+        if meta::owner_uids(&p).first() != Some(&owner) || meta::uid(&p) == meta::uid(pod) {
+            continue;
+        }
+        // A sibling not bound yet may already have its zone chosen through a
+        // WaitForFirstConsumer claim's selected node.
+        let node = p["spec"]["nodeName"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .or_else(|| {
+                pod_claims(&p).iter().find_map(|c| {
+                    ctx.get(PVCS, ns, c).and_then(|pvc| {
+                        pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"]
+                            .as_str()
+                            .map(String::from)
+                    })
+                })
+            });
+        if let Some(z) = node.as_deref().and_then(|n| zones.get(n)) {
             *out.entry(z.to_string()).or_default() += 1;
         }
     }
