@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, after making sure the test bed's outside pieces are
 # here: kubectl (required; the API emulator is checked against the real client) and moto
-# (installed with pip if missing; the AWS tests start it themselves).
+# (installed with pip if missing; the AWS tests start it themselves). Ends with one line
+# totalling every test binary's results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +20,13 @@ if ! python3 -c 'import moto.server' >/dev/null 2>&1 && ! command -v moto_server
 fi
 
 cargo fmt --all -- --check
-cargo test --workspace "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# cargo's last "test result" line is the doc-tests' (often 0 tests); total them all.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i; if ($(i+1) ~ /^ignored;?$/) s += $i } }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"
