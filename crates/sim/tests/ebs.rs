@@ -64,6 +64,27 @@ fn sts(name: &str, replicas: i32, class: &str) -> StatefulSet {
     .unwrap()
 }
 
+/// A one-replica StatefulSet claiming `size` from statically provisioned volumes.
+fn sized_sts(name: &str, size: &str) -> StatefulSet {
+    let mut s = sts(name, 1, "");
+    let template = &mut s
+        .spec
+        .as_mut()
+        .unwrap()
+        .volume_claim_templates
+        .as_mut()
+        .unwrap()[0];
+    template
+        .spec
+        .as_mut()
+        .unwrap()
+        .resources
+        .as_mut()
+        .unwrap()
+        .requests = Some(serde_json::from_value(json!({ "storage": size })).unwrap());
+    s
+}
+
 async fn volume(bed: &EstateBed, id: &str) -> baton_aws::Volume {
     bed.estate
         .aws
@@ -366,20 +387,7 @@ async fn attaching_across_zones_fails_with_zone_mismatch() {
         .await
         .unwrap();
     let stss: Api<StatefulSet> = Api::namespaced(green.clone(), "default");
-    let mut s = sts("x", 1, "");
-    s.spec
-        .as_mut()
-        .unwrap()
-        .volume_claim_templates
-        .as_mut()
-        .unwrap()[0]
-        .spec
-        .as_mut()
-        .unwrap()
-        .resources
-        .as_mut()
-        .unwrap()
-        .requests = Some(serde_json::from_value(json!({ "storage": "1Gi" })).unwrap());
+    let s = sized_sts("x", "1Gi");
     stss.create(&PostParams::default(), &s).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -544,20 +552,7 @@ async fn a_multi_attach_io2_volume_may_attach_to_two_instances() {
             .await
             .unwrap();
         let stss: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
-        let mut s = sts("multi", 1, "");
-        s.spec
-            .as_mut()
-            .unwrap()
-            .volume_claim_templates
-            .as_mut()
-            .unwrap()[0]
-            .spec
-            .as_mut()
-            .unwrap()
-            .resources
-            .as_mut()
-            .unwrap()
-            .requests = Some(serde_json::from_value(json!({ "storage": "4Gi" })).unwrap());
+        let s = sized_sts("multi", "4Gi");
         stss.create(&PostParams::default(), &s).await.unwrap();
         wait(stss, "multi", ready(1)).await;
     }

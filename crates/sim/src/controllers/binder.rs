@@ -94,20 +94,7 @@ fn sync_claim(ctx: &Ctx, pvc: &Value) {
             .get(PVS, "", volume_name)
             .is_some_and(|pv| reserved_for(&pv, pvc));
         if !ok && phase == "Bound" {
-            let _ = ctx.patch(
-                PVCS,
-                ns,
-                name,
-                &json!({ "status": { "phase": "Lost" } }),
-                Part::Status,
-            );
-            ctx.event(
-                pvc,
-                true,
-                "ClaimLost",
-                "Bound claim has lost its PersistentVolume. Data on the volume is lost!",
-                "persistentvolume-controller",
-            );
+            mark_lost(ctx, pvc);
         } else if ok && phase == "Lost" {
             finish_claim(ctx, pvc, volume_name, false);
         }
@@ -117,20 +104,7 @@ fn sync_claim(ctx: &Ctx, pvc: &Value) {
         match ctx.get(PVS, "", volume_name) {
             None => {
                 if pvc["metadata"]["annotations"][BIND_COMPLETED].is_string() {
-                    let _ = ctx.patch(
-                        PVCS,
-                        ns,
-                        name,
-                        &json!({ "status": { "phase": "Lost" } }),
-                        Part::Status,
-                    );
-                    ctx.event(
-                        pvc,
-                        true,
-                        "ClaimLost",
-                        "Bound claim has lost its PersistentVolume. Data on the volume is lost!",
-                        "persistentvolume-controller",
-                    );
+                    mark_lost(ctx, pvc);
                 } else {
                     ctx.event(
                         pvc,
@@ -226,6 +200,25 @@ fn sync_claim(ctx: &Ctx, pvc: &Value) {
             }
         }
     }
+}
+
+/// A claim that was bound and whose volume is gone (or bound elsewhere) is Lost.
+fn mark_lost(ctx: &Ctx, pvc: &Value) {
+    let (ns, name) = claim_key(pvc);
+    let _ = ctx.patch(
+        PVCS,
+        ns,
+        name,
+        &json!({ "status": { "phase": "Lost" } }),
+        Part::Status,
+    );
+    ctx.event(
+        pvc,
+        true,
+        "ClaimLost",
+        "Bound claim has lost its PersistentVolume. Data on the volume is lost!",
+        "persistentvolume-controller",
+    );
 }
 
 /// The smallest Available, unreserved PV that satisfies the claim.
