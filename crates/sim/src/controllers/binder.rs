@@ -49,8 +49,39 @@ impl Controller for Binder {
         ctx: &'a Ctx,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
+            // One look at the volumes per pass: reserved ones by the claim they name, and
+            // the unreserved Available ones, so each claim is not a scan of every PV.
+            let mut reserved: std::collections::HashMap<(String, String), Vec<Arc<Value>>> =
+                Default::default();
+            let mut available = Vec::new();
+            for pv in ctx.list(PVS, None) {
+                if meta::is_deleting(&pv) {
+                    continue;
+                }
+                let r = &pv["spec"]["claimRef"];
+                if r.is_null() {
+                    if pv["status"]["phase"] == "Available" {
+                        available.push(pv.clone());
+                    }
+                } else {
+                    let key = (
+                        r["namespace"].as_str().unwrap_or_default().to_string(),
+                        r["name"].as_str().unwrap_or_default().to_string(),
+                    );
+                    reserved.entry(key).or_default().push(pv.clone());
+                }
+            }
             for pvc in ctx.list(PVCS, None) {
-                sync_claim(ctx, &pvc);
+                let key = (
+                    meta::namespace(&pvc).to_string(),
+                    meta::name(&pvc).to_string(),
+                );
+                sync_claim(
+                    ctx,
+                    &pvc,
+                    reserved.get(&key).map(Vec::as_slice).unwrap_or_default(),
+                    &available,
+                );
             }
             let mut retry = None;
             for pv in ctx.list(PVS, None) {
@@ -81,7 +112,9 @@ fn reserved_for(pv: &Value, pvc: &Value) -> bool {
             .is_none_or(|u| u.is_empty() || u == meta::uid(pvc))
 }
 
-fn sync_claim(ctx: &Ctx, pvc: &Value) {
+/// One claim. `reserved` are the PVs whose claimRef names it; `available` the
+/// unreserved Available ones.
+fn sync_claim(ctx: &Ctx, pvc: &Value, reserved: &[Arc<Value>], available: &[Arc<Value>]) {
     if meta::is_deleting(pvc) {
         return;
     }
@@ -137,16 +170,13 @@ fn sync_claim(ctx: &Ctx, pvc: &Value) {
         return;
     }
     // Pre-bound by the PV's claimRef?
-    let pvs = ctx.list(PVS, None);
-    if let Some(pv) = pvs.iter().find(|pv| {
-        !meta::is_deleting(pv) && !pv["spec"]["claimRef"].is_null() && reserved_for(pv, pvc)
-    }) {
+    if let Some(pv) = reserved.iter().find(|pv| reserved_for(pv, pvc)) {
         bind_volume(ctx, pv, pvc, false);
         finish_claim(ctx, pvc, meta::name(pv), true);
         return;
     }
     // Match an Available volume.
-    if let Some(pv) = best_match(&pvs, pvc) {
+    if let Some(pv) = best_match(available, pvc) {
         bind_volume(ctx, &pv, pvc, true);
         finish_claim(ctx, pvc, meta::name(&pv), true);
         return;

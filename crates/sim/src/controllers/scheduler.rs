@@ -4,7 +4,7 @@
 //! provisioner. A pod that fits nowhere stays Pending with a `FailedScheduling` event
 //! worded like the real scheduler's. Binding goes through `pods/binding`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -42,6 +42,7 @@ impl Controller for Scheduler {
                 .into_iter()
                 .filter(|n| node_ready(n))
                 .collect();
+            let mut spread = spread_index(ctx, &nodes);
             let mut load: BTreeMap<String, usize> = BTreeMap::new();
             for p in ctx.list(PODS, None) {
                 if let Some(n) = p["spec"]["nodeName"].as_str() {
@@ -60,7 +61,7 @@ impl Controller for Scheduler {
                         .unwrap_or("default-scheduler")
                         == "default-scheduler"
                 {
-                    schedule(ctx, &pod, &nodes, &mut load);
+                    schedule(ctx, &pod, &nodes, &mut load, &mut spread);
                 }
             }
             None
@@ -74,31 +75,25 @@ fn zone_of(node: &Value) -> &str {
         .unwrap_or_default()
 }
 
-/// How many pods with the same controller as `pod` run in each zone.
-fn sibling_zones(
-    ctx: &Ctx,
-    pod: &Value,
-    nodes: &[std::sync::Arc<Value>],
-) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    let Some(owner) = meta::owner_uids(pod).into_iter().next() else {
-        return out;
-    };
+/// Where each controller's pods are: owner uid → (pod uid, zone), from nodeName or, for
+/// a pod not bound yet, the node a WaitForFirstConsumer claim of it selected. Built once
+/// per pass so spreading does not rescan every pod for every pod.
+type Spread = HashMap<String, Vec<(String, String)>>;
+
+fn spread_index(ctx: &Ctx, nodes: &[std::sync::Arc<Value>]) -> Spread {
     let zones: BTreeMap<&str, &str> = nodes.iter().map(|n| (meta::name(n), zone_of(n))).collect();
-    let ns = meta::namespace(pod);
-    for p in ctx.list(PODS, Some(ns)) {
-        if meta::owner_uids(&p).first() != Some(&owner) || meta::uid(&p) == meta::uid(pod) {
+    let mut out = Spread::new();
+    for p in ctx.list(PODS, None) {
+        let Some(owner) = meta::owner_uids(&p).into_iter().next() else {
             continue;
-        }
-        // A sibling not bound yet may already have its zone chosen through a
-        // WaitForFirstConsumer claim's selected node.
+        };
         let node = p["spec"]["nodeName"]
             .as_str()
             .filter(|n| !n.is_empty())
             .map(String::from)
             .or_else(|| {
                 pod_claims(&p).iter().find_map(|c| {
-                    ctx.get(PVCS, ns, c).and_then(|pvc| {
+                    ctx.get(PVCS, meta::namespace(&p), c).and_then(|pvc| {
                         pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"]
                             .as_str()
                             .map(String::from)
@@ -106,7 +101,23 @@ fn sibling_zones(
                 })
             });
         if let Some(z) = node.as_deref().and_then(|n| zones.get(n)) {
-            *out.entry(z.to_string()).or_default() += 1;
+            out.entry(owner)
+                .or_default()
+                .push((meta::uid(&p).to_string(), z.to_string()));
+        }
+    }
+    out
+}
+
+/// How many of `pod`'s siblings are in each zone.
+fn sibling_zones(spread: &Spread, pod: &Value) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    let Some(owner) = meta::owner_uids(pod).into_iter().next() else {
+        return out;
+    };
+    for (uid, zone) in spread.get(&owner).into_iter().flatten() {
+        if uid != meta::uid(pod) {
+            *out.entry(zone.clone()).or_default() += 1;
         }
     }
     out
@@ -161,6 +172,7 @@ fn schedule(
     pod: &Value,
     nodes: &[std::sync::Arc<Value>],
     load: &mut BTreeMap<String, usize>,
+    spread: &mut Spread,
 ) {
     let ns = meta::namespace(pod);
     let mut delayed_claims = Vec::new();
@@ -222,7 +234,7 @@ fn schedule(
     let required = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
         ["nodeSelectorTerms"];
     let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let siblings = sibling_zones(ctx, pod, nodes);
+    let siblings = sibling_zones(spread, pod);
     let mut best: Option<&std::sync::Arc<Value>> = None;
     for node in nodes {
         let labels = &node["metadata"]["labels"];
@@ -273,6 +285,11 @@ fn schedule(
         return;
     };
     let node_name = meta::name(node).to_string();
+    if let Some(owner) = meta::owner_uids(pod).into_iter().next() {
+        let entry = spread.entry(owner).or_default();
+        entry.retain(|(uid, _)| uid != meta::uid(pod));
+        entry.push((meta::uid(pod).to_string(), zone_of(node).to_string()));
+    }
     for pvc in delayed_claims {
         if pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"].as_str()
             != Some(node_name.as_str())
