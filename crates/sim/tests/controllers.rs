@@ -497,3 +497,59 @@ async fn statefulset_at_zero_replicas_creates_no_claims_and_reuses_an_existing_c
     );
     assert_eq!(used.spec.unwrap().volume_name.as_deref(), Some("pre"));
 }
+
+#[tokio::test]
+async fn a_claim_carrying_bind_completed_whose_volume_is_missing_goes_lost_without_it_it_waits() {
+    let (bed, _cp) = bed().await;
+    let client = bed.client("blue").await;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let claim = |name: &str, stale: bool| -> PersistentVolumeClaim {
+        let mut md = json!({ "name": name });
+        if stale {
+            // Copied from another cluster without stripping the binding annotations.
+            md["annotations"] = json!({ "pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes" });
+        }
+        serde_json::from_value(json!({ "metadata": md, "spec": { "accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": "not-yet", "resources": { "requests": { "storage": "1Gi" } } } })).unwrap()
+    };
+    pvcs.create(&PostParams::default(), &claim("stale", true))
+        .await
+        .unwrap();
+    pvcs.create(&PostParams::default(), &claim("clean", false))
+        .await
+        .unwrap();
+    wait(
+        pvcs.clone(),
+        "stale",
+        |p: Option<&PersistentVolumeClaim>| {
+            p.and_then(|p| p.status.as_ref())
+                .and_then(|s| s.phase.as_deref())
+                == Some("Lost")
+        },
+    )
+    .await;
+    // The clean claim waits for its volume, and binds once it appears.
+    assert_eq!(
+        pvcs.get("clean")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .phase
+            .as_deref(),
+        Some("Pending")
+    );
+    Api::<PersistentVolume>::all(client)
+        .create(&PostParams::default(), &host_pv("not-yet", "us-east-1a"))
+        .await
+        .unwrap();
+    wait(
+        pvcs.clone(),
+        "clean",
+        |p: Option<&PersistentVolumeClaim>| {
+            p.and_then(|p| p.status.as_ref())
+                .and_then(|s| s.phase.as_deref())
+                == Some("Bound")
+        },
+    )
+    .await;
+}
