@@ -36,9 +36,21 @@ impl Controller for StatefulSets {
         ctx: &'a Ctx,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
+            // Pods by controlling owner, once per pass (not a scan of every pod per set).
+            let mut by_owner: std::collections::HashMap<String, Vec<std::sync::Arc<Value>>> =
+                Default::default();
+            for p in ctx.list(PODS, None) {
+                if let Some(owner) = meta::owner_uids(&p).into_iter().next() {
+                    by_owner.entry(owner).or_default().push(p);
+                }
+            }
             for sts in ctx.list(STATEFULSETS, None) {
                 if !meta::is_deleting(&sts) {
-                    sync(ctx, &sts);
+                    let owned = by_owner
+                        .get(meta::uid(&sts))
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    sync(ctx, &sts, owned);
                 }
             }
             None
@@ -59,7 +71,8 @@ pub(crate) fn claim_name(tmpl: &str, sts: &str, i: i64) -> String {
     format!("{tmpl}-{sts}-{i}")
 }
 
-fn sync(ctx: &Ctx, sts: &Value) {
+/// Converges one set; `owned` are the pods it controls as of this pass.
+fn sync(ctx: &Ctx, sts: &Value, owned: &[std::sync::Arc<Value>]) {
     let ns = meta::namespace(sts);
     let name = meta::name(sts);
     let uid = meta::uid(sts);
@@ -78,12 +91,11 @@ fn sync(ctx: &Ctx, sts: &Value) {
         .as_str()
         .unwrap_or("Retain");
 
-    let pods: BTreeMap<i64, std::sync::Arc<Value>> = ctx
-        .list(PODS, Some(ns))
-        .into_iter()
-        .filter(|p| owned_by(p, uid))
-        .filter_map(|p| ordinal_of(meta::name(&p), name).map(|i| (i, p)))
+    let pods: BTreeMap<i64, std::sync::Arc<Value>> = owned
+        .iter()
+        .filter_map(|p| ordinal_of(meta::name(p), name).map(|i| (i, p.clone())))
         .collect();
+    let revision_before = ctx.cluster.store.current_rv();
     let wanted = start..start + replicas;
 
     // Claim ownership follows the retention policy (the real controller's
@@ -207,11 +219,15 @@ fn sync(ctx: &Ctx, sts: &Value) {
     }
 
     // Status from what exists now.
-    let now: Vec<std::sync::Arc<Value>> = ctx
-        .list(PODS, Some(ns))
-        .into_iter()
-        .filter(|p| owned_by(p, uid))
-        .collect();
+    // Re-read the pods only if this pass changed something.
+    let now: Vec<std::sync::Arc<Value>> = if ctx.cluster.store.current_rv() == revision_before {
+        owned.to_vec()
+    } else {
+        ctx.list(PODS, Some(ns))
+            .into_iter()
+            .filter(|p| owned_by(p, uid))
+            .collect()
+    };
     let ready = now
         .iter()
         .filter(|p| pod_ready(p) && !meta::is_deleting(p))
