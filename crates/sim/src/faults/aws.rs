@@ -5,10 +5,9 @@
 //! log of calls per action.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{DEFAULT_LOG_CAPACITY, Engine, Latency, Matches, Ring, Rule, lock};
+use super::{KnobSet, Logged, Matches, Rule, lock};
 
 /// Which AWS calls a rule counts; every set field must match, the default matches all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -284,48 +283,16 @@ pub struct AwsRequest {
     pub fault: Option<String>,
 }
 
-/// The AWS fault proxy's knobs and call log. Interior mutability throughout: set it from
-/// a test while the proxy runs.
-#[derive(Debug)]
-pub struct AwsKnobs {
-    engine: Mutex<Engine<AwsMatch, AwsFault>>,
-    log: Mutex<Ring<AwsRequest>>,
+impl Logged for AwsRequest {
+    fn faulted(&self) -> bool {
+        self.fault.is_some()
+    }
 }
 
+/// The AWS fault proxy's knobs and call log (set them from a test while the proxy runs).
+pub type AwsKnobs = KnobSet<AwsMatch, AwsFault, AwsRequest>;
+
 impl AwsKnobs {
-    /// No latency, no faults, an empty log of [`DEFAULT_LOG_CAPACITY`], PRNGs from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self {
-            engine: Mutex::new(Engine::new(seed)),
-            log: Mutex::new(Ring::new(DEFAULT_LOG_CAPACITY)),
-        }
-    }
-
-    /// Restarts the PRNGs from `seed` and every rule's count of matching calls.
-    pub fn reseed(&self, seed: u64) {
-        lock(&self.engine).reseed(seed);
-    }
-
-    /// Sets the delay added to every call from now on.
-    pub fn set_latency(&self, latency: Latency) {
-        lock(&self.engine).set_latency(latency);
-    }
-
-    /// Adds a fault rule (after those already set; the first that fires wins).
-    pub fn inject(&self, rule: AwsRule) {
-        lock(&self.engine).add(rule);
-    }
-
-    /// Removes every fault rule.
-    pub fn clear_faults(&self) {
-        lock(&self.engine).clear();
-    }
-
-    /// The logged calls, oldest first.
-    pub fn requests(&self) -> Vec<AwsRequest> {
-        lock(&self.log).to_vec()
-    }
-
     /// How many logged calls were of this operation (retries included: each attempt is a
     /// call).
     pub fn count(&self, action: &str) -> usize {
@@ -343,34 +310,6 @@ impl AwsKnobs {
             *out.entry(key).or_insert(0) += 1;
         }
         out
-    }
-
-    /// Calls answered with an injected fault, among those logged.
-    pub fn faults(&self) -> usize {
-        lock(&self.log).iter().filter(|r| r.fault.is_some()).count()
-    }
-
-    /// Empties the log.
-    pub fn clear_requests(&self) {
-        lock(&self.log).clear();
-    }
-
-    /// Keeps only the newest `n` calls from now on.
-    pub fn set_log_capacity(&self, n: usize) {
-        lock(&self.log).set_capacity(n);
-    }
-
-    /// Calls pushed out of the full log since it was last cleared.
-    pub fn dropped_requests(&self) -> u64 {
-        lock(&self.log).dropped()
-    }
-
-    pub(crate) fn decide(&self, call: &AwsCall) -> (Duration, Option<AwsFault>) {
-        lock(&self.engine).decide(call)
-    }
-
-    pub(crate) fn record(&self, r: AwsRequest) {
-        lock(&self.log).push(r);
     }
 }
 

@@ -5,7 +5,6 @@
 //! `Arc<Knobs>` on the `Cluster` and changed while it serves; the HTTP pipeline consults
 //! it for every request.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -13,7 +12,7 @@ use axum::response::Response;
 use http::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::{DEFAULT_LOG_CAPACITY, Engine, Latency, Matches, Ring, Rule, lock};
+use super::{KnobSet, Logged, Matches, Rule, lock};
 use crate::error::{ApiError, Target};
 
 /// Which API requests a rule counts; every set field must match, the default matches all.
@@ -190,48 +189,16 @@ pub struct ApiRequest {
     pub fault: Option<&'static str>,
 }
 
-/// A cluster's API knobs and request log. Interior mutability throughout: set it from a
-/// test while the server runs.
-#[derive(Debug)]
-pub struct Knobs {
-    engine: Mutex<Engine<ApiMatch, ApiFault>>,
-    log: Mutex<Ring<ApiRequest>>,
+impl Logged for ApiRequest {
+    fn faulted(&self) -> bool {
+        self.fault.is_some()
+    }
 }
 
+/// A cluster's API knobs and request log (set them from a test while the server runs).
+pub type Knobs = KnobSet<ApiMatch, ApiFault, ApiRequest>;
+
 impl Knobs {
-    /// No latency, no faults, an empty log of [`DEFAULT_LOG_CAPACITY`], PRNGs from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self {
-            engine: Mutex::new(Engine::new(seed)),
-            log: Mutex::new(Ring::new(DEFAULT_LOG_CAPACITY)),
-        }
-    }
-
-    /// Restarts the PRNGs from `seed` and every rule's count of matching requests.
-    pub fn reseed(&self, seed: u64) {
-        lock(&self.engine).reseed(seed);
-    }
-
-    /// Sets the delay added to every request from now on.
-    pub fn set_latency(&self, latency: Latency) {
-        lock(&self.engine).set_latency(latency);
-    }
-
-    /// Adds a fault rule (after those already set; the first that fires wins).
-    pub fn inject(&self, rule: ApiRule) {
-        lock(&self.engine).add(rule);
-    }
-
-    /// Removes every fault rule.
-    pub fn clear_faults(&self) {
-        lock(&self.engine).clear();
-    }
-
-    /// The logged requests, oldest first.
-    pub fn requests(&self) -> Vec<ApiRequest> {
-        lock(&self.log).to_vec()
-    }
-
     /// How many logged requests have this method (any when `""` or `"*"`) and a path
     /// containing `path_contains`.
     pub fn count(&self, method: impl AsRef<str>, path_contains: &str) -> usize {
@@ -243,35 +210,6 @@ impl Knobs {
                 (any || r.method.eq_ignore_ascii_case(method)) && r.path.contains(path_contains)
             })
             .count()
-    }
-
-    /// Requests answered with an injected fault, among those logged.
-    pub fn faults(&self) -> usize {
-        lock(&self.log).iter().filter(|r| r.fault.is_some()).count()
-    }
-
-    /// Empties the log.
-    pub fn clear_requests(&self) {
-        lock(&self.log).clear();
-    }
-
-    /// Keeps only the newest `n` requests from now on.
-    pub fn set_log_capacity(&self, n: usize) {
-        lock(&self.log).set_capacity(n);
-    }
-
-    /// Requests pushed out of the full log since it was last cleared.
-    pub fn dropped_requests(&self) -> u64 {
-        lock(&self.log).dropped()
-    }
-
-    pub(crate) fn decide(&self, call: &ApiCall<'_>) -> (Duration, Option<ApiFault>) {
-        lock(&self.engine).decide(call)
-    }
-
-    /// The delay for a request no fault applies to (health checks, unauthorized).
-    pub(crate) fn delay(&self) -> Duration {
-        lock(&self.engine).delay()
     }
 
     /// The log as `GET /debug/requests` serves it.
@@ -292,10 +230,6 @@ impl Knobs {
             })
             .collect();
         json!({ "kind": "RequestLog", "dropped": log.dropped(), "items": items })
-    }
-
-    pub(crate) fn record(&self, r: ApiRequest) {
-        lock(&self.log).push(r);
     }
 }
 

@@ -259,6 +259,94 @@ impl<R: Clone> Ring<R> {
 
 /// Locks a mutex, taking the data of a poisoned one (a panicking test thread must not take
 /// the emulator down with it).
+/// A logged request that may have been answered with an injected fault.
+pub trait Logged: Clone {
+    /// Whether an injected fault answered it.
+    fn faulted(&self) -> bool;
+}
+
+/// Knobs and their log: the engine that decides latency and faults from seeded PRNGs, and
+/// the bounded log of what went through. Interior mutability throughout, so a test can
+/// change the knobs while the server or proxy runs. [`Knobs`] (Kubernetes API) and
+/// [`AwsKnobs`] (the AWS proxy) are this with their own matchers, faults and records.
+#[derive(Debug)]
+pub struct KnobSet<M, F, R> {
+    engine: std::sync::Mutex<Engine<M, F>>,
+    log: std::sync::Mutex<Ring<R>>,
+}
+
+impl<M, F: Clone, R: Logged> KnobSet<M, F, R> {
+    /// No latency, no faults, an empty log of [`DEFAULT_LOG_CAPACITY`], PRNGs from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            engine: std::sync::Mutex::new(Engine::new(seed)),
+            log: std::sync::Mutex::new(Ring::new(DEFAULT_LOG_CAPACITY)),
+        }
+    }
+
+    /// Restarts the PRNGs from `seed` and every rule's count of matching requests.
+    pub fn reseed(&self, seed: u64) {
+        lock(&self.engine).reseed(seed);
+    }
+
+    /// Sets the delay added to every request from now on.
+    pub fn set_latency(&self, latency: Latency) {
+        lock(&self.engine).set_latency(latency);
+    }
+
+    /// Adds a fault rule (after those already set; the first that fires wins).
+    pub fn inject(&self, rule: Rule<M, F>) {
+        lock(&self.engine).add(rule);
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        lock(&self.engine).clear();
+    }
+
+    /// The logged requests, oldest first.
+    pub fn requests(&self) -> Vec<R> {
+        lock(&self.log).to_vec()
+    }
+
+    /// Requests answered with an injected fault, among those logged.
+    pub fn faults(&self) -> usize {
+        lock(&self.log).iter().filter(|r| r.faulted()).count()
+    }
+
+    /// Empties the log.
+    pub fn clear_requests(&self) {
+        lock(&self.log).clear();
+    }
+
+    /// Keeps only the newest `n` requests from now on.
+    pub fn set_log_capacity(&self, n: usize) {
+        lock(&self.log).set_capacity(n);
+    }
+
+    /// Requests pushed out of the full log since it was last cleared.
+    pub fn dropped_requests(&self) -> u64 {
+        lock(&self.log).dropped()
+    }
+
+    /// The delay and the fault (if any) for one request.
+    pub(crate) fn decide<C: ?Sized>(&self, call: &C) -> (Duration, Option<F>)
+    where
+        M: Matches<C>,
+    {
+        lock(&self.engine).decide(call)
+    }
+
+    /// The delay for a request no fault applies to.
+    pub(crate) fn delay(&self) -> Duration {
+        lock(&self.engine).delay()
+    }
+
+    pub(crate) fn record(&self, r: R) {
+        lock(&self.log).push(r);
+    }
+}
+
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
