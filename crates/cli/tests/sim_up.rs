@@ -1,0 +1,110 @@
+//! `baton sim up` as a user runs it: the released binary in the foreground, then kubectl
+//! and EC2 (through the env file's endpoint) in another "shell", then Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn sim_up_serves_the_default_scenario_to_kubectl_and_ec2_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["sim", "up", "--state-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("baton sim ready:"), "first line: {line:?}");
+
+    let env = std::fs::read_to_string(dir.path().join("env")).unwrap();
+    let var = |k: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {k}=")))
+            .unwrap_or_else(|| panic!("{k} missing from env file:\n{env}"))
+            .to_string()
+    };
+    let kubectl = |args: &[&str]| {
+        let o = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", var("KUBECONFIG"))
+            .env("HOME", dir.path())
+            .output()
+            .expect("kubectl is installed");
+        assert!(
+            o.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let sts = kubectl(&["--context", "blue", "get", "sts", "-A"]);
+    for want in [
+        "orders-db   1/1",
+        "events-broker   3/3",
+        "session-cache   2/2",
+    ] {
+        let found = sts.lines().any(|l| {
+            l.split_whitespace()
+                .collect::<Vec<_>>()
+                .join("   ")
+                .contains(want)
+        });
+        assert!(found, "{want} in:\n{sts}");
+    }
+    let pvc = kubectl(&["--context", "blue", "get", "pvc", "-A", "--no-headers"]);
+    assert_eq!(pvc.lines().count(), 9);
+    assert!(pvc.lines().all(|l| l.contains(" Bound ")), "{pvc}");
+    let green = kubectl(&["--context", "green", "get", "sts", "-A", "--no-headers"]);
+    assert!(
+        green.lines().all(|l| l.contains("0/0")),
+        "green's apps are stopped:\n{green}"
+    );
+
+    // EC2 through the env file's endpoint and dummy credentials shows the volumes in use.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let in_use = rt.block_on(async {
+        let aws = baton_aws::Aws::connect(
+            &baton_aws::AwsConfig::default()
+                .endpoint_url(var("AWS_ENDPOINT_URL"))
+                .region(var("AWS_REGION"))
+                .static_credentials(baton_aws::StaticCredentials::new(
+                    var("AWS_ACCESS_KEY_ID"),
+                    var("AWS_SECRET_ACCESS_KEY"),
+                )),
+        )
+        .await
+        .unwrap();
+        aws.describe_volumes(&[baton_aws::Filter::new("tag-key", ["CSIVolumeName"])])
+            .await
+            .unwrap()
+    });
+    assert_eq!(in_use.len(), 9);
+    assert!(
+        in_use
+            .iter()
+            .all(|v| v.state == baton_aws::VolumeState::InUse)
+    );
+
+    // SIGTERM: a clean stop.
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "sim up did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+}
