@@ -271,6 +271,11 @@ impl ApiError {
         }
     }
 
+    /// 422 for a patch that cannot be applied (a JSON-patch `test` failing, a bad path).
+    pub fn new_unprocessable(message: String) -> Self {
+        Self::new(422, "Invalid", message)
+    }
+
     /// 400 for a malformed request.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

@@ -60,7 +60,7 @@ pub fn apply(kind: PatchType, target: &mut Value, body: &[u8]) -> Result<(), Api
         }
         PatchType::Strategic => {
             let patch: Value = parse_json(body)?;
-            strategic_merge(target, &patch, "")
+            strategic_merge(target, &patch)
         }
         PatchType::Apply => {
             let patch = parse_yaml_or_json(body)?;
@@ -76,7 +76,7 @@ pub fn apply_server_side(target: &mut Value, applied: &Value) -> Result<(), ApiE
     if !applied.is_object() {
         return Err(ApiError::bad_request("apply patch must be an object"));
     }
-    strategic_merge(target, applied, "")
+    strategic_merge(target, applied)
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -128,7 +128,7 @@ fn is_primitive_merge_list(field: &str) -> bool {
 
 /// Applies a strategic merge patch `patch` onto `target`. `field` names the field that
 /// holds `target` in its parent (empty at the root).
-pub fn strategic_merge(target: &mut Value, patch: &Value, field: &str) -> Result<(), ApiError> {
+pub fn strategic_merge(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
     let Some(pmap) = patch.as_object() else {
         *target = patch.clone();
         return Ok(());
@@ -179,7 +179,7 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, field: &str) -> Result
         }
         match (tmap.get_mut(k), v) {
             (Some(t @ Value::Object(_)), Value::Object(_)) => {
-                strategic_merge(t, v, k)?;
+                strategic_merge(t, v)?;
                 if t.is_null() {
                     tmap.remove(k);
                 }
@@ -187,7 +187,7 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, field: &str) -> Result
             (Some(Value::Array(t)), Value::Array(p)) => merge_list(t, p, k)?,
             (_, Value::Object(_)) => {
                 let mut fresh = Value::Object(Map::new());
-                strategic_merge(&mut fresh, v, k)?;
+                strategic_merge(&mut fresh, v)?;
                 if !fresh.is_null() {
                     tmap.insert(k.clone(), fresh);
                 }
@@ -205,7 +205,6 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, field: &str) -> Result
     if let Some(keep) = retain {
         tmap.retain(|k, _| keep.iter().any(|r| r == k));
     }
-    let _ = field;
     Ok(())
 }
 
@@ -251,10 +250,10 @@ fn merge_list(target: &mut Vec<Value>, patch: &[Value], field: &str) -> Result<(
                 target.remove(i);
             }
             (None, true) => {}
-            (Some(i), false) => strategic_merge(&mut target[i], p, field)?,
+            (Some(i), false) => strategic_merge(&mut target[i], p)?,
             (None, false) => {
                 let mut fresh = Value::Object(Map::new());
-                strategic_merge(&mut fresh, p, field)?;
+                strategic_merge(&mut fresh, p)?;
                 target.push(fresh);
             }
         }
@@ -267,18 +266,6 @@ fn strip_directives(mut m: Map<String, Value>) -> Map<String, Value> {
     m
 }
 
-impl ApiError {
-    /// 422 for a patch that cannot be applied (a JSON-patch `test` failing, a bad path).
-    pub fn new_unprocessable(message: String) -> Self {
-        Self {
-            code: 422,
-            reason: "Invalid",
-            message,
-            details: None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,7 +273,7 @@ mod tests {
 
     fn smp(target: Value, patch: Value) -> Value {
         let mut t = target;
-        strategic_merge(&mut t, &patch, "").unwrap();
+        strategic_merge(&mut t, &patch).unwrap();
         t
     }
 

@@ -382,32 +382,11 @@ async fn pod_without_a_node_in_its_volume_zone_stays_pending_with_failed_schedul
     )
     .await
     .unwrap();
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let evs = events
-            .list(
-                &ListParams::default().fields("involvedObject.name=far-0,reason=FailedScheduling"),
-            )
-            .await
-            .unwrap();
-        if let Some(e) = evs.items.first() {
-            assert!(
-                e.message
-                    .as_deref()
-                    .unwrap()
-                    .contains("volume node affinity conflict"),
-                "{:?}",
-                e.message
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no FailedScheduling event"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let message = common::event_message(&client, "default", "far-0", "FailedScheduling").await;
+    assert!(
+        message.contains("volume node affinity conflict"),
+        "{message}"
+    );
     let pod = Api::<Pod>::namespaced(client, "default")
         .get("far-0")
         .await

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::estate::EstateBed;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Event, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{Condition, await_condition};
@@ -140,17 +140,6 @@ fn volume_id(pv: &PersistentVolume) -> String {
             .unwrap()
             .to_string(),
     }
-}
-
-async fn events_for(client: &kube::Client, ns: &str, pod: &str, reason: &str) -> Vec<String> {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().fields(&format!("involvedObject.name={pod},reason={reason}")))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|e| e.message)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,19 +285,8 @@ async fn a_volume_attached_to_one_instance_cannot_attach_to_another_and_data_con
         .create(&PostParams::default(), &sts("db", 1, "gp3"))
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let msgs = events_for(&green, "default", "db-0", "FailedAttachVolume").await;
-        if let Some(m) = msgs.first() {
-            assert!(m.contains("VolumeInUse"), "{m}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no FailedAttachVolume event"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let message = common::event_message(&green, "default", "db-0", "FailedAttachVolume").await;
+    assert!(message.contains("VolumeInUse"), "{message}");
     let waiting = Api::<Pod>::namespaced(green.clone(), "default")
         .get("db-0")
         .await
@@ -389,21 +367,8 @@ async fn attaching_across_zones_fails_with_zone_mismatch() {
     let stss: Api<StatefulSet> = Api::namespaced(green.clone(), "default");
     let s = sized_sts("x", "1Gi");
     stss.create(&PostParams::default(), &s).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(m) = events_for(&green, "default", "x-0", "FailedAttachVolume")
-            .await
-            .first()
-        {
-            assert!(m.contains("InvalidVolume.ZoneMismatch"), "{m}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no FailedAttachVolume event"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let message = common::event_message(&green, "default", "x-0", "FailedAttachVolume").await;
+    assert!(message.contains("InvalidVolume.ZoneMismatch"), "{message}");
     assert!(volume(&bed, &v.id).await.attachments.is_empty());
 }
 

@@ -23,7 +23,6 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::cluster::Cluster;
 pub use api::Ctx;
 
 /// Delays the controllers model, so a test or the demo can make physics slow or instant.
@@ -105,8 +104,7 @@ impl ControlPlane {
     }
 }
 
-fn relevant(watches: &[(&str, &str)], cluster: &Cluster, change: &crate::store::Change) -> bool {
-    let _ = cluster;
+fn relevant(watches: &[(&str, &str)], change: &crate::store::Change) -> bool {
     watches
         .iter()
         .any(|(g, p)| change.resource.group == *g && change.resource.plural == *p)
@@ -124,7 +122,7 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
         loop {
             tokio::select! {
                 msg = changes.recv() => match msg {
-                    Ok(change) if relevant(c.watches(), &ctx.cluster, &change) => break,
+                    Ok(change) if relevant(c.watches(), &change) => break,
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => return,

@@ -53,3 +53,22 @@ impl Bed {
 }
 
 pub mod estate;
+
+/// The message of the first Event about `object` with `reason`, waited for on a watch
+/// (the emulator serves field-selected watches on events).
+pub async fn event_message(client: &kube::Client, ns: &str, object: &str, reason: &str) -> String {
+    use futures::TryStreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(client.clone(), ns);
+    let selector = format!("involvedObject.name={object},reason={reason}");
+    let mut events = std::pin::pin!(
+        watcher(api, watcher::Config::default().fields(&selector)).applied_objects()
+    );
+    let event = tokio::time::timeout(std::time::Duration::from_secs(20), events.try_next())
+        .await
+        .unwrap_or_else(|_| panic!("no {reason} event for {object} within 20s"))
+        .expect("event watch")
+        .expect("event stream open");
+    event.message.unwrap_or_default()
+}
