@@ -23,7 +23,7 @@ cargo fmt --all -- --check
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace "$@" 2>&1 | tee "$log"
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # cargo's last "test result" line is the doc-tests' (often 0 tests); total them all.

@@ -15,10 +15,29 @@ fn sim_up_serves_the_default_scenario_to_kubectl_and_ec2_and_stops_on_sigterm() 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // baton's progress and errors, kept to explain a failure.
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = stderr.clone();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    assert!(line.starts_with("baton sim ready:"), "first line: {line:?}");
+    if !line.starts_with("baton sim ready:") {
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        panic!(
+            "first line: {line:?}; {status}; stderr:\n{}",
+            stderr.lock().unwrap()
+        );
+    }
 
     let env = std::fs::read_to_string(dir.path().join("env")).unwrap();
     let var = |k: &str| {

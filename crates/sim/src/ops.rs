@@ -23,6 +23,9 @@ pub enum Part {
     Main,
     /// The `status` subresource (only status changes).
     Status,
+    /// Both, for writes the server makes itself (`pods/binding` sets `spec.nodeName` and the
+    /// PodScheduled condition in one write).
+    Whole,
 }
 
 /// List options.
@@ -399,7 +402,7 @@ impl Cluster {
             let status = new["status"].clone();
             new = old.clone();
             new["status"] = status;
-        } else if def.status_subresource {
+        } else if part == Part::Main && def.status_subresource {
             new["status"] = old["status"].clone();
             if old.get("status").is_none()
                 && let Some(m) = new.as_object_mut()
@@ -689,7 +692,17 @@ impl Cluster {
             }
             let mut new = (*old).clone();
             new["spec"]["nodeName"] = json!(node);
-            self.commit_update(t, &def, &old, new, Part::Main, None, false)?;
+            // As the real binding storage does: the PodScheduled condition is set in the same
+            // write, so no later status patch can race the kubelet's conditions.
+            let scheduled = json!({ "type": "PodScheduled", "status": "True", "lastTransitionTime": crate::meta::now() });
+            match new["status"]["conditions"].as_array_mut() {
+                Some(cs) => {
+                    cs.retain(|c| c["type"] != "PodScheduled");
+                    cs.push(scheduled);
+                }
+                None => new["status"]["conditions"] = json!([scheduled]),
+            }
+            self.commit_update(t, &def, &old, new, Part::Whole, None, false)?;
             Ok(json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 }))
         })
     }

@@ -560,6 +560,71 @@ async fn scale_and_status_subresources() {
     assert_eq!(s.spec.unwrap().replicas, Some(0));
 }
 
+/// `pods/binding` sets the node and the PodScheduled condition in one write, keeping the
+/// conditions the kubelet wrote; a second binding is a conflict.
+#[tokio::test]
+async fn pod_binding_sets_node_and_scheduled_condition_once() {
+    let bed = Bed::start().await;
+    let api: Api<Pod> = Api::namespaced(bed.client("green").await, "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "p" },
+        "spec": { "containers": [{ "name": "c", "image": "busybox" }] },
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &pod).await.unwrap();
+    api.patch_status(
+        "p",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({ "status": { "conditions": [{ "type": "Ready", "status": "True" }] } }),
+        ),
+    )
+    .await
+    .unwrap();
+    let binding = |node: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Binding", "metadata": { "name": "p" },
+            "target": { "kind": "Node", "name": node },
+        })
+    };
+    api.create_subresource::<_, kube::core::Status>(
+        "binding",
+        "p",
+        &PostParams::default(),
+        &binding("node-a"),
+    )
+    .await
+    .unwrap();
+    let bound = api.get("p").await.unwrap();
+    assert_eq!(bound.spec.unwrap().node_name.as_deref(), Some("node-a"));
+    let conditions: Vec<(String, String)> = bound
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.type_, c.status))
+        .collect();
+    assert!(
+        conditions.contains(&("Ready".into(), "True".into())),
+        "{conditions:?}"
+    );
+    assert!(
+        conditions.contains(&("PodScheduled".into(), "True".into())),
+        "{conditions:?}"
+    );
+
+    let again = api
+        .create_subresource::<_, kube::core::Status>(
+            "binding",
+            "p",
+            &PostParams::default(),
+            &binding("node-b"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(again).code, 409);
+}
 #[tokio::test]
 async fn dry_run_changes_nothing() {
     let bed = Bed::start().await;

@@ -309,7 +309,6 @@ fn schedule(
     match ctx.cluster.bind_pod(ns, meta::name(pod), &binding) {
         Ok(_) => {
             *load.entry(node_name.clone()).or_default() += 1;
-            let _ = ctx.patch(PODS, ns, meta::name(pod), &json!({ "status": { "conditions": [{ "type": "PodScheduled", "status": "True" }] } }), Part::Status);
             ctx.event(
                 pod,
                 false,
