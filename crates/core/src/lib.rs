@@ -1,1 +1,13 @@
-//! placeholder
+//! baton's pure domain: what the world looks like ([`world`]), the migration plan and its
+//! checks ([`plan`], [`planner`]), the phase machine that decides each next step
+//! ([`machine`]) and its expected effects ([`simulate`]), and the journal's records
+//! ([`journal`]). No IO, no async, no Kubernetes or AWS clients: the adapters fill the
+//! world types, the runner in the binary carries out the decisions.
+
+pub mod journal;
+pub mod machine;
+pub mod plan;
+pub mod planner;
+pub mod quantity;
+pub mod simulate;
+pub mod world;

@@ -1,0 +1,667 @@
+//! The phase machine of one app's move. It decides; the runner does.
+//!
+//! [`next`] looks at the plan and at what the runner observed of the world *now* and returns
+//! the one next step. Because every decision is made from the world, not from where a
+//! previous run stopped, a step repeated after a crash is harmless (the world already shows
+//! its effect, so the machine moves on) and a resumed run needs nothing but a fresh
+//! observation. The order is DESIGN.md §2's: Retain first; blue stopped and its volumes
+//! `available` before green touches them; the green claim before its PV; the PV with
+//! `claimRef.uid` and `Retain`; green scaled only once every claim is Bound.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{AppPlan, VolumePlan};
+use crate::world::{Ec2Volume, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet};
+
+/// What a run is doing to an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Blue → green.
+    Migrate,
+    /// Back to blue, before commit.
+    Rollback,
+    /// Retire blue's claims and PVs of moved apps.
+    Commit {
+        /// Put back each green PV's original reclaim policy.
+        restore_reclaim_policy: bool,
+    },
+}
+
+/// One cluster's side of an app, as observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Side {
+    /// The StatefulSet, if it exists.
+    pub sts: Option<StatefulSet>,
+    /// Pods of the StatefulSet that still exist (terminating included).
+    pub pods: u32,
+    /// VolumeAttachments that name one of the app's PVs.
+    pub attachments: u32,
+    /// The plan's claims that exist, by name.
+    pub claims: BTreeMap<String, Pvc>,
+    /// The plan's PVs that exist, by name.
+    pub volumes: BTreeMap<String, Pv>,
+}
+
+/// Everything [`next`] reads about one app.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Blue.
+    pub blue: Side,
+    /// Green.
+    pub green: Side,
+    /// EC2's view of the app's volumes, by id (absent: EC2 does not know it).
+    pub ec2: BTreeMap<String, Ec2Volume>,
+    /// Snapshots this migration started, by volume id.
+    pub snapshots: BTreeMap<String, String>,
+}
+
+/// A change to the world.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Patch a blue PV to Retain, recording its original policy in an annotation.
+    RetainBlueVolume {
+        /// PV name.
+        pv: String,
+        /// The policy it had.
+        original: ReclaimPolicy,
+    },
+    /// Set blue's claim retention policy to Retain/Retain, recording the original.
+    RetainBlueClaims {
+        /// The policy it had.
+        original: RetentionPolicy,
+    },
+    /// Scale blue's StatefulSet.
+    ScaleBlue {
+        /// Target replicas.
+        replicas: i32,
+    },
+    /// Start an EBS snapshot of a volume (not awaited).
+    StartSnapshot {
+        /// Volume id.
+        volume_id: String,
+        /// Claim it backs.
+        claim: String,
+    },
+    /// Create green's claim with `spec.volumeName` and no stale binding annotations.
+    CreateGreenClaim {
+        /// Claim name.
+        claim: String,
+    },
+    /// Create green's PV with `claimRef {namespace, name, uid}` and Retain.
+    CreateGreenVolume {
+        /// PV name.
+        pv: String,
+        /// The claim it is reserved for.
+        claim: String,
+        /// That claim's uid in green.
+        claim_uid: String,
+    },
+    /// Scale green's StatefulSet.
+    ScaleGreen {
+        /// Target replicas.
+        replicas: i32,
+    },
+    /// Patch a green PV to Retain (before deleting its claim on rollback).
+    RetainGreenVolume {
+        /// PV name.
+        pv: String,
+    },
+    /// Delete green's claim (rollback).
+    DeleteGreenClaim {
+        /// Claim name.
+        claim: String,
+    },
+    /// Delete green's PV (rollback; Retain, so the volume stays).
+    DeleteGreenVolume {
+        /// PV name.
+        pv: String,
+    },
+    /// Put a blue PV's reclaim policy back (rollback).
+    RestoreBlueVolume {
+        /// PV name.
+        pv: String,
+        /// The policy to set.
+        policy: ReclaimPolicy,
+    },
+    /// Put blue's claim retention policy back (rollback).
+    RestoreBlueClaims {
+        /// The policy to set.
+        policy: RetentionPolicy,
+    },
+    /// Delete blue's claim (commit; its PV is Retain, so the volume stays).
+    DeleteBlueClaim {
+        /// Claim name.
+        claim: String,
+    },
+    /// Delete blue's PV (commit; Retain, so the volume stays).
+    DeleteBlueVolume {
+        /// PV name.
+        pv: String,
+    },
+    /// Put a green PV's original reclaim policy back (commit --restore-reclaim-policy).
+    RestoreGreenVolume {
+        /// PV name.
+        pv: String,
+        /// The policy to set.
+        policy: ReclaimPolicy,
+    },
+}
+
+impl Action {
+    /// Which cluster (or EC2) it changes.
+    pub fn target(&self) -> &'static str {
+        match self {
+            Self::RetainBlueVolume { .. }
+            | Self::RetainBlueClaims { .. }
+            | Self::ScaleBlue { .. }
+            | Self::RestoreBlueVolume { .. }
+            | Self::RestoreBlueClaims { .. }
+            | Self::DeleteBlueClaim { .. }
+            | Self::DeleteBlueVolume { .. } => "blue",
+            Self::StartSnapshot { .. } => "ec2",
+            _ => "green",
+        }
+    }
+
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::RetainBlueVolume { pv, original } => {
+                format!("set PV {pv} to Retain (was {original})")
+            }
+            Self::RetainBlueClaims { original } => format!(
+                "set claim retention to Retain (was whenScaled {}, whenDeleted {})",
+                original.when_scaled, original.when_deleted
+            ),
+            Self::ScaleBlue { replicas } => format!("scale blue to {replicas}"),
+            Self::StartSnapshot { volume_id, claim } => {
+                format!("start snapshot of {volume_id} ({claim})")
+            }
+            Self::CreateGreenClaim { claim } => format!("create claim {claim}"),
+            Self::CreateGreenVolume {
+                pv,
+                claim,
+                claim_uid,
+            } => {
+                format!("create PV {pv} for {claim} (uid {claim_uid}), Retain")
+            }
+            Self::ScaleGreen { replicas } => format!("scale green to {replicas}"),
+            Self::RetainGreenVolume { pv } => format!("set green PV {pv} to Retain"),
+            Self::DeleteGreenClaim { claim } => format!("delete green claim {claim}"),
+            Self::DeleteGreenVolume { pv } => format!("delete green PV {pv} (volume kept)"),
+            Self::RestoreBlueVolume { pv, policy } => format!("restore PV {pv} to {policy}"),
+            Self::RestoreBlueClaims { policy } => format!(
+                "restore claim retention (whenScaled {}, whenDeleted {})",
+                policy.when_scaled, policy.when_deleted
+            ),
+            Self::DeleteBlueClaim { claim } => format!("delete blue claim {claim}"),
+            Self::DeleteBlueVolume { pv } => format!("delete blue PV {pv} (volume kept)"),
+            Self::RestoreGreenVolume { pv, policy } => {
+                format!("restore green PV {pv} to {policy}")
+            }
+        }
+    }
+}
+
+/// A condition the runner waits for (on a watch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Wait {
+    /// Blue's pods of the app are gone.
+    BluePodsGone,
+    /// Blue's VolumeAttachments of the app's PVs are gone.
+    BlueDetached,
+    /// EC2 reports every volume of the app `available`.
+    VolumesAvailable,
+    /// Every green claim is Bound.
+    GreenBound,
+    /// Green's StatefulSet has all replicas Ready.
+    GreenReady,
+    /// Green's pods of the app are gone.
+    GreenPodsGone,
+    /// Green's VolumeAttachments of the app's PVs are gone.
+    GreenDetached,
+    /// Blue's StatefulSet has all replicas Ready.
+    BlueReady,
+}
+
+impl Wait {
+    /// One line for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::BluePodsGone => "blue's pods to stop",
+            Self::BlueDetached => "blue's volume attachments to go",
+            Self::VolumesAvailable => "EC2 to report the volumes available",
+            Self::GreenBound => "green's claims to bind",
+            Self::GreenReady => "green's pods to be Ready",
+            Self::GreenPodsGone => "green's pods to stop",
+            Self::GreenDetached => "green's volume attachments to go",
+            Self::BlueReady => "blue's pods to be Ready",
+        }
+    }
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "kebab-case")]
+pub enum Decision {
+    /// Make this change.
+    Act(Action),
+    /// Wait for this.
+    Wait {
+        /// The condition.
+        wait: Wait,
+    },
+    /// Nothing left to do in this mode.
+    Done,
+    /// The app cannot go on safely; nothing more is changed for it.
+    Blocked {
+        /// Why, naming the object and the fix.
+        reason: String,
+    },
+}
+
+/// Where an app stands, for people and the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppPhase {
+    /// Nothing changed yet.
+    Planned,
+    /// Making volumes and claims Retain (no downtime).
+    Preparing,
+    /// Blue is being scaled down: the window is open.
+    Draining,
+    /// Blue is stopped; volumes are being handed to green.
+    HandingOver,
+    /// Waiting for green's claims to bind.
+    Binding,
+    /// Green is scaling up.
+    Starting,
+    /// Green runs the app on blue's volumes; the window is closed.
+    Migrated,
+    /// Going back to blue.
+    RollingBack,
+    /// Back on blue.
+    RolledBack,
+    /// Retiring blue's claims and PVs.
+    Committing,
+    /// Done for good.
+    Committed,
+    /// Stopped safely on a problem.
+    Blocked,
+}
+
+impl AppPhase {
+    /// The phase a decision puts an app in.
+    pub fn of(mode: Mode, d: &Decision) -> Self {
+        match (mode, d) {
+            (_, Decision::Blocked { .. }) => Self::Blocked,
+            (Mode::Rollback, Decision::Done) => Self::RolledBack,
+            (Mode::Rollback, _) => Self::RollingBack,
+            (Mode::Commit { .. }, Decision::Done) => Self::Committed,
+            (Mode::Commit { .. }, _) => Self::Committing,
+            (Mode::Migrate, Decision::Done) => Self::Migrated,
+            (Mode::Migrate, Decision::Act(a)) => match a {
+                Action::RetainBlueVolume { .. } | Action::RetainBlueClaims { .. } => {
+                    Self::Preparing
+                }
+                Action::ScaleBlue { .. } => Self::Draining,
+                Action::ScaleGreen { .. } => Self::Starting,
+                _ => Self::HandingOver,
+            },
+            (Mode::Migrate, Decision::Wait { wait }) => match wait {
+                Wait::BluePodsGone | Wait::BlueDetached | Wait::VolumesAvailable => Self::Draining,
+                Wait::GreenBound => Self::Binding,
+                _ => Self::Starting,
+            },
+        }
+    }
+
+    /// Whether blue is stopped for this app (the downtime window is open).
+    pub fn in_window(self) -> bool {
+        matches!(
+            self,
+            Self::Draining | Self::HandingOver | Self::Binding | Self::Starting
+        )
+    }
+}
+
+/// The next step for one app.
+pub fn next(mode: Mode, app: &AppPlan, obs: &Observed) -> Decision {
+    match mode {
+        Mode::Migrate => next_migrate(app, obs),
+        Mode::Rollback => next_rollback(app, obs),
+        Mode::Commit {
+            restore_reclaim_policy,
+        } => next_commit(app, obs, restore_reclaim_policy),
+    }
+}
+
+fn act(a: Action) -> Decision {
+    Decision::Act(a)
+}
+
+fn wait(w: Wait) -> Decision {
+    Decision::Wait { wait: w }
+}
+
+fn blocked(reason: impl Into<String>) -> Decision {
+    Decision::Blocked {
+        reason: reason.into(),
+    }
+}
+
+/// Green holds this volume: its claim is bound to the planned PV, whose claimRef carries
+/// that claim's uid.
+fn green_holds(v: &VolumePlan, obs: &Observed) -> bool {
+    let Some(claim) = obs.green.claims.get(&v.claim) else {
+        return false;
+    };
+    claim.volume_name == v.pv
+        && claim.phase == "Bound"
+        && obs
+            .green
+            .volumes
+            .get(&v.pv)
+            .and_then(|pv| pv.claim_ref.as_ref())
+            .is_some_and(|r| r.uid == claim.uid)
+}
+
+/// Green's PV for this volume (same name, same EBS volume).
+fn green_pv<'a>(v: &VolumePlan, obs: &'a Observed) -> Option<&'a Pv> {
+    obs.green
+        .volumes
+        .get(&v.pv)
+        .filter(|pv| pv.volume_id.as_deref() == Some(v.volume_id.as_str()))
+}
+
+fn retain_first(app: &AppPlan, obs: &Observed) -> Option<Decision> {
+    for v in &app.volumes {
+        if let Some(pv) = obs.blue.volumes.get(&v.pv)
+            && pv.reclaim_policy != ReclaimPolicy::Retain
+        {
+            return Some(act(Action::RetainBlueVolume {
+                pv: v.pv.clone(),
+                original: pv.reclaim_policy,
+            }));
+        }
+    }
+    if let Some(sts) = &obs.blue.sts
+        && sts.retention.deletes_claims()
+    {
+        return Some(act(Action::RetainBlueClaims {
+            original: sts.retention.clone(),
+        }));
+    }
+    None
+}
+
+fn next_migrate(app: &AppPlan, obs: &Observed) -> Decision {
+    let key = app.key();
+    if let Some(d) = retain_first(app, obs) {
+        return d;
+    }
+    let Some(green) = &obs.green.sts else {
+        return blocked(format!(
+            "StatefulSet {key} does not exist in green; deploy it with replicas: 0, then resume"
+        ));
+    };
+    if app.volumes.iter().all(|v| green_holds(v, obs)) {
+        if green.replicas < app.replicas {
+            return act(Action::ScaleGreen {
+                replicas: app.replicas,
+            });
+        }
+        if green.ready_replicas < app.replicas || !green.observed {
+            return wait(Wait::GreenReady);
+        }
+        return Decision::Done;
+    }
+    if green.replicas > 0 {
+        return blocked(format!(
+            "green runs {} replicas of {key} but does not hold its volumes; scale it to 0 in green (and delete the claims it made), then resume",
+            green.replicas
+        ));
+    }
+    for v in &app.volumes {
+        if !obs.blue.volumes.contains_key(&v.pv) {
+            return blocked(format!(
+                "blue's PV {} is gone before green holds it; find volume {} (Retain kept it) before going on",
+                v.pv, v.volume_id
+            ));
+        }
+        if let Some(gc) = obs.green.claims.get(&v.claim)
+            && gc.volume_name != v.pv
+        {
+            return blocked(format!(
+                "green's claim {}/{} is not the one baton creates (volumeName {:?}); delete it if it holds nothing you need, then resume",
+                app.namespace, v.claim, gc.volume_name
+            ));
+        }
+        if let Some(gpv) = obs.green.volumes.get(&v.pv)
+            && gpv.volume_id.as_deref() != Some(v.volume_id.as_str())
+        {
+            return blocked(format!(
+                "green already has a PV named {} for another volume ({}); remove it, then resume",
+                v.pv,
+                gpv.volume_id.as_deref().unwrap_or("not EBS")
+            ));
+        }
+    }
+
+    // The window: stop blue and wait until EC2 lets go of the volumes.
+    let blue_replicas = obs.blue.sts.as_ref().map_or(0, |s| s.replicas);
+    if blue_replicas > 0 {
+        return act(Action::ScaleBlue { replicas: 0 });
+    }
+    if obs.blue.pods > 0 {
+        return wait(Wait::BluePodsGone);
+    }
+    if obs.blue.attachments > 0 {
+        return wait(Wait::BlueDetached);
+    }
+    for v in &app.volumes {
+        match obs.ec2.get(&v.volume_id) {
+            None => {
+                return blocked(format!(
+                    "EC2 does not know volume {} (claim {}); check the account and region",
+                    v.volume_id, v.claim
+                ));
+            }
+            Some(e) if e.state == "available" => {}
+            Some(e) if e.state == "in-use" || e.state == "creating" => {
+                return wait(Wait::VolumesAvailable);
+            }
+            Some(e) => {
+                return blocked(format!(
+                    "volume {} is {} in EC2; it must be available to hand over",
+                    v.volume_id, e.state
+                ));
+            }
+        }
+    }
+
+    // Hand over, volume by volume: snapshot started, claim, then PV with the claim's uid.
+    for v in &app.volumes {
+        if !obs.snapshots.contains_key(&v.volume_id) {
+            return act(Action::StartSnapshot {
+                volume_id: v.volume_id.clone(),
+                claim: v.claim.clone(),
+            });
+        }
+    }
+    for v in &app.volumes {
+        if !obs.green.claims.contains_key(&v.claim) {
+            return act(Action::CreateGreenClaim {
+                claim: v.claim.clone(),
+            });
+        }
+    }
+    for v in &app.volumes {
+        let claim = &obs.green.claims[&v.claim];
+        match green_pv(v, obs) {
+            None => {
+                return act(Action::CreateGreenVolume {
+                    pv: v.pv.clone(),
+                    claim: v.claim.clone(),
+                    claim_uid: claim.uid.clone(),
+                });
+            }
+            Some(pv) => {
+                let reserved = pv.claim_ref.as_ref().map(|r| r.uid.as_str());
+                if reserved != Some(claim.uid.as_str()) {
+                    return blocked(format!(
+                        "green's PV {} is reserved for claim uid {:?}, not for green's claim {} ({}); delete that PV (it is Retain, the volume stays), then resume",
+                        v.pv,
+                        reserved.unwrap_or(""),
+                        v.claim,
+                        claim.uid
+                    ));
+                }
+            }
+        }
+    }
+    wait(Wait::GreenBound)
+}
+
+fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
+    let key = app.key();
+    for v in &app.volumes {
+        if !obs.blue.claims.contains_key(&v.claim) || !obs.blue.volumes.contains_key(&v.pv) {
+            return blocked(format!(
+                "blue's claim {} or PV {} is gone (committed?); rollback needs them — the app stays on green",
+                v.claim, v.pv
+            ));
+        }
+    }
+    if obs.blue.sts.is_none() {
+        return blocked(format!(
+            "StatefulSet {key} is gone from blue; re-create it there (replicas 0), then roll back"
+        ));
+    }
+    // Stop green and make it let go of the volumes (its PVs Retain first).
+    if let Some(g) = &obs.green.sts
+        && g.replicas > 0
+    {
+        return act(Action::ScaleGreen { replicas: 0 });
+    }
+    if obs.green.pods > 0 {
+        return wait(Wait::GreenPodsGone);
+    }
+    if obs.green.attachments > 0 {
+        return wait(Wait::GreenDetached);
+    }
+    for v in &app.volumes {
+        if let Some(pv) = green_pv(v, obs)
+            && pv.reclaim_policy != ReclaimPolicy::Retain
+        {
+            return act(Action::RetainGreenVolume { pv: v.pv.clone() });
+        }
+    }
+    for v in &app.volumes {
+        if obs
+            .green
+            .claims
+            .get(&v.claim)
+            .is_some_and(|c| c.volume_name == v.pv && !c.deleting)
+        {
+            return act(Action::DeleteGreenClaim {
+                claim: v.claim.clone(),
+            });
+        }
+    }
+    for v in &app.volumes {
+        if green_pv(v, obs).is_some() {
+            return act(Action::DeleteGreenVolume { pv: v.pv.clone() });
+        }
+    }
+    // Blue starts only on volumes EC2 has released.
+    let blue = obs.blue.sts.as_ref().expect("checked above");
+    if blue.replicas < app.replicas {
+        for v in &app.volumes {
+            if obs
+                .ec2
+                .get(&v.volume_id)
+                .is_some_and(|e| e.state != "available")
+            {
+                return wait(Wait::VolumesAvailable);
+            }
+        }
+        return act(Action::ScaleBlue {
+            replicas: app.replicas,
+        });
+    }
+    if blue.ready_replicas < app.replicas || !blue.observed {
+        return wait(Wait::BlueReady);
+    }
+    for v in &app.volumes {
+        if let Some(pv) = obs.blue.volumes.get(&v.pv)
+            && pv.reclaim_policy != v.original_reclaim_policy
+        {
+            return act(Action::RestoreBlueVolume {
+                pv: v.pv.clone(),
+                policy: v.original_reclaim_policy,
+            });
+        }
+    }
+    if blue.retention != app.retention {
+        return act(Action::RestoreBlueClaims {
+            policy: app.retention.clone(),
+        });
+    }
+    Decision::Done
+}
+
+fn next_commit(app: &AppPlan, obs: &Observed, restore: bool) -> Decision {
+    let key = app.key();
+    if !app.volumes.iter().all(|v| green_holds(v, obs)) {
+        return blocked(format!(
+            "{key} is not on green yet (its claims are not all bound to blue's volumes); finish `baton migrate --resume` or roll back"
+        ));
+    }
+    if obs.blue.sts.as_ref().is_some_and(|s| s.replicas > 0) {
+        return blocked(format!(
+            "blue runs {key} again; scale it to 0 in blue (green holds the volumes), then commit"
+        ));
+    }
+    // Deleting blue's claim or PV must never delete the volume.
+    for v in &app.volumes {
+        if let Some(pv) = obs.blue.volumes.get(&v.pv)
+            && pv.reclaim_policy != ReclaimPolicy::Retain
+        {
+            return act(Action::RetainBlueVolume {
+                pv: v.pv.clone(),
+                original: pv.reclaim_policy,
+            });
+        }
+    }
+    for v in &app.volumes {
+        if obs.blue.claims.get(&v.claim).is_some_and(|c| !c.deleting) {
+            return act(Action::DeleteBlueClaim {
+                claim: v.claim.clone(),
+            });
+        }
+    }
+    for v in &app.volumes {
+        if obs.blue.volumes.contains_key(&v.pv) {
+            return act(Action::DeleteBlueVolume { pv: v.pv.clone() });
+        }
+    }
+    if restore {
+        for v in &app.volumes {
+            if let Some(pv) = obs.green.volumes.get(&v.pv)
+                && pv.reclaim_policy != v.original_reclaim_policy
+            {
+                return act(Action::RestoreGreenVolume {
+                    pv: v.pv.clone(),
+                    policy: v.original_reclaim_policy,
+                });
+            }
+        }
+    }
+    Decision::Done
+}

@@ -1,0 +1,478 @@
+//! Builds a [`Plan`] from what was read of blue, green and EC2. It checks everything the
+//! PV binder will not check for a pre-bound claim (capacity, access modes, volume mode,
+//! class) and everything that would make the move unsafe, so `migrate` can refuse before
+//! its first mutation.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::plan::{AppPlan, GreenReadiness, PLAN_VERSION, Plan, Problem, VolumePlan};
+use crate::quantity::format_bytes;
+use crate::world::{ClusterView, Ec2Volume, ReclaimPolicy, StatefulSet, VolumeSource};
+
+/// Which StatefulSets to plan.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Namespaces (empty: all).
+    pub namespaces: Vec<String>,
+    /// `key=value` label requirements on the StatefulSet (all must hold).
+    pub labels: Vec<(String, String)>,
+}
+
+impl Selection {
+    /// Whether a StatefulSet is selected.
+    pub fn selects(&self, s: &StatefulSet) -> bool {
+        (self.namespaces.is_empty() || self.namespaces.contains(&s.namespace))
+            && self.labels.iter().all(|(k, v)| s.labels.get(k) == Some(v))
+    }
+}
+
+/// Options that change what is allowed.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// `--allow-multi-attach`.
+    pub allow_multi_attach: bool,
+    /// `--convert-to-csi`.
+    pub convert_to_csi: bool,
+}
+
+/// The inputs of one planning.
+#[derive(Debug)]
+pub struct Inputs<'a> {
+    /// Blue, read through `--from`.
+    pub blue: &'a ClusterView,
+    /// Green, read through `--to`.
+    pub green: &'a ClusterView,
+    /// EC2's view of the volumes blue's PVs name.
+    pub ec2: &'a BTreeMap<String, Ec2Volume>,
+    /// VPCs of blue's and green's nodes (empty when unknown).
+    pub vpcs: (BTreeSet<String>, BTreeSet<String>),
+    /// When (RFC 3339).
+    pub now: String,
+}
+
+/// Plans the selected StatefulSets.
+pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -> Plan {
+    let mut problems = Vec::new();
+    let (blue_vpcs, green_vpcs) = &inputs.vpcs;
+    if !blue_vpcs.is_empty() && !green_vpcs.is_empty() && blue_vpcs != green_vpcs {
+        problems.push(Problem::blocking(
+            "different-vpc",
+            format!("clusters {} and {}", inputs.blue.context, inputs.green.context),
+            format!(
+                "blue's nodes are in VPC {} and green's in {}; EBS volumes and their data can only be handed over inside one VPC and region",
+                join(blue_vpcs),
+                join(green_vpcs)
+            ),
+            "create green in blue's VPC (see `baton network plan`), or pass the right --to context",
+        ));
+    }
+    let mut apps: Vec<AppPlan> = inputs
+        .blue
+        .statefulsets
+        .iter()
+        .filter(|s| selection.selects(s))
+        .filter(|s| !s.templates.is_empty())
+        .map(|s| plan_app(inputs, s, options))
+        .collect();
+    apps.sort_by_key(|a| a.key());
+    Plan {
+        version: PLAN_VERSION,
+        from: inputs.blue.context.clone(),
+        to: inputs.green.context.clone(),
+        from_version: inputs.blue.version.clone(),
+        to_version: inputs.green.version.clone(),
+        created: inputs.now.clone(),
+        problems,
+        apps,
+    }
+}
+
+fn join(s: &BTreeSet<String>) -> String {
+    s.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppPlan {
+    let (blue, green) = (inputs.blue, inputs.green);
+    let key = s.key();
+    let sts_obj = |ctx: &str| format!("StatefulSet {ctx}/{key}");
+    let mut problems = Vec::new();
+
+    // Replicas to move: blue's, or (blue already at 0) the ordinals whose claims exist.
+    let replicas = if s.replicas > 0 {
+        s.replicas
+    } else {
+        let mut n = 0;
+        while s.templates.iter().all(|t| {
+            blue.claim(&s.namespace, &format!("{}-{}-{n}", t.name, s.name))
+                .is_some()
+        }) {
+            n += 1;
+        }
+        if n > 0 {
+            problems.push(Problem::warning(
+                "blue-at-zero",
+                sts_obj(&blue.context),
+                format!("blue is already at 0 replicas; green will run {n} (the claims found)"),
+                "nothing, if blue was stopped on purpose",
+            ));
+        }
+        n
+    };
+    if s.retention.deletes_claims() {
+        problems.push(Problem::warning(
+            "retention-delete",
+            sts_obj(&blue.context),
+            format!(
+                "persistentVolumeClaimRetentionPolicy is whenScaled: {}, whenDeleted: {}; scaling blue down would delete its claims",
+                s.retention.when_scaled, s.retention.when_deleted
+            ),
+            "nothing: baton makes every PV Retain and the policy Retain before scaling blue down",
+        ));
+    }
+    for scaler in &s.scalers {
+        problems.push(Problem::warning(
+            "scaler",
+            format!("{scaler} in {}", blue.context),
+            format!("{scaler} can scale {key} in blue back up during the move"),
+            "pause it (or delete it in blue) before `baton migrate`",
+        ));
+    }
+
+    // Green's StatefulSet.
+    let green_sts = green.statefulset(&s.namespace, &s.name);
+    let mut readiness = GreenReadiness {
+        exists: green_sts.is_some(),
+        replicas: green_sts.map_or(0, |g| g.replicas),
+        templates_match: false,
+        zones_ready: true,
+        migrated: false,
+    };
+    match green_sts {
+        None => problems.push(Problem::blocking(
+            "green-missing",
+            sts_obj(&green.context),
+            format!("StatefulSet {key} does not exist in {}", green.context),
+            format!(
+                "deploy it in {} with replicas: 0 and the same volumeClaimTemplates",
+                green.context
+            ),
+        )),
+        Some(g) => {
+            let mismatch: Vec<String> = template_differences(s, g);
+            readiness.templates_match = mismatch.is_empty();
+            if !mismatch.is_empty() {
+                problems.push(Problem::blocking(
+                    "templates-differ",
+                    sts_obj(&green.context),
+                    format!("volumeClaimTemplates differ from blue's: {}", mismatch.join("; ")),
+                    "make green's volumeClaimTemplates the same as blue's (name, class, size, access modes, volume mode)",
+                ));
+            }
+        }
+    }
+
+    let green_zones: BTreeSet<&str> = green
+        .nodes
+        .iter()
+        .filter(|n| n.ready)
+        .map(|n| n.zone.as_str())
+        .collect();
+    let mut volumes = Vec::new();
+    let mut all_ours = true;
+    for ordinal in 0..replicas {
+        for t in &s.templates {
+            let claim_name = format!("{}-{}-{ordinal}", t.name, s.name);
+            let claim_obj = format!(
+                "PersistentVolumeClaim {}/{}/{claim_name}",
+                blue.context, s.namespace
+            );
+            let Some(claim) = blue.claim(&s.namespace, &claim_name) else {
+                problems.push(Problem::blocking(
+                    "claim-missing",
+                    claim_obj,
+                    "the claim for this ordinal does not exist in blue",
+                    "let blue's StatefulSet create it (all pods Running), or scale blue to the replicas that have data",
+                ));
+                all_ours = false;
+                continue;
+            };
+            if claim.phase != "Bound" || claim.volume_name.is_empty() {
+                problems.push(Problem::blocking(
+                    "claim-unbound",
+                    claim_obj,
+                    format!(
+                        "the claim is {}, not Bound",
+                        if claim.phase.is_empty() {
+                            "Pending"
+                        } else {
+                            &claim.phase
+                        }
+                    ),
+                    "wait until it is Bound in blue (or fix its provisioning) before moving it",
+                ));
+                all_ours = false;
+                continue;
+            }
+            let pv_obj = format!("PersistentVolume {}/{}", blue.context, claim.volume_name);
+            let Some(pv) = blue.volume(&claim.volume_name) else {
+                problems.push(Problem::blocking(
+                    "pv-missing",
+                    pv_obj,
+                    "the claim's volume does not exist",
+                    "repair the claim in blue first; baton only moves bound claims",
+                ));
+                all_ours = false;
+                continue;
+            };
+            let (Some(volume_id), Some(source)) = (pv.volume_id.clone(), pv.source) else {
+                problems.push(Problem::blocking(
+                    "not-ebs",
+                    pv_obj,
+                    format!(
+                        "the volume is backed by {}, not EBS; baton hands over only EBS volumes",
+                        pv.other_backend.as_deref().unwrap_or("something else")
+                    ),
+                    "move this app another way (e.g. a Velero backup and restore) and leave it out with --namespace/--selector",
+                ));
+                all_ours = false;
+                continue;
+            };
+            let Some(ec2) = inputs.ec2.get(&volume_id) else {
+                problems.push(Problem::blocking(
+                    "volume-missing",
+                    format!("EBS volume {volume_id}"),
+                    format!("EC2 does not know {volume_id}, which PV {} names", pv.name),
+                    "check the AWS account and region (--profile, --region) match blue's",
+                ));
+                all_ours = false;
+                continue;
+            };
+            if source == VolumeSource::InTree && !options.convert_to_csi {
+                problems.push(Problem::warning(
+                    "in-tree",
+                    pv_obj.clone(),
+                    "in-tree awsElasticBlockStore PV: green reaches it only through CSI migration",
+                    "pass --convert-to-csi to create green's PV in CSI form (ebs.csi.aws.com)",
+                ));
+            }
+            if ec2.multi_attach && !options.allow_multi_attach {
+                problems.push(Problem::blocking(
+                    "multi-attach",
+                    format!("EBS volume {volume_id}"),
+                    "multi-attach is enabled: blue and green could both write it at once",
+                    "stop every writer yourself and pass --allow-multi-attach",
+                ));
+            }
+            if !green_zones.contains(ec2.az.as_str()) {
+                readiness.zones_ready = false;
+                problems.push(Problem::blocking(
+                    "zone-without-nodes",
+                    format!("EBS volume {volume_id}"),
+                    format!(
+                        "the volume is in {}, where {} has no ready node",
+                        ec2.az, green.context
+                    ),
+                    format!("add a node group to {} in {}", green.context, ec2.az),
+                ));
+            }
+            let request = claim.request_bytes.unwrap_or(0);
+            let capacity = pv.capacity_bytes.unwrap_or(0);
+            if capacity < request {
+                problems.push(Problem::blocking(
+                    "capacity",
+                    pv_obj.clone(),
+                    format!(
+                        "capacity {} is smaller than the claim's request {}; the binder would not check this for a pre-bound claim",
+                        format_bytes(capacity),
+                        format_bytes(request)
+                    ),
+                    "expand the volume in blue first (or lower the request in green's template)",
+                ));
+            }
+            if !claim
+                .access_modes
+                .iter()
+                .all(|m| pv.access_modes.contains(m))
+            {
+                problems.push(Problem::blocking(
+                    "access-modes",
+                    pv_obj.clone(),
+                    format!(
+                        "the claim asks for {:?} but the volume offers {:?}",
+                        claim.access_modes, pv.access_modes
+                    ),
+                    "make the template's accessModes a subset of the PV's",
+                ));
+            }
+            if claim.volume_mode != pv.volume_mode {
+                problems.push(Problem::blocking(
+                    "volume-mode",
+                    pv_obj.clone(),
+                    format!(
+                        "volume mode {} differs from the claim's {}",
+                        pv.volume_mode, claim.volume_mode
+                    ),
+                    "use the PV's volumeMode in the template",
+                ));
+            }
+            if claim.storage_class != pv.storage_class {
+                problems.push(Problem::blocking(
+                    "class",
+                    pv_obj.clone(),
+                    format!(
+                        "storage class {:?} differs from the claim's {:?}",
+                        pv.storage_class, claim.storage_class
+                    ),
+                    "use the PV's storageClassName in the template",
+                ));
+            }
+            if !claim.storage_class.is_empty()
+                && !green
+                    .storage_classes
+                    .iter()
+                    .any(|c| c.name == claim.storage_class)
+            {
+                problems.push(Problem::warning(
+                    "class-missing-in-green",
+                    format!("StorageClass {}/{}", green.context, claim.storage_class),
+                    "green has no StorageClass of this name: the moved claims bind, but new ones (scale-up) cannot be provisioned",
+                    format!("create StorageClass {} in {}", claim.storage_class, green.context),
+                ));
+            }
+            let original = pv.original_reclaim_policy.unwrap_or(pv.reclaim_policy);
+            if original != ReclaimPolicy::Retain {
+                problems.push(Problem::warning(
+                    "reclaim-delete",
+                    pv_obj.clone(),
+                    format!("reclaim policy is {original}"),
+                    "nothing: baton sets Retain before anything else and records the original (restored on rollback, or on commit with --restore-reclaim-policy)",
+                ));
+            }
+
+            // Green's claim of that name: absent, ours (a resumed move), or someone else's.
+            let mut ours = false;
+            if let Some(gc) = green.claim(&s.namespace, &claim_name) {
+                if gc.volume_name == pv.name {
+                    ours = gc.phase == "Bound"
+                        && green
+                            .volume(&pv.name)
+                            .and_then(|gpv| gpv.claim_ref.as_ref())
+                            .is_some_and(|r| r.uid == gc.uid);
+                } else {
+                    problems.push(Problem::blocking(
+                        "green-claim-taken",
+                        format!("PersistentVolumeClaim {}/{}/{claim_name}", green.context, s.namespace),
+                        if gc.volume_name.is_empty() {
+                            "green already has a claim of this name, not bound to the planned volume".to_string()
+                        } else {
+                            format!("green's claim is bound to another volume ({})", gc.volume_name)
+                        },
+                        format!(
+                            "if that claim holds nothing you need, delete it: kubectl --context {} -n {} delete pvc {claim_name}",
+                            green.context, s.namespace
+                        ),
+                    ));
+                }
+            }
+            all_ours &= ours;
+            volumes.push(VolumePlan {
+                claim: claim_name,
+                template: t.name.clone(),
+                ordinal,
+                blue_claim_uid: claim.uid.clone(),
+                pv: pv.name.clone(),
+                pv_uid: pv.uid.clone(),
+                volume_id,
+                az: ec2.az.clone(),
+                size_gib: ec2.size_gib,
+                volume_type: ec2.volume_type.clone(),
+                encrypted: ec2.encrypted,
+                multi_attach: ec2.multi_attach,
+                source,
+                reclaim_policy: pv.reclaim_policy,
+                original_reclaim_policy: original,
+                capacity_bytes: capacity,
+                request_bytes: request,
+                storage_class: claim.storage_class.clone(),
+                access_modes: claim.access_modes.clone(),
+                volume_mode: claim.volume_mode.clone(),
+            });
+        }
+    }
+    readiness.migrated = all_ours && !volumes.is_empty();
+    if readiness.exists && readiness.replicas > 0 && !readiness.migrated {
+        problems.push(Problem::blocking(
+            "green-not-zero",
+            sts_obj(&green.context),
+            format!(
+                "green runs {} replicas; it must be at 0 until its claims are bound to blue's volumes",
+                readiness.replicas
+            ),
+            format!(
+                "kubectl --context {} -n {} scale sts {} --replicas=0 (and delete any claims it created)",
+                green.context, s.namespace, s.name
+            ),
+        ));
+    }
+    if replicas == 0 {
+        problems.push(Problem::warning(
+            "nothing-to-move",
+            sts_obj(&blue.context),
+            "blue is at 0 replicas and has no claims: there is nothing to hand over",
+            "nothing",
+        ));
+    }
+    AppPlan {
+        namespace: s.namespace.clone(),
+        name: s.name.clone(),
+        blue_uid: s.uid.clone(),
+        replicas,
+        retention: s.retention.clone(),
+        green: readiness,
+        volumes,
+        problems,
+    }
+}
+
+fn template_differences(blue: &StatefulSet, green: &StatefulSet) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in &blue.templates {
+        match green.templates.iter().find(|g| g.name == b.name) {
+            None => out.push(format!("template {} is missing", b.name)),
+            Some(g) => {
+                if g.storage_class != b.storage_class {
+                    out.push(format!(
+                        "{}: class {:?} vs blue's {:?}",
+                        b.name, g.storage_class, b.storage_class
+                    ));
+                }
+                if g.request_bytes != b.request_bytes {
+                    out.push(format!(
+                        "{}: size {} vs blue's {}",
+                        b.name,
+                        g.request_bytes.map(format_bytes).unwrap_or_default(),
+                        b.request_bytes.map(format_bytes).unwrap_or_default()
+                    ));
+                }
+                if g.access_modes != b.access_modes {
+                    out.push(format!(
+                        "{}: access modes {:?} vs blue's {:?}",
+                        b.name, g.access_modes, b.access_modes
+                    ));
+                }
+                if g.volume_mode != b.volume_mode {
+                    out.push(format!(
+                        "{}: volume mode {} vs blue's {}",
+                        b.name, g.volume_mode, b.volume_mode
+                    ));
+                }
+            }
+        }
+    }
+    for g in &green.templates {
+        if !blue.templates.iter().any(|b| b.name == g.name) {
+            out.push(format!("template {} is only in green", g.name));
+        }
+    }
+    out
+}

@@ -1,0 +1,190 @@
+//! The expected effect of each step on an [`Observed`] world: what the world looks like
+//! once an action has been made and its physics have played out. `migrate --dry-run` walks
+//! the machine on it to print every mutation in order without making one, and the tests
+//! walk it to prove the machine ends, in every mode and from every intermediate state.
+
+use crate::machine::{Action, Decision, Observed, Wait};
+use crate::plan::AppPlan;
+use crate::world::{ClaimRef, Pv, Pvc, ReclaimPolicy, RetentionPolicy};
+
+/// Applies a decision's expected effect. `Done` and `Blocked` change nothing.
+pub fn apply(app: &AppPlan, obs: &mut Observed, d: &Decision) {
+    match d {
+        Decision::Act(a) => apply_action(app, obs, a),
+        Decision::Wait { wait } => apply_wait(app, obs, *wait),
+        Decision::Done | Decision::Blocked { .. } => {}
+    }
+}
+
+fn apply_action(app: &AppPlan, obs: &mut Observed, a: &Action) {
+    match a {
+        Action::RetainBlueVolume { pv, original } => {
+            if let Some(p) = obs.blue.volumes.get_mut(pv) {
+                p.reclaim_policy = ReclaimPolicy::Retain;
+                p.original_reclaim_policy.get_or_insert(*original);
+            }
+        }
+        Action::RetainBlueClaims { .. } => {
+            if let Some(s) = &mut obs.blue.sts {
+                s.retention = RetentionPolicy::default();
+            }
+        }
+        Action::ScaleBlue { replicas } => {
+            if let Some(s) = &mut obs.blue.sts {
+                s.replicas = *replicas;
+                s.ready_replicas = s.ready_replicas.min(*replicas);
+            }
+        }
+        Action::StartSnapshot { volume_id, .. } => {
+            obs.snapshots
+                .insert(volume_id.clone(), format!("snap-of-{volume_id}"));
+        }
+        Action::CreateGreenClaim { claim } => {
+            let Some(v) = app.volumes.iter().find(|v| &v.claim == claim) else {
+                return;
+            };
+            obs.green.claims.insert(
+                claim.clone(),
+                Pvc {
+                    namespace: app.namespace.clone(),
+                    name: claim.clone(),
+                    uid: format!("green-uid-{claim}"),
+                    volume_name: v.pv.clone(),
+                    phase: "Pending".into(),
+                    request_bytes: Some(v.request_bytes),
+                    access_modes: v.access_modes.clone(),
+                    volume_mode: v.volume_mode.clone(),
+                    storage_class: v.storage_class.clone(),
+                    deleting: false,
+                    migration: Some("dry-run".into()),
+                },
+            );
+        }
+        Action::CreateGreenVolume {
+            pv,
+            claim,
+            claim_uid,
+        } => {
+            let Some(v) = app.volumes.iter().find(|v| &v.pv == pv) else {
+                return;
+            };
+            obs.green.volumes.insert(
+                pv.clone(),
+                Pv {
+                    name: pv.clone(),
+                    uid: format!("green-uid-{pv}"),
+                    volume_id: Some(v.volume_id.clone()),
+                    source: Some(v.source),
+                    other_backend: None,
+                    zone: Some(v.az.clone()),
+                    capacity_bytes: Some(v.capacity_bytes),
+                    access_modes: v.access_modes.clone(),
+                    volume_mode: v.volume_mode.clone(),
+                    storage_class: v.storage_class.clone(),
+                    reclaim_policy: ReclaimPolicy::Retain,
+                    original_reclaim_policy: Some(v.original_reclaim_policy),
+                    claim_ref: Some(ClaimRef {
+                        namespace: app.namespace.clone(),
+                        name: claim.clone(),
+                        uid: claim_uid.clone(),
+                    }),
+                    phase: "Available".into(),
+                    migration: Some("dry-run".into()),
+                },
+            );
+        }
+        Action::ScaleGreen { replicas } => {
+            if let Some(s) = &mut obs.green.sts {
+                s.replicas = *replicas;
+                s.ready_replicas = s.ready_replicas.min(*replicas);
+            }
+        }
+        Action::RetainGreenVolume { pv } => {
+            if let Some(p) = obs.green.volumes.get_mut(pv) {
+                p.reclaim_policy = ReclaimPolicy::Retain;
+            }
+        }
+        Action::DeleteGreenClaim { claim } => {
+            obs.green.claims.remove(claim);
+            for p in obs.green.volumes.values_mut() {
+                if p.claim_ref.as_ref().is_some_and(|r| &r.name == claim) {
+                    p.phase = "Released".into();
+                }
+            }
+        }
+        Action::DeleteGreenVolume { pv } => {
+            obs.green.volumes.remove(pv);
+        }
+        Action::RestoreBlueVolume { pv, policy } => {
+            if let Some(p) = obs.blue.volumes.get_mut(pv) {
+                p.reclaim_policy = *policy;
+            }
+        }
+        Action::RestoreBlueClaims { policy } => {
+            if let Some(s) = &mut obs.blue.sts {
+                s.retention = policy.clone();
+            }
+        }
+        Action::DeleteBlueClaim { claim } => {
+            obs.blue.claims.remove(claim);
+        }
+        Action::DeleteBlueVolume { pv } => {
+            obs.blue.volumes.remove(pv);
+        }
+        Action::RestoreGreenVolume { pv, policy } => {
+            if let Some(p) = obs.green.volumes.get_mut(pv) {
+                p.reclaim_policy = *policy;
+            }
+        }
+    }
+}
+
+fn set_ec2(app: &AppPlan, obs: &mut Observed, state: &str, node: Option<&str>) {
+    for v in &app.volumes {
+        if let Some(e) = obs.ec2.get_mut(&v.volume_id) {
+            e.state = state.into();
+            e.attached_to = node.map(|n| vec![n.to_string()]).unwrap_or_default();
+        }
+    }
+}
+
+fn apply_wait(app: &AppPlan, obs: &mut Observed, w: Wait) {
+    let volumes = app.volumes.len() as u32;
+    match w {
+        Wait::BluePodsGone => obs.blue.pods = 0,
+        Wait::BlueDetached => obs.blue.attachments = 0,
+        Wait::GreenPodsGone => obs.green.pods = 0,
+        Wait::GreenDetached => obs.green.attachments = 0,
+        Wait::VolumesAvailable => set_ec2(app, obs, "available", None),
+        Wait::GreenBound => {
+            for v in &app.volumes {
+                if let Some(c) = obs.green.claims.get_mut(&v.claim) {
+                    c.phase = "Bound".into();
+                }
+                if let Some(p) = obs.green.volumes.get_mut(&v.pv) {
+                    p.phase = "Bound".into();
+                }
+            }
+        }
+        Wait::GreenReady => {
+            if let Some(s) = &mut obs.green.sts {
+                s.ready_replicas = s.replicas;
+                s.status_replicas = s.replicas;
+                s.observed = true;
+                obs.green.pods = s.replicas as u32;
+            }
+            obs.green.attachments = volumes;
+            set_ec2(app, obs, "in-use", Some("green-node"));
+        }
+        Wait::BlueReady => {
+            if let Some(s) = &mut obs.blue.sts {
+                s.ready_replicas = s.replicas;
+                s.status_replicas = s.replicas;
+                s.observed = true;
+                obs.blue.pods = s.replicas as u32;
+            }
+            obs.blue.attachments = volumes;
+            set_ec2(app, obs, "in-use", Some("blue-node"));
+        }
+    }
+}

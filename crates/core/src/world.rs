@@ -1,0 +1,283 @@
+//! What baton knows of the world, as plain data: the parts of two clusters and of EC2 that
+//! the planner and the phase machine read. The adapters (`baton-kube`, `baton-aws`) fill
+//! these from real objects; tests build them by hand. Nothing here talks to anything.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `persistentVolumeReclaimPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReclaimPolicy {
+    /// The volume survives the claim's deletion.
+    Retain,
+    /// The volume is deleted with the claim.
+    Delete,
+    /// Deprecated; treated like Delete for safety decisions.
+    Recycle,
+}
+
+impl ReclaimPolicy {
+    /// Parses the API's spelling; anything unknown is treated as Delete (the unsafe side).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "Retain" => Self::Retain,
+            "Recycle" => Self::Recycle,
+            _ => Self::Delete,
+        }
+    }
+
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Retain => "Retain",
+            Self::Delete => "Delete",
+            Self::Recycle => "Recycle",
+        }
+    }
+}
+
+impl std::fmt::Display for ReclaimPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a PV reaches its EBS volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VolumeSource {
+    /// `csi: {driver: ebs.csi.aws.com}`.
+    Csi,
+    /// In-tree `awsElasticBlockStore` (works on new clusters through CSI migration).
+    InTree,
+}
+
+/// A PersistentVolume, as far as baton cares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pv {
+    /// Object name.
+    pub name: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// The EBS volume id, when the PV is EBS-backed.
+    pub volume_id: Option<String>,
+    /// CSI or in-tree, when EBS-backed.
+    pub source: Option<VolumeSource>,
+    /// The other backend's name when not EBS-backed (e.g. `nfs`, `csi:efs.csi.aws.com`).
+    pub other_backend: Option<String>,
+    /// The zone pinned by nodeAffinity (or the in-tree volume id's zone).
+    pub zone: Option<String>,
+    /// `spec.capacity.storage` in bytes.
+    pub capacity_bytes: Option<u64>,
+    /// `spec.accessModes`.
+    pub access_modes: Vec<String>,
+    /// `spec.volumeMode` (Filesystem when unset).
+    pub volume_mode: String,
+    /// `spec.storageClassName` ("" when unset).
+    pub storage_class: String,
+    /// `spec.persistentVolumeReclaimPolicy`.
+    pub reclaim_policy: ReclaimPolicy,
+    /// The reclaim policy baton recorded before changing it (its annotation), if any.
+    pub original_reclaim_policy: Option<ReclaimPolicy>,
+    /// `spec.claimRef`.
+    pub claim_ref: Option<ClaimRef>,
+    /// `status.phase`.
+    pub phase: String,
+    /// The migration that created this PV (baton's annotation), if any.
+    pub migration: Option<String>,
+}
+
+/// `spec.claimRef` of a PV.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimRef {
+    /// Claim namespace.
+    pub namespace: String,
+    /// Claim name.
+    pub name: String,
+    /// Claim uid; empty when the PV is only reserved for the name.
+    pub uid: String,
+}
+
+/// A PersistentVolumeClaim, as far as baton cares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pvc {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `spec.volumeName` ("" when unset).
+    pub volume_name: String,
+    /// `status.phase` (Pending, Bound, Lost).
+    pub phase: String,
+    /// `spec.resources.requests.storage` in bytes.
+    pub request_bytes: Option<u64>,
+    /// `spec.accessModes`.
+    pub access_modes: Vec<String>,
+    /// `spec.volumeMode` (Filesystem when unset).
+    pub volume_mode: String,
+    /// `spec.storageClassName` ("" when unset).
+    pub storage_class: String,
+    /// Being deleted.
+    pub deleting: bool,
+    /// The migration that created this claim (baton's annotation), if any.
+    pub migration: Option<String>,
+}
+
+/// `persistentVolumeClaimRetentionPolicy` of a StatefulSet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionPolicy {
+    /// `whenScaled` (Retain when unset).
+    pub when_scaled: String,
+    /// `whenDeleted` (Retain when unset).
+    pub when_deleted: String,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        Self {
+            when_scaled: "Retain".into(),
+            when_deleted: "Retain".into(),
+        }
+    }
+}
+
+impl RetentionPolicy {
+    /// Whether scaling down or deleting the StatefulSet deletes its claims.
+    pub fn deletes_claims(&self) -> bool {
+        self.when_scaled == "Delete" || self.when_deleted == "Delete"
+    }
+}
+
+/// One volumeClaimTemplate, reduced to what must match between blue and green.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimTemplate {
+    /// Template name.
+    pub name: String,
+    /// Storage class ("" when unset: the cluster default).
+    pub storage_class: String,
+    /// Requested bytes.
+    pub request_bytes: Option<u64>,
+    /// Access modes.
+    pub access_modes: Vec<String>,
+    /// Volume mode (Filesystem when unset).
+    pub volume_mode: String,
+}
+
+/// A StatefulSet, as far as baton cares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatefulSet {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// `status.replicas` (pods that exist).
+    pub status_replicas: i32,
+    /// `status.readyReplicas`.
+    pub ready_replicas: i32,
+    /// `metadata.generation` == `status.observedGeneration`.
+    pub observed: bool,
+    /// Labels (for `--selector`).
+    pub labels: BTreeMap<String, String>,
+    /// `spec.volumeClaimTemplates`.
+    pub templates: Vec<ClaimTemplate>,
+    /// `spec.persistentVolumeClaimRetentionPolicy`.
+    pub retention: RetentionPolicy,
+    /// Names of HorizontalPodAutoscalers (or other known scalers) targeting it.
+    pub scalers: Vec<String>,
+}
+
+impl StatefulSet {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A node: its name and zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Name.
+    pub name: String,
+    /// `topology.kubernetes.io/zone` (or the EBS CSI topology label).
+    pub zone: String,
+    /// Ready condition True.
+    pub ready: bool,
+}
+
+/// A StorageClass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageClass {
+    /// Name.
+    pub name: String,
+    /// `provisioner`.
+    pub provisioner: String,
+    /// Marked as the default class.
+    pub default: bool,
+}
+
+/// Everything the planner reads from one cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// The kubeconfig context it was read through.
+    pub context: String,
+    /// `/version` gitVersion.
+    pub version: String,
+    /// StatefulSets (of the selected namespaces).
+    pub statefulsets: Vec<StatefulSet>,
+    /// Claims (of the selected namespaces).
+    pub claims: Vec<Pvc>,
+    /// All PVs.
+    pub volumes: Vec<Pv>,
+    /// All nodes.
+    pub nodes: Vec<Node>,
+    /// All StorageClasses.
+    pub storage_classes: Vec<StorageClass>,
+}
+
+impl ClusterView {
+    /// A StatefulSet by namespace and name.
+    pub fn statefulset(&self, ns: &str, name: &str) -> Option<&StatefulSet> {
+        self.statefulsets
+            .iter()
+            .find(|s| s.namespace == ns && s.name == name)
+    }
+
+    /// A claim by namespace and name.
+    pub fn claim(&self, ns: &str, name: &str) -> Option<&Pvc> {
+        self.claims
+            .iter()
+            .find(|c| c.namespace == ns && c.name == name)
+    }
+
+    /// A PV by name.
+    pub fn volume(&self, name: &str) -> Option<&Pv> {
+        self.volumes.iter().find(|v| v.name == name)
+    }
+}
+
+/// EC2's view of an EBS volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ec2Volume {
+    /// `vol-…`.
+    pub id: String,
+    /// Availability zone.
+    pub az: String,
+    /// Size in GiB.
+    pub size_gib: i32,
+    /// gp2, gp3, io2, …
+    pub volume_type: String,
+    /// Encrypted at rest.
+    pub encrypted: bool,
+    /// io1/io2 multi-attach enabled.
+    pub multi_attach: bool,
+    /// `available`, `in-use`, `creating`, …
+    pub state: String,
+    /// Instances it is attached to.
+    pub attached_to: Vec<String>,
+}

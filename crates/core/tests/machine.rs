@@ -1,0 +1,450 @@
+//! The phase machine walked on a simulated world: the order of DESIGN.md §2, resumability
+//! from every intermediate state, rollback from every state before commit, and commit.
+
+use std::collections::BTreeMap;
+
+use baton_core::machine::{Action, AppPhase, Decision, Mode, Observed, Side, Wait, next};
+use baton_core::plan::{AppPlan, GreenReadiness, VolumePlan};
+use baton_core::simulate;
+use baton_core::world::{
+    ClaimRef, Ec2Volume, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet, VolumeSource,
+};
+
+fn sts(replicas: i32, retention: RetentionPolicy) -> StatefulSet {
+    StatefulSet {
+        namespace: "orders".into(),
+        name: "db".into(),
+        uid: "sts-uid".into(),
+        replicas,
+        status_replicas: replicas,
+        ready_replicas: replicas,
+        observed: true,
+        labels: BTreeMap::new(),
+        templates: vec![],
+        retention,
+        scalers: vec![],
+    }
+}
+
+/// Blue runs `replicas` pods of orders/db with one claim each; green has the set at 0.
+fn world(replicas: i32, reclaim: ReclaimPolicy, retention: RetentionPolicy) -> (AppPlan, Observed) {
+    let mut obs = Observed {
+        blue: Side {
+            sts: Some(sts(replicas, retention.clone())),
+            pods: replicas as u32,
+            attachments: replicas as u32,
+            ..Default::default()
+        },
+        green: Side {
+            sts: Some(sts(0, RetentionPolicy::default())),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut volumes = Vec::new();
+    for i in 0..replicas {
+        let claim = format!("data-db-{i}");
+        let pv = format!("pvc-{i}");
+        let vol = format!("vol-{i}");
+        obs.blue.claims.insert(
+            claim.clone(),
+            Pvc {
+                namespace: "orders".into(),
+                name: claim.clone(),
+                uid: format!("blue-claim-{i}"),
+                volume_name: pv.clone(),
+                phase: "Bound".into(),
+                request_bytes: Some(10 << 30),
+                access_modes: vec!["ReadWriteOnce".into()],
+                volume_mode: "Filesystem".into(),
+                storage_class: "gp3".into(),
+                deleting: false,
+                migration: None,
+            },
+        );
+        obs.blue.volumes.insert(
+            pv.clone(),
+            Pv {
+                name: pv.clone(),
+                uid: format!("pv-uid-{i}"),
+                volume_id: Some(vol.clone()),
+                source: Some(VolumeSource::Csi),
+                other_backend: None,
+                zone: Some("us-east-1a".into()),
+                capacity_bytes: Some(10 << 30),
+                access_modes: vec!["ReadWriteOnce".into()],
+                volume_mode: "Filesystem".into(),
+                storage_class: "gp3".into(),
+                reclaim_policy: reclaim,
+                original_reclaim_policy: None,
+                claim_ref: Some(ClaimRef {
+                    namespace: "orders".into(),
+                    name: claim.clone(),
+                    uid: format!("blue-claim-{i}"),
+                }),
+                phase: "Bound".into(),
+                migration: None,
+            },
+        );
+        obs.ec2.insert(
+            vol.clone(),
+            Ec2Volume {
+                id: vol.clone(),
+                az: "us-east-1a".into(),
+                size_gib: 10,
+                volume_type: "gp3".into(),
+                encrypted: true,
+                multi_attach: false,
+                state: "in-use".into(),
+                attached_to: vec![format!("i-blue-{i}")],
+            },
+        );
+        volumes.push(VolumePlan {
+            claim,
+            template: "data".into(),
+            ordinal: i,
+            blue_claim_uid: format!("blue-claim-{i}"),
+            pv,
+            pv_uid: format!("pv-uid-{i}"),
+            volume_id: vol,
+            az: "us-east-1a".into(),
+            size_gib: 10,
+            volume_type: "gp3".into(),
+            encrypted: true,
+            multi_attach: false,
+            source: VolumeSource::Csi,
+            reclaim_policy: reclaim,
+            original_reclaim_policy: reclaim,
+            capacity_bytes: 10 << 30,
+            request_bytes: 10 << 30,
+            storage_class: "gp3".into(),
+            access_modes: vec!["ReadWriteOnce".into()],
+            volume_mode: "Filesystem".into(),
+        });
+    }
+    let app = AppPlan {
+        namespace: "orders".into(),
+        name: "db".into(),
+        blue_uid: "sts-uid".into(),
+        replicas,
+        retention,
+        green: GreenReadiness {
+            exists: true,
+            replicas: 0,
+            templates_match: true,
+            zones_ready: true,
+            migrated: false,
+        },
+        volumes,
+        problems: vec![],
+    };
+    (app, obs)
+}
+
+/// Walks the machine to the end, checking the invariants after every step; returns the
+/// decisions and every intermediate world.
+fn walk(mode: Mode, app: &AppPlan, mut obs: Observed) -> (Vec<Decision>, Vec<Observed>) {
+    let mut decisions = Vec::new();
+    let mut worlds = vec![obs.clone()];
+    for _ in 0..200 {
+        let d = next(mode, app, &obs);
+        let end = matches!(d, Decision::Done | Decision::Blocked { .. });
+        simulate::apply(app, &mut obs, &d);
+        invariants(mode, app, &obs);
+        decisions.push(d);
+        worlds.push(obs.clone());
+        if end {
+            return (decisions, worlds);
+        }
+    }
+    panic!("the machine did not end: {decisions:#?}");
+}
+
+/// DESIGN.md §2's invariants, as far as the simulated world shows them.
+fn invariants(mode: Mode, app: &AppPlan, obs: &Observed) {
+    for v in &app.volumes {
+        // 2: a green PV for a migrated volume is always reserved for a claim uid.
+        if let Some(pv) = obs.green.volumes.get(&v.pv) {
+            assert!(
+                pv.claim_ref.as_ref().is_some_and(|r| !r.uid.is_empty()),
+                "green PV {} bindable by any claim",
+                v.pv
+            );
+            if mode == Mode::Migrate {
+                assert_eq!(
+                    pv.reclaim_policy,
+                    ReclaimPolicy::Retain,
+                    "green PV not Retain"
+                );
+            }
+        }
+        // 1/4: while both sides exist, at least one holds a claim for the data.
+        assert!(
+            obs.blue.claims.contains_key(&v.claim) || obs.green.claims.contains_key(&v.claim),
+            "{} reachable from neither side",
+            v.claim
+        );
+    }
+    // 3: never both sides running pods on the volumes.
+    assert!(
+        obs.blue.pods == 0 || obs.green.pods == 0,
+        "blue and green both run pods"
+    );
+    // Retain before the first scale-down.
+    if obs
+        .blue
+        .sts
+        .as_ref()
+        .is_some_and(|s| s.replicas < app.replicas)
+    {
+        for v in &app.volumes {
+            if let Some(pv) = obs.blue.volumes.get(&v.pv) {
+                assert_eq!(
+                    pv.reclaim_policy,
+                    ReclaimPolicy::Retain,
+                    "scaled down before Retain"
+                );
+            }
+        }
+        if let Some(s) = &obs.blue.sts {
+            assert!(
+                !s.retention.deletes_claims(),
+                "scaled down with retention Delete"
+            );
+        }
+    }
+}
+
+fn actions(ds: &[Decision]) -> Vec<String> {
+    ds.iter()
+        .map(|d| match d {
+            Decision::Act(a) => a.describe(),
+            Decision::Wait { wait } => format!("wait for {}", wait.describe()),
+            Decision::Done => "done".into(),
+            Decision::Blocked { reason } => format!("blocked: {reason}"),
+        })
+        .collect()
+}
+
+#[test]
+fn migrate_follows_the_design_order() {
+    let (app, obs) = world(
+        2,
+        ReclaimPolicy::Delete,
+        RetentionPolicy {
+            when_scaled: "Delete".into(),
+            when_deleted: "Retain".into(),
+        },
+    );
+    let (ds, _) = walk(Mode::Migrate, &app, obs);
+    assert_eq!(
+        actions(&ds),
+        [
+            "set PV pvc-0 to Retain (was Delete)",
+            "set PV pvc-1 to Retain (was Delete)",
+            "set claim retention to Retain (was whenScaled Delete, whenDeleted Retain)",
+            "scale blue to 0",
+            "wait for blue's pods to stop",
+            "wait for blue's volume attachments to go",
+            "wait for EC2 to report the volumes available",
+            "start snapshot of vol-0 (data-db-0)",
+            "start snapshot of vol-1 (data-db-1)",
+            "create claim data-db-0",
+            "create claim data-db-1",
+            "create PV pvc-0 for data-db-0 (uid green-uid-data-db-0), Retain",
+            "create PV pvc-1 for data-db-1 (uid green-uid-data-db-1), Retain",
+            "wait for green's claims to bind",
+            "scale green to 2",
+            "wait for green's pods to be Ready",
+            "done",
+        ]
+    );
+}
+
+#[test]
+fn resuming_from_any_intermediate_world_converges_to_the_same_end() {
+    let (app, obs) = world(2, ReclaimPolicy::Delete, RetentionPolicy::default());
+    let (_, worlds) = walk(Mode::Migrate, &app, obs);
+    let end = worlds.last().unwrap().clone();
+    for (k, w) in worlds.iter().enumerate() {
+        // A crash after step k: a fresh run observes w and goes on.
+        let (ds, ws) = walk(Mode::Migrate, &app, w.clone());
+        assert_eq!(ds.last(), Some(&Decision::Done), "from step {k}");
+        assert_eq!(ws.last().unwrap(), &end, "from step {k}");
+        // Repeating the step already made is harmless: the world shows its effect.
+        let again = next(Mode::Migrate, &app, w);
+        let mut w2 = w.clone();
+        simulate::apply(&app, &mut w2, &again);
+        let mut w3 = w2.clone();
+        simulate::apply(&app, &mut w3, &again);
+        assert_eq!(w2, w3, "step {k} is not idempotent: {again:?}");
+    }
+}
+
+#[test]
+fn rollback_from_every_state_before_commit_returns_blue_with_its_data() {
+    let (app, obs) = world(
+        2,
+        ReclaimPolicy::Delete,
+        RetentionPolicy {
+            when_scaled: "Delete".into(),
+            when_deleted: "Delete".into(),
+        },
+    );
+    let original = obs.clone();
+    let (_, worlds) = walk(Mode::Migrate, &app, obs);
+    for (k, w) in worlds.iter().enumerate() {
+        let (ds, ws) = walk(Mode::Rollback, &app, w.clone());
+        assert_eq!(
+            ds.last(),
+            Some(&Decision::Done),
+            "from step {k}: {:#?}",
+            actions(&ds)
+        );
+        let end = ws.last().unwrap();
+        assert!(
+            end.green.claims.is_empty() && end.green.volumes.is_empty(),
+            "from step {k}"
+        );
+        assert_eq!(
+            end.blue.sts.as_ref().unwrap().ready_replicas,
+            2,
+            "from step {k}"
+        );
+        assert_eq!(
+            end.blue.sts.as_ref().unwrap().retention,
+            original.blue.sts.as_ref().unwrap().retention
+        );
+        for v in &app.volumes {
+            assert_eq!(
+                end.blue.volumes[&v.pv].reclaim_policy,
+                ReclaimPolicy::Delete,
+                "restored"
+            );
+            assert_eq!(
+                end.blue.claims[&v.claim], original.blue.claims[&v.claim],
+                "blue claim untouched"
+            );
+        }
+    }
+}
+
+#[test]
+fn rollback_keeps_green_pv_retain_before_deleting_its_claim() {
+    let (app, obs) = world(1, ReclaimPolicy::Retain, RetentionPolicy::default());
+    let (_, worlds) = walk(Mode::Migrate, &app, obs);
+    let mut w = worlds.last().unwrap().clone();
+    w.green.volumes.get_mut("pvc-0").unwrap().reclaim_policy = ReclaimPolicy::Delete;
+    let (ds, _) = walk(Mode::Rollback, &app, w);
+    let a = actions(&ds);
+    let retain = a
+        .iter()
+        .position(|s| s == "set green PV pvc-0 to Retain")
+        .unwrap();
+    let delete = a
+        .iter()
+        .position(|s| s == "delete green claim data-db-0")
+        .unwrap();
+    assert!(retain < delete, "{a:#?}");
+}
+
+#[test]
+fn commit_retires_blue_and_optionally_restores_the_policy() {
+    let (app, obs) = world(1, ReclaimPolicy::Delete, RetentionPolicy::default());
+    let (_, worlds) = walk(Mode::Migrate, &app, obs.clone());
+    let migrated = worlds.last().unwrap().clone();
+    let (ds, ws) = walk(
+        Mode::Commit {
+            restore_reclaim_policy: true,
+        },
+        &app,
+        migrated,
+    );
+    assert_eq!(
+        actions(&ds),
+        [
+            "delete blue claim data-db-0",
+            "delete blue PV pvc-0 (volume kept)",
+            "restore green PV pvc-0 to Delete",
+            "done"
+        ]
+    );
+    assert!(ws.last().unwrap().green.claims.contains_key("data-db-0"));
+
+    // Not migrated yet: commit refuses and changes nothing.
+    let (ds, ws) = walk(
+        Mode::Commit {
+            restore_reclaim_policy: false,
+        },
+        &app,
+        obs.clone(),
+    );
+    assert!(matches!(ds[0], Decision::Blocked { .. }), "{ds:?}");
+    assert_eq!(ws.last().unwrap(), &obs);
+}
+
+#[test]
+fn a_foreign_green_claim_or_pv_blocks_before_blue_is_touched() {
+    let (app, mut obs) = world(1, ReclaimPolicy::Retain, RetentionPolicy::default());
+    let mut foreign = obs.blue.claims["data-db-0"].clone();
+    foreign.uid = "someone-else".into();
+    foreign.volume_name = "pvc-fresh".into();
+    obs.green.claims.insert("data-db-0".into(), foreign);
+    let d = next(Mode::Migrate, &app, &obs);
+    assert!(
+        matches!(&d, Decision::Blocked { reason } if reason.contains("data-db-0")),
+        "{d:?}"
+    );
+
+    // A green PV of the planned name reserved for another claim uid blocks too.
+    let (app, obs) = world(1, ReclaimPolicy::Retain, RetentionPolicy::default());
+    let (_, worlds) = walk(Mode::Migrate, &app, obs);
+    let mut w = worlds
+        .into_iter()
+        .find(|w| w.green.volumes.contains_key("pvc-0"))
+        .unwrap();
+    w.green
+        .volumes
+        .get_mut("pvc-0")
+        .unwrap()
+        .claim_ref
+        .as_mut()
+        .unwrap()
+        .uid = "hijacker".into();
+    w.green.claims.get_mut("data-db-0").unwrap().phase = "Pending".into();
+    let d = next(Mode::Migrate, &app, &w);
+    assert!(
+        matches!(&d, Decision::Blocked { reason } if reason.contains("hijacker")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn green_running_without_the_volumes_blocks() {
+    let (app, mut obs) = world(1, ReclaimPolicy::Retain, RetentionPolicy::default());
+    obs.green.sts.as_mut().unwrap().replicas = 1;
+    let d = next(Mode::Migrate, &app, &obs);
+    assert!(
+        matches!(&d, Decision::Blocked { reason } if reason.contains("scale it to 0")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn phases_follow_decisions() {
+    let (app, obs) = world(1, ReclaimPolicy::Delete, RetentionPolicy::default());
+    let (ds, _) = walk(Mode::Migrate, &app, obs);
+    let phases: Vec<AppPhase> = ds.iter().map(|d| AppPhase::of(Mode::Migrate, d)).collect();
+    assert_eq!(phases.first(), Some(&AppPhase::Preparing));
+    assert_eq!(phases.last(), Some(&AppPhase::Migrated));
+    let mut sorted = phases.clone();
+    sorted.sort();
+    assert_eq!(phases, sorted, "phases only move forward");
+    assert!(ds.contains(&Decision::Wait {
+        wait: Wait::GreenBound
+    }));
+    assert!(
+        ds.iter()
+            .any(|d| matches!(d, Decision::Act(Action::StartSnapshot { .. })))
+    );
+}
