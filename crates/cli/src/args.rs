@@ -36,6 +36,192 @@ pub enum Command {
     /// The emulated EKS environment baton is tested on, for rehearsals and for kubectl.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Show what moving blue's StatefulSets to green would do, and every problem in the way.
+    ///
+    /// Read-only. Per app: replicas, claims, PVs, each EBS volume's id, zone, size, type and
+    /// encryption, CSI or in-tree, reclaim policy, green's readiness, and each problem with
+    /// the object it concerns and the fix. Exit code 3 when a problem blocks the move.
+    ///
+    ///   baton plan --from blue --to green
+    ///   baton plan --from blue --to green -n orders -o yaml --out plan.yaml
+    Plan(PlanArgs),
+    /// Move blue's StatefulSets to green on their own EBS volumes (re-bound, never copied).
+    ///
+    /// Per app, DESIGN.md's order: blue's PVs made Retain (original recorded) before
+    /// anything else; then the window: blue scaled to 0, its pods gone, its volume
+    /// attachments gone and EC2 reporting the volumes available; an EBS snapshot started
+    /// (not awaited); green's claim created with volumeName; green's PV created with
+    /// claimRef.uid and Retain; Bound; green scaled up; Ready. Every mutation is journaled
+    /// in the state dir before and after; `--resume` continues after a crash or Ctrl-C.
+    /// Blue's objects stay in place until `baton commit`, so `baton rollback` is cheap.
+    ///
+    ///   baton migrate --from blue --to green --dry-run
+    ///   baton migrate --from blue --to green -n orders --yes
+    ///   baton migrate --resume --state-dir .baton/blue-to-green
+    Migrate(MigrateArgs),
+    /// Show the phase of every app and volume of a migration, from its journal.
+    Status(StatusArgs),
+    /// Before commit: return apps to blue, with their data (green lets go of the volumes
+    /// first; blue's claims were never touched).
+    Rollback(RollbackArgs),
+    /// Retire blue's claims and PVs of migrated apps (the volumes survive: Retain).
+    Commit(CommitArgs),
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Tables for people.
+    Table,
+    /// JSON for scripts.
+    Json,
+    /// YAML for scripts and review.
+    Yaml,
+}
+
+/// Which clusters, and how to reach them and AWS.
+#[derive(Debug, Args, Clone)]
+pub struct Clusters {
+    /// Blue's kubeconfig context (the cluster being left).
+    #[arg(long, value_name = "CONTEXT")]
+    pub from: Option<String>,
+    /// Green's kubeconfig context (the new cluster).
+    #[arg(long, value_name = "CONTEXT")]
+    pub to: Option<String>,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// AWS access: the standard credential chain, with these overrides.
+#[derive(Debug, Args, Clone)]
+pub struct AwsArgs {
+    /// AWS profile (default: the standard chain, AWS_PROFILE).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// AWS region (default: AWS_REGION / the profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+/// Which StatefulSets.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SelectionArgs {
+    /// Only StatefulSets in this namespace (repeatable; default: all).
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Only StatefulSets with this label (KEY=VALUE, repeatable: all must match).
+    #[arg(short = 'l', long = "selector", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Allow volumes with EBS multi-attach (you make sure nothing writes from both sides).
+    #[arg(long)]
+    pub allow_multi_attach: bool,
+    /// Create green's PVs for in-tree awsElasticBlockStore volumes in CSI form.
+    #[arg(long)]
+    pub convert_to_csi: bool,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub clusters: Clusters,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    /// Also write the plan (JSON or YAML, by the -o format; JSON for table) to this file,
+    /// for `baton migrate --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub clusters: Clusters,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Use a saved plan (refused if the world no longer matches it).
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub plan: Option<PathBuf>,
+    /// Print every API mutation, in order, and make none.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apps moved at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Where the plan, the original manifests and the journal are kept (default:
+    /// ./.baton/<from>-to-<to>).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Continue the migration in --state-dir after a crash, kill or Ctrl-C.
+    #[arg(long, requires = "state_dir")]
+    pub resume: bool,
+    /// Longest wait for one condition (pods gone, volume available, Bound, Ready).
+    #[arg(long, default_value = "600", value_name = "SECONDS")]
+    pub wait_timeout: u64,
+    /// Output format of the final summary.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The migration's state dir.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The migration's state dir.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Only this app (NAMESPACE/NAME); default: every app of the migration.
+    #[arg(long, value_name = "NS/NAME")]
+    pub app: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Apps rolled back at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
+    /// Longest wait for one condition.
+    #[arg(long, default_value = "600", value_name = "SECONDS")]
+    pub wait_timeout: u64,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// The migration's state dir.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Put each green PV's original reclaim policy back (e.g. Delete).
+    #[arg(long)]
+    pub restore_reclaim_policy: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,8 @@ pub mod code {
     pub const OK: u8 = 0;
     /// The command failed (the message says why).
     pub const FAILED: u8 = 1;
+    /// Nothing was changed: a problem blocks the move (the plan names it and the fix).
+    pub const BLOCKED: u8 = 3;
     /// The capability asked for is not built yet.
     pub const NOT_BUILT: u8 = 4;
 }

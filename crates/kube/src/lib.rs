@@ -1,10 +1,19 @@
 //! baton's Kubernetes access over kube-rs: clients per kubeconfig context (this module),
-//! and later snapshots of cluster state, actions and watches.
+//! objects turned into baton's world views ([`convert`]), the objects baton creates in
+//! green ([`manifest`]), and reads, idempotent mutations and watch-driven waits on one
+//! cluster ([`cluster`]).
 //!
 //! baton names clusters by kubeconfig context (`--from blue --to green`), exactly as
 //! kubectl does, so an SRE's existing kubeconfig works unchanged.
 
+pub mod cluster;
+pub mod convert;
+pub mod manifest;
+
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use cluster::Cluster;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -28,6 +37,26 @@ pub enum KubeError {
         path: String,
         /// The contexts the file has.
         available: String,
+    },
+    /// A call to the API server failed.
+    #[error("failed to {action} in {context}: {source}")]
+    Api {
+        /// The context.
+        context: String,
+        /// What was being done.
+        action: String,
+        /// Why.
+        source: Box<kube::Error>,
+    },
+    /// A wait did not end in time.
+    #[error("failed to see {what} in {context} reach the expected state within {after:?}")]
+    Timeout {
+        /// The context.
+        context: String,
+        /// The app.
+        what: String,
+        /// The time allowed.
+        after: Duration,
     },
     /// The client could not be built from the context (TLS, auth plugin, …).
     #[error("failed to build a client for context {context:?}: {source}")]

@@ -1,7 +1,12 @@
 //! Each command, one module; `run` dispatches.
 
 mod demo;
+mod dry_run;
+mod engine;
+mod runner;
 mod sim;
+mod state;
+mod stateful;
 
 use std::process::ExitCode;
 
@@ -12,5 +17,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(a) => demo::run(a).await,
         Command::Sim(SimCommand::Up(a)) => sim::up(a).await,
+        Command::Plan(a) => stateful::plan(a).await,
+        Command::Migrate(a) => stateful::migrate(a).await,
+        Command::Status(a) => stateful::status(a).await,
+        Command::Rollback(a) => stateful::rollback(a).await,
+        Command::Commit(a) => stateful::commit(a).await,
     }
 }

@@ -1,0 +1,424 @@
+//! The runner's hands: connects to blue, green and AWS; reads what the planner and the
+//! phase machine need; carries out one [`Action`] (idempotently) or one [`Wait`] (on
+//! watches; EC2, which has none, by short backed-off polls).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use baton_aws::{Aws, AwsConfig, Filter, VolumeState};
+use baton_core::machine::{Action, Observed, Side, Wait};
+use baton_core::plan::{AppPlan, Plan};
+use baton_core::planner::{self, Inputs, PlanOptions, Selection};
+use baton_core::world::{Ec2Volume, ReclaimPolicy, RetentionPolicy};
+use baton_kube::manifest::{Origin, green_claim, green_volume};
+use baton_kube::{Cluster, KubeconfigSource};
+
+use super::state::StateDir;
+use crate::args::{AwsArgs, SelectionArgs};
+
+/// Tag on snapshots naming the migration.
+pub const SNAPSHOT_TAG: &str = "baton.io/migration";
+
+/// Connected clusters and AWS.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// Blue.
+    pub blue: Cluster,
+    /// Green.
+    pub green: Cluster,
+    /// AWS.
+    pub aws: Aws,
+    /// Migration id.
+    pub migration: String,
+    /// Green PVs in CSI form.
+    pub convert_to_csi: bool,
+    /// Longest wait.
+    pub wait_timeout: Duration,
+}
+
+/// Connects to both contexts and AWS, failing before anything else on a bad context.
+pub async fn connect(
+    kubeconfig: Option<&std::path::Path>,
+    from: &str,
+    to: &str,
+    aws: &AwsArgs,
+) -> anyhow::Result<(Cluster, Cluster, Aws)> {
+    if from == to {
+        bail!("--from and --to are both {from:?}; blue and green must be different clusters");
+    }
+    let source = match kubeconfig {
+        Some(p) => KubeconfigSource::file(p),
+        None => KubeconfigSource::default(),
+    };
+    let blue = Cluster::connect(&source, from).await?;
+    let green = Cluster::connect(&source, to).await?;
+    let mut cfg = AwsConfig::default();
+    if let Some(p) = &aws.profile {
+        cfg = cfg.profile(p);
+    }
+    if let Some(r) = &aws.region {
+        cfg = cfg.region(r);
+    }
+    let aws = Aws::connect(&cfg)
+        .await
+        .context("failed to set up AWS access")?;
+    Ok((blue, green, aws))
+}
+
+/// Reads both clusters and EC2 and plans.
+pub async fn make_plan(
+    blue: &Cluster,
+    green: &Cluster,
+    aws: &Aws,
+    selection: &SelectionArgs,
+) -> anyhow::Result<Plan> {
+    let (b, g) = futures::try_join!(
+        blue.view(&selection.namespaces),
+        green.view(&selection.namespaces)
+    )?;
+    let ids: Vec<String> = b
+        .volumes
+        .iter()
+        .filter_map(|v| v.volume_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let ec2 = describe(aws, &ids).await?;
+    let (bi, gi) = futures::try_join!(blue.node_instances(), green.node_instances())?;
+    let vpcs = futures::try_join!(vpcs_of(aws, &bi), vpcs_of(aws, &gi))?;
+    let inputs = Inputs {
+        blue: &b,
+        green: &g,
+        ec2: &ec2,
+        vpcs,
+        now: jiff::Timestamp::now().to_string(),
+    };
+    Ok(planner::plan(
+        &inputs,
+        &Selection {
+            namespaces: selection.namespaces.clone(),
+            labels: selection.labels.clone(),
+        },
+        &PlanOptions {
+            allow_multi_attach: selection.allow_multi_attach,
+            convert_to_csi: selection.convert_to_csi,
+        },
+    ))
+}
+
+async fn vpcs_of(aws: &Aws, instances: &[String]) -> anyhow::Result<BTreeSet<String>> {
+    if instances.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let found = aws
+        .describe_instances(&[Filter::new("instance-id", instances.iter().cloned())])
+        .await
+        .context("failed to read the nodes' EC2 instances")?;
+    Ok(found.into_iter().filter_map(|i| i.vpc_id).collect())
+}
+
+/// EC2's view of the volumes (unknown ids are simply absent).
+pub async fn describe(aws: &Aws, ids: &[String]) -> anyhow::Result<BTreeMap<String, Ec2Volume>> {
+    let mut out = BTreeMap::new();
+    for chunk in ids.chunks(200) {
+        let vols = aws
+            .describe_volumes(&[Filter::new("volume-id", chunk.iter().cloned())])
+            .await
+            .context("failed to describe the EBS volumes")?;
+        for v in vols {
+            out.insert(
+                v.id.clone(),
+                Ec2Volume {
+                    id: v.id.clone(),
+                    az: v.availability_zone.clone(),
+                    size_gib: v.size_gib,
+                    volume_type: v.volume_type.clone(),
+                    encrypted: v.encrypted,
+                    multi_attach: v.multi_attach,
+                    state: match &v.state {
+                        VolumeState::Available => "available".into(),
+                        VolumeState::InUse => "in-use".into(),
+                        VolumeState::Creating => "creating".into(),
+                        VolumeState::Deleting => "deleting".into(),
+                        VolumeState::Deleted => "deleted".into(),
+                        VolumeState::Error => "error".into(),
+                        VolumeState::Other(s) => s.clone(),
+                    },
+                    attached_to: v
+                        .attachments
+                        .iter()
+                        .map(|a| a.instance_id.clone())
+                        .collect(),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn names(app: &AppPlan) -> (Vec<String>, Vec<String>, Vec<String>) {
+    (
+        app.volumes.iter().map(|v| v.claim.clone()).collect(),
+        app.volumes.iter().map(|v| v.pv.clone()).collect(),
+        app.volumes.iter().map(|v| v.volume_id.clone()).collect(),
+    )
+}
+
+impl Engine {
+    /// Observes everything the machine reads about one app (concurrently).
+    pub async fn observe(&self, app: &AppPlan) -> anyhow::Result<Observed> {
+        let (claims, pvs, ids) = names(app);
+        let (blue, green, ec2, snapshots) = futures::try_join!(
+            async {
+                Ok::<_, anyhow::Error>(
+                    self.blue
+                        .side(&app.namespace, &app.name, &claims, &pvs)
+                        .await?,
+                )
+            },
+            async {
+                Ok(self
+                    .green
+                    .side(&app.namespace, &app.name, &claims, &pvs)
+                    .await?)
+            },
+            describe(&self.aws, &ids),
+            self.snapshots(&ids),
+        )?;
+        Ok(Observed {
+            blue,
+            green,
+            ec2,
+            snapshots,
+        })
+    }
+
+    async fn snapshots(&self, ids: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let snaps = self
+            .aws
+            .describe_snapshots(
+                &[],
+                &[
+                    Filter::new(format!("tag:{SNAPSHOT_TAG}"), [self.migration.clone()]),
+                    Filter::new("volume-id", ids.iter().cloned()),
+                ],
+            )
+            .await
+            .context("failed to list this migration's snapshots")?;
+        Ok(snaps.into_iter().map(|s| (s.volume_id, s.id)).collect())
+    }
+
+    /// Carries out one action; returns what it produced (a uid, a snapshot id).
+    pub async fn execute(
+        &self,
+        state: &StateDir,
+        app: &AppPlan,
+        obs: &Observed,
+        action: &Action,
+    ) -> anyhow::Result<Option<String>> {
+        let ns = app.namespace.as_str();
+        let origin = Origin {
+            migration: &self.migration,
+            from: &self.blue.context,
+        };
+        let retain_all = RetentionPolicy::default();
+        match action {
+            Action::RetainBlueVolume { pv, original } => {
+                if let Some(obj) = self.blue.volume(pv).await? {
+                    state.save_manifest(&self.blue.context, "pv", "", pv, &obj)?;
+                }
+                self.blue
+                    .set_reclaim(pv, ReclaimPolicy::Retain, Some(*original))
+                    .await?;
+            }
+            Action::RetainBlueClaims { original } => {
+                self.blue
+                    .set_retention(ns, &app.name, &retain_all, Some(original))
+                    .await?;
+            }
+            Action::ScaleBlue { replicas } => {
+                self.blue.scale(ns, &app.name, *replicas).await?;
+            }
+            Action::StartSnapshot { volume_id, claim } => {
+                let tags = [
+                    (SNAPSHOT_TAG.to_string(), self.migration.clone()),
+                    ("baton.io/claim".to_string(), format!("{ns}/{claim}")),
+                ]
+                .into_iter()
+                .collect();
+                let s = self
+                    .aws
+                    .create_snapshot(
+                        volume_id,
+                        &format!("baton {}: {ns}/{claim} at hand-over", self.migration),
+                        &tags,
+                    )
+                    .await
+                    .with_context(|| format!("failed to start a snapshot of {volume_id}"))?;
+                return Ok(Some(s.id));
+            }
+            Action::CreateGreenClaim { claim } => {
+                let v = app
+                    .volumes
+                    .iter()
+                    .find(|v| &v.claim == claim)
+                    .context("claim not in the plan")?;
+                let blue = self.blue.claim(ns, claim).await?.with_context(|| {
+                    format!("blue's claim {ns}/{claim} is gone; it is needed to create green's")
+                })?;
+                state.save_manifest(&self.blue.context, "pvc", ns, claim, &blue)?;
+                let created = self
+                    .green
+                    .create_claim(&green_claim(&blue, &v.pv, &origin))
+                    .await?;
+                return Ok(created.metadata.uid);
+            }
+            Action::CreateGreenVolume {
+                pv,
+                claim,
+                claim_uid,
+            } => {
+                let v = app
+                    .volumes
+                    .iter()
+                    .find(|v| &v.pv == pv)
+                    .context("PV not in the plan")?;
+                let blue = self.blue.volume(pv).await?.with_context(|| {
+                    format!("blue's PV {pv} is gone; it is needed to create green's")
+                })?;
+                let green_claim_obj = self.green.claim(ns, claim).await?.with_context(|| {
+                    format!("green's claim {ns}/{claim} vanished before its PV was created")
+                })?;
+                if green_claim_obj.metadata.uid.as_deref() != Some(claim_uid.as_str()) {
+                    bail!(
+                        "green's claim {ns}/{claim} was re-created (uid changed); resume to re-plan its PV"
+                    );
+                }
+                let created = self
+                    .green
+                    .create_volume(&green_volume(
+                        &blue,
+                        &green_claim_obj,
+                        v.original_reclaim_policy.as_str(),
+                        self.convert_to_csi,
+                        &origin,
+                    ))
+                    .await?;
+                return Ok(created.metadata.uid);
+            }
+            Action::ScaleGreen { replicas } => self.green.scale(ns, &app.name, *replicas).await?,
+            Action::RetainGreenVolume { pv } => {
+                self.green
+                    .set_reclaim(pv, ReclaimPolicy::Retain, None)
+                    .await?;
+            }
+            Action::DeleteGreenClaim { claim } => self.green.delete_claim(ns, claim).await?,
+            Action::DeleteGreenVolume { pv } => self.green.delete_volume(pv).await?,
+            Action::RestoreBlueVolume { pv, policy } => {
+                self.blue.set_reclaim(pv, *policy, None).await?;
+            }
+            Action::RestoreBlueClaims { policy } => {
+                self.blue.set_retention(ns, &app.name, policy, None).await?;
+            }
+            Action::DeleteBlueClaim { claim } => {
+                if let Some(obj) = self.blue.claim(ns, claim).await? {
+                    state.save_manifest(&self.blue.context, "pvc", ns, claim, &obj)?;
+                }
+                self.blue.delete_claim(ns, claim).await?;
+            }
+            Action::DeleteBlueVolume { pv } => {
+                if let Some(obj) = self.blue.volume(pv).await? {
+                    state.save_manifest(&self.blue.context, "pv", "", pv, &obj)?;
+                }
+                self.blue.delete_volume(pv).await?;
+            }
+            Action::RestoreGreenVolume { pv, policy } => {
+                self.green.set_reclaim(pv, *policy, None).await?;
+            }
+        }
+        let _ = obs;
+        Ok(None)
+    }
+
+    /// Waits for a condition.
+    pub async fn wait(&self, app: &AppPlan, w: Wait) -> anyhow::Result<()> {
+        let (claims, pvs, ids) = names(app);
+        let (ns, name, t) = (&app.namespace, &app.name, self.wait_timeout);
+        let replicas = app.replicas;
+        let ready = move |s: &Side| {
+            s.sts
+                .as_ref()
+                .is_some_and(|x| x.ready_replicas >= replicas && x.observed)
+        };
+        let bound = |s: &Side| {
+            app.volumes.iter().all(|v| {
+                s.claims
+                    .get(&v.claim)
+                    .is_some_and(|c| c.phase == "Bound" && c.volume_name == v.pv)
+            })
+        };
+        match w {
+            Wait::BluePodsGone => drop(
+                self.blue
+                    .wait_for(ns, name, &claims, &pvs, t, |s| s.pods == 0)
+                    .await?,
+            ),
+            Wait::BlueDetached => drop(
+                self.blue
+                    .wait_for(ns, name, &claims, &pvs, t, |s| s.attachments == 0)
+                    .await?,
+            ),
+            Wait::GreenPodsGone => drop(
+                self.green
+                    .wait_for(ns, name, &claims, &pvs, t, |s| s.pods == 0)
+                    .await?,
+            ),
+            Wait::GreenDetached => drop(
+                self.green
+                    .wait_for(ns, name, &claims, &pvs, t, |s| s.attachments == 0)
+                    .await?,
+            ),
+            Wait::GreenBound => drop(
+                self.green
+                    .wait_for(ns, name, &claims, &pvs, t, bound)
+                    .await?,
+            ),
+            Wait::GreenReady => drop(
+                self.green
+                    .wait_for(ns, name, &claims, &pvs, t, ready)
+                    .await?,
+            ),
+            Wait::BlueReady => drop(
+                self.blue
+                    .wait_for(ns, name, &claims, &pvs, t, ready)
+                    .await?,
+            ),
+            Wait::VolumesAvailable => {
+                // EC2 has no watch: short polls, backing off to 1 s.
+                let deadline = tokio::time::Instant::now() + t;
+                let mut pause = Duration::from_millis(100);
+                loop {
+                    let v = describe(&self.aws, &ids).await?;
+                    if ids
+                        .iter()
+                        .all(|id| v.get(id).is_some_and(|e| e.state == "available"))
+                    {
+                        return Ok(());
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        bail!(
+                            "EC2 did not report the volumes of {ns}/{name} available within {t:?}"
+                        );
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        Ok(())
+    }
+}

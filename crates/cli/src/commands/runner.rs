@@ -1,0 +1,227 @@
+//! The runner: for each app, observe → ask the phase machine → journal → act or wait →
+//! journal, until the app is done or blocked. Apps run with bounded parallelism; one app's
+//! failure stops that app (nothing more is changed for it) and the others go on.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use baton_core::journal::Event;
+use baton_core::machine::{Action, AppPhase, Decision, Mode, Observed, next};
+use baton_core::plan::AppPlan;
+use baton_core::simulate;
+use futures::StreamExt;
+use serde::Serialize;
+
+use super::engine::Engine;
+use super::state::StateDir;
+
+/// How one app ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// `namespace/name`.
+    pub app: String,
+    /// Final phase.
+    pub phase: AppPhase,
+    /// Why it stopped, when blocked or failed.
+    pub problem: Option<String>,
+    /// Mutations made in this run.
+    pub mutations: u32,
+    /// Downtime window seen in this run (blue scaled to 0 → green Ready), seconds.
+    pub window_seconds: Option<f64>,
+}
+
+/// Runs every app in `mode`.
+pub async fn run(
+    engine: &Engine,
+    state: &StateDir,
+    apps: &[AppPlan],
+    mode: Mode,
+    parallel: usize,
+) -> Vec<Outcome> {
+    let mut out: Vec<Outcome> = futures::stream::iter(apps)
+        .map(|app| run_app(engine, state, app, mode))
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    out.sort_by(|a, b| a.app.cmp(&b.app));
+    let _ = state.record(
+        None,
+        Event::RunEnded {
+            outcome: out
+                .iter()
+                .map(|o| (o.app.clone(), o.phase))
+                .collect::<BTreeMap<_, _>>(),
+        },
+    );
+    out
+}
+
+async fn run_app(engine: &Engine, state: &StateDir, app: &AppPlan, mode: Mode) -> Outcome {
+    let key = app.key();
+    let mut outcome = Outcome {
+        app: key.clone(),
+        phase: AppPhase::Planned,
+        problem: None,
+        mutations: 0,
+        window_seconds: None,
+    };
+    let mut last_phase = None;
+    let mut window_open: Option<Instant> = None;
+    let fail = |outcome: &mut Outcome, step: String, e: anyhow::Error| {
+        let error = format!("{e:#}");
+        eprintln!("{key}: failed to {step}: {error}");
+        let _ = state.record(
+            Some(&key),
+            Event::Failed {
+                step: step.clone(),
+                error: error.clone(),
+            },
+        );
+        outcome.phase = AppPhase::Blocked;
+        outcome.problem = Some(format!("failed to {step}: {error}"));
+    };
+    // Bounded: a machine that loops is a bug, not a reason to run forever.
+    // The world is observed at the start and after every wait; after an action, its known
+    // effect (with the uid or id the call returned) stands in for a re-read, which keeps
+    // the window to the calls that change something.
+    let mut known: Option<Observed> = None;
+    for _ in 0..1000 {
+        let obs = match known.take() {
+            Some(o) => o,
+            None => match engine.observe(app).await {
+                Ok(o) => o,
+                Err(e) => {
+                    fail(&mut outcome, "observe the app".into(), e);
+                    return outcome;
+                }
+            },
+        };
+        let d = next(mode, app, &obs);
+        let phase = AppPhase::of(mode, &d);
+        if last_phase != Some(phase) {
+            let reason = match &d {
+                Decision::Blocked { reason } => Some(reason.clone()),
+                _ => None,
+            };
+            let _ = state.record(
+                Some(&key),
+                Event::Phase {
+                    phase,
+                    reason: reason.clone(),
+                },
+            );
+            eprintln!(
+                "{key}: {}{}",
+                phase_name(phase),
+                reason.map(|r| format!(": {r}")).unwrap_or_default()
+            );
+            if phase.in_window() && window_open.is_none() {
+                window_open = Some(Instant::now());
+            }
+            last_phase = Some(phase);
+        }
+        outcome.phase = phase;
+        match d {
+            Decision::Act(action) => {
+                if state
+                    .record(
+                        Some(&key),
+                        Event::Began {
+                            action: action.clone(),
+                        },
+                    )
+                    .is_err()
+                {
+                    outcome.problem = Some("failed to write the journal".into());
+                    outcome.phase = AppPhase::Blocked;
+                    return outcome;
+                }
+                match engine.execute(state, app, &obs, &action).await {
+                    Ok(result) => {
+                        outcome.mutations += 1;
+                        known = expected(app, obs, &action, result.as_deref());
+                        let _ = state.record(Some(&key), Event::Done { action, result });
+                    }
+                    Err(e) => {
+                        fail(&mut outcome, action.describe(), e);
+                        return outcome;
+                    }
+                }
+            }
+            Decision::Wait { wait } => {
+                let started = Instant::now();
+                if let Err(e) = engine.wait(app, wait).await {
+                    fail(&mut outcome, format!("wait for {}", wait.describe()), e);
+                    return outcome;
+                }
+                let _ = state.record(
+                    Some(&key),
+                    Event::Waited {
+                        wait,
+                        millis: started.elapsed().as_millis() as u64,
+                    },
+                );
+            }
+            Decision::Done => {
+                if mode == Mode::Migrate {
+                    outcome.window_seconds = window_open.map(|t| t.elapsed().as_secs_f64());
+                }
+                return outcome;
+            }
+            Decision::Blocked { reason } => {
+                outcome.problem = Some(reason);
+                return outcome;
+            }
+        }
+    }
+    outcome.phase = AppPhase::Blocked;
+    outcome.problem = Some("the phase machine did not settle after 1000 steps (a bug)".into());
+    outcome
+}
+
+/// The world after an action, from its known effect and what the call returned; None
+/// (observe again) when the effect depends on something not returned.
+fn expected(
+    app: &AppPlan,
+    mut obs: Observed,
+    action: &Action,
+    result: Option<&str>,
+) -> Option<Observed> {
+    simulate::apply(app, &mut obs, &Decision::Act(action.clone()));
+    match action {
+        Action::CreateGreenClaim { claim } => {
+            obs.green.claims.get_mut(claim)?.uid = result?.to_string();
+        }
+        Action::CreateGreenVolume { pv, .. } => {
+            obs.green.volumes.get_mut(pv)?.uid = result?.to_string();
+        }
+        Action::StartSnapshot { volume_id, .. } => {
+            obs.snapshots.insert(volume_id.clone(), result?.to_string());
+        }
+        // Deletions may be held by finalizers; scaling changes pods: look again.
+        Action::DeleteBlueClaim { .. }
+        | Action::DeleteBlueVolume { .. }
+        | Action::DeleteGreenClaim { .. }
+        | Action::DeleteGreenVolume { .. } => return None,
+        _ => {}
+    }
+    Some(obs)
+}
+
+/// The phase as a word.
+pub fn phase_name(p: AppPhase) -> &'static str {
+    match p {
+        AppPhase::Planned => "planned",
+        AppPhase::Preparing => "preparing (Retain first)",
+        AppPhase::Draining => "window open: stopping blue",
+        AppPhase::HandingOver => "handing volumes to green",
+        AppPhase::Binding => "binding in green",
+        AppPhase::Starting => "starting green",
+        AppPhase::Migrated => "migrated",
+        AppPhase::RollingBack => "rolling back",
+        AppPhase::RolledBack => "rolled back",
+        AppPhase::Committing => "committing",
+        AppPhase::Committed => "committed",
+        AppPhase::Blocked => "blocked",
+    }
+}

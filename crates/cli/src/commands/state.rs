@@ -1,0 +1,186 @@
+//! A migration's state dir: `run.json` (who, where, options), `plan.json`, the original
+//! manifests of everything baton touches (`manifests/<context>/…`), and `journal.jsonl`,
+//! appended and fsync'd record by record so it survives a crash at any point.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{Context, bail};
+use baton_core::journal::{Event, Record};
+use baton_core::plan::Plan;
+use serde::{Deserialize, Serialize};
+
+/// What a migration was started with; read back by resume, status, rollback and commit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Migration id (in annotations and snapshot tags).
+    pub migration: String,
+    /// Blue's context.
+    pub from: String,
+    /// Green's context.
+    pub to: String,
+    /// The kubeconfig file used (None: the environment's default).
+    pub kubeconfig: Option<PathBuf>,
+    /// Create green PVs in CSI form for in-tree ones.
+    pub convert_to_csi: bool,
+    /// Multi-attach volumes allowed.
+    pub allow_multi_attach: bool,
+}
+
+/// An open state dir.
+#[derive(Debug)]
+pub struct StateDir {
+    /// Its path.
+    pub path: PathBuf,
+    journal: Mutex<(File, u64)>,
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+impl StateDir {
+    /// Creates a new state dir; refuses one that already holds a migration.
+    pub fn create(path: &Path, info: &RunInfo, plan: &Plan) -> anyhow::Result<Self> {
+        if path.join("run.json").exists() {
+            bail!(
+                "{} already holds a migration; continue it with `baton migrate --resume --state-dir {}`, or choose another --state-dir",
+                path.display(),
+                path.display()
+            );
+        }
+        std::fs::create_dir_all(path.join("manifests"))
+            .with_context(|| format!("failed to create {}", path.display()))?;
+        write_json(&path.join("plan.json"), plan)?;
+        write_json(&path.join("run.json"), info)?;
+        Self::open(path)
+    }
+
+    /// Opens an existing state dir.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if !path.join("run.json").exists() {
+            bail!(
+                "{} holds no migration (no run.json); start one with `baton migrate --from … --to …`",
+                path.display()
+            );
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path.join("journal.jsonl"))
+            .with_context(|| format!("failed to open {}", path.join("journal.jsonl").display()))?;
+        let seq = read_journal(path)?.last().map_or(0, |r| r.seq);
+        Ok(Self {
+            path: path.to_path_buf(),
+            journal: Mutex::new((file, seq)),
+        })
+    }
+
+    /// The run's info.
+    pub fn info(&self) -> anyhow::Result<RunInfo> {
+        read_json(&self.path.join("run.json"))
+    }
+
+    /// The saved plan.
+    pub fn plan(&self) -> anyhow::Result<Plan> {
+        read_json(&self.path.join("plan.json"))
+    }
+
+    /// Saves an original manifest once (a later save of the same object keeps the first).
+    pub fn save_manifest(
+        &self,
+        context: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        obj: &impl Serialize,
+    ) -> anyhow::Result<()> {
+        let dir = self
+            .path
+            .join("manifests")
+            .join(context)
+            .join(if namespace.is_empty() {
+                "_cluster"
+            } else {
+                namespace
+            });
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join(format!("{kind}-{name}.json"));
+        if !file.exists() {
+            write_json(&file, obj)?;
+        }
+        Ok(())
+    }
+
+    /// Appends a record and fsyncs it.
+    pub fn record(&self, app: Option<&str>, event: Event) -> anyhow::Result<()> {
+        let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        j.1 += 1;
+        let rec = Record {
+            seq: j.1,
+            at: now(),
+            app: app.map(String::from),
+            event,
+        };
+        let mut line = serde_json::to_vec(&rec)?;
+        line.push(b'\n');
+        j.0.write_all(&line)
+            .and_then(|()| j.0.sync_data())
+            .context("failed to append to the journal")?;
+        Ok(())
+    }
+
+    /// Every record so far.
+    pub fn records(&self) -> anyhow::Result<Vec<Record>> {
+        read_journal(&self.path)
+    }
+}
+
+fn read_journal(path: &Path) -> anyhow::Result<Vec<Record>> {
+    let file = match File::open(path.join("journal.jsonl")) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).context("failed to read the journal"),
+    };
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.context("failed to read the journal")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(&line) {
+            Ok(r) => out.push(r),
+            // A crash mid-write leaves at most a torn last line.
+            Err(_) if line.ends_with('}') => bail!("journal line {} is not a record", i + 1),
+            Err(_) => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Writes JSON atomically (temp file, fsync, rename).
+pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).with_context(|| format!("failed to write {}", tmp.display()))?;
+    f.write_all(&serde_json::to_vec_pretty(value)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("failed to write {}", path.display()))?;
+    Ok(())
+}
+
+/// Reads JSON (or YAML) from a file.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read {}", path.display()))?;
+    match serde_json::from_str(&text) {
+        Ok(v) => Ok(v),
+        Err(json) => serde_saphyr::from_str(&text).map_err(|yaml| {
+            anyhow::anyhow!(
+                "failed to parse {}: not JSON ({json}) nor YAML ({yaml})",
+                path.display()
+            )
+        }),
+    }
+}

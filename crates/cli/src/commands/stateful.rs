@@ -1,0 +1,629 @@
+//! `baton plan`, `migrate`, `status`, `rollback`, `commit`: the stateful move's commands.
+//! Each validates everything before its first mutation; the runner does the rest.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use baton_core::journal::{Event, Summary};
+use baton_core::machine::{AppPhase, Decision, Mode, next};
+use baton_core::plan::{Plan, Severity};
+use baton_core::quantity::format_bytes;
+use baton_core::simulate;
+use serde::Serialize;
+
+use super::engine::{self, Engine};
+use super::runner::{self, Outcome};
+use super::state::{RunInfo, StateDir, write_json};
+use crate::args::{AwsArgs, CommitArgs, MigrateArgs, Output, PlanArgs, RollbackArgs, StatusArgs};
+use crate::exit::code;
+
+fn contexts(from: &Option<String>, to: &Option<String>) -> anyhow::Result<(String, String)> {
+    match (from, to) {
+        (Some(f), Some(t)) => Ok((f.clone(), t.clone())),
+        _ => bail!("--from and --to (kubeconfig contexts of blue and green) are required"),
+    }
+}
+
+fn render<T: Serialize>(value: &T, output: Output) -> anyhow::Result<String> {
+    Ok(match output {
+        Output::Yaml => serde_saphyr::to_string(value).context("failed to render YAML")?,
+        _ => serde_json::to_string_pretty(value)? + "\n",
+    })
+}
+
+/// `baton plan`.
+pub async fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
+    let (from, to) = contexts(&a.clusters.from, &a.clusters.to)?;
+    let (blue, green, aws) = engine::connect(
+        a.clusters.kubeconfig.as_deref(),
+        &from,
+        &to,
+        &a.clusters.aws,
+    )
+    .await?;
+    let plan = engine::make_plan(&blue, &green, &aws, &a.selection).await?;
+    match a.output {
+        Output::Table => print!("{}", plan_table(&plan)),
+        o => print!("{}", render(&plan, o)?),
+    }
+    if let Some(out) = &a.out {
+        let text = match a.output {
+            Output::Yaml => render(&plan, Output::Yaml)?,
+            _ => render(&plan, Output::Json)?,
+        };
+        std::fs::write(out, text).with_context(|| format!("failed to write {}", out.display()))?;
+        eprintln!("plan written to {}", out.display());
+    }
+    Ok(ExitCode::from(if plan.blocking().is_empty() {
+        code::OK
+    } else {
+        code::BLOCKED
+    }))
+}
+
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+            + "\n"
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out += &line(r.clone());
+    }
+    out
+}
+
+fn plan_table(plan: &Plan) -> String {
+    let mut out = format!(
+        "Plan: {} ({}) → {} ({}), {} apps, {} volumes\n\n",
+        plan.from,
+        plan.from_version,
+        plan.to,
+        plan.to_version,
+        plan.apps.len(),
+        plan.apps.iter().map(|a| a.volumes.len()).sum::<usize>()
+    );
+    let apps: Vec<Vec<String>> = plan
+        .apps
+        .iter()
+        .map(|a| {
+            let green = if a.green.migrated {
+                "migrated".to_string()
+            } else if !a.green.exists {
+                "missing".into()
+            } else if a.green.replicas == 0 && a.green.templates_match && a.green.zones_ready {
+                "ready".into()
+            } else {
+                "not ready".into()
+            };
+            let blocking = a
+                .problems
+                .iter()
+                .filter(|p| p.severity == Severity::Blocking)
+                .count();
+            let warnings = a.problems.len() - blocking;
+            vec![
+                a.key(),
+                a.replicas.to_string(),
+                a.volumes.len().to_string(),
+                green,
+                if blocking > 0 {
+                    "BLOCKED".into()
+                } else {
+                    "ok".into()
+                },
+                format!("{blocking} blocking, {warnings} warnings"),
+            ]
+        })
+        .collect();
+    out += &table(
+        &["APP", "REPLICAS", "VOLUMES", "GREEN", "MOVE", "PROBLEMS"],
+        &apps,
+    );
+    let vols: Vec<Vec<String>> = plan
+        .apps
+        .iter()
+        .flat_map(|a| {
+            a.volumes.iter().map(move |v| {
+                vec![
+                    a.key(),
+                    v.claim.clone(),
+                    v.pv.clone(),
+                    v.volume_id.clone(),
+                    v.az.clone(),
+                    format_bytes(v.capacity_bytes),
+                    v.volume_type.clone(),
+                    if v.encrypted { "yes" } else { "no" }.into(),
+                    format!("{:?}", v.source)
+                        .to_lowercase()
+                        .replace("intree", "in-tree"),
+                    v.reclaim_policy.to_string(),
+                ]
+            })
+        })
+        .collect();
+    if !vols.is_empty() {
+        out += "\n";
+        out += &table(
+            &[
+                "APP",
+                "CLAIM",
+                "PV",
+                "VOLUME",
+                "AZ",
+                "SIZE",
+                "TYPE",
+                "ENCRYPTED",
+                "SOURCE",
+                "RECLAIM",
+            ],
+            &vols,
+        );
+    }
+    let problems: Vec<_> = plan
+        .problems
+        .iter()
+        .map(|p| ("-".to_string(), p))
+        .chain(
+            plan.apps
+                .iter()
+                .flat_map(|a| a.problems.iter().map(move |p| (a.key(), p))),
+        )
+        .collect();
+    if !problems.is_empty() {
+        out += "\nProblems:\n";
+        for (app, p) in problems {
+            out += &format!(
+                "  {:<8} {} [{}] {}: {}\n           fix: {}\n",
+                match p.severity {
+                    Severity::Blocking => "BLOCKING",
+                    Severity::Warning => "warning",
+                },
+                app,
+                p.code,
+                p.object,
+                p.message,
+                p.fix
+            );
+        }
+    }
+    out
+}
+
+fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("{question} — not confirmed: pass --yes to run without a terminal");
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("cancelled; nothing was changed");
+    }
+    Ok(())
+}
+
+/// `baton migrate`.
+pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let wait_timeout = Duration::from_secs(a.wait_timeout);
+    if a.resume {
+        let dir = a.state_dir.clone().expect("clap requires --state-dir");
+        let state = StateDir::open(&dir)?;
+        let info = state.info()?;
+        let plan = state.plan()?;
+        let (blue, green, aws) = engine::connect(
+            info.kubeconfig.as_deref(),
+            &info.from,
+            &info.to,
+            &a.clusters.aws,
+        )
+        .await?;
+        let engine = Engine {
+            blue,
+            green,
+            aws,
+            migration: info.migration.clone(),
+            convert_to_csi: info.convert_to_csi,
+            wait_timeout,
+        };
+        state.record(
+            None,
+            Event::RunStarted {
+                mode: Mode::Migrate,
+                migration: info.migration,
+                resumed: true,
+            },
+        )?;
+        let outcomes = runner::run(
+            &engine,
+            &state,
+            &plan.apps,
+            Mode::Migrate,
+            a.parallel as usize,
+        )
+        .await;
+        return finish(&outcomes, a.output, &dir);
+    }
+    let (from, to) = contexts(&a.clusters.from, &a.clusters.to)?;
+    let (blue, green, aws) = engine::connect(
+        a.clusters.kubeconfig.as_deref(),
+        &from,
+        &to,
+        &a.clusters.aws,
+    )
+    .await?;
+    let now = engine::make_plan(&blue, &green, &aws, &a.selection).await?;
+    let plan = match &a.plan {
+        Some(file) => {
+            let saved: Plan = super::state::read_json(file)?;
+            let diffs = saved.differences(&now);
+            if !diffs.is_empty() {
+                bail!(
+                    "the plan in {} is stale; nothing was changed:\n  {}\nmake a new one with `baton plan --out`",
+                    file.display(),
+                    diffs.join("\n  ")
+                );
+            }
+            now
+        }
+        None => now,
+    };
+    let blocking = plan.blocking();
+    if !blocking.is_empty() {
+        eprint!("{}", plan_table(&plan));
+        eprintln!(
+            "\nrefused: {} blocking problem(s); nothing was changed",
+            blocking.len()
+        );
+        return Ok(ExitCode::from(code::BLOCKED));
+    }
+    let apps: Vec<_> = plan
+        .apps
+        .iter()
+        .filter(|a| !a.volumes.is_empty())
+        .cloned()
+        .collect();
+    if apps.is_empty() {
+        eprintln!("nothing to move: no selected StatefulSet has volumes");
+        return Ok(ExitCode::from(code::OK));
+    }
+    let migration = format!("{from}-to-{to}-{}", jiff::Timestamp::now().as_second());
+    let engine = Engine {
+        blue,
+        green,
+        aws,
+        migration: migration.clone(),
+        convert_to_csi: a.selection.convert_to_csi,
+        wait_timeout,
+    };
+    if a.dry_run {
+        for app in &apps {
+            let mut obs = engine.observe(app).await?;
+            println!("# {} ({} volumes)", app.key(), app.volumes.len());
+            for _ in 0..200 {
+                let d = next(Mode::Migrate, app, &obs);
+                match &d {
+                    Decision::Act(action) => {
+                        println!("{}", super::dry_run::request(&engine, app, action))
+                    }
+                    Decision::Wait { wait } => println!("  (wait for {})", wait.describe()),
+                    Decision::Done => break,
+                    Decision::Blocked { reason } => {
+                        println!("  (blocked: {reason})");
+                        break;
+                    }
+                }
+                simulate::apply(app, &mut obs, &d);
+            }
+        }
+        eprintln!("dry run: nothing was changed");
+        return Ok(ExitCode::from(code::OK));
+    }
+    confirm(
+        a.yes,
+        &format!(
+            "Move {} apps ({} volumes) from {from} to {to}?",
+            apps.len(),
+            apps.iter().map(|a| a.volumes.len()).sum::<usize>()
+        ),
+    )?;
+    let dir = a
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".baton").join(format!("{from}-to-{to}")));
+    let info = RunInfo {
+        migration: migration.clone(),
+        from: from.clone(),
+        to: to.clone(),
+        kubeconfig: a
+            .clusters
+            .kubeconfig
+            .clone()
+            .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from)),
+        convert_to_csi: a.selection.convert_to_csi,
+        allow_multi_attach: a.selection.allow_multi_attach,
+    };
+    let saved = Plan {
+        apps: apps.clone(),
+        ..plan
+    };
+    let state = StateDir::create(&dir, &info, &saved)?;
+    for app in &apps {
+        if let Some(s) = engine
+            .blue
+            .side(&app.namespace, &app.name, &[], &[])
+            .await?
+            .sts
+        {
+            state.save_manifest(&from, "statefulset", &app.namespace, &app.name, &s)?;
+        }
+    }
+    eprintln!("migration {migration}: state in {}", dir.display());
+    state.record(
+        None,
+        Event::RunStarted {
+            mode: Mode::Migrate,
+            migration,
+            resumed: false,
+        },
+    )?;
+    let outcomes = runner::run(&engine, &state, &apps, Mode::Migrate, a.parallel as usize).await;
+    finish(&outcomes, a.output, &dir)
+}
+
+fn finish(outcomes: &[Outcome], output: Output, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match output {
+        Output::Table => {
+            let rows: Vec<Vec<String>> = outcomes
+                .iter()
+                .map(|o| {
+                    vec![
+                        o.app.clone(),
+                        runner::phase_name(o.phase).into(),
+                        o.mutations.to_string(),
+                        o.window_seconds
+                            .map(|s| format!("{s:.1}s"))
+                            .unwrap_or_else(|| "-".into()),
+                        o.problem.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(&["APP", "PHASE", "MUTATIONS", "WINDOW", "PROBLEM"], &rows)
+            );
+        }
+        o => print!("{}", render(&outcomes, o)?),
+    }
+    let bad = outcomes
+        .iter()
+        .filter(|o| o.phase == AppPhase::Blocked)
+        .count();
+    if bad > 0 {
+        eprintln!(
+            "{bad} app(s) stopped safely; fix what the PROBLEM column says, then `baton migrate --resume --state-dir {}` (or `baton rollback`)",
+            dir.display()
+        );
+        return Ok(ExitCode::from(code::FAILED));
+    }
+    Ok(ExitCode::from(code::OK))
+}
+
+/// `baton status`.
+pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
+    let state = StateDir::open(&a.state_dir)?;
+    let info = state.info()?;
+    let plan = state.plan()?;
+    let summary = Summary::fold(&state.records()?);
+    #[derive(Serialize)]
+    struct Status<'a> {
+        migration: &'a str,
+        from: &'a str,
+        to: &'a str,
+        runs: u32,
+        apps: Vec<AppStatus>,
+    }
+    #[derive(Serialize)]
+    struct AppStatus {
+        app: String,
+        phase: Option<AppPhase>,
+        problem: Option<String>,
+        window_opened: Option<String>,
+        window_closed: Option<String>,
+        volumes: Vec<VolumeStatus>,
+    }
+    #[derive(Serialize)]
+    struct VolumeStatus {
+        claim: String,
+        pv: String,
+        volume_id: String,
+        step: String,
+    }
+    let apps: Vec<AppStatus> = plan
+        .apps
+        .iter()
+        .map(|app| {
+            let s = summary.apps.get(&app.key()).cloned().unwrap_or_default();
+            AppStatus {
+                app: app.key(),
+                phase: s.phase,
+                problem: s.problem.clone(),
+                window_opened: s.window_opened.clone(),
+                window_closed: s.window_closed.clone(),
+                volumes: app
+                    .volumes
+                    .iter()
+                    .map(|v| VolumeStatus {
+                        claim: v.claim.clone(),
+                        pv: v.pv.clone(),
+                        volume_id: v.volume_id.clone(),
+                        step: s
+                            .volumes
+                            .get(&v.claim)
+                            .cloned()
+                            .unwrap_or_else(|| "planned".into()),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let st = Status {
+        migration: &info.migration,
+        from: &info.from,
+        to: &info.to,
+        runs: summary.runs,
+        apps,
+    };
+    match a.output {
+        Output::Table => {
+            println!(
+                "Migration {} ({} → {}), {} run(s)\n",
+                st.migration, st.from, st.to, st.runs
+            );
+            let rows: Vec<Vec<String>> = st
+                .apps
+                .iter()
+                .flat_map(|a| {
+                    a.volumes.iter().map(move |v| {
+                        vec![
+                            a.app.clone(),
+                            a.phase.map(runner::phase_name).unwrap_or("planned").into(),
+                            v.claim.clone(),
+                            v.volume_id.clone(),
+                            v.step.clone(),
+                            a.problem.clone().unwrap_or_default(),
+                        ]
+                    })
+                })
+                .collect();
+            print!(
+                "{}",
+                table(
+                    &["APP", "PHASE", "CLAIM", "VOLUME", "STEP", "PROBLEM"],
+                    &rows
+                )
+            );
+        }
+        o => print!("{}", render(&st, o)?),
+    }
+    Ok(ExitCode::from(code::OK))
+}
+
+async fn reopen(
+    dir: &std::path::Path,
+    aws: &AwsArgs,
+    wait: Duration,
+) -> anyhow::Result<(StateDir, Plan, Engine)> {
+    let state = StateDir::open(dir)?;
+    let info = state.info()?;
+    let plan = state.plan()?;
+    let (blue, green, aws) =
+        engine::connect(info.kubeconfig.as_deref(), &info.from, &info.to, aws).await?;
+    Ok((
+        state,
+        plan,
+        Engine {
+            blue,
+            green,
+            aws,
+            migration: info.migration,
+            convert_to_csi: info.convert_to_csi,
+            wait_timeout: wait,
+        },
+    ))
+}
+
+/// `baton rollback`.
+pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
+    let (state, plan, engine) =
+        reopen(&a.state_dir, &a.aws, Duration::from_secs(a.wait_timeout)).await?;
+    let apps: Vec<_> = match &a.app {
+        Some(key) => {
+            let found: Vec<_> = plan
+                .apps
+                .iter()
+                .filter(|p| &p.key() == key)
+                .cloned()
+                .collect();
+            if found.is_empty() {
+                bail!(
+                    "{key} is not part of this migration (apps: {})",
+                    plan.apps
+                        .iter()
+                        .map(|p| p.key())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            found
+        }
+        None => plan.apps.clone(),
+    };
+    confirm(
+        a.yes,
+        &format!("Return {} apps to {}?", apps.len(), engine.blue.context),
+    )?;
+    state.record(
+        None,
+        Event::RunStarted {
+            mode: Mode::Rollback,
+            migration: engine.migration.clone(),
+            resumed: false,
+        },
+    )?;
+    let outcomes = runner::run(&engine, &state, &apps, Mode::Rollback, a.parallel as usize).await;
+    finish(&outcomes, Output::Table, &a.state_dir)
+}
+
+/// `baton commit`.
+pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
+    let (state, plan, engine) = reopen(&a.state_dir, &a.aws, Duration::from_secs(600)).await?;
+    let mode = Mode::Commit {
+        restore_reclaim_policy: a.restore_reclaim_policy,
+    };
+    // Refuse before the first deletion unless every app is on green.
+    for app in &plan.apps {
+        let obs = engine.observe(app).await?;
+        if let Decision::Blocked { reason } = next(mode, app, &obs) {
+            bail!("refused, nothing was deleted: {reason}");
+        }
+    }
+    confirm(
+        a.yes,
+        &format!(
+            "Delete blue's claims and PVs of {} apps in {} (the EBS volumes stay)?",
+            plan.apps.len(),
+            engine.blue.context
+        ),
+    )?;
+    state.record(
+        None,
+        Event::RunStarted {
+            mode,
+            migration: engine.migration.clone(),
+            resumed: false,
+        },
+    )?;
+    let outcomes = runner::run(&engine, &state, &plan.apps, mode, 4).await;
+    let _ = write_json(&a.state_dir.join("committed.json"), &outcomes);
+    finish(&outcomes, Output::Table, &a.state_dir)
+}

@@ -1,0 +1,285 @@
+//! The stateful move as a user runs it, against `baton sim up`: plan, a refused bad input,
+//! dry-run (changes nothing), migrate, rollback, migrate again, commit — with the data
+//! fingerprints proving green continued from blue's last value and blue from green's.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+struct Sim {
+    child: Child,
+    dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sim_up() -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["sim", "up", "--state-dir"])
+        .arg(dir.path().join("sim"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("baton sim ready:"), "first line: {line:?}");
+    let env = std::fs::read_to_string(dir.path().join("sim/env"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Sim { child, dir, env }
+}
+
+impl Sim {
+    fn baton(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(args)
+            .envs(&self.env)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.baton(args);
+        assert!(
+            o.status.success(),
+            "baton {args:?}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn kubectl_json(&self, ctx: &str, args: &[&str]) -> serde_json::Value {
+        let o = Command::new("kubectl")
+            .args(["--context", ctx])
+            .args(args)
+            .args(["-o", "json"])
+            .env("KUBECONFIG", &self.env["KUBECONFIG"])
+            .env("HOME", self.dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    /// EC2 tags of the volumes, by volume id.
+    fn tags(&self, ids: &[String]) -> BTreeMap<String, BTreeMap<String, String>> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let aws = baton_aws::Aws::connect(
+                &baton_aws::AwsConfig::default()
+                    .endpoint_url(&self.env["AWS_ENDPOINT_URL"])
+                    .region(&self.env["AWS_REGION"])
+                    .static_credentials(baton_aws::StaticCredentials::new("testing", "testing")),
+            )
+            .await
+            .unwrap();
+            aws.describe_volumes_by_id(ids)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|v| (v.id, v.tags))
+                .collect()
+        })
+    }
+}
+
+/// (writer cluster, started-from value, value) of a volume's fingerprint.
+fn fingerprint(tags: &BTreeMap<String, String>) -> (String, u64, u64) {
+    let writer = &tags["baton.sim/fingerprint-writer"];
+    let (who, from) = writer.split_once(" from ").unwrap();
+    (
+        who.split('/').next().unwrap().to_string(),
+        from.parse().unwrap(),
+        tags["baton.sim/fingerprint"].parse().unwrap(),
+    )
+}
+
+fn plan_volumes(plan: &serde_json::Value) -> Vec<String> {
+    plan["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["volumes"].as_array().unwrap().iter())
+        .map(|v| v["volume_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
+    let sim = sim_up();
+
+    // Bad input changes nothing.
+    let o = sim.baton(&["plan", "--from", "blue", "--to", "purple"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("purple"));
+
+    let plan: serde_json::Value = serde_json::from_str(&sim.ok(&[
+        "plan",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "-o",
+        "json",
+        "--out",
+        "plan.json",
+    ]))
+    .unwrap();
+    let apps: Vec<&str> = plan["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(apps, ["session-cache", "orders-db", "events-broker"]);
+    let ids = plan_volumes(&plan);
+    assert_eq!(ids.len(), 9);
+
+    // Dry run: every mutation printed, none made.
+    let before = sim.kubectl_json("blue", &["get", "pv"]);
+    let dry = sim.ok(&["migrate", "--from", "blue", "--to", "green", "--dry-run"]);
+    assert!(dry.contains("PATCH  /apis/apps/v1/namespaces/orders/statefulsets/orders-db/scale"));
+    assert!(dry.contains("CreateSnapshot"));
+    let after = sim.kubectl_json("blue", &["get", "pv"]);
+    assert_eq!(
+        before["items"], after["items"],
+        "dry run changed blue's PVs"
+    );
+    assert!(
+        !sim.dir.path().join(".baton").exists(),
+        "dry run wrote state"
+    );
+
+    // Migrate from the saved plan.
+    sim.ok(&[
+        "migrate",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "--plan",
+        "plan.json",
+        "--yes",
+        "--state-dir",
+        "m1",
+    ]);
+    let green_claims = sim.kubectl_json("green", &["get", "pvc", "-A"]);
+    let green_pvs = sim.kubectl_json("green", &["get", "pv"]);
+    for c in green_claims["items"].as_array().unwrap() {
+        assert_eq!(c["status"]["phase"], "Bound");
+        let pv = green_pvs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["metadata"]["name"] == c["spec"]["volumeName"])
+            .unwrap();
+        assert_eq!(
+            pv["spec"]["claimRef"]["uid"], c["metadata"]["uid"],
+            "claimRef.uid is green's claim"
+        );
+        assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+        let handle = pv["spec"]["csi"]["volumeHandle"]
+            .as_str()
+            .or_else(|| pv["spec"]["awsElasticBlockStore"]["volumeID"].as_str())
+            .unwrap();
+        assert!(
+            ids.iter().any(|id| handle.ends_with(id.as_str())),
+            "green uses blue's volume {handle}"
+        );
+    }
+    assert_eq!(green_claims["items"].as_array().unwrap().len(), 9);
+    let green_sts = sim.kubectl_json("green", &["get", "sts", "-A"]);
+    for s in green_sts["items"].as_array().unwrap() {
+        assert_eq!(s["status"]["readyReplicas"], s["spec"]["replicas"]);
+    }
+    // Blue flushed its last value when it stopped.
+    let blue_last: BTreeMap<String, u64> = sim
+        .tags(&ids)
+        .iter()
+        .map(|(id, t)| {
+            let (who, _, value) = fingerprint(t);
+            assert_eq!(who, "blue", "{id}");
+            (id.clone(), value)
+        })
+        .collect();
+    let status: serde_json::Value =
+        serde_json::from_str(&sim.ok(&["status", "--state-dir", "m1", "-o", "json"])).unwrap();
+    assert!(
+        status["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["phase"] == "migrated")
+    );
+
+    // Rollback: green stops (flushing what it wrote from blue's value), blue runs again.
+    sim.ok(&["rollback", "--state-dir", "m1", "--yes"]);
+    for (id, t) in sim.tags(&ids) {
+        let (who, from, value) = fingerprint(&t);
+        assert_eq!(who, "green", "{id}");
+        assert_eq!(
+            from, blue_last[&id],
+            "green continued from blue's last value on {id}"
+        );
+        assert!(value > from, "{id}");
+    }
+    let green_after = sim.kubectl_json("green", &["get", "pvc,pv", "-A"]);
+    assert!(
+        green_after["items"].as_array().unwrap().is_empty(),
+        "green let go"
+    );
+    let blue_pvs = sim.kubectl_json("blue", &["get", "pv"]);
+    for p in blue_pvs["items"].as_array().unwrap() {
+        assert_eq!(
+            p["spec"]["persistentVolumeReclaimPolicy"], "Delete",
+            "original policy restored"
+        );
+    }
+
+    // Migrate again (fresh state), then commit.
+    sim.ok(&[
+        "migrate",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "--yes",
+        "--state-dir",
+        "m2",
+    ]);
+    let o = sim.baton(&[
+        "migrate",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "--yes",
+        "--state-dir",
+        "m2",
+    ]);
+    assert!(!o.status.success(), "a used state dir is refused");
+    sim.ok(&["commit", "--state-dir", "m2", "--yes"]);
+    let blue_claims = sim.kubectl_json("blue", &["get", "pvc", "-A"]);
+    assert!(blue_claims["items"].as_array().unwrap().is_empty());
+    // Every volume survives, in use by green.
+    let rt = sim.tags(&ids);
+    assert_eq!(rt.len(), 9, "no volume was deleted");
+    assert!(Path::new(&sim.dir.path().join("m2/journal.jsonl")).exists());
+}

@@ -1,0 +1,490 @@
+//! One cluster reached through a kubeconfig context: what baton reads (a [`ClusterView`]
+//! for planning, an app's [`Side`] for each decision), the mutations the phase machine asks
+//! for — each idempotent, so a repeat after a crash is harmless — and waits that wake on
+//! watch events rather than on a timer.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use baton_core::machine::Side;
+use baton_core::world::{ClusterView, ReclaimPolicy, RetentionPolicy};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::{StorageClass, VolumeAttachment};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use serde_json::json;
+
+use crate::convert::{self, ORIGINAL_RECLAIM, ORIGINAL_RETENTION};
+use crate::{KubeError, KubeconfigSource};
+
+/// Field manager baton writes as.
+pub const MANAGER: &str = "baton";
+
+/// A cluster through one context.
+#[derive(Clone)]
+pub struct Cluster {
+    /// The kubeconfig context.
+    pub context: String,
+    client: kube::Client,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("context", &self.context)
+            .finish()
+    }
+}
+
+fn api_err(context: &str, action: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
+    let action = action.into();
+    let context = context.to_string();
+    move |source| KubeError::Api {
+        context,
+        action,
+        source: Box::new(source),
+    }
+}
+
+fn is_status(e: &kube::Error, code: u16) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == code)
+}
+
+impl Cluster {
+    /// Connects through `context`.
+    pub async fn connect(source: &KubeconfigSource, context: &str) -> Result<Self, KubeError> {
+        Ok(Self {
+            context: context.to_string(),
+            client: source.client(context).await?,
+        })
+    }
+
+    /// The server's gitVersion.
+    pub async fn version(&self) -> Result<String, KubeError> {
+        let v = self
+            .client
+            .apiserver_version()
+            .await
+            .map_err(api_err(&self.context, "read the server version"))?;
+        Ok(v.git_version)
+    }
+
+    async fn list<K>(&self, api: Api<K>, what: &str) -> Result<Vec<K>, KubeError>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        Ok(api
+            .list(&ListParams::default())
+            .await
+            .map_err(api_err(&self.context, format!("list {what}")))?
+            .items)
+    }
+
+    fn namespaced<K>(&self, ns: Option<&str>) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+
+    /// Everything the planner reads, for the given namespaces (all when empty).
+    pub async fn view(&self, namespaces: &[String]) -> Result<ClusterView, KubeError> {
+        let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
+            vec![None]
+        } else {
+            namespaces.iter().map(|n| Some(n.as_str())).collect()
+        };
+        let mut view = ClusterView {
+            context: self.context.clone(),
+            version: self.version().await?,
+            ..Default::default()
+        };
+        for ns in scopes {
+            let (sets, claims, scalers) = futures::try_join!(
+                self.list(self.namespaced::<StatefulSet>(ns), "statefulsets"),
+                self.list(
+                    self.namespaced::<PersistentVolumeClaim>(ns),
+                    "persistentvolumeclaims"
+                ),
+                self.scalers(ns),
+            )?;
+            for s in &sets {
+                let mut s = convert::statefulset(s);
+                s.scalers = scalers
+                    .get(&(s.namespace.clone(), s.name.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                view.statefulsets.push(s);
+            }
+            view.claims.extend(claims.iter().map(convert::pvc));
+        }
+        let (pvs, nodes, classes) = futures::try_join!(
+            self.list(
+                Api::<PersistentVolume>::all(self.client.clone()),
+                "persistentvolumes"
+            ),
+            self.list(Api::<Node>::all(self.client.clone()), "nodes"),
+            self.list(
+                Api::<StorageClass>::all(self.client.clone()),
+                "storageclasses"
+            ),
+        )?;
+        view.volumes = pvs.iter().map(convert::pv).collect();
+        view.nodes = nodes.iter().map(convert::node).collect();
+        view.storage_classes = classes.iter().map(convert::storage_class).collect();
+        Ok(view)
+    }
+
+    /// HorizontalPodAutoscalers targeting StatefulSets, by (namespace, name). A cluster
+    /// that does not serve autoscaling/v2 has none.
+    async fn scalers(
+        &self,
+        ns: Option<&str>,
+    ) -> Result<BTreeMap<(String, String), Vec<String>>, KubeError> {
+        let api = self.namespaced::<HorizontalPodAutoscaler>(ns);
+        let items = match api.list(&ListParams::default()).await {
+            Ok(l) => l.items,
+            Err(e) if is_status(&e, 404) => Vec::new(),
+            Err(e) => return Err(api_err(&self.context, "list horizontalpodautoscalers")(e)),
+        };
+        let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for h in items {
+            let Some(spec) = h.spec else { continue };
+            if spec.scale_target_ref.kind == "StatefulSet" {
+                out.entry((
+                    h.metadata.namespace.clone().unwrap_or_default(),
+                    spec.scale_target_ref.name.clone(),
+                ))
+                .or_default()
+                .push(format!(
+                    "HorizontalPodAutoscaler {}/{}",
+                    h.metadata.namespace.unwrap_or_default(),
+                    h.metadata.name.unwrap_or_default()
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// EC2 instance ids of the nodes (from `spec.providerID`).
+    pub async fn node_instances(&self) -> Result<Vec<String>, KubeError> {
+        let nodes = self
+            .list(Api::<Node>::all(self.client.clone()), "nodes")
+            .await?;
+        Ok(nodes
+            .iter()
+            .filter_map(|n| n.spec.as_ref()?.provider_id.as_deref())
+            .filter_map(|p| p.rsplit('/').next())
+            .filter(|id| id.starts_with("i-"))
+            .map(String::from)
+            .collect())
+    }
+
+    /// A claim, if it exists.
+    pub async fn claim(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<PersistentVolumeClaim>, KubeError> {
+        Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(api_err(&self.context, format!("get claim {ns}/{name}")))
+    }
+
+    /// A PV, if it exists.
+    pub async fn volume(&self, name: &str) -> Result<Option<PersistentVolume>, KubeError> {
+        Api::<PersistentVolume>::all(self.client.clone())
+            .get_opt(name)
+            .await
+            .map_err(api_err(&self.context, format!("get PV {name}")))
+    }
+
+    /// One app's side: its StatefulSet, pods, attachments, and the named claims and PVs.
+    pub async fn side(
+        &self,
+        ns: &str,
+        sts: &str,
+        claims: &[String],
+        pvs: &[String],
+    ) -> Result<Side, KubeError> {
+        let sets: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let vas: Api<VolumeAttachment> = Api::all(self.client.clone());
+        let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
+        let pv_api: Api<PersistentVolume> = Api::all(self.client.clone());
+        let ctx = &self.context;
+        let (set, pod_list, va_list, claim_list, pv_list) = futures::try_join!(
+            async {
+                sets.get_opt(sts)
+                    .await
+                    .map_err(api_err(ctx, format!("get StatefulSet {ns}/{sts}")))
+            },
+            async {
+                pods.list(&ListParams::default())
+                    .await
+                    .map_err(api_err(ctx, format!("list pods in {ns}")))
+            },
+            async {
+                vas.list(&ListParams::default())
+                    .await
+                    .map_err(api_err(ctx, "list volumeattachments"))
+            },
+            async {
+                claims_api
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(api_err(ctx, format!("list claims in {ns}")))
+            },
+            async {
+                pv_api
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(api_err(ctx, "list PVs"))
+            },
+        )?;
+        let uid = set.as_ref().and_then(|s| s.metadata.uid.clone());
+        let owned = |p: &Pod| {
+            p.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| Some(&o.uid) == uid.as_ref())
+                || p.metadata.name.as_deref().is_some_and(|n| {
+                    n.strip_prefix(sts)
+                        .and_then(|r| r.strip_prefix('-'))
+                        .is_some_and(|o| !o.is_empty() && o.chars().all(|c| c.is_ascii_digit()))
+                })
+        };
+        Ok(Side {
+            sts: set.as_ref().map(convert::statefulset),
+            pods: pod_list.items.iter().filter(|p| owned(p)).count() as u32,
+            attachments: va_list
+                .items
+                .iter()
+                .filter(|va| {
+                    va.spec
+                        .source
+                        .persistent_volume_name
+                        .as_ref()
+                        .is_some_and(|n| pvs.contains(n))
+                })
+                .count() as u32,
+            claims: claim_list
+                .items
+                .iter()
+                .filter(|c| c.metadata.name.as_ref().is_some_and(|n| claims.contains(n)))
+                .map(|c| (c.metadata.name.clone().unwrap_or_default(), convert::pvc(c)))
+                .collect(),
+            volumes: pv_list
+                .items
+                .iter()
+                .filter(|p| p.metadata.name.as_ref().is_some_and(|n| pvs.contains(n)))
+                .map(|p| (p.metadata.name.clone().unwrap_or_default(), convert::pv(p)))
+                .collect(),
+        })
+    }
+
+    /// Sets a PV's reclaim policy; with `original`, records the policy it had (once).
+    pub async fn set_reclaim(
+        &self,
+        pv: &str,
+        policy: ReclaimPolicy,
+        original: Option<ReclaimPolicy>,
+    ) -> Result<(), KubeError> {
+        let mut patch = json!({ "spec": { "persistentVolumeReclaimPolicy": policy.as_str() } });
+        if let Some(o) = original {
+            let current = self.volume(pv).await?;
+            let recorded = current
+                .as_ref()
+                .and_then(|p| p.metadata.annotations.as_ref())
+                .is_some_and(|a| a.contains_key(ORIGINAL_RECLAIM));
+            if !recorded {
+                patch["metadata"] = json!({ "annotations": { ORIGINAL_RECLAIM: o.as_str() } });
+            }
+        }
+        Api::<PersistentVolume>::all(self.client.clone())
+            .patch(pv, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(api_err(&self.context, format!("set PV {pv} to {policy}")))?;
+        Ok(())
+    }
+
+    /// Sets a StatefulSet's claim retention policy; with `original`, records it (once).
+    pub async fn set_retention(
+        &self,
+        ns: &str,
+        name: &str,
+        policy: &RetentionPolicy,
+        original: Option<&RetentionPolicy>,
+    ) -> Result<(), KubeError> {
+        let mut patch = json!({ "spec": { "persistentVolumeClaimRetentionPolicy": {
+            "whenScaled": policy.when_scaled, "whenDeleted": policy.when_deleted } } });
+        if let Some(o) = original {
+            patch["metadata"] = json!({ "annotations": { ORIGINAL_RETENTION: format!("whenScaled={},whenDeleted={}", o.when_scaled, o.when_deleted) } });
+        }
+        Api::<StatefulSet>::namespaced(self.client.clone(), ns)
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(api_err(
+                &self.context,
+                format!("set the claim retention of {ns}/{name}"),
+            ))?;
+        Ok(())
+    }
+
+    /// Scales a StatefulSet through its `scale` subresource.
+    pub async fn scale(&self, ns: &str, name: &str, replicas: i32) -> Result<(), KubeError> {
+        Api::<StatefulSet>::namespaced(self.client.clone(), ns)
+            .patch_scale(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "replicas": replicas } })),
+            )
+            .await
+            .map_err(api_err(
+                &self.context,
+                format!("scale {ns}/{name} to {replicas}"),
+            ))?;
+        Ok(())
+    }
+
+    /// Creates a claim; if one of that name exists already, returns it (the caller's
+    /// machine decides whether it is the right one).
+    pub async fn create_claim(
+        &self,
+        claim: &PersistentVolumeClaim,
+    ) -> Result<PersistentVolumeClaim, KubeError> {
+        let ns = claim.metadata.namespace.clone().unwrap_or_default();
+        let name = claim.metadata.name.clone().unwrap_or_default();
+        let api = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &ns);
+        match api.create(&PostParams::default(), claim).await {
+            Ok(c) => Ok(c),
+            Err(e) if is_status(&e, 409) => api
+                .get(&name)
+                .await
+                .map_err(api_err(&self.context, format!("get claim {ns}/{name}"))),
+            Err(e) => Err(api_err(&self.context, format!("create claim {ns}/{name}"))(
+                e,
+            )),
+        }
+    }
+
+    /// Creates a PV; if one of that name exists already, returns it.
+    pub async fn create_volume(
+        &self,
+        pv: &PersistentVolume,
+    ) -> Result<PersistentVolume, KubeError> {
+        let name = pv.metadata.name.clone().unwrap_or_default();
+        let api = Api::<PersistentVolume>::all(self.client.clone());
+        match api.create(&PostParams::default(), pv).await {
+            Ok(p) => Ok(p),
+            Err(e) if is_status(&e, 409) => api
+                .get(&name)
+                .await
+                .map_err(api_err(&self.context, format!("get PV {name}"))),
+            Err(e) => Err(api_err(&self.context, format!("create PV {name}"))(e)),
+        }
+    }
+
+    /// Deletes a claim (gone already is fine).
+    pub async fn delete_claim(&self, ns: &str, name: &str) -> Result<(), KubeError> {
+        match Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns)
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(api_err(&self.context, format!("delete claim {ns}/{name}"))(
+                e,
+            )),
+        }
+    }
+
+    /// Deletes a PV (gone already is fine).
+    pub async fn delete_volume(&self, name: &str) -> Result<(), KubeError> {
+        match Api::<PersistentVolume>::all(self.client.clone())
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(api_err(&self.context, format!("delete PV {name}"))(e)),
+        }
+    }
+
+    /// Waits until `done(side)` holds, re-reading the app's side whenever a pod,
+    /// attachment, claim, PV or StatefulSet event arrives (and every `recheck` at most, as a
+    /// safety net for a dropped watch). Returns the side that satisfied it.
+    pub async fn wait_for(
+        &self,
+        ns: &str,
+        sts: &str,
+        claims: &[String],
+        pvs: &[String],
+        timeout: Duration,
+        done: impl Fn(&Side) -> bool,
+    ) -> Result<Side, KubeError> {
+        let side = self.side(ns, sts, claims, pvs).await?;
+        if done(&side) {
+            return Ok(side);
+        }
+        let cfg = watcher::Config::default();
+        let c = self.client.clone();
+        let events = futures::stream::select_all(vec![
+            watcher(Api::<Pod>::namespaced(c.clone(), ns), cfg.clone())
+                .map_ok(|_| ())
+                .boxed(),
+            watcher(Api::<VolumeAttachment>::all(c.clone()), cfg.clone())
+                .map_ok(|_| ())
+                .boxed(),
+            watcher(
+                Api::<PersistentVolumeClaim>::namespaced(c.clone(), ns),
+                cfg.clone(),
+            )
+            .map_ok(|_| ())
+            .boxed(),
+            watcher(Api::<PersistentVolume>::all(c.clone()), cfg.clone())
+                .map_ok(|_| ())
+                .boxed(),
+            watcher(Api::<StatefulSet>::namespaced(c, ns), cfg)
+                .map_ok(|_| ())
+                .boxed(),
+        ]);
+        tokio::pin!(events);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let recheck = Duration::from_secs(5);
+        loop {
+            let tick = tokio::time::sleep(
+                recheck.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            );
+            tokio::select! {
+                ev = events.next() => {
+                    if ev.is_none() { tokio::time::sleep(Duration::from_millis(200)).await; }
+                    // Drain what else arrived, then look once.
+                    while let Some(Some(_)) = futures::FutureExt::now_or_never(events.next()) {}
+                }
+                () = tick => {}
+            }
+            let side = self.side(ns, sts, claims, pvs).await?;
+            if done(&side) {
+                return Ok(side);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(KubeError::Timeout {
+                    context: self.context.clone(),
+                    what: format!("{ns}/{sts}"),
+                    after: timeout,
+                });
+            }
+        }
+    }
+}

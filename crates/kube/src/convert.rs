@@ -1,0 +1,326 @@
+//! Kubernetes objects → baton's world views (`baton_core::world`). Pure functions, so the
+//! rules (which backend a PV has, which zone pins it, what a quantity means) are tested
+//! without a cluster.
+
+use std::collections::BTreeMap;
+
+use baton_core::quantity::parse_bytes;
+use baton_core::world::{
+    ClaimRef, ClaimTemplate, Node, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet,
+    StorageClass, VolumeSource,
+};
+use k8s_openapi::api::apps::v1::StatefulSet as K8sStatefulSet;
+use k8s_openapi::api::core::v1::{
+    Node as K8sNode, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+};
+use k8s_openapi::api::storage::v1::StorageClass as K8sStorageClass;
+
+/// Annotation holding the reclaim policy a PV had before baton set Retain.
+pub const ORIGINAL_RECLAIM: &str = "baton.io/original-reclaim-policy";
+/// Annotation holding the claim retention policy a StatefulSet had before baton set Retain.
+pub const ORIGINAL_RETENTION: &str = "baton.io/original-retention-policy";
+/// Annotation naming the migration that created an object in green.
+pub const MIGRATION: &str = "baton.io/migration";
+/// Annotation on green's objects naming where they came from (`context/uid`).
+pub const MIGRATED_FROM: &str = "baton.io/migrated-from";
+
+const ZONE_KEYS: [&str; 3] = [
+    "topology.ebs.csi.aws.com/zone",
+    "topology.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/zone",
+];
+
+fn annotation<'a>(
+    meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    key: &str,
+) -> Option<&'a String> {
+    meta.annotations.as_ref().and_then(|a| a.get(key))
+}
+
+fn quantity(q: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>) -> Option<u64> {
+    q.and_then(|q| parse_bytes(&q.0))
+}
+
+/// An in-tree volume id `aws://us-east-1a/vol-…` (or bare `vol-…`) → (zone, id).
+pub fn parse_in_tree_id(id: &str) -> (Option<String>, String) {
+    match id.strip_prefix("aws://") {
+        Some(rest) => match rest.rsplit_once('/') {
+            Some((zone, vol)) if !zone.is_empty() => (Some(zone.to_string()), vol.to_string()),
+            Some((_, vol)) => (None, vol.to_string()),
+            None => (None, rest.to_string()),
+        },
+        None => (None, id.to_string()),
+    }
+}
+
+/// A PV as baton sees it.
+pub fn pv(p: &PersistentVolume) -> Pv {
+    let spec = p.spec.clone().unwrap_or_default();
+    let (mut volume_id, mut source, mut zone, mut other) = (None, None, None, None);
+    if let Some(csi) = &spec.csi {
+        if csi.driver == "ebs.csi.aws.com" {
+            volume_id = Some(csi.volume_handle.clone());
+            source = Some(VolumeSource::Csi);
+        } else {
+            other = Some(format!("csi:{}", csi.driver));
+        }
+    } else if let Some(ebs) = &spec.aws_elastic_block_store {
+        let (z, id) = parse_in_tree_id(&ebs.volume_id);
+        volume_id = Some(id);
+        source = Some(VolumeSource::InTree);
+        zone = z;
+    } else {
+        other = Some(backend_name(&spec));
+    }
+    if let Some(terms) = spec
+        .node_affinity
+        .as_ref()
+        .and_then(|a| a.required.as_ref())
+        .map(|r| &r.node_selector_terms)
+    {
+        for term in terms {
+            for e in term.match_expressions.iter().flatten() {
+                if ZONE_KEYS.contains(&e.key.as_str())
+                    && e.operator == "In"
+                    && let Some(z) = e.values.as_ref().and_then(|v| v.first())
+                {
+                    zone.get_or_insert_with(|| z.clone());
+                }
+            }
+        }
+    }
+    Pv {
+        name: p.metadata.name.clone().unwrap_or_default(),
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        volume_id,
+        source,
+        other_backend: other,
+        zone,
+        capacity_bytes: quantity(spec.capacity.as_ref().and_then(|c| c.get("storage"))),
+        access_modes: spec.access_modes.clone().unwrap_or_default(),
+        volume_mode: spec
+            .volume_mode
+            .clone()
+            .unwrap_or_else(|| "Filesystem".into()),
+        storage_class: spec.storage_class_name.clone().unwrap_or_default(),
+        reclaim_policy: ReclaimPolicy::parse(
+            spec.persistent_volume_reclaim_policy
+                .as_deref()
+                .unwrap_or("Delete"),
+        ),
+        original_reclaim_policy: annotation(&p.metadata, ORIGINAL_RECLAIM)
+            .map(|s| ReclaimPolicy::parse(s)),
+        claim_ref: spec.claim_ref.as_ref().map(|r| ClaimRef {
+            namespace: r.namespace.clone().unwrap_or_default(),
+            name: r.name.clone().unwrap_or_default(),
+            uid: r.uid.clone().unwrap_or_default(),
+        }),
+        phase: p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default(),
+        migration: annotation(&p.metadata, MIGRATION).cloned(),
+    }
+}
+
+fn backend_name(spec: &k8s_openapi::api::core::v1::PersistentVolumeSpec) -> String {
+    let v = serde_json::to_value(spec).unwrap_or_default();
+    const NOT_BACKENDS: [&str; 8] = [
+        "accessModes",
+        "capacity",
+        "claimRef",
+        "mountOptions",
+        "nodeAffinity",
+        "persistentVolumeReclaimPolicy",
+        "storageClassName",
+        "volumeMode",
+    ];
+    v.as_object()
+        .and_then(|m| {
+            m.keys()
+                .find(|k| {
+                    !NOT_BACKENDS.contains(&k.as_str()) && k.as_str() != "volumeAttributesClassName"
+                })
+                .cloned()
+        })
+        .unwrap_or_else(|| "an unknown backend".into())
+}
+
+fn claim_spec_parts(
+    spec: &PersistentVolumeClaimSpec,
+) -> (Option<u64>, Vec<String>, String, String) {
+    (
+        quantity(
+            spec.resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("storage")),
+        ),
+        spec.access_modes.clone().unwrap_or_default(),
+        spec.volume_mode
+            .clone()
+            .unwrap_or_else(|| "Filesystem".into()),
+        spec.storage_class_name.clone().unwrap_or_default(),
+    )
+}
+
+/// A claim as baton sees it.
+pub fn pvc(c: &PersistentVolumeClaim) -> Pvc {
+    let spec = c.spec.clone().unwrap_or_default();
+    let (request_bytes, access_modes, volume_mode, storage_class) = claim_spec_parts(&spec);
+    Pvc {
+        namespace: c.metadata.namespace.clone().unwrap_or_default(),
+        name: c.metadata.name.clone().unwrap_or_default(),
+        uid: c.metadata.uid.clone().unwrap_or_default(),
+        volume_name: spec.volume_name.clone().unwrap_or_default(),
+        phase: c
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Pending".into()),
+        request_bytes,
+        access_modes,
+        volume_mode,
+        storage_class,
+        deleting: c.metadata.deletion_timestamp.is_some(),
+        migration: annotation(&c.metadata, MIGRATION).cloned(),
+    }
+}
+
+/// A StatefulSet as baton sees it; `scalers` are filled by the reader.
+pub fn statefulset(s: &K8sStatefulSet) -> StatefulSet {
+    let spec = s.spec.clone().unwrap_or_default();
+    let status = s.status.clone().unwrap_or_default();
+    let retention = spec
+        .persistent_volume_claim_retention_policy
+        .as_ref()
+        .map(|p| RetentionPolicy {
+            when_scaled: p.when_scaled.clone().unwrap_or_else(|| "Retain".into()),
+            when_deleted: p.when_deleted.clone().unwrap_or_else(|| "Retain".into()),
+        })
+        .unwrap_or_default();
+    StatefulSet {
+        namespace: s.metadata.namespace.clone().unwrap_or_default(),
+        name: s.metadata.name.clone().unwrap_or_default(),
+        uid: s.metadata.uid.clone().unwrap_or_default(),
+        replicas: spec.replicas.unwrap_or(1),
+        status_replicas: status.replicas,
+        ready_replicas: status.ready_replicas.unwrap_or(0),
+        observed: status.observed_generation.is_some()
+            && status.observed_generation == s.metadata.generation,
+        labels: s.metadata.labels.clone().unwrap_or_default(),
+        templates: spec
+            .volume_claim_templates
+            .iter()
+            .flatten()
+            .map(|t| {
+                let (request_bytes, access_modes, volume_mode, storage_class) =
+                    claim_spec_parts(&t.spec.clone().unwrap_or_default());
+                ClaimTemplate {
+                    name: t.metadata.name.clone().unwrap_or_default(),
+                    storage_class,
+                    request_bytes,
+                    access_modes,
+                    volume_mode,
+                }
+            })
+            .collect(),
+        retention,
+        scalers: Vec::new(),
+    }
+}
+
+/// A node: name, zone, readiness.
+pub fn node(n: &K8sNode) -> Node {
+    let labels: BTreeMap<String, String> = n.metadata.labels.clone().unwrap_or_default();
+    Node {
+        name: n.metadata.name.clone().unwrap_or_default(),
+        zone: ZONE_KEYS
+            .iter()
+            .find_map(|k| labels.get(*k).cloned())
+            .unwrap_or_default(),
+        ready: n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+    }
+}
+
+/// A StorageClass.
+pub fn storage_class(c: &K8sStorageClass) -> StorageClass {
+    StorageClass {
+        name: c.metadata.name.clone().unwrap_or_default(),
+        provisioner: c.provisioner.clone(),
+        default: annotation(&c.metadata, "storageclass.kubernetes.io/is-default-class")
+            .is_some_and(|v| v == "true"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn in_tree_ids_give_zone_and_volume() {
+        assert_eq!(
+            parse_in_tree_id("aws://us-east-1b/vol-0abc"),
+            (Some("us-east-1b".into()), "vol-0abc".into())
+        );
+        assert_eq!(parse_in_tree_id("vol-0abc"), (None, "vol-0abc".into()));
+        assert_eq!(parse_in_tree_id("aws:///vol-1"), (None, "vol-1".into()));
+    }
+
+    #[test]
+    fn pv_backends_zones_and_policies() {
+        let csi: PersistentVolume = serde_json::from_value(json!({
+            "metadata": { "name": "pvc-1", "uid": "u1", "annotations": { ORIGINAL_RECLAIM: "Delete" } },
+            "spec": { "capacity": { "storage": "20Gi" }, "accessModes": ["ReadWriteOnce"],
+              "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "gp3",
+              "csi": { "driver": "ebs.csi.aws.com", "volumeHandle": "vol-1" },
+              "nodeAffinity": { "required": { "nodeSelectorTerms": [{ "matchExpressions": [
+                { "key": "topology.ebs.csi.aws.com/zone", "operator": "In", "values": ["us-east-1c"] }] }] } },
+              "claimRef": { "namespace": "db", "name": "data-db-0", "uid": "c1" } },
+            "status": { "phase": "Bound" }
+        }))
+        .unwrap();
+        let v = pv(&csi);
+        assert_eq!(v.volume_id.as_deref(), Some("vol-1"));
+        assert_eq!(v.source, Some(VolumeSource::Csi));
+        assert_eq!(v.zone.as_deref(), Some("us-east-1c"));
+        assert_eq!(v.capacity_bytes, Some(20 << 30));
+        assert_eq!(v.reclaim_policy, ReclaimPolicy::Retain);
+        assert_eq!(v.original_reclaim_policy, Some(ReclaimPolicy::Delete));
+        assert_eq!(v.claim_ref.unwrap().uid, "c1");
+
+        let in_tree: PersistentVolume = serde_json::from_value(json!({
+            "metadata": { "name": "legacy" },
+            "spec": { "awsElasticBlockStore": { "volumeID": "aws://us-east-1a/vol-2" } }
+        }))
+        .unwrap();
+        let v = pv(&in_tree);
+        assert_eq!(
+            (v.volume_id.as_deref(), v.zone.as_deref()),
+            (Some("vol-2"), Some("us-east-1a"))
+        );
+        assert_eq!(v.source, Some(VolumeSource::InTree));
+        assert_eq!(
+            v.reclaim_policy,
+            ReclaimPolicy::Delete,
+            "unset means Delete"
+        );
+
+        let nfs: PersistentVolume = serde_json::from_value(json!({
+            "metadata": { "name": "share" },
+            "spec": { "capacity": { "storage": "1Gi" }, "nfs": { "server": "10.0.0.9", "path": "/x" } }
+        }))
+        .unwrap();
+        let v = pv(&nfs);
+        assert_eq!(
+            (v.volume_id, v.other_backend.as_deref()),
+            (None, Some("nfs"))
+        );
+    }
+}
