@@ -56,6 +56,19 @@ pub struct Observed {
     pub ec2: BTreeMap<String, Ec2Volume>,
     /// Snapshots this migration started, by volume id.
     pub snapshots: BTreeMap<String, String>,
+    /// This migration's id: green objects carrying it in their annotation are baton's.
+    pub migration: String,
+}
+
+impl Observed {
+    /// Whether green's claim of this name is the one this migration created for the
+    /// volume. Anything else holding the name — a claim GitOps or a person made, or one
+    /// racing for the volume — is never adopted.
+    pub fn green_claim_is_ours(&self, claim: &str, pv: &str) -> bool {
+        self.green.claims.get(claim).is_some_and(|c| {
+            c.volume_name == pv && c.migration.as_deref() == Some(self.migration.as_str())
+        })
+    }
 }
 
 /// A change to the world.
@@ -361,7 +374,7 @@ fn green_holds(v: &VolumePlan, obs: &Observed) -> bool {
     let Some(claim) = obs.green.claims.get(&v.claim) else {
         return false;
     };
-    claim.volume_name == v.pv
+    obs.green_claim_is_ours(&v.claim, &v.pv)
         && claim.phase == "Bound"
         && obs
             .green
@@ -435,10 +448,10 @@ fn next_migrate(app: &AppPlan, obs: &Observed) -> Decision {
             ));
         }
         if let Some(gc) = obs.green.claims.get(&v.claim)
-            && gc.volume_name != v.pv
+            && !obs.green_claim_is_ours(&v.claim, &v.pv)
         {
             return blocked(format!(
-                "green's claim {}/{} is not the one baton creates (volumeName {:?}); delete it if it holds nothing you need, then resume",
+                "green's claim {}/{} was not created by this migration (volumeName {:?}); baton never hands a volume to a claim it did not make — delete that claim if it holds nothing you need, then resume",
                 app.namespace, v.claim, gc.volume_name
             ));
         }
@@ -563,11 +576,8 @@ fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
         }
     }
     for v in &app.volumes {
-        if obs
-            .green
-            .claims
-            .get(&v.claim)
-            .is_some_and(|c| c.volume_name == v.pv && !c.deleting)
+        if obs.green_claim_is_ours(&v.claim, &v.pv)
+            && obs.green.claims.get(&v.claim).is_some_and(|c| !c.deleting)
         {
             return act(Action::DeleteGreenClaim {
                 claim: v.claim.clone(),

@@ -352,7 +352,7 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
             // Green's claim of that name: absent, ours (a resumed move), or someone else's.
             let mut ours = false;
             if let Some(gc) = green.claim(&s.namespace, &claim_name) {
-                if gc.volume_name == pv.name {
+                if gc.volume_name == pv.name && gc.migration.is_some() {
                     ours = gc.phase == "Bound"
                         && green
                             .volume(&pv.name)

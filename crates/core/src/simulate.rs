@@ -56,7 +56,7 @@ fn apply_action(app: &AppPlan, obs: &mut Observed, a: &Action) {
                     volume_mode: v.volume_mode.clone(),
                     storage_class: v.storage_class.clone(),
                     deleting: false,
-                    migration: Some("dry-run".into()),
+                    migration: Some(obs.migration.clone()),
                 },
             );
         }
@@ -89,7 +89,7 @@ fn apply_action(app: &AppPlan, obs: &mut Observed, a: &Action) {
                         uid: claim_uid.clone(),
                     }),
                     phase: "Available".into(),
-                    migration: Some("dry-run".into()),
+                    migration: Some(obs.migration.clone()),
                 },
             );
         }

@@ -39,6 +39,7 @@ fn world(replicas: i32, reclaim: ReclaimPolicy, retention: RetentionPolicy) -> (
             sts: Some(sts(0, RetentionPolicy::default())),
             ..Default::default()
         },
+        migration: "m-1".into(),
         ..Default::default()
     };
     let mut volumes = Vec::new();

@@ -191,6 +191,7 @@ impl Engine {
             green,
             ec2,
             snapshots,
+            migration: self.migration.clone(),
         })
     }
 
