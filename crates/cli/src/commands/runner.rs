@@ -139,6 +139,7 @@ async fn run_app(engine: &Engine, state: &StateDir, app: &AppPlan, mode: Mode) -
                 match engine.execute(state, app, &obs, &action).await {
                     Ok(result) => {
                         outcome.mutations += 1;
+                        crash_point();
                         known = expected(app, obs, &action, result.as_deref());
                         let _ = state.record(Some(&key), Event::Done { action, result });
                     }
@@ -206,6 +207,21 @@ fn expected(
         _ => {}
     }
     Some(obs)
+}
+
+/// Crash tests: `BATON_CRASH_AFTER_MUTATIONS=k` aborts the process (as `kill -9` would:
+/// no cleanup, no journal record) right after the k-th mutation of the run has been made.
+fn crash_point() {
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let made = MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    if std::env::var("BATON_CRASH_AFTER_MUTATIONS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        == Some(made)
+    {
+        eprintln!("baton: crashing after mutation {made} (BATON_CRASH_AFTER_MUTATIONS)");
+        std::process::abort();
+    }
 }
 
 /// The phase as a word.

@@ -1,0 +1,148 @@
+//! A `baton sim up` for the CLI's end-to-end tests, and helpers to drive baton, kubectl
+//! and EC2 against it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+pub struct Sim {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn sim_up() -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["sim", "up", "--state-dir"])
+        .arg(dir.path().join("sim"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("baton sim ready:"), "first line: {line:?}");
+    let env = std::fs::read_to_string(dir.path().join("sim/env"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Sim { child, dir, env }
+}
+
+impl Sim {
+    pub fn baton(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(args)
+            .envs(&self.env)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// baton with extra environment (e.g. a crash point).
+    pub fn baton_with(&self, args: &[&str], env: &[(&str, String)]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(args)
+            .envs(&self.env)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// `kubectl apply` of one JSON object.
+    pub fn kubectl_apply(&self, ctx: &str, obj: &serde_json::Value) {
+        let path = self.dir.path().join("apply.json");
+        std::fs::write(&path, obj.to_string()).unwrap();
+        let o = Command::new("kubectl")
+            .args(["--context", ctx, "create", "-f"])
+            .arg(&path)
+            .env("KUBECONFIG", &self.env["KUBECONFIG"])
+            .env("HOME", self.dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// `kubectl delete` of one object.
+    pub fn kubectl_delete(&self, ctx: &str, args: &[&str]) {
+        let o = Command::new("kubectl")
+            .args(["--context", ctx, "delete"])
+            .args(args)
+            .env("KUBECONFIG", &self.env["KUBECONFIG"])
+            .env("HOME", self.dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.baton(args);
+        assert!(
+            o.status.success(),
+            "baton {args:?}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    pub fn kubectl_json(&self, ctx: &str, args: &[&str]) -> serde_json::Value {
+        let o = Command::new("kubectl")
+            .args(["--context", ctx])
+            .args(args)
+            .args(["-o", "json"])
+            .env("KUBECONFIG", &self.env["KUBECONFIG"])
+            .env("HOME", self.dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    /// EC2 tags of the volumes, by volume id.
+    pub fn tags(&self, ids: &[String]) -> BTreeMap<String, BTreeMap<String, String>> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let aws = baton_aws::Aws::connect(
+                &baton_aws::AwsConfig::default()
+                    .endpoint_url(&self.env["AWS_ENDPOINT_URL"])
+                    .region(&self.env["AWS_REGION"])
+                    .static_credentials(baton_aws::StaticCredentials::new("testing", "testing")),
+            )
+            .await
+            .unwrap();
+            aws.describe_volumes_by_id(ids)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|v| (v.id, v.tags))
+                .collect()
+        })
+    }
+}
+
+/// (writer cluster, started-from value, value) of a volume's fingerprint.
+pub fn fingerprint(tags: &BTreeMap<String, String>) -> (String, u64, u64) {
+    let writer = &tags["baton.sim/fingerprint-writer"];
+    let (who, from) = writer.split_once(" from ").unwrap();
+    (
+        who.split('/').next().unwrap().to_string(),
+        from.parse().unwrap(),
+        tags["baton.sim/fingerprint"].parse().unwrap(),
+    )
+}
