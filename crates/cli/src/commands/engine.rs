@@ -195,6 +195,25 @@ impl Engine {
         })
     }
 
+    /// Re-reads only the two clusters' sides, keeping EC2's view and the snapshots from
+    /// `prev` (for waits that only Kubernetes decides).
+    pub async fn refresh_clusters(
+        &self,
+        app: &AppPlan,
+        prev: Observed,
+    ) -> anyhow::Result<Observed> {
+        let (claims, pvs, _) = names(app);
+        let (blue, green) = futures::try_join!(
+            self.blue.side(&app.namespace, &app.name, &claims, &pvs),
+            self.green.side(&app.namespace, &app.name, &claims, &pvs),
+        )?;
+        Ok(Observed {
+            blue,
+            green,
+            ..prev
+        })
+    }
+
     async fn snapshots(&self, ids: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
         if ids.is_empty() {
             return Ok(BTreeMap::new());

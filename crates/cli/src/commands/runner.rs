@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use baton_core::journal::Event;
-use baton_core::machine::{Action, AppPhase, Decision, Mode, Observed, next};
+use baton_core::machine::{Action, AppPhase, Decision, Mode, Observed, Wait, next};
 use baton_core::plan::AppPlan;
 use baton_core::simulate;
 use futures::StreamExt;
@@ -162,6 +162,19 @@ async fn run_app(engine: &Engine, state: &StateDir, app: &AppPlan, mode: Mode) -
                         millis: started.elapsed().as_millis() as u64,
                     },
                 );
+                // Only EC2 decides these; for the others a re-read of the clusters is enough.
+                if !matches!(
+                    wait,
+                    Wait::BlueDetached | Wait::GreenDetached | Wait::VolumesAvailable
+                ) {
+                    match engine.refresh_clusters(app, obs).await {
+                        Ok(o) => known = Some(o),
+                        Err(e) => {
+                            fail(&mut outcome, "observe the app".into(), e);
+                            return outcome;
+                        }
+                    }
+                }
             }
             Decision::Done => {
                 if mode == Mode::Migrate {

@@ -1,0 +1,464 @@
+//! The migrate benchmark (DESIGN.md §5): moves every StatefulSet of a scenario from blue to
+//! green with the release `baton` binary, with 0 ms and 20 ms of injected API latency, and
+//! the same apps in the seed runbook's naive order (every step inside the window, fixed
+//! 2 s polling) on a fresh estate for a side-by-side ratio. Prints a table and writes
+//! `$CARGO_TARGET_DIR/bench/migrate.json` (or `target/bench/migrate.json`).
+//!
+//!   cargo bench -p baton-cli --bench migrate -- [--scenario large|default|FILE]
+//!       [--latency-ms 0,20] [--parallel 64] [--naive-parallel 64]
+//!
+//! Figures: wall time; Kubernetes and AWS calls per volume (baton's own: the emulator's
+//! controllers are in-process, and baton's AWS calls go through a proxy of their own);
+//! per-app window p50/p99 (blue scaled to 0 → green Ready); peak RSS of the baton process.
+//! With the emulator's physical delays at zero, the window is all tool overhead.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_sim::estate::{Estate, EstateOptions};
+use baton_sim::faults::{AwsKnobs, AwsProxy, Latency};
+use baton_sim::scenario::{self, Scenario};
+use serde_json::{Value, json};
+
+struct Args {
+    scenario: String,
+    latencies: Vec<u64>,
+    parallel: usize,
+    naive_parallel: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        scenario: "large".into(),
+        latencies: vec![0, 20],
+        parallel: 64,
+        naive_parallel: 64,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        match k.as_str() {
+            "--scenario" => a.scenario = it.next().expect("--scenario NAME"),
+            "--latency-ms" => {
+                a.latencies = it
+                    .next()
+                    .expect("--latency-ms 0,20")
+                    .split(',')
+                    .map(|s| s.parse().expect("milliseconds"))
+                    .collect()
+            }
+            "--parallel" => a.parallel = it.next().and_then(|s| s.parse().ok()).expect("N"),
+            "--naive-parallel" => {
+                a.naive_parallel = it.next().and_then(|s| s.parse().ok()).expect("N")
+            }
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    a
+}
+
+struct Bed {
+    estate: Estate,
+    baton_aws: AwsProxy,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    seed_seconds: f64,
+}
+
+async fn bed(scenario: &Scenario, latency_ms: u64) -> Bed {
+    let estate = Estate::start(EstateOptions {
+        clusters: scenario.cluster_specs(),
+        ..EstateOptions::default()
+    })
+    .await
+    .expect("estate starts");
+    let seeded = scenario::seed(&estate, scenario, Duration::from_secs(900))
+        .await
+        .expect("scenario seeds");
+    // baton's AWS calls go through a proxy of their own, so they are counted apart from
+    // the emulated controllers' (and get the injected latency).
+    let knobs = Arc::new(AwsKnobs::new(1));
+    knobs.set_log_capacity(1_000_000);
+    knobs.set_latency(Latency::fixed(Duration::from_millis(latency_ms)));
+    let baton_aws = AwsProxy::start(&estate.aws_endpoint, knobs)
+        .await
+        .expect("proxy starts");
+    for c in estate.server.clusters() {
+        c.cluster.knobs.set_log_capacity(1_000_000);
+        c.cluster.knobs.clear_requests();
+        c.cluster
+            .knobs
+            .set_latency(Latency::fixed(Duration::from_millis(latency_ms)));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    estate.server.kubeconfig().write(&kubeconfig).unwrap();
+    let env = vec![
+        ("KUBECONFIG".into(), kubeconfig.display().to_string()),
+        ("AWS_ENDPOINT_URL".into(), baton_aws.endpoint()),
+        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+        ("AWS_REGION".into(), estate.region.clone()),
+    ];
+    Bed {
+        estate,
+        baton_aws,
+        dir,
+        env,
+        seed_seconds: seeded.seconds,
+    }
+}
+
+fn k8s_calls(bed: &Bed) -> usize {
+    bed.estate
+        .server
+        .clusters()
+        .iter()
+        .map(|c| c.cluster.knobs.requests().len())
+        .sum()
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i]
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+async fn run_baton(bed: &Bed, parallel: usize) -> Value {
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args([
+            "migrate", "--from", "blue", "--to", "green", "--yes", "-o", "json",
+        ])
+        .args(["--parallel", &parallel.to_string(), "--state-dir"])
+        .arg(bed.dir.path().join("state"))
+        .envs(bed.env.iter().cloned())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("baton runs");
+    let pid = child.id().unwrap_or(0);
+    let mut peak = 0;
+    let stdout = child.stdout.take().unwrap();
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut s = String::new();
+        let mut out = stdout;
+        out.read_to_string(&mut s).await.unwrap();
+        s
+    });
+    loop {
+        if let Some(k) = vm_hwm_kib(pid) {
+            peak = peak.max(k);
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let out: Value = serde_json::from_str(&reader.await.unwrap()).expect("baton -o json");
+    let outcomes = out.as_array().cloned().unwrap_or_default();
+    let mut windows: Vec<f64> = outcomes
+        .iter()
+        .filter_map(|o| o["window_seconds"].as_f64())
+        .collect();
+    let migrated = outcomes.iter().filter(|o| o["phase"] == "migrated").count();
+    json!({
+        "wall_seconds": wall,
+        "apps": outcomes.len(),
+        "migrated": migrated,
+        "window_p50": percentile(&mut windows, 0.5),
+        "window_p99": percentile(&mut windows, 0.99),
+        "peak_rss_mib": peak as f64 / 1024.0,
+    })
+}
+
+/// The seed runbook's order, per app: every step inside the window, fixed 2 s polls,
+/// Retain patched only after scale-down, the snapshot awaited.
+mod naive {
+    use super::*;
+    use baton_core::machine::Side;
+    use baton_core::plan::AppPlan;
+    use baton_kube::Cluster;
+    use baton_kube::manifest::{Origin, green_claim, green_volume};
+
+    const POLL: Duration = Duration::from_secs(2);
+
+    async fn poll_side(c: &Cluster, app: &AppPlan, done: impl Fn(&Side) -> bool) {
+        let claims: Vec<String> = app.volumes.iter().map(|v| v.claim.clone()).collect();
+        let pvs: Vec<String> = app.volumes.iter().map(|v| v.pv.clone()).collect();
+        loop {
+            tokio::time::sleep(POLL).await;
+            if done(
+                &c.side(&app.namespace, &app.name, &claims, &pvs)
+                    .await
+                    .unwrap(),
+            ) {
+                return;
+            }
+        }
+    }
+
+    pub async fn move_app(
+        blue: &Cluster,
+        green: &Cluster,
+        aws: &baton_aws::Aws,
+        app: &AppPlan,
+    ) -> f64 {
+        let t0 = Instant::now();
+        let ns = &app.namespace;
+        blue.scale(ns, &app.name, 0).await.unwrap();
+        poll_side(blue, app, |s| s.pods == 0).await;
+        let ids: Vec<String> = app.volumes.iter().map(|v| v.volume_id.clone()).collect();
+        loop {
+            tokio::time::sleep(POLL).await;
+            let v = aws
+                .describe_volumes(&[baton_aws::Filter::new("volume-id", ids.iter().cloned())])
+                .await
+                .unwrap();
+            if v.iter()
+                .all(|v| v.state == baton_aws::VolumeState::Available)
+            {
+                break;
+            }
+        }
+        let origin = Origin {
+            migration: "naive",
+            from: "blue",
+        };
+        for v in &app.volumes {
+            blue.set_reclaim(&v.pv, baton_core::world::ReclaimPolicy::Retain, None)
+                .await
+                .unwrap();
+            let snap = aws
+                .create_snapshot(&v.volume_id, "runbook", &Default::default())
+                .await
+                .unwrap();
+            loop {
+                let s = aws
+                    .describe_snapshots(&[snap.id.clone()], &[])
+                    .await
+                    .unwrap();
+                if s.iter().all(|s| s.state == "completed") {
+                    break;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            let bc = blue.claim(ns, &v.claim).await.unwrap().unwrap();
+            let gc = green
+                .create_claim(&green_claim(&bc, &v.pv, &origin))
+                .await
+                .unwrap();
+            let bpv = blue.volume(&v.pv).await.unwrap().unwrap();
+            green
+                .create_volume(&green_volume(&bpv, &gc, "Delete", false, &origin))
+                .await
+                .unwrap();
+        }
+        poll_side(green, app, |s| {
+            app.volumes
+                .iter()
+                .all(|v| s.claims.get(&v.claim).is_some_and(|c| c.phase == "Bound"))
+        })
+        .await;
+        green.scale(ns, &app.name, app.replicas).await.unwrap();
+        let r = app.replicas;
+        poll_side(green, app, |s| {
+            s.sts.as_ref().is_some_and(|x| x.ready_replicas >= r)
+        })
+        .await;
+        t0.elapsed().as_secs_f64()
+    }
+}
+
+async fn run_naive(bed: &Bed, parallel: usize) -> Value {
+    use futures::StreamExt;
+    let kubeconfig = baton_kube::KubeconfigSource::file(bed.dir.path().join("kubeconfig"));
+    let blue = baton_kube::Cluster::connect(&kubeconfig, "blue")
+        .await
+        .unwrap();
+    let green = baton_kube::Cluster::connect(&kubeconfig, "green")
+        .await
+        .unwrap();
+    let aws = baton_aws::Aws::connect(&baton_sim::estate::aws_config(
+        &bed.baton_aws.endpoint(),
+        &bed.estate.region,
+    ))
+    .await
+    .unwrap();
+    let (b, g) = (
+        blue.view(&[]).await.unwrap(),
+        green.view(&[]).await.unwrap(),
+    );
+    let ids: Vec<String> = b
+        .volumes
+        .iter()
+        .filter_map(|v| v.volume_id.clone())
+        .collect();
+    let mut ec2 = BTreeMap::new();
+    for chunk in ids.chunks(200) {
+        for v in aws
+            .describe_volumes(&[baton_aws::Filter::new("volume-id", chunk.iter().cloned())])
+            .await
+            .unwrap()
+        {
+            ec2.insert(
+                v.id.clone(),
+                baton_core::world::Ec2Volume {
+                    id: v.id.clone(),
+                    az: v.availability_zone.clone(),
+                    size_gib: v.size_gib,
+                    volume_type: v.volume_type.clone(),
+                    encrypted: v.encrypted,
+                    multi_attach: v.multi_attach,
+                    state: "in-use".into(),
+                    attached_to: vec![],
+                },
+            );
+        }
+    }
+    let plan = baton_core::planner::plan(
+        &baton_core::planner::Inputs {
+            blue: &b,
+            green: &g,
+            ec2: &ec2,
+            vpcs: Default::default(),
+            now: String::new(),
+        },
+        &Default::default(),
+        &Default::default(),
+    );
+    let started = Instant::now();
+    let mut windows: Vec<f64> =
+        futures::stream::iter(plan.apps.iter().filter(|a| !a.volumes.is_empty()))
+            .map(|app| naive::move_app(&blue, &green, &aws, app))
+            .buffer_unordered(parallel.max(1))
+            .collect()
+            .await;
+    json!({
+        "wall_seconds": started.elapsed().as_secs_f64(),
+        "apps": windows.len(),
+        "window_p50": percentile(&mut windows, 0.5),
+        "window_p99": percentile(&mut windows, 0.99),
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let scenario = Scenario::load(&a.scenario).expect("scenario loads");
+    let mut results = Vec::new();
+    println!(
+        "{:<10} {:>7} {:>8} {:>8} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>7}",
+        "run",
+        "lat ms",
+        "volumes",
+        "wall s",
+        "k8s/vol",
+        "aws/vol",
+        "win p50 s",
+        "win p99 s",
+        "rss MiB",
+        "seed s",
+        "ratio"
+    );
+    for &lat in &a.latencies {
+        let bed_b = bed(&scenario, lat).await;
+        let volumes = bed_b.estate.server.cluster("blue").map_or(0, |c| {
+            c.cluster
+                .store
+                .txn(|t| {
+                    t.list(
+                        &baton_sim::resources::GroupResource {
+                            group: String::new(),
+                            plural: "persistentvolumes".into(),
+                        },
+                        None,
+                    )
+                })
+                .len()
+        });
+        let b = run_baton(&bed_b, a.parallel).await;
+        let k8s = k8s_calls(&bed_b);
+        let aws_calls = bed_b.baton_aws.knobs().requests().len();
+        let mut aws_by_action: BTreeMap<String, usize> = BTreeMap::new();
+        for r in bed_b.baton_aws.knobs().requests() {
+            *aws_by_action
+                .entry(r.action.clone().unwrap_or_default())
+                .or_default() += 1;
+        }
+        let seed_b = bed_b.seed_seconds;
+        bed_b.estate.shutdown().await;
+
+        let bed_n = bed(&scenario, lat).await;
+        let n = run_naive(&bed_n, a.naive_parallel).await;
+        bed_n.estate.shutdown().await;
+
+        let per = |x: usize| x as f64 / volumes.max(1) as f64;
+        let ratio = n["window_p50"].as_f64().unwrap_or(0.0)
+            / b["window_p50"].as_f64().unwrap_or(1.0).max(1e-9);
+        println!(
+            "{:<10} {:>7} {:>8} {:>8.1} {:>9.1} {:>9.1} {:>10.2} {:>10.2} {:>9.1} {:>9.1} {:>7}",
+            "baton",
+            lat,
+            volumes,
+            b["wall_seconds"].as_f64().unwrap(),
+            per(k8s),
+            per(aws_calls),
+            b["window_p50"].as_f64().unwrap(),
+            b["window_p99"].as_f64().unwrap(),
+            b["peak_rss_mib"].as_f64().unwrap(),
+            seed_b,
+            ""
+        );
+        println!(
+            "{:<10} {:>7} {:>8} {:>8.1} {:>9} {:>9} {:>10.2} {:>10.2} {:>9} {:>9} {:>6.1}x",
+            "naive",
+            lat,
+            volumes,
+            n["wall_seconds"].as_f64().unwrap(),
+            "-",
+            "-",
+            n["window_p50"].as_f64().unwrap(),
+            n["window_p99"].as_f64().unwrap(),
+            "-",
+            "-",
+            ratio
+        );
+        results.push(json!({
+            "scenario": scenario.name,
+            "latency_ms": lat,
+            "volumes": volumes,
+            "parallel": a.parallel,
+            "baton": b,
+            "baton_k8s_calls": k8s,
+            "baton_aws_calls": aws_calls,
+            "baton_aws_calls_by_action": aws_by_action,
+            "k8s_calls_per_volume": per(k8s),
+            "aws_calls_per_volume": per(aws_calls),
+            "naive": n,
+            "window_ratio_naive_over_baton": ratio,
+        }));
+    }
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"))
+        .join("bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("migrate.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&results).unwrap()).unwrap();
+    println!("wrote {}", file.display());
+}
