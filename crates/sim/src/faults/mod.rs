@@ -10,11 +10,13 @@
 //! knobs in whatever order they arrive; the sequence is what is deterministic.)
 //!
 //! This module holds what both sides share: [`Trigger`], [`Latency`], the generic
-//! [`Rule`], the rule engine and the ring-buffer log.
+//! [`Rule`], the rule engine and the ring-buffer log; `spec` gives rules and latencies a
+//! text form (`blue:method=GET:nth=1:500`) for the command line and `/debug/faults`.
 
 mod aws;
 mod kube;
 mod proxy;
+mod spec;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -26,6 +28,7 @@ pub use aws::{AwsFault, AwsKnobs, AwsMatch, AwsRequest, AwsRule, Dialect};
 pub(crate) use kube::{ApiCall, dropped_connection};
 pub use kube::{ApiFault, ApiMatch, ApiRequest, ApiRule, Knobs};
 pub use proxy::{AwsProxy, ProxyError};
+pub use spec::{DEFAULT_HOLD, DEFAULT_RETRY_AFTER, FaultSpec, LatencySpec, SpecError, Target};
 
 /// Requests kept in a log before the oldest are dropped.
 pub const DEFAULT_LOG_CAPACITY: usize = 10_000;
