@@ -14,6 +14,7 @@
 //! text form (`blue:method=GET:nth=1:500`) for the command line and `/debug/faults`.
 
 mod aws;
+mod control;
 mod kube;
 mod proxy;
 mod spec;
@@ -25,6 +26,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 pub use aws::{AwsFault, AwsKnobs, AwsMatch, AwsRequest, AwsRule, Dialect};
+pub(crate) use control::{DEBUG_FAULTS_PATH, control};
 pub(crate) use kube::{ApiCall, dropped_connection};
 pub use kube::{ApiFault, ApiMatch, ApiRequest, ApiRule, Knobs};
 pub use proxy::{AwsProxy, ProxyError};
@@ -170,6 +172,13 @@ impl<M, F: Clone> Engine<M, F> {
         self.rules.clear();
     }
 
+    pub(crate) fn rules(&self) -> Vec<Rule<M, F>>
+    where
+        M: Clone,
+    {
+        self.rules.iter().map(|a| a.rule.clone()).collect()
+    }
+
     /// The delay and the fault (if any) for one request. Every rule whose matcher accepts
     /// the request counts it (and draws, for a rate), so a rule's Nth does not depend on
     /// the other rules; the first rule that fires decides the fault.
@@ -305,6 +314,14 @@ impl<M, F: Clone, R: Logged> KnobSet<M, F, R> {
     /// Removes every fault rule.
     pub fn clear_faults(&self) {
         lock(&self.engine).clear();
+    }
+
+    /// The fault rules, in the order they were added.
+    pub fn rules(&self) -> Vec<Rule<M, F>>
+    where
+        M: Clone,
+    {
+        lock(&self.engine).rules()
     }
 
     /// The logged requests, oldest first.
