@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use baton_sim::faults::{FaultSpec, LatencySpec};
+use baton_sim::faults::{FaultSpec, LatencySpec, Target};
 use clap::{Args, Parser, Subcommand};
 
 /// baton upgrades Kubernetes on AWS EKS the blue/green way: it builds on a new ("green")
@@ -66,6 +66,45 @@ pub enum SimCommand {
     ///   aws ec2 describe-volumes
     #[command(after_long_help = FAULT_GRAMMAR)]
     Up(SimUpArgs),
+    /// Change the fault rules of a running `baton sim up` without restarting it.
+    ///
+    /// Talks to `/debug/faults` on each cluster's API server (found through DIR/kubeconfig)
+    /// and on the AWS fault proxy (AWS_ENDPOINT_URL in DIR/env). Rules use the grammar of
+    /// `baton sim up --fault` (see `baton sim up --help`); a rule added here counts its
+    /// matching requests from the moment it is added.
+    #[command(after_help = "\
+Examples:
+  baton sim fault add 'blue:method=GET:resource=configmaps:nth=1:500'
+  baton sim fault add 'aws:action=AttachVolume:rate=0.2:throttle'
+  baton sim fault list
+  baton sim fault clear blue
+  baton sim fault clear")]
+    Fault(SimFaultArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimFaultArgs {
+    /// The state dir `baton sim up` was started with.
+    #[arg(long, default_value = ".baton/sim", global = true)]
+    pub state_dir: PathBuf,
+    #[command(subcommand)]
+    pub action: FaultAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FaultAction {
+    /// Add a rule after those already set (the first that fires on a request wins).
+    Add {
+        /// TARGET:TRIGGER:FAULT[:MATCH…], e.g. 'blue:rate=0.05:500'.
+        spec: FaultSpec,
+    },
+    /// Print every target's rules, one `TARGET:RULE` a line.
+    List,
+    /// Remove the rules of one target, or of all.
+    Clear {
+        /// A cluster name or `aws`; all targets when omitted.
+        target: Option<Target>,
+    },
 }
 
 /// The `--fault` and `--api-latency-ms` grammar, taught at the end of `sim up --help`
@@ -100,7 +139,9 @@ Examples:
   baton sim up --fault 'green:burst=3+2:429=5' --api-latency-ms 20 --api-latency-ms green=80+40
   baton sim up --fault 'aws:action=AttachVolume:nth=2:throttle' \\
                --fault 'aws:service=ec2:rate=0.01:reset' --api-latency-ms aws=200+100
-  baton sim up --bare --fault 'blue:method=GET:resource=configmaps:nth=1:timeout=5s'";
+  baton sim up --bare --fault 'blue:method=GET:resource=configmaps:nth=1:timeout=5s'
+
+Change the rules of a running environment with `baton sim fault`.";
 
 #[derive(Debug, Args)]
 pub struct SimUpArgs {

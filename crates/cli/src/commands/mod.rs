@@ -2,6 +2,7 @@
 
 mod demo;
 mod sim;
+mod sim_fault;
 
 use std::process::ExitCode;
 
@@ -12,5 +13,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(a) => demo::run(a).await,
         Command::Sim(SimCommand::Up(a)) => sim::up(a).await,
+        Command::Sim(SimCommand::Fault(a)) => sim_fault::run(a).await,
     }
 }
