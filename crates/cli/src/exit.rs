@@ -8,14 +8,22 @@ pub mod code {
     pub const OK: u8 = 0;
     /// The command failed (the message says why).
     pub const FAILED: u8 = 1;
+    /// The command line was wrong (clap's usage error).
+    pub const USAGE: u8 = 2;
     /// Nothing was changed: a problem blocks the move (the plan names it and the fix).
     pub const BLOCKED: u8 = 3;
     /// The capability asked for is not built yet.
     pub const NOT_BUILT: u8 = 4;
 }
 
-/// Prints an error chain the way users read it and returns the failure code.
+/// Prints an error chain the way users read it and returns its code: a usage error found
+/// after parsing prints as clap's own and exits [`code::USAGE`], anything else
+/// [`code::FAILED`].
 pub fn report(e: &anyhow::Error) -> ExitCode {
+    if let Some(usage) = e.downcast_ref::<clap::Error>() {
+        let _ = usage.print();
+        return ExitCode::from(code::USAGE);
+    }
     eprintln!("error: {e}");
     for cause in e.chain().skip(1) {
         eprintln!("  caused by: {cause}");

@@ -5,6 +5,7 @@ mod dry_run;
 mod engine;
 mod runner;
 mod sim;
+mod sim_fault;
 mod state;
 mod stateful;
 
@@ -22,5 +23,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(a) => stateful::status(a).await,
         Command::Rollback(a) => stateful::rollback(a).await,
         Command::Commit(a) => stateful::commit(a).await,
+        Command::Sim(SimCommand::Fault(a)) => sim_fault::run(a).await,
     }
 }

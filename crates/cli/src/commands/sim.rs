@@ -8,10 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use baton_sim::controllers::Delays;
 use baton_sim::estate::{Estate, EstateOptions};
+use baton_sim::faults::{AwsKnobs, FaultSpec, Latency, Target};
 use baton_sim::scenario::{self, Scenario};
 use baton_sim::{ClusterSpec, SimServer};
 
-use crate::args::SimUpArgs;
+use crate::args::{SimUpArgs, usage_error};
 use crate::exit::code;
 
 pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
@@ -33,12 +34,17 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
         },
         _ => spec,
     };
+    let seeded = |c: ClusterSpec| {
+        let seed = args.seed ^ c.seed;
+        c.seed(seed)
+    };
     if args.bare {
-        let server = SimServer::start(vec![
-            versions(ClusterSpec::new("blue", "")),
-            versions(ClusterSpec::new("green", "")),
-        ])
-        .await?;
+        let clusters: Vec<_> = ["blue", "green"]
+            .map(|name| seeded(versions(ClusterSpec::new(name, ""))))
+            .into();
+        check_targets(&args, &clusters, false)?;
+        let server = SimServer::start(clusters).await?;
+        arm(&args, &server, None);
         write_files(
             &server,
             &kubeconfig,
@@ -57,15 +63,13 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
     }
 
     let scenario = Scenario::load(&args.scenario)?;
-    let clusters = scenario
+    let clusters: Vec<_> = scenario
         .cluster_specs()
         .into_iter()
         .map(versions)
-        .map(|c| {
-            let seed = args.seed ^ c.seed;
-            c.seed(seed)
-        })
+        .map(seeded)
         .collect();
+    check_targets(&args, &clusters, true)?;
     eprintln!(
         "baton sim: starting moto and the clusters of scenario {:?}…",
         scenario.name
@@ -85,13 +89,6 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
         ..EstateOptions::default()
     })
     .await?;
-    for c in estate.server.clusters() {
-        c.cluster
-            .knobs
-            .set_latency(baton_sim::faults::Latency::fixed(Duration::from_millis(
-                args.api_latency_ms,
-            )));
-    }
     write_files(
         &estate.server,
         &kubeconfig,
@@ -107,6 +104,9 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
                 return Err(e.into());
             }
         };
+    // Armed after seeding: the estate comes up whole, and an `nth` counts the requests of
+    // whoever uses it.
+    arm(&args, &estate.server, Some(estate.aws_proxy.knobs()));
     let facts = dir.join("scenario.json");
     std::fs::write(&facts, serde_json::to_string_pretty(&seeded)?)
         .with_context(|| format!("failed to write {}", facts.display()))?;
@@ -124,6 +124,75 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
     eprintln!("baton sim: stopping");
     estate.shutdown().await;
     Ok(ExitCode::from(code::OK))
+}
+
+/// Every `--fault` and `--api-latency-ms` target must exist in the estate about to start:
+/// a cluster of the scenario, or `aws` when there is AWS. Otherwise it is a usage error,
+/// reported before anything starts.
+fn check_targets(args: &SimUpArgs, clusters: &[ClusterSpec], aws: bool) -> anyhow::Result<()> {
+    let names: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
+    let targets = args
+        .faults
+        .iter()
+        .map(|f| ("--fault", f.to_string(), f.target()))
+        .chain(args.api_latency_ms.iter().filter_map(|l| {
+            let target = l.target.clone()?;
+            Some(("--api-latency-ms", l.to_string(), target))
+        }));
+    for (flag, value, target) in targets {
+        let problem = match &target {
+            Target::Aws if !aws => "there is no AWS with --bare".to_string(),
+            Target::Cluster(name) if !names.contains(&name.as_str()) => format!(
+                "there is no cluster {name:?} (clusters: {})",
+                names.join(", ")
+            ),
+            _ => continue,
+        };
+        return Err(usage_error(format!("invalid value '{value}' for '{flag}': {problem}")).into());
+    }
+    Ok(())
+}
+
+/// Sets the latencies (a targeted one over the plain one) and adds the fault rules, in
+/// the order given.
+fn arm(args: &SimUpArgs, server: &SimServer, aws: Option<&std::sync::Arc<AwsKnobs>>) {
+    let latency = |target: &Target| {
+        let pick = |t: Option<&Target>| {
+            args.api_latency_ms
+                .iter()
+                .rev()
+                .find(|l| l.target.as_ref() == t)
+                .map(|l| l.latency)
+        };
+        pick(Some(target)).or_else(|| match target {
+            Target::Cluster(_) => pick(None),
+            Target::Aws => None,
+        })
+    };
+    for c in server.clusters() {
+        let target = Target::Cluster(c.cluster.spec.name.clone());
+        c.cluster
+            .knobs
+            .set_latency(latency(&target).unwrap_or_default());
+    }
+    if let Some(aws) = aws {
+        aws.set_latency(latency(&Target::Aws).unwrap_or(Latency::default()));
+    }
+    for fault in &args.faults {
+        match fault {
+            FaultSpec::Api { cluster, rule } => {
+                if let Some(c) = server.cluster(cluster) {
+                    c.cluster.knobs.inject(rule.clone());
+                }
+            }
+            FaultSpec::Aws(rule) => {
+                if let Some(aws) = aws {
+                    aws.inject(rule.clone());
+                }
+            }
+        }
+        eprintln!("baton sim: fault armed: {fault}");
+    }
 }
 
 fn summary(server: &SimServer) -> String {

@@ -10,11 +10,14 @@
 //! knobs in whatever order they arrive; the sequence is what is deterministic.)
 //!
 //! This module holds what both sides share: [`Trigger`], [`Latency`], the generic
-//! [`Rule`], the rule engine and the ring-buffer log.
+//! [`Rule`], the rule engine and the ring-buffer log; `spec` gives rules and latencies a
+//! text form (`blue:method=GET:nth=1:500`) for the command line and `/debug/faults`.
 
 mod aws;
+mod control;
 mod kube;
 mod proxy;
+mod spec;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -23,9 +26,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 pub use aws::{AwsFault, AwsKnobs, AwsMatch, AwsRequest, AwsRule, Dialect};
+pub(crate) use control::{DEBUG_FAULTS_PATH, control};
 pub(crate) use kube::{ApiCall, dropped_connection};
 pub use kube::{ApiFault, ApiMatch, ApiRequest, ApiRule, Knobs};
 pub use proxy::{AwsProxy, ProxyError};
+pub use spec::{DEFAULT_HOLD, DEFAULT_RETRY_AFTER, FaultSpec, LatencySpec, SpecError, Target};
 
 /// Requests kept in a log before the oldest are dropped.
 pub const DEFAULT_LOG_CAPACITY: usize = 10_000;
@@ -167,6 +172,13 @@ impl<M, F: Clone> Engine<M, F> {
         self.rules.clear();
     }
 
+    pub(crate) fn rules(&self) -> Vec<Rule<M, F>>
+    where
+        M: Clone,
+    {
+        self.rules.iter().map(|a| a.rule.clone()).collect()
+    }
+
     /// The delay and the fault (if any) for one request. Every rule whose matcher accepts
     /// the request counts it (and draws, for a rate), so a rule's Nth does not depend on
     /// the other rules; the first rule that fires decides the fault.
@@ -302,6 +314,14 @@ impl<M, F: Clone, R: Logged> KnobSet<M, F, R> {
     /// Removes every fault rule.
     pub fn clear_faults(&self) {
         lock(&self.engine).clear();
+    }
+
+    /// The fault rules, in the order they were added.
+    pub fn rules(&self) -> Vec<Rule<M, F>>
+    where
+        M: Clone,
+    {
+        lock(&self.engine).rules()
     }
 
     /// The logged requests, oldest first.

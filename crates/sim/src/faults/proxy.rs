@@ -6,7 +6,8 @@
 //! Plain tokio TCP and one exchange per connection (`Connection: close` both ways) keep it
 //! small and keep every call visible: the SDK simply opens a new connection per call.
 //! Request bodies are read by `Content-Length` (or up to the end of a chunked body), as
-//! the SDK sends them; responses are streamed back until moto closes.
+//! the SDK sends them; responses are streamed back until moto closes. `/debug/faults`
+//! is answered by the proxy itself (see `control`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::aws::{AwsCall, AwsFault, AwsKnobs, AwsRequest};
+use super::control::{DEBUG_FAULTS_PATH, control};
 
 /// Failed to start the AWS fault proxy.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +110,16 @@ async fn serve(mut conn: TcpStream, upstream: &str, knobs: &AwsKnobs) -> std::io
     let started = Instant::now();
     let at = jiff::Timestamp::now();
     let call = AwsCall::from_parts(&request.target, &request.headers, request.body());
+    if call.path == DEBUG_FAULTS_PATH {
+        let method = http::Method::from_bytes(request.method.as_bytes()).unwrap_or_default();
+        let (status, doc) = match control(knobs, &method, request.body()) {
+            Ok(answer) => answer,
+            Err((status, message)) => (status, serde_json::json!({ "message": message })),
+        };
+        conn.write_all(&json_response(status, &doc.to_string()))
+            .await?;
+        return conn.shutdown().await;
+    }
     let (delay, fault) = knobs.decide(&call);
     tokio::time::sleep(delay).await;
     let record = |status: Option<u16>, fault: Option<&AwsFault>| AwsRequest {
@@ -149,6 +161,19 @@ async fn serve(mut conn: TcpStream, upstream: &str, knobs: &AwsKnobs) -> std::io
     knobs.record(record(status_of(&response), None));
     conn.write_all(&with_connection_close(&response)).await?;
     conn.shutdown().await
+}
+
+/// A whole JSON response (with `Connection: close`).
+fn json_response(status: u16, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("OK"),
+        body.len()
+    )
+    .into_bytes()
 }
 
 async fn forward(request: &[u8], upstream: &str) -> std::io::Result<Vec<u8>> {

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::cluster::Cluster;
 use crate::error::{ApiError, Target};
-use crate::faults::{ApiCall, ApiFault, ApiRequest, dropped_connection};
+use crate::faults::{ApiCall, ApiFault, ApiRequest, DEBUG_FAULTS_PATH, dropped_connection};
 use crate::ops::{Part, ScaleChange};
 use crate::patch::{self, PatchType};
 use crate::resources::ResourceDef;
@@ -54,6 +54,18 @@ async fn handle(
             return error_response(&ApiError::unauthorized());
         }
         return json_response(StatusCode::OK, &cluster.knobs.log_document());
+    }
+    if path == DEBUG_FAULTS_PATH {
+        if !authorized(&cluster, &headers) {
+            return error_response(&ApiError::unauthorized());
+        }
+        return match crate::faults::control(&cluster.knobs, &method, &body) {
+            Ok((status, doc)) => {
+                json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), &doc)
+            }
+            Err((405, message)) => error_response(&ApiError::method_not_allowed(message)),
+            Err((_, message)) => error_response(&ApiError::bad_request(message)),
+        };
     }
     let rp = parse_resource_path(&path);
     let (delay, fault) = if is_health(&path) || !authorized(&cluster, &headers) {

@@ -1,0 +1,157 @@
+//! `baton sim fault`: adds, lists and clears the fault rules of a running `baton sim up`
+//! through the `/debug/faults` endpoints its clusters (kube-rs, with the state dir's
+//! kubeconfig) and its AWS fault proxy (plain HTTP, AWS_ENDPOINT_URL of the env file)
+//! serve.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use baton_kube::KubeconfigSource;
+use baton_sim::faults::Target;
+use http::Method;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::args::{FaultAction, SimFaultArgs};
+use crate::exit::code;
+
+/// Where the clusters and the AWS proxy serve their rules.
+const PATH: &str = "/debug/faults";
+
+pub async fn run(args: SimFaultArgs) -> anyhow::Result<ExitCode> {
+    let sim = Running::find(&args.state_dir)?;
+    match args.action {
+        FaultAction::Add { spec } => {
+            let target = spec.target();
+            let rules = sim.call(&target, Method::POST, spec.rule_text()).await?;
+            println!("added {spec}; {target} has {} rule(s)", rules.len());
+        }
+        FaultAction::List => {
+            for target in sim.targets()? {
+                for rule in sim.call(&target, Method::GET, String::new()).await? {
+                    println!("{target}:{rule}");
+                }
+            }
+        }
+        FaultAction::Clear { target } => {
+            let targets = match target {
+                Some(t) => vec![t],
+                None => sim.targets()?,
+            };
+            for target in targets {
+                sim.call(&target, Method::DELETE, String::new()).await?;
+                println!("cleared the rules of {target}");
+            }
+        }
+    }
+    Ok(ExitCode::from(code::OK))
+}
+
+/// How to reach a running `baton sim up`: its kubeconfig and, unless it is bare, the
+/// AWS fault proxy.
+#[derive(Debug)]
+struct Running {
+    kubeconfig: KubeconfigSource,
+    aws_endpoint: Option<String>,
+}
+
+impl Running {
+    fn find(dir: &Path) -> anyhow::Result<Self> {
+        let env_file = dir.join("env");
+        let env = std::fs::read_to_string(&env_file).with_context(|| {
+            format!(
+                "failed to read {} (is `baton sim up --state-dir {}` running?)",
+                env_file.display(),
+                dir.display()
+            )
+        })?;
+        let aws_endpoint = env
+            .lines()
+            .find_map(|l| l.strip_prefix("export AWS_ENDPOINT_URL="))
+            .map(String::from);
+        Ok(Self {
+            kubeconfig: KubeconfigSource::file(dir.join("kubeconfig")),
+            aws_endpoint,
+        })
+    }
+
+    /// Every cluster of the kubeconfig, then `aws` if there is AWS.
+    fn targets(&self) -> anyhow::Result<Vec<Target>> {
+        let mut targets: Vec<Target> = self
+            .kubeconfig
+            .contexts()?
+            .into_iter()
+            .map(Target::Cluster)
+            .collect();
+        targets.extend(self.aws_endpoint.as_ref().map(|_| Target::Aws));
+        Ok(targets)
+    }
+
+    /// One request to a target's rules; the rules after it, in their text form.
+    async fn call(
+        &self,
+        target: &Target,
+        method: Method,
+        rule: String,
+    ) -> anyhow::Result<Vec<String>> {
+        let doc = match target {
+            Target::Cluster(name) => {
+                let client = self.kubeconfig.client(name).await?;
+                let request = http::Request::builder()
+                    .method(method)
+                    .uri(PATH)
+                    .body(rule.into_bytes())?;
+                client
+                    .request::<Value>(request)
+                    .await
+                    .with_context(|| format!("failed to change the rules of cluster {name}"))?
+            }
+            Target::Aws => {
+                let endpoint = self
+                    .aws_endpoint
+                    .as_deref()
+                    .context("failed to find AWS: this environment was started with --bare")?;
+                plain_http(endpoint, &method, &rule)
+                    .await
+                    .with_context(|| format!("failed to change the AWS rules at {endpoint}"))?
+            }
+        };
+        let items = doc["items"]
+            .as_array()
+            .context("failed to read the rules: no items")?;
+        Ok(items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect())
+    }
+}
+
+/// One exchange with the AWS fault proxy, which speaks HTTP/1.1 with `Connection: close`.
+async fn plain_http(endpoint: &str, method: &Method, body: &str) -> anyhow::Result<Value> {
+    let authority = endpoint
+        .strip_prefix("http://")
+        .map(|a| a.trim_end_matches('/'))
+        .with_context(|| format!("{endpoint:?} is not an http:// URL"))?;
+    let mut conn = tokio::net::TcpStream::connect(authority).await?;
+    let request = format!(
+        "{method} {PATH} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("not an HTTP response: {head:?}"))?;
+    let doc: Value = serde_json::from_str(body).with_context(|| format!("not JSON: {body:?}"))?;
+    if !(200..300).contains(&status) {
+        bail!("the proxy answered {status}: {}", doc["message"]);
+    }
+    Ok(doc)
+}
