@@ -123,6 +123,22 @@ pub enum Error {
 
 impl Error {
     /// True when AWS said the resource does not exist.
+    /// Whether retrying the same call may succeed (throttling, timeouts, connection
+    /// errors, AWS-side 5xx); the caller's steps are idempotent, so a retry is safe.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Throttled { .. } | Error::Timeout { .. } | Error::Transport { .. } => true,
+            Error::Service { code, .. } => {
+                code.contains("Internal")
+                    || code.contains("Unavailable")
+                    || code.contains("RequestLimitExceeded")
+                    || code.starts_with('5')
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether AWS said the resource does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
     }

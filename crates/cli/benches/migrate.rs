@@ -249,7 +249,7 @@ mod naive {
                 .unwrap();
             loop {
                 let s = aws
-                    .describe_snapshots(&[snap.id.clone()], &[])
+                    .describe_snapshots(std::slice::from_ref(&snap.id), &[])
                     .await
                     .unwrap();
                 if s.iter().all(|s| s.state == "completed") {

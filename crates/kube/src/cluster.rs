@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, 
 use k8s_openapi::api::storage::v1::{StorageClass, VolumeAttachment};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
 use crate::convert::{self, ORIGINAL_RECLAIM, ORIGINAL_RETENTION};
@@ -43,11 +43,32 @@ impl std::fmt::Debug for Cluster {
 fn api_err(context: &str, action: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
     let action = action.into();
     let context = context.to_string();
-    move |source| KubeError::Api {
+    move |error| KubeError::Api {
         context,
         action,
-        source: Box::new(source),
+        error: Box::new(error),
     }
+}
+
+static LIST: std::sync::LazyLock<ListParams> = std::sync::LazyLock::new(ListParams::default);
+
+/// Repeats a read while it fails transiently (up to 4 tries, 50 ms doubling).
+async fn reread<T, F, Fut>(f: F) -> Result<T, kube::Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut pause = Duration::from_millis(50);
+    for _ in 0..3 {
+        match f().await {
+            Err(e) if crate::transient(&e) => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    f().await
 }
 
 fn is_status(e: &kube::Error, code: u16) -> bool {
@@ -222,31 +243,31 @@ impl Cluster {
         let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
         let pv_api: Api<PersistentVolume> = Api::all(self.client.clone());
         let ctx = &self.context;
+        // Reads are always safe to repeat: a transient failure is retried here, so one
+        // failed call of five does not cost the caller a whole observation.
         let (set, pod_list, va_list, claim_list, pv_list) = futures::try_join!(
             async {
-                sets.get_opt(sts)
+                reread(|| sets.get_opt(sts))
                     .await
                     .map_err(api_err(ctx, format!("get StatefulSet {ns}/{sts}")))
             },
             async {
-                pods.list(&ListParams::default())
+                reread(|| pods.list(&LIST))
                     .await
                     .map_err(api_err(ctx, format!("list pods in {ns}")))
             },
             async {
-                vas.list(&ListParams::default())
+                reread(|| vas.list(&LIST))
                     .await
                     .map_err(api_err(ctx, "list volumeattachments"))
             },
             async {
-                claims_api
-                    .list(&ListParams::default())
+                reread(|| claims_api.list(&LIST))
                     .await
                     .map_err(api_err(ctx, format!("list claims in {ns}")))
             },
             async {
-                pv_api
-                    .list(&ListParams::default())
+                reread(|| pv_api.list(&LIST))
                     .await
                     .map_err(api_err(ctx, "list PVs"))
             },
@@ -441,21 +462,26 @@ impl Cluster {
         let c = self.client.clone();
         let events = futures::stream::select_all(vec![
             watcher(Api::<Pod>::namespaced(c.clone(), ns), cfg.clone())
+                .default_backoff()
                 .map_ok(|_| ())
                 .boxed(),
             watcher(Api::<VolumeAttachment>::all(c.clone()), cfg.clone())
+                .default_backoff()
                 .map_ok(|_| ())
                 .boxed(),
             watcher(
                 Api::<PersistentVolumeClaim>::namespaced(c.clone(), ns),
                 cfg.clone(),
             )
+            .default_backoff()
             .map_ok(|_| ())
             .boxed(),
             watcher(Api::<PersistentVolume>::all(c.clone()), cfg.clone())
+                .default_backoff()
                 .map_ok(|_| ())
                 .boxed(),
             watcher(Api::<StatefulSet>::namespaced(c, ns), cfg)
+                .default_backoff()
                 .map_ok(|_| ())
                 .boxed(),
         ]);

@@ -39,14 +39,14 @@ pub enum KubeError {
         available: String,
     },
     /// A call to the API server failed.
-    #[error("failed to {action} in {context}: {source}")]
+    #[error("failed to {action} in {context}: {}", describe(error))]
     Api {
         /// The context.
         context: String,
         /// What was being done.
         action: String,
-        /// Why.
-        source: Box<kube::Error>,
+        /// Why (described in the message, so not repeated as a source).
+        error: Box<kube::Error>,
     },
     /// A wait did not end in time.
     #[error("failed to see {what} in {context} reach the expected state within {after:?}")]
@@ -66,6 +66,35 @@ pub enum KubeError {
         /// Why.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// An API error as people read it: the server's message, reason and code.
+fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a failed call may succeed if made again.
+pub fn transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => matches!(s.code, 409 | 429 | 500..=599),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+impl KubeError {
+    /// Whether retrying may succeed: the server was busy, failed (5xx), throttled (429),
+    /// reported a conflict (409; baton's writes are idempotent), or the connection failed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            KubeError::Api { error, .. } => transient(error),
+            KubeError::Timeout { .. } => false,
+            _ => false,
+        }
+    }
 }
 
 /// Where to find the kubeconfig: an explicit file, or `$KUBECONFIG`/`~/.kube/config`.

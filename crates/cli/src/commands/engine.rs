@@ -66,8 +66,28 @@ pub async fn connect(
     Ok((blue, green, aws))
 }
 
-/// Reads both clusters and EC2 and plans.
+/// Reads both clusters and EC2 and plans, retrying transient errors (reads only).
 pub async fn make_plan(
+    blue: &Cluster,
+    green: &Cluster,
+    aws: &Aws,
+    selection: &SelectionArgs,
+) -> anyhow::Result<Plan> {
+    let mut attempt = 0;
+    loop {
+        match read_and_plan(blue, green, aws, selection).await {
+            Ok(p) => return Ok(p),
+            Err(e) if attempt < 6 && super::runner::is_transient(&e) => {
+                attempt += 1;
+                tracing::info!(error = %format!("{e:#}"), attempt, "transient error while planning; retrying");
+                tokio::time::sleep(Duration::from_millis(200) * 2u32.pow(attempt - 1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn read_and_plan(
     blue: &Cluster,
     green: &Cluster,
     aws: &Aws,

@@ -85,15 +85,30 @@ async fn run_app(engine: &Engine, state: &StateDir, app: &AppPlan, mode: Mode) -
     // effect (with the uid or id the call returned) stands in for a re-read, which keeps
     // the window to the calls that change something.
     let mut known: Option<Observed> = None;
+    let mut retries = 0u32;
+    // A transient error (5xx, 429, 409, timeouts, resets) on any call: observe again and
+    // let the machine decide again — every step is idempotent — after a backoff; too many
+    // in a row, or any other error, stops the app safely.
+    macro_rules! retry_or_fail {
+        ($step:expr, $err:expr) => {{
+            let e: anyhow::Error = $err;
+            if is_transient(&e) && retries < MAX_RETRIES {
+                retries += 1;
+                tracing::info!(app = %key, error = %format!("{e:#}"), retries, "transient error; retrying");
+                tokio::time::sleep(BACKOFF * 2u32.pow(retries - 1)).await;
+                known = None;
+                continue;
+            }
+            fail(&mut outcome, $step, e);
+            return outcome;
+        }};
+    }
     for _ in 0..1000 {
         let obs = match known.take() {
             Some(o) => o,
             None => match engine.observe(app).await {
                 Ok(o) => o,
-                Err(e) => {
-                    fail(&mut outcome, "observe the app".into(), e);
-                    return outcome;
-                }
+                Err(e) => retry_or_fail!("observe the app".into(), e),
             },
         };
         let d = next(mode, app, &obs);
@@ -138,23 +153,21 @@ async fn run_app(engine: &Engine, state: &StateDir, app: &AppPlan, mode: Mode) -
                 }
                 match engine.execute(state, app, &obs, &action).await {
                     Ok(result) => {
+                        retries = 0;
                         outcome.mutations += 1;
                         crash_point();
                         known = expected(app, obs, &action, result.as_deref());
                         let _ = state.record(Some(&key), Event::Done { action, result });
                     }
-                    Err(e) => {
-                        fail(&mut outcome, action.describe(), e);
-                        return outcome;
-                    }
+                    Err(e) => retry_or_fail!(action.describe(), e),
                 }
             }
             Decision::Wait { wait } => {
                 let started = Instant::now();
                 if let Err(e) = engine.wait(app, wait).await {
-                    fail(&mut outcome, format!("wait for {}", wait.describe()), e);
-                    return outcome;
+                    retry_or_fail!(format!("wait for {}", wait.describe()), e);
                 }
+                retries = 0;
                 let _ = state.record(
                     Some(&key),
                     Event::Waited {
@@ -169,10 +182,7 @@ async fn run_app(engine: &Engine, state: &StateDir, app: &AppPlan, mode: Mode) -
                 ) {
                     match engine.refresh_clusters(app, obs).await {
                         Ok(o) => known = Some(o),
-                        Err(e) => {
-                            fail(&mut outcome, "observe the app".into(), e);
-                            return outcome;
-                        }
+                        Err(e) => retry_or_fail!("observe the app".into(), e),
                     }
                 }
             }
@@ -191,6 +201,19 @@ async fn run_app(engine: &Engine, state: &StateDir, app: &AppPlan, mode: Mode) -
     outcome.phase = AppPhase::Blocked;
     outcome.problem = Some("the phase machine did not settle after 1000 steps (a bug)".into());
     outcome
+}
+
+const MAX_RETRIES: u32 = 6;
+const BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Whether an error is worth retrying (somewhere in its chain).
+pub fn is_transient(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<baton_kube::KubeError>()
+            .is_some_and(|k| k.is_transient())
+            || c.downcast_ref::<baton_aws::Error>()
+                .is_some_and(|a| a.is_transient())
+    })
 }
 
 /// The world after an action, from its known effect and what the call returned; None

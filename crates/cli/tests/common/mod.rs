@@ -20,10 +20,16 @@ impl Drop for Sim {
 }
 
 pub fn sim_up() -> Sim {
+    sim_up_with(&[])
+}
+
+/// `baton sim up` with extra arguments (faults, seed, delays).
+pub fn sim_up_with(args: &[&str]) -> Sim {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
         .args(["sim", "up", "--state-dir"])
         .arg(dir.path().join("sim"))
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
