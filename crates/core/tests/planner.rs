@@ -1,0 +1,355 @@
+//! The planner's refusals: every bad input of the issue is a blocking problem naming the
+//! object and the fix, found before anything could change.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use baton_core::plan::{Plan, Severity};
+use baton_core::planner::{Inputs, PlanOptions, Selection, plan};
+use baton_core::world::{
+    ClaimRef, ClaimTemplate, ClusterView, Ec2Volume, Node, Pv, Pvc, ReclaimPolicy, RetentionPolicy,
+    StatefulSet, StorageClass, VolumeSource,
+};
+
+fn template() -> ClaimTemplate {
+    ClaimTemplate {
+        name: "data".into(),
+        storage_class: "gp3".into(),
+        request_bytes: Some(10 << 30),
+        access_modes: vec!["ReadWriteOnce".into()],
+        volume_mode: "Filesystem".into(),
+    }
+}
+
+fn sts(ctx_replicas: i32) -> StatefulSet {
+    StatefulSet {
+        namespace: "orders".into(),
+        name: "db".into(),
+        uid: "uid".into(),
+        replicas: ctx_replicas,
+        status_replicas: ctx_replicas,
+        ready_replicas: ctx_replicas,
+        observed: true,
+        labels: BTreeMap::from([("tier".into(), "data".into())]),
+        templates: vec![template()],
+        retention: RetentionPolicy::default(),
+        scalers: vec![],
+    }
+}
+
+struct World {
+    blue: ClusterView,
+    green: ClusterView,
+    ec2: BTreeMap<String, Ec2Volume>,
+    vpcs: (BTreeSet<String>, BTreeSet<String>),
+}
+
+/// Blue runs orders/db (1 replica, one gp3 CSI volume in us-east-1a); green has it at 0 and
+/// a node in us-east-1a: a clean plan.
+fn world() -> World {
+    let claim = Pvc {
+        namespace: "orders".into(),
+        name: "data-db-0".into(),
+        uid: "c1".into(),
+        volume_name: "pvc-1".into(),
+        phase: "Bound".into(),
+        request_bytes: Some(10 << 30),
+        access_modes: vec!["ReadWriteOnce".into()],
+        volume_mode: "Filesystem".into(),
+        storage_class: "gp3".into(),
+        deleting: false,
+        migration: None,
+    };
+    let pv = Pv {
+        name: "pvc-1".into(),
+        uid: "p1".into(),
+        volume_id: Some("vol-1".into()),
+        source: Some(VolumeSource::Csi),
+        other_backend: None,
+        zone: Some("us-east-1a".into()),
+        capacity_bytes: Some(10 << 30),
+        access_modes: vec!["ReadWriteOnce".into()],
+        volume_mode: "Filesystem".into(),
+        storage_class: "gp3".into(),
+        reclaim_policy: ReclaimPolicy::Retain,
+        original_reclaim_policy: None,
+        claim_ref: Some(ClaimRef {
+            namespace: "orders".into(),
+            name: "data-db-0".into(),
+            uid: "c1".into(),
+        }),
+        phase: "Bound".into(),
+        migration: None,
+    };
+    let node = |zone: &str| Node {
+        name: format!("n-{zone}"),
+        zone: zone.into(),
+        ready: true,
+    };
+    let class = StorageClass {
+        name: "gp3".into(),
+        provisioner: "ebs.csi.aws.com".into(),
+        default: true,
+    };
+    World {
+        blue: ClusterView {
+            context: "blue".into(),
+            version: "v1.27".into(),
+            statefulsets: vec![sts(1)],
+            claims: vec![claim],
+            volumes: vec![pv],
+            nodes: vec![node("us-east-1a")],
+            storage_classes: vec![class.clone()],
+        },
+        green: ClusterView {
+            context: "green".into(),
+            version: "v1.31".into(),
+            statefulsets: vec![sts(0)],
+            claims: vec![],
+            volumes: vec![],
+            nodes: vec![node("us-east-1a")],
+            storage_classes: vec![class],
+        },
+        ec2: BTreeMap::from([(
+            "vol-1".into(),
+            Ec2Volume {
+                id: "vol-1".into(),
+                az: "us-east-1a".into(),
+                size_gib: 10,
+                volume_type: "gp3".into(),
+                encrypted: true,
+                multi_attach: false,
+                state: "in-use".into(),
+                attached_to: vec!["i-1".into()],
+            },
+        )]),
+        vpcs: (
+            BTreeSet::from(["vpc-1".to_string()]),
+            BTreeSet::from(["vpc-1".to_string()]),
+        ),
+    }
+}
+
+fn run(w: &World, options: &PlanOptions) -> Plan {
+    plan(
+        &Inputs {
+            blue: &w.blue,
+            green: &w.green,
+            ec2: &w.ec2,
+            vpcs: w.vpcs.clone(),
+            now: "2026-11-25T00:00:00Z".into(),
+        },
+        &Selection::default(),
+        options,
+    )
+}
+
+/// The blocking problems' codes, with a check that each names an object and a fix.
+fn blocking(p: &Plan) -> Vec<String> {
+    p.blocking()
+        .iter()
+        .map(|pr| {
+            assert!(!pr.object.is_empty() && !pr.fix.is_empty(), "{pr:?}");
+            pr.code.clone()
+        })
+        .collect()
+}
+
+#[test]
+fn a_clean_world_plans_without_blocking_problems() {
+    let p = run(&world(), &PlanOptions::default());
+    assert_eq!(blocking(&p), Vec::<String>::new());
+    assert_eq!(p.apps.len(), 1);
+    let v = &p.apps[0].volumes[0];
+    assert_eq!(
+        (v.claim.as_str(), v.pv.as_str(), v.volume_id.as_str()),
+        ("data-db-0", "pvc-1", "vol-1")
+    );
+    assert_eq!(
+        (v.az.as_str(), v.size_gib, v.encrypted),
+        ("us-east-1a", 10, true)
+    );
+}
+
+#[test]
+fn every_bad_input_blocks_naming_the_object_and_the_fix() {
+    type Break = fn(&mut World);
+    let cases: Vec<(&str, Break)> = vec![
+        ("green-missing", |w| w.green.statefulsets.clear()),
+        ("green-not-zero", |w| w.green.statefulsets[0].replicas = 2),
+        ("templates-differ", |w| {
+            w.green.statefulsets[0].templates[0].request_bytes = Some(5 << 30)
+        }),
+        ("templates-differ", |w| {
+            w.green.statefulsets[0].templates[0].name = "other".into()
+        }),
+        ("zone-without-nodes", |w| {
+            w.green.nodes[0].zone = "us-east-1b".into()
+        }),
+        ("zone-without-nodes", |w| w.green.nodes[0].ready = false),
+        ("not-ebs", |w| {
+            w.blue.volumes[0].volume_id = None;
+            w.blue.volumes[0].source = None;
+            w.blue.volumes[0].other_backend = Some("nfs".into());
+        }),
+        ("multi-attach", |w| {
+            w.ec2.get_mut("vol-1").unwrap().multi_attach = true
+        }),
+        ("volume-missing", |w| w.ec2.clear()),
+        ("claim-unbound", |w| {
+            w.blue.claims[0].phase = "Pending".into()
+        }),
+        ("claim-missing", |w| w.blue.claims.clear()),
+        ("pv-missing", |w| w.blue.volumes.clear()),
+        ("capacity", |w| {
+            w.blue.volumes[0].capacity_bytes = Some(5 << 30)
+        }),
+        ("access-modes", |w| {
+            w.blue.claims[0].access_modes = vec!["ReadWriteMany".into()]
+        }),
+        ("volume-mode", |w| {
+            w.blue.volumes[0].volume_mode = "Block".into()
+        }),
+        ("class", |w| w.blue.volumes[0].storage_class = "gp2".into()),
+        ("different-vpc", |w| {
+            w.vpcs.1 = BTreeSet::from(["vpc-2".to_string()])
+        }),
+        ("green-claim-taken", |w| {
+            let mut c = w.blue.claims[0].clone();
+            c.uid = "g1".into();
+            c.volume_name = "pvc-other".into();
+            w.green.claims.push(c);
+        }),
+        ("green-claim-taken", |w| {
+            // Holding the name and pointing at the volume, but not made by baton.
+            let mut c = w.blue.claims[0].clone();
+            c.uid = "g1".into();
+            c.phase = "Pending".into();
+            w.green.claims.push(c);
+        }),
+    ];
+    for (code, breaks) in cases {
+        let mut w = world();
+        breaks(&mut w);
+        let p = run(&w, &PlanOptions::default());
+        let codes = blocking(&p);
+        assert!(codes.iter().any(|c| c == code), "{code}: got {codes:?}");
+    }
+}
+
+#[test]
+fn flags_and_warnings_that_do_not_block() {
+    let mut w = world();
+    w.ec2.get_mut("vol-1").unwrap().multi_attach = true;
+    let p = run(
+        &w,
+        &PlanOptions {
+            allow_multi_attach: true,
+            convert_to_csi: false,
+        },
+    );
+    assert!(blocking(&p).is_empty(), "--allow-multi-attach");
+
+    let mut w = world();
+    w.blue.volumes[0].source = Some(VolumeSource::InTree);
+    w.blue.volumes[0].reclaim_policy = ReclaimPolicy::Delete;
+    w.blue.statefulsets[0].retention.when_scaled = "Delete".into();
+    w.blue.statefulsets[0].scalers = vec!["HorizontalPodAutoscaler orders/db".into()];
+    let p = run(&w, &PlanOptions::default());
+    assert!(blocking(&p).is_empty());
+    let warnings: Vec<&str> = p.apps[0]
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Warning)
+        .map(|p| p.code.as_str())
+        .collect();
+    for code in ["in-tree", "reclaim-delete", "retention-delete", "scaler"] {
+        assert!(warnings.contains(&code), "{code} in {warnings:?}");
+    }
+    assert_eq!(
+        p.apps[0].volumes[0].original_reclaim_policy,
+        ReclaimPolicy::Delete
+    );
+    let p = run(
+        &w,
+        &PlanOptions {
+            allow_multi_attach: false,
+            convert_to_csi: true,
+        },
+    );
+    assert!(
+        !p.apps[0].problems.iter().any(|p| p.code == "in-tree"),
+        "--convert-to-csi"
+    );
+}
+
+#[test]
+fn a_saved_plan_is_stale_when_the_world_moved() {
+    let w = world();
+    let saved = run(&w, &PlanOptions::default());
+    assert!(
+        saved
+            .differences(&run(&w, &PlanOptions::default()))
+            .is_empty()
+    );
+
+    let mut moved = world();
+    moved.blue.volumes[0].uid = "p2".into();
+    let diffs = saved.differences(&run(&moved, &PlanOptions::default()));
+    assert!(diffs.iter().any(|d| d.contains("data-db-0")), "{diffs:?}");
+
+    let mut gone = world();
+    gone.blue.statefulsets.clear();
+    let diffs = saved.differences(&run(&gone, &PlanOptions::default()));
+    assert!(
+        diffs.iter().any(|d| d.contains("no longer in blue")),
+        "{diffs:?}"
+    );
+}
+
+#[test]
+fn selection_by_namespace_and_label() {
+    let w = world();
+    let p = |sel: Selection| {
+        plan(
+            &Inputs {
+                blue: &w.blue,
+                green: &w.green,
+                ec2: &w.ec2,
+                vpcs: w.vpcs.clone(),
+                now: String::new(),
+            },
+            &sel,
+            &PlanOptions::default(),
+        )
+        .apps
+        .len()
+    };
+    assert_eq!(
+        p(Selection {
+            namespaces: vec!["orders".into()],
+            labels: vec![]
+        }),
+        1
+    );
+    assert_eq!(
+        p(Selection {
+            namespaces: vec!["web".into()],
+            labels: vec![]
+        }),
+        0
+    );
+    assert_eq!(
+        p(Selection {
+            namespaces: vec![],
+            labels: vec![("tier".into(), "data".into())]
+        }),
+        1
+    );
+    assert_eq!(
+        p(Selection {
+            namespaces: vec![],
+            labels: vec![("tier".into(), "web".into())]
+        }),
+        0
+    );
+}
