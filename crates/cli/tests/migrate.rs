@@ -65,6 +65,40 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
         "dry run wrote state"
     );
 
+    // An unreadable plan file is refused before anything changes.
+    std::fs::write(sim.dir.path().join("bad.json"), "{ not a plan").unwrap();
+    let o = sim.baton(&[
+        "migrate", "--from", "blue", "--to", "green", "--plan", "bad.json", "--yes",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.json"));
+
+    // A StatefulSet whose claims would be deleted on scale-down is made safe first.
+    let o = std::process::Command::new("kubectl")
+        .args(["--context", "blue", "-n", "streaming", "patch", "sts", "events-broker", "--type=merge", "-p"])
+        .arg(r#"{"spec":{"persistentVolumeClaimRetentionPolicy":{"whenScaled":"Delete","whenDeleted":"Delete"}}}"#)
+        .env("KUBECONFIG", &sim.env["KUBECONFIG"])
+        .env("HOME", sim.dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let replanned: serde_json::Value = serde_json::from_str(&sim.ok(&[
+        "plan",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "-o",
+        "json",
+        "--out",
+        "plan.json",
+    ]))
+    .unwrap();
+    assert!(
+        replanned.to_string().contains("retention-delete"),
+        "the plan warns about the retention policy"
+    );
+
     // Migrate from the saved plan.
     sim.ok(&[
         "migrate",
@@ -107,6 +141,9 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
     for s in green_sts["items"].as_array().unwrap() {
         assert_eq!(s["status"]["readyReplicas"], s["spec"]["replicas"]);
     }
+    // Scaling blue down deleted none of its claims (Retain first).
+    let blue_claims = sim.kubectl_json("blue", &["get", "pvc", "-n", "streaming"]);
+    assert_eq!(blue_claims["items"].as_array().unwrap().len(), 6);
     // Blue flushed its last value when it stopped.
     let blue_last: BTreeMap<String, u64> = sim
         .tags(&ids)
@@ -151,6 +188,12 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
         );
     }
 
+    let broker = sim.kubectl_json("blue", &["get", "sts", "-n", "streaming", "events-broker"]);
+    assert_eq!(
+        broker["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"], "Delete",
+        "rollback restores the retention policy"
+    );
+
     // Migrate again (fresh state), then commit.
     sim.ok(&[
         "migrate",
@@ -176,6 +219,26 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
     sim.ok(&["commit", "--state-dir", "m2", "--yes"]);
     let blue_claims = sim.kubectl_json("blue", &["get", "pvc", "-A"]);
     assert!(blue_claims["items"].as_array().unwrap().is_empty());
+    // The first plan no longer matches the world: refused, nothing changed.
+    let o = sim.baton(&[
+        "migrate",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "--plan",
+        "plan.json",
+        "--yes",
+        "--state-dir",
+        "m3",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("stale"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!sim.dir.path().join("m3").exists());
     // Every volume survives, in use by green.
     let rt = sim.tags(&ids);
     assert_eq!(rt.len(), 9, "no volume was deleted");
