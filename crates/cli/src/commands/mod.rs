@@ -3,6 +3,7 @@
 mod demo;
 mod dry_run;
 mod engine;
+mod progress;
 mod runner;
 mod sim;
 mod sim_fault;

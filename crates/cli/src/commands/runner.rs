@@ -13,6 +13,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::engine::Engine;
+use super::progress::{AppLine, Progress};
 use super::state::StateDir;
 
 /// How one app ended.
@@ -38,11 +39,20 @@ pub async fn run(
     mode: Mode,
     parallel: usize,
 ) -> Vec<Outcome> {
+    let progress = Progress::new();
     let mut out: Vec<Outcome> = futures::stream::iter(apps)
-        .map(|app| run_app(engine, state, app, mode))
+        .map(|app| {
+            let line = progress.app(&app.key());
+            async move {
+                let o = run_app(engine, state, app, mode, &line).await;
+                line.finish(phase_name(o.phase));
+                o
+            }
+        })
         .buffer_unordered(parallel.max(1))
         .collect()
         .await;
+    progress.done();
     out.sort_by(|a, b| a.app.cmp(&b.app));
     let _ = state.record(
         None,
@@ -56,7 +66,13 @@ pub async fn run(
     out
 }
 
-async fn run_app(engine: &Engine, state: &StateDir, app: &AppPlan, mode: Mode) -> Outcome {
+async fn run_app(
+    engine: &Engine,
+    state: &StateDir,
+    app: &AppPlan,
+    mode: Mode,
+    line: &AppLine,
+) -> Outcome {
     let key = app.key();
     let mut outcome = Outcome {
         app: key.clone(),
@@ -69,7 +85,7 @@ async fn run_app(engine: &Engine, state: &StateDir, app: &AppPlan, mode: Mode) -
     let mut window_open: Option<Instant> = None;
     let fail = |outcome: &mut Outcome, step: String, e: anyhow::Error| {
         let error = format!("{e:#}");
-        eprintln!("{key}: failed to {step}: {error}");
+        line.error(&format!("failed to {step}: {error}"));
         let _ = state.record(
             Some(&key),
             Event::Failed {
@@ -125,11 +141,7 @@ async fn run_app(engine: &Engine, state: &StateDir, app: &AppPlan, mode: Mode) -
                     reason: reason.clone(),
                 },
             );
-            eprintln!(
-                "{key}: {}{}",
-                phase_name(phase),
-                reason.map(|r| format!(": {r}")).unwrap_or_default()
-            );
+            line.phase(phase_name(phase), reason.as_deref());
             if phase.in_window() && window_open.is_none() {
                 window_open = Some(Instant::now());
             }
@@ -138,6 +150,7 @@ async fn run_app(engine: &Engine, state: &StateDir, app: &AppPlan, mode: Mode) -
         outcome.phase = phase;
         match d {
             Decision::Act(action) => {
+                line.step(phase_name(phase), &action.describe());
                 if state
                     .record(
                         Some(&key),
@@ -163,6 +176,10 @@ async fn run_app(engine: &Engine, state: &StateDir, app: &AppPlan, mode: Mode) -
                 }
             }
             Decision::Wait { wait } => {
+                line.step(
+                    phase_name(phase),
+                    &format!("waiting for {}", wait.describe()),
+                );
                 let started = Instant::now();
                 if let Err(e) = engine.wait(app, wait).await {
                     retry_or_fail!(format!("wait for {}", wait.describe()), e);
