@@ -20,21 +20,7 @@ fn invariants(sim: &Sim, ids: &[String], when: &str) {
     let tags = sim.tags(ids);
     assert_eq!(tags.len(), ids.len(), "{when}: a volume is gone");
     // 2: every PV baton made in green is reserved for one claim uid, and Retain.
-    for pv in items(&sim.kubectl_json("green", &["get", "pv"])) {
-        if pv["metadata"]["annotations"]["baton.io/migration"].is_string() {
-            assert!(
-                pv["spec"]["claimRef"]["uid"]
-                    .as_str()
-                    .is_some_and(|u| !u.is_empty()),
-                "{when}: green PV {} bindable by any claim",
-                pv["metadata"]["name"]
-            );
-            assert_eq!(
-                pv["spec"]["persistentVolumeReclaimPolicy"], "Retain",
-                "{when}"
-            );
-        }
-    }
+    sim.assert_green_pvs_reserved(when);
     // 4: blue's claims (never touched before commit) still hold the data's PVs.
     for c in items(&sim.kubectl_json("blue", &["get", "pvc", "-n", "orders"])) {
         assert_eq!(
@@ -62,23 +48,6 @@ fn ready(sim: &Sim, ctx: &str) -> bool {
     s["spec"]["replicas"] == 1 && s["status"]["readyReplicas"] == 1
 }
 
-fn migrate_args(dir: &str) -> Vec<String> {
-    [
-        "migrate",
-        "--from",
-        "blue",
-        "--to",
-        "green",
-        "--yes",
-        "--state-dir",
-        dir,
-    ]
-    .iter()
-    .chain(APP)
-    .map(|s| s.to_string())
-    .collect()
-}
-
 #[test]
 fn crash_after_every_mutation_then_resume_or_roll_back() {
     let sim = common::sim_up();
@@ -86,12 +55,7 @@ fn crash_after_every_mutation_then_resume_or_roll_back() {
         "plan", "--from", "blue", "--to", "green", "-n", "orders", "-o", "json",
     ]))
     .unwrap();
-    let ids: Vec<String> = plan["apps"][0]["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["volume_id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = common::plan_volume_ids(&plan);
     let pv = plan["apps"][0]["volumes"][0]["pv"]
         .as_str()
         .unwrap()
@@ -105,12 +69,7 @@ fn crash_after_every_mutation_then_resume_or_roll_back() {
         "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "100Gi" } },
                   "storageClassName": "gp3", "volumeName": pv },
     }));
-    let o = sim.baton(
-        &migrate_args("refused")
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let o = sim.migrate("refused", APP);
     assert_eq!(
         o.status.code(),
         Some(3),
@@ -124,9 +83,7 @@ fn crash_after_every_mutation_then_resume_or_roll_back() {
     // orders-db's move makes 6 mutations: Retain, scale blue, snapshot, claim, PV, scale green.
     for k in 1..=6 {
         let dir = format!("crash-{k}");
-        let args = migrate_args(&dir);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = sim.baton_with(&args, &[("BATON_CRASH_AFTER_MUTATIONS", k.to_string())]);
+        let o = sim.migrate_with(&dir, APP, &[("BATON_CRASH_AFTER_MUTATIONS", k.to_string())]);
         assert!(!o.status.success(), "k={k}: the run should have crashed");
         invariants(&sim, &ids, &format!("after a crash at mutation {k}"));
 
@@ -149,10 +106,7 @@ fn crash_after_every_mutation_then_resume_or_roll_back() {
     }
 
     // A claim racing for a migrated volume never binds it.
-    sim.ok(&migrate_args("final")
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    sim.migrate_ok("final", APP);
     sim.kubectl_apply("green", &json!({
         "apiVersion": "v1", "kind": "PersistentVolumeClaim",
         "metadata": { "name": "thief", "namespace": "orders" },

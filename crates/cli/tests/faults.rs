@@ -39,27 +39,8 @@ fn migrate_under_faults_completes_or_stops_cleanly_and_resumes() {
                 break serde_json::from_slice(&o.stdout).unwrap();
             }
         };
-        let ids: Vec<String> = plan["apps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|a| a["volumes"].as_array().unwrap().iter())
-            .map(|v| v["volume_id"].as_str().unwrap().to_string())
-            .collect();
-        let first = sim.baton(&[
-            "migrate",
-            "--from",
-            "blue",
-            "--to",
-            "green",
-            "--yes",
-            "--state-dir",
-            "m",
-            "--wait-timeout",
-            "60",
-            "-o",
-            "json",
-        ]);
+        let ids = common::plan_volume_ids(&plan);
+        let first = sim.migrate("m", &["--wait-timeout", "60", "-o", "json"]);
         let code = first.status.code();
         assert!(
             matches!(code, Some(0) | Some(1)),
@@ -79,14 +60,7 @@ fn migrate_under_faults_completes_or_stops_cleanly_and_resumes() {
             ids.len(),
             "seed {seed}: a volume is gone"
         );
-        for pv in items(&sim.kubectl_json("green", &["get", "pv"])) {
-            assert!(
-                pv["spec"]["claimRef"]["uid"]
-                    .as_str()
-                    .is_some_and(|u| !u.is_empty()),
-                "seed {seed}: green PV bindable by any claim"
-            );
-        }
+        sim.assert_green_pvs_reserved(&format!("seed {seed}"));
         for c in items(&sim.kubectl_json("blue", &["get", "pvc", "-A"])) {
             assert_eq!(
                 c["status"]["phase"], "Bound",
@@ -99,16 +73,7 @@ fn migrate_under_faults_completes_or_stops_cleanly_and_resumes() {
                 sim.ok(&["migrate", "--resume", "--state-dir", "m", "--yes"]);
             } else {
                 // Stopped before its first mutation (while planning): nothing to resume.
-                sim.ok(&[
-                    "migrate",
-                    "--from",
-                    "blue",
-                    "--to",
-                    "green",
-                    "--yes",
-                    "--state-dir",
-                    "m",
-                ]);
+                sim.migrate_ok("m", &[]);
             }
         }
         let status: Value =

@@ -9,16 +9,6 @@ use std::path::Path;
 
 use common::{fingerprint, sim_up};
 
-fn plan_volumes(plan: &serde_json::Value) -> Vec<String> {
-    plan["apps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|a| a["volumes"].as_array().unwrap().iter())
-        .map(|v| v["volume_id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
     let sim = sim_up();
@@ -47,7 +37,7 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
         .map(|a| a["name"].as_str().unwrap())
         .collect();
     assert_eq!(apps, ["session-cache", "orders-db", "events-broker"]);
-    let ids = plan_volumes(&plan);
+    let ids = common::plan_volume_ids(&plan);
     assert_eq!(ids.len(), 9);
 
     // Dry run: every mutation printed, none made.
@@ -195,26 +185,8 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
     );
 
     // Migrate again (fresh state), then commit.
-    sim.ok(&[
-        "migrate",
-        "--from",
-        "blue",
-        "--to",
-        "green",
-        "--yes",
-        "--state-dir",
-        "m2",
-    ]);
-    let o = sim.baton(&[
-        "migrate",
-        "--from",
-        "blue",
-        "--to",
-        "green",
-        "--yes",
-        "--state-dir",
-        "m2",
-    ]);
+    sim.migrate_ok("m2", &[]);
+    let o = sim.migrate("m2", &[]);
     assert!(!o.status.success(), "a used state dir is refused");
     sim.ok(&["commit", "--state-dir", "m2", "--yes"]);
     let blue_claims = sim.kubectl_json("blue", &["get", "pvc", "-A"]);

@@ -96,6 +96,59 @@ impl Sim {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
 
+    /// `baton migrate --from blue --to green --yes --state-dir DIR EXTRA…`.
+    pub fn migrate(&self, dir: &str, extra: &[&str]) -> Output {
+        self.migrate_with(dir, extra, &[])
+    }
+
+    /// [`Sim::migrate`] with extra environment (e.g. a crash point).
+    pub fn migrate_with(&self, dir: &str, extra: &[&str], env: &[(&str, String)]) -> Output {
+        let mut args = vec![
+            "migrate",
+            "--from",
+            "blue",
+            "--to",
+            "green",
+            "--yes",
+            "--state-dir",
+            dir,
+        ];
+        args.extend_from_slice(extra);
+        self.baton_with(&args, env)
+    }
+
+    /// [`Sim::migrate`], which must succeed.
+    pub fn migrate_ok(&self, dir: &str, extra: &[&str]) {
+        let o = self.migrate(dir, extra);
+        assert!(
+            o.status.success(),
+            "migrate {dir} {extra:?}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// Invariant 2: every PV baton made in green is reserved for one claim uid, and
+    /// (before commit) Retain.
+    pub fn assert_green_pvs_reserved(&self, when: &str) {
+        let pvs = self.kubectl_json("green", &["get", "pv"]);
+        for pv in pvs["items"].as_array().into_iter().flatten() {
+            if pv["metadata"]["annotations"]["baton.io/migration"].is_string() {
+                assert!(
+                    pv["spec"]["claimRef"]["uid"]
+                        .as_str()
+                        .is_some_and(|u| !u.is_empty()),
+                    "{when}: green PV {} bindable by any claim",
+                    pv["metadata"]["name"]
+                );
+                assert_eq!(
+                    pv["spec"]["persistentVolumeReclaimPolicy"], "Retain",
+                    "{when}"
+                );
+            }
+        }
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.baton(args);
         assert!(
@@ -151,4 +204,15 @@ pub fn fingerprint(tags: &BTreeMap<String, String>) -> (String, u64, u64) {
         from.parse().unwrap(),
         tags["baton.sim/fingerprint"].parse().unwrap(),
     )
+}
+
+/// The EBS volume ids of a plan (`baton plan -o json`).
+pub fn plan_volume_ids(plan: &serde_json::Value) -> Vec<String> {
+    plan["apps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["volumes"].as_array().into_iter().flatten())
+        .map(|v| v["volume_id"].as_str().unwrap().to_string())
+        .collect()
 }
