@@ -149,30 +149,51 @@ async fn run_app(
         }
         outcome.phase = phase;
         match d {
-            Decision::Act(action) => {
-                line.step(phase_name(phase), &action.describe());
-                if state
-                    .record(
-                        Some(&key),
-                        Event::Began {
-                            action: action.clone(),
-                        },
-                    )
-                    .is_err()
-                {
-                    outcome.problem = Some("failed to write the journal".into());
-                    outcome.phase = AppPhase::Blocked;
-                    return outcome;
-                }
-                match engine.execute(state, app, &obs, &action).await {
-                    Ok(result) => {
-                        retries = 0;
-                        outcome.mutations += 1;
-                        crash_point();
-                        known = expected(app, obs, &action, result.as_deref());
-                        let _ = state.record(Some(&key), Event::Done { action, result });
+            Decision::Act(first) => {
+                // Independent steps of one kind (one per volume) go out together.
+                let batch = batch_of(mode, app, &obs, first);
+                let more = if batch.len() > 1 {
+                    format!(" (+{} more)", batch.len() - 1)
+                } else {
+                    String::new()
+                };
+                line.step(phase_name(phase), &format!("{}{more}", batch[0].describe()));
+                for action in &batch {
+                    let began = Event::Began {
+                        action: action.clone(),
+                    };
+                    if state.record(Some(&key), began).is_err() {
+                        outcome.problem = Some("failed to write the journal".into());
+                        outcome.phase = AppPhase::Blocked;
+                        return outcome;
                     }
-                    Err(e) => retry_or_fail!(action.describe(), e),
+                }
+                let results = futures::future::join_all(
+                    batch.iter().map(|a| engine.execute(state, app, &obs, a)),
+                )
+                .await;
+                let mut world = Some(obs);
+                let mut failed = None;
+                for (action, r) in batch.into_iter().zip(results) {
+                    match r {
+                        Ok(result) => {
+                            outcome.mutations += 1;
+                            crash_point();
+                            world =
+                                world.and_then(|o| expected(app, o, &action, result.as_deref()));
+                            let _ = state.record(Some(&key), Event::Done { action, result });
+                        }
+                        Err(e) => {
+                            failed.get_or_insert((action, e));
+                        }
+                    }
+                }
+                match failed {
+                    None => {
+                        retries = 0;
+                        known = world;
+                    }
+                    Some((action, e)) => retry_or_fail!(action.describe(), e),
                 }
             }
             Decision::Wait { wait } => {
@@ -222,6 +243,39 @@ async fn run_app(
 
 const MAX_RETRIES: u32 = 6;
 const BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Steps the machine would take next that are of the same kind as `first` and touch
+/// other volumes: made concurrently instead of one round trip after another. Deletions
+/// are not batched (their effect waits on finalizers).
+fn batch_of(mode: Mode, app: &AppPlan, obs: &Observed, first: Action) -> Vec<Action> {
+    let batchable = matches!(
+        first,
+        Action::RetainBlueVolume { .. }
+            | Action::StartSnapshot { .. }
+            | Action::CreateGreenClaim { .. }
+            | Action::CreateGreenVolume { .. }
+            | Action::RetainGreenVolume { .. }
+            | Action::RestoreBlueVolume { .. }
+            | Action::RestoreGreenVolume { .. }
+    );
+    let kind = std::mem::discriminant(&first);
+    let mut batch = vec![first];
+    if !batchable {
+        return batch;
+    }
+    let mut world = obs.clone();
+    simulate::apply(app, &mut world, &Decision::Act(batch[0].clone()));
+    while batch.len() < 64 {
+        match next(mode, app, &world) {
+            Decision::Act(a) if std::mem::discriminant(&a) == kind && !batch.contains(&a) => {
+                simulate::apply(app, &mut world, &Decision::Act(a.clone()));
+                batch.push(a);
+            }
+            _ => break,
+        }
+    }
+    batch
+}
 
 /// Whether an error is worth retrying (somewhere in its chain).
 pub fn is_transient(e: &anyhow::Error) -> bool {
