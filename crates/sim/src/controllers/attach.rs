@@ -6,10 +6,10 @@
 //! `InvalidVolume.ZoneMismatch`), leaving the pod ContainerCreating with a
 //! FailedAttachVolume event.
 //!
-//! The VolumeAttachments of different volumes are worked on concurrently (at most
+//! The VolumeAttachments of different EBS volumes are worked on concurrently (at most
 //! [`CONCURRENCY`] at once), as the external-attacher's workers do; those of one volume
-//! stay in order in one worker, so the one-instance rule is checked against EC2's answer
-//! after the previous attach or detach of that volume finished.
+//! (even through two PVs) stay in order in one worker, so the one-instance rule is
+//! checked against EC2's answer after the previous attach or detach of it finished.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -84,7 +84,8 @@ impl Controller for Attacher {
                     }
                 }
             }
-            // Each volume's attachments in name order, one worker per volume.
+            // Each EBS volume's attachments in name order, one worker per volume (by
+            // volume id: two PVs may name the same volume).
             let mut by_volume: BTreeMap<String, Vec<std::sync::Arc<Value>>> = BTreeMap::new();
             for va in ctx.list(VOLUMEATTACHMENTS, None) {
                 let name = meta::name(&va).to_string();
@@ -94,9 +95,12 @@ impl Controller for Attacher {
                 }
                 let pv = va["spec"]["source"]["persistentVolumeName"]
                     .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                by_volume.entry(pv).or_default().push(va);
+                    .unwrap_or_default();
+                let volume = ctx
+                    .get(PVS, "", pv)
+                    .and_then(|pv| ebs_volume_id(&pv))
+                    .unwrap_or_else(|| format!("pv/{pv}"));
+                by_volume.entry(volume).or_default().push(va);
             }
             let workers: Vec<_> = by_volume
                 .values()
