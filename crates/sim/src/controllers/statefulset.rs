@@ -435,3 +435,71 @@ pub(crate) fn revision_hash(template: &Value) -> String {
     }
     format!("{:x}", h & 0xff_ffff_ffff)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::resources::GroupResource;
+    use crate::store::{Change, ChangeKind};
+
+    fn set(name: &str, uid: &str, templates: &[&str]) -> Arc<Value> {
+        let templates: Vec<Value> = templates
+            .iter()
+            .map(|t| json!({ "metadata": { "name": t } }))
+            .collect();
+        Arc::new(json!({
+            "metadata": { "name": name, "namespace": "ns", "uid": uid },
+            "spec": { "volumeClaimTemplates": templates },
+        }))
+    }
+
+    fn change(plural: &str, obj: Value) -> Arc<Change> {
+        Arc::new(Change {
+            rv: 1,
+            resource: GroupResource {
+                group: String::new(),
+                plural: plural.into(),
+            },
+            kind: ChangeKind::Modified,
+            object: Arc::new(obj),
+            old: None,
+        })
+    }
+
+    #[test]
+    fn a_pass_from_changes_converges_the_sets_they_concern() {
+        let sets = [
+            set("web", "u-web", &["data"]),
+            set("db", "u-db", &["data", "logs"]),
+            set("cache", "u-cache", &["data"]),
+        ];
+        let scope = Scope::Changes(vec![
+            change(
+                "persistentvolumeclaims",
+                json!({ "metadata": { "name": "logs-db-3", "namespace": "ns" } }),
+            ),
+            // Not a claim name of any set: no ordinal, or another namespace.
+            change(
+                "persistentvolumeclaims",
+                json!({ "metadata": { "name": "data-web-x", "namespace": "ns" } }),
+            ),
+            change(
+                "persistentvolumeclaims",
+                json!({ "metadata": { "name": "data-cache-0", "namespace": "other" } }),
+            ),
+            change(
+                "pods",
+                json!({ "metadata": { "name": "web-0", "namespace": "ns", "ownerReferences": [{ "uid": "u-web" }] } }),
+            ),
+        ]);
+        let mut got: Vec<String> = touched(&scope, &sets).unwrap().into_iter().collect();
+        got.sort();
+        assert_eq!(got, ["u-db", "u-web"]);
+        assert!(
+            touched(&Scope::All, &sets).is_none(),
+            "a full pass takes all"
+        );
+    }
+}
