@@ -132,7 +132,7 @@ impl Error {
                 code.contains("Internal")
                     || code.contains("Unavailable")
                     || code.contains("RequestLimitExceeded")
-                    || code.starts_with('5')
+                    || code.starts_with("HTTP 5")
             }
             _ => false,
         }
