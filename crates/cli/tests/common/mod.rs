@@ -31,14 +31,20 @@ pub fn sim_up_with(args: &[&str]) -> Sim {
         .arg(dir.path().join("sim"))
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // Kept in a file to explain a failure (a pipe nobody reads could fill up).
+        .stderr(std::fs::File::create(dir.path().join("sim.err")).unwrap())
         .spawn()
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert!(line.starts_with("baton sim ready:"), "first line: {line:?}");
+    if !line.starts_with("baton sim ready:") {
+        let _ = child.kill();
+        let _ = child.wait();
+        let err = std::fs::read_to_string(dir.path().join("sim.err")).unwrap_or_default();
+        panic!("first line: {line:?}; sim up's stderr:\n{err}");
+    }
     let env = std::fs::read_to_string(dir.path().join("sim/env"))
         .unwrap()
         .lines()
