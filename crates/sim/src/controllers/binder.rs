@@ -490,30 +490,9 @@ pub(crate) fn ebs_volume_id(pv: &Value) -> Option<String> {
         .map(String::from)
 }
 
-/// Bytes in a Kubernetes quantity (`10Gi`, `500M`, `1073741824`).
-pub(crate) fn parse_quantity(q: &str) -> u128 {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (num, unit) = q.split_at(split);
-    let n: f64 = num.parse().unwrap_or(0.0);
-    let mult: f64 = match unit {
-        "" => 1.0,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "m" => 1e-3,
-        _ => 0.0,
-    };
-    (n * mult) as u128
+/// Bytes in a Kubernetes quantity (`10Gi`, `500M`, `1073741824`); 0 when it is not one.
+pub(crate) fn parse_quantity(q: &str) -> u64 {
+    baton_core::quantity::parse_bytes(q).unwrap_or(0)
 }
 
 #[cfg(test)]
