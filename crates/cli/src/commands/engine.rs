@@ -257,7 +257,6 @@ impl Engine {
         &self,
         state: &StateDir,
         app: &AppPlan,
-        obs: &Observed,
         action: &Action,
     ) -> anyhow::Result<Option<String>> {
         let ns = app.namespace.as_str();
@@ -380,7 +379,6 @@ impl Engine {
                 self.green.set_reclaim(pv, *policy, None).await?;
             }
         }
-        let _ = obs;
         Ok(None)
     }
 

@@ -168,10 +168,9 @@ async fn run_app(
                         return outcome;
                     }
                 }
-                let results = futures::future::join_all(
-                    batch.iter().map(|a| engine.execute(state, app, &obs, a)),
-                )
-                .await;
+                let results =
+                    futures::future::join_all(batch.iter().map(|a| engine.execute(state, app, a)))
+                        .await;
                 let mut world = Some(obs);
                 let mut failed = None;
                 for (action, r) in batch.into_iter().zip(results) {

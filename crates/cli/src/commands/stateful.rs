@@ -227,29 +227,12 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
     let wait_timeout = Duration::from_secs(a.wait_timeout);
     if a.resume {
         let dir = a.state_dir.clone().expect("clap requires --state-dir");
-        let state = StateDir::open(&dir)?;
-        let info = state.info()?;
-        let plan = state.plan()?;
-        let (blue, green, aws) = engine::connect(
-            info.kubeconfig.as_deref(),
-            &info.from,
-            &info.to,
-            &a.clusters.aws,
-        )
-        .await?;
-        let engine = Engine {
-            blue,
-            green,
-            aws,
-            migration: info.migration.clone(),
-            convert_to_csi: info.convert_to_csi,
-            wait_timeout,
-        };
+        let (state, plan, engine) = reopen(&dir, &a.clusters.aws, wait_timeout).await?;
         state.record(
             None,
             Event::RunStarted {
                 mode: Mode::Migrate,
-                migration: info.migration,
+                migration: engine.migration.clone(),
                 resumed: true,
             },
         )?;
@@ -323,7 +306,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
                 let d = next(Mode::Migrate, app, &obs);
                 match &d {
                     Decision::Act(action) => {
-                        println!("{}", super::dry_run::request(&engine, app, action))
+                        println!("{}", super::dry_run::request(&engine, app, action).await?)
                     }
                     Decision::Wait { wait } => println!("  (wait for {})", wait.describe()),
                     Decision::Done => break,
