@@ -45,6 +45,12 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
     let dry = sim.ok(&["migrate", "--from", "blue", "--to", "green", "--dry-run"]);
     assert!(dry.contains("PATCH  /apis/apps/v1/namespaces/orders/statefulsets/orders-db/scale"));
     assert!(dry.contains("CreateSnapshot"));
+    // Creates show the whole object: green's claim with volumeName, its PV reserved by uid.
+    assert!(dry.contains(r#""volumeName":"pvc-"#), "{dry}");
+    assert!(
+        dry.contains(r#""uid":"<uid returned by creating the claim>""#),
+        "{dry}"
+    );
     let after = sim.kubectl_json("blue", &["get", "pv"]);
     assert_eq!(
         before["items"], after["items"],

@@ -1,17 +1,26 @@
 //! `migrate --dry-run`: each mutation as the API request it would be (cluster, method,
 //! path, body), in the order the phase machine would make them on the observed world.
 
+use anyhow::Context;
 use baton_core::machine::Action;
 use baton_core::plan::AppPlan;
-use baton_kube::convert::{MIGRATION, ORIGINAL_RECLAIM, ORIGINAL_RETENTION};
+use baton_kube::convert::{ORIGINAL_RECLAIM, ORIGINAL_RETENTION};
+use baton_kube::manifest::{Origin, green_claim, green_volume};
 use serde_json::json;
 
 use super::engine::{Engine, SNAPSHOT_TAG};
 
-/// One line per request.
-pub fn request(engine: &Engine, app: &AppPlan, a: &Action) -> String {
+/// Stands for the uid the claim's create returns, in the PV that reserves the volume for it.
+const UID_OF_CREATED_CLAIM: &str = "<uid returned by creating the claim>";
+
+/// One line per request; creates show the whole object baton would send.
+pub async fn request(engine: &Engine, app: &AppPlan, a: &Action) -> anyhow::Result<String> {
     let ns = &app.namespace;
     let name = &app.name;
+    let origin = Origin {
+        migration: &engine.migration,
+        from: &engine.blue.context,
+    };
     let (ctx, method, path, body) = match a {
         Action::RetainBlueVolume { pv, original } => (
             &engine.blue.context,
@@ -51,25 +60,49 @@ pub fn request(engine: &Engine, app: &AppPlan, a: &Action) -> String {
                 .find(|v| &v.claim == claim)
                 .map(|v| v.pv.clone())
                 .unwrap_or_default();
+            let blue = engine
+                .blue
+                .claim(ns, claim)
+                .await?
+                .with_context(|| format!("blue's claim {ns}/{claim} is gone"))?;
             (
                 &engine.green.context,
                 "POST",
                 format!("/api/v1/namespaces/{ns}/persistentvolumeclaims"),
-                json!({ "metadata": { "name": claim, "namespace": ns, "annotations": { MIGRATION: engine.migration } },
-                        "spec": { "volumeName": pv, "...": "blue's accessModes, resources, storageClassName, volumeMode" } }),
+                serde_json::to_value(green_claim(&blue, &pv, &origin))?,
             )
         }
-        Action::CreateGreenVolume {
-            pv,
-            claim,
-            claim_uid,
-        } => (
-            &engine.green.context,
-            "POST",
-            "/api/v1/persistentvolumes".to_string(),
-            json!({ "metadata": { "name": pv, "annotations": { MIGRATION: engine.migration } },
-                    "spec": { "claimRef": { "namespace": ns, "name": claim, "uid": claim_uid }, "persistentVolumeReclaimPolicy": "Retain", "...": "blue's PV spec" } }),
-        ),
+        Action::CreateGreenVolume { pv, claim, .. } => {
+            let v = app
+                .volumes
+                .iter()
+                .find(|v| &v.pv == pv)
+                .context("PV not in the plan")?;
+            let blue = engine
+                .blue
+                .volume(pv)
+                .await?
+                .with_context(|| format!("blue's PV {pv} is gone"))?;
+            // The claim does not exist yet: its uid is whatever its create returns.
+            let mut green = engine
+                .blue
+                .claim(ns, claim)
+                .await?
+                .with_context(|| format!("blue's claim {ns}/{claim} is gone"))?;
+            green.metadata.uid = Some(UID_OF_CREATED_CLAIM.into());
+            (
+                &engine.green.context,
+                "POST",
+                "/api/v1/persistentvolumes".to_string(),
+                serde_json::to_value(green_volume(
+                    &blue,
+                    &green,
+                    v.original_reclaim_policy.as_str(),
+                    engine.convert_to_csi,
+                    &origin,
+                ))?,
+            )
+        }
         Action::RetainGreenVolume { pv } => (
             &engine.green.context,
             "PATCH",
@@ -119,9 +152,9 @@ pub fn request(engine: &Engine, app: &AppPlan, a: &Action) -> String {
             json!({ "spec": { "persistentVolumeReclaimPolicy": policy.as_str() } }),
         ),
     };
-    if body.is_null() {
+    Ok(if body.is_null() {
         format!("{ctx:<6} {method:<6} {path}")
     } else {
         format!("{ctx:<6} {method:<6} {path} {body}")
-    }
+    })
 }
