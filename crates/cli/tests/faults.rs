@@ -32,13 +32,16 @@ fn migrate_under_faults_completes_or_stops_cleanly_and_resumes() {
             "--fault",
             "aws:action=DescribeSnapshots:rate=0.1:throttle",
         ]);
-        let plan: Value = loop {
-            // plan has no retries of its own: a fault there just fails it; try again.
-            let o = sim.baton(&["plan", "--from", "blue", "--to", "green", "-o", "json"]);
-            if o.status.success() {
-                break serde_json::from_slice(&o.stdout).unwrap();
-            }
-        };
+        // plan retries transient reads itself; a fault that outlasts its retries fails it,
+        // so try a few times — but never forever.
+        let plan: Value = (0..5)
+            .find_map(|_| {
+                let o = sim.baton(&["plan", "--from", "blue", "--to", "green", "-o", "json"]);
+                o.status
+                    .success()
+                    .then(|| serde_json::from_slice(&o.stdout).unwrap())
+            })
+            .unwrap_or_else(|| panic!("seed {seed}: plan failed five times under 5% faults"));
         let ids = common::plan_volume_ids(&plan);
         let first = sim.migrate("m", &["--wait-timeout", "60", "-o", "json"]);
         let code = first.status.code();
