@@ -480,7 +480,9 @@ impl Cluster {
         }
         let stored = t.put(&def.key(), new);
         self.after_write(def, &stored);
-        if meta::finalizers(old) != meta::finalizers(&stored) {
+        // Only a deleting object's finalizers (orphan, foregroundDeletion) give the
+        // collector work; a live object's finalizers do not change what it would find.
+        if meta::is_deleting(&stored) && meta::finalizers(old) != meta::finalizers(&stored) {
             self.collect_garbage(t);
         }
         Ok((*stored).clone())

@@ -536,17 +536,32 @@ fn pod_ips(cluster: &Cluster, ns: &str, app: &str) -> Vec<String> {
 /// Waits (on the change stream) until every StatefulSet and Deployment has its desired
 /// replicas ready.
 pub async fn wait_ready(cluster: &Cluster, timeout: Duration) -> Result<(), ScenarioError> {
+    use tokio::sync::broadcast::error::RecvError;
     let mut changes = cluster.store.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
+    // Readiness is read from workload status only, so only their changes (or a lag that
+    // may have hidden one) call for another look.
+    let workload = |c: &crate::store::Change| {
+        c.resource.group == "apps"
+            && (c.resource.plural == "statefulsets" || c.resource.plural == "deployments")
+    };
     loop {
         let pending = not_ready(cluster);
         if pending.is_empty() {
             return Ok(());
         }
-        tokio::select! {
-            _ = changes.recv() => {}
-            () = tokio::time::sleep_until(deadline) => {
-                return Err(ScenarioError::Timeout(format!("cluster {}: not ready after {:?}: {}", cluster.spec.name, timeout, pending.join(", "))));
+        loop {
+            tokio::select! {
+                msg = changes.recv() => match msg {
+                    Ok(c) if !workload(&c) => continue,
+                    Ok(_) | Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => {
+                        return Err(ScenarioError::Timeout(format!("cluster {} stopped", cluster.spec.name)));
+                    }
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(ScenarioError::Timeout(format!("cluster {}: not ready after {:?}: {}", cluster.spec.name, timeout, pending.join(", "))));
+                }
             }
         }
     }

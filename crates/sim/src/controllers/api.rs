@@ -91,13 +91,24 @@ pub struct Ctx {
     pub aws: Option<baton_aws::Aws>,
     /// Modelled delays.
     pub delays: Arc<Delays>,
-    /// When each (object, reason, message) event was last recorded, so a level-triggered
-    /// pass does not rewrite the same event on every wake-up.
-    pub(crate) recent_events: Arc<std::sync::Mutex<RecentEvents>>,
+    /// Events this control plane recorded, for aggregation without listing them.
+    pub(crate) events: Arc<std::sync::Mutex<EventCache>>,
 }
 
-/// (involved uid, reason, message) → when last recorded.
-type RecentEvents = std::collections::HashMap<(String, String, String), std::time::Instant>;
+/// (involved uid, reason, message).
+type EventKey = (String, String, String);
+
+/// What `Ctx::event` remembers, as client-go's event correlator does: when each event
+/// was last recorded (so a level-triggered pass does not rewrite the same event on every
+/// wake-up), and which stored Event carries it (so aggregating is a get, not a scan of
+/// every Event in the namespace).
+#[derive(Debug, Default)]
+pub(crate) struct EventCache {
+    recent: std::collections::HashMap<EventKey, std::time::Instant>,
+    /// Event key → (namespace, name); filled from the stored Events on first use, so a
+    /// control plane restarted on a cluster keeps counting the Events it finds there.
+    names: Option<std::collections::HashMap<EventKey, (String, String)>>,
+}
 
 /// How long an identical event is not recorded again.
 const EVENT_QUIET: std::time::Duration = std::time::Duration::from_secs(30);
@@ -109,7 +120,7 @@ impl Ctx {
             cluster,
             aws,
             delays: Arc::new(delays),
-            recent_events: Arc::default(),
+            events: Arc::default(),
         }
     }
 
@@ -185,18 +196,48 @@ impl Ctx {
             ns => ns,
         };
         let uid = meta::uid(obj);
-        {
-            let mut recent = self.recent_events.lock().unwrap_or_else(|p| p.into_inner());
-            let key = (uid.to_string(), reason.to_string(), message.to_string());
-            if recent.get(&key).is_some_and(|t| t.elapsed() < EVENT_QUIET) {
+        let key = (uid.to_string(), reason.to_string(), message.to_string());
+        let known = {
+            let mut cache = self.events.lock().unwrap_or_else(|p| p.into_inner());
+            if cache
+                .recent
+                .get(&key)
+                .is_some_and(|t| t.elapsed() < EVENT_QUIET)
+            {
                 return;
             }
-            recent.insert(key, std::time::Instant::now());
-        }
+            cache.recent.insert(key.clone(), std::time::Instant::now());
+            if cache.names.is_none() {
+                cache.names = Some(
+                    self.list(EVENTS, None)
+                        .iter()
+                        .map(|e| {
+                            let k = (
+                                e["involvedObject"]["uid"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                e["reason"].as_str().unwrap_or_default().to_string(),
+                                e["message"].as_str().unwrap_or_default().to_string(),
+                            );
+                            let at = (meta::namespace(e).to_string(), meta::name(e).to_string());
+                            (k, at)
+                        })
+                        .collect(),
+                );
+            }
+            cache.names.as_ref().and_then(|n| n.get(&key).cloned())
+        };
         let now = meta::now();
-        let existing = self.list(EVENTS, Some(ns)).into_iter().find(|e| {
-            e["involvedObject"]["uid"] == uid && e["reason"] == reason && e["message"] == message
-        });
+        // The Event recorded before, if it is still there (and still this event).
+        let existing = known
+            .filter(|(ens, _)| ens == ns)
+            .and_then(|(ens, ename)| self.get(EVENTS, &ens, &ename))
+            .filter(|e| {
+                e["involvedObject"]["uid"] == uid
+                    && e["reason"] == reason
+                    && e["message"] == message
+            });
         if let Some(e) = existing {
             let count = e["count"].as_i64().unwrap_or(1) + 1;
             let _ = self.patch(
@@ -224,8 +265,14 @@ impl Ctx {
             "lastTimestamp": now,
             "count": 1,
         });
-        if let Err(e) = self.create(EVENTS, ns, ev) {
-            tracing::debug!(error = %e, "event not recorded");
+        match self.create(EVENTS, ns, ev) {
+            Ok(_) => {
+                let mut cache = self.events.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(names) = cache.names.as_mut() {
+                    names.insert(key, (ns.to_string(), name));
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "event not recorded"),
         }
     }
 }

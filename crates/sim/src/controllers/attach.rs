@@ -5,6 +5,11 @@
 //! the attacher checks both first and fails as AWS would (`VolumeInUse`,
 //! `InvalidVolume.ZoneMismatch`), leaving the pod ContainerCreating with a
 //! FailedAttachVolume event.
+//!
+//! The VolumeAttachments of different EBS volumes are worked on concurrently (at most
+//! [`CONCURRENCY`] at once), as the external-attacher's workers do; those of one volume
+//! (even through two PVs) stay in order in one worker, so the one-instance rule is
+//! checked against EC2's answer after the previous attach or detach of it finished.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -12,19 +17,25 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::api::{NODES, PODS, PVCS, PVS, VOLUMEATTACHMENTS, pod_claims, pod_terminated};
 use super::binder::ebs_volume_id;
 use super::provisioner::EBS_CSI;
-use super::{Controller, Ctx};
+use super::{Controller, Ctx, Scope};
 use crate::meta;
 use crate::ops::Part;
 
 /// The finalizer the external-attacher holds on an attached VolumeAttachment.
 pub const ATTACHER_FINALIZER: &str = "external-attacher/ebs-csi-aws-com";
 const RETRY: Duration = Duration::from_secs(1);
+/// Volumes worked on at once.
+const CONCURRENCY: usize = 16;
+
+/// Pods by the (node, PV) their claims put them on: where attach events are reported.
+type Users = HashMap<(String, String), Vec<std::sync::Arc<Value>>>;
 
 #[derive(Default)]
 pub(crate) struct Attacher {
@@ -32,6 +43,8 @@ pub(crate) struct Attacher {
     seen: Mutex<HashMap<(String, bool), Instant>>,
     /// Next device letter per instance.
     devices: Mutex<HashMap<String, u32>>,
+    /// Each instance's zone, as EC2 reported it (an instance never changes zone).
+    zones: Mutex<HashMap<String, String>>,
 }
 
 impl Controller for Attacher {
@@ -52,11 +65,10 @@ impl Controller for Attacher {
     fn reconcile<'a>(
         &'a self,
         ctx: &'a Ctx,
+        _scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
-            let desired = desired(ctx);
-            let mut wake: Option<Instant> = None;
-            let mut soonest = |at: Instant| wake = Some(wake.map_or(at, |w| w.min(at)));
+            let (desired, users) = desired(ctx);
             let existing = ctx.list(VOLUMEATTACHMENTS, None);
             let have: BTreeSet<String> =
                 existing.iter().map(|v| meta::name(v).to_string()).collect();
@@ -72,22 +84,33 @@ impl Controller for Attacher {
                     }
                 }
             }
+            // Each EBS volume's attachments in name order, one worker per volume (by
+            // volume id: two PVs may name the same volume).
+            let mut by_volume: BTreeMap<String, Vec<std::sync::Arc<Value>>> = BTreeMap::new();
             for va in ctx.list(VOLUMEATTACHMENTS, None) {
                 let name = meta::name(&va).to_string();
                 if !desired.contains_key(&name) && !meta::is_deleting(&va) {
                     let _ = ctx.delete(VOLUMEATTACHMENTS, "", &name, false);
                     continue;
                 }
-                let step = if meta::is_deleting(&va) {
-                    self.detach(ctx, &va).await
-                } else {
-                    self.attach(ctx, &va).await
-                };
-                if let Some(at) = step {
-                    soonest(at);
-                }
+                let pv = va["spec"]["source"]["persistentVolumeName"]
+                    .as_str()
+                    .unwrap_or_default();
+                let volume = ctx
+                    .get(PVS, "", pv)
+                    .and_then(|pv| ebs_volume_id(&pv))
+                    .unwrap_or_else(|| format!("pv/{pv}"));
+                by_volume.entry(volume).or_default().push(va);
             }
-            wake
+            let workers: Vec<_> = by_volume
+                .values()
+                .map(|vas| self.sync_volume(ctx, vas, &users))
+                .collect();
+            let wakes: Vec<Option<Instant>> = futures::stream::iter(workers)
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+            wakes.into_iter().flatten().min()
         })
     }
 }
@@ -116,23 +139,30 @@ pub(crate) fn attachment_name(pv: &str, node: &str) -> String {
     out
 }
 
-/// The attachments scheduled pods need: VolumeAttachment name → (PV, node).
-fn desired(ctx: &Ctx) -> BTreeMap<String, (String, String)> {
+/// The attachments scheduled pods need: VolumeAttachment name → (PV, node); and the
+/// pods on each (node, PV), terminated or not, for events.
+fn desired(ctx: &Ctx) -> (BTreeMap<String, (String, String)>, Users) {
     let mut out = BTreeMap::new();
+    let mut users = Users::new();
     for pod in ctx.list(PODS, None) {
         let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
             continue;
         };
-        if pod_terminated(&pod) {
-            continue;
-        }
+        let terminated = pod_terminated(&pod);
         for claim in pod_claims(&pod) {
             let Some(pvc) = ctx.get(PVCS, meta::namespace(&pod), &claim) else {
                 continue;
             };
-            let Some(pv_name) = pvc["spec"]["volumeName"].as_str().filter(|v| !v.is_empty()) else {
+            let Some(pv_name) = pvc["spec"]["volumeName"].as_str() else {
                 continue;
             };
+            users
+                .entry((node.to_string(), pv_name.to_string()))
+                .or_default()
+                .push(pod.clone());
+            if terminated || pv_name.is_empty() {
+                continue;
+            }
             if pvc["status"]["phase"] != "Bound" {
                 continue;
             }
@@ -147,7 +177,7 @@ fn desired(ctx: &Ctx) -> BTreeMap<String, (String, String)> {
             }
         }
     }
-    out
+    (out, users)
 }
 
 /// The EC2 instance behind a node (`spec.providerID` = `aws:///<zone>/<instance>`).
@@ -157,6 +187,10 @@ pub(crate) fn instance_of(node: &Value) -> Option<String> {
         .and_then(|p| p.rsplit('/').next())
         .filter(|i| i.starts_with("i-"))
         .map(String::from)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Attacher {
@@ -185,21 +219,28 @@ impl Attacher {
         format!("/dev/xvd{letters}{second}")
     }
 
-    /// Pods on the VA's node that use its PV: where attach events are reported.
-    fn pods_using(ctx: &Ctx, pv: &str, node: &str) -> Vec<std::sync::Arc<Value>> {
-        ctx.list(PODS, None)
-            .into_iter()
-            .filter(|p| p["spec"]["nodeName"] == node)
-            .filter(|p| {
-                pod_claims(p).iter().any(|c| {
-                    ctx.get(PVCS, meta::namespace(p), c)
-                        .is_some_and(|pvc| pvc["spec"]["volumeName"] == pv)
-                })
-            })
-            .collect()
+    /// One volume's attachments, in order; the soonest wake-up any of them asks for.
+    async fn sync_volume(
+        &self,
+        ctx: &Ctx,
+        vas: &[std::sync::Arc<Value>],
+        users: &Users,
+    ) -> Option<Instant> {
+        let mut wake: Option<Instant> = None;
+        for va in vas {
+            let step = if meta::is_deleting(va) {
+                self.detach(ctx, va).await
+            } else {
+                self.attach(ctx, va, users).await
+            };
+            if let Some(at) = step {
+                wake = Some(wake.map_or(at, |w| w.min(at)));
+            }
+        }
+        wake
     }
 
-    async fn attach(&self, ctx: &Ctx, va: &Value) -> Option<Instant> {
+    async fn attach(&self, ctx: &Ctx, va: &Value, users: &Users) -> Option<Instant> {
         if va["status"]["attached"] == true {
             return None;
         }
@@ -213,7 +254,10 @@ impl Attacher {
             .unwrap_or_default();
         let node_name = va["spec"]["nodeName"].as_str().unwrap_or_default();
         let outcome = self.attach_on_ec2(ctx, pv_name, node_name).await;
-        let pods = Self::pods_using(ctx, pv_name, node_name);
+        let pods = users
+            .get(&(node_name.to_string(), pv_name.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         match outcome {
             Ok(device) => {
                 let mut fins = meta::finalizers(va);
@@ -231,7 +275,7 @@ impl Attacher {
                 let _ = ctx.patch(VOLUMEATTACHMENTS, "", name, &status, Part::Status);
                 for p in pods {
                     ctx.event(
-                        &p,
+                        p,
                         false,
                         "SuccessfulAttachVolume",
                         &format!("AttachVolume.Attach succeeded for volume \"{pv_name}\" "),
@@ -248,7 +292,7 @@ impl Attacher {
                 }
                 for p in pods {
                     ctx.event(
-                        &p,
+                        p,
                         true,
                         "FailedAttachVolume",
                         &format!("AttachVolume.Attach failed for volume \"{pv_name}\" : {message}"),
@@ -294,18 +338,29 @@ impl Attacher {
                 "InvalidVolume.NotFound: The volume '{volume_id}' does not exist."
             ))
         })?;
-        let instances = aws
-            .describe_instances(&[baton_aws::Filter::new("instance-id", [instance.clone()])])
-            .await
-            .map_err(|e| rpc(e.to_string()))?;
-        let zone = instances
-            .first()
-            .map(|i| i.availability_zone.clone())
-            .ok_or_else(|| {
-                rpc(format!(
-                    "InvalidInstanceID.NotFound: The instance ID '{instance}' does not exist"
-                ))
-            })?;
+        let known = lock(&self.zones).get(&instance).cloned();
+        let zone = match known {
+            Some(z) => z,
+            None => {
+                let instances = aws
+                    .describe_instances(&[baton_aws::Filter::new(
+                        "instance-id",
+                        [instance.clone()],
+                    )])
+                    .await
+                    .map_err(|e| rpc(e.to_string()))?;
+                let zone = instances
+                    .first()
+                    .map(|i| i.availability_zone.clone())
+                    .ok_or_else(|| {
+                        rpc(format!(
+                            "InvalidInstanceID.NotFound: The instance ID '{instance}' does not exist"
+                        ))
+                    })?;
+                lock(&self.zones).insert(instance.clone(), zone.clone());
+                zone
+            }
+        };
         if let Some(a) = volume
             .attachments
             .iter()

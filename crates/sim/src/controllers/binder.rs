@@ -11,6 +11,7 @@
 //! - `kubernetes.io/pvc-protection` lets go once no pod uses the claim, and
 //!   `kubernetes.io/pv-protection` once the PV is not Bound.
 
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::api::{PODS, PVCS, PVS, STORAGECLASSES, pod_claims, pod_terminated};
-use super::{Controller, Ctx};
+use super::{Controller, Ctx, Scope};
 use crate::meta;
 use crate::ops::Part;
 
@@ -47,6 +48,7 @@ impl Controller for Binder {
     fn reconcile<'a>(
         &'a self,
         ctx: &'a Ctx,
+        scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
             // One look at the volumes per pass: reserved ones by the claim they name, and
@@ -71,29 +73,108 @@ impl Controller for Binder {
                     reserved.entry(key).or_default().push(pv.clone());
                 }
             }
-            for pvc in ctx.list(PVCS, None) {
+            let touched = Touched::new(scope, &reserved);
+            let claims: Vec<Arc<Value>> = match &touched.claims {
+                None => ctx.list(PVCS, None),
+                Some(keys) => keys
+                    .iter()
+                    .filter_map(|(ns, name)| ctx.get(PVCS, ns, name))
+                    .collect(),
+            };
+            for pvc in &claims {
                 let key = (
-                    meta::namespace(&pvc).to_string(),
-                    meta::name(&pvc).to_string(),
+                    meta::namespace(pvc).to_string(),
+                    meta::name(pvc).to_string(),
                 );
                 sync_claim(
                     ctx,
-                    &pvc,
+                    pvc,
                     reserved.get(&key).map(Vec::as_slice).unwrap_or_default(),
                     &available,
                 );
             }
+            let volumes: Vec<Arc<Value>> = match &touched.volumes {
+                None => ctx.list(PVS, None),
+                Some(names) => names.iter().filter_map(|n| ctx.get(PVS, "", n)).collect(),
+            };
             let mut retry = None;
-            for pv in ctx.list(PVS, None) {
-                if let Some(at) = sync_volume(ctx, &pv).await {
+            for pv in &volumes {
+                if let Some(at) = sync_volume(ctx, pv).await {
                     retry = Some(retry.map_or(at, |r: Instant| r.min(at)));
                 }
             }
-            for pvc in ctx.list(PVCS, None) {
-                release_claim_protection(ctx, &pvc);
+            for pvc in &claims {
+                // Re-read: this pass may have changed it.
+                if let Some(pvc) = ctx.get(PVCS, meta::namespace(pvc), meta::name(pvc)) {
+                    release_claim_protection(ctx, &pvc);
+                }
             }
             retry
         })
+    }
+}
+
+/// What a pass converges: every claim and volume (`None`) on a full pass or when a
+/// class changed; otherwise the claims and volumes that changed and those related to
+/// them — the claim a volume's claimRef names, the volumes reserved for or named by a
+/// claim, the claims of a pod that changed (pvc-protection) — and every claim when an
+/// unreserved volume changed (it may now match any pending claim).
+struct Touched {
+    claims: Option<BTreeSet<(String, String)>>,
+    volumes: Option<BTreeSet<String>>,
+}
+
+impl Touched {
+    fn new(scope: &Scope, reserved: &HashMap<(String, String), Vec<Arc<Value>>>) -> Self {
+        if scope.is_all() || scope.touches("storage.k8s.io", "storageclasses") {
+            return Self {
+                claims: None,
+                volumes: None,
+            };
+        }
+        let mut claims = BTreeSet::new();
+        let mut volumes = BTreeSet::new();
+        let mut all_claims = false;
+        for (pv, old) in scope.changed("", "persistentvolumes") {
+            volumes.insert(meta::name(pv).to_string());
+            if pv["spec"]["claimRef"].is_null() {
+                all_claims = true;
+            }
+            for r in std::iter::once(pv)
+                .chain(old)
+                .map(|v| &v["spec"]["claimRef"])
+            {
+                if let (Some(ns), Some(name)) = (r["namespace"].as_str(), r["name"].as_str()) {
+                    claims.insert((ns.to_string(), name.to_string()));
+                }
+            }
+        }
+        for (pvc, old) in scope.changed("", "persistentvolumeclaims") {
+            let key = (
+                meta::namespace(pvc).to_string(),
+                meta::name(pvc).to_string(),
+            );
+            for v in std::iter::once(pvc).chain(old) {
+                if let Some(n) = v["spec"]["volumeName"].as_str().filter(|n| !n.is_empty()) {
+                    volumes.insert(n.to_string());
+                }
+            }
+            for pv in reserved.get(&key).into_iter().flatten() {
+                volumes.insert(meta::name(pv).to_string());
+            }
+            claims.insert(key);
+        }
+        for (pod, old) in scope.changed("", "pods") {
+            for p in std::iter::once(pod).chain(old) {
+                for c in pod_claims(p) {
+                    claims.insert((meta::namespace(p).to_string(), c));
+                }
+            }
+        }
+        Self {
+            claims: (!all_claims).then_some(claims),
+            volumes: Some(volumes),
+        }
     }
 }
 

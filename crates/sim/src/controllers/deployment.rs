@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::api::{DEPLOYMENTS, PODS, controller_ref, owned_by, pod_ready};
 use super::statefulset::revision_hash;
-use super::{Controller, Ctx};
+use super::{Controller, Ctx, Scope};
 use crate::meta;
 use crate::ops::Part;
 
@@ -28,6 +28,7 @@ impl Controller for Deployments {
     fn reconcile<'a>(
         &'a self,
         ctx: &'a Ctx,
+        _scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
             for d in ctx.list(DEPLOYMENTS, None) {

@@ -8,6 +8,10 @@
 //! counts up while running, and writes the value back when it stops (and periodically).
 //! A test can so prove green continues from blue's last value — nothing lost, nothing
 //! forked. `baton.sim/fingerprint-writer` names the pod and the value it started from.
+//!
+//! Pods are synced concurrently (at most [`CONCURRENCY`] at once), as kubelets on
+//! different nodes are independent: first the stopping ones, so a stopped pod's last
+//! fingerprint is written before any pod started in the same pass reads it.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,13 +19,14 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::api::{NODES, PODS, PVCS, PVS, VOLUMEATTACHMENTS, pod_claims};
 use super::attach::attachment_name;
 use super::binder::ebs_volume_id;
-use super::{Controller, Ctx};
+use super::{Controller, Ctx, Scope};
 use crate::meta;
 use crate::ops::Part;
 
@@ -29,6 +34,9 @@ use crate::ops::Part;
 pub const FINGERPRINT_TAG: &str = "baton.sim/fingerprint";
 /// The EC2 tag naming the last writer of the fingerprint.
 pub const FINGERPRINT_WRITER_TAG: &str = "baton.sim/fingerprint-writer";
+
+/// Pods synced at once.
+const CONCURRENCY: usize = 16;
 
 #[derive(Debug, Clone)]
 struct Running {
@@ -63,15 +71,33 @@ impl Controller for Kubelet {
     fn reconcile<'a>(
         &'a self,
         ctx: &'a Ctx,
+        _scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
             let mut wake: Option<Instant> = None;
             let mut soonest = |at: Instant| wake = Some(wake.map_or(at, |w| w.min(at)));
-            for pod in ctx.list(PODS, None) {
-                let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
-                    continue;
-                };
-                if let Some(at) = self.sync_pod(ctx, &pod, node).await {
+            let (stopping, others): (Vec<_>, Vec<_>) = ctx
+                .list(PODS, None)
+                .into_iter()
+                .filter(|p| {
+                    p["spec"]["nodeName"]
+                        .as_str()
+                        .is_some_and(|n| !n.is_empty())
+                })
+                .partition(|p| meta::is_deleting(p));
+            for pods in [stopping, others] {
+                let syncs: Vec<_> = pods
+                    .iter()
+                    .map(|pod| {
+                        let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
+                        self.sync_pod(ctx, pod, node)
+                    })
+                    .collect();
+                let wakes: Vec<Option<Instant>> = futures::stream::iter(syncs)
+                    .buffer_unordered(CONCURRENCY)
+                    .collect()
+                    .await;
+                for at in wakes.into_iter().flatten() {
                     soonest(at);
                 }
             }
@@ -214,19 +240,27 @@ impl Kubelet {
     async fn flush_due(&self, ctx: &Ctx) -> Option<Instant> {
         let every = ctx.delays.fingerprint_flush;
         let mut running = self.running.lock().await;
-        let mut next: Option<Instant> = None;
-        for r in running.values_mut() {
-            if r.volumes.is_empty() {
-                continue;
+        let due: Vec<String> = running
+            .iter()
+            .filter(|(_, r)| !r.volumes.is_empty() && r.last_flush.elapsed() >= every)
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        let writes: Vec<_> = due.iter().map(|uid| flush(ctx, &running[uid])).collect();
+        futures::stream::iter(writes)
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
+        let flushed = Instant::now();
+        for uid in &due {
+            if let Some(r) = running.get_mut(uid) {
+                r.last_flush = flushed;
             }
-            if r.last_flush.elapsed() >= every {
-                flush(ctx, r).await;
-                r.last_flush = Instant::now();
-            }
-            let due = r.last_flush + every;
-            next = Some(next.map_or(due, |n| n.min(due)));
         }
-        next
+        running
+            .values()
+            .filter(|r| !r.volumes.is_empty())
+            .map(|r| r.last_flush + every)
+            .min()
     }
 }
 

@@ -1,9 +1,16 @@
 //! The emulated control plane: the controllers kube-controller-manager, the scheduler,
 //! the kubelets and the EBS CSI driver would run, each a small module. They run in-process
 //! on a cluster's store: every controller is level-triggered — woken by the store's change
-//! stream (a watch), it looks at the whole state and converges it — so a missed or
-//! coalesced event is harmless. Modelled delays (attach takes 2 s) are timers the
+//! stream (a watch), it converges the state it reads, not the events it was told — so a
+//! missed or coalesced event is harmless. Modelled delays (attach takes 2 s) are timers the
 //! controller asks to be woken at, never polling sleeps.
+//!
+//! Each pass is given its [`Scope`]: the changes that woke it, so a controller whose
+//! work is per object (the scheduler, binder, StatefulSet controller) converges only the
+//! objects those changes touch instead of re-reading a thousand claims for each one; or
+//! `All`, a full pass over everything — the first pass, after a modelled delay's timer,
+//! after the change stream lagged (changes were lost), and on the first change once
+//! [`RESYNC`] has passed since the last full pass, as an informer's resync.
 
 pub mod api;
 mod attach;
@@ -19,11 +26,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
+use serde_json::Value;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use api::Ctx;
+
+use crate::store::Change;
 
 /// Delays the controllers model, so a test or the demo can make physics slow or instant.
 #[derive(Debug, Clone)]
@@ -55,17 +65,60 @@ impl Default for Delays {
     }
 }
 
+/// How long a controller works from changes alone before its next full pass.
+pub(crate) const RESYNC: Duration = Duration::from_secs(30);
+
+/// What a pass must look at.
+#[derive(Debug)]
+pub(crate) enum Scope {
+    /// Everything.
+    All,
+    /// At least the objects these changes (of watched resources) touch, oldest first.
+    Changes(Vec<Arc<Change>>),
+}
+
+impl Scope {
+    /// Whether the pass must look at everything.
+    pub(crate) fn is_all(&self) -> bool {
+        matches!(self, Self::All)
+    }
+
+    /// The changes to `(group, plural)`: the object after (or last, for a deletion) and
+    /// before the change.
+    pub(crate) fn changed<'a>(
+        &'a self,
+        group: &'a str,
+        plural: &'a str,
+    ) -> impl Iterator<Item = (&'a Value, Option<&'a Value>)> + 'a {
+        let changes: &[Arc<Change>] = match self {
+            Self::All => &[],
+            Self::Changes(c) => c,
+        };
+        changes
+            .iter()
+            .filter(move |c| c.resource.group == group && c.resource.plural == plural)
+            .map(|c| (c.object.as_ref(), c.old.as_deref()))
+    }
+
+    /// Whether any change is to `(group, plural)`.
+    pub(crate) fn touches(&self, group: &str, plural: &str) -> bool {
+        self.changed(group, plural).next().is_some()
+    }
+}
+
 /// One controller: a name, the resources whose changes wake it, and a pass.
 pub(crate) trait Controller: Send + Sync + 'static {
     /// For logs.
     fn name(&self) -> &'static str;
     /// `(group, plural)` of every resource whose changes should wake this controller.
     fn watches(&self) -> &'static [(&'static str, &'static str)];
-    /// One level-triggered pass. Returns when to run again at the latest, for modelled
-    /// delays that have not elapsed yet.
+    /// One level-triggered pass over what `scope` asks for (a controller may always do
+    /// more). Returns when to run again at the latest, for modelled delays that have not
+    /// elapsed yet.
     fn reconcile<'a>(
         &'a self,
         ctx: &'a Ctx,
+        scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>>;
 }
 
@@ -84,7 +137,7 @@ impl ControlPlane {
             Arc::new(statefulset::StatefulSets),
             Arc::new(deployment::Deployments),
             Arc::new(binder::Binder),
-            Arc::new(provisioner::Provisioner),
+            Arc::new(provisioner::Provisioner::default()),
             Arc::new(scheduler::Scheduler),
             Arc::new(attach::Attacher::default()),
             Arc::new(kubelet::Kubelet::default()),
@@ -104,7 +157,7 @@ impl ControlPlane {
     }
 }
 
-fn relevant(watches: &[(&str, &str)], change: &crate::store::Change) -> bool {
+fn relevant(watches: &[(&str, &str)], change: &Change) -> bool {
     watches
         .iter()
         .any(|(g, p)| change.resource.group == *g && change.resource.plural == *p)
@@ -113,26 +166,55 @@ fn relevant(watches: &[(&str, &str)], change: &crate::store::Change) -> bool {
 async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
     let mut changes = ctx.cluster.store.subscribe();
     let mut closing = ctx.cluster.closing();
+    let mut scope = Scope::All;
+    let mut last_full = Instant::now();
     loop {
-        let wake_at = c.reconcile(&ctx).await;
+        if scope.is_all() {
+            last_full = Instant::now();
+        }
+        let wake_at = c.reconcile(&ctx, &scope).await;
         let sleep = tokio::time::sleep_until(
             wake_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
         );
         tokio::pin!(sleep);
+        let mut seen = Vec::new();
+        let mut full = false;
         loop {
             tokio::select! {
                 msg = changes.recv() => match msg {
-                    Ok(change) if relevant(c.watches(), &change) => break,
+                    Ok(change) if relevant(c.watches(), &change) => {
+                        seen.push(change);
+                        break;
+                    }
                     Ok(_) => continue,
-                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Lagged(_)) => {
+                        full = true;
+                        break;
+                    }
                     Err(RecvError::Closed) => return,
                 },
-                () = &mut sleep, if wake_at.is_some() => break,
+                () = &mut sleep, if wake_at.is_some() => {
+                    full = true;
+                    break;
+                }
                 _ = closing.changed() => return,
             }
         }
         // Coalesce a burst of changes into one pass.
-        while changes.try_recv().is_ok() {}
-        tracing::trace!(controller = c.name(), cluster = %ctx.cluster.spec.name, "reconcile");
+        loop {
+            match changes.try_recv() {
+                Ok(change) if relevant(c.watches(), &change) => seen.push(change),
+                Ok(_) => {}
+                Err(TryRecvError::Lagged(_)) => full = true,
+                Err(_) => break,
+            }
+        }
+        full |= last_full.elapsed() >= RESYNC;
+        scope = if full {
+            Scope::All
+        } else {
+            Scope::Changes(seen)
+        };
+        tracing::trace!(controller = c.name(), cluster = %ctx.cluster.spec.name, full, "reconcile");
     }
 }

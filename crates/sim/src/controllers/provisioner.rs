@@ -4,19 +4,37 @@
 //! volume through EC2 in the right zone (any zone with nodes for `Immediate`, the selected
 //! node's zone for `WaitForFirstConsumer`), then a PV pre-bound to the claim with
 //! nodeAffinity on the zone. Idempotent: a volume already tagged for the claim is reused.
+//!
+//! Claims are provisioned concurrently (at most [`CONCURRENCY`] EC2 calls in flight), as
+//! the external-provisioner runs several workers. Looking a volume up by its tag is an
+//! EC2 call whose cost grows with every volume (and moto's with every tag), so it is made
+//! only when an earlier attempt may have left one: for claims that existed before this
+//! provisioner started, and for claims whose CreateVolume this provisioner already sent.
+//! A claim first seen later has a fresh uid, so no volume can be tagged with its PV name.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::api::{NODES, PVCS, PVS, STORAGECLASSES};
 use super::binder::parse_quantity;
-use super::{Controller, Ctx};
+use super::{Controller, Ctx, Scope};
 use crate::meta;
 
-pub(crate) struct Provisioner;
+#[derive(Default)]
+pub(crate) struct Provisioner {
+    /// Claims (by uid) a volume may already exist for: those present at this
+    /// provisioner's first pass (`None` before it), and those it sent CreateVolume for.
+    maybe_created: Mutex<Option<HashSet<String>>>,
+}
+
+/// Claims provisioned at once.
+const CONCURRENCY: usize = 16;
 
 /// The CSI driver name.
 pub const EBS_CSI: &str = "ebs.csi.aws.com";
@@ -45,212 +63,243 @@ impl Controller for Provisioner {
     fn reconcile<'a>(
         &'a self,
         ctx: &'a Ctx,
+        _scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
-            let mut retry = None;
-            for pvc in ctx.list(PVCS, None) {
-                if let Err(wait) = provision(ctx, &pvc).await {
-                    retry = Some(wait);
+            let claims = ctx.list(PVCS, None);
+            {
+                let mut maybe = lock(&self.maybe_created);
+                if maybe.is_none() {
+                    *maybe = Some(claims.iter().map(|c| meta::uid(c).to_string()).collect());
                 }
             }
-            retry
+            let passes: Vec<_> = claims.iter().map(|pvc| self.provision(ctx, pvc)).collect();
+            let results: Vec<Result<(), Instant>> = futures::stream::iter(passes)
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+            results.into_iter().filter_map(Result::err).min()
         })
     }
 }
 
-async fn provision(ctx: &Ctx, pvc: &Value) -> Result<(), Instant> {
-    if meta::is_deleting(pvc)
-        || pvc["status"]["phase"] != "Pending"
-        || !pvc["spec"]["volumeName"]
-            .as_str()
-            .unwrap_or_default()
-            .is_empty()
-    {
-        return Ok(());
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Provisioner {
+    /// Whether a volume for this claim may exist already (see the module comment).
+    fn may_exist(&self, uid: &str) -> bool {
+        lock(&self.maybe_created)
+            .as_ref()
+            .is_none_or(|m| m.contains(uid))
     }
-    let provisioner = pvc["metadata"]["annotations"]["volume.kubernetes.io/storage-provisioner"]
-        .as_str()
-        .unwrap_or_default();
-    if provisioner != EBS_CSI && provisioner != IN_TREE_EBS {
-        return Ok(());
+
+    fn sending_create(&self, uid: &str) {
+        lock(&self.maybe_created)
+            .get_or_insert_with(HashSet::new)
+            .insert(uid.to_string());
     }
-    let class_name = pvc["spec"]["storageClassName"].as_str().unwrap_or_default();
-    let Some(sc) = ctx.get(STORAGECLASSES, "", class_name) else {
-        return Ok(());
-    };
-    let pv_name = format!("pvc-{}", meta::uid(pvc));
-    if ctx.get(PVS, "", &pv_name).is_some() {
-        return Ok(());
-    }
-    let zone = if sc["volumeBindingMode"] == "WaitForFirstConsumer" {
-        let Some(node) =
-            pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"].as_str()
-        else {
+
+    async fn provision(&self, ctx: &Ctx, pvc: &Value) -> Result<(), Instant> {
+        if meta::is_deleting(pvc)
+            || pvc["status"]["phase"] != "Pending"
+            || !pvc["spec"]["volumeName"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty()
+        {
+            return Ok(());
+        }
+        let provisioner =
+            pvc["metadata"]["annotations"]["volume.kubernetes.io/storage-provisioner"]
+                .as_str()
+                .unwrap_or_default();
+        if provisioner != EBS_CSI && provisioner != IN_TREE_EBS {
+            return Ok(());
+        }
+        let class_name = pvc["spec"]["storageClassName"].as_str().unwrap_or_default();
+        let Some(sc) = ctx.get(STORAGECLASSES, "", class_name) else {
             return Ok(());
         };
-        match ctx
-            .get(NODES, "", node)
-            .and_then(|n| n["metadata"]["labels"][ZONE_KEY].as_str().map(String::from))
-        {
-            Some(z) => z,
-            None => {
-                ctx.event(
-                    pvc,
-                    true,
-                    "ProvisioningFailed",
-                    &format!("selected node {node} has no {ZONE_KEY} label"),
-                    EBS_CSI,
-                );
-                return Ok(());
-            }
+        let pv_name = format!("pvc-{}", meta::uid(pvc));
+        if ctx.get(PVS, "", &pv_name).is_some() {
+            return Ok(());
         }
-    } else {
-        match pick_zone(ctx, &sc) {
-            Some(z) => z,
-            None => {
-                ctx.event(pvc, true, "ProvisioningFailed", "no zone to provision in: no ready node has a zone label and the class allows no topology", EBS_CSI);
+        let zone = if sc["volumeBindingMode"] == "WaitForFirstConsumer" {
+            let Some(node) =
+                pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"].as_str()
+            else {
                 return Ok(());
-            }
-        }
-    };
-    let Some(aws) = &ctx.aws else {
-        ctx.event(
-            pvc,
-            true,
-            "ProvisioningFailed",
-            "the emulator runs without EC2: cannot create EBS volumes",
-            EBS_CSI,
-        );
-        return Ok(());
-    };
-    let bytes = parse_quantity(
-        pvc["spec"]["resources"]["requests"]["storage"]
-            .as_str()
-            .unwrap_or("1Gi"),
-    );
-    let size_gib = bytes.div_ceil(1 << 30).max(1) as i32;
-    let volume_type = sc["parameters"]["type"]
-        .as_str()
-        .unwrap_or(if provisioner == IN_TREE_EBS {
-            "gp2"
-        } else {
-            "gp3"
-        })
-        .to_string();
-    ctx.event(
-        pvc,
-        false,
-        "Provisioning",
-        &format!(
-            "External provisioner is provisioning volume for claim \"{}/{}\"",
-            meta::namespace(pvc),
-            meta::name(pvc)
-        ),
-        EBS_CSI,
-    );
-    // Reuse a volume created for this claim by an earlier pass that did not finish.
-    let existing = aws
-        .describe_volumes(&[baton_aws::Filter::new(
-            format!("tag:{CSI_VOLUME_NAME_TAG}"),
-            [pv_name.clone()],
-        )])
-        .await;
-    let volume = match existing {
-        Ok(mut vs) if !vs.is_empty() => vs.remove(0),
-        Ok(_) => {
-            let tags = baton_aws::Tags::from([
-                (CSI_VOLUME_NAME_TAG.to_string(), pv_name.clone()),
-                ("ebs.csi.aws.com/cluster".to_string(), "true".to_string()),
-                (
-                    "kubernetes.io/created-for/pvc/name".to_string(),
-                    meta::name(pvc).to_string(),
-                ),
-                (
-                    "kubernetes.io/created-for/pvc/namespace".to_string(),
-                    meta::namespace(pvc).to_string(),
-                ),
-                (
-                    "kubernetes.io/created-for/pv/name".to_string(),
-                    pv_name.clone(),
-                ),
-                (
-                    format!("kubernetes.io/cluster/{}", ctx.cluster.spec.name),
-                    "owned".to_string(),
-                ),
-            ]);
-            let new = baton_aws::NewVolume {
-                availability_zone: zone.clone(),
-                size_gib,
-                volume_type,
-                tags,
-                iops: sc["parameters"]["iops"]
-                    .as_str()
-                    .and_then(|i| i.parse().ok()),
-                multi_attach: false,
             };
-            match aws.create_volume(&new).await {
-                Ok(v) => v,
-                Err(e) => {
+            match ctx
+                .get(NODES, "", node)
+                .and_then(|n| n["metadata"]["labels"][ZONE_KEY].as_str().map(String::from))
+            {
+                Some(z) => z,
+                None => {
                     ctx.event(
                         pvc,
                         true,
                         "ProvisioningFailed",
-                        &format!(
-                            "failed to provision volume with StorageClass \"{class_name}\": {e}"
-                        ),
+                        &format!("selected node {node} has no {ZONE_KEY} label"),
                         EBS_CSI,
                     );
-                    return Err(Instant::now() + std::time::Duration::from_secs(1));
+                    return Ok(());
                 }
             }
-        }
-        Err(e) => {
-            ctx.event(pvc, true, "ProvisioningFailed", &e.to_string(), EBS_CSI);
-            return Err(Instant::now() + std::time::Duration::from_secs(1));
-        }
-    };
-    let source = if provisioner == IN_TREE_EBS {
-        json!({ "awsElasticBlockStore": { "volumeID": format!("aws://{zone}/{}", volume.id), "fsType": "ext4" } })
-    } else {
-        json!({ "csi": { "driver": EBS_CSI, "volumeHandle": volume.id, "fsType": "ext4",
-                         "volumeAttributes": { "storage.kubernetes.io/csiProvisionerIdentity": "baton-sim-ebs-csi" } } })
-    };
-    let zone_key = if provisioner == IN_TREE_EBS {
-        ZONE_KEY
-    } else {
-        EBS_ZONE_KEY
-    };
-    let mut spec = json!({
-        "capacity": { "storage": format!("{size_gib}Gi") },
-        "accessModes": pvc["spec"]["accessModes"],
-        "persistentVolumeReclaimPolicy": sc["reclaimPolicy"].as_str().unwrap_or("Delete"),
-        "storageClassName": class_name,
-        "volumeMode": pvc["spec"]["volumeMode"].as_str().unwrap_or("Filesystem"),
-        "claimRef": { "kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": meta::namespace(pvc),
-                      "name": meta::name(pvc), "uid": meta::uid(pvc), "resourceVersion": meta::resource_version(pvc) },
-        "nodeAffinity": { "required": { "nodeSelectorTerms": [{ "matchExpressions": [
-            { "key": zone_key, "operator": "In", "values": [zone] } ] }] } },
-    });
-    for (k, v) in source.as_object().expect("built as an object") {
-        spec[k] = v.clone();
-    }
-    let mut annotations = json!({ "pv.kubernetes.io/provisioned-by": provisioner });
-    if provisioner == IN_TREE_EBS {
-        annotations["pv.kubernetes.io/migrated-to"] = json!(EBS_CSI);
-    }
-    let pv = json!({ "apiVersion": "v1", "kind": "PersistentVolume", "metadata": { "name": pv_name, "annotations": annotations }, "spec": spec });
-    match ctx.create(PVS, "", pv) {
-        Ok(_) => ctx.event(
+        } else {
+            match pick_zone(ctx, &sc) {
+                Some(z) => z,
+                None => {
+                    ctx.event(pvc, true, "ProvisioningFailed", "no zone to provision in: no ready node has a zone label and the class allows no topology", EBS_CSI);
+                    return Ok(());
+                }
+            }
+        };
+        let Some(aws) = &ctx.aws else {
+            ctx.event(
+                pvc,
+                true,
+                "ProvisioningFailed",
+                "the emulator runs without EC2: cannot create EBS volumes",
+                EBS_CSI,
+            );
+            return Ok(());
+        };
+        let bytes = parse_quantity(
+            pvc["spec"]["resources"]["requests"]["storage"]
+                .as_str()
+                .unwrap_or("1Gi"),
+        );
+        let size_gib = bytes.div_ceil(1 << 30).max(1) as i32;
+        let volume_type = sc["parameters"]["type"]
+            .as_str()
+            .unwrap_or(if provisioner == IN_TREE_EBS {
+                "gp2"
+            } else {
+                "gp3"
+            })
+            .to_string();
+        ctx.event(
             pvc,
             false,
-            "ProvisioningSucceeded",
-            &format!("Successfully provisioned volume {pv_name}"),
+            "Provisioning",
+            &format!(
+                "External provisioner is provisioning volume for claim \"{}/{}\"",
+                meta::namespace(pvc),
+                meta::name(pvc)
+            ),
             EBS_CSI,
-        ),
-        Err(e) if e.code == 409 => {}
-        Err(e) => ctx.event(pvc, true, "ProvisioningFailed", &e.message, EBS_CSI),
+        );
+        // Reuse a volume created for this claim by an earlier pass that did not finish.
+        let existing = if self.may_exist(meta::uid(pvc)) {
+            aws.describe_volumes(&[baton_aws::Filter::new(
+                format!("tag:{CSI_VOLUME_NAME_TAG}"),
+                [pv_name.clone()],
+            )])
+            .await
+        } else {
+            Ok(Vec::new())
+        };
+        let volume = match existing {
+            Ok(mut vs) if !vs.is_empty() => vs.remove(0),
+            Ok(_) => {
+                let tags = baton_aws::Tags::from([
+                    (CSI_VOLUME_NAME_TAG.to_string(), pv_name.clone()),
+                    ("ebs.csi.aws.com/cluster".to_string(), "true".to_string()),
+                    (
+                        "kubernetes.io/created-for/pvc/name".to_string(),
+                        meta::name(pvc).to_string(),
+                    ),
+                    (
+                        "kubernetes.io/created-for/pvc/namespace".to_string(),
+                        meta::namespace(pvc).to_string(),
+                    ),
+                    (
+                        "kubernetes.io/created-for/pv/name".to_string(),
+                        pv_name.clone(),
+                    ),
+                    (
+                        format!("kubernetes.io/cluster/{}", ctx.cluster.spec.name),
+                        "owned".to_string(),
+                    ),
+                ]);
+                let new = baton_aws::NewVolume {
+                    availability_zone: zone.clone(),
+                    size_gib,
+                    volume_type,
+                    tags,
+                    iops: sc["parameters"]["iops"]
+                        .as_str()
+                        .and_then(|i| i.parse().ok()),
+                    multi_attach: false,
+                };
+                self.sending_create(meta::uid(pvc));
+                match aws.create_volume(&new).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        ctx.event(
+                            pvc,
+                            true,
+                            "ProvisioningFailed",
+                            &format!(
+                                "failed to provision volume with StorageClass \"{class_name}\": {e}"
+                            ),
+                            EBS_CSI,
+                        );
+                        return Err(Instant::now() + std::time::Duration::from_secs(1));
+                    }
+                }
+            }
+            Err(e) => {
+                ctx.event(pvc, true, "ProvisioningFailed", &e.to_string(), EBS_CSI);
+                return Err(Instant::now() + std::time::Duration::from_secs(1));
+            }
+        };
+        let source = if provisioner == IN_TREE_EBS {
+            json!({ "awsElasticBlockStore": { "volumeID": format!("aws://{zone}/{}", volume.id), "fsType": "ext4" } })
+        } else {
+            json!({ "csi": { "driver": EBS_CSI, "volumeHandle": volume.id, "fsType": "ext4",
+                             "volumeAttributes": { "storage.kubernetes.io/csiProvisionerIdentity": "baton-sim-ebs-csi" } } })
+        };
+        let zone_key = if provisioner == IN_TREE_EBS {
+            ZONE_KEY
+        } else {
+            EBS_ZONE_KEY
+        };
+        let mut spec = json!({
+            "capacity": { "storage": format!("{size_gib}Gi") },
+            "accessModes": pvc["spec"]["accessModes"],
+            "persistentVolumeReclaimPolicy": sc["reclaimPolicy"].as_str().unwrap_or("Delete"),
+            "storageClassName": class_name,
+            "volumeMode": pvc["spec"]["volumeMode"].as_str().unwrap_or("Filesystem"),
+            "claimRef": { "kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": meta::namespace(pvc),
+                          "name": meta::name(pvc), "uid": meta::uid(pvc), "resourceVersion": meta::resource_version(pvc) },
+            "nodeAffinity": { "required": { "nodeSelectorTerms": [{ "matchExpressions": [
+                { "key": zone_key, "operator": "In", "values": [zone] } ] }] } },
+        });
+        for (k, v) in source.as_object().expect("built as an object") {
+            spec[k] = v.clone();
+        }
+        let mut annotations = json!({ "pv.kubernetes.io/provisioned-by": provisioner });
+        if provisioner == IN_TREE_EBS {
+            annotations["pv.kubernetes.io/migrated-to"] = json!(EBS_CSI);
+        }
+        let pv = json!({ "apiVersion": "v1", "kind": "PersistentVolume", "metadata": { "name": pv_name, "annotations": annotations }, "spec": spec });
+        match ctx.create(PVS, "", pv) {
+            Ok(_) => ctx.event(
+                pvc,
+                false,
+                "ProvisioningSucceeded",
+                &format!("Successfully provisioned volume {pv_name}"),
+                EBS_CSI,
+            ),
+            Err(e) if e.code == 409 => {}
+            Err(e) => ctx.event(pvc, true, "ProvisioningFailed", &e.message, EBS_CSI),
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A zone for an Immediate claim: the class's allowed topology, else the first zone (in

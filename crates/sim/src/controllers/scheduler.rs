@@ -4,7 +4,7 @@
 //! provisioner. A pod that fits nowhere stays Pending with a `FailedScheduling` event
 //! worded like the real scheduler's. Binding goes through `pods/binding`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::api::{NODES, PODS, PVCS, PVS, STORAGECLASSES, pod_claims};
-use super::{Controller, Ctx};
+use super::{Controller, Ctx, Scope};
 use crate::meta;
 use crate::ops::Part;
 
@@ -35,37 +35,95 @@ impl Controller for Scheduler {
     fn reconcile<'a>(
         &'a self,
         ctx: &'a Ctx,
+        scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
+            let pods = ctx.list(PODS, None);
+            let touched = Touched::new(scope);
+            let candidates: Vec<&std::sync::Arc<Value>> = pods
+                .iter()
+                .filter(|pod| {
+                    pod["spec"]["nodeName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .is_empty()
+                        && !meta::is_deleting(pod)
+                        && pod["spec"]["schedulerName"]
+                            .as_str()
+                            .unwrap_or("default-scheduler")
+                            == "default-scheduler"
+                })
+                .filter(|pod| touched.wants(pod))
+                .collect();
+            if candidates.is_empty() {
+                return None;
+            }
             let nodes: Vec<_> = ctx
                 .list(NODES, None)
                 .into_iter()
                 .filter(|n| node_ready(n))
                 .collect();
-            let mut spread = spread_index(ctx, &nodes);
+            let mut spread = spread_index(ctx, &pods, &nodes);
             let mut load: BTreeMap<String, usize> = BTreeMap::new();
-            for p in ctx.list(PODS, None) {
+            for p in &pods {
                 if let Some(n) = p["spec"]["nodeName"].as_str() {
                     *load.entry(n.to_string()).or_default() += 1;
                 }
             }
-            for pod in ctx.list(PODS, None) {
-                let unscheduled = pod["spec"]["nodeName"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .is_empty();
-                if unscheduled
-                    && !meta::is_deleting(&pod)
-                    && pod["spec"]["schedulerName"]
-                        .as_str()
-                        .unwrap_or("default-scheduler")
-                        == "default-scheduler"
-                {
-                    schedule(ctx, &pod, &nodes, &mut load, &mut spread);
-                }
+            for pod in candidates {
+                schedule(ctx, pod, &nodes, &mut load, &mut spread);
             }
             None
         })
+    }
+}
+
+/// Which unscheduled pods a pass looks at: all of them on a full pass or when nodes or
+/// classes changed; otherwise the pods that changed and those whose claims (or the
+/// volumes reserved for them) changed — nothing else can make a pending pod fit.
+enum Touched {
+    All,
+    Some {
+        pods: HashSet<(String, String)>,
+        claims: HashSet<(String, String)>,
+    },
+}
+
+impl Touched {
+    fn new(scope: &Scope) -> Self {
+        if scope.is_all() || scope.touches("", "nodes") {
+            return Self::All;
+        }
+        let key = |o: &Value| (meta::namespace(o).to_string(), meta::name(o).to_string());
+        let pods = scope.changed("", "pods").map(|(o, _)| key(o)).collect();
+        let mut claims: HashSet<(String, String)> = scope
+            .changed("", "persistentvolumeclaims")
+            .map(|(o, _)| key(o))
+            .collect();
+        for (pv, old) in scope.changed("", "persistentvolumes") {
+            for r in std::iter::once(pv)
+                .chain(old)
+                .map(|v| &v["spec"]["claimRef"])
+            {
+                if let (Some(ns), Some(name)) = (r["namespace"].as_str(), r["name"].as_str()) {
+                    claims.insert((ns.to_string(), name.to_string()));
+                }
+            }
+        }
+        Self::Some { pods, claims }
+    }
+
+    fn wants(&self, pod: &Value) -> bool {
+        match self {
+            Self::All => true,
+            Self::Some { pods, claims } => {
+                let ns = meta::namespace(pod);
+                pods.contains(&(ns.to_string(), meta::name(pod).to_string()))
+                    || pod_claims(pod)
+                        .into_iter()
+                        .any(|c| claims.contains(&(ns.to_string(), c)))
+            }
+        }
     }
 }
 
@@ -80,11 +138,15 @@ fn zone_of(node: &Value) -> &str {
 /// per pass so spreading does not rescan every pod for every pod.
 type Spread = HashMap<String, Vec<(String, String)>>;
 
-fn spread_index(ctx: &Ctx, nodes: &[std::sync::Arc<Value>]) -> Spread {
+fn spread_index(
+    ctx: &Ctx,
+    pods: &[std::sync::Arc<Value>],
+    nodes: &[std::sync::Arc<Value>],
+) -> Spread {
     let zones: BTreeMap<&str, &str> = nodes.iter().map(|n| (meta::name(n), zone_of(n))).collect();
     let mut out = Spread::new();
-    for p in ctx.list(PODS, None) {
-        let Some(owner) = meta::owner_uids(&p).into_iter().next() else {
+    for p in pods {
+        let Some(owner) = meta::owner_uids(p).into_iter().next() else {
             continue;
         };
         let node = p["spec"]["nodeName"]
@@ -92,8 +154,8 @@ fn spread_index(ctx: &Ctx, nodes: &[std::sync::Arc<Value>]) -> Spread {
             .filter(|n| !n.is_empty())
             .map(String::from)
             .or_else(|| {
-                pod_claims(&p).iter().find_map(|c| {
-                    ctx.get(PVCS, meta::namespace(&p), c).and_then(|pvc| {
+                pod_claims(p).iter().find_map(|c| {
+                    ctx.get(PVCS, meta::namespace(p), c).and_then(|pvc| {
                         pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"]
                             .as_str()
                             .map(String::from)
@@ -103,7 +165,7 @@ fn spread_index(ctx: &Ctx, nodes: &[std::sync::Arc<Value>]) -> Spread {
         if let Some(z) = node.as_deref().and_then(|n| zones.get(n)) {
             out.entry(owner)
                 .or_default()
-                .push((meta::uid(&p).to_string(), z.to_string()));
+                .push((meta::uid(p).to_string(), z.to_string()));
         }
     }
     out

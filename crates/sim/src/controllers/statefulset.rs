@@ -4,7 +4,7 @@
 //! retention policy expressed as ownerReferences the garbage collector acts on — exactly
 //! how Kubernetes does it, because baton's safety depends on `whenScaled: Delete`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::api::{PODS, PVCS, STATEFULSETS, controller_ref, owned_by, pod_ready};
-use super::{Controller, Ctx};
+use super::{Controller, Ctx, Scope};
 use crate::meta;
 use crate::ops::Part;
 
@@ -34,6 +34,7 @@ impl Controller for StatefulSets {
     fn reconcile<'a>(
         &'a self,
         ctx: &'a Ctx,
+        scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
             // Pods by controlling owner, once per pass (not a scan of every pod per set).
@@ -44,8 +45,12 @@ impl Controller for StatefulSets {
                     by_owner.entry(owner).or_default().push(p);
                 }
             }
-            for sts in ctx.list(STATEFULSETS, None) {
-                if !meta::is_deleting(&sts) {
+            let sets = ctx.list(STATEFULSETS, None);
+            let touched = touched(scope, &sets);
+            for sts in sets {
+                if !meta::is_deleting(&sts)
+                    && touched.as_ref().is_none_or(|t| t.contains(meta::uid(&sts)))
+                {
                     let owned = by_owner
                         .get(meta::uid(&sts))
                         .map(Vec::as_slice)
@@ -56,6 +61,58 @@ impl Controller for StatefulSets {
             None
         })
     }
+}
+
+/// The sets (by uid) a pass converges: `None` for all of them; otherwise those that
+/// changed, the owners of pods that changed, and the sets whose claim names
+/// (`<template>-<set>-<ordinal>`) match claims that changed.
+fn touched(scope: &Scope, sets: &[std::sync::Arc<Value>]) -> Option<HashSet<String>> {
+    if scope.is_all() {
+        return None;
+    }
+    let mut out: HashSet<String> = scope
+        .changed("apps", "statefulsets")
+        .map(|(o, _)| meta::uid(o).to_string())
+        .collect();
+    for (pod, old) in scope.changed("", "pods") {
+        out.extend(meta::owner_uids(pod));
+        out.extend(old.map(meta::owner_uids).unwrap_or_default());
+    }
+    let claims: Vec<(&str, &str)> = scope
+        .changed("", "persistentvolumeclaims")
+        .map(|(o, _)| (meta::namespace(o), meta::name(o)))
+        .collect();
+    if !claims.is_empty() {
+        // `<template>-<set>` → set, for every set's templates.
+        let mut prefixes: HashMap<(&str, String), Vec<&str>> = HashMap::new();
+        for sts in sets {
+            for t in sts["spec"]["volumeClaimTemplates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                prefixes
+                    .entry((
+                        meta::namespace(sts),
+                        format!("{}-{}", meta::name(t), meta::name(sts)),
+                    ))
+                    .or_default()
+                    .push(meta::uid(sts));
+            }
+        }
+        for (ns, name) in claims {
+            let Some((prefix, ordinal)) = name.rsplit_once('-') else {
+                continue;
+            };
+            if ordinal.parse::<i64>().is_err() {
+                continue;
+            }
+            if let Some(uids) = prefixes.get(&(ns, prefix.to_string())) {
+                out.extend(uids.iter().map(|u| u.to_string()));
+            }
+        }
+    }
+    Some(out)
 }
 
 fn ordinal_of(pod_name: &str, sts_name: &str) -> Option<i64> {
@@ -96,6 +153,8 @@ fn sync(ctx: &Ctx, sts: &Value, owned: &[std::sync::Arc<Value>]) {
         .filter_map(|p| ordinal_of(meta::name(p), name).map(|i| (i, p.clone())))
         .collect();
     let revision_before = ctx.cluster.store.current_rv();
+    // The set's pods by name, and those this pass creates: what status is counted from.
+    let mut names: Vec<String> = owned.iter().map(|p| meta::name(p).to_string()).collect();
     let wanted = start..start + replicas;
 
     // Claim ownership follows the retention policy (the real controller's
@@ -158,16 +217,19 @@ fn sync(ctx: &Ctx, sts: &Value, owned: &[std::sync::Arc<Value>]) {
                 }
                 let pod = pod_for(sts, &templates, i);
                 match ctx.create(PODS, ns, pod) {
-                    Ok(p) => ctx.event(
-                        sts,
-                        false,
-                        "SuccessfulCreate",
-                        &format!(
-                            "create Pod {} in StatefulSet {name} successful",
-                            meta::name(&p)
-                        ),
-                        "statefulset-controller",
-                    ),
+                    Ok(p) => {
+                        names.push(meta::name(&p).to_string());
+                        ctx.event(
+                            sts,
+                            false,
+                            "SuccessfulCreate",
+                            &format!(
+                                "create Pod {} in StatefulSet {name} successful",
+                                meta::name(&p)
+                            ),
+                            "statefulset-controller",
+                        )
+                    }
                     Err(e) => ctx.event(
                         sts,
                         true,
@@ -218,13 +280,14 @@ fn sync(ctx: &Ctx, sts: &Value, owned: &[std::sync::Arc<Value>]) {
         }
     }
 
-    // Status from what exists now.
-    // Re-read the pods only if this pass changed something.
+    // Status from what exists now: the set's pods re-read by name if anything was
+    // written meanwhile (a pod someone else creates for the set wakes the next pass).
     let now: Vec<std::sync::Arc<Value>> = if ctx.cluster.store.current_rv() == revision_before {
         owned.to_vec()
     } else {
-        ctx.list(PODS, Some(ns))
-            .into_iter()
+        names
+            .iter()
+            .filter_map(|n| ctx.get(PODS, ns, n))
             .filter(|p| owned_by(p, uid))
             .collect()
     };
@@ -371,4 +434,72 @@ pub(crate) fn revision_hash(template: &Value) -> String {
         h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
     }
     format!("{:x}", h & 0xff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::resources::GroupResource;
+    use crate::store::{Change, ChangeKind};
+
+    fn set(name: &str, uid: &str, templates: &[&str]) -> Arc<Value> {
+        let templates: Vec<Value> = templates
+            .iter()
+            .map(|t| json!({ "metadata": { "name": t } }))
+            .collect();
+        Arc::new(json!({
+            "metadata": { "name": name, "namespace": "ns", "uid": uid },
+            "spec": { "volumeClaimTemplates": templates },
+        }))
+    }
+
+    fn change(plural: &str, obj: Value) -> Arc<Change> {
+        Arc::new(Change {
+            rv: 1,
+            resource: GroupResource {
+                group: String::new(),
+                plural: plural.into(),
+            },
+            kind: ChangeKind::Modified,
+            object: Arc::new(obj),
+            old: None,
+        })
+    }
+
+    #[test]
+    fn a_pass_from_changes_converges_the_sets_they_concern() {
+        let sets = [
+            set("web", "u-web", &["data"]),
+            set("db", "u-db", &["data", "logs"]),
+            set("cache", "u-cache", &["data"]),
+        ];
+        let scope = Scope::Changes(vec![
+            change(
+                "persistentvolumeclaims",
+                json!({ "metadata": { "name": "logs-db-3", "namespace": "ns" } }),
+            ),
+            // Not a claim name of any set: no ordinal, or another namespace.
+            change(
+                "persistentvolumeclaims",
+                json!({ "metadata": { "name": "data-web-x", "namespace": "ns" } }),
+            ),
+            change(
+                "persistentvolumeclaims",
+                json!({ "metadata": { "name": "data-cache-0", "namespace": "other" } }),
+            ),
+            change(
+                "pods",
+                json!({ "metadata": { "name": "web-0", "namespace": "ns", "ownerReferences": [{ "uid": "u-web" }] } }),
+            ),
+        ]);
+        let mut got: Vec<String> = touched(&scope, &sets).unwrap().into_iter().collect();
+        got.sort();
+        assert_eq!(got, ["u-db", "u-web"]);
+        assert!(
+            touched(&Scope::All, &sets).is_none(),
+            "a full pass takes all"
+        );
+    }
 }
