@@ -93,6 +93,10 @@ pub struct Ctx {
     pub delays: Arc<Delays>,
     /// Events this control plane recorded, for aggregation without listing them.
     pub(crate) events: Arc<std::sync::Mutex<EventCache>>,
+    /// Writes (other than Events) that changed an object, through this handle: each
+    /// controller gets its own counter, so a resync can tell whether it found work the
+    /// passes woken by changes missed.
+    pub(crate) writes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// (involved uid, reason, message).
@@ -121,6 +125,32 @@ impl Ctx {
             aws,
             delays: Arc::new(delays),
             events: Arc::default(),
+            writes: Arc::default(),
+        }
+    }
+
+    /// The same handle with its own write counter, for one controller.
+    pub(crate) fn for_controller(&self) -> Self {
+        Self {
+            writes: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// How many writes changed an object through this handle so far.
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_write(&self, k: Kind, before: Option<&Value>, after: &Result<Value, ApiError>) {
+        let changed = match (before, after) {
+            (_, Err(_)) => false,
+            (Some(b), Ok(a)) => meta::resource_version(b) != meta::resource_version(a),
+            (None, Ok(_)) => true,
+        };
+        if changed && k.plural != EVENTS.plural {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -150,7 +180,9 @@ impl Ctx {
 
     /// Creates an object.
     pub fn create(&self, k: Kind, namespace: &str, obj: Value) -> Result<Value, ApiError> {
-        self.cluster.create(&self.def(k), namespace, obj, false)
+        let out = self.cluster.create(&self.def(k), namespace, obj, false);
+        self.count_write(k, None, &out);
+        out
     }
 
     /// Merge-patches an object (or its status).
@@ -163,7 +195,8 @@ impl Ctx {
         part: Part,
     ) -> Result<Value, ApiError> {
         let body = serde_json::to_vec(patch).expect("a JSON value serializes");
-        self.cluster.patch(
+        let before = self.get(k, namespace, name);
+        let out = self.cluster.patch(
             &self.def(k),
             namespace,
             name,
@@ -171,7 +204,9 @@ impl Ctx {
             &body,
             part,
             false,
-        )
+        );
+        self.count_write(k, before.as_deref(), &out);
+        out
     }
 
     /// Deletes an object (grace 0 finishes a pod's deletion, as the kubelet does).
@@ -186,7 +221,9 @@ impl Ctx {
             grace_period: grace_zero.then_some(0),
             ..Default::default()
         };
-        self.cluster.delete(&self.def(k), namespace, name, &opts)
+        let out = self.cluster.delete(&self.def(k), namespace, name, &opts);
+        self.count_write(k, None, &out);
+        out
     }
 
     /// Records an Event about `obj` (aggregated by reason and message, with a count).

@@ -9,8 +9,9 @@
 //! work is per object (the scheduler, binder, StatefulSet controller) converges only the
 //! objects those changes touch instead of re-reading a thousand claims for each one; or
 //! `All`, a full pass over everything — the first pass, after a modelled delay's timer,
-//! after the change stream lagged (changes were lost), and on the first change once
-//! [`RESYNC`] has passed since the last full pass, as an informer's resync.
+//! after the change stream lagged (changes were lost), and [`RESYNC`] after the last full
+//! pass, changes or not, as an informer's resync. A resync that finds work logs a
+//! warning naming the controller: its change-driven scope missed something.
 
 pub mod api;
 mod attach;
@@ -65,8 +66,10 @@ impl Default for Delays {
     }
 }
 
-/// How long a controller works from changes alone before its next full pass.
-pub(crate) const RESYNC: Duration = Duration::from_secs(30);
+/// How long a controller works from changes alone before its next full pass — taken
+/// even when nothing changes, as an informer's resync, so no missed wake can leave work
+/// undone for longer than this.
+pub(crate) const RESYNC: Duration = Duration::from_secs(10);
 
 /// What a pass must look at.
 #[derive(Debug)]
@@ -144,7 +147,7 @@ impl ControlPlane {
         ];
         let tasks = controllers
             .into_iter()
-            .map(|c| tokio::spawn(run(c, ctx.clone())))
+            .map(|c| tokio::spawn(run(c, ctx.for_controller())))
             .collect();
         Self { tasks }
     }
@@ -167,18 +170,31 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
     let mut changes = ctx.cluster.store.subscribe();
     let mut closing = ctx.cluster.closing();
     let mut scope = Scope::All;
+    let mut why = Why::Start;
     let mut last_full = Instant::now();
     loop {
         if scope.is_all() {
             last_full = Instant::now();
         }
+        let writes = ctx.writes();
         let wake_at = c.reconcile(&ctx, &scope).await;
-        let sleep = tokio::time::sleep_until(
-            wake_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
-        );
+        if why == Why::Resync && ctx.writes() > writes {
+            // Passes woken by changes should have left nothing for a resync to do: this
+            // names the controller whose scope missed an object, to be fixed there.
+            tracing::warn!(
+                controller = c.name(),
+                cluster = %ctx.cluster.spec.name,
+                writes = ctx.writes() - writes,
+                "a resync found work that passes woken by changes missed"
+            );
+        }
+        let resync_at = last_full + RESYNC;
+        let due = wake_at.map_or(resync_at, |w| w.min(resync_at));
+        let sleep = tokio::time::sleep_until(due);
         tokio::pin!(sleep);
         let mut seen = Vec::new();
         let mut full = false;
+        why = Why::Changes;
         loop {
             tokio::select! {
                 msg = changes.recv() => match msg {
@@ -189,12 +205,18 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => {
                         full = true;
+                        why = Why::Lagged;
                         break;
                     }
                     Err(RecvError::Closed) => return,
                 },
-                () = &mut sleep, if wake_at.is_some() => {
+                () = &mut sleep => {
                     full = true;
+                    why = if wake_at.is_some_and(|w| w <= Instant::now()) {
+                        Why::Timer
+                    } else {
+                        Why::Resync
+                    };
                     break;
                 }
                 _ = closing.changed() => return,
@@ -205,16 +227,38 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
             match changes.try_recv() {
                 Ok(change) if relevant(c.watches(), &change) => seen.push(change),
                 Ok(_) => {}
-                Err(TryRecvError::Lagged(_)) => full = true,
+                Err(TryRecvError::Lagged(_)) => {
+                    full = true;
+                    why = Why::Lagged;
+                }
                 Err(_) => break,
             }
         }
-        full |= last_full.elapsed() >= RESYNC;
+        if why == Why::Resync && !seen.is_empty() {
+            // Changes came with the timer: this pass is not only a resync.
+            why = Why::Changes;
+        }
+        if last_full.elapsed() >= RESYNC && !full {
+            full = true;
+            if seen.is_empty() {
+                why = Why::Resync;
+            }
+        }
         scope = if full {
             Scope::All
         } else {
             Scope::Changes(seen)
         };
-        tracing::trace!(controller = c.name(), cluster = %ctx.cluster.spec.name, full, "reconcile");
+        tracing::trace!(controller = c.name(), cluster = %ctx.cluster.spec.name, ?why, "reconcile");
     }
+}
+
+/// Why a pass runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    Start,
+    Changes,
+    Lagged,
+    Timer,
+    Resync,
 }

@@ -328,6 +328,25 @@ fn schedule(
             Fit::No(why) => *reasons.entry(why).or_default() += 1,
         }
     }
+    // A node already selected for a delayed claim stays selected while it fits: its
+    // volume may be being provisioned in that node's zone right now.
+    let selected = delayed_claims.iter().find_map(|pvc| {
+        pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"].as_str()
+    });
+    if let Some(chosen) = selected.and_then(|name| {
+        nodes.iter().find(|n| {
+            meta::name(n) == name
+                && selector
+                    .as_object()
+                    .is_none_or(|s| s.iter().all(|(k, v)| &n["metadata"]["labels"][k] == v))
+                && matches_terms(&n["metadata"]["labels"], required)
+                && affinities
+                    .iter()
+                    .all(|a| matches_terms(&n["metadata"]["labels"], a))
+        })
+    }) {
+        best = Some(chosen);
+    }
     let Some(node) = best else {
         let detail: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
         let msg = if nodes.is_empty() {
@@ -352,19 +371,18 @@ fn schedule(
         entry.retain(|(uid, _)| uid != meta::uid(pod));
         entry.push((meta::uid(pod).to_string(), zone_of(node).to_string()));
     }
-    for pvc in delayed_claims {
+    for pvc in &delayed_claims {
         if pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"].as_str()
             != Some(node_name.as_str())
         {
             let patch = json!({ "metadata": { "annotations": { "volume.kubernetes.io/selected-node": node_name } } });
-            let _ = ctx.patch(PVCS, ns, meta::name(&pvc), &patch, Part::Main);
+            let _ = ctx.patch(PVCS, ns, meta::name(pvc), &patch, Part::Main);
         }
     }
-    // Delayed-binding claims must bind (provisioner, binder) before the pod is bound.
-    if pod_claims(pod).iter().any(|c| {
-        ctx.get(PVCS, ns, c)
-            .is_none_or(|p| p["status"]["phase"] != "Bound")
-    }) {
+    // Delayed-binding claims must bind (provisioner, binder) before the pod is bound, and
+    // the pod is bound by a pass that saw them Bound, so their volumes' zones constrain
+    // the node: one that raced this pass may have been provisioned elsewhere.
+    if !delayed_claims.is_empty() {
         return;
     }
     let binding = json!({ "apiVersion": "v1", "kind": "Binding", "metadata": { "name": meta::name(pod) }, "target": { "kind": "Node", "name": node_name } });
@@ -383,5 +401,118 @@ fn schedule(
             );
         }
         Err(e) => tracing::debug!(error = %e, "binding failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{Cluster, ClusterSpec};
+    use crate::controllers::Delays;
+
+    fn node(ctx: &Ctx, name: &str, zone: &str) {
+        ctx.create(
+            NODES,
+            "",
+            json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": { "name": name, "labels": { super::super::provisioner::ZONE_KEY: zone } },
+                "status": { "conditions": [{ "type": "Ready", "status": "True" }] },
+            }),
+        )
+        .unwrap();
+    }
+
+    fn selected(ctx: &Ctx) -> Option<String> {
+        ctx.get(PVCS, "default", "data").and_then(|c| {
+            c["metadata"]["annotations"]["volume.kubernetes.io/selected-node"]
+                .as_str()
+                .map(String::from)
+        })
+    }
+
+    fn node_of_pod(ctx: &Ctx) -> Option<String> {
+        ctx.get(PODS, "default", "app")
+            .and_then(|p| p["spec"]["nodeName"].as_str().map(String::from))
+    }
+
+    /// The race behind a pod stuck on ZoneMismatch: while a delayed claim is unbound, a
+    /// pass keeps the node the claim selected (its volume may be being provisioned in that
+    /// zone) and does not bind the pod; only a pass that sees the claim Bound does, within
+    /// the volume's zone.
+    #[tokio::test]
+    async fn a_delayed_claim_keeps_its_selected_node_and_the_pod_waits_for_it_to_bind() {
+        let ctx = Ctx::new(
+            Cluster::new(ClusterSpec::new("t", "v1.31.0")),
+            None,
+            Delays::default(),
+        );
+        node(&ctx, "node-a", "zone-a");
+        node(&ctx, "node-b", "zone-b");
+        ctx.create(
+            STORAGECLASSES,
+            "",
+            json!({ "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                    "metadata": { "name": "gp3" }, "provisioner": "ebs.csi.aws.com",
+                    "volumeBindingMode": "WaitForFirstConsumer" }),
+        )
+        .unwrap();
+        // node-a (first, equally loaded) is what the scheduler would pick on its own.
+        ctx.create(
+            PVCS,
+            "default",
+            json!({ "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "metadata": { "name": "data", "annotations": {
+                        "volume.kubernetes.io/selected-node": "node-b" } },
+                    "spec": { "accessModes": ["ReadWriteOnce"], "storageClassName": "gp3",
+                              "resources": { "requests": { "storage": "1Gi" } } } }),
+        )
+        .unwrap();
+        ctx.create(
+            PODS,
+            "default",
+            json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "app" },
+                    "spec": { "containers": [{ "name": "c", "image": "x" }],
+                              "volumes": [{ "name": "d", "persistentVolumeClaim": { "claimName": "data" } }] } }),
+        )
+        .unwrap();
+        Scheduler.reconcile(&ctx, &Scope::All).await;
+        assert_eq!(selected(&ctx).as_deref(), Some("node-b"));
+        assert_eq!(
+            node_of_pod(&ctx),
+            None,
+            "not bound while its claim is unbound"
+        );
+
+        // The volume was provisioned in zone-b and the claim bound to it.
+        ctx.create(
+            PVS,
+            "",
+            json!({ "apiVersion": "v1", "kind": "PersistentVolume", "metadata": { "name": "pv-b" },
+                    "spec": { "capacity": { "storage": "1Gi" }, "accessModes": ["ReadWriteOnce"],
+                              "storageClassName": "gp3",
+                              "csi": { "driver": "ebs.csi.aws.com", "volumeHandle": "vol-1" },
+                              "nodeAffinity": { "required": { "nodeSelectorTerms": [{ "matchExpressions": [
+                                  { "key": super::super::provisioner::ZONE_KEY, "operator": "In", "values": ["zone-b"] }] }] } } } }),
+        )
+        .unwrap();
+        ctx.patch(
+            PVCS,
+            "default",
+            "data",
+            &json!({ "spec": { "volumeName": "pv-b" } }),
+            Part::Main,
+        )
+        .unwrap();
+        ctx.patch(
+            PVCS,
+            "default",
+            "data",
+            &json!({ "status": { "phase": "Bound" } }),
+            Part::Status,
+        )
+        .unwrap();
+        Scheduler.reconcile(&ctx, &Scope::All).await;
+        assert_eq!(node_of_pod(&ctx).as_deref(), Some("node-b"));
     }
 }
