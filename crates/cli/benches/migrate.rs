@@ -336,6 +336,7 @@ async fn run_naive(bed: &Bed, parallel: usize) -> Value {
             green: &g,
             ec2: &ec2,
             vpcs: Default::default(),
+            aws_region: String::new(),
             now: String::new(),
         },
         &Default::default(),

@@ -69,6 +69,33 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.json"));
 
+    // EC2 in another region than the clusters' nodes: refused, naming the region to use.
+    let o = sim.baton(&[
+        "migrate",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "--region",
+        "eu-west-1",
+        "--yes",
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("wrong-aws-region") && text.contains("--region us-east-1"),
+        "{text}"
+    );
+    assert_eq!(
+        before["items"],
+        sim.kubectl_json("blue", &["get", "pv"])["items"],
+        "a refused migrate changed blue's PVs"
+    );
+
     // A StatefulSet whose claims would be deleted on scale-down is made safe first.
     let o = std::process::Command::new("kubectl")
         .args(["--context", "blue", "-n", "streaming", "patch", "sts", "events-broker", "--type=merge", "-p"])

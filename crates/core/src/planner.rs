@@ -46,6 +46,8 @@ pub struct Inputs<'a> {
     pub ec2: &'a BTreeMap<String, Ec2Volume>,
     /// VPCs of blue's and green's nodes (empty when unknown).
     pub vpcs: (BTreeSet<String>, BTreeSet<String>),
+    /// The AWS region baton's EC2 calls go to (empty when unknown).
+    pub aws_region: String,
     /// When (RFC 3339).
     pub now: String,
 }
@@ -66,6 +68,7 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
             "create green in blue's VPC (see `baton network plan`), or pass the right --to context",
         ));
     }
+    problems.extend(region_problems(inputs));
     let mut apps: Vec<AppPlan> = inputs
         .blue
         .statefulsets
@@ -473,6 +476,65 @@ fn template_differences(blue: &StatefulSet, green: &StatefulSet) -> Vec<String> 
         if !blue.templates.iter().any(|b| b.name == g.name) {
             out.push(format!("template {} is only in green", g.name));
         }
+    }
+    out
+}
+
+/// The region of an availability zone (`us-east-1a` → `us-east-1`, a Local Zone
+/// `us-east-1-bos-1a` → `us-east-1`, `us-gov-west-1b` → `us-gov-west-1`): the name up to
+/// and including the digits of its first part that starts with a digit.
+pub fn region_of_zone(zone: &str) -> Option<String> {
+    let parts: Vec<&str> = zone.split('-').collect();
+    let at = parts
+        .iter()
+        .position(|p| p.starts_with(|c: char| c.is_ascii_digit()))?;
+    let digits: String = parts[at].chars().take_while(char::is_ascii_digit).collect();
+    (at > 0).then(|| format!("{}-{digits}", parts[..at].join("-")))
+}
+
+/// Blue and green must be in one region, the one baton's AWS calls go to: EBS volumes
+/// never leave their region, and EC2 answers for one region only (a cluster elsewhere
+/// would look as if its nodes and volumes did not exist).
+fn region_problems(inputs: &Inputs<'_>) -> Vec<Problem> {
+    let regions = |v: &ClusterView| -> BTreeSet<String> {
+        v.nodes
+            .iter()
+            .filter_map(|n| region_of_zone(&n.zone))
+            .collect()
+    };
+    let (blue, green) = (regions(inputs.blue), regions(inputs.green));
+    let object = format!(
+        "clusters {} and {}",
+        inputs.blue.context, inputs.green.context
+    );
+    let mut out = Vec::new();
+    if !blue.is_empty() && !green.is_empty() && blue != green {
+        out.push(Problem::blocking(
+            "different-region",
+            object,
+            format!(
+                "blue's nodes are in {} and green's in {}; EBS volumes cannot leave their region",
+                join(&blue),
+                join(&green)
+            ),
+            "create green in blue's region and VPC, or pass the right --to context",
+        ));
+        return out;
+    }
+    let here = &inputs.aws_region;
+    if !here.is_empty() && !blue.is_empty() && !blue.contains(here) {
+        out.push(Problem::blocking(
+            "wrong-aws-region",
+            object,
+            format!(
+                "the clusters' nodes are in {} but baton's AWS calls go to {here}",
+                join(&blue)
+            ),
+            format!(
+                "pass --region {} (or set AWS_REGION / the profile's region)",
+                blue.iter().next().map_or("", String::as_str)
+            ),
+        ));
     }
     out
 }

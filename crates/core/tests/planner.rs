@@ -41,6 +41,7 @@ struct World {
     green: ClusterView,
     ec2: BTreeMap<String, Ec2Volume>,
     vpcs: (BTreeSet<String>, BTreeSet<String>),
+    aws_region: String,
 }
 
 /// Blue runs orders/db (1 replica, one gp3 CSI volume in us-east-1a); green has it at 0 and
@@ -126,6 +127,7 @@ fn world() -> World {
             BTreeSet::from(["vpc-1".to_string()]),
             BTreeSet::from(["vpc-1".to_string()]),
         ),
+        aws_region: "us-east-1".into(),
     }
 }
 
@@ -136,6 +138,7 @@ fn run(w: &World, options: &PlanOptions) -> Plan {
             green: &w.green,
             ec2: &w.ec2,
             vpcs: w.vpcs.clone(),
+            aws_region: w.aws_region.clone(),
             now: "2026-11-25T00:00:00Z".into(),
         },
         &Selection::default(),
@@ -213,6 +216,10 @@ fn every_bad_input_blocks_naming_the_object_and_the_fix() {
         ("different-vpc", |w| {
             w.vpcs.1 = BTreeSet::from(["vpc-2".to_string()])
         }),
+        ("different-region", |w| {
+            w.green.nodes[0].zone = "eu-west-1a".into()
+        }),
+        ("wrong-aws-region", |w| w.aws_region = "eu-west-1".into()),
         ("green-claim-taken", |w| {
             let mut c = w.blue.claims[0].clone();
             c.uid = "g1".into();
@@ -316,6 +323,7 @@ fn selection_by_namespace_and_label() {
                 green: &w.green,
                 ec2: &w.ec2,
                 vpcs: w.vpcs.clone(),
+                aws_region: w.aws_region.clone(),
                 now: String::new(),
             },
             &sel,
@@ -352,4 +360,20 @@ fn selection_by_namespace_and_label() {
         }),
         0
     );
+}
+
+#[test]
+fn zones_name_their_region() {
+    use baton_core::planner::region_of_zone;
+    for (zone, region) in [
+        ("us-east-1a", Some("us-east-1")),
+        ("eu-central-2c", Some("eu-central-2")),
+        ("us-east-1-bos-1a", Some("us-east-1")),
+        ("us-gov-west-1b", Some("us-gov-west-1")),
+        ("ap-northeast-3a", Some("ap-northeast-3")),
+        ("zone-a", None),
+        ("", None),
+    ] {
+        assert_eq!(region_of_zone(zone).as_deref(), region, "{zone}");
+    }
 }

@@ -112,6 +112,7 @@ async fn read_and_plan(
         green: &g,
         ec2: &ec2,
         vpcs,
+        aws_region: aws.region().to_string(),
         now: jiff::Timestamp::now().to_string(),
     };
     Ok(planner::plan(
