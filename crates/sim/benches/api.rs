@@ -26,7 +26,6 @@
 //! (`target/` of the workspace when `CARGO_TARGET_DIR` is unset).
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -38,6 +37,9 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
+
+mod support;
+use support::{mib, proc_status_bytes, write_results};
 
 const NAMESPACE: &str = "default";
 /// Page size of the paged LIST.
@@ -213,20 +215,6 @@ fn run_inline(
     Summary::new(name, 1, latencies, errors, start.elapsed())
 }
 
-/// Resident set size of this process, in bytes (Linux `/proc/self/status`).
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line
-        .trim_start_matches("VmRSS:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
-
 fn cm_name(i: usize) -> String {
     format!("cm-{i:06}")
 }
@@ -349,9 +337,9 @@ impl Memory {
         let def = cluster
             .def("", "v1", "persistentvolumes")
             .expect("persistentvolumes is built in");
-        let before = rss_bytes().unwrap_or(0);
+        let before = proc_status_bytes("VmRSS").unwrap_or(0);
         let (insert, json_bytes_per_object) = insert(cluster, &def, "", objects, persistent_volume);
-        let after = rss_bytes().unwrap_or(0);
+        let after = proc_status_bytes("VmRSS").unwrap_or(0);
         Self {
             label,
             history: cluster.spec.history,
@@ -385,20 +373,6 @@ impl Memory {
             "inserts_per_second": self.objects as f64 / self.insert.as_secs_f64().max(f64::EPSILON),
         })
     }
-}
-
-fn results_path() -> PathBuf {
-    let workspace = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if PathBuf::from(&dir).is_absolute() => PathBuf::from(dir),
-        Some(dir) => workspace.join(dir),
-        None => workspace.join("target"),
-    };
-    target.join("bench-results").join("sim-api.json")
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn print_table(title: &str, rows: &[Summary]) {
@@ -659,7 +633,7 @@ async fn bench(settings: Settings, cores: usize) {
                 .map_err(|e| format!("{e:?}"))
         }),
     ];
-    let rss_end = rss_bytes().unwrap_or(0);
+    let rss_end = proc_status_bytes("VmRSS").unwrap_or(0);
 
     print_table(
         "over HTTPS with kube-rs (client and server in this process)",
@@ -706,14 +680,7 @@ async fn bench(settings: Settings, cores: usize) {
             "rss_end_bytes": rss_end,
         },
     });
-    let path = results_path();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    }
-    let text = serde_json::to_string_pretty(&report).expect("serialize the results");
-    std::fs::write(&path, text + "\n")
-        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-    println!("\nresults written to {}", path.display());
+    write_results("sim-api.json", &report);
 
     let failed: usize = http.iter().chain(&inline).map(|s| s.errors).sum();
     server.shutdown().await;

@@ -27,7 +27,6 @@
 //! `CARGO_TARGET_DIR` is unset).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +37,9 @@ use baton_sim::patch::PatchType;
 use baton_sim::resources::GroupResource;
 use baton_sim::scenario::{self, Scenario};
 use serde_json::{Value, json};
+
+mod support;
+use support::{mib, proc_status_bytes, write_results};
 
 /// Replicas of the scale-up.
 const SCALE_TO: i64 = 3;
@@ -93,34 +95,6 @@ fn count(cluster: &Cluster, group: &str, plural: &str) -> usize {
     cluster
         .store
         .txn(|t| t.list(&gr(group, plural), None).len())
-}
-
-/// A figure from `/proc/self/status` (`VmHWM`, `VmRSS`), in bytes.
-fn proc_status_bytes(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    let kb: u64 = line[key.len()..]
-        .trim_start_matches(':')
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-fn results_path() -> PathBuf {
-    let workspace = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if PathBuf::from(&dir).is_absolute() => PathBuf::from(dir),
-        Some(dir) => workspace.join(dir),
-        None => workspace.join("target"),
-    };
-    target.join("bench-results").join("sim-seed.json")
 }
 
 /// Prints bound PVs and ready pods of every cluster every 10 s until dropped.
@@ -364,14 +338,7 @@ fn main() {
         "seed_timeout_seconds": timeout.as_secs(),
         "scenarios": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
     });
-    let path = results_path();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    }
-    let text = serde_json::to_string_pretty(&report).expect("serialize the results");
-    std::fs::write(&path, text + "\n")
-        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-    println!("\nresults written to {}", path.display());
+    write_results("sim-seed.json", &report);
     let failed = rows
         .iter()
         .filter(|r| r.error.is_some() || matches!(r.scale_up, Some((_, Err(_)))))
