@@ -251,6 +251,21 @@ impl Cluster {
             .map_err(api_err(&self.context, format!("get claim {ns}/{name}")))
     }
 
+    /// A StatefulSet as baton sees it (no scalers), if it exists; transient failures are
+    /// retried (a read).
+    pub async fn statefulset(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<baton_core::world::StatefulSet>, KubeError> {
+        let api = Api::<StatefulSet>::namespaced(self.client.clone(), ns);
+        let set = reread(|| api.get_opt(name)).await.map_err(api_err(
+            &self.context,
+            format!("get StatefulSet {ns}/{name}"),
+        ))?;
+        Ok(set.as_ref().map(convert::statefulset))
+    }
+
     /// A PV, if it exists.
     pub async fn volume(&self, name: &str) -> Result<Option<PersistentVolume>, KubeError> {
         Api::<PersistentVolume>::all(self.client.clone())
