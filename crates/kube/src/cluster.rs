@@ -336,11 +336,36 @@ impl Cluster {
         policy: ReclaimPolicy,
         original: Option<ReclaimPolicy>,
     ) -> Result<(), KubeError> {
+        let current = match original {
+            Some(_) => self.volume(pv).await?,
+            None => None,
+        };
+        self.patch_reclaim(pv, current.as_ref(), policy, original)
+            .await
+    }
+
+    /// [`Cluster::set_reclaim`] of a PV the caller has just read (it is not read again).
+    pub async fn set_reclaim_of(
+        &self,
+        current: &PersistentVolume,
+        policy: ReclaimPolicy,
+        original: Option<ReclaimPolicy>,
+    ) -> Result<(), KubeError> {
+        let pv = current.metadata.name.as_deref().unwrap_or_default();
+        self.patch_reclaim(pv, Some(current), policy, original)
+            .await
+    }
+
+    async fn patch_reclaim(
+        &self,
+        pv: &str,
+        current: Option<&PersistentVolume>,
+        policy: ReclaimPolicy,
+        original: Option<ReclaimPolicy>,
+    ) -> Result<(), KubeError> {
         let mut patch = json!({ "spec": { "persistentVolumeReclaimPolicy": policy.as_str() } });
         if let Some(o) = original {
-            let current = self.volume(pv).await?;
             let recorded = current
-                .as_ref()
                 .and_then(|p| p.metadata.annotations.as_ref())
                 .is_some_and(|a| a.contains_key(ORIGINAL_RECLAIM));
             if !recorded {

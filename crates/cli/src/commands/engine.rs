@@ -265,12 +265,20 @@ impl Engine {
         let retain_all = RetentionPolicy::default();
         match action {
             Action::RetainBlueVolume { pv, original } => {
-                if let Some(obj) = self.blue.volume(pv).await? {
-                    state.save_manifest(&self.blue.context, "pv", "", pv, &obj)?;
+                match self.blue.volume(pv).await? {
+                    Some(obj) => {
+                        state.save_manifest(&self.blue.context, "pv", "", pv, &obj)?;
+                        self.blue
+                            .set_reclaim_of(&obj, ReclaimPolicy::Retain, Some(*original))
+                            .await?;
+                    }
+                    // Gone: the patch fails and says so.
+                    None => {
+                        self.blue
+                            .set_reclaim(pv, ReclaimPolicy::Retain, Some(*original))
+                            .await?
+                    }
                 }
-                self.blue
-                    .set_reclaim(pv, ReclaimPolicy::Retain, Some(*original))
-                    .await?;
             }
             Action::RetainBlueClaims { original } => {
                 self.blue
