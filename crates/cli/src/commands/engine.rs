@@ -31,6 +31,10 @@ pub struct Engine {
     pub aws: Aws,
     /// Migration id.
     pub migration: String,
+    /// This process made the migration id (not a resume, rollback or commit): nothing in
+    /// EC2 carries it but what this run makes, so its snapshots need no listing until a
+    /// call that may have made one fails.
+    pub new_migration: bool,
     /// Green PVs in CSI form.
     pub convert_to_csi: bool,
     /// Longest wait.

@@ -8,7 +8,8 @@
 //! watched cluster's side, from its shared watch cache) stands in for one — but a decision
 //! made on such a cached view is carried out only if `machine::trusts_cached_view` says
 //! so, and is otherwise made again on a fresh read. This migration's snapshots are read
-//! only before the step that starts them.
+//! only before the step that starts them, and not at all by the run that began the
+//! migration (none can exist but those it made) unless one of its calls failed.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -117,8 +118,9 @@ async fn run_app(
     let mut cached = false;
     // This migration's snapshots of the app's volumes as read from EC2 in this run (and
     // since the last error: a failed start may still have made one), plus the ones it
-    // started. None: not read, so the machine must not be let start one.
-    let mut snapshots: Option<BTreeMap<String, String>> = None;
+    // started. None: not read, so the machine must not be let start one. A migration
+    // this process began has none in EC2 until it starts them.
+    let mut snapshots: Option<BTreeMap<String, String>> = engine.new_migration.then(BTreeMap::new);
     let mut retries = 0u32;
     // A transient error (5xx, 429, 409, timeouts, resets) on any call: observe again and
     // let the machine decide again — every step is idempotent — after a backoff; too many

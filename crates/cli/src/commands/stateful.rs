@@ -296,6 +296,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         green,
         aws,
         migration: migration.clone(),
+        new_migration: true,
         convert_to_csi: a.selection.convert_to_csi,
         wait_timeout,
     };
@@ -536,6 +537,7 @@ async fn reopen(
             green,
             aws,
             migration: info.migration,
+            new_migration: false,
             convert_to_csi: info.convert_to_csi,
             wait_timeout: wait,
         },
