@@ -13,7 +13,10 @@
 //! and the window's sequential API round trips, measured rather than counted: with every
 //! call delayed by L ms, the window grows by L ms per call made one after another, so
 //! round trips ≈ (p50 window at L ms − p50 window at 0 ms) / L ms (needs 0 in
-//! `--latency-ms`). With the emulator's physical delays at zero, the window is all tool
+//! `--latency-ms`). The emulator's own timing (moto above all) jitters the window by
+//! ~0.1 s from run to run, so the estimate is ± 0.1 s / L: at 20 ms and a scenario of
+//! three apps it can be several round trips off; add a larger L (`0,20,100`) for a
+//! steadier figure. With the emulator's physical delays at zero, the window is all tool
 //! overhead.
 
 use std::collections::BTreeMap;
