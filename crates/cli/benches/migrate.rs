@@ -9,8 +9,15 @@
 //!
 //! Figures: wall time; Kubernetes and AWS calls per volume (baton's own: the emulator's
 //! controllers are in-process, and baton's AWS calls go through a proxy of their own);
-//! per-app window p50/p99 (blue scaled to 0 → green Ready); peak RSS of the baton process.
-//! With the emulator's physical delays at zero, the window is all tool overhead.
+//! per-app window p50/p99 (blue scaled to 0 → green Ready); peak RSS of the baton process;
+//! and the window's sequential API round trips, measured rather than counted: with every
+//! call delayed by L ms, the window grows by L ms per call made one after another, so
+//! round trips ≈ (p50 window at L ms − p50 window at 0 ms) / L ms (needs 0 in
+//! `--latency-ms`). The emulator's own timing (moto above all) jitters the window by
+//! ~0.1 s from run to run, so the estimate is ± 0.1 s / L: at 20 ms and a scenario of
+//! three apps it can be several round trips off; add a larger L (`0,20,100`) for a
+//! steadier figure. With the emulator's physical delays at zero, the window is all tool
+//! overhead.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -363,7 +370,7 @@ async fn main() {
     let scenario = Scenario::load(&a.scenario).expect("scenario loads");
     let mut results = Vec::new();
     println!(
-        "{:<10} {:>7} {:>8} {:>8} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>7}",
+        "{:<10} {:>7} {:>8} {:>8} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>7} {:>7}",
         "run",
         "lat ms",
         "volumes",
@@ -374,9 +381,25 @@ async fn main() {
         "win p99 s",
         "rss MiB",
         "seed s",
-        "ratio"
+        "ratio",
+        "win RTs"
     );
-    for &lat in &a.latencies {
+    // p50 windows at 0 ms (baton, naive): the base the round trips are measured from.
+    let zero = a.latencies.contains(&0);
+    let mut base: Option<(f64, f64)> = None;
+    let round_trips = |p50: f64, base: Option<f64>, lat: u64| {
+        if lat == 0 {
+            return None;
+        }
+        base.map(|b| (p50 - b) / (lat as f64 / 1000.0))
+    };
+    let rts = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
+    let mut latencies = a.latencies.clone();
+    if zero {
+        // 0 first, so every other latency has its base when its row is printed.
+        latencies.sort_by_key(|&l| l != 0);
+    }
+    for &lat in &latencies {
         let bed_b = bed(&scenario, lat).await;
         let volumes = bed_b.estate.server.cluster("blue").map_or(0, |c| {
             c.cluster
@@ -411,8 +434,19 @@ async fn main() {
         let per = |x: usize| x as f64 / volumes.max(1) as f64;
         let ratio = n["window_p50"].as_f64().unwrap_or(0.0)
             / b["window_p50"].as_f64().unwrap_or(1.0).max(1e-9);
+        let (b50, n50) = (
+            b["window_p50"].as_f64().unwrap_or(0.0),
+            n["window_p50"].as_f64().unwrap_or(0.0),
+        );
+        if lat == 0 {
+            base = Some((b50, n50));
+        }
+        let (b_rts, n_rts) = (
+            round_trips(b50, base.map(|b| b.0), lat),
+            round_trips(n50, base.map(|b| b.1), lat),
+        );
         println!(
-            "{:<10} {:>7} {:>8} {:>8.1} {:>9.1} {:>9.1} {:>10.2} {:>10.2} {:>9.1} {:>9.1} {:>7}",
+            "{:<10} {:>7} {:>8} {:>8.1} {:>9.1} {:>9.1} {:>10.2} {:>10.2} {:>9.1} {:>9.1} {:>7} {:>7}",
             "baton",
             lat,
             volumes,
@@ -423,10 +457,11 @@ async fn main() {
             b["window_p99"].as_f64().unwrap(),
             b["peak_rss_mib"].as_f64().unwrap(),
             seed_b,
-            ""
+            "",
+            rts(b_rts)
         );
         println!(
-            "{:<10} {:>7} {:>8} {:>8.1} {:>9} {:>9} {:>10.2} {:>10.2} {:>9} {:>9} {:>6.1}x",
+            "{:<10} {:>7} {:>8} {:>8.1} {:>9} {:>9} {:>10.2} {:>10.2} {:>9} {:>9} {:>6.1}x {:>7}",
             "naive",
             lat,
             volumes,
@@ -437,7 +472,8 @@ async fn main() {
             n["window_p99"].as_f64().unwrap(),
             "-",
             "-",
-            ratio
+            ratio,
+            rts(n_rts)
         );
         results.push(json!({
             "scenario": scenario.name,
@@ -452,6 +488,10 @@ async fn main() {
             "aws_calls_per_volume": per(aws_calls),
             "naive": n,
             "window_ratio_naive_over_baton": ratio,
+            // (p50 window at this latency − at 0 ms) / this latency; null at 0 ms or
+            // without a 0 ms run.
+            "baton_window_round_trips": b_rts,
+            "naive_window_round_trips": n_rts,
         }));
     }
     let dir = std::env::var_os("CARGO_TARGET_DIR")

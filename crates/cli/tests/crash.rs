@@ -86,11 +86,30 @@ fn crash_after_every_mutation_then_resume_or_roll_back() {
         let o = sim.migrate_with(&dir, APP, &[("BATON_CRASH_AFTER_MUTATIONS", k.to_string())]);
         assert!(!o.status.success(), "k={k}: the run should have crashed");
         invariants(&sim, &ids, &format!("after a crash at mutation {k}"));
+        let run: Value = serde_json::from_str(
+            &std::fs::read_to_string(sim.dir.path().join(&dir).join("run.json")).unwrap(),
+        )
+        .unwrap();
+        let migration = run["migration"].as_str().unwrap();
+        // The snapshot is the 3rd mutation: made once, and never again by a resume.
+        let snapshotted = sim.snapshotted_volumes(migration);
+        assert_eq!(
+            snapshotted.len(),
+            usize::from(k >= 3),
+            "k={k}: {snapshotted:?}"
+        );
 
         // Odd k: resume to the end, then roll back. Even k: roll back from the crash.
         if k % 2 == 1 {
             sim.ok(&["migrate", "--resume", "--state-dir", &dir, "--yes"]);
             invariants(&sim, &ids, &format!("after resuming from {k}"));
+            let mut want = ids.clone();
+            want.sort();
+            assert_eq!(
+                sim.snapshotted_volumes(migration),
+                want,
+                "k={k}: one snapshot per volume after the resume"
+            );
             assert!(ready(&sim, "green"), "k={k}: green not Ready after resume");
             let status: Value =
                 serde_json::from_str(&sim.ok(&["status", "--state-dir", &dir, "-o", "json"]))

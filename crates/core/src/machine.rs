@@ -165,6 +165,17 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether it deletes an object (a claim or a PV).
+    pub fn deletes(&self) -> bool {
+        matches!(
+            self,
+            Self::DeleteGreenClaim { .. }
+                | Self::DeleteGreenVolume { .. }
+                | Self::DeleteBlueClaim { .. }
+                | Self::DeleteBlueVolume { .. }
+        )
+    }
+
     /// Which cluster (or EC2) it changes.
     pub fn target(&self) -> &'static str {
         match self {
@@ -341,6 +352,33 @@ impl AppPhase {
             Self::Draining | Self::HandingOver | Self::Binding | Self::Starting
         )
     }
+}
+
+/// Whether `decision`, made from a *cached* view of the clusters (a watch cache, which
+/// may lag them — baton's own writes included — and does not order one kind's changes
+/// against another's), may be carried out without a fresh read first.
+///
+/// The rule, which keeps every destructive or irreversible step on fresh state:
+/// - only in [`Mode::Migrate`]: Rollback and Commit delete objects and hand volumes back,
+///   so each of their steps after a wait is decided on a fresh read;
+/// - waits: yes — every wait's condition is false on the world before the write it
+///   follows (pods 0, attachments 0, claims Bound to our PV, readyReplicas ≥ N with
+///   `observedGeneration == generation`), so a lagging view only makes a wait longer;
+/// - creations, scaling, snapshots, Retain: yes — a view older than one of baton's own
+///   writes can at worst ask for that write again, which finds it made (every step is
+///   idempotent); a snapshot is never started from a view that has not read this
+///   migration's snapshots (the runner's job);
+/// - [`Decision::Done`]: yes — green Ready on the volumes is never seen before it happens;
+/// - a deletion: never (none is decided in Migrate; the guard stays for safety);
+/// - [`Decision::Blocked`]: never — a view mixing moments may look inconsistent, and an
+///   app is stopped only on what a fresh read shows.
+pub fn trusts_cached_view(mode: Mode, decision: &Decision) -> bool {
+    mode == Mode::Migrate
+        && match decision {
+            Decision::Act(a) => !a.deletes(),
+            Decision::Wait { .. } | Decision::Done => true,
+            Decision::Blocked { .. } => false,
+        }
 }
 
 /// The next step for one app.

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use baton_core::machine::{Action, AppPhase, Decision, Mode, Observed, Side, Wait, next};
+use baton_core::machine::{
+    Action, AppPhase, Decision, Mode, Observed, Side, Wait, next, trusts_cached_view,
+};
 use baton_core::plan::{AppPlan, GreenReadiness, VolumePlan};
 use baton_core::simulate;
 use baton_core::world::{
@@ -448,4 +450,38 @@ fn phases_follow_decisions() {
         ds.iter()
             .any(|d| matches!(d, Decision::Act(Action::StartSnapshot { .. })))
     );
+}
+
+#[test]
+fn only_a_migration_s_non_destructive_steps_are_taken_on_a_cached_view() {
+    let (app, obs) = world(1, ReclaimPolicy::Delete, RetentionPolicy::default());
+    let (ds, worlds) = walk(Mode::Migrate, &app, obs.clone());
+    for d in &ds {
+        assert!(trusts_cached_view(Mode::Migrate, d), "{d:?}");
+    }
+    let migrated = worlds.last().unwrap().clone();
+    let (rollback, _) = walk(Mode::Rollback, &app, migrated.clone());
+    let commit = Mode::Commit {
+        restore_reclaim_policy: true,
+    };
+    let (retire, _) = walk(commit, &app, migrated);
+    assert!(
+        rollback
+            .iter()
+            .chain(&retire)
+            .any(|d| matches!(d, Decision::Act(a) if a.deletes()))
+    );
+    for d in &rollback {
+        assert!(!trusts_cached_view(Mode::Rollback, d), "{d:?}");
+    }
+    for d in &retire {
+        assert!(!trusts_cached_view(commit, d), "{d:?}");
+    }
+    // A stop is confirmed on a fresh read; a deletion is never taken from a cache.
+    let stop = Decision::Blocked { reason: "x".into() };
+    assert!(!trusts_cached_view(Mode::Migrate, &stop));
+    let delete = Decision::Act(Action::DeleteGreenClaim {
+        claim: "data-db-0".into(),
+    });
+    assert!(!trusts_cached_view(Mode::Migrate, &delete));
 }

@@ -1,35 +1,37 @@
 //! One cluster reached through a kubeconfig context: what baton reads (a [`ClusterView`]
 //! for planning, an app's [`Side`] for each decision), the mutations the phase machine asks
 //! for — each idempotent, so a repeat after a crash is harmless — and waits that wake on
-//! watch events rather than on a timer.
+//! the events of the cluster's shared watch cache ([`crate::cache`]) rather than on a timer.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use baton_core::machine::Side;
 use baton_core::world::{ClusterView, ReclaimPolicy, RetentionPolicy};
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::{StorageClass, VolumeAttachment};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
+use crate::cache::WatchCache;
 use crate::convert::{self, ORIGINAL_RECLAIM, ORIGINAL_RETENTION};
 use crate::{KubeError, KubeconfigSource};
 
 /// Field manager baton writes as.
 pub const MANAGER: &str = "baton";
 
-/// A cluster through one context.
+/// A cluster through one context. Clones share the client and the watch cache.
 #[derive(Clone)]
 pub struct Cluster {
     /// The kubeconfig context.
     pub context: String,
     client: kube::Client,
+    /// Started by the first [`Cluster::watch`] or wait; stopped when the last clone goes.
+    cache: Arc<OnceLock<WatchCache>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -81,7 +83,35 @@ impl Cluster {
         Ok(Self {
             context: context.to_string(),
             client: source.client(context).await?,
+            cache: Arc::default(),
         })
+    }
+
+    fn cache(&self) -> &WatchCache {
+        self.cache
+            .get_or_init(|| WatchCache::start(self.client.clone(), &self.context))
+    }
+
+    /// Starts the shared watches of pods, claims and StatefulSets in `namespaces` (and of
+    /// PVs and VolumeAttachments), so that their first LIST is done before the first wait
+    /// needs them. Waits start what they need themselves; this only moves the cost earlier.
+    pub fn watch(&self, namespaces: &[String]) {
+        let cache = self.cache();
+        for ns in namespaces {
+            cache.watch_namespace(ns);
+        }
+    }
+
+    /// A claim as the watch cache holds it (it may lag the cluster): None when it is not
+    /// there or its namespace is not watched (yet).
+    pub fn cached_claim(&self, ns: &str, name: &str) -> Option<PersistentVolumeClaim> {
+        self.cache.get()?.claim(ns, name)
+    }
+
+    /// A PV as the watch cache holds it (it may lag the cluster): None when it is not
+    /// there or the cache has not started (yet).
+    pub fn cached_volume(&self, name: &str) -> Option<PersistentVolume> {
+        self.cache.get()?.volume(name)
     }
 
     /// The server's gitVersion.
@@ -221,6 +251,21 @@ impl Cluster {
             .map_err(api_err(&self.context, format!("get claim {ns}/{name}")))
     }
 
+    /// A StatefulSet as baton sees it (no scalers), if it exists; transient failures are
+    /// retried (a read).
+    pub async fn statefulset(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<baton_core::world::StatefulSet>, KubeError> {
+        let api = Api::<StatefulSet>::namespaced(self.client.clone(), ns);
+        let set = reread(|| api.get_opt(name)).await.map_err(api_err(
+            &self.context,
+            format!("get StatefulSet {ns}/{name}"),
+        ))?;
+        Ok(set.as_ref().map(convert::statefulset))
+    }
+
     /// A PV, if it exists.
     pub async fn volume(&self, name: &str) -> Result<Option<PersistentVolume>, KubeError> {
         Api::<PersistentVolume>::all(self.client.clone())
@@ -272,46 +317,16 @@ impl Cluster {
                     .map_err(api_err(ctx, "list PVs"))
             },
         )?;
-        let uid = set.as_ref().and_then(|s| s.metadata.uid.clone());
-        let owned = |p: &Pod| {
-            p.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| Some(&o.uid) == uid.as_ref())
-                || p.metadata.name.as_deref().is_some_and(|n| {
-                    n.strip_prefix(sts)
-                        .and_then(|r| r.strip_prefix('-'))
-                        .is_some_and(|o| !o.is_empty() && o.chars().all(|c| c.is_ascii_digit()))
-                })
-        };
-        Ok(Side {
-            sts: set.as_ref().map(convert::statefulset),
-            pods: pod_list.items.iter().filter(|p| owned(p)).count() as u32,
-            attachments: va_list
-                .items
-                .iter()
-                .filter(|va| {
-                    va.spec
-                        .source
-                        .persistent_volume_name
-                        .as_ref()
-                        .is_some_and(|n| pvs.contains(n))
-                })
-                .count() as u32,
-            claims: claim_list
-                .items
-                .iter()
-                .filter(|c| c.metadata.name.as_ref().is_some_and(|n| claims.contains(n)))
-                .map(|c| (c.metadata.name.clone().unwrap_or_default(), convert::pvc(c)))
-                .collect(),
-            volumes: pv_list
-                .items
-                .iter()
-                .filter(|p| p.metadata.name.as_ref().is_some_and(|n| pvs.contains(n)))
-                .map(|p| (p.metadata.name.clone().unwrap_or_default(), convert::pv(p)))
-                .collect(),
-        })
+        Ok(convert::side(
+            sts,
+            set.as_ref(),
+            &pod_list.items,
+            &va_list.items,
+            &claim_list.items,
+            &pv_list.items,
+            claims,
+            pvs,
+        ))
     }
 
     /// Sets a PV's reclaim policy; with `original`, records the policy it had (once).
@@ -321,11 +336,36 @@ impl Cluster {
         policy: ReclaimPolicy,
         original: Option<ReclaimPolicy>,
     ) -> Result<(), KubeError> {
+        let current = match original {
+            Some(_) => self.volume(pv).await?,
+            None => None,
+        };
+        self.patch_reclaim(pv, current.as_ref(), policy, original)
+            .await
+    }
+
+    /// [`Cluster::set_reclaim`] of a PV the caller has just read (it is not read again).
+    pub async fn set_reclaim_of(
+        &self,
+        current: &PersistentVolume,
+        policy: ReclaimPolicy,
+        original: Option<ReclaimPolicy>,
+    ) -> Result<(), KubeError> {
+        let pv = current.metadata.name.as_deref().unwrap_or_default();
+        self.patch_reclaim(pv, Some(current), policy, original)
+            .await
+    }
+
+    async fn patch_reclaim(
+        &self,
+        pv: &str,
+        current: Option<&PersistentVolume>,
+        policy: ReclaimPolicy,
+        original: Option<ReclaimPolicy>,
+    ) -> Result<(), KubeError> {
         let mut patch = json!({ "spec": { "persistentVolumeReclaimPolicy": policy.as_str() } });
         if let Some(o) = original {
-            let current = self.volume(pv).await?;
             let recorded = current
-                .as_ref()
                 .and_then(|p| p.metadata.annotations.as_ref())
                 .is_some_and(|a| a.contains_key(ORIGINAL_RECLAIM));
             if !recorded {
@@ -442,9 +482,11 @@ impl Cluster {
         }
     }
 
-    /// Waits until `done(side)` holds, re-reading the app's side whenever a pod,
-    /// attachment, claim, PV or StatefulSet event arrives (and every `recheck` at most, as a
-    /// safety net for a dropped watch). Returns the side that satisfied it.
+    /// Waits until `done(side)` holds on the shared watch cache, looking again whenever
+    /// it changes (no LIST, no watch of its own), and with a fresh read every `RECHECK` as
+    /// a safety net for a watch that went quiet. Returns the side that satisfied it — from
+    /// the cache, so it may lag the cluster: `done` must be false on the world as it was
+    /// before the write this wait follows (see [`crate::cache`]).
     pub async fn wait_for(
         &self,
         ns: &str,
@@ -454,62 +496,44 @@ impl Cluster {
         timeout: Duration,
         done: impl Fn(&Side) -> bool,
     ) -> Result<Side, KubeError> {
-        let side = self.side(ns, sts, claims, pvs).await?;
-        if done(&side) {
-            return Ok(side);
-        }
-        let cfg = watcher::Config::default();
-        let c = self.client.clone();
-        let events = futures::stream::select_all(vec![
-            watcher(Api::<Pod>::namespaced(c.clone(), ns), cfg.clone())
-                .default_backoff()
-                .map_ok(|_| ())
-                .boxed(),
-            watcher(Api::<VolumeAttachment>::all(c.clone()), cfg.clone())
-                .default_backoff()
-                .map_ok(|_| ())
-                .boxed(),
-            watcher(
-                Api::<PersistentVolumeClaim>::namespaced(c.clone(), ns),
-                cfg.clone(),
-            )
-            .default_backoff()
-            .map_ok(|_| ())
-            .boxed(),
-            watcher(Api::<PersistentVolume>::all(c.clone()), cfg.clone())
-                .default_backoff()
-                .map_ok(|_| ())
-                .boxed(),
-            watcher(Api::<StatefulSet>::namespaced(c, ns), cfg)
-                .default_backoff()
-                .map_ok(|_| ())
-                .boxed(),
-        ]);
-        tokio::pin!(events);
+        const RECHECK: Duration = Duration::from_secs(5);
+        let cache = self.cache();
+        cache.watch_namespace(ns);
+        let mut changes = cache.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
-        let recheck = Duration::from_secs(5);
+        let mut recheck = tokio::time::Instant::now() + RECHECK;
         loop {
-            let tick = tokio::time::sleep(
-                recheck.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
-            );
-            tokio::select! {
-                ev = events.next() => {
-                    if ev.is_none() { tokio::time::sleep(Duration::from_millis(200)).await; }
-                    // Drain what else arrived, then look once.
-                    while let Some(Some(_)) = futures::FutureExt::now_or_never(events.next()) {}
-                }
-                () = tick => {}
-            }
-            let side = self.side(ns, sts, claims, pvs).await?;
-            if done(&side) {
+            // Seen before reading: a change applied after this wakes the next select.
+            changes.borrow_and_update();
+            if let Some(side) = cache.side(ns, sts, claims, pvs)
+                && done(&side)
+            {
                 return Ok(side);
             }
-            if tokio::time::Instant::now() >= deadline {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return Err(KubeError::Timeout {
                     context: self.context.clone(),
                     what: format!("{ns}/{sts}"),
                     after: timeout,
                 });
+            }
+            let timer = tokio::time::sleep_until(recheck.min(deadline));
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        // The cache is gone (cannot happen while we hold it): the timer.
+                        tokio::time::sleep_until(recheck.min(deadline)).await;
+                    }
+                }
+                () = timer => {}
+            }
+            if tokio::time::Instant::now() >= recheck {
+                recheck = tokio::time::Instant::now() + RECHECK;
+                let side = self.side(ns, sts, claims, pvs).await?;
+                if done(&side) {
+                    return Ok(side);
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use baton_core::machine::Side;
 use baton_core::quantity::parse_bytes;
 use baton_core::world::{
     ClaimRef, ClaimTemplate, Node, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet,
@@ -11,9 +12,9 @@ use baton_core::world::{
 };
 use k8s_openapi::api::apps::v1::StatefulSet as K8sStatefulSet;
 use k8s_openapi::api::core::v1::{
-    Node as K8sNode, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    Node as K8sNode, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod,
 };
-use k8s_openapi::api::storage::v1::StorageClass as K8sStorageClass;
+use k8s_openapi::api::storage::v1::{StorageClass as K8sStorageClass, VolumeAttachment};
 
 /// Annotation holding the reclaim policy a PV had before baton set Retain.
 pub const ORIGINAL_RECLAIM: &str = "baton.io/original-reclaim-policy";
@@ -255,6 +256,71 @@ pub fn storage_class(c: &K8sStorageClass) -> StorageClass {
         provisioner: c.provisioner.clone(),
         default: annotation(&c.metadata, "storageclass.kubernetes.io/is-default-class")
             .is_some_and(|v| v == "true"),
+    }
+}
+
+/// Whether `name` is `<sts>-<ordinal>`, the name the StatefulSet controller gives its pods.
+pub fn is_ordinal_pod(sts: &str, name: &str) -> bool {
+    name.strip_prefix(sts)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|o| !o.is_empty() && o.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The PV a VolumeAttachment attaches, if it names one.
+pub fn attached_pv(va: &VolumeAttachment) -> Option<&str> {
+    va.spec.source.persistent_volume_name.as_deref()
+}
+
+/// One app's [`Side`] from the objects read in its cluster: the StatefulSet `sts` (if it
+/// exists) and candidates of the other kinds, which may hold more than the app's — only
+/// its pods (owned by the set, or named `<sts>-<ordinal>`), the attachments of its `pvs`,
+/// and its named `claims` and `pvs` count. One function for a fresh read and for the
+/// watch cache, so both see the same world the same way.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the five kinds a side is made of"
+)]
+pub fn side<'a>(
+    sts: &str,
+    set: Option<&K8sStatefulSet>,
+    pods: impl IntoIterator<Item = &'a Pod>,
+    attachments: impl IntoIterator<Item = &'a VolumeAttachment>,
+    claim_objects: impl IntoIterator<Item = &'a PersistentVolumeClaim>,
+    pv_objects: impl IntoIterator<Item = &'a PersistentVolume>,
+    claims: &[String],
+    pvs: &[String],
+) -> Side {
+    let uid = set.and_then(|s| s.metadata.uid.as_deref());
+    let owned = |p: &Pod| {
+        p.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| Some(o.uid.as_str()) == uid)
+            || p.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| is_ordinal_pod(sts, n))
+    };
+    let named =
+        |n: &Option<String>, among: &[String]| n.as_ref().is_some_and(|n| among.contains(n));
+    Side {
+        sts: set.map(statefulset),
+        pods: pods.into_iter().filter(|p| owned(p)).count() as u32,
+        attachments: attachments
+            .into_iter()
+            .filter(|va| attached_pv(va).is_some_and(|n| pvs.iter().any(|p| p == n)))
+            .count() as u32,
+        claims: claim_objects
+            .into_iter()
+            .filter(|c| named(&c.metadata.name, claims))
+            .map(|c| (c.metadata.name.clone().unwrap_or_default(), pvc(c)))
+            .collect(),
+        volumes: pv_objects
+            .into_iter()
+            .filter(|p| named(&p.metadata.name, pvs))
+            .map(|p| (p.metadata.name.clone().unwrap_or_default(), pv(p)))
+            .collect(),
     }
 }
 

@@ -1,11 +1,12 @@
 //! baton's Kubernetes access over kube-rs: clients per kubeconfig context (this module),
 //! objects turned into baton's world views ([`convert`]), the objects baton creates in
-//! green ([`manifest`]), and reads, idempotent mutations and watch-driven waits on one
-//! cluster ([`cluster`]).
+//! green ([`manifest`]), reads, idempotent mutations and watch-driven waits on one
+//! cluster ([`cluster`]), and the per-cluster watch cache those waits share ([`cache`]).
 //!
 //! baton names clusters by kubeconfig context (`--from blue --to green`), exactly as
 //! kubectl does, so an SRE's existing kubeconfig works unchanged.
 
+pub mod cache;
 pub mod cluster;
 pub mod convert;
 pub mod manifest;

@@ -74,6 +74,16 @@ pub fn green_claim(
     serde_json::from_value(out).expect("built from a valid claim")
 }
 
+/// The claim a PV is reserved for, as [`green_volume`] reads it — namespace, name and uid,
+/// nothing else — for when the uid is known without reading the claim (it came back from
+/// creating it).
+pub fn reserved_for(namespace: &str, name: &str, uid: &str) -> PersistentVolumeClaim {
+    serde_json::from_value(json!({
+        "metadata": { "namespace": namespace, "name": name, "uid": uid }
+    }))
+    .expect("a claim's metadata")
+}
+
 /// Green's PV: blue's spec, `claimRef` naming green's claim by uid, Retain; in CSI form
 /// when `convert_to_csi` and blue's is in-tree.
 pub fn green_volume(
@@ -178,13 +188,12 @@ mod tests {
             "status": { "phase": "Bound" }
         }))
         .unwrap();
-        let claim: PersistentVolumeClaim = serde_json::from_value(json!({
-            "metadata": { "name": "data-db-0", "namespace": "orders", "uid": "green-uid" }
-        }))
-        .unwrap();
+        let claim = reserved_for("orders", "data-db-0", "green-uid");
         let g =
             serde_json::to_value(green_volume(&blue, &claim, "Delete", true, &origin())).unwrap();
         assert_eq!(g["spec"]["claimRef"]["uid"], "green-uid");
+        assert_eq!(g["spec"]["claimRef"]["name"], "data-db-0");
+        assert_eq!(g["spec"]["claimRef"]["namespace"], "orders");
         assert!(g["spec"]["claimRef"]["resourceVersion"].is_null());
         assert_eq!(g["spec"]["persistentVolumeReclaimPolicy"], "Retain");
         assert_eq!(g["metadata"]["annotations"][ORIGINAL_RECLAIM], "Delete");

@@ -5,7 +5,7 @@ use anyhow::Context;
 use baton_core::machine::Action;
 use baton_core::plan::AppPlan;
 use baton_kube::convert::{ORIGINAL_RECLAIM, ORIGINAL_RETENTION};
-use baton_kube::manifest::{Origin, green_claim, green_volume};
+use baton_kube::manifest::{Origin, green_claim, green_volume, reserved_for};
 use serde_json::json;
 
 use super::engine::{Engine, SNAPSHOT_TAG};
@@ -84,12 +84,7 @@ pub async fn request(engine: &Engine, app: &AppPlan, a: &Action) -> anyhow::Resu
                 .await?
                 .with_context(|| format!("blue's PV {pv} is gone"))?;
             // The claim does not exist yet: its uid is whatever its create returns.
-            let mut green = engine
-                .blue
-                .claim(ns, claim)
-                .await?
-                .with_context(|| format!("blue's claim {ns}/{claim} is gone"))?;
-            green.metadata.uid = Some(UID_OF_CREATED_CLAIM.into());
+            let green = reserved_for(ns, claim, UID_OF_CREATED_CLAIM);
             (
                 &engine.green.context,
                 "POST",

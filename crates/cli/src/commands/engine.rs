@@ -1,6 +1,6 @@
 //! The runner's hands: connects to blue, green and AWS; reads what the planner and the
-//! phase machine need; carries out one [`Action`] (idempotently) or one [`Wait`] (on
-//! watches; EC2, which has none, by short backed-off polls).
+//! phase machine need; carries out one [`Action`] (idempotently) or one [`Wait`] (on each
+//! cluster's shared watch cache; EC2, which has none, by short backed-off polls).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -11,7 +11,7 @@ use baton_core::machine::{Action, Observed, Side, Wait};
 use baton_core::plan::{AppPlan, Plan};
 use baton_core::planner::{self, Inputs, PlanOptions, Selection};
 use baton_core::world::{Ec2Volume, ReclaimPolicy, RetentionPolicy};
-use baton_kube::manifest::{Origin, green_claim, green_volume};
+use baton_kube::manifest::{Origin, green_claim, green_volume, reserved_for};
 use baton_kube::{Cluster, KubeconfigSource};
 
 use super::state::StateDir;
@@ -31,6 +31,10 @@ pub struct Engine {
     pub aws: Aws,
     /// Migration id.
     pub migration: String,
+    /// This process made the migration id (not a resume, rollback or commit): nothing in
+    /// EC2 carries it but what this run makes, so its snapshots need no listing until a
+    /// call that may have made one fails.
+    pub new_migration: bool,
     /// Green PVs in CSI form.
     pub convert_to_csi: bool,
     /// Longest wait.
@@ -187,10 +191,26 @@ fn names(app: &AppPlan) -> (Vec<String>, Vec<String>, Vec<String>) {
 }
 
 impl Engine {
-    /// Observes everything the machine reads about one app (concurrently).
+    /// Starts the shared watches of both clusters for the apps' namespaces before the
+    /// apps need them, so no wait in a window pays for a first LIST.
+    pub fn watch(&self, apps: &[AppPlan]) {
+        let namespaces: Vec<String> = apps
+            .iter()
+            .map(|a| a.namespace.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.blue.watch(&namespaces);
+        self.green.watch(&namespaces);
+    }
+
+    /// Observes what the machine reads about one app, fresh and concurrently: both
+    /// clusters' sides and EC2's volumes. Not this migration's snapshots: only the step
+    /// that starts them reads them, so the runner fetches them when the machine gets
+    /// there ([`Engine::snapshots`]) and `snapshots` is left empty here.
     pub async fn observe(&self, app: &AppPlan) -> anyhow::Result<Observed> {
         let (claims, pvs, ids) = names(app);
-        let (blue, green, ec2, snapshots) = futures::try_join!(
+        let (blue, green, ec2) = futures::try_join!(
             async {
                 Ok::<_, anyhow::Error>(
                     self.blue
@@ -205,37 +225,19 @@ impl Engine {
                     .await?)
             },
             describe(&self.aws, &ids),
-            self.snapshots(&ids),
         )?;
         Ok(Observed {
             blue,
             green,
             ec2,
-            snapshots,
+            snapshots: BTreeMap::new(),
             migration: self.migration.clone(),
         })
     }
 
-    /// Re-reads only the two clusters' sides, keeping EC2's view and the snapshots from
-    /// `prev` (for waits that only Kubernetes decides).
-    pub async fn refresh_clusters(
-        &self,
-        app: &AppPlan,
-        prev: Observed,
-    ) -> anyhow::Result<Observed> {
-        let (claims, pvs, _) = names(app);
-        let (blue, green) = futures::try_join!(
-            self.blue.side(&app.namespace, &app.name, &claims, &pvs),
-            self.green.side(&app.namespace, &app.name, &claims, &pvs),
-        )?;
-        Ok(Observed {
-            blue,
-            green,
-            ..prev
-        })
-    }
-
-    async fn snapshots(&self, ids: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    /// The snapshots this migration started of the app's volumes, by volume id.
+    pub async fn snapshots(&self, app: &AppPlan) -> anyhow::Result<BTreeMap<String, String>> {
+        let (_, _, ids) = names(app);
         if ids.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -268,12 +270,20 @@ impl Engine {
         let retain_all = RetentionPolicy::default();
         match action {
             Action::RetainBlueVolume { pv, original } => {
-                if let Some(obj) = self.blue.volume(pv).await? {
-                    state.save_manifest(&self.blue.context, "pv", "", pv, &obj)?;
+                match self.blue.volume(pv).await? {
+                    Some(obj) => {
+                        state.save_manifest(&self.blue.context, "pv", "", pv, &obj)?;
+                        self.blue
+                            .set_reclaim_of(&obj, ReclaimPolicy::Retain, Some(*original))
+                            .await?;
+                    }
+                    // Gone: the patch fails and says so.
+                    None => {
+                        self.blue
+                            .set_reclaim(pv, ReclaimPolicy::Retain, Some(*original))
+                            .await?
+                    }
                 }
-                self.blue
-                    .set_reclaim(pv, ReclaimPolicy::Retain, Some(*original))
-                    .await?;
             }
             Action::RetainBlueClaims { original } => {
                 self.blue
@@ -307,9 +317,13 @@ impl Engine {
                     .iter()
                     .find(|v| &v.claim == claim)
                     .context("claim not in the plan")?;
-                let blue = self.blue.claim(ns, claim).await?.with_context(|| {
-                    format!("blue's claim {ns}/{claim} is gone; it is needed to create green's")
-                })?;
+                // Blue's claim is not changed by the move: the watch cache's copy will do.
+                let blue = match self.blue.cached_claim(ns, claim) {
+                    Some(c) => c,
+                    None => self.blue.claim(ns, claim).await?.with_context(|| {
+                        format!("blue's claim {ns}/{claim} is gone; it is needed to create green's")
+                    })?,
+                };
                 state.save_manifest(&self.blue.context, "pvc", ns, claim, &blue)?;
                 let created = self
                     .green
@@ -327,17 +341,19 @@ impl Engine {
                     .iter()
                     .find(|v| &v.pv == pv)
                     .context("PV not in the plan")?;
-                let blue = self.blue.volume(pv).await?.with_context(|| {
-                    format!("blue's PV {pv} is gone; it is needed to create green's")
-                })?;
-                let green_claim_obj = self.green.claim(ns, claim).await?.with_context(|| {
-                    format!("green's claim {ns}/{claim} vanished before its PV was created")
-                })?;
-                if green_claim_obj.metadata.uid.as_deref() != Some(claim_uid.as_str()) {
-                    bail!(
-                        "green's claim {ns}/{claim} was re-created (uid changed); resume to re-plan its PV"
-                    );
-                }
+                // Blue's PV is not changed by the move but for its reclaim policy and
+                // annotations, which green's PV sets itself: the watch cache's copy will do.
+                let blue = match self.blue.cached_volume(pv) {
+                    Some(p) => p,
+                    None => self.blue.volume(pv).await?.with_context(|| {
+                        format!("blue's PV {pv} is gone; it is needed to create green's")
+                    })?,
+                };
+                // The claim's uid came back from creating it (or from a fresh read, on a
+                // resume): the PV is reserved for exactly that claim. Had the claim been
+                // re-created since, the PV would be Released, Retain, and the machine would
+                // stop on the uid mismatch — never bindable by another claim.
+                let green_claim_obj = reserved_for(ns, claim, claim_uid);
                 let created = self
                     .green
                     .create_volume(&green_volume(
@@ -383,8 +399,8 @@ impl Engine {
         Ok(None)
     }
 
-    /// Waits for a condition.
-    pub async fn wait(&self, app: &AppPlan, w: Wait) -> anyhow::Result<()> {
+    /// Waits for a condition; returns what it saw when the condition held.
+    pub async fn wait(&self, app: &AppPlan, w: Wait) -> anyhow::Result<Seen> {
         let (claims, pvs, ids) = names(app);
         let (ns, name, t) = (&app.namespace, &app.name, self.wait_timeout);
         let replicas = app.replicas;
@@ -393,49 +409,47 @@ impl Engine {
                 .as_ref()
                 .is_some_and(|x| x.ready_replicas >= replicas && x.observed)
         };
+        // Bound to our PV, and that PV (seen too, as the next step reads it) reserved for
+        // the claim's uid: the cache does not order one kind's events against another's.
         let bound = |s: &Side| {
             app.volumes.iter().all(|v| {
-                s.claims
-                    .get(&v.claim)
-                    .is_some_and(|c| c.phase == "Bound" && c.volume_name == v.pv)
+                s.claims.get(&v.claim).is_some_and(|c| {
+                    c.phase == "Bound"
+                        && c.volume_name == v.pv
+                        && s.volumes
+                            .get(&v.pv)
+                            .and_then(|p| p.claim_ref.as_ref())
+                            .is_some_and(|r| r.uid == c.uid)
+                })
             })
         };
-        match w {
-            Wait::BluePodsGone => drop(
-                self.blue
+        let (blue, green) = (&self.blue, &self.green);
+        Ok(match w {
+            Wait::BluePodsGone => Seen::Blue(
+                blue.wait_for(ns, name, &claims, &pvs, t, |s| s.pods == 0)
+                    .await?,
+            ),
+            Wait::BlueDetached => Seen::Blue(
+                blue.wait_for(ns, name, &claims, &pvs, t, |s| s.attachments == 0)
+                    .await?,
+            ),
+            Wait::BlueReady => Seen::Blue(blue.wait_for(ns, name, &claims, &pvs, t, ready).await?),
+            Wait::GreenPodsGone => Seen::Green(
+                green
                     .wait_for(ns, name, &claims, &pvs, t, |s| s.pods == 0)
                     .await?,
             ),
-            Wait::BlueDetached => drop(
-                self.blue
+            Wait::GreenDetached => Seen::Green(
+                green
                     .wait_for(ns, name, &claims, &pvs, t, |s| s.attachments == 0)
                     .await?,
             ),
-            Wait::GreenPodsGone => drop(
-                self.green
-                    .wait_for(ns, name, &claims, &pvs, t, |s| s.pods == 0)
-                    .await?,
-            ),
-            Wait::GreenDetached => drop(
-                self.green
-                    .wait_for(ns, name, &claims, &pvs, t, |s| s.attachments == 0)
-                    .await?,
-            ),
-            Wait::GreenBound => drop(
-                self.green
-                    .wait_for(ns, name, &claims, &pvs, t, bound)
-                    .await?,
-            ),
-            Wait::GreenReady => drop(
-                self.green
-                    .wait_for(ns, name, &claims, &pvs, t, ready)
-                    .await?,
-            ),
-            Wait::BlueReady => drop(
-                self.blue
-                    .wait_for(ns, name, &claims, &pvs, t, ready)
-                    .await?,
-            ),
+            Wait::GreenBound => {
+                Seen::Green(green.wait_for(ns, name, &claims, &pvs, t, bound).await?)
+            }
+            Wait::GreenReady => {
+                Seen::Green(green.wait_for(ns, name, &claims, &pvs, t, ready).await?)
+            }
             Wait::VolumesAvailable => {
                 // EC2 has no watch: short polls, backing off to 1 s.
                 let deadline = tokio::time::Instant::now() + t;
@@ -446,7 +460,7 @@ impl Engine {
                         .iter()
                         .all(|id| v.get(id).is_some_and(|e| e.state == "available"))
                     {
-                        return Ok(());
+                        break Seen::Ec2(v);
                     }
                     if tokio::time::Instant::now() >= deadline {
                         bail!(
@@ -457,7 +471,30 @@ impl Engine {
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
             }
+        })
+    }
+}
+
+/// What a wait saw when its condition held: the side of the cluster it watched (from that
+/// cluster's watch cache, so it may lag: see `machine::trusts_cached_view`), or EC2's
+/// view of the volumes (a fresh read).
+#[derive(Debug)]
+pub enum Seen {
+    /// Blue's side.
+    Blue(Side),
+    /// Green's side.
+    Green(Side),
+    /// EC2's volumes, by id.
+    Ec2(BTreeMap<String, Ec2Volume>),
+}
+
+impl Seen {
+    /// Puts what was seen into `obs`, in place of what it held of the same source.
+    pub fn update(self, obs: &mut Observed) {
+        match self {
+            Seen::Blue(s) => obs.blue = s,
+            Seen::Green(s) => obs.green = s,
+            Seen::Ec2(v) => obs.ec2 = v,
         }
-        Ok(())
     }
 }

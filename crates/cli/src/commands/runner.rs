@@ -1,18 +1,29 @@
 //! The runner: for each app, observe → ask the phase machine → journal → act or wait →
 //! journal, until the app is done or blocked. Apps run with bounded parallelism; one app's
 //! failure stops that app (nothing more is changed for it) and the others go on.
+//!
+//! The downtime window is made of sequential round trips, so the runner reads as little
+//! as it safely can: an app's world is read fresh once (and after any error); after an
+//! action its known effect stands in for a re-read; after a wait, what the wait saw (the
+//! watched cluster's side, from its shared watch cache) stands in for one — but a decision
+//! made on such a cached view is carried out only if `machine::trusts_cached_view` says
+//! so, and is otherwise made again on a fresh read. This migration's snapshots are read
+//! only before the step that starts them, and not at all by the run that began the
+//! migration (none can exist but those it made) unless one of its calls failed.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use baton_core::journal::Event;
-use baton_core::machine::{Action, AppPhase, Decision, Mode, Observed, Wait, next};
+use baton_core::machine::{
+    Action, AppPhase, Decision, Mode, Observed, Wait, next, trusts_cached_view,
+};
 use baton_core::plan::AppPlan;
 use baton_core::simulate;
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::engine::Engine;
+use super::engine::{Engine, Seen};
 use super::progress::{AppLine, Progress};
 use super::state::StateDir;
 
@@ -40,6 +51,7 @@ pub async fn run(
     parallel: usize,
 ) -> Vec<Outcome> {
     let progress = Progress::new();
+    engine.watch(apps);
     let mut out: Vec<Outcome> = futures::stream::iter(apps)
         .map(|app| {
             let line = progress.app(&app.key());
@@ -97,10 +109,18 @@ async fn run_app(
         outcome.problem = Some(format!("failed to {step}: {error}"));
     };
     // Bounded: a machine that loops is a bug, not a reason to run forever.
-    // The world is observed at the start and after every wait; after an action, its known
-    // effect (with the uid or id the call returned) stands in for a re-read, which keeps
-    // the window to the calls that change something.
+    // The world is observed fresh at the start and after an error; after an action, its
+    // known effect (with the uid or id the call returned) stands in for a re-read; after
+    // a wait, what the wait saw does — a cached view, whose decisions are checked.
     let mut known: Option<Observed> = None;
+    // Whether `known` holds a cluster's side from its watch cache (since the last fresh
+    // read; the effects of actions made on it do not make it fresh).
+    let mut cached = false;
+    // This migration's snapshots of the app's volumes as read from EC2 in this run (and
+    // since the last error: a failed start may still have made one), plus the ones it
+    // started. None: not read, so the machine must not be let start one. A migration
+    // this process began has none in EC2 until it starts them.
+    let mut snapshots: Option<BTreeMap<String, String>> = engine.new_migration.then(BTreeMap::new);
     let mut retries = 0u32;
     // A transient error (5xx, 429, 409, timeouts, resets) on any call: observe again and
     // let the machine decide again — every step is idempotent — after a backoff; too many
@@ -113,6 +133,7 @@ async fn run_app(
                 tracing::info!(app = %key, error = %format!("{e:#}"), retries, "transient error; retrying");
                 tokio::time::sleep(BACKOFF * 2u32.pow(retries - 1)).await;
                 known = None;
+                snapshots = None;
                 continue;
             }
             fail(&mut outcome, $step, e);
@@ -120,14 +141,32 @@ async fn run_app(
         }};
     }
     for _ in 0..1000 {
-        let obs = match known.take() {
+        let mut obs = match known.take() {
             Some(o) => o,
             None => match engine.observe(app).await {
-                Ok(o) => o,
+                Ok(mut o) => {
+                    cached = false;
+                    o.snapshots = snapshots.clone().unwrap_or_default();
+                    o
+                }
                 Err(e) => retry_or_fail!("observe the app".into(), e),
             },
         };
-        let d = next(mode, app, &obs);
+        let mut d = next(mode, app, &obs);
+        if matches!(d, Decision::Act(Action::StartSnapshot { .. })) && snapshots.is_none() {
+            match engine.snapshots(app).await {
+                Ok(s) => {
+                    obs.snapshots = s.clone();
+                    snapshots = Some(s);
+                    d = next(mode, app, &obs);
+                }
+                Err(e) => retry_or_fail!("list this migration's snapshots".into(), e),
+            }
+        }
+        if cached && !trusts_cached_view(mode, &d) {
+            // Decide this one again on a fresh read.
+            continue;
+        }
         let phase = AppPhase::of(mode, &d);
         if last_phase != Some(phase) {
             let reason = match &d {
@@ -190,6 +229,11 @@ async fn run_app(
                 match failed {
                     None => {
                         retries = 0;
+                        if snapshots.is_some()
+                            && let Some(w) = &world
+                        {
+                            snapshots = Some(w.snapshots.clone());
+                        }
                         known = world;
                     }
                     Some((action, e)) => retry_or_fail!(action.describe(), e),
@@ -201,9 +245,21 @@ async fn run_app(
                     &format!("waiting for {}", wait.describe()),
                 );
                 let started = Instant::now();
-                if let Err(e) = engine.wait(app, wait).await {
-                    retry_or_fail!(format!("wait for {}", wait.describe()), e);
-                }
+                // The snapshots are started right after EC2 lets go of the volumes: read
+                // them while waiting for that, not after it.
+                let prefetch =
+                    mode == Mode::Migrate && wait == Wait::VolumesAvailable && snapshots.is_none();
+                let (seen, listed) = futures::join!(engine.wait(app, wait), async {
+                    if prefetch {
+                        Some(engine.snapshots(app).await)
+                    } else {
+                        None
+                    }
+                });
+                let seen = match seen {
+                    Ok(s) => s,
+                    Err(e) => retry_or_fail!(format!("wait for {}", wait.describe()), e),
+                };
                 retries = 0;
                 let _ = state.record(
                     Some(&key),
@@ -212,16 +268,14 @@ async fn run_app(
                         millis: started.elapsed().as_millis() as u64,
                     },
                 );
-                // Only EC2 decides these; for the others a re-read of the clusters is enough.
-                if !matches!(
-                    wait,
-                    Wait::BlueDetached | Wait::GreenDetached | Wait::VolumesAvailable
-                ) {
-                    match engine.refresh_clusters(app, obs).await {
-                        Ok(o) => known = Some(o),
-                        Err(e) => retry_or_fail!("observe the app".into(), e),
-                    }
+                // A failed prefetch is only a lost head start: the step reads them itself.
+                if let Some(Ok(s)) = listed {
+                    obs.snapshots = s.clone();
+                    snapshots = Some(s);
                 }
+                cached |= !matches!(seen, Seen::Ec2(_));
+                seen.update(&mut obs);
+                known = Some(obs);
             }
             Decision::Done => {
                 if mode == Mode::Migrate {

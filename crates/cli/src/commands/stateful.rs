@@ -12,6 +12,7 @@ use baton_core::machine::{AppPhase, Decision, Mode, next};
 use baton_core::plan::{Plan, Severity};
 use baton_core::quantity::format_bytes;
 use baton_core::simulate;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::engine::{self, Engine};
@@ -295,6 +296,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         green,
         aws,
         migration: migration.clone(),
+        new_migration: true,
         convert_to_csi: a.selection.convert_to_csi,
         wait_timeout,
     };
@@ -350,13 +352,19 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         ..plan
     };
     let state = StateDir::create(&dir, &info, &saved)?;
-    for app in &apps {
-        if let Some(s) = engine
-            .blue
-            .side(&app.namespace, &app.name, &[], &[])
-            .await?
-            .sts
-        {
+    // One GET per app, several at once: with hundreds of apps, one after another would
+    // cost as many round trips before the first app starts.
+    let blue = &engine.blue;
+    let sets: Vec<_> = futures::stream::iter(&apps)
+        .map(|app| async move {
+            let set = blue.statefulset(&app.namespace, &app.name).await;
+            set.map(|s| (app, s))
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    for (app, set) in sets {
+        if let Some(s) = set {
             state.save_manifest(&from, "statefulset", &app.namespace, &app.name, &s)?;
         }
     }
@@ -529,6 +537,7 @@ async fn reopen(
             green,
             aws,
             migration: info.migration,
+            new_migration: false,
             convert_to_csi: info.convert_to_csi,
             wait_timeout: wait,
         },

@@ -179,18 +179,41 @@ impl Sim {
         serde_json::from_slice(&o.stdout).unwrap()
     }
 
+    async fn aws(&self) -> baton_aws::Aws {
+        baton_aws::Aws::connect(
+            &baton_aws::AwsConfig::default()
+                .endpoint_url(&self.env["AWS_ENDPOINT_URL"])
+                .region(&self.env["AWS_REGION"])
+                .static_credentials(baton_aws::StaticCredentials::new("testing", "testing")),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The volume ids of the snapshots tagged with a migration id (one entry per snapshot).
+    pub fn snapshotted_volumes(&self, migration: &str) -> Vec<String> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let filter = baton_aws::Filter::new("tag:baton.io/migration", [migration.to_string()]);
+            let mut ids: Vec<String> = self
+                .aws()
+                .await
+                .describe_snapshots(&[], &[filter])
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.volume_id)
+                .collect();
+            ids.sort();
+            ids
+        })
+    }
+
     /// EC2 tags of the volumes, by volume id.
     pub fn tags(&self, ids: &[String]) -> BTreeMap<String, BTreeMap<String, String>> {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let aws = baton_aws::Aws::connect(
-                &baton_aws::AwsConfig::default()
-                    .endpoint_url(&self.env["AWS_ENDPOINT_URL"])
-                    .region(&self.env["AWS_REGION"])
-                    .static_credentials(baton_aws::StaticCredentials::new("testing", "testing")),
-            )
-            .await
-            .unwrap();
+            let aws = self.aws().await;
             aws.describe_volumes_by_id(ids)
                 .await
                 .unwrap()
