@@ -4,7 +4,7 @@
 //! 2 s polling) on a fresh estate for a side-by-side ratio. Prints a table and writes
 //! `$CARGO_TARGET_DIR/bench/migrate.json` (or `target/bench/migrate.json`).
 //!
-//!   cargo bench -p baton-cli --bench migrate -- [--scenario large|default|FILE]
+//!   cargo bench -p baton --bench migrate -- [--scenario large|default|FILE]
 //!       [--latency-ms 0,20] [--parallel 64] [--naive-parallel 64]
 //!
 //! Figures: wall time; Kubernetes and AWS calls per volume (baton's own: the emulator's
