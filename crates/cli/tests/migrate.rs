@@ -70,16 +70,8 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.json"));
 
     // EC2 in another region than the clusters' nodes: refused, naming the region to use.
-    let o = sim.baton(&[
-        "migrate",
-        "--from",
-        "blue",
-        "--to",
-        "green",
-        "--region",
-        "eu-west-1",
-        "--yes",
-    ]);
+    let wrong_region = "migrate --from blue --to green --region eu-west-1 --yes";
+    let o = sim.baton(&wrong_region.split(' ').collect::<Vec<_>>());
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
