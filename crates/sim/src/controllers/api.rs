@@ -93,10 +93,42 @@ pub struct Ctx {
     pub delays: Arc<Delays>,
     /// Events this control plane recorded, for aggregation without listing them.
     pub(crate) events: Arc<std::sync::Mutex<EventCache>>,
-    /// Writes (other than Events) that changed an object, through this handle: each
-    /// controller gets its own counter, so a resync can tell whether it found work the
-    /// passes woken by changes missed.
-    pub(crate) writes: Arc<std::sync::atomic::AtomicU64>,
+    /// Counts writes through this handle during a resync (each controller has its own).
+    pub(crate) audit: Arc<Audit>,
+}
+
+/// Writes (other than Events) that changed an object while auditing is on: a resync pass
+/// turns it on to tell whether it found work the passes woken by changes missed. Off,
+/// it costs nothing (a patch does not read the object first to compare versions).
+#[derive(Debug, Default)]
+pub(crate) struct Audit {
+    on: std::sync::atomic::AtomicBool,
+    writes: std::sync::atomic::AtomicU64,
+}
+
+impl Audit {
+    /// Starts counting from zero.
+    pub(crate) fn start(&self) {
+        self.writes.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.on.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Stops counting; how many writes changed an object since `start`.
+    pub(crate) fn stop(&self) -> u64 {
+        self.on.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn on(&self) -> bool {
+        self.on.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count(&self, k: Kind, changed: bool) {
+        if changed && k.plural != EVENTS.plural {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// (involved uid, reason, message).
@@ -125,32 +157,15 @@ impl Ctx {
             aws,
             delays: Arc::new(delays),
             events: Arc::default(),
-            writes: Arc::default(),
+            audit: Arc::default(),
         }
     }
 
-    /// The same handle with its own write counter, for one controller.
+    /// The same handle with its own write audit, for one controller.
     pub(crate) fn for_controller(&self) -> Self {
         Self {
-            writes: Arc::default(),
+            audit: Arc::default(),
             ..self.clone()
-        }
-    }
-
-    /// How many writes changed an object through this handle so far.
-    pub(crate) fn writes(&self) -> u64 {
-        self.writes.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn count_write(&self, k: Kind, before: Option<&Value>, after: &Result<Value, ApiError>) {
-        let changed = match (before, after) {
-            (_, Err(_)) => false,
-            (Some(b), Ok(a)) => meta::resource_version(b) != meta::resource_version(a),
-            (None, Ok(_)) => true,
-        };
-        if changed && k.plural != EVENTS.plural {
-            self.writes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -181,7 +196,7 @@ impl Ctx {
     /// Creates an object.
     pub fn create(&self, k: Kind, namespace: &str, obj: Value) -> Result<Value, ApiError> {
         let out = self.cluster.create(&self.def(k), namespace, obj, false);
-        self.count_write(k, None, &out);
+        self.audit.count(k, out.is_ok());
         out
     }
 
@@ -195,7 +210,12 @@ impl Ctx {
         part: Part,
     ) -> Result<Value, ApiError> {
         let body = serde_json::to_vec(patch).expect("a JSON value serializes");
-        let before = self.get(k, namespace, name);
+        // A no-op patch returns the object unchanged: compare versions (only when audited).
+        let before = self
+            .audit
+            .on()
+            .then(|| self.get(k, namespace, name))
+            .flatten();
         let out = self.cluster.patch(
             &self.def(k),
             namespace,
@@ -205,7 +225,10 @@ impl Ctx {
             part,
             false,
         );
-        self.count_write(k, before.as_deref(), &out);
+        if let (Some(b), Ok(a)) = (&before, &out) {
+            self.audit
+                .count(k, meta::resource_version(b) != meta::resource_version(a));
+        }
         out
     }
 
@@ -222,7 +245,7 @@ impl Ctx {
             ..Default::default()
         };
         let out = self.cluster.delete(&self.def(k), namespace, name, &opts);
-        self.count_write(k, None, &out);
+        self.audit.count(k, out.is_ok());
         out
     }
 
@@ -356,4 +379,36 @@ pub fn pod_terminated(pod: &Value) -> bool {
         pod["status"]["phase"].as_str(),
         Some("Succeeded" | "Failed")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{Cluster, ClusterSpec};
+
+    /// A resync's audit counts writes that changed an object — not Events, not no-op
+    /// patches, not writes made while it is off.
+    #[test]
+    fn the_audit_counts_only_changing_writes_while_on() {
+        let ctx = Ctx::new(
+            Cluster::new(ClusterSpec::new("t", "v1.31.0")),
+            None,
+            Delays::default(),
+        )
+        .for_controller();
+        let node = json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": "n" } });
+        ctx.create(NODES, "", node.clone()).unwrap();
+        let label = |v: &str| json!({ "metadata": { "labels": { "l": v } } });
+        ctx.patch(NODES, "", "n", &label("a"), Part::Main).unwrap();
+
+        ctx.audit.start();
+        ctx.patch(NODES, "", "n", &label("a"), Part::Main).unwrap(); // no-op
+        ctx.event(&node, false, "Reason", "message", "test");
+        assert_eq!(ctx.audit.stop(), 0);
+
+        ctx.audit.start();
+        ctx.patch(NODES, "", "n", &label("b"), Part::Main).unwrap();
+        ctx.delete(NODES, "", "n", false).unwrap();
+        assert_eq!(ctx.audit.stop(), 2);
+    }
 }

@@ -176,15 +176,18 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
         if scope.is_all() {
             last_full = Instant::now();
         }
-        let writes = ctx.writes();
+        if why == Why::Resync {
+            ctx.audit.start();
+        }
         let wake_at = c.reconcile(&ctx, &scope).await;
-        if why == Why::Resync && ctx.writes() > writes {
+        let writes = ctx.audit.stop();
+        if writes > 0 {
             // Passes woken by changes should have left nothing for a resync to do: this
             // names the controller whose scope missed an object, to be fixed there.
             tracing::warn!(
                 controller = c.name(),
                 cluster = %ctx.cluster.spec.name,
-                writes = ctx.writes() - writes,
+                writes,
                 "a resync found work that passes woken by changes missed"
             );
         }
