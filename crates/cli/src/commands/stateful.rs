@@ -290,7 +290,15 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         eprintln!("nothing to move: no selected StatefulSet has volumes");
         return Ok(ExitCode::from(code::OK));
     }
-    let migration = format!("{from}-to-{to}-{}", jiff::Timestamp::now().as_second());
+    // Unique per run, not per second: green claims are "ours" by this id, and a run that
+    // began the migration trusts that no snapshot carries it yet.
+    let now = jiff::Timestamp::now();
+    let migration = format!(
+        "{from}-to-{to}-{}-{:x}{:08x}",
+        now.as_second(),
+        std::process::id(),
+        now.subsec_nanosecond()
+    );
     let engine = Engine {
         blue,
         green,
