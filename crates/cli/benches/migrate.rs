@@ -35,6 +35,8 @@ struct Args {
     latencies: Vec<u64>,
     parallel: usize,
     naive_parallel: usize,
+    /// Skip the naive runs (for profiling baton alone).
+    skip_naive: bool,
 }
 
 fn args() -> Args {
@@ -43,6 +45,7 @@ fn args() -> Args {
         latencies: vec![0, 20],
         parallel: 64,
         naive_parallel: 64,
+        skip_naive: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -60,6 +63,7 @@ fn args() -> Args {
             "--naive-parallel" => {
                 a.naive_parallel = it.next().and_then(|s| s.parse().ok()).expect("N")
             }
+            "--skip-naive" => a.skip_naive = true,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -116,6 +120,35 @@ async fn bed(scenario: &Scenario, latency_ms: u64) -> Bed {
         env,
         seed_seconds: seeded.seconds,
     }
+}
+
+/// baton's Kubernetes calls by kind of call: `GET pods` (a read by name), `LIST pods`,
+/// `WATCH pods`, `PATCH statefulsets`, … (what the load on the API server is made of).
+fn k8s_calls_by_kind(bed: &Bed) -> BTreeMap<String, usize> {
+    let mut by = BTreeMap::new();
+    for c in bed.estate.server.clusters() {
+        for r in c.cluster.knobs.requests() {
+            let parts: Vec<&str> = r.path.trim_matches('/').split('/').collect();
+            // /api/v1/…, /apis/GROUP/VERSION/…: drop the prefix, then [namespaces, NS,]
+            // PLURAL [, NAME [, SUB]].
+            let rest: &[&str] = match parts.first() {
+                Some(&"api") => parts.get(2..).unwrap_or_default(),
+                _ => parts.get(3..).unwrap_or_default(),
+            };
+            let rest = match rest {
+                ["namespaces", _, tail @ ..] if !tail.is_empty() => tail,
+                other => other,
+            };
+            let (plural, named) = (rest.first().copied().unwrap_or("?"), rest.len() > 1);
+            let verb = match (r.method.as_str(), named) {
+                ("GET", false) if r.query.contains("watch=") => "WATCH",
+                ("GET", false) => "LIST",
+                (m, _) => m,
+            };
+            *by.entry(format!("{verb} {plural}")).or_default() += 1;
+        }
+    }
+    by
 }
 
 fn k8s_calls(bed: &Bed) -> usize {
@@ -424,12 +457,18 @@ async fn main() {
                 .entry(r.action.clone().unwrap_or_default())
                 .or_default() += 1;
         }
+        let k8s_by_kind = k8s_calls_by_kind(&bed_b);
         let seed_b = bed_b.seed_seconds;
         bed_b.estate.shutdown().await;
 
-        let bed_n = bed(&scenario, lat).await;
-        let n = run_naive(&bed_n, a.naive_parallel).await;
-        bed_n.estate.shutdown().await;
+        let n = if a.skip_naive {
+            json!({ "wall_seconds": 0.0, "window_p50": 0.0, "window_p99": 0.0 })
+        } else {
+            let bed_n = bed(&scenario, lat).await;
+            let n = run_naive(&bed_n, a.naive_parallel).await;
+            bed_n.estate.shutdown().await;
+            n
+        };
 
         let per = |x: usize| x as f64 / volumes.max(1) as f64;
         let ratio = n["window_p50"].as_f64().unwrap_or(0.0)
@@ -475,6 +514,14 @@ async fn main() {
             ratio,
             rts(n_rts)
         );
+        let mut kinds: Vec<_> = k8s_by_kind.iter().collect();
+        kinds.sort_by_key(|(_, n)| std::cmp::Reverse(**n));
+        let top: Vec<String> = kinds
+            .iter()
+            .take(8)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!("           baton's k8s calls: {}", top.join(", "));
         results.push(json!({
             "scenario": scenario.name,
             "latency_ms": lat,
@@ -484,6 +531,7 @@ async fn main() {
             "baton_k8s_calls": k8s,
             "baton_aws_calls": aws_calls,
             "baton_aws_calls_by_action": aws_by_action,
+            "baton_k8s_calls_by_kind": k8s_by_kind,
             "k8s_calls_per_volume": per(k8s),
             "aws_calls_per_volume": per(aws_calls),
             "naive": n,

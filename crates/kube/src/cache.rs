@@ -212,6 +212,16 @@ struct Objects {
 }
 
 impl Objects {
+    /// The attachments of `pvs`; None until the attachment watch is synced.
+    fn attachments(&self, pvs: &[String]) -> Option<Vec<VolumeAttachment>> {
+        if !self.vas.synced {
+            return None;
+        }
+        let by_name: BTreeMap<&String, &Arc<VolumeAttachment>> =
+            pvs.iter().flat_map(|pv| self.vas.indexed(pv)).collect();
+        Some(by_name.values().map(|a| a.as_ref().clone()).collect())
+    }
+
     /// The app's side; None until every shard it reads is synced.
     fn side(&self, ns: &str, sts: &str, claims: &[String], pvs: &[String]) -> Option<Side> {
         let o = self;
@@ -362,6 +372,14 @@ impl WatchCache {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .side(ns, sts, claims, pvs)
+    }
+
+    /// The VolumeAttachments of `pvs` as cached; None until the attachment watch is synced.
+    pub(crate) fn attachments(&self, pvs: &[String]) -> Option<Vec<VolumeAttachment>> {
+        self.objects
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .attachments(pvs)
     }
 
     /// A claim as cached, if its namespace is watched and synced and it is there.

@@ -13,6 +13,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::{StorageClass, VolumeAttachment};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -71,6 +72,28 @@ where
         }
     }
     f().await
+}
+
+/// A label selector in the API's string form (`a=b,c in (d,e),!f`); None when it is empty
+/// (it would select everything) or has an operator this does not know.
+fn selector_string(sel: &LabelSelector) -> Option<String> {
+    let mut parts: Vec<String> = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in sel.match_expressions.iter().flatten() {
+        let values = e.values.as_deref().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            _ => return None,
+        });
+    }
+    (!parts.is_empty()).then(|| parts.join(","))
 }
 
 fn is_status(e: &kube::Error, code: u16) -> bool {
@@ -274,13 +297,34 @@ impl Cluster {
             .map_err(api_err(&self.context, format!("get PV {name}")))
     }
 
-    /// One app's side: its StatefulSet, pods, attachments, and the named claims and PVs.
+    /// One app's side, read fresh: its StatefulSet, its pods, the attachments of its PVs,
+    /// and the named claims and PVs.
+    ///
+    /// Claims and PVs are read by name and pods through the StatefulSet's selector, so the
+    /// cost does not grow with the cluster (a 1000-volume cluster made whole-kind LISTs
+    /// the largest load on both sides). A pod relabelled out of its set is no longer
+    /// counted; the volume it may still hold is, through its attachment and EC2's state.
+    /// VolumeAttachments cannot be selected by PV (no labels, no field selector), so they
+    /// are LISTed whole here; a wait's safety-net re-read takes them from the watch cache.
     pub async fn side(
         &self,
         ns: &str,
         sts: &str,
         claims: &[String],
         pvs: &[String],
+    ) -> Result<Side, KubeError> {
+        self.read_side(ns, sts, claims, pvs, None).await
+    }
+
+    /// [`Cluster::side`], with the attachments taken from `cached` when given (the
+    /// watch cache's, already narrowed to the app's PVs) instead of a LIST.
+    async fn read_side(
+        &self,
+        ns: &str,
+        sts: &str,
+        claims: &[String],
+        pvs: &[String],
+        cached: Option<Vec<VolumeAttachment>>,
     ) -> Result<Side, KubeError> {
         let sets: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
@@ -289,41 +333,59 @@ impl Cluster {
         let pv_api: Api<PersistentVolume> = Api::all(self.client.clone());
         let ctx = &self.context;
         // Reads are always safe to repeat: a transient failure is retried here, so one
-        // failed call of five does not cost the caller a whole observation.
-        let (set, pod_list, va_list, claim_list, pv_list) = futures::try_join!(
+        // failed call of several does not cost the caller a whole observation.
+        let ((set, pod_list), va_list, claim_objects, pv_objects) = futures::try_join!(
             async {
-                reread(|| sets.get_opt(sts))
+                let set = reread(|| sets.get_opt(sts))
                     .await
-                    .map_err(api_err(ctx, format!("get StatefulSet {ns}/{sts}")))
+                    .map_err(api_err(ctx, format!("get StatefulSet {ns}/{sts}")))?;
+                // Without a set (or a selector) only ordinal names tell its pods: all
+                // of the namespace's are read.
+                let params = match set
+                    .as_ref()
+                    .and_then(|s| selector_string(&s.spec.as_ref()?.selector))
+                {
+                    Some(sel) => ListParams::default().labels(&sel),
+                    None => ListParams::default(),
+                };
+                let pod_list = reread(|| pods.list(&params))
+                    .await
+                    .map_err(api_err(ctx, format!("list pods in {ns}")))?;
+                Ok((set, pod_list.items))
             },
             async {
-                reread(|| pods.list(&LIST))
-                    .await
-                    .map_err(api_err(ctx, format!("list pods in {ns}")))
+                match cached {
+                    Some(items) => Ok(items),
+                    None => reread(|| vas.list(&LIST))
+                        .await
+                        .map(|l| l.items)
+                        .map_err(api_err(ctx, "list volumeattachments")),
+                }
             },
-            async {
-                reread(|| vas.list(&LIST))
-                    .await
-                    .map_err(api_err(ctx, "list volumeattachments"))
-            },
-            async {
-                reread(|| claims_api.list(&LIST))
-                    .await
-                    .map_err(api_err(ctx, format!("list claims in {ns}")))
-            },
-            async {
-                reread(|| pv_api.list(&LIST))
-                    .await
-                    .map_err(api_err(ctx, "list PVs"))
-            },
+            futures::future::try_join_all(claims.iter().map(|name| {
+                let claims_api = &claims_api;
+                async move {
+                    reread(|| claims_api.get_opt(name))
+                        .await
+                        .map_err(api_err(ctx, format!("get claim {ns}/{name}")))
+                }
+            })),
+            futures::future::try_join_all(pvs.iter().map(|name| {
+                let pv_api = &pv_api;
+                async move {
+                    reread(|| pv_api.get_opt(name))
+                        .await
+                        .map_err(api_err(ctx, format!("get PV {name}")))
+                }
+            })),
         )?;
         Ok(convert::side(
             sts,
             set.as_ref(),
-            &pod_list.items,
-            &va_list.items,
-            &claim_list.items,
-            &pv_list.items,
+            &pod_list,
+            &va_list,
+            claim_objects.iter().flatten(),
+            pv_objects.iter().flatten(),
             claims,
             pvs,
         ))
@@ -483,8 +545,9 @@ impl Cluster {
     }
 
     /// Waits until `done(side)` holds on the shared watch cache, looking again whenever
-    /// it changes (no LIST, no watch of its own), and with a fresh read every `RECHECK` as
-    /// a safety net for a watch that went quiet. Returns the side that satisfied it — from
+    /// it changes (no LIST, no watch of its own), and with a fresh read as a safety net
+    /// for a watch that went quiet: after 5 s, then at doubling gaps up to 30 s (a long
+    /// wait on a busy cluster would otherwise re-read every app every 5 s). Returns the side that satisfied it — from
     /// the cache, so it may lag the cluster: `done` must be false on the world as it was
     /// before the write this wait follows (see [`crate::cache`]).
     pub async fn wait_for(
@@ -497,6 +560,8 @@ impl Cluster {
         done: impl Fn(&Side) -> bool,
     ) -> Result<Side, KubeError> {
         const RECHECK: Duration = Duration::from_secs(5);
+        const RECHECK_MAX: Duration = Duration::from_secs(30);
+        let mut gap = RECHECK;
         let cache = self.cache();
         cache.watch_namespace(ns);
         let mut changes = cache.subscribe();
@@ -529,12 +594,50 @@ impl Cluster {
                 () = timer => {}
             }
             if tokio::time::Instant::now() >= recheck {
-                recheck = tokio::time::Instant::now() + RECHECK;
-                let side = self.side(ns, sts, claims, pvs).await?;
+                gap = (gap * 2).min(RECHECK_MAX);
+                recheck = tokio::time::Instant::now() + gap;
+                // Attachments from the cache: they cannot be read by PV, and EC2's
+                // volume state, read fresh, is what a handover waits on last.
+                let side = self
+                    .read_side(ns, sts, claims, pvs, cache.attachments(pvs))
+                    .await?;
                 if done(&side) {
                     return Ok(side);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_selector_reads_as_the_api_string_and_an_empty_one_as_none() {
+        let sel: LabelSelector = serde_json::from_value(json!({
+            "matchLabels": { "app": "db", "tier": "data" },
+            "matchExpressions": [
+                { "key": "zone", "operator": "In", "values": ["a", "b"] },
+                { "key": "canary", "operator": "NotIn", "values": ["yes"] },
+                { "key": "owned", "operator": "Exists" },
+                { "key": "legacy", "operator": "DoesNotExist" }
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            selector_string(&sel).as_deref(),
+            Some("app=db,tier=data,zone in (a,b),canary notin (yes),owned,!legacy")
+        );
+        assert_eq!(selector_string(&LabelSelector::default()), None);
+        let odd: LabelSelector = serde_json::from_value(json!({
+            "matchExpressions": [{ "key": "k", "operator": "Near", "values": ["x"] }]
+        }))
+        .unwrap();
+        assert_eq!(
+            selector_string(&odd),
+            None,
+            "unknown operators read everything"
+        );
     }
 }
