@@ -441,7 +441,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<NetworkPlan, NetworkError> {
             clusters.join(", ")
         };
         if counted.contains(s.id.as_str()) {
-            format!("{who} (existing, counted for green)")
+            format!("{who} (existing; its free addresses count for green)")
         } else if public {
             format!("{who}, public load balancers")
         } else {
