@@ -1,6 +1,7 @@
 //! The VPC as the network planner needs it: every CIDR block association (up to five
-//! per VPC, each with a state), subnets with zone, free addresses and tags; and the two
-//! changes `baton network apply` makes: associate a CIDR block, create a subnet.
+//! per VPC, each with a state), subnets with zone, free addresses and tags, the region's
+//! zones; and the two changes `baton network apply` makes: associate a CIDR block,
+//! create a subnet.
 
 use aws_sdk_ec2::types::ResourceType;
 use ipnet::Ipv4Net;
@@ -180,6 +181,26 @@ impl Aws {
             .await
             .map_err(|e| call.sdk(e))?;
         items.iter().map(|s| subnet(&call, s)).collect()
+    }
+
+    /// The names of the region's availability zones that are available to this account
+    /// (`us-east-1a`, …), to refuse a zone that is not in the region before anything is
+    /// created.
+    pub async fn availability_zones(&self) -> Result<Vec<String>, Error> {
+        let call = self.call("describe availability zones of", self.region().to_owned());
+        let out = self
+            .ec2
+            .describe_availability_zones()
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        let mut zones: Vec<String> = out
+            .availability_zones()
+            .iter()
+            .filter_map(|z| z.zone_name().map(str::to_owned))
+            .collect();
+        zones.sort();
+        Ok(zones)
     }
 
     /// Creates a subnet with its tags.

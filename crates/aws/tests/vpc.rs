@@ -234,3 +234,14 @@ async fn unknown_vpc_is_not_found() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_regions_zones_are_listed_and_others_are_not() {
+    let aws = common::aws().await;
+    let zones = aws.availability_zones().await.expect("describe zones");
+    assert!(zones.contains(&"us-east-1a".to_string()), "{zones:?}");
+    assert!(
+        zones.iter().all(|z| z.starts_with("us-east-1")),
+        "{zones:?}"
+    );
+}

@@ -67,6 +67,185 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Retire blue's claims and PVs of migrated apps (the volumes survive: Retain).
     Commit(CommitArgs),
+    /// Green's address space inside the VPC blue uses: plan it, create it, and give it
+    /// blue's security-group access.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+}
+
+/// `baton network …`.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Plan green's node and pod subnets in blue's VPC, sized for N nodes and M pods.
+    ///
+    /// Read-only. Reads every CIDR block of the VPC (and its state), every subnet and its
+    /// free addresses, and with --blue blue's ENIConfigs and its nodes' subnets. Prints the
+    /// address map (each block, its subnets and who uses them), the per-node sizing from
+    /// the VPC CNI's rules (max pods = ENIs × (IPs per ENI − 1) + 2; one ENI fewer with
+    /// custom networking; /28 prefixes capped at 110/250 pods with prefix delegation; warm
+    /// pools), the subnets to create per zone with usable vs needed addresses, and a new
+    /// CIDR block to associate when the free space does not fit (pod blocks from
+    /// 100.64.0.0/10 or 198.19.0.0/16 first, only ranges AWS allows next to the primary
+    /// block, within the per-VPC block quota). Green's existing subnets (tagged
+    /// kubernetes.io/cluster/<name>) are counted first. Nothing overlaps any block, subnet
+    /// or --avoid range. Exit code 3 when the request cannot be met; the message says why.
+    #[command(after_help = "\
+Examples:
+  baton network plan --vpc vpc-0abc --cluster-name green \\
+      --azs us-east-1a,us-east-1b,us-east-1c --nodes 112 --pods 3000 --instance-type m5.large
+  baton network plan --vpc vpc-0abc --cluster-name green --azs us-east-1a,us-east-1b \\
+      --nodes 20 --pods 1500 --custom-networking --blue blue -o yaml --out net.yaml
+  baton network plan … --prefix-delegation --surge 25 --avoid 10.128.0.0/9 --cidr-quota 6")]
+    Plan(NetworkPlanArgs),
+    /// Create what a network plan proposes: associate its CIDR blocks, create its subnets.
+    ///
+    /// Subnets get the tags EKS and the AWS Load Balancer Controller look for
+    /// (kubernetes.io/cluster/<green>=shared; kubernetes.io/role/internal-elb=1 on node
+    /// subnets) and baton.io/network-plan=<plan id>, by which a second run finds them and
+    /// changes nothing. Refuses (exit 3, nothing changed) when the VPC changed since the
+    /// plan (a block or subnet added, removed or resized) or a proposal overlaps anything.
+    /// Never touches a subnet it did not create. Prints green's ENIConfig manifests once
+    /// the pod subnets exist (custom networking).
+    #[command(after_help = "\
+Examples:
+  baton network apply --plan net.yaml
+  baton network apply --plan net.yaml --yes --eni-configs green-eniconfigs.yaml
+  kubectl --context green apply -f green-eniconfigs.yaml")]
+    Apply(NetworkApplyArgs),
+    /// Give green's ranges the security-group access blue's have (e.g. the database).
+    ///
+    /// Finds every inbound rule that admits one of blue's ranges and adds the same
+    /// protocol and ports for each of green's, unless the group already admits it. Prints
+    /// the rules; adds them only with --apply (a second run finds nothing to add). Blue's
+    /// and green's ranges come from --from-cidrs/--to-cidrs, or from a network plan made
+    /// with --blue (blue's node and ENIConfig subnets; green's existing and planned ones).
+    #[command(after_help = "\
+Examples:
+  baton network mirror-rules --from-cidrs 10.0.0.0/20,100.64.0.0/19 --to-cidrs 10.1.0.0/20
+  baton network mirror-rules --plan net.yaml --security-group sg-0db --apply")]
+    MirrorRules(MirrorRulesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkPlanArgs {
+    /// The VPC blue runs in (green goes in the same one).
+    #[arg(long, value_name = "VPC_ID")]
+    pub vpc: String,
+    /// Green's EKS cluster name (tags: kubernetes.io/cluster/<name>).
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: String,
+    /// Zones for green's nodes, comma-separated.
+    #[arg(long, value_name = "AZ,…", value_delimiter = ',', required = true)]
+    pub azs: Vec<String>,
+    /// Green's nodes (spread evenly over the zones).
+    #[arg(long, value_name = "N")]
+    pub nodes: u32,
+    /// Green's pods that need a VPC address (host-network pods do not).
+    #[arg(long, value_name = "M")]
+    pub pods: u32,
+    /// Node instance type (ENIs and addresses per ENI from baton's table).
+    #[arg(long, value_name = "TYPE", default_value = "m5.large")]
+    pub instance_type: String,
+    /// The kubelet's max pods, if set below what the CNI can address.
+    #[arg(long, value_name = "P")]
+    pub max_pods_per_node: Option<u32>,
+    /// The VPC CNI assigns /28 prefixes (ENABLE_PREFIX_DELEGATION=true; Nitro only).
+    #[arg(long)]
+    pub prefix_delegation: bool,
+    /// Pods get addresses from per-zone pod subnets through ENIConfigs
+    /// (AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true).
+    #[arg(long)]
+    pub custom_networking: bool,
+    /// Extra nodes during rollouts, in percent of --nodes (each counted with full pods).
+    #[arg(long, value_name = "PCT", default_value_t = 0)]
+    pub surge: u32,
+    /// The CNI's WARM_ENI_TARGET.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub warm_eni_target: u32,
+    /// The CNI's WARM_IP_TARGET (overrides the ENI target; not with prefix delegation).
+    #[arg(long, value_name = "N", conflicts_with = "prefix_delegation")]
+    pub warm_ip_target: Option<u32>,
+    /// The CNI's WARM_PREFIX_TARGET (prefix delegation).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub warm_prefix_target: u32,
+    /// A range green must stay out of (on-premises, peered VPCs, …). Repeatable.
+    #[arg(long, value_name = "CIDR")]
+    pub avoid: Vec<ipnet::Ipv4Net>,
+    /// IPv4 CIDR blocks the VPC may have (AWS's default quota is 5).
+    #[arg(long, value_name = "Q", default_value_t = 5)]
+    pub cidr_quota: u32,
+    /// Blue's kubeconfig context: read its ENIConfigs and its nodes' subnets.
+    #[arg(long, value_name = "CONTEXT")]
+    pub blue: Option<String>,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    /// Also write the plan (JSON or YAML, by the -o format; JSON for table) to this file,
+    /// for `baton network apply --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkApplyArgs {
+    /// The plan (`baton network plan --out FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub plan: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Also write green's ENIConfig manifests (YAML, for kubectl apply -f) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub eni_configs: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorRulesArgs {
+    /// Blue's ranges, comma-separated.
+    #[arg(
+        long,
+        value_name = "CIDR,…",
+        value_delimiter = ',',
+        requires = "to_cidrs",
+        conflicts_with = "plan"
+    )]
+    pub from_cidrs: Vec<ipnet::Ipv4Net>,
+    /// Green's ranges, comma-separated.
+    #[arg(
+        long,
+        value_name = "CIDR,…",
+        value_delimiter = ',',
+        requires = "from_cidrs",
+        conflicts_with = "plan"
+    )]
+    pub to_cidrs: Vec<ipnet::Ipv4Net>,
+    /// Take blue's and green's ranges (and the VPC) from a network plan made with --blue.
+    #[arg(long, value_name = "FILE", required_unless_present = "from_cidrs")]
+    pub plan: Option<PathBuf>,
+    /// Only this security group (repeatable; default: every group of the VPC).
+    #[arg(long = "security-group", value_name = "SG")]
+    pub security_groups: Vec<String>,
+    /// Only groups of this VPC (default: the plan's; every group without a plan).
+    #[arg(long, value_name = "VPC_ID")]
+    pub vpc: Option<String>,
+    /// Add the rules (without it they are only printed).
+    #[arg(long)]
+    pub apply: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 /// Output formats.

@@ -16,13 +16,31 @@ pub mod code {
     pub const NOT_BUILT: u8 = 4;
 }
 
+/// A command refused its input before changing anything (a stale or impossible plan, an
+/// unknown VPC or zone): exits [`code::BLOCKED`]. The message reads after "failed to …"
+/// and names the object and the fix.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// Prints an error chain the way users read it and returns its code: a usage error found
-/// after parsing prints as clap's own and exits [`code::USAGE`], anything else
-/// [`code::FAILED`].
+/// after parsing prints as clap's own and exits [`code::USAGE`], a [`Refused`] input
+/// [`code::BLOCKED`], anything else [`code::FAILED`].
 pub fn report(e: &anyhow::Error) -> ExitCode {
     if let Some(usage) = e.downcast_ref::<clap::Error>() {
         let _ = usage.print();
         return ExitCode::from(code::USAGE);
+    }
+    if let Some(refused) = e.downcast_ref::<Refused>() {
+        eprintln!("refused: {refused}\nnothing was changed");
+        return ExitCode::from(code::BLOCKED);
     }
     eprintln!("error: {e}");
     for cause in e.chain().skip(1) {

@@ -1,11 +1,13 @@
 //! baton's pure domain: what the world looks like ([`world`]), the migration plan and its
 //! checks ([`plan`], [`planner`]), the phase machine that decides each next step
-//! ([`machine`]) and its expected effects ([`simulate`]), and the journal's records
-//! ([`journal`]). No IO, no async, no Kubernetes or AWS clients: the adapters fill the
-//! world types, the runner in the binary carries out the decisions.
+//! ([`machine`]) and its expected effects ([`simulate`]), the journal's records
+//! ([`journal`]), and the network phase's planner ([`network`]). No IO, no async, no
+//! Kubernetes or AWS clients: the adapters fill the world types, the runner in the binary
+//! carries out the decisions.
 
 pub mod journal;
 pub mod machine;
+pub mod network;
 pub mod plan;
 pub mod planner;
 pub mod quantity;

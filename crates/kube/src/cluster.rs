@@ -30,7 +30,7 @@ pub const MANAGER: &str = "baton";
 pub struct Cluster {
     /// The kubeconfig context.
     pub context: String,
-    client: kube::Client,
+    pub(crate) client: kube::Client,
     /// Started by the first [`Cluster::watch`] or wait; stopped when the last clone goes.
     cache: Arc<OnceLock<WatchCache>>,
 }
@@ -43,7 +43,10 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-fn api_err(context: &str, action: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
+pub(crate) fn api_err(
+    context: &str,
+    action: impl Into<String>,
+) -> impl FnOnce(kube::Error) -> KubeError {
     let action = action.into();
     let context = context.to_string();
     move |error| KubeError::Api {

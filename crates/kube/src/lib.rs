@@ -1,7 +1,8 @@
 //! baton's Kubernetes access over kube-rs: clients per kubeconfig context (this module),
 //! objects turned into baton's world views ([`convert`]), the objects baton creates in
 //! green ([`manifest`]), reads, idempotent mutations and watch-driven waits on one
-//! cluster ([`cluster`]), and the per-cluster watch cache those waits share ([`cache`]).
+//! cluster ([`cluster`]), the per-cluster watch cache those waits share ([`cache`]), and
+//! what the network planner reads (blue's ENIConfigs, [`network`]).
 //!
 //! baton names clusters by kubeconfig context (`--from blue --to green`), exactly as
 //! kubectl does, so an SRE's existing kubeconfig works unchanged.
@@ -10,6 +11,7 @@ pub mod cache;
 pub mod cluster;
 pub mod convert;
 pub mod manifest;
+pub mod network;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Scenarios are data: a YAML description of an estate (the VPC and its CIDR blocks and
-//! subnets, the clusters and their nodes, the apps, the ALB, the database security group)
-//! that [`seed`] builds on moto and the emulated clusters. `default` is shaped like the
+//! subnets, the clusters with their nodes and ENIConfigs, the apps, the ALB, the database
+//! security group) that [`seed`] builds on moto and the emulated clusters. `default` is shaped like the
 //! seed customer's estate; [`large`] generates one big enough for benchmarks.
 
 use std::collections::BTreeMap;
@@ -406,6 +406,27 @@ pub async fn seed(
         .await?;
         for obj in &s.platform {
             apply(cluster, obj.clone())?;
+        }
+        // Custom networking: the cluster's pod subnets, one ENIConfig per zone named
+        // after it (what ENI_CONFIG_LABEL_DEF=topology.kubernetes.io/zone selects).
+        for sn in s
+            .vpc
+            .subnets
+            .iter()
+            .filter(|sn| sn.cluster.as_deref() == Some(&c.name) && sn.role == "pods")
+        {
+            apply(
+                cluster,
+                json!({
+                    "apiVersion": "crd.k8s.amazonaws.com/v1alpha1",
+                    "kind": "ENIConfig",
+                    "metadata": { "name": sn.az },
+                    "spec": {
+                        "subnet": out.subnets[&sn.name],
+                        "securityGroups": [out.security_groups[&format!("eks-cluster-sg-{}", c.name)]],
+                    },
+                }),
+            )?;
         }
         for obj in &s.apps {
             let mut obj = obj.clone();

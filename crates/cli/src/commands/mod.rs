@@ -3,6 +3,7 @@
 mod demo;
 mod dry_run;
 mod engine;
+mod network;
 mod progress;
 mod runner;
 mod sim;
@@ -12,7 +13,7 @@ mod stateful;
 
 use std::process::ExitCode;
 
-use crate::args::{Cli, Command, SimCommand};
+use crate::args::{Cli, Command, NetworkCommand, SimCommand};
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -25,5 +26,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback(a) => stateful::rollback(a).await,
         Command::Commit(a) => stateful::commit(a).await,
         Command::Sim(SimCommand::Fault(a)) => sim_fault::run(a).await,
+        Command::Network(NetworkCommand::Plan(a)) => network::plan(a).await,
+        Command::Network(NetworkCommand::Apply(a)) => network::apply(a).await,
+        Command::Network(NetworkCommand::MirrorRules(a)) => network::mirror_rules(a).await,
     }
 }

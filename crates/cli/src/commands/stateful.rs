@@ -28,7 +28,7 @@ fn contexts(from: &Option<String>, to: &Option<String>) -> anyhow::Result<(Strin
     }
 }
 
-fn render<T: Serialize>(value: &T, output: Output) -> anyhow::Result<String> {
+pub(super) fn render<T: Serialize>(value: &T, output: Output) -> anyhow::Result<String> {
     Ok(match output {
         Output::Yaml => serde_saphyr::to_string(value).context("failed to render YAML")?,
         _ => serde_json::to_string_pretty(value)? + "\n",
@@ -65,7 +65,7 @@ pub async fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     }))
 }
 
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -207,7 +207,7 @@ fn plan_table(plan: &Plan) -> String {
     out
 }
 
-fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
+pub(super) fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }

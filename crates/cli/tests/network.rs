@@ -1,0 +1,375 @@
+//! `baton network plan/apply/mirror-rules` as a user runs them against `baton sim up`
+//! (the `default` scenario on moto): bad input refused with nothing created, a plan that
+//! keeps green clear of everything of blue's, apply's effects visible through EC2 and a
+//! second apply changing nothing, a stale plan refused, and the database's rules mirrored
+//! for green once.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use baton_aws::{Aws, AwsConfig, Filter, StaticCredentials};
+use common::{Sim, sim_up};
+use ipnet::Ipv4Net;
+use serde_json::Value;
+
+fn aws(sim: &Sim) -> (tokio::runtime::Runtime, Aws) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let aws = rt
+        .block_on(Aws::connect(
+            &AwsConfig::default()
+                .endpoint_url(&sim.env["AWS_ENDPOINT_URL"])
+                .region(&sim.env["AWS_REGION"])
+                .static_credentials(StaticCredentials::new("testing", "testing")),
+        ))
+        .unwrap();
+    (rt, aws)
+}
+
+/// The VPC's active blocks and subnets (block → tags), as EC2 reports them.
+fn vpc_state(
+    sim: &Sim,
+    vpc: &str,
+) -> (
+    BTreeSet<Ipv4Net>,
+    std::collections::BTreeMap<Ipv4Net, baton_aws::Tags>,
+) {
+    let (rt, aws) = aws(sim);
+    rt.block_on(async {
+        let v = aws.describe_vpc(vpc).await.unwrap();
+        let subnets = aws
+            .describe_subnets(&[Filter::new("vpc-id", [vpc])])
+            .await
+            .unwrap();
+        (
+            v.cidr_blocks
+                .iter()
+                .filter(|b| b.is_active())
+                .map(|b| b.cidr)
+                .collect(),
+            subnets.into_iter().map(|s| (s.cidr, s.tags)).collect(),
+        )
+    })
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn net(s: &str) -> Ipv4Net {
+    s.parse().unwrap()
+}
+
+#[test]
+fn network_plan_apply_and_mirror_rules_on_the_default_scenario() {
+    let sim = sim_up();
+    let seeded: Value = serde_json::from_str(
+        &std::fs::read_to_string(sim.dir.path().join("sim/scenario.json")).unwrap(),
+    )
+    .unwrap();
+    let vpc = seeded["vpc_id"].as_str().unwrap().to_string();
+    let before = vpc_state(&sim, &vpc);
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "network",
+            "plan",
+            "--vpc",
+            &vpc,
+            "--cluster-name",
+            "green",
+            "--azs",
+            "us-east-1a,us-east-1b,us-east-1c",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |args: &[String]| sim.baton(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // Bad input: refused (exit 3) with a message naming the object and the fix.
+    let o = sim.baton(&[
+        "network",
+        "plan",
+        "--vpc",
+        "vpc-0nope",
+        "--cluster-name",
+        "green",
+        "--azs",
+        "us-east-1a",
+        "--nodes",
+        "3",
+        "--pods",
+        "30",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("failed to find VPC vpc-0nope"),
+        "{}",
+        text(&o)
+    );
+    let mut args = base(&["--nodes", "3", "--pods", "30"]);
+    args[7] = "us-east-1a,eu-west-1a".into();
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("zone eu-west-1a is not in region us-east-1"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&base(&["--nodes", "3", "--pods", "3000"]));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("at least 112 nodes"), "{}", text(&o));
+    let big = [
+        "--nodes",
+        "600",
+        "--pods",
+        "24000",
+        "--instance-type",
+        "m5.xlarge",
+        "--custom-networking",
+    ];
+    let mut quota = base(&big);
+    quota.extend(["--cidr-quota", "4", "--avoid", "10.0.0.0/8"].map(String::from));
+    let o = run(&quota);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("the VPC has 4 of its 4 IPv4 CIDR blocks"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        vpc_state(&sim, &vpc),
+        before,
+        "a refused plan changed the VPC"
+    );
+
+    // The default plan: green's pods in free CG-NAT space, clear of all of blue's ranges.
+    let table = sim.ok(&base(&[
+        "--nodes",
+        "6",
+        "--pods",
+        "240",
+        "--instance-type",
+        "m6i.xlarge",
+        "--custom-networking",
+        "--blue",
+        "blue",
+    ])
+    .iter()
+    .map(String::as_str)
+    .collect::<Vec<_>>());
+    assert!(
+        table.contains("blue pods (ENIConfig us-east-1a)"),
+        "{table}"
+    );
+    assert!(table.contains("blue nodes (blue)"), "{table}");
+    let small: Value = serde_json::from_str(
+        &sim.ok(&base(&[
+            "--nodes",
+            "6",
+            "--pods",
+            "240",
+            "--instance-type",
+            "m6i.xlarge",
+            "--custom-networking",
+            "--blue",
+            "blue",
+            "-o",
+            "json",
+            "--out",
+            "small.json",
+        ])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()),
+    )
+    .unwrap();
+    let blue: Vec<Ipv4Net> = serde_json::from_value(small["blue_ranges"].clone()).unwrap();
+    assert_eq!(
+        blue,
+        [
+            "10.0.0.0/20",
+            "10.0.16.0/20",
+            "10.0.32.0/20",
+            "100.64.0.0/19",
+            "100.64.32.0/19",
+            "100.64.64.0/19"
+        ]
+        .map(net)
+    );
+    let proposed: Vec<Ipv4Net> = small["subnets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["cidr"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(proposed.len(), 3, "one pod subnet per zone");
+    for p in &proposed {
+        assert!(net("100.64.0.0/16").contains(p), "{p}");
+        for existing in before.1.keys() {
+            assert!(
+                !p.contains(&existing.network()) && !existing.contains(&p.network()),
+                "{p} collides with {existing}"
+            );
+        }
+    }
+    assert_eq!(vpc_state(&sim, &vpc), before, "plan changed the VPC");
+
+    // A plan that needs a new block: applied, visible through EC2, and again changes nothing.
+    let mut big_args = base(&big);
+    big_args.extend(["--blue", "blue", "-o", "yaml", "--out", "big.yaml"].map(String::from));
+    let o = run(&big_args);
+    assert!(o.status.success(), "{}", text(&o));
+    let applied: Value = serde_json::from_str(&sim.ok(&[
+        "network",
+        "apply",
+        "--plan",
+        "big.yaml",
+        "--yes",
+        "-o",
+        "json",
+        "--eni-configs",
+        "eni.yaml",
+    ]))
+    .unwrap();
+    assert_eq!(
+        applied["associated"],
+        serde_json::json!(["100.65.0.0/18"]),
+        "{applied}"
+    );
+    assert_eq!(
+        applied["created"].as_object().unwrap().len(),
+        3,
+        "{applied}"
+    );
+    let plan_id = applied["plan"].as_str().unwrap().to_string();
+    let after = vpc_state(&sim, &vpc);
+    assert!(after.0.contains(&net("100.65.0.0/18")));
+    let ours: Vec<(&Ipv4Net, &baton_aws::Tags)> = after
+        .1
+        .iter()
+        .filter(|(_, t)| t.get("baton.io/network-plan") == Some(&plan_id))
+        .collect();
+    assert_eq!(ours.len(), 3);
+    for (cidr, tags) in &ours {
+        assert_eq!(tags["kubernetes.io/cluster/green"], "shared", "{cidr}");
+        assert_eq!(tags["baton.io/network-role"], "pods", "{cidr}");
+    }
+    let eni = std::fs::read_to_string(sim.dir.path().join("eni.yaml")).unwrap();
+    assert_eq!(eni.matches("kind: ENIConfig").count(), 3, "{eni}");
+    assert!(eni.contains("subnet: subnet-"), "{eni}");
+    let again: Value = serde_json::from_str(&sim.ok(&[
+        "network", "apply", "--plan", "big.yaml", "--yes", "-o", "json",
+    ]))
+    .unwrap();
+    assert_eq!(again["created"].as_object().unwrap().len(), 0, "{again}");
+    assert_eq!(
+        again["already_created"].as_object().unwrap().len(),
+        3,
+        "{again}"
+    );
+    assert_eq!(again["eni_configs"].as_array().unwrap().len(), 3, "{again}");
+    assert_eq!(
+        vpc_state(&sim, &vpc),
+        after,
+        "a second apply changed the VPC"
+    );
+
+    // The small plan was made before that: stale now, refused, nothing created.
+    let o = sim.baton(&["network", "apply", "--plan", "small.json", "--yes"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("stale"), "{}", text(&o));
+    assert!(
+        text(&o).contains("was associated by someone else"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        vpc_state(&sim, &vpc),
+        after,
+        "a refused apply changed the VPC"
+    );
+
+    // The database admits blue's ranges only; mirror-rules gives green the same.
+    let db = seeded["security_groups"]["orders-db"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admitted = |sim: &Sim| -> BTreeSet<String> {
+        let (rt, aws) = aws(sim);
+        rt.block_on(aws.describe_security_groups(std::slice::from_ref(&db), &[]))
+            .unwrap()[0]
+            .ingress
+            .iter()
+            .filter(|r| r.covers("tcp", 5432))
+            .flat_map(|r| r.cidrs.clone())
+            .collect()
+    };
+    let blue_only = admitted(&sim);
+    let shown = sim.ok(&["network", "mirror-rules", "--plan", "big.yaml"]);
+    assert!(
+        shown.contains("orders-db") && shown.contains("5432"),
+        "{shown}"
+    );
+    assert!(shown.contains("Not added"), "{shown}");
+    assert_eq!(
+        admitted(&sim),
+        blue_only,
+        "mirror-rules without --apply changed a group"
+    );
+    let green: Vec<String> = serde_json::from_str::<Value>(&sim.ok(&[
+        "network",
+        "mirror-rules",
+        "--plan",
+        "big.yaml",
+        "--apply",
+        "-o",
+        "json",
+    ]))
+    .unwrap()
+    .as_array()
+    .unwrap()
+    .iter()
+    .flat_map(|m| {
+        m["add"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+    })
+    .collect();
+    assert_eq!(
+        green.len(),
+        6,
+        "3 existing node subnets and 3 new pod subnets: {green:?}"
+    );
+    let now = admitted(&sim);
+    for g in &green {
+        assert!(now.contains(g), "{g} not admitted on 5432: {now:?}");
+    }
+    assert!(blue_only.is_subset(&now));
+    let second = sim.ok(&["network", "mirror-rules", "--plan", "big.yaml", "--apply"]);
+    assert!(second.contains("No rule to add"), "{second}");
+    assert_eq!(admitted(&sim), now);
+    // The explicit form finds the same group.
+    let explicit = sim.ok(&[
+        "network",
+        "mirror-rules",
+        "--from-cidrs",
+        "10.0.0.0/20",
+        "--to-cidrs",
+        "10.2.0.0/24",
+        "--security-group",
+        &db,
+    ]);
+    assert!(
+        explicit.contains("10.2.0.0/24") && explicit.contains(&db),
+        "{explicit}"
+    );
+}
