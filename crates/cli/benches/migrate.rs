@@ -448,7 +448,17 @@ async fn main() {
                 })
                 .len()
         });
+        for c in bed_b.estate.server.clusters() {
+            c.cluster.take_controller_passes();
+        }
         let b = run_baton(&bed_b, a.parallel).await;
+        // Where the emulator's time went during baton's run, per cluster and controller.
+        let mut passes = BTreeMap::new();
+        for c in bed_b.estate.server.clusters() {
+            for (name, p) in c.cluster.take_controller_passes() {
+                passes.insert(format!("{}/{name}", c.cluster.spec.name), p);
+            }
+        }
         let k8s = k8s_calls(&bed_b);
         let aws_calls = bed_b.baton_aws.knobs().requests().len();
         let mut aws_by_action: BTreeMap<String, usize> = BTreeMap::new();
@@ -522,6 +532,14 @@ async fn main() {
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
         println!("           baton's k8s calls: {}", top.join(", "));
+        let mut busy: Vec<_> = passes.iter().collect();
+        busy.sort_by(|x, y| y.1.busy_seconds.total_cmp(&x.1.busy_seconds));
+        let busy: Vec<String> = busy
+            .iter()
+            .take(6)
+            .map(|(k, p)| format!("{k} {:.1} s/{} passes", p.busy_seconds, p.passes))
+            .collect();
+        println!("           emulator controllers: {}", busy.join(", "));
         results.push(json!({
             "scenario": scenario.name,
             "latency_ms": lat,
@@ -532,6 +550,7 @@ async fn main() {
             "baton_aws_calls": aws_calls,
             "baton_aws_calls_by_action": aws_by_action,
             "baton_k8s_calls_by_kind": k8s_by_kind,
+            "emulator_controller_passes": passes,
             "k8s_calls_per_volume": per(k8s),
             "aws_calls_per_volume": per(aws_calls),
             "naive": n,

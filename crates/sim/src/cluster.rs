@@ -93,9 +93,51 @@ pub struct Cluster {
     pub storage_protection: AtomicBool,
     /// API latency, injected faults and the request log; change them while serving.
     pub knobs: Arc<Knobs>,
+    /// Each controller's passes so far, for benchmarks: where the emulator's time goes.
+    pub(crate) passes: std::sync::Mutex<std::collections::BTreeMap<&'static str, PassStats>>,
+}
+
+/// One controller's passes: how many, how many looked at everything, and their total
+/// wall time (awaited EC2 calls included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct PassStats {
+    /// Passes run.
+    pub passes: u64,
+    /// Of which were asked to look at everything (start, timer, lag, resync); a
+    /// controller that does not scope its work to the changes looks at everything in
+    /// every pass anyway.
+    pub full: u64,
+    /// Wall time spent in passes, in seconds.
+    pub busy_seconds: f64,
 }
 
 impl Cluster {
+    /// Each running controller's passes since the last call (or the start), by name.
+    pub fn take_controller_passes(&self) -> std::collections::BTreeMap<&'static str, PassStats> {
+        std::mem::take(
+            &mut *self
+                .passes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    pub(crate) fn count_pass(
+        &self,
+        controller: &'static str,
+        full: bool,
+        took: std::time::Duration,
+    ) {
+        let mut p = self
+            .passes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let s = p.entry(controller).or_default();
+        s.passes += 1;
+        s.full += u64::from(full);
+        s.busy_seconds += took.as_secs_f64();
+    }
+
     /// A cluster with the built-in kinds and the namespaces every cluster has.
     pub fn new(spec: ClusterSpec) -> Arc<Self> {
         let knobs = Arc::new(Knobs::new(spec.seed));
@@ -108,6 +150,7 @@ impl Cluster {
             closing: tokio::sync::watch::Sender::new(false),
             storage_protection: AtomicBool::new(false),
             knobs,
+            passes: std::sync::Mutex::default(),
         });
         c.bootstrap();
         c

@@ -95,6 +95,8 @@ pub struct Ctx {
     pub(crate) events: Arc<std::sync::Mutex<EventCache>>,
     /// Counts writes through this handle during a resync (each controller has its own).
     pub(crate) audit: Arc<Audit>,
+    /// Its workers' requests for a pass (each controller has its own).
+    pub(crate) wake: Arc<super::workers::Wake>,
 }
 
 /// Writes (other than Events) that changed an object while auditing is on: a resync pass
@@ -158,11 +160,22 @@ impl Ctx {
             delays: Arc::new(delays),
             events: Arc::default(),
             audit: Arc::default(),
+            wake: Arc::default(),
         }
     }
 
     /// The same handle with its own write audit, for one controller.
     pub(crate) fn for_controller(&self) -> Self {
+        Self {
+            audit: Arc::default(),
+            wake: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The same handle for a worker's task: its writes are not a resync pass's (the
+    /// audit counts only what a pass itself writes).
+    pub(crate) fn for_worker(&self) -> Self {
         Self {
             audit: Arc::default(),
             ..self.clone()

@@ -7,23 +7,24 @@
 //! FailedAttachVolume event.
 //!
 //! The VolumeAttachments of different EBS volumes are worked on concurrently (at most
-//! [`CONCURRENCY`] at once), as the external-attacher's workers do; those of one volume
-//! (even through two PVs) stay in order in one worker, so the one-instance rule is
-//! checked against EC2's answer after the previous attach or detach of it finished.
+//! [`CONCURRENCY`] at once), by workers outside the pass, as the external-attacher's
+//! workers do; those of one volume (even through two PVs) stay in order in one worker,
+//! so the one-instance rule is checked against EC2's answer after the previous attach or
+//! detach of it finished.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::api::{NODES, PODS, PVCS, PVS, VOLUMEATTACHMENTS, pod_claims, pod_terminated};
 use super::binder::ebs_volume_id;
 use super::provisioner::EBS_CSI;
+use super::workers::Workers;
 use super::{Controller, Ctx, Scope};
 use crate::meta;
 use crate::ops::Part;
@@ -37,8 +38,23 @@ const CONCURRENCY: usize = 16;
 /// Pods by the (node, PV) their claims put them on: where attach events are reported.
 type Users = HashMap<(String, String), Vec<std::sync::Arc<Value>>>;
 
-#[derive(Default)]
 pub(crate) struct Attacher {
+    state: Arc<State>,
+    /// One per EBS volume.
+    volumes: Workers,
+}
+
+impl Default for Attacher {
+    fn default() -> Self {
+        Self {
+            state: Arc::default(),
+            volumes: Workers::new(CONCURRENCY),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
     /// When each VolumeAttachment was first seen wanting attach / detach.
     seen: Mutex<HashMap<(String, bool), Instant>>,
     /// Next device letter per instance.
@@ -85,8 +101,8 @@ impl Controller for Attacher {
                 }
             }
             // Each EBS volume's attachments in name order, one worker per volume (by
-            // volume id: two PVs may name the same volume).
-            let mut by_volume: BTreeMap<String, Vec<std::sync::Arc<Value>>> = BTreeMap::new();
+            // volume id: two PVs may name the same volume), for the volumes with work.
+            let mut by_volume: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
             for va in ctx.list(VOLUMEATTACHMENTS, None) {
                 let name = meta::name(&va).to_string();
                 if !desired.contains_key(&name) && !meta::is_deleting(&va) {
@@ -100,17 +116,25 @@ impl Controller for Attacher {
                     .get(PVS, "", pv)
                     .and_then(|pv| ebs_volume_id(&pv))
                     .unwrap_or_else(|| format!("pv/{pv}"));
-                by_volume.entry(volume).or_default().push(va);
+                let work = if meta::is_deleting(&va) {
+                    meta::finalizers(&va)
+                        .iter()
+                        .any(|f| f == ATTACHER_FINALIZER)
+                } else {
+                    va["status"]["attached"] != true
+                };
+                let entry = by_volume.entry(volume).or_default();
+                entry.0 |= work;
+                entry.1.push(name);
             }
-            let workers: Vec<_> = by_volume
-                .values()
-                .map(|vas| self.sync_volume(ctx, vas, &users))
-                .collect();
-            let wakes: Vec<Option<Instant>> = futures::stream::iter(workers)
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
-            wakes.into_iter().flatten().min()
+            let users = Arc::new(users);
+            for (volume, (_, vas)) in by_volume.into_iter().filter(|(_, (work, _))| *work) {
+                let (state, wctx, users) = (self.state.clone(), ctx.for_worker(), users.clone());
+                self.volumes.spawn(volume, &ctx.wake, async move {
+                    state.sync_volume(&wctx, &vas, &users).await
+                });
+            }
+            None
         })
     }
 }
@@ -193,7 +217,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Attacher {
+impl State {
     fn first_seen(&self, va: &str, detach: bool) -> Instant {
         *self
             .seen
@@ -219,19 +243,18 @@ impl Attacher {
         format!("/dev/xvd{letters}{second}")
     }
 
-    /// One volume's attachments, in order; the soonest wake-up any of them asks for.
-    async fn sync_volume(
-        &self,
-        ctx: &Ctx,
-        vas: &[std::sync::Arc<Value>],
-        users: &Users,
-    ) -> Option<Instant> {
+    /// One volume's attachments (by name), in order, each as stored now (the pass that
+    /// handed them out may be older); the soonest wake-up any of them asks for.
+    async fn sync_volume(&self, ctx: &Ctx, vas: &[String], users: &Users) -> Option<Instant> {
         let mut wake: Option<Instant> = None;
-        for va in vas {
-            let step = if meta::is_deleting(va) {
-                self.detach(ctx, va).await
+        for name in vas {
+            let Some(va) = ctx.get(VOLUMEATTACHMENTS, "", name) else {
+                continue;
+            };
+            let step = if meta::is_deleting(&va) {
+                self.detach(ctx, &va).await
             } else {
-                self.attach(ctx, va, users).await
+                self.attach(ctx, &va, users).await
             };
             if let Some(at) = step {
                 wake = Some(wake.map_or(at, |w| w.min(at)));

@@ -9,14 +9,16 @@
 //! A test can so prove green continues from blue's last value — nothing lost, nothing
 //! forked. `baton.sim/fingerprint-writer` names the pod and the value it started from.
 //!
-//! Pods are synced concurrently (at most [`CONCURRENCY`] at once), as kubelets on
-//! different nodes are independent: first the stopping ones, so a stopped pod's last
-//! fingerprint is written before any pod started in the same pass reads it.
+//! Each pod is synced by a worker of its own (at most [`CONCURRENCY`] at once), as
+//! kubelets on different nodes are independent, outside the pass, so one pod's EC2 calls
+//! hold up no other pod. A stopped pod's last fingerprint is written before it is
+//! removed, and nothing can start on its volume before that: the volume's attachment (or,
+//! on the same node, the StatefulSet's replacement pod) waits for the pod to be gone.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -26,6 +28,7 @@ use tokio::time::Instant;
 use super::api::{NODES, PODS, PVCS, PVS, VOLUMEATTACHMENTS, pod_claims};
 use super::attach::attachment_name;
 use super::binder::ebs_volume_id;
+use super::workers::Workers;
 use super::{Controller, Ctx, Scope};
 use crate::meta;
 use crate::ops::Part;
@@ -47,11 +50,29 @@ struct Running {
     volumes: Vec<(String, u64)>,
 }
 
-#[derive(Default)]
 pub(crate) struct Kubelet {
+    state: Arc<State>,
+    /// One per pod uid.
+    pods: Workers,
+    /// The periodic fingerprint writes (one key).
+    flushes: Workers,
+}
+
+impl Default for Kubelet {
+    fn default() -> Self {
+        Self {
+            state: Arc::default(),
+            pods: Workers::new(CONCURRENCY),
+            flushes: Workers::new(1),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
     starting: Mutex<HashMap<String, Instant>>,
     stopping: Mutex<HashMap<String, Instant>>,
-    running: tokio::sync::Mutex<HashMap<String, Running>>,
+    running: Mutex<HashMap<String, Running>>,
     next_ip: Mutex<u32>,
 }
 
@@ -74,46 +95,49 @@ impl Controller for Kubelet {
         _scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
-            let mut wake: Option<Instant> = None;
-            let mut soonest = |at: Instant| wake = Some(wake.map_or(at, |w| w.min(at)));
-            let (stopping, others): (Vec<_>, Vec<_>) = ctx
-                .list(PODS, None)
-                .into_iter()
-                .filter(|p| {
-                    p["spec"]["nodeName"]
-                        .as_str()
-                        .is_some_and(|n| !n.is_empty())
-                })
-                .partition(|p| meta::is_deleting(p));
-            for pods in [stopping, others] {
-                let syncs: Vec<_> = pods
-                    .iter()
-                    .map(|pod| {
-                        let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
-                        self.sync_pod(ctx, pod, node)
-                    })
-                    .collect();
-                let wakes: Vec<Option<Instant>> = futures::stream::iter(syncs)
-                    .buffer_unordered(CONCURRENCY)
-                    .collect()
-                    .await;
-                for at in wakes.into_iter().flatten() {
-                    soonest(at);
+            for pod in ctx.list(PODS, None) {
+                let Some(node) = pod["spec"]["nodeName"]
+                    .as_str()
+                    .filter(|n| !n.is_empty())
+                    .map(String::from)
+                else {
+                    continue;
+                };
+                // Only a stopping or a starting pod has work.
+                if !(meta::is_deleting(&pod) || pod["status"]["phase"] == "Pending") {
+                    continue;
                 }
+                let (state, wctx) = (self.state.clone(), ctx.for_worker());
+                self.pods
+                    .spawn(meta::uid(&pod).to_string(), &ctx.wake, async move {
+                        state.sync_pod(&wctx, &pod, &node).await
+                    });
             }
-            if let Some(at) = self.flush_due(ctx).await {
-                soonest(at);
+            if self.flushes.busy(FLUSH) {
+                // Its end asks for the next one.
+                return None;
             }
-            wake
+            let next = self.state.next_flush(ctx);
+            if next.is_some_and(|at| at <= Instant::now()) {
+                let (state, wctx) = (self.state.clone(), ctx.for_worker());
+                self.flushes.spawn(FLUSH.into(), &ctx.wake, async move {
+                    state.flush_due(&wctx).await
+                });
+                return None;
+            }
+            next
         })
     }
 }
+
+/// The periodic fingerprint writes' worker key.
+const FLUSH: &str = "fingerprints";
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Kubelet {
+impl State {
     async fn sync_pod(&self, ctx: &Ctx, pod: &Value, node: &str) -> Option<Instant> {
         let uid = meta::uid(pod).to_string();
         let ns = meta::namespace(pod);
@@ -125,7 +149,8 @@ impl Kubelet {
             if Instant::now() < stop_at {
                 return Some(stop_at);
             }
-            if let Some(r) = self.running.lock().await.remove(&uid) {
+            let stopped = lock(&self.running).remove(&uid);
+            if let Some(r) = stopped {
                 flush(ctx, &r).await;
             }
             if ctx.delete(PODS, ns, name, true).is_ok() {
@@ -230,37 +255,44 @@ impl Kubelet {
                 last_flush: started,
                 volumes: fingerprints,
             };
-            self.running.lock().await.insert(uid.clone(), r);
+            lock(&self.running).insert(uid.clone(), r);
         }
         lock(&self.starting).remove(&uid);
         None
     }
 
-    /// Writes fingerprints that are due; returns when the next flush is due.
+    /// When the next periodic fingerprint write is due, if any pod runs on EBS volumes.
+    fn next_flush(&self, ctx: &Ctx) -> Option<Instant> {
+        let every = ctx.delays.fingerprint_flush;
+        lock(&self.running)
+            .values()
+            .filter(|r| !r.volumes.is_empty())
+            .map(|r| r.last_flush + every)
+            .min()
+    }
+
+    /// Writes the fingerprints that are due; returns when the next write is due.
     async fn flush_due(&self, ctx: &Ctx) -> Option<Instant> {
         let every = ctx.delays.fingerprint_flush;
-        let mut running = self.running.lock().await;
-        let due: Vec<String> = running
+        let due: Vec<(String, Running)> = lock(&self.running)
             .iter()
             .filter(|(_, r)| !r.volumes.is_empty() && r.last_flush.elapsed() >= every)
-            .map(|(uid, _)| uid.clone())
+            .map(|(uid, r)| (uid.clone(), r.clone()))
             .collect();
-        let writes: Vec<_> = due.iter().map(|uid| flush(ctx, &running[uid])).collect();
+        let writes: Vec<_> = due.iter().map(|(_, r)| flush(ctx, r)).collect();
         futures::stream::iter(writes)
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<()>>()
             .await;
         let flushed = Instant::now();
-        for uid in &due {
+        let mut running = lock(&self.running);
+        for (uid, _) in &due {
             if let Some(r) = running.get_mut(uid) {
                 r.last_flush = flushed;
             }
         }
-        running
-            .values()
-            .filter(|r| !r.volumes.is_empty())
-            .map(|r| r.last_flush + every)
-            .min()
+        drop(running);
+        self.next_flush(ctx)
     }
 }
 

@@ -21,6 +21,7 @@ mod kubelet;
 mod provisioner;
 mod scheduler;
 mod statefulset;
+mod workers;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -172,14 +173,22 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
     let mut scope = Scope::All;
     let mut why = Why::Start;
     let mut last_full = Instant::now();
+    // The soonest instant a worker asked for a pass at, not yet passed.
+    let mut worker_at: Option<Instant> = None;
     loop {
+        if worker_at.is_some_and(|at| at <= Instant::now()) {
+            worker_at = None;
+        }
         if scope.is_all() {
             last_full = Instant::now();
         }
         if why == Why::Resync {
             ctx.audit.start();
         }
+        let began = Instant::now();
         let wake_at = c.reconcile(&ctx, &scope).await;
+        ctx.cluster
+            .count_pass(c.name(), scope.is_all(), began.elapsed());
         let writes = ctx.audit.stop();
         if writes > 0 {
             // Passes woken by changes should have left nothing for a resync to do: this
@@ -192,7 +201,13 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
             );
         }
         let resync_at = last_full + RESYNC;
-        let due = wake_at.map_or(resync_at, |w| w.min(resync_at));
+        let soonest = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        worker_at = soonest(worker_at, ctx.wake.take_at());
+        let mut timer_at = soonest(wake_at, worker_at);
+        let mut due = timer_at.map_or(resync_at, |w| w.min(resync_at));
         let sleep = tokio::time::sleep_until(due);
         tokio::pin!(sleep);
         let mut seen = Vec::new();
@@ -215,12 +230,26 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
                 },
                 () = &mut sleep => {
                     full = true;
-                    why = if wake_at.is_some_and(|w| w <= Instant::now()) {
+                    why = if timer_at.is_some_and(|w| w <= Instant::now()) {
                         Why::Timer
                     } else {
                         Why::Resync
                     };
                     break;
+                }
+                () = ctx.wake.notified() => {
+                    if ctx.wake.take_now() {
+                        full = true;
+                        why = Why::Worker;
+                        break;
+                    }
+                    // A worker asked for a pass later: sleep until then if it is sooner.
+                    worker_at = soonest(worker_at, ctx.wake.take_at());
+                    timer_at = soonest(timer_at, worker_at);
+                    if let Some(at) = timer_at.filter(|&at| at < due) {
+                        due = at;
+                        sleep.as_mut().reset(at);
+                    }
                 }
                 _ = closing.changed() => return,
             }
@@ -261,6 +290,8 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
 enum Why {
     Start,
     Changes,
+    /// A worker finished its object's work.
+    Worker,
     Lagged,
     Timer,
     Resync,

@@ -1,0 +1,172 @@
+//! Work a controller hands out of its pass, as a real controller's workqueue workers do:
+//! one task per key (a pod, a volume) at a time, a bounded number at once, so a slow call
+//! for one object (moto answering an AttachVolume, a pod's fingerprint write) does not
+//! hold up the next pass or any other object's work.
+//!
+//! A pass skips a key whose task is still queued or running, and marks it: as client-go's
+//! workqueue re-queues an item added while it is processed, a marked task's end wakes
+//! its controller for a pass now, so the change that pass saw is looked at again. A task
+//! may also ask for a pass at an instant (a modelled delay), which the controller's loop
+//! sleeps until without a pass in between. What a task writes wakes the controller
+//! through the change stream, as any write does.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+
+/// What a controller's loop wakes on besides changes: its workers' requests.
+#[derive(Debug, Default)]
+pub(crate) struct Wake {
+    notify: Notify,
+    /// A pass is wanted now.
+    now: std::sync::atomic::AtomicBool,
+    /// The soonest instant a pass is wanted at.
+    at: Mutex<Option<Instant>>,
+}
+
+impl Wake {
+    /// Asks for a pass now (`None`) or at `at`.
+    pub(crate) fn request(&self, at: Option<Instant>) {
+        match at {
+            None => self.now.store(true, std::sync::atomic::Ordering::SeqCst),
+            Some(at) => {
+                let mut slot = self.at.lock().unwrap_or_else(PoisonError::into_inner);
+                *slot = Some(slot.map_or(at, |w| w.min(at)));
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Waits for a request.
+    pub(crate) async fn notified(&self) {
+        self.notify.notified().await;
+    }
+
+    /// Whether a pass was asked for now (and clears it).
+    pub(crate) fn take_now(&self) -> bool {
+        self.now.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The soonest instant a pass was asked for (and clears it).
+    pub(crate) fn take_at(&self) -> Option<Instant> {
+        self.at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// One controller's workers.
+#[derive(Debug)]
+pub(crate) struct Workers {
+    /// Keys with a task queued or running → whether a pass wanted them meanwhile.
+    in_flight: Arc<Mutex<HashMap<String, bool>>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Workers {
+    /// Workers running at most `limit` tasks at once (more wait for a permit).
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            in_flight: Arc::default(),
+            permits: Arc::new(Semaphore::new(limit)),
+        }
+    }
+
+    /// Whether `key` has a task queued or running.
+    pub(crate) fn busy(&self, key: &str) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(key)
+    }
+
+    /// Runs `work` for `key` unless a task for it is queued or running (then marks that
+    /// one, so that its end asks for a pass now). When it ends, `wake` is asked for a
+    /// pass at the instant it returns, if any.
+    pub(crate) fn spawn<F>(&self, key: String, wake: &Arc<Wake>, work: F)
+    where
+        F: Future<Output = Option<Instant>> + Send + 'static,
+    {
+        {
+            let mut in_flight = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(again) = in_flight.get_mut(&key) {
+                *again = true;
+                return;
+            }
+            in_flight.insert(key.clone(), false);
+        }
+        let (in_flight, permits, wake) =
+            (self.in_flight.clone(), self.permits.clone(), wake.clone());
+        tokio::spawn(async move {
+            let at = match permits.acquire_owned().await {
+                Ok(_permit) => work.await,
+                Err(_) => None, // closed: cannot happen, the semaphore is never closed
+            };
+            let again = in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&key)
+                .unwrap_or(false);
+            if again {
+                wake.request(None);
+            } else if at.is_some() {
+                wake.request(at);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn one_task_per_key_and_a_pass_that_wanted_it_meanwhile_gets_another() {
+        let workers = Workers::new(2);
+        let wake = Arc::new(Wake::default());
+        let gate = Arc::new(Notify::new());
+        let g = gate.clone();
+        workers.spawn("pod-a".into(), &wake, async move {
+            g.notified().await;
+            None
+        });
+        assert!(workers.busy("pod-a"));
+        // A second spawn for the same key while the first runs is dropped, and marks it.
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r = ran.clone();
+        workers.spawn("pod-a".into(), &wake, async move {
+            r.store(true, std::sync::atomic::Ordering::SeqCst);
+            None
+        });
+        gate.notify_one();
+        tokio::time::timeout(Duration::from_secs(5), wake.notified())
+            .await
+            .expect("the marked task's end wakes its controller");
+        assert!(wake.take_now(), "a pass now, to look at pod-a again");
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(!workers.busy("pod-a"));
+
+        // Unmarked, a task that asks for nothing wakes nothing; one that asks for an
+        // instant asks for a pass then, not now.
+        workers.spawn("pod-b".into(), &wake, async { None });
+        let later = Instant::now() + Duration::from_secs(60);
+        workers.spawn("pod-c".into(), &wake, async move { Some(later) });
+        tokio::time::timeout(Duration::from_secs(5), wake.notified())
+            .await
+            .unwrap();
+        while workers.busy("pod-b") {
+            tokio::task::yield_now().await;
+        }
+        assert!(!wake.take_now(), "nothing asks for a pass now");
+        assert_eq!(wake.take_at(), Some(later));
+        assert_eq!(wake.take_at(), None);
+    }
+}
