@@ -434,7 +434,9 @@ fn failed_gates_roll_back_to_the_original_weights() {
         assert_eq!(alb.weights(), [(alb.blue.clone(), 1)]);
     }
 
-    // No traffic at all: inconclusive, held twice, then failed.
+    // No traffic at all: inconclusive, held twice, then failed. (A gate's window starts
+    // at the whole second before its step was written: let the last 5xx second pass.)
+    std::thread::sleep(Duration::from_secs(2));
     let o = sim.baton(&shift_args(
         &alb,
         "quiet",
@@ -452,7 +454,7 @@ fn failed_gates_roll_back_to_the_original_weights() {
     let _traffic = alb.traffic(&sim, 100.0, 0.0);
     let mut child = spawn(
         &sim,
-        &shift_args(&alb, "gone", &["--interval", "3s", "--steps", "50,100"]),
+        &shift_args(&alb, "gone", &["--interval", "4s", "--steps", "50,100"]),
     );
     alb.wait_green_weight(50, &mut child);
     alb.rt
@@ -475,13 +477,13 @@ fn an_outside_change_stops_the_shift_and_a_crash_resumes_or_rolls_back() {
     alb.register_green(&sim);
     let _traffic = alb.traffic(&sim, 100.0, 0.0);
 
-    // Someone sets 70/30 by hand while step 1 (10 %) runs.
+    // Someone sets 70/30 by hand while step 1 (10 %) runs (4 s: time to react under load).
     let mut child = spawn(
         &sim,
         &shift_args(
             &alb,
             "outside",
-            &["--interval", "2s", "--steps", "10,50,100"],
+            &["--interval", "4s", "--steps", "10,50,100"],
         ),
     );
     alb.wait_green_weight(10, &mut child);
