@@ -236,6 +236,32 @@ impl Aws {
         Ok(())
     }
 
+    /// Deregisters IP targets on `port` (a green pod going away; tests that take
+    /// green's targets out of its group).
+    pub async fn deregister_ip_targets(
+        &self,
+        target_group_arn: &str,
+        ips: &[String],
+        port: i32,
+    ) -> Result<(), Error> {
+        let call = self.call("deregister targets from", target_group_arn);
+        if ips.is_empty() {
+            return Ok(());
+        }
+        let targets = ips
+            .iter()
+            .map(|ip| TargetDescription::builder().id(ip).port(port).build())
+            .collect();
+        self.elb
+            .deregister_targets()
+            .target_group_arn(target_group_arn)
+            .set_targets(Some(targets))
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
+    }
+
     /// Creates an EKS cluster record.
     pub async fn create_eks_cluster(
         &self,

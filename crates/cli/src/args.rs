@@ -71,6 +71,196 @@ pub enum Command {
     /// blue's security-group access.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Move an externally managed ALB's traffic from blue's target group to green's, in
+    /// gated steps, reversibly.
+    #[command(subcommand)]
+    Traffic(TrafficCommand),
+}
+
+/// `baton traffic …`.
+#[derive(Debug, Subcommand)]
+pub enum TrafficCommand {
+    /// Shift a listener's (or rule's) forward action from blue's target group to green's
+    /// in weighted steps, each gated on green's health and error rate.
+    ///
+    /// Before the first write: the listener, rule and target groups must exist, blue's
+    /// group must be in the forward action, every step's weights must be within AWS's
+    /// limits (0–999, at most 5 groups), and green must have --min-healthy healthy targets;
+    /// otherwise it refuses (exit 3) and changes nothing. A plain forward to blue first
+    /// becomes a weighted forward with green at 0. A step is green's percentage of the
+    /// traffic blue and green carry together; every other target group, stickiness and
+    /// every other field and action are kept as they were. Stickiness is reported: it
+    /// slows the shift, since clients pinned to blue stay there until it expires.
+    ///
+    /// Before each write baton reads the action back: weights other than the ones it last
+    /// wrote (someone or something else changed them) stop the shift with exit 1, and
+    /// baton does not touch them. After each step's --interval, the gate: green's group
+    /// has at least --min-healthy healthy targets; its targets' 5xx answers per request
+    /// over the step (CloudWatch HTTPCode_Target_5XX_Count / RequestCount, dimensions
+    /// TargetGroup + LoadBalancer) are at most --max-5xx-ratio; fewer than --min-requests
+    /// requests is inconclusive, handled by --on-inconclusive (hold: measure again after
+    /// another interval, at most --max-holds times, then fail). A failed gate writes the
+    /// original weights back and exits 5 with the reason.
+    ///
+    /// Every write is journaled (fsync'd) in --state-dir before and after it is made: after
+    /// a crash, kill or Ctrl-C, `--resume` continues (a step's interval counts from when
+    /// its weights were written) and `baton traffic rollback` puts the original weights
+    /// back. CloudWatch publishes ALB metrics per minute, about a minute late: on AWS use
+    /// intervals of several minutes.
+    ///
+    /// Exit codes: 0 every step passed; 1 failed or stopped on someone else's change (the
+    /// message says what was found); 2 usage; 3 refused, nothing changed; 5 a gate failed
+    /// and the original weights are back.
+    #[command(after_help = "\
+Examples:
+  baton traffic shift --listener arn:aws:elasticloadbalancing:…:listener/app/web/… \\
+      --from-tg arn:…:targetgroup/web-blue/… --to-tg arn:…:targetgroup/web-green/…
+  baton traffic shift --listener ARN --rule ARN --from-tg ARN --to-tg ARN \\
+      --steps 5,20,50,100 --interval 10m --min-healthy 3 --max-5xx-ratio 0.005 --yes
+  baton traffic shift --resume --state-dir .baton/traffic")]
+    Shift(TrafficShiftArgs),
+    /// Show a listener's (or rule's) forward weights now and each group's gate readings:
+    /// healthy targets, requests and 5xx ratio over --window.
+    ///
+    /// Read-only. With --state-dir, also where the shift journaled there stands.
+    #[command(after_help = "\
+Examples:
+  baton traffic status --listener ARN
+  baton traffic status --listener ARN --rule ARN --window 15m -o json
+  baton traffic status --listener ARN --state-dir .baton/traffic")]
+    Status(TrafficStatusArgs),
+    /// Put back the weights recorded before a shift (from its journal), whatever step it
+    /// reached, after a crash or after it completed.
+    ///
+    /// Refuses to overwrite weights someone else changed since baton last wrote them,
+    /// unless --force. Exit codes: 0 the original weights are on the ALB; 1 failed or
+    /// stopped on someone else's change.
+    #[command(after_help = "\
+Examples:
+  baton traffic rollback --state-dir .baton/traffic
+  baton traffic rollback --state-dir .baton/traffic --force --yes")]
+    Rollback(TrafficRollbackArgs),
+}
+
+/// What an inconclusive gate (too few requests) means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Inconclusive {
+    /// Measure again after another interval (at most --max-holds times, then fail).
+    Hold,
+    /// Go on to the next step.
+    Pass,
+    /// Roll back.
+    Fail,
+}
+
+#[derive(Debug, Args)]
+pub struct TrafficShiftArgs {
+    /// The ALB listener whose default forward action moves (or whose --rule does).
+    #[arg(long, value_name = "ARN", required_unless_present = "resume")]
+    pub listener: Option<String>,
+    /// Move this rule's forward action instead of the listener's default.
+    #[arg(long, value_name = "ARN")]
+    pub rule: Option<String>,
+    /// Blue's target group (in the forward action now).
+    #[arg(long, value_name = "ARN", required_unless_present = "resume")]
+    pub from_tg: Option<String>,
+    /// Green's target group (added at weight 0 if the action lacks it).
+    #[arg(long, value_name = "ARN", required_unless_present = "resume")]
+    pub to_tg: Option<String>,
+    /// Green's percentage of blue's and green's traffic at each step, increasing.
+    #[arg(
+        long,
+        value_name = "PCT,…",
+        value_delimiter = ',',
+        default_value = "10,25,50,100",
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub steps: Vec<u32>,
+    /// How long each step runs before its gate (e.g. 5m, 30s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+    /// Fewest healthy targets green's group must have (before the first step and at
+    /// every gate).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub min_healthy: u32,
+    /// Largest ratio of green's target 5xx answers to its requests over a step.
+    #[arg(long, value_name = "RATIO", default_value_t = 0.01, value_parser = parse_ratio)]
+    pub max_5xx_ratio: f64,
+    /// Fewest requests green must serve in a step for its 5xx ratio to count.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub min_requests: u64,
+    /// What too few requests means.
+    #[arg(long, value_enum, default_value = "hold")]
+    pub on_inconclusive: Inconclusive,
+    /// Most re-measures of one step for want of requests before it fails.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_holds: u32,
+    /// Where the shift's journal is kept.
+    #[arg(long, value_name = "DIR", default_value = ".baton/traffic")]
+    pub state_dir: PathBuf,
+    /// Continue the shift journaled in --state-dir after a crash, kill or Ctrl-C.
+    #[arg(long, conflicts_with_all = ["listener", "rule", "from_tg", "to_tg"])]
+    pub resume: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Output format of the final summary.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TrafficStatusArgs {
+    /// The ALB listener.
+    #[arg(long, value_name = "ARN")]
+    pub listener: String,
+    /// A rule of the listener (default: the listener's default action).
+    #[arg(long, value_name = "ARN")]
+    pub rule: Option<String>,
+    /// How far back the request and 5xx sums go (e.g. 5m).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub window: std::time::Duration,
+    /// Also show the shift journaled in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TrafficRollbackArgs {
+    /// The shift's state dir.
+    #[arg(long, value_name = "DIR", default_value = ".baton/traffic")]
+    pub state_dir: PathBuf,
+    /// Write the original weights even over weights someone else set since.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Output format of the final summary.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    baton_core::traffic::duration::parse(s)
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a ratio between 0 and 1 (0.01 is 1 %)"
+        )),
+    }
 }
 
 /// `baton network …`.

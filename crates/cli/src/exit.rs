@@ -14,6 +14,8 @@ pub mod code {
     pub const BLOCKED: u8 = 3;
     /// The capability asked for is not built yet.
     pub const NOT_BUILT: u8 = 4;
+    /// A traffic shift's gate failed and the weights from before the shift are back.
+    pub const ROLLED_BACK: u8 = 5;
 }
 
 /// A command refused its input before changing anything (a stale or impossible plan, an

@@ -1,7 +1,8 @@
 //! baton's pure domain: what the world looks like ([`world`]), the migration plan and its
 //! checks ([`plan`], [`planner`]), the phase machine that decides each next step
 //! ([`machine`]) and its expected effects ([`simulate`]), the journal's records
-//! ([`journal`]), and the network phase's planner ([`network`]). No IO, no async, no
+//! ([`journal`]), the network phase's planner ([`network`]), and the traffic shift's
+//! weights, gates and state machine ([`traffic`]). No IO, no async, no
 //! Kubernetes or AWS clients: the adapters fill the world types, the runner in the binary
 //! carries out the decisions.
 
@@ -12,4 +13,5 @@ pub mod plan;
 pub mod planner;
 pub mod quantity;
 pub mod simulate;
+pub mod traffic;
 pub mod world;

@@ -10,10 +10,11 @@ mod sim;
 mod sim_fault;
 mod state;
 mod stateful;
+mod traffic;
 
 use std::process::ExitCode;
 
-use crate::args::{Cli, Command, NetworkCommand, SimCommand};
+use crate::args::{Cli, Command, NetworkCommand, SimCommand, TrafficCommand};
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -29,5 +30,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Network(NetworkCommand::Plan(a)) => network::plan(a).await,
         Command::Network(NetworkCommand::Apply(a)) => network::apply(a).await,
         Command::Network(NetworkCommand::MirrorRules(a)) => network::mirror_rules(a).await,
+        Command::Traffic(TrafficCommand::Shift(a)) => traffic::shift(a).await,
+        Command::Traffic(TrafficCommand::Status(a)) => traffic::status(a).await,
+        Command::Traffic(TrafficCommand::Rollback(a)) => traffic::rollback(a).await,
     }
 }

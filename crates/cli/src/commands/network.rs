@@ -26,7 +26,7 @@ use super::stateful::{confirm, render, table};
 use crate::args::{AwsArgs, MirrorRulesArgs, NetworkApplyArgs, NetworkPlanArgs, Output};
 use crate::exit::{Refused, code};
 
-async fn connect_aws(a: &AwsArgs) -> anyhow::Result<Aws> {
+pub(super) async fn connect_aws(a: &AwsArgs) -> anyhow::Result<Aws> {
     let mut cfg = AwsConfig::default();
     if let Some(p) = &a.profile {
         cfg = cfg.profile(p);

@@ -371,7 +371,7 @@ fn expected(
 
 /// Crash tests: `BATON_CRASH_AFTER_MUTATIONS=k` aborts the process (as `kill -9` would:
 /// no cleanup, no journal record) right after the k-th mutation of the run has been made.
-fn crash_point() {
+pub(super) fn crash_point() {
     static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let made = MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
     if std::env::var("BATON_CRASH_AFTER_MUTATIONS")

@@ -124,12 +124,7 @@ impl StateDir {
             app: app.map(String::from),
             event,
         };
-        let mut line = serde_json::to_vec(&rec)?;
-        line.push(b'\n');
-        j.0.write_all(&line)
-            .and_then(|()| j.0.sync_data())
-            .context("failed to append to the journal")?;
-        Ok(())
+        append_line(&mut j.0, &rec)
     }
 
     /// Every record so far.
@@ -139,21 +134,38 @@ impl StateDir {
 }
 
 fn read_journal(path: &Path) -> anyhow::Result<Vec<Record>> {
-    let file = match File::open(path.join("journal.jsonl")) {
+    read_lines(&path.join("journal.jsonl"))
+}
+
+/// Appends one JSON line to a journal file and fsyncs it before returning, so a record
+/// that was returned survives a crash.
+pub fn append_line(file: &mut File, value: &impl Serialize) -> anyhow::Result<()> {
+    let mut line = serde_json::to_vec(value)?;
+    line.push(b'\n');
+    file.write_all(&line)
+        .and_then(|()| file.sync_data())
+        .context("failed to append to the journal")
+}
+
+/// Reads a journal file of JSON lines (none when it does not exist). A crash mid-write
+/// leaves at most a torn last line, which is dropped; a bad line before it is an error.
+pub fn read_lines<T: serde::de::DeserializeOwned>(file: &Path) -> anyhow::Result<Vec<T>> {
+    let f = match File::open(file) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).context("failed to read the journal"),
+        Err(e) => return Err(e).with_context(|| format!("failed to read {}", file.display())),
     };
     let mut out = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.context("failed to read the journal")?;
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("failed to read {}", file.display()))?;
         if line.trim().is_empty() {
             continue;
         }
         match serde_json::from_str(&line) {
             Ok(r) => out.push(r),
-            // A crash mid-write leaves at most a torn last line.
-            Err(_) if line.ends_with('}') => bail!("journal line {} is not a record", i + 1),
+            Err(_) if line.ends_with('}') => {
+                bail!("line {} of {} is not a record", i + 1, file.display())
+            }
             Err(_) => break,
         }
     }
