@@ -4,6 +4,7 @@ mod demo;
 mod dry_run;
 mod engine;
 mod network;
+mod preflight;
 mod progress;
 mod runner;
 mod sim;
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(a) => demo::run(a).await,
         Command::Sim(SimCommand::Up(a)) => sim::up(a).await,
+        Command::Preflight(a) => preflight::run(a).await,
         Command::Plan(a) => stateful::plan(a).await,
         Command::Migrate(a) => stateful::migrate(a).await,
         Command::Status(a) => stateful::status(a).await,
