@@ -8,6 +8,7 @@
 //! baton names clusters by kubeconfig context (`--from blue --to green`), exactly as
 //! kubectl does, so an SRE's existing kubeconfig works unchanged.
 
+pub mod backup;
 pub mod cache;
 pub mod cluster;
 pub mod convert;
