@@ -91,6 +91,23 @@ Examples:
   baton preflight --from blue --to green --manifests ./deploy --vpc vpc-0abc -o json
   baton preflight --from blue --to green -n orders -n streaming")]
     Preflight(PreflightArgs),
+    /// Save, as YAML, every object a move of blue's StatefulSets will touch and the
+    /// selected namespaces' objects, before anything changes.
+    ///
+    /// Read-only on the cluster. Writes OUT/<namespace>/<kind>/<name>.yaml (cluster-scoped
+    /// objects such as PVs under OUT/_cluster/) and OUT/index.yaml listing each object
+    /// with its uid, resourceVersion, file and whether baton touches it. Touched: the
+    /// StatefulSets with claim templates, their claims, those claims' PVs and the HPAs that
+    /// target them. Namespaces: -n (repeatable), default those of the StatefulSets that
+    /// move; every listable kind in them is saved (events skipped). Secrets are written
+    /// only with --include-secrets. Refuses to write into a directory that already holds
+    /// a backup index.
+    #[command(after_help = "\
+Examples:
+  baton backup --from blue
+  baton backup --from blue -n orders -n streaming --out backups/before-move
+  baton backup --from blue --touched-only --include-secrets")]
+    Backup(BackupArgs),
     /// Green's address space inside the VPC blue uses: plan it, create it, and give it
     /// blue's security-group access.
     #[command(subcommand)]
@@ -347,6 +364,29 @@ pub struct PlanArgs {
     /// for `baton migrate --plan FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The cluster to save (blue's kubeconfig context).
+    #[arg(long, value_name = "CONTEXT")]
+    pub from: String,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// A namespace to save (repeatable; default: those of the StatefulSets that move).
+    /// Also limits the StatefulSets whose objects count as touched.
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Where to write (default: ./.baton/backup/<context>-<UTC time>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Also write Secrets (they hold credentials: keep the directory private).
+    #[arg(long)]
+    pub include_secrets: bool,
+    /// Only the objects baton touches, not the rest of the namespaces.
+    #[arg(long)]
+    pub touched_only: bool,
 }
 
 #[derive(Debug, Args)]

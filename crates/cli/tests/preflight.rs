@@ -99,9 +99,7 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
     // Trips.
     // A Deployment last applied as apps/v1beta2 (removed in 1.16). kubectl create would
     // rewrite the annotation, so it is patched in afterwards, as an old apply left it.
-    create(
-        &sim,
-        "blue",
+    sim.kubectl_create("blue",
         &json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": { "name": "legacy", "namespace": "web" },
@@ -134,9 +132,7 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
         "manifest": "---\n# Source: shop/templates/pdb.yaml\napiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: shop\nspec:\n  minAvailable: 1\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: shop\n"
     });
     let helm = baton_kube::helm::encode_release(&release);
-    create(
-        &sim,
-        "blue",
+    sim.kubectl_create("blue",
         &json!({
             "apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
             "metadata": { "name": "sh.helm.release.v1.shop.v2", "namespace": "web",
@@ -155,9 +151,7 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
     .unwrap();
     std::fs::write(dir.join("README.md"), "not a manifest").unwrap();
     // An add-on in green that cannot become ready (no node matches it).
-    create(
-        &sim,
-        "green",
+    sim.kubectl_create("green",
         &json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": { "name": "metrics-server", "namespace": "kube-system" },
@@ -173,15 +167,13 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
     sim.kubectl_delete("green", &["storageclass", "gp2"]);
     // A class of the same name, another provisioner, used by a claim in blue.
     for (ctx, prov) in [("blue", "example.com/fast"), ("green", "example.com/other")] {
-        create(
-            &sim,
+        sim.kubectl_create(
             ctx,
             &json!({ "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
             "metadata": { "name": "fast" }, "provisioner": prov }),
         );
     }
-    create(
-        &sim,
+    sim.kubectl_create(
         "blue",
         &json!({ "apiVersion": "v1", "kind": "PersistentVolumeClaim",
         "metadata": { "name": "scratch", "namespace": "web" },
@@ -203,17 +195,14 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
         ],
     );
     // An HPA that can scale events-broker back up.
-    create(
-        &sim,
-        "blue",
+    sim.kubectl_create("blue",
         &json!({ "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": { "name": "events-broker", "namespace": "streaming" },
         "spec": { "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "StatefulSet", "name": "events-broker" },
                   "minReplicas": 3, "maxReplicas": 6 } }),
     );
     // A budget that allows no eviction of orders-db's one pod.
-    create(
-        &sim,
+    sim.kubectl_create(
         "blue",
         &json!({ "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
         "metadata": { "name": "orders-db", "namespace": "orders" },
@@ -331,21 +320,6 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
         checks(&partial).contains("removed-api"),
         "the other checks still ran"
     );
-}
-
-/// `kubectl create` of one object; without client-side validation, which needs the
-/// emulator's OpenAPI schemas for the kind (it publishes only a few).
-fn create(sim: &Sim, ctx: &str, obj: &Value) {
-    let path = sim.dir.path().join("create.json");
-    std::fs::write(&path, obj.to_string()).unwrap();
-    let o = std::process::Command::new("kubectl")
-        .args(["--context", ctx, "create", "--validate=false", "-f"])
-        .arg(&path)
-        .env("KUBECONFIG", &sim.env["KUBECONFIG"])
-        .env("HOME", sim.dir.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 fn patch(sim: &Sim, ctx: &str, args: &[&str]) {
