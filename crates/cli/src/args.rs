@@ -67,6 +67,47 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Retire blue's claims and PVs of migrated apps (the volumes survive: Retain).
     Commit(CommitArgs),
+    /// Check blue and green before anything moves: what would break, and how to fix it.
+    ///
+    /// Read-only. Reports each finding with its severity (fail, warn, info), the object,
+    /// what is wrong, why it matters and the fix. Checks: the same VPC (and --vpc) and
+    /// region; version skew (and green's kubelets); green's nodes in every zone holding a
+    /// volume to move; API versions green's Kubernetes no longer serves, in blue's live
+    /// objects (kubectl's last-applied annotation), in Helm v3 releases (decoded from their
+    /// Secrets) and in --manifests files; green's kube-system add-ons ready, the EBS CSI
+    /// driver and its CSIDriver object; StorageClasses of blue's claims in green with the
+    /// same provisioner; every check of `baton plan` (claim retention Delete, PVs with
+    /// reclaimPolicy Delete, multi-attach volumes, HPAs scaling blue, …);
+    /// PodDisruptionBudgets that allow no eviction; operators and GitOps tools that manage
+    /// blue's StatefulSets; security groups that admit blue's node/pod ranges but not
+    /// green's (the database).
+    ///
+    /// Exit codes (preflight's own): 0 pass (info only), 1 warnings, 2 failures, 3 could
+    /// not check (a cluster, AWS or a manifest could not be read: the report is incomplete,
+    /// whatever else it found).
+    #[command(after_help = "\
+Examples:
+  baton preflight --from blue --to green
+  baton preflight --from blue --to green --manifests ./deploy --vpc vpc-0abc -o json
+  baton preflight --from blue --to green -n orders -n streaming")]
+    Preflight(PreflightArgs),
+    /// Save, as YAML, every object a move of blue's StatefulSets will touch and the
+    /// selected namespaces' objects, before anything changes.
+    ///
+    /// Read-only on the cluster. Writes OUT/<namespace>/<kind>/<name>.yaml (cluster-scoped
+    /// objects such as PVs under OUT/_cluster/) and OUT/index.yaml listing each object
+    /// with its uid, resourceVersion, file and whether baton touches it. Touched: the
+    /// StatefulSets with claim templates, their claims, those claims' PVs and the HPAs that
+    /// target them. Namespaces: -n (repeatable), default those of the StatefulSets that
+    /// move; every listable kind in them is saved (events skipped). Secrets are written
+    /// only with --include-secrets. Refuses to write into a directory that already holds
+    /// a backup index.
+    #[command(after_help = "\
+Examples:
+  baton backup --from blue
+  baton backup --from blue -n orders -n streaming --out backups/before-move
+  baton backup --from blue --touched-only --include-secrets")]
+    Backup(BackupArgs),
     /// Green's address space inside the VPC blue uses: plan it, create it, and give it
     /// blue's security-group access.
     #[command(subcommand)]
@@ -513,6 +554,58 @@ pub struct PlanArgs {
     /// for `baton migrate --plan FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The cluster to save (blue's kubeconfig context).
+    #[arg(long, value_name = "CONTEXT")]
+    pub from: String,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// A namespace to save (repeatable; default: those of the StatefulSets that move).
+    /// Also limits the StatefulSets whose objects count as touched.
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Where to write (default: ./.baton/backup/<context>-<UTC time>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Also write Secrets (they hold credentials: keep the directory private).
+    #[arg(long)]
+    pub include_secrets: bool,
+    /// Only the objects baton touches, not the rest of the namespaces.
+    #[arg(long)]
+    pub touched_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PreflightArgs {
+    /// Blue's kubeconfig context (the cluster being left).
+    #[arg(long, value_name = "CONTEXT")]
+    pub from: String,
+    /// Green's kubeconfig context (the new cluster).
+    #[arg(long, value_name = "CONTEXT")]
+    pub to: String,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Only the StatefulSets of this namespace are checked as apps to move (repeatable;
+    /// default: all). Cluster-wide checks still look at everything.
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// A directory (searched recursively for *.yaml, *.yml, *.json) or file of manifests
+    /// to be applied to green: checked for removed API versions. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Vec<PathBuf>,
+    /// The VPC blue and green must both be in.
+    #[arg(long, value_name = "VPC_ID")]
+    pub vpc: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]

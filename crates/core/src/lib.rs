@@ -11,6 +11,7 @@ pub mod machine;
 pub mod network;
 pub mod plan;
 pub mod planner;
+pub mod preflight;
 pub mod quantity;
 pub mod simulate;
 pub mod traffic;

@@ -79,7 +79,7 @@ where
 
 /// A label selector in the API's string form (`a=b,c in (d,e),!f`); None when it is empty
 /// (it would select everything) or has an operator this does not know.
-fn selector_string(sel: &LabelSelector) -> Option<String> {
+pub(crate) fn selector_string(sel: &LabelSelector) -> Option<String> {
     let mut parts: Vec<String> = sel
         .match_labels
         .iter()

@@ -2,16 +2,20 @@
 //! objects turned into baton's world views ([`convert`]), the objects baton creates in
 //! green ([`manifest`]), reads, idempotent mutations and watch-driven waits on one
 //! cluster ([`cluster`]), the per-cluster watch cache those waits share ([`cache`]), and
-//! what the network planner reads (blue's ENIConfigs, [`network`]).
+//! what the network planner reads (blue's ENIConfigs, [`network`]), and what preflight
+//! reads ([`preflight`], Helm release records in [`helm`]).
 //!
 //! baton names clusters by kubeconfig context (`--from blue --to green`), exactly as
 //! kubectl does, so an SRE's existing kubeconfig works unchanged.
 
+pub mod backup;
 pub mod cache;
 pub mod cluster;
 pub mod convert;
+pub mod helm;
 pub mod manifest;
 pub mod network;
+pub mod preflight;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,6 +64,16 @@ pub enum KubeError {
         what: String,
         /// The time allowed.
         after: Duration,
+    },
+    /// An object read could not be decoded (e.g. a Helm release record).
+    #[error("failed to decode {what} in {context}: {reason}")]
+    Decode {
+        /// The context.
+        context: String,
+        /// The object.
+        what: String,
+        /// Why.
+        reason: String,
     },
     /// The client could not be built from the context (TLS, auth plugin, …).
     #[error("failed to build a client for context {context:?}: {source}")]

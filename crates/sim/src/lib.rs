@@ -13,6 +13,8 @@
 //!   columns), no aggregated discovery, no `/openapi/v2`; `/openapi/v3` publishes only
 //!   what kubectl needs to send `fieldValidation`, and unknown fields are accepted;
 //! - no RBAC or admission webhooks (the token is the only check);
+//! - DaemonSets, HorizontalPodAutoscalers and PodDisruptionBudgets are stored and served,
+//!   but no controller acts on them (no daemon pods, no autoscaling, no budget status);
 //! - pods are removed at once on delete unless `Cluster::graceful_pod_deletion` is set (a
 //!   kubelet then finishes them).
 

@@ -10,7 +10,7 @@ use baton_aws::{Aws, AwsConfig, Filter, VolumeState};
 use baton_core::machine::{Action, Observed, Side, Wait};
 use baton_core::plan::{AppPlan, Plan};
 use baton_core::planner::{self, Inputs, PlanOptions, Selection};
-use baton_core::world::{Ec2Volume, ReclaimPolicy, RetentionPolicy};
+use baton_core::world::{ClusterView, Ec2Volume, ReclaimPolicy, RetentionPolicy};
 use baton_kube::manifest::{Origin, green_claim, green_volume, reserved_for};
 use baton_kube::{Cluster, KubeconfigSource};
 
@@ -77,6 +77,28 @@ pub async fn make_plan(
     aws: &Aws,
     selection: &SelectionArgs,
 ) -> anyhow::Result<Plan> {
+    Ok(read_world(blue, green, aws, selection).await?.0)
+}
+
+/// What a plan was made from: both views and the VPCs of blue's and green's nodes.
+#[derive(Debug)]
+pub struct World {
+    /// Blue's view.
+    pub blue: ClusterView,
+    /// Green's view.
+    pub green: ClusterView,
+    /// VPCs of blue's and green's nodes.
+    pub vpcs: (BTreeSet<String>, BTreeSet<String>),
+}
+
+/// [`make_plan`], also returning what the plan was made from (preflight checks more of
+/// it than the planner).
+pub async fn read_world(
+    blue: &Cluster,
+    green: &Cluster,
+    aws: &Aws,
+    selection: &SelectionArgs,
+) -> anyhow::Result<(Plan, World)> {
     let mut attempt = 0;
     loop {
         match read_and_plan(blue, green, aws, selection).await {
@@ -96,7 +118,7 @@ async fn read_and_plan(
     green: &Cluster,
     aws: &Aws,
     selection: &SelectionArgs,
-) -> anyhow::Result<Plan> {
+) -> anyhow::Result<(Plan, World)> {
     let (b, g) = futures::try_join!(
         blue.view(&selection.namespaces),
         green.view(&selection.namespaces)
@@ -115,11 +137,11 @@ async fn read_and_plan(
         blue: &b,
         green: &g,
         ec2: &ec2,
-        vpcs,
+        vpcs: vpcs.clone(),
         aws_region: aws.region().to_string(),
         now: jiff::Timestamp::now().to_string(),
     };
-    Ok(planner::plan(
+    let plan = planner::plan(
         &inputs,
         &Selection {
             namespaces: selection.namespaces.clone(),
@@ -128,6 +150,14 @@ async fn read_and_plan(
         &PlanOptions {
             allow_multi_attach: selection.allow_multi_attach,
             convert_to_csi: selection.convert_to_csi,
+        },
+    );
+    Ok((
+        plan,
+        World {
+            blue: b,
+            green: g,
+            vpcs,
         },
     ))
 }

@@ -1,9 +1,11 @@
 //! Each command, one module; `run` dispatches.
 
+mod backup;
 mod demo;
 mod dry_run;
 mod engine;
 mod network;
+mod preflight;
 mod progress;
 mod runner;
 mod sim;
@@ -21,6 +23,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(a) => demo::run(a).await,
         Command::Sim(SimCommand::Up(a)) => sim::up(a).await,
+        Command::Preflight(a) => preflight::run(a).await,
+        Command::Backup(a) => backup::run(a).await,
         Command::Plan(a) => stateful::plan(a).await,
         Command::Migrate(a) => stateful::migrate(a).await,
         Command::Status(a) => stateful::status(a).await,

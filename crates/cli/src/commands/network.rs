@@ -518,6 +518,27 @@ async fn wait_associated(aws: &Aws, vpc_id: &str, block: Ipv4Net) -> anyhow::Res
 }
 
 /// `baton network mirror-rules`.
+/// Security groups as the mirror planner reads them (IPv4 rules only).
+pub(super) fn mirror_groups(groups: Vec<baton_aws::SecurityGroup>) -> Vec<Group> {
+    groups
+        .into_iter()
+        .map(|g| Group {
+            id: g.id,
+            name: g.name,
+            rules: g
+                .ingress
+                .into_iter()
+                .map(|r| Rule {
+                    protocol: r.protocol,
+                    from_port: r.from_port,
+                    to_port: r.to_port,
+                    cidrs: r.cidrs.iter().filter_map(|c| c.parse().ok()).collect(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 pub async fn mirror_rules(a: MirrorRulesArgs) -> anyhow::Result<ExitCode> {
     let (from, to, plan_vpc) = match &a.plan {
         Some(path) => {
@@ -552,23 +573,7 @@ pub async fn mirror_rules(a: MirrorRulesArgs) -> anyhow::Result<ExitCode> {
         .describe_security_groups(&a.security_groups, &filters)
         .await
         .context("failed to read the security groups")?;
-    let groups: Vec<Group> = groups
-        .into_iter()
-        .map(|g| Group {
-            id: g.id,
-            name: g.name,
-            rules: g
-                .ingress
-                .into_iter()
-                .map(|r| Rule {
-                    protocol: r.protocol,
-                    from_port: r.from_port,
-                    to_port: r.to_port,
-                    cidrs: r.cidrs.iter().filter_map(|c| c.parse().ok()).collect(),
-                })
-                .collect(),
-        })
-        .collect();
+    let groups = mirror_groups(groups);
     let mirrors = mirror::mirror(&groups, &from, &to);
     if a.apply {
         for m in &mirrors {

@@ -90,6 +90,21 @@ impl Sim {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
 
+    /// `kubectl create` of one object without client-side validation, which needs the
+    /// emulator's OpenAPI schema of the kind (it publishes only a few).
+    pub fn kubectl_create(&self, ctx: &str, obj: &serde_json::Value) {
+        let path = self.dir.path().join("create.json");
+        std::fs::write(&path, obj.to_string()).unwrap();
+        let o = Command::new("kubectl")
+            .args(["--context", ctx, "create", "--validate=false", "-f"])
+            .arg(&path)
+            .env("KUBECONFIG", &self.env["KUBECONFIG"])
+            .env("HOME", self.dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
     /// `kubectl delete` of one object.
     pub fn kubectl_delete(&self, ctx: &str, args: &[&str]) {
         let o = Command::new("kubectl")

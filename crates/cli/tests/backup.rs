@@ -1,0 +1,136 @@
+//! `baton backup` on the default scenario: the objects a move touches and the chosen
+//! namespaces' objects, as YAML by namespace and kind with an index; Secrets only with
+//! --include-secrets; an existing backup is never overwritten.
+
+mod common;
+
+use common::sim_up;
+use serde_json::{Value, json};
+
+fn yaml(path: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_saphyr::from_str(&text).unwrap()
+}
+
+#[test]
+fn backup_writes_what_a_move_touches_and_secrets_only_when_asked() {
+    let sim = sim_up();
+    sim.kubectl_create(
+        "blue",
+        &json!({ "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "db-password", "namespace": "orders" },
+        "data": { "password": "aHVudGVyMg==" } }),
+    );
+    sim.kubectl_create(
+        "blue",
+        &json!({ "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": "db-config", "namespace": "orders" }, "data": { "a": "b" } }),
+    );
+    let out = sim.dir.path().join("b1");
+    let printed = sim.ok(&[
+        "backup",
+        "--from",
+        "blue",
+        "-n",
+        "orders",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(printed.contains("Secrets were not saved"), "{printed}");
+    assert!(!printed.contains("hunter2") && !printed.contains("aHVudGVyMg"));
+
+    let index = yaml(&out.join("index.yaml"));
+    assert_eq!(index["context"], "blue");
+    assert_eq!(index["namespaces"], json!(["orders"]));
+    let objects = index["objects"].as_array().unwrap();
+    let entry = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} not in the index: {index:#}"))
+    };
+    let sts = entry("StatefulSet", "orders-db");
+    assert_eq!(sts["touched"], true);
+    assert_eq!(sts["file"], "orders/statefulset.apps/orders-db.yaml");
+    let claim = entry("PersistentVolumeClaim", "data-orders-db-0");
+    assert_eq!(claim["touched"], true);
+    let saved_claim = yaml(&out.join(claim["file"].as_str().unwrap()));
+    let pv = saved_claim["spec"]["volumeName"].as_str().unwrap();
+    let pv_entry = entry("PersistentVolume", pv);
+    assert_eq!(pv_entry["touched"], true);
+    assert!(
+        pv_entry["file"]
+            .as_str()
+            .unwrap()
+            .starts_with("_cluster/persistentvolume/")
+    );
+    let saved_pv = yaml(&out.join(pv_entry["file"].as_str().unwrap()));
+    assert_eq!(saved_pv["metadata"]["uid"], pv_entry["uid"]);
+    assert!(saved_pv["metadata"]["managedFields"].is_null());
+    assert_eq!(
+        entry("ConfigMap", "db-config")["touched"],
+        false,
+        "a namespace object"
+    );
+    assert!(objects.iter().all(|o| o["kind"] != "Secret"), "{index:#}");
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["namespace"] == "orders" || o["namespace"] == ""),
+        "only -n orders"
+    );
+    for o in objects {
+        assert!(out.join(o["file"].as_str().unwrap()).is_file(), "{o}");
+    }
+
+    // The same directory again: refused, nothing overwritten.
+    let o = sim.baton(&["backup", "--from", "blue", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already holds a backup"));
+
+    // With --include-secrets, and by default every namespace that has an app to move.
+    let out2 = sim.dir.path().join("b2");
+    sim.ok(&[
+        "backup",
+        "--from",
+        "blue",
+        "--include-secrets",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    let index = yaml(&out2.join("index.yaml"));
+    assert_eq!(index["namespaces"], json!(["cache", "orders", "streaming"]));
+    let secret = yaml(&out2.join("orders/secret/db-password.yaml"));
+    assert_eq!(secret["data"]["password"], "aHVudGVyMg==");
+
+    // --touched-only leaves the namespaces' other objects out.
+    let out3 = sim.dir.path().join("b3");
+    sim.ok(&[
+        "backup",
+        "--from",
+        "blue",
+        "--touched-only",
+        "--out",
+        out3.to_str().unwrap(),
+    ]);
+    let index = yaml(&out3.join("index.yaml"));
+    assert!(
+        index["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["touched"] == true)
+    );
+
+    // An unknown context names the ones there are.
+    let o = sim.baton(&[
+        "backup",
+        "--from",
+        "purple",
+        "--out",
+        sim.dir.path().join("b4").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("\"purple\"") && err.contains("blue"), "{err}");
+}

@@ -1,0 +1,397 @@
+//! `baton preflight` end to end on the default scenario: every check is first seen to
+//! pass (absent) on the seeded estate, then tripped by one change each and seen to
+//! fail or warn; the security-group finding's own fix makes it pass; a read that fails
+//! gives exit 3; bad input is refused clearly.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use common::{Sim, sim_up};
+use serde_json::{Value, json};
+
+fn preflight(sim: &Sim, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["preflight", "--from", "blue", "--to", "green", "-o", "json"];
+    args.extend_from_slice(extra);
+    let o = sim.baton(&args);
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "preflight {extra:?}: {e}\n{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o.status.code().unwrap(), report)
+}
+
+fn checks(report: &Value) -> BTreeSet<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn findings<'a>(report: &'a Value, check: &str) -> Vec<&'a Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == check)
+        .collect()
+}
+
+/// Every check that the trips below set off.
+const TRIPPED: &[(&str, &str)] = &[
+    ("removed-api", "fail"),
+    ("addon-not-ready", "fail"),
+    ("ebs-csi-missing", "fail"),
+    ("class-missing-in-green", "warn"),
+    ("class-provisioner", "warn"),
+    ("retention-delete", "warn"),
+    ("scaler", "warn"),
+    ("pdb-blocks", "warn"),
+    ("managed-by", "warn"),
+    ("zone-without-nodes", "fail"),
+    ("vpc", "fail"),
+];
+
+#[test]
+fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
+    let sim = sim_up();
+    let facts: Value = serde_json::from_str(
+        &std::fs::read_to_string(sim.dir.path().join("sim/scenario.json")).unwrap(),
+    )
+    .unwrap();
+    let vpc = facts["vpc_id"].as_str().unwrap().to_string();
+
+    // The seeded estate: only the database's group (admits blue alone) fails, and blue's
+    // Delete PVs warn.
+    let (code, base) = preflight(&sim, &["--vpc", &vpc]);
+    assert_eq!(code, 2, "{base:#}");
+    assert_eq!(base["outcome"], "failures");
+    let seen = checks(&base);
+    assert!(
+        seen.contains("sg-blue-only") && seen.contains("reclaim-delete"),
+        "{seen:?}"
+    );
+    for (check, _) in TRIPPED {
+        assert!(
+            !seen.contains(*check),
+            "{check} found on the seeded estate: {base:#}"
+        );
+    }
+    assert!(base["unchecked"].as_array().unwrap().is_empty());
+
+    // The security-group finding's fix, run as printed, makes it pass.
+    let sg = findings(&base, "sg-blue-only");
+    assert_eq!(sg.len(), 1, "{base:#}");
+    assert!(sg[0]["object"].as_str().unwrap().contains("orders-db"));
+    let fix = sg[0]["fix"].as_str().unwrap();
+    let argv: Vec<&str> = fix.split_whitespace().skip(1).collect();
+    sim.ok(&argv);
+    let (code, after) = preflight(&sim, &[]);
+    assert!(!checks(&after).contains("sg-blue-only"), "{after:#}");
+    assert_eq!(code, 1, "only warnings are left: {after:#}");
+
+    // Trips.
+    // A Deployment last applied as apps/v1beta2 (removed in 1.16). kubectl create would
+    // rewrite the annotation, so it is patched in afterwards, as an old apply left it.
+    sim.kubectl_create("blue",
+        &json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "legacy", "namespace": "web" },
+            "spec": { "replicas": 0, "selector": { "matchLabels": { "app": "legacy" } },
+                      "template": { "metadata": { "labels": { "app": "legacy" } },
+                                    "spec": { "containers": [{ "name": "c", "image": "nginx" }] } } }
+        }),
+    );
+    let applied = json!({ "apiVersion": "apps/v1beta2", "kind": "Deployment",
+                          "metadata": { "name": "legacy", "namespace": "web" } });
+    let annotation = json!({ "metadata": { "annotations": {
+        "kubectl.kubernetes.io/last-applied-configuration": applied.to_string() } } });
+    patch(
+        &sim,
+        "blue",
+        &[
+            "-n",
+            "web",
+            "deployment",
+            "legacy",
+            "--type=merge",
+            "-p",
+            &annotation.to_string(),
+        ],
+    );
+    // A Helm v3 release whose manifest has a policy/v1beta1 PodDisruptionBudget (1.25),
+    // stored as Helm stores it: base64(gzip(JSON)), base64'd again as Secret data.
+    let release = json!({
+        "name": "shop", "namespace": "web", "version": 2, "info": { "status": "deployed" },
+        "manifest": "---\n# Source: shop/templates/pdb.yaml\napiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: shop\nspec:\n  minAvailable: 1\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: shop\n"
+    });
+    let helm = baton_kube::helm::encode_release(&release);
+    sim.kubectl_create("blue",
+        &json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+            "metadata": { "name": "sh.helm.release.v1.shop.v2", "namespace": "web",
+                          "labels": { "owner": "helm", "name": "shop", "status": "deployed", "version": "2" } },
+            "data": { "release": base64::engine::general_purpose::STANDARD.encode(helm) }
+        }),
+    );
+    // Local manifests: one removed Ingress version, one current.
+    let dir = sim.dir.path().join("manifests/nested");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("old-ingress.yaml"), "apiVersion: networking.k8s.io/v1beta1\nkind: Ingress\nmetadata:\n  name: web\n  namespace: web\n").unwrap();
+    std::fs::write(
+        dir.join("ingress.yml"),
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web2\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("README.md"), "not a manifest").unwrap();
+    // An add-on in green that cannot become ready (no node matches it).
+    sim.kubectl_create("green",
+        &json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "metrics-server", "namespace": "kube-system" },
+            "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "metrics-server" } },
+                      "template": { "metadata": { "labels": { "app": "metrics-server" } },
+                                    "spec": { "nodeSelector": { "no-such": "node" },
+                                              "containers": [{ "name": "m", "image": "metrics-server" }] } } }
+        }),
+    );
+    // No EBS CSI driver object in green.
+    sim.kubectl_delete("green", &["csidriver", "ebs.csi.aws.com"]);
+    // gp2 (session-cache's class) missing in green.
+    sim.kubectl_delete("green", &["storageclass", "gp2"]);
+    // A class of the same name, another provisioner, used by a claim in blue.
+    for (ctx, prov) in [("blue", "example.com/fast"), ("green", "example.com/other")] {
+        sim.kubectl_create(
+            ctx,
+            &json!({ "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": { "name": "fast" }, "provisioner": prov }),
+        );
+    }
+    sim.kubectl_create(
+        "blue",
+        &json!({ "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": { "name": "scratch", "namespace": "web" },
+        "spec": { "storageClassName": "fast", "accessModes": ["ReadWriteOnce"],
+                  "resources": { "requests": { "storage": "1Gi" } } } }),
+    );
+    // session-cache deletes its claims when scaled down.
+    patch(
+        &sim,
+        "blue",
+        &[
+            "-n",
+            "cache",
+            "sts",
+            "session-cache",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"persistentVolumeClaimRetentionPolicy":{"whenScaled":"Delete"}}}"#,
+        ],
+    );
+    // An HPA that can scale events-broker back up.
+    sim.kubectl_create("blue",
+        &json!({ "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": { "name": "events-broker", "namespace": "streaming" },
+        "spec": { "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "StatefulSet", "name": "events-broker" },
+                  "minReplicas": 3, "maxReplicas": 6 } }),
+    );
+    // A budget that allows no eviction of orders-db's one pod.
+    sim.kubectl_create(
+        "blue",
+        &json!({ "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": { "name": "orders-db", "namespace": "orders" },
+        "spec": { "minAvailable": 1, "selector": { "matchLabels": { "app": "orders-db" } } } }),
+    );
+    // Argo CD tracks events-broker (self-heal would scale it back up).
+    patch(
+        &sim,
+        "blue",
+        &[
+            "-n",
+            "streaming",
+            "sts",
+            "events-broker",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"labels":{"argocd.argoproj.io/instance":"streaming"}}}"#,
+        ],
+    );
+    // Green loses its nodes in us-east-1c, where volumes are.
+    let nodes = sim.kubectl_json(
+        "green",
+        &[
+            "get",
+            "nodes",
+            "-l",
+            "topology.kubernetes.io/zone=us-east-1c",
+        ],
+    );
+    for n in nodes["items"].as_array().unwrap() {
+        sim.kubectl_delete("green", &["node", n["metadata"]["name"].as_str().unwrap()]);
+    }
+
+    let manifests = sim.dir.path().join("manifests");
+    let (code, tripped) = preflight(
+        &sim,
+        &[
+            "--manifests",
+            manifests.to_str().unwrap(),
+            "--vpc",
+            "vpc-00000000000000000",
+        ],
+    );
+    assert_eq!(code, 2, "{tripped:#}");
+    for (check, severity) in TRIPPED {
+        let found = findings(&tripped, check);
+        assert!(!found.is_empty(), "{check} not found: {tripped:#}");
+        assert!(
+            found.iter().any(|f| f["severity"] == *severity),
+            "{check}: {found:#?}"
+        );
+        for f in found {
+            for field in ["object", "problem", "why", "fix"] {
+                assert!(
+                    !f[field].as_str().unwrap().is_empty(),
+                    "{check} without {field}"
+                );
+            }
+        }
+    }
+    let removed: Vec<String> = findings(&tripped, "removed-api")
+        .iter()
+        .map(|f| f["object"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(removed.len(), 3, "{removed:#?}");
+    assert!(
+        removed
+            .iter()
+            .any(|o| o.contains("Deployment web/legacy (last-applied")),
+        "{removed:?}"
+    );
+    assert!(
+        removed
+            .iter()
+            .any(|o| o.contains("PodDisruptionBudget web/shop (Helm release web/shop revision 2)")),
+        "{removed:?}"
+    );
+    assert!(
+        removed.iter().any(|o| o.contains("old-ingress.yaml")),
+        "{removed:?}"
+    );
+    assert!(
+        !removed.iter().any(|o| o.contains("ingress.yml")),
+        "a current API is not flagged"
+    );
+
+    // The table says the same, and never shows Secret data.
+    let o = sim.baton(&["preflight", "--from", "blue", "--to", "green"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text.contains("Result: failures (exit 2)"), "{text}");
+    assert!(!text.contains("H4sI"), "release data leaked: {text}");
+
+    // A read that fails makes the report incomplete: exit 3, naming what was not checked.
+    let faults = sim.dir.path().join("sim");
+    sim.ok(&[
+        "sim",
+        "fault",
+        "--state-dir",
+        faults.to_str().unwrap(),
+        "add",
+        "blue:resource=poddisruptionbudgets:rate=1:500",
+    ]);
+    let (code, partial) = preflight(&sim, &[]);
+    assert_eq!(code, 3, "{partial:#}");
+    assert_eq!(partial["outcome"], "unchecked");
+    let unchecked = partial["unchecked"].as_array().unwrap();
+    assert!(
+        unchecked
+            .iter()
+            .any(|u| u["check"].as_str().unwrap().contains("pdb-blocks")),
+        "{partial:#}"
+    );
+    assert!(
+        checks(&partial).contains("removed-api"),
+        "the other checks still ran"
+    );
+}
+
+fn patch(sim: &Sim, ctx: &str, args: &[&str]) {
+    let o = std::process::Command::new("kubectl")
+        .args(["--context", ctx, "patch"])
+        .args(args)
+        .env("KUBECONFIG", &sim.env["KUBECONFIG"])
+        .env("HOME", sim.dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn bad_input_is_refused_with_what_to_fix_and_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\ncontexts:\n- name: blue\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: t}\ncurrent-context: blue\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let k = kubeconfig.to_str().unwrap();
+    let (code, err) = run(&[
+        "preflight",
+        "--kubeconfig",
+        k,
+        "--from",
+        "blue",
+        "--to",
+        "purple",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("could not check")
+            && err.contains("\"purple\"")
+            && err.contains("contexts there: blue"),
+        "{err}"
+    );
+
+    let missing = dir.path().join("no-such-dir");
+    let (code, err) = run(&[
+        "preflight",
+        "--kubeconfig",
+        k,
+        "--from",
+        "blue",
+        "--to",
+        "purple",
+        "--manifests",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("failed to read the manifests directory") && err.contains("no-such-dir"),
+        "{err}"
+    );
+
+    let (code, err) = run(&["preflight", "--from", "blue"]);
+    assert_eq!(code, 2, "a usage error: {err}");
+    assert!(err.contains("--to"), "{err}");
+}
