@@ -216,7 +216,33 @@ async fn run_baton(bed: &Bed, parallel: usize) -> Value {
         .filter_map(|o| o["window_seconds"].as_f64())
         .collect();
     let migrated = outcomes.iter().filter(|o| o["phase"] == "migrated").count();
+    // What the apps waited for, from the journal: total and p50 seconds per condition.
+    let mut waits: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let journal =
+        std::fs::read_to_string(bed.dir.path().join("state/journal.jsonl")).unwrap_or_default();
+    for line in journal.lines() {
+        if let Ok(e) = serde_json::from_str::<Value>(line)
+            && e["event"] == "waited"
+        {
+            let wait = e["wait"].as_str().unwrap_or("?").to_string();
+            let secs = e["millis"].as_f64().unwrap_or(0.0) / 1000.0;
+            waits.entry(wait).or_default().push(secs);
+        }
+    }
+    let waits: BTreeMap<String, Value> = waits
+        .into_iter()
+        .map(|(k, mut v)| {
+            let total: f64 = v.iter().sum();
+            let n = v.len();
+            let p50 = percentile(&mut v, 0.5);
+            (
+                k,
+                json!({ "count": n, "total_seconds": total, "p50_seconds": p50 }),
+            )
+        })
+        .collect();
     json!({
+        "waits": waits,
         "wall_seconds": wall,
         "apps": outcomes.len(),
         "migrated": migrated,
@@ -540,6 +566,17 @@ async fn main() {
             .map(|(k, p)| format!("{k} {:.1} s/{} passes", p.busy_seconds, p.passes))
             .collect();
         println!("           emulator controllers: {}", busy.join(", "));
+        let waits: Vec<String> = b["waits"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, w)| {
+                        format!("{k} p50 {:.2} s", w["p50_seconds"].as_f64().unwrap_or(0.0))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!("           baton's waits: {}", waits.join(", "));
         results.push(json!({
             "scenario": scenario.name,
             "latency_ms": lat,

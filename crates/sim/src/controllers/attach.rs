@@ -84,7 +84,12 @@ impl Controller for Attacher {
         _scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
-            let (desired, users) = desired(ctx);
+            let pvs: HashMap<String, Arc<Value>> = ctx
+                .list(PVS, None)
+                .into_iter()
+                .map(|p| (meta::name(&p).to_string(), p))
+                .collect();
+            let (desired, users) = desired(ctx, &pvs);
             let existing = ctx.list(VOLUMEATTACHMENTS, None);
             let have: BTreeSet<String> =
                 existing.iter().map(|v| meta::name(v).to_string()).collect();
@@ -112,9 +117,9 @@ impl Controller for Attacher {
                 let pv = va["spec"]["source"]["persistentVolumeName"]
                     .as_str()
                     .unwrap_or_default();
-                let volume = ctx
-                    .get(PVS, "", pv)
-                    .and_then(|pv| ebs_volume_id(&pv))
+                let volume = pvs
+                    .get(pv)
+                    .and_then(|pv| ebs_volume_id(pv))
                     .unwrap_or_else(|| format!("pv/{pv}"));
                 let work = if meta::is_deleting(&va) {
                     meta::finalizers(&va)
@@ -165,16 +170,30 @@ pub(crate) fn attachment_name(pv: &str, node: &str) -> String {
 
 /// The attachments scheduled pods need: VolumeAttachment name → (PV, node); and the
 /// pods on each (node, PV), terminated or not, for events.
-fn desired(ctx: &Ctx) -> (BTreeMap<String, (String, String)>, Users) {
+fn desired(
+    ctx: &Ctx,
+    pvs: &HashMap<String, Arc<Value>>,
+) -> (BTreeMap<String, (String, String)>, Users) {
     let mut out = BTreeMap::new();
     let mut users = Users::new();
+    // One read of the claims (a lookup each, not a store transaction each).
+    let claims: HashMap<(String, String), Arc<Value>> = ctx
+        .list(PVCS, None)
+        .into_iter()
+        .map(|c| {
+            (
+                (meta::namespace(&c).to_string(), meta::name(&c).to_string()),
+                c,
+            )
+        })
+        .collect();
     for pod in ctx.list(PODS, None) {
         let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
             continue;
         };
         let terminated = pod_terminated(&pod);
         for claim in pod_claims(&pod) {
-            let Some(pvc) = ctx.get(PVCS, meta::namespace(&pod), &claim) else {
+            let Some(pvc) = claims.get(&(meta::namespace(&pod).to_string(), claim)) else {
                 continue;
             };
             let Some(pv_name) = pvc["spec"]["volumeName"].as_str() else {
@@ -190,10 +209,10 @@ fn desired(ctx: &Ctx) -> (BTreeMap<String, (String, String)>, Users) {
             if pvc["status"]["phase"] != "Bound" {
                 continue;
             }
-            let Some(pv) = ctx.get(PVS, "", pv_name) else {
+            let Some(pv) = pvs.get(pv_name) else {
                 continue;
             };
-            if ebs_volume_id(&pv).is_some() {
+            if ebs_volume_id(pv).is_some() {
                 out.insert(
                     attachment_name(pv_name, node),
                     (pv_name.to_string(), node.to_string()),
