@@ -34,6 +34,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use api::Ctx;
+/// The EC2 tags holding each volume's data fingerprint and its last writer.
+pub use kubelet::{FINGERPRINT_TAG, FINGERPRINT_WRITER_TAG};
 
 use crate::store::Change;
 
