@@ -33,7 +33,40 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole blue→green story on the embedded emulator (no cloud account needed).
+    ///
+    /// Starts moto (AWS) and the emulated clusters blue and green in this process, seeds
+    /// the scenario, then runs, unattended and in order, the commands a user would:
+    /// `network plan` and `apply` for green (and its ENIConfigs), `network mirror-rules`
+    /// for the database, `preflight`, `backup`, a `traffic shift` of the ALB from blue to
+    /// green in 3-second gated steps (the demo rolls out green's stateless apps, registers
+    /// them in green's target group and plays the clients, publishing green's ALB metrics),
+    /// `plan`, `migrate` of every StatefulSet, `commit`. Each command's output is shown
+    /// under its command line. Then it checks, from EC2, the ALB and both clusters, that
+    /// blue serves nothing and holds no volume, that no volume was lost and that each
+    /// volume's data fingerprint in green continues from blue's.
+    ///
+    /// It ends with a summary (per app: downtime window, volumes, fingerprints before and
+    /// after; traffic steps; findings; invariants), writes DIR/report.html, and exits 0
+    /// only if every invariant held (1 otherwise). It takes about two minutes and needs
+    /// moto (`pip install 'moto[server]'`).
+    #[command(after_help = "\
+Examples:
+  baton demo
+  baton demo --state-dir /tmp/demo --keep     # then, in another shell: source /tmp/demo/sim/env
+  baton report --state-dir /tmp/demo -o /tmp/demo.html")]
     Demo(DemoArgs),
+    /// Draw one self-contained HTML page from a state dir: each app's timeline (prepare,
+    /// window, after), downtime per app, green's traffic weight and 5xx ratio over time,
+    /// preflight findings, and a demo's steps and invariants.
+    ///
+    /// Reads what the dir holds: a demo's (`baton demo --state-dir`), a migration's
+    /// (`journal.jsonl`) or a traffic shift's (`traffic.jsonl`), and `preflight.json`. The
+    /// page fetches nothing (inline styles and SVG), so it can be mailed or archived.
+    #[command(after_help = "\
+Examples:
+  baton report --state-dir .baton/demo
+  baton report --state-dir .baton/m1 -o migration.html")]
+    Report(ReportArgs),
     /// The emulated EKS environment baton is tested on, for rehearsals and for kubectl.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -689,15 +722,29 @@ pub struct CommitArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Scenario to run.
+    /// Scenario to run: `default`, or a path to a scenario YAML file (see
+    /// crates/sim/scenarios/default.yaml).
     #[arg(long, default_value = "default")]
     pub scenario: String,
-    /// Leave the environment running at the end.
+    /// Leave the environment running at the end (until Ctrl-C) and print the env file to
+    /// source for kubectl and aws.
     #[arg(long)]
     pub keep: bool,
-    /// Where to keep the demo's journal and files.
-    #[arg(long, default_value = ".baton/demo")]
+    /// Where the demo keeps its files: sim/ (kubeconfig, env), network/, preflight.json,
+    /// backup/, traffic/, plan.json, migration/, demo.json, report.html. A previous
+    /// demo's files there are replaced; a dir holding anything else is refused.
+    #[arg(long, value_name = "DIR", default_value = ".baton/demo")]
     pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The state dir to draw: a demo's, a migration's or a traffic shift's.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Where to write the page (default: DIR/report.html).
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,7 +11,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = args::Cli::parse();
-    exit::init_tracing(cli.global.verbose);
+    exit::init_tracing(
+        cli.global.verbose,
+        matches!(cli.command, args::Command::Demo(_)),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -7,6 +7,7 @@ mod engine;
 mod network;
 mod preflight;
 mod progress;
+mod report;
 mod runner;
 mod sim;
 mod sim_fault;
@@ -22,6 +23,7 @@ use crate::args::{Cli, Command, NetworkCommand, SimCommand, TrafficCommand};
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(a) => demo::run(a).await,
+        Command::Report(a) => report::run(a).await,
         Command::Sim(SimCommand::Up(a)) => sim::up(a).await,
         Command::Preflight(a) => preflight::run(a).await,
         Command::Backup(a) => backup::run(a).await,

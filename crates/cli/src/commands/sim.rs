@@ -195,7 +195,7 @@ fn arm(args: &SimUpArgs, server: &SimServer, aws: Option<&std::sync::Arc<AwsKnob
     }
 }
 
-fn summary(server: &SimServer) -> String {
+pub(crate) fn summary(server: &SimServer) -> String {
     server
         .clusters()
         .iter()
@@ -211,7 +211,7 @@ fn summary(server: &SimServer) -> String {
         .join(", ")
 }
 
-fn write_files(
+pub(crate) fn write_files(
     server: &SimServer,
     kubeconfig: &Path,
     env: &Path,

@@ -1,0 +1,822 @@
+//! The demo's steps: their order (data, [`ORDER`]) and what each does. A step that is a
+//! baton command runs it through [`Baton`]; its one-line outcome is read back from the
+//! files the command wrote (plans, journals), not from its printed text.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use baton_core::journal::Summary;
+use baton_core::plan::Plan;
+use baton_core::preflight::{Outcome as PreflightOutcome, Report, Severity};
+use baton_core::traffic::machine::{self as shift, Outcome as ShiftOutcome};
+use baton_kube::KubeconfigSource;
+use baton_sim::controllers::Delays;
+use baton_sim::estate::{Estate, EstateOptions};
+use baton_sim::scenario::{self, Scenario, Seeded};
+use kube::api::{Api, DynamicObject, PostParams};
+
+use super::child::{Baton, args};
+use super::record::{DemoRecord, Finding, VolumeRecord};
+use super::stateless::{self, Generator};
+use super::{summary, verify};
+use crate::args::DemoArgs;
+use crate::commands::state::{read_json, read_lines};
+
+/// The steps, in the seed's order: green's network first, then checks and a backup
+/// before anything moves, traffic before data, commit last, then the proof.
+pub const ORDER: [Step; 12] = [
+    Step::Environment,
+    Step::NetworkPlan,
+    Step::NetworkApply,
+    Step::MirrorRules,
+    Step::Preflight,
+    Step::Backup,
+    Step::GreenStateless,
+    Step::TrafficShift,
+    Step::StatefulPlan,
+    Step::Migrate,
+    Step::Commit,
+    Step::Verify,
+];
+
+/// Where the preflight report is kept in the state dir (`baton report` shows it).
+pub const PREFLIGHT_FILE: &str = "preflight.json";
+/// Traffic steps (green's percentage) and how long each runs before its gate.
+const TRAFFIC_STEPS: &str = "10,25,50,100";
+const TRAFFIC_INTERVAL: &str = "3s";
+/// How often running pods write their data fingerprint to EC2 in the demo (the
+/// emulator's default is 30 s): the end check waits for one write.
+const FINGERPRINT_FLUSH: Duration = Duration::from_secs(2);
+
+/// One step of the story.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// moto, blue and green, seeded with the scenario.
+    Environment,
+    /// `baton network plan`.
+    NetworkPlan,
+    /// `baton network apply`, and green's ENIConfigs applied.
+    NetworkApply,
+    /// `baton network mirror-rules --apply`.
+    MirrorRules,
+    /// `baton preflight`.
+    Preflight,
+    /// `baton backup`.
+    Backup,
+    /// Green's stateless apps rolled out and registered; clients start.
+    GreenStateless,
+    /// `baton traffic shift`.
+    TrafficShift,
+    /// `baton plan`.
+    StatefulPlan,
+    /// `baton migrate`.
+    Migrate,
+    /// `baton commit`.
+    Commit,
+    /// The invariants, read from the world.
+    Verify,
+}
+
+impl Step {
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Environment => "environment",
+            Self::NetworkPlan => "network plan",
+            Self::NetworkApply => "network apply",
+            Self::MirrorRules => "database rules",
+            Self::Preflight => "preflight",
+            Self::Backup => "backup",
+            Self::GreenStateless => "green's stateless apps",
+            Self::TrafficShift => "traffic shift",
+            Self::StatefulPlan => "stateful plan",
+            Self::Migrate => "stateful move",
+            Self::Commit => "commit",
+            Self::Verify => "final check",
+        }
+    }
+
+    /// What it does, in a line.
+    pub fn about(self) -> &'static str {
+        match self {
+            Self::Environment => {
+                "start moto (AWS) and the clusters blue and green, seed the scenario"
+            }
+            Self::NetworkPlan => "find room in blue's VPC for green's nodes and pods",
+            Self::NetworkApply => "create green's subnets (and CIDR blocks), apply its ENIConfigs",
+            Self::MirrorRules => "give green the security-group access blue has (the database)",
+            Self::Preflight => "read-only checks of blue and green before anything moves",
+            Self::Backup => "save every manifest the move touches",
+            Self::GreenStateless => {
+                "roll out green's stateless apps and register them in green's target group (your CD and load balancer controller do this)"
+            }
+            Self::TrafficShift => "move the ALB's traffic to green in gated steps",
+            Self::StatefulPlan => "plan the move of every StatefulSet on its own EBS volumes",
+            Self::Migrate => "move every stateful app to green on the same volumes",
+            Self::Commit => "retire blue's claims and PVs (the volumes stay, in green)",
+            Self::Verify => {
+                "blue serves nothing and holds no volume; every volume's data continued"
+            }
+        }
+    }
+}
+
+/// How a step ended, in a line.
+#[derive(Debug)]
+pub enum Outcome {
+    /// It did this.
+    Done(String),
+    /// It did not run, for this reason.
+    Skipped(String),
+}
+
+/// The running demo: its estate, the files it wrote, what it learnt on the way.
+#[derive(Debug)]
+pub struct Demo {
+    /// The run's record (`demo.json`).
+    pub record: DemoRecord,
+    dir: PathBuf,
+    scenario_name: String,
+    env: Option<Env>,
+    generator: Option<Generator>,
+    plan: Option<Plan>,
+    volumes: Vec<VolumeRecord>,
+    /// (object, check) of every preflight finding.
+    preflight_checks: Vec<(String, String)>,
+}
+
+/// The started estate and how to reach it.
+struct Env {
+    estate: Estate,
+    scenario: Scenario,
+    seeded: Seeded,
+    baton: Baton,
+    blue: kube::Client,
+    green: kube::Client,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("estate", &self.estate)
+            .field("seeded", &self.seeded)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The running estate, once the first step started it.
+fn running(env: &Option<Env>) -> anyhow::Result<&Env> {
+    env.as_ref().context("the environment is not running")
+}
+
+impl Demo {
+    /// A demo about to start.
+    pub fn new(args: &DemoArgs, dir: &Path) -> Self {
+        Self {
+            record: DemoRecord {
+                scenario: args.scenario.clone(),
+                started: jiff::Timestamp::now().to_string(),
+                ..DemoRecord::default()
+            },
+            dir: dir.to_path_buf(),
+            scenario_name: args.scenario.clone(),
+            env: None,
+            generator: None,
+            plan: None,
+            volumes: Vec::new(),
+            preflight_checks: Vec::new(),
+        }
+    }
+
+    /// Saves `demo.json` (a failure to is reported, not fatal: the run goes on).
+    pub fn save(&self) {
+        if let Err(e) = self.record.save(&self.dir) {
+            println!("  (demo.json not saved: {e:#})");
+        }
+    }
+
+    /// The env file of the running estate.
+    pub fn env_file(&self) -> Option<PathBuf> {
+        self.env.as_ref().map(|_| self.dir.join("sim/env"))
+    }
+
+    /// Stops the clients and the estate.
+    pub async fn shutdown(&mut self) {
+        if let Some(g) = self.generator.take() {
+            g.stop().await;
+        }
+        if let Some(env) = self.env.take() {
+            env.estate.shutdown().await;
+        }
+    }
+
+    /// Runs one step.
+    pub async fn run(&mut self, step: Step) -> anyhow::Result<Outcome> {
+        match step {
+            Step::Environment => self.environment().await,
+            Step::NetworkPlan => self.network_plan().await,
+            Step::NetworkApply => self.network_apply().await,
+            Step::MirrorRules => self.mirror_rules().await,
+            Step::Preflight => self.preflight().await,
+            Step::Backup => self.backup().await,
+            Step::GreenStateless => self.green_stateless().await,
+            Step::TrafficShift => self.traffic_shift().await,
+            Step::StatefulPlan => self.stateful_plan().await,
+            Step::Migrate => self.migrate().await,
+            Step::Commit => self.commit().await,
+            Step::Verify => self.verify().await,
+        }
+    }
+
+    async fn environment(&mut self) -> anyhow::Result<Outcome> {
+        let scenario = Scenario::load(&self.scenario_name)?;
+        let sim = self.dir.join("sim");
+        std::fs::create_dir_all(&sim)
+            .with_context(|| format!("failed to create {}", sim.display()))?;
+        let estate = Estate::start(EstateOptions {
+            clusters: scenario.cluster_specs(),
+            delays: Delays {
+                fingerprint_flush: FINGERPRINT_FLUSH,
+                ..Delays::default()
+            },
+            ..EstateOptions::default()
+        })
+        .await?;
+        let kubeconfig = sim.join("kubeconfig");
+        let exports = estate.env_exports(&kubeconfig);
+        crate::commands::sim::write_files(&estate.server, &kubeconfig, &sim.join("env"), &exports)?;
+        println!(
+            "  moto and the fault proxy at {}; clusters {}",
+            estate.aws_endpoint,
+            crate::commands::sim::summary(&estate.server)
+        );
+        println!("  seeding the scenario (VPC, nodes, apps, ALB, database security group)…");
+        let seeded = match scenario::seed(&estate, &scenario, Duration::from_secs(300)).await {
+            Ok(s) => s,
+            Err(e) => {
+                estate.shutdown().await;
+                return Err(e.into());
+            }
+        };
+        crate::commands::state::write_json(&sim.join("scenario.json"), &seeded)?;
+        let source = KubeconfigSource::file(&kubeconfig);
+        let blue = source.client("blue").await?;
+        let green = source.client("green").await?;
+        let baton = Baton::new(&exports, &self.dir)?;
+        let done = format!(
+            "scenario {:?} seeded in {:.1} s: VPC {}, {} nodes, ALB {}",
+            seeded.scenario,
+            seeded.seconds,
+            seeded.vpc_id,
+            seeded.nodes.values().map(Vec::len).sum::<usize>(),
+            if seeded.listener_arn.is_some() {
+                "forwarding to blue"
+            } else {
+                "none"
+            }
+        );
+        self.env = Some(Env {
+            estate,
+            scenario,
+            seeded,
+            baton,
+            blue,
+            green,
+        });
+        Ok(Outcome::Done(done))
+    }
+
+    async fn network_plan(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        let green = env
+            .scenario
+            .clusters
+            .get(1)
+            .context("the scenario has no second (green) cluster")?;
+        let zone_of: BTreeMap<&str, &str> = env
+            .scenario
+            .vpc
+            .subnets
+            .iter()
+            .map(|s| (s.name.as_str(), s.az.as_str()))
+            .collect();
+        let azs: BTreeSet<&str> = green
+            .nodes
+            .iter()
+            .filter_map(|n| zone_of.get(n.subnet.as_str()).copied())
+            .collect();
+        let nodes: usize = green.nodes.iter().map(|n| n.count).sum();
+        let instance_type = green
+            .nodes
+            .first()
+            .map_or("m5.large", |n| n.instance_type.as_str());
+        // 40 pods a node: what the seed's customer runs, well within an m6i.xlarge.
+        let pods = nodes * 40;
+        std::fs::create_dir_all(self.dir.join("network"))?;
+        let azs = azs.into_iter().collect::<Vec<_>>().join(",");
+        let (nodes, pods) = (nodes.to_string(), pods.to_string());
+        let mut a = args([
+            "network",
+            "plan",
+            "--vpc",
+            &env.seeded.vpc_id,
+            "--cluster-name",
+            &green.name,
+            "--azs",
+            &azs,
+            "--nodes",
+            &nodes,
+            "--pods",
+            &pods,
+            "--instance-type",
+            instance_type,
+            "--custom-networking",
+            "--out",
+            "network/plan.json",
+        ]);
+        if let Some(blue) = env.scenario.clusters.first() {
+            a.extend(args(["--blue", &blue.name]));
+        }
+        env.baton.ok(&a).await?;
+        let plan: serde_json::Value = read_json(&self.dir.join("network/plan.json"))?;
+        let count = |k: &str| plan[k].as_array().map_or(0, Vec::len);
+        Ok(Outcome::Done(format!(
+            "plan {}: {} subnets to create, {} CIDR blocks to associate, for {nodes} nodes and {pods} pods in {azs}",
+            plan["id"].as_str().unwrap_or("?"),
+            count("subnets"),
+            count("new_blocks"),
+        )))
+    }
+
+    async fn network_apply(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        env.baton
+            .ok(&args([
+                "network",
+                "apply",
+                "--plan",
+                "network/plan.json",
+                "--yes",
+                "--eni-configs",
+                "network/eniconfigs.yaml",
+            ]))
+            .await?;
+        // What `kubectl --context green apply -f network/eniconfigs.yaml` does.
+        let text = std::fs::read_to_string(self.dir.join("network/eniconfigs.yaml"))
+            .context("failed to read the ENIConfig manifests")?;
+        let resource = baton_kube::network::eni_config_resource();
+        let api = Api::<DynamicObject>::all_with(env.green.clone(), &resource);
+        let mut applied = 0;
+        for doc in text.split("---\n").filter(|d| !d.trim().is_empty()) {
+            let obj: DynamicObject =
+                serde_saphyr::from_str(doc).context("failed to parse an ENIConfig manifest")?;
+            match api.create(&PostParams::default(), &obj).await {
+                Ok(_) => applied += 1,
+                Err(kube::Error::Api(s)) if s.code == 409 => applied += 1,
+                Err(e) => {
+                    return Err(e).context("failed to create an ENIConfig in green");
+                }
+            }
+        }
+        println!("  ENIConfigs created in green: {applied}");
+        Ok(Outcome::Done(format!(
+            "green's subnets exist in the VPC; {applied} ENIConfigs in green name them"
+        )))
+    }
+
+    async fn mirror_rules(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        let ran = env
+            .baton
+            .run_json(&args([
+                "network",
+                "mirror-rules",
+                "--plan",
+                "network/plan.json",
+                "--apply",
+                "-o",
+                "json",
+            ]))
+            .await?;
+        let mirrored: serde_json::Value =
+            serde_json::from_str(&ran.stdout).context("failed to read mirror-rules' output")?;
+        let mut added = 0;
+        if ran.code != Some(0) {
+            bail!("`baton network mirror-rules` exited {:?}", ran.code);
+        }
+        for m in mirrored.as_array().into_iter().flatten() {
+            println!(
+                "  {} port {}: green's {} added",
+                m["group_name"]
+                    .as_str()
+                    .or(m["group_id"].as_str())
+                    .unwrap_or("?"),
+                m["from_port"],
+                m["add"]
+            );
+            let cidrs = m["add"].as_array().map_or(0, Vec::len);
+            added += cidrs;
+            self.record.findings.push(Finding {
+                step: Step::MirrorRules.name().into(),
+                severity: "info".into(),
+                object: format!(
+                    "security group {}",
+                    m["group_name"]
+                        .as_str()
+                        .or(m["group_id"].as_str())
+                        .unwrap_or("?")
+                ),
+                message: format!("admits green's ranges too: {}", m["add"]),
+            });
+        }
+        Ok(Outcome::Done(format!(
+            "{} security-group rules gained {added} green ranges",
+            mirrored.as_array().map_or(0, Vec::len)
+        )))
+    }
+
+    async fn preflight(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        let (blue, green) = cluster_names(env);
+        let ran = env
+            .baton
+            .run_json(&args([
+                "preflight",
+                "--from",
+                &blue,
+                "--to",
+                &green,
+                "--vpc",
+                &env.seeded.vpc_id,
+                "-o",
+                "json",
+            ]))
+            .await?;
+        // Its own exit codes: 0 pass, 1 warnings (read them, go on), 2 failures, 3 could
+        // not check.
+        let report: Report = serde_json::from_str(&ran.stdout)
+            .with_context(|| format!("preflight exited {:?} without a report", ran.code))?;
+        crate::commands::state::write_json(&self.dir.join(PREFLIGHT_FILE), &report)?;
+        for f in &report.findings {
+            println!(
+                "  {:<5} {}: {} ({})",
+                f.severity.as_str(),
+                f.object,
+                f.problem,
+                f.check
+            );
+            self.preflight_checks
+                .push((f.object.clone(), f.check.clone()));
+            self.record.findings.push(Finding {
+                step: Step::Preflight.name().into(),
+                severity: f.severity.as_str().into(),
+                object: f.object.clone(),
+                message: format!("{} ({}): fix: {}", f.problem, f.check, f.fix),
+            });
+        }
+        let count = |sev: Severity| report.findings.iter().filter(|f| f.severity == sev).count();
+        let said = format!(
+            "{:?}: {} failures, {} warnings, {} notes, {} unchecked (saved in {PREFLIGHT_FILE})",
+            report.outcome,
+            count(Severity::Fail),
+            count(Severity::Warn),
+            count(Severity::Info),
+            report.unchecked.len()
+        );
+        match report.outcome {
+            PreflightOutcome::Pass | PreflightOutcome::Warnings => Ok(Outcome::Done(said)),
+            PreflightOutcome::Failures | PreflightOutcome::Unchecked => {
+                bail!("preflight says stop: {said}")
+            }
+        }
+    }
+
+    async fn backup(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        let (blue, _) = cluster_names(env);
+        env.baton
+            .ok(&args(["backup", "--from", &blue, "--out", "backup"]))
+            .await?;
+        let index: serde_json::Value = read_json(&self.dir.join("backup/index.yaml"))?;
+        let objects = index["objects"].as_array().map_or(0, Vec::len);
+        Ok(Outcome::Done(format!(
+            "{objects} objects of blue saved in backup/ (index.yaml)"
+        )))
+    }
+
+    async fn green_stateless(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        let (Some(alb), Some(listener), Some(lb)) = (
+            &env.scenario.alb,
+            &env.seeded.listener_arn,
+            &env.seeded.load_balancer_arn,
+        ) else {
+            return Ok(Outcome::Skipped(
+                "the scenario has no ALB: there is no traffic to shift".into(),
+            ));
+        };
+        let green_name = &env.scenario.clusters[1].name;
+        let mut done = Vec::new();
+        let mut green_tg = None;
+        for tg in alb
+            .target_groups
+            .iter()
+            .filter(|t| &t.cluster == green_name)
+        {
+            let scaled = stateless::roll_out(&env.blue, &env.green, &tg.namespace).await?;
+            let want = scaled
+                .iter()
+                .filter(|(_, _, app)| app.as_deref() == Some(tg.app.as_str()))
+                .map(|(_, r, _)| usize::try_from(*r).unwrap_or(0))
+                .sum::<usize>()
+                .max(1);
+            let ips = stateless::pod_ips(
+                &env.green,
+                &tg.namespace,
+                &tg.app,
+                want,
+                Duration::from_secs(120),
+            )
+            .await?;
+            let arn = env
+                .seeded
+                .target_groups
+                .get(&tg.name)
+                .with_context(|| format!("target group {} was not seeded", tg.name))?;
+            env.estate
+                .aws
+                .register_ip_targets(arn, &ips, 8080)
+                .await
+                .with_context(|| format!("failed to register green's pods in {}", tg.name))?;
+            println!(
+                "  green: {} scaled up; pods {} registered in {}",
+                scaled
+                    .iter()
+                    .map(|(n, r, _)| format!("{}/{n} to {r}", tg.namespace))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                ips.join(", "),
+                tg.name
+            );
+            done.push(format!("{} targets in {}", ips.len(), tg.name));
+            green_tg = Some(arn.clone());
+        }
+        let green_tg = green_tg.context("the scenario's ALB has no target group of green's")?;
+        self.generator = Some(Generator::start(
+            env.estate.aws.clone(),
+            listener.clone(),
+            lb,
+            green_tg,
+        )?);
+        println!(
+            "  clients: {} requests/s through the listener; green's share published to CloudWatch as the ALB would",
+            stateless::REQUESTS_PER_SECOND
+        );
+        Ok(Outcome::Done(done.join(", ")))
+    }
+
+    /// Blue's and green's target groups of the scenario's ALB.
+    fn groups(env: &Env) -> Option<(String, String, String)> {
+        let alb = env.scenario.alb.as_ref()?;
+        let blue = &env.scenario.clusters.first()?.name;
+        let green = &env.scenario.clusters.get(1)?.name;
+        let arn = |cluster: &str| {
+            alb.target_groups
+                .iter()
+                .find(|t| t.cluster == cluster)
+                .and_then(|t| env.seeded.target_groups.get(&t.name).cloned())
+        };
+        Some((env.seeded.listener_arn.clone()?, arn(blue)?, arn(green)?))
+    }
+
+    async fn traffic_shift(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        let Some((listener, blue, green)) = Self::groups(env) else {
+            return Ok(Outcome::Skipped(
+                "the scenario has no ALB with a target group for each cluster".into(),
+            ));
+        };
+        let ran = env
+            .baton
+            .run(&args([
+                "traffic",
+                "shift",
+                "--listener",
+                &listener,
+                "--from-tg",
+                &blue,
+                "--to-tg",
+                &green,
+                "--steps",
+                TRAFFIC_STEPS,
+                "--interval",
+                TRAFFIC_INTERVAL,
+                "--min-healthy",
+                "1",
+                "--max-5xx-ratio",
+                "0.01",
+                "--min-requests",
+                "50",
+                "--state-dir",
+                "traffic",
+                "--yes",
+            ]))
+            .await?;
+        if let Some(g) = self.generator.take() {
+            let published = g.stop().await;
+            println!("  clients stopped: {published} requests reached green");
+        }
+        let records: Vec<shift::Record> = read_lines(&self.dir.join("traffic/traffic.jsonl"))?;
+        let state = shift::fold(&records)?;
+        let gates = state
+            .gates
+            .iter()
+            .map(|g| format!("{} % {}", g.percent, g.reading.show()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        match (&state.outcome, ran.code) {
+            (Some(ShiftOutcome::Completed), Some(0)) => Ok(Outcome::Done(format!(
+                "green carries 100 % after {} gated steps ({gates})",
+                state.gates.len()
+            ))),
+            (outcome, code) => bail!("the shift ended {outcome:?} (exit {code:?}); gates: {gates}"),
+        }
+    }
+
+    async fn stateful_plan(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        let (blue, green) = cluster_names(env);
+        env.baton
+            .ok(&args([
+                "plan",
+                "--from",
+                &blue,
+                "--to",
+                &green,
+                "--out",
+                "plan.json",
+            ]))
+            .await?;
+        let plan: Plan = read_json(&self.dir.join("plan.json"))?;
+        // Preflight runs the planner's checks too: what it reported already is not
+        // repeated.
+        let reported: BTreeSet<(String, String)> = self.preflight_checks.iter().cloned().collect();
+        for p in plan
+            .problems
+            .iter()
+            .chain(plan.apps.iter().flat_map(|a| &a.problems))
+            .filter(|p| !reported.contains(&(p.object.clone(), p.code.clone())))
+        {
+            self.record.findings.push(Finding {
+                step: Step::StatefulPlan.name().into(),
+                severity: format!("{:?}", p.severity).to_lowercase(),
+                object: p.object.clone(),
+                message: format!("{} ({}): fix: {}", p.message, p.code, p.fix),
+            });
+        }
+        let volumes: usize = plan.apps.iter().map(|a| a.volumes.len()).sum();
+        let done = format!(
+            "{} apps, {volumes} EBS volumes; {} findings",
+            plan.apps.len(),
+            plan.problems.len() + plan.apps.iter().map(|a| a.problems.len()).sum::<usize>()
+        );
+        self.plan = Some(plan);
+        Ok(Outcome::Done(done))
+    }
+
+    async fn migrate(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        let plan = self.plan.as_ref().context("there is no plan")?;
+        let ids: Vec<String> = plan
+            .apps
+            .iter()
+            .flat_map(|a| a.volumes.iter().map(|v| v.volume_id.clone()))
+            .collect();
+        let before = verify::fingerprints(&env.estate.aws, &ids).await?;
+        println!(
+            "  data fingerprints before: {}",
+            ids.iter()
+                .map(|id| format!(
+                    "{id}={}",
+                    before.get(id).map_or("?".into(), |f| f.value.to_string())
+                ))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        self.volumes = verify::volumes_of(plan, &before);
+        self.record.volumes = self.volumes.clone();
+        let (blue, green) = cluster_names(env);
+        env.baton
+            .ok(&args([
+                "migrate",
+                "--from",
+                &blue,
+                "--to",
+                &green,
+                "--plan",
+                "plan.json",
+                "--yes",
+                "--state-dir",
+                "migration",
+            ]))
+            .await?;
+        let summary = self.migration()?;
+        let windows: Vec<String> = summary
+            .apps
+            .iter()
+            .map(|(app, s)| format!("{app} {}", summary::window(s)))
+            .collect();
+        Ok(Outcome::Done(format!(
+            "{} apps on green; windows: {}",
+            summary.apps.len(),
+            windows.join(", ")
+        )))
+    }
+
+    fn migration(&self) -> anyhow::Result<Summary> {
+        let records: Vec<baton_core::journal::Record> =
+            read_lines(&self.dir.join("migration/journal.jsonl"))?;
+        Ok(Summary::fold(&records))
+    }
+
+    async fn commit(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        env.baton
+            .ok(&args(["commit", "--state-dir", "migration", "--yes"]))
+            .await?;
+        Ok(Outcome::Done(
+            "blue's claims and PVs of the moved apps deleted; the volumes stay, in green".into(),
+        ))
+    }
+
+    async fn verify(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        let plan = self.plan.as_ref().context("there is no plan")?;
+        println!(
+            "  waiting {} s for green's pods to write their data fingerprints…",
+            FINGERPRINT_FLUSH.as_secs() + 1
+        );
+        tokio::time::sleep(FINGERPRINT_FLUSH + Duration::from_secs(1)).await;
+        let ids: Vec<String> = self.volumes.iter().map(|v| v.volume_id.clone()).collect();
+        let after = verify::fingerprints(&env.estate.aws, &ids).await?;
+        for v in &mut self.volumes {
+            v.after = after.get(&v.volume_id).cloned();
+        }
+        self.record.volumes = self.volumes.clone();
+        let migration = self.migration()?;
+        let traffic = match Self::groups(env) {
+            Some((listener, blue, green)) => {
+                let records: Vec<shift::Record> =
+                    read_lines(&self.dir.join("traffic/traffic.jsonl"))?;
+                let outcome = shift::fold(&records).ok().and_then(|s| s.outcome);
+                Some((listener, blue, green, outcome))
+            }
+            None => None,
+        };
+        let world = verify::World {
+            aws: &env.estate.aws,
+            blue: &env.blue,
+            green: &env.green,
+            plan,
+            migration: &migration,
+            traffic: traffic
+                .as_ref()
+                .map(|(listener, blue, green, outcome)| verify::Traffic {
+                    outcome: outcome.clone(),
+                    listener,
+                    blue_tg: blue,
+                    green_tg: green,
+                }),
+            volumes: &self.volumes,
+        };
+        let invariants = verify::invariants(&world).await?;
+        for i in &invariants {
+            println!(
+                "  {} {}: {}",
+                if i.held { "✓" } else { "✗" },
+                i.name,
+                i.detail
+            );
+        }
+        let broken = invariants.iter().filter(|i| !i.held).count();
+        let total = invariants.len();
+        self.record.invariants = invariants;
+        if broken > 0 {
+            bail!("{broken} of {total} invariants did not hold");
+        }
+        Ok(Outcome::Done(format!("all {total} invariants held")))
+    }
+}
+
+/// Blue's and green's context names (the scenario's first and second clusters).
+fn cluster_names(env: &Env) -> (String, String) {
+    let name = |i: usize, d: &str| {
+        env.scenario
+            .clusters
+            .get(i)
+            .map_or(d.to_string(), |c| c.name.clone())
+    };
+    (name(0, "blue"), name(1, "green"))
+}

@@ -1,0 +1,224 @@
+//! What a report is drawn from, read from a state dir, and the series it draws: each
+//! app's timeline from the migration journal, green's weight and 5xx ratio from the
+//! traffic journal, the findings.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use baton_core::journal::{Event, Record, Summary};
+use baton_core::machine::AppPhase;
+use baton_core::preflight::Report;
+use baton_core::traffic::machine::{self as shift, GateRecord, Position, ShiftState};
+
+use super::find;
+use crate::commands::demo::record::{DemoRecord, FILE as DEMO_FILE, Finding};
+use crate::commands::state::{read_json, read_lines};
+
+/// Everything found in a state dir.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The dir.
+    pub dir: PathBuf,
+    /// A demo's record.
+    pub demo: Option<DemoRecord>,
+    /// A migration's journal.
+    pub migration: Vec<Record>,
+    /// A traffic shift's journal.
+    pub traffic: Vec<shift::Record>,
+    /// A preflight report.
+    pub preflight: Option<Report>,
+}
+
+/// One app's timeline, in milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppTimeline {
+    /// `namespace/name`.
+    pub app: String,
+    /// Its first journal record (prepare starts).
+    pub start: i64,
+    /// Blue scaled to 0: the window opens.
+    pub window_open: Option<i64>,
+    /// Green Ready: the window closes.
+    pub window_close: Option<i64>,
+    /// Its last journal record (commit or rollback done).
+    pub end: i64,
+    /// Its last phase.
+    pub phase: Option<AppPhase>,
+}
+
+impl AppTimeline {
+    /// The downtime window, in milliseconds.
+    pub fn downtime_ms(&self) -> Option<i64> {
+        Some(self.window_close? - self.window_open?)
+    }
+}
+
+/// A point of the traffic chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrafficPoint {
+    /// When (ms since the epoch).
+    pub at: i64,
+    /// Green's percentage from then on.
+    pub percent: u32,
+}
+
+/// A gate's 5xx ratio, when it was measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatioPoint {
+    /// When (ms since the epoch).
+    pub at: i64,
+    /// 5xx per request over the step.
+    pub ratio: f64,
+    /// The gate's limit.
+    pub limit: f64,
+}
+
+/// RFC 3339 to ms since the epoch.
+pub fn ms(at: &str) -> Option<i64> {
+    at.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
+}
+
+impl Loaded {
+    /// Reads what `dir` holds; a dir with none of a demo's, a migration's or a shift's
+    /// files is an error naming what was looked for.
+    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        let demo = match find(dir, &[DEMO_FILE]) {
+            Some(p) => Some(read_json::<DemoRecord>(&p)?),
+            None => None,
+        };
+        let migration = match find(dir, &["migration/journal.jsonl", "journal.jsonl"]) {
+            Some(p) => read_lines(&p)?,
+            None => Vec::new(),
+        };
+        let traffic = match find(dir, &["traffic/traffic.jsonl", "traffic.jsonl"]) {
+            Some(p) => read_lines(&p)?,
+            None => Vec::new(),
+        };
+        let preflight = match find(dir, &["preflight.json"]) {
+            Some(p) => Some(read_json::<Report>(&p)?),
+            None => None,
+        };
+        if demo.is_none() && migration.is_empty() && traffic.is_empty() && preflight.is_none() {
+            bail!(
+                "{} holds nothing to report: no {DEMO_FILE}, migration journal (journal.jsonl), traffic journal (traffic.jsonl) or preflight.json; pass the --state-dir of `baton demo`, `baton migrate` or `baton traffic shift`",
+                dir.display()
+            );
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            demo,
+            migration,
+            traffic,
+            preflight,
+        })
+    }
+
+    /// Each app's timeline, in the order apps first appear in the journal.
+    pub fn apps(&self) -> Vec<AppTimeline> {
+        let summary = Summary::fold(&self.migration);
+        let mut out: Vec<AppTimeline> = Vec::new();
+        for r in &self.migration {
+            let (Some(app), Some(at)) = (&r.app, ms(&r.at)) else {
+                continue;
+            };
+            match out.iter_mut().find(|a| &a.app == app) {
+                Some(a) => a.end = a.end.max(at),
+                None => out.push(AppTimeline {
+                    app: app.clone(),
+                    start: at,
+                    window_open: None,
+                    window_close: None,
+                    end: at,
+                    phase: None,
+                }),
+            }
+            if let Event::Phase { phase, .. } = &r.event
+                && let Some(a) = out.iter_mut().find(|a| &a.app == app)
+            {
+                a.phase = Some(*phase);
+            }
+        }
+        for a in &mut out {
+            if let Some(s) = summary.apps.get(&a.app) {
+                a.window_open = s.window_opened.as_deref().and_then(ms);
+                a.window_close = s.window_closed.as_deref().and_then(ms);
+            }
+        }
+        out
+    }
+
+    /// The shift, folded (None without a journal or with an unreadable one).
+    pub fn shift(&self) -> Option<ShiftState> {
+        shift::fold(&self.traffic).ok()
+    }
+
+    /// Every gate of the shift.
+    pub fn gates(&self) -> Vec<GateRecord> {
+        self.shift().map(|s| s.gates).unwrap_or_default()
+    }
+
+    /// Green's percentage over time: one point per write of the weights.
+    pub fn weights(&self) -> Vec<TrafficPoint> {
+        let Some(state) = self.shift() else {
+            return Vec::new();
+        };
+        let steps = &state.plan.split.steps;
+        let mut out = Vec::new();
+        if let Some(first) = self.traffic.first().and_then(|r| ms(&r.at)) {
+            out.push(TrafficPoint {
+                at: first,
+                percent: 0,
+            });
+        }
+        for r in &self.traffic {
+            if let shift::Event::Written { to, at_ms, .. } = &r.event {
+                let percent = match to {
+                    Position::Step(i) => steps.get(*i).map_or(0, |s| s.percent),
+                    Position::Original | Position::Prepared => 0,
+                };
+                out.push(TrafficPoint {
+                    at: i64::try_from(*at_ms).unwrap_or(i64::MAX),
+                    percent,
+                });
+            }
+        }
+        out
+    }
+
+    /// Green's 5xx ratio at each gate.
+    pub fn ratios(&self) -> Vec<RatioPoint> {
+        let Some(state) = self.shift() else {
+            return Vec::new();
+        };
+        self.traffic
+            .iter()
+            .filter_map(|r| match &r.event {
+                shift::Event::Measured { reading, .. } => Some(RatioPoint {
+                    at: ms(&r.at)?,
+                    ratio: reading.ratio(),
+                    limit: state.plan.gates.max_5xx_ratio,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What to read: the demo's findings (which include preflight's), or preflight's.
+    pub fn findings(&self) -> Vec<Finding> {
+        if let Some(d) = &self.demo {
+            return d.findings.clone();
+        }
+        self.preflight
+            .iter()
+            .flat_map(|p| &p.findings)
+            .map(|f| Finding {
+                step: "preflight".into(),
+                severity: f.severity.as_str().into(),
+                object: f.object.clone(),
+                message: format!("{} ({}): fix: {}", f.problem, f.check, f.fix),
+            })
+            .collect()
+    }
+}
