@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, after making sure the test bed's outside pieces are
-# here: kubectl (required; the API emulator is checked against the real client) and moto
-# (installed with pip if missing; the AWS tests start it themselves). Ends with one line
-# totalling every test binary's results.
+# here: kubectl (required; the API emulator is checked against the real client), moto
+# (installed with pip if missing; the AWS tests start it themselves) and Chromium (for
+# the report's headless-browser test; installed with apt when missing and possible).
+# Ends with one line totalling every test binary's results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,11 +13,14 @@ if ! command -v kubectl >/dev/null 2>&1; then
   exit 1
 fi
 
-if ! python3 -c 'import moto.server' >/dev/null 2>&1 && ! command -v moto_server >/dev/null 2>&1; then
-  # 5.2.1 is the version the tests were written against (aws-sdk-cloudwatch is pinned to
-  # the last Query-protocol release because moto 5.2 does not speak CBOR).
-  echo "moto is missing: installing it with pip (pip install 'moto[server]==5.2.1')" >&2
-  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.1'
+source scripts/ensure-moto.sh
+
+# The report test renders the demo's HTML in headless Chromium; without it that test
+# prints "SKIPPED: chromium not installed". Install it where apt can.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "chromium is missing: installing it with apt-get (for the report's browser test)" >&2
+  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+    || echo "warning: could not install chromium; the report's browser test will be skipped" >&2
 fi
 
 cargo fmt --all -- --check
