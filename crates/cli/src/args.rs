@@ -135,11 +135,19 @@ Examples:
     /// move; every listable kind in them is saved (events skipped). Secrets are written
     /// only with --include-secrets. Refuses to write into a directory that already holds
     /// a backup index.
+    ///
+    /// With --velero it also creates a Velero Backup (velero.io/v1) of the same
+    /// namespaces in --velero-namespace, without volume snapshots (baton snapshots the
+    /// volumes it moves inside the window, when they are consistent), and prints its name;
+    /// with --wait it follows the Backup's phase: exit 0 Completed, 1 PartiallyFailed or
+    /// Failed. Velero not installed (its Backup kind not served, or no such namespace):
+    /// exit 3 before anything is written.
     #[command(after_help = "\
 Examples:
   baton backup --from blue
   baton backup --from blue -n orders -n streaming --out backups/before-move
-  baton backup --from blue --touched-only --include-secrets")]
+  baton backup --from blue --touched-only --include-secrets
+  baton backup --from blue --velero --wait")]
     Backup(BackupArgs),
     /// Green's address space inside the VPC blue uses: plan it, create it, and give it
     /// blue's security-group access.
@@ -610,6 +618,21 @@ pub struct BackupArgs {
     /// Only the objects baton touches, not the rest of the namespaces.
     #[arg(long)]
     pub touched_only: bool,
+    /// Also create a Velero Backup (velero.io/v1) of the same namespaces, named
+    /// baton-<context>-<UTC time>. Refused (exit 3) when Velero is not installed.
+    #[arg(long)]
+    pub velero: bool,
+    /// The namespace Velero runs in (where its Backups live).
+    #[arg(long, value_name = "NS", default_value = "velero", requires = "velero")]
+    pub velero_namespace: String,
+    /// Follow the Velero Backup's phase until Velero finishes it: exit 0 when Completed,
+    /// 1 when PartiallyFailed or Failed (the phase and the counts are printed).
+    #[arg(long, requires = "velero")]
+    pub wait: bool,
+    /// How long --wait follows the Velero Backup before giving up (exit 1; the Backup
+    /// goes on).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration, requires = "wait")]
+    pub velero_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -134,3 +134,151 @@ fn backup_writes_what_a_move_touches_and_secrets_only_when_asked() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("\"purple\"") && err.contains("blue"), "{err}");
 }
+
+fn kubectl(sim: &common::Sim, args: &[&str]) {
+    let o = std::process::Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", &sim.env["KUBECONFIG"])
+        .env("HOME", sim.dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// `--velero`: a velero.io/v1 Backup of the selected namespaces, without volume
+/// snapshots, followed with `--wait` to Completed (exit 0) or to PartiallyFailed/Failed
+/// (exit 1, the phase and counts printed); refused (exit 3, nothing written) where
+/// Velero is not installed (green has none in the default scenario).
+#[test]
+fn backup_velero_follows_the_backup_to_its_phase_and_refuses_without_velero() {
+    let sim = sim_up();
+    let out = |n: &str| sim.dir.path().join(n).to_str().unwrap().to_string();
+    let o1 = out("v1");
+    let printed = sim.ok(&[
+        "backup", "--from", "blue", "-n", "orders", "--out", &o1, "--velero", "--wait",
+    ]);
+    assert!(printed.contains("InProgress"), "progress shown: {printed}");
+    assert!(printed.contains("Completed"), "{printed}");
+    assert!(std::path::Path::new(&o1).join("index.yaml").is_file());
+    let list = sim.kubectl_json("blue", &["-n", "velero", "get", "backups.velero.io"]);
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list:#}");
+    let b = &items[0];
+    let name = b["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("baton-blue-"), "{name}");
+    assert!(printed.contains(name), "the name is printed: {printed}");
+    assert_eq!(b["spec"]["includedNamespaces"], json!(["orders"]));
+    assert_eq!(b["spec"]["snapshotVolumes"], false);
+    assert_eq!(b["status"]["phase"], "Completed");
+    let total = b["status"]["progress"]["totalItems"].as_u64().unwrap();
+    assert!(total >= 3, "the orders namespace's objects: {b:#}");
+    assert_eq!(b["status"]["progress"]["itemsBackedUp"], total);
+
+    // Velero fails the backup: exit 1 with the phase, the counts and the reason.
+    kubectl(
+        &sim,
+        &[
+            "--context",
+            "blue",
+            "annotate",
+            "namespace",
+            "velero",
+            "baton.sim/velero-outcome=Failed",
+        ],
+    );
+    let o = sim.baton(&[
+        "backup",
+        "--from",
+        "blue",
+        "--out",
+        &out("v2"),
+        "--velero",
+        "--wait",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ended Failed") && err.contains("1 errors"),
+        "{err}"
+    );
+    assert!(err.contains("velero backup logs"), "{err}");
+
+    kubectl(
+        &sim,
+        &[
+            "--context",
+            "blue",
+            "annotate",
+            "--overwrite",
+            "namespace",
+            "velero",
+            "baton.sim/velero-outcome=PartiallyFailed",
+        ],
+    );
+    let o = sim.baton(&[
+        "backup",
+        "--from",
+        "blue",
+        "--out",
+        &out("v3"),
+        "--velero",
+        "--wait",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ended PartiallyFailed") && err.contains("2 errors, 1 warnings"),
+        "{err}"
+    );
+    let list = sim.kubectl_json("blue", &["-n", "velero", "get", "backups.velero.io"]);
+    let b3 = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["status"]["phase"] == "PartiallyFailed")
+        .unwrap();
+    assert_eq!(
+        b3["spec"]["includedNamespaces"],
+        json!(["cache", "orders", "streaming"]),
+        "by default the namespaces of the apps that move"
+    );
+
+    // Without --wait: created, named, exit 0.
+    let printed = sim.ok(&[
+        "backup",
+        "--from",
+        "blue",
+        "-n",
+        "web",
+        "--out",
+        &out("v4"),
+        "--velero",
+    ]);
+    assert!(
+        printed.contains("Velero Backup velero/baton-blue-"),
+        "{printed}"
+    );
+
+    // Not installed: refused before anything is written.
+    let o5 = out("v5");
+    let o = sim.baton(&[
+        "backup", "--from", "green", "--out", &o5, "--velero", "--wait",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("Velero is not installed in green"), "{err}");
+    assert!(!std::path::Path::new(&o5).exists(), "nothing written");
+    let o = sim.baton(&[
+        "backup",
+        "--from",
+        "blue",
+        "--out",
+        &o5,
+        "--velero",
+        "--velero-namespace",
+        "backups",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("no namespace \"backups\""), "{err}");
+}

@@ -3,7 +3,7 @@
 //! green ([`manifest`]), reads, idempotent mutations and watch-driven waits on one
 //! cluster ([`cluster`]), the per-cluster watch cache those waits share ([`cache`]), and
 //! what the network planner reads (blue's ENIConfigs, [`network`]), and what preflight
-//! reads ([`preflight`], Helm release records in [`helm`]).
+//! reads ([`preflight`], Helm release records in [`helm`]), and Velero Backups ([`velero`]).
 //!
 //! baton names clusters by kubeconfig context (`--from blue --to green`), exactly as
 //! kubectl does, so an SRE's existing kubeconfig works unchanged.
@@ -16,6 +16,7 @@ pub mod helm;
 pub mod manifest;
 pub mod network;
 pub mod preflight;
+pub mod velero;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -147,6 +147,9 @@ pub struct ClusterSpecYaml {
     pub nodes: Vec<NodeGroupSpec>,
     /// `running` (apps at their replicas) or `stopped` (apps at 0).
     pub apps: String,
+    /// Objects only this cluster gets, after the platform's (e.g. Velero on blue).
+    #[serde(default)]
+    pub objects: Vec<Value>,
 }
 
 /// Nodes in one subnet.
@@ -404,7 +407,7 @@ pub async fn seed(
             &[out.security_groups[&format!("eks-cluster-sg-{}", c.name)].clone()],
         )
         .await?;
-        for obj in &s.platform {
+        for obj in s.platform.iter().chain(&c.objects) {
             apply(cluster, obj.clone())?;
         }
         // Custom networking: the cluster's pod subnets, one ENIConfig per zone named

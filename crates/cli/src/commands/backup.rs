@@ -1,6 +1,8 @@
 //! `baton backup`: blue's objects as YAML files by namespace and kind, with an index, so
 //! that what a move touches can be read back (or re-applied) after it. Secrets are
 //! written only when asked for, and their contents never reach a log or the terminal.
+//! With `--velero`, the same namespaces are also handed to Velero as a `velero.io/v1`
+//! Backup, whose phase `--wait` follows to the end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -8,11 +10,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use baton_kube::backup::Saved;
+use baton_kube::velero::{VeleroPhase, VeleroRequest, VeleroStatus};
 use baton_kube::{Cluster, KubeconfigSource};
 use serde::Serialize;
 
 use crate::args::BackupArgs;
-use crate::exit::code;
+use crate::exit::{Refused, code};
 
 /// The index file's name in the backup directory.
 pub const INDEX: &str = "index.yaml";
@@ -62,6 +65,9 @@ pub async fn run(a: BackupArgs) -> anyhow::Result<ExitCode> {
     };
     let blue = Cluster::connect(&source, &a.from).await?;
     let server_version = blue.version().await?;
+    if a.velero {
+        check_velero(&blue, &a.velero_namespace).await?;
+    }
     let mut objects = blue.touched_objects(&a.namespaces).await?;
     let namespaces: Vec<String> = if a.namespaces.is_empty() {
         objects
@@ -90,7 +96,7 @@ pub async fn run(a: BackupArgs) -> anyhow::Result<ExitCode> {
         context: a.from.clone(),
         server_version,
         created: now.to_string(),
-        namespaces,
+        namespaces: namespaces.clone(),
         include_secrets: a.include_secrets,
         objects: entries,
     };
@@ -115,7 +121,127 @@ pub async fn run(a: BackupArgs) -> anyhow::Result<ExitCode> {
     if !a.include_secrets {
         println!("Secrets were not saved (pass --include-secrets to save them).");
     }
+    if a.velero {
+        return velero(&blue, &a, &namespaces, &now).await;
+    }
     Ok(ExitCode::from(code::OK))
+}
+
+/// Refuses, before anything is written, when Velero cannot take the Backup.
+async fn check_velero(blue: &Cluster, ns: &str) -> anyhow::Result<()> {
+    if !blue.serves_velero().await? {
+        return Err(Refused(format!(
+            "Velero is not installed in {}: the API server does not serve velero.io/v1 \
+             backups (install Velero, or drop --velero)",
+            blue.context
+        ))
+        .into());
+    }
+    if !blue.has_namespace(ns).await? {
+        return Err(Refused(format!(
+            "Velero is not installed in {}: there is no namespace {ns:?} for its Backups \
+             (pass --velero-namespace with the namespace Velero runs in)",
+            blue.context
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Creates the Velero Backup and, with `--wait`, follows it to its final phase.
+async fn velero(
+    blue: &Cluster,
+    a: &BackupArgs,
+    namespaces: &[String],
+    now: &jiff::Timestamp,
+) -> anyhow::Result<ExitCode> {
+    let name = format!(
+        "baton-{}-{}",
+        dns_label(&a.from),
+        now.strftime("%Y%m%dt%H%M%Sz")
+    );
+    let request = VeleroRequest {
+        namespace: a.velero_namespace.clone(),
+        name: name.clone(),
+        included_namespaces: namespaces.to_vec(),
+        labels: vec![("app.kubernetes.io/managed-by".into(), "baton".into())],
+    };
+    // Volumes are left out of Velero's backup (snapshotVolumes: false, no file-system
+    // backup): baton snapshots every volume it moves itself, inside the window after blue
+    // is scaled to 0, which is the consistent point; a Velero snapshot taken now, with
+    // the apps running, would only be crash-consistent and double the EBS snapshot cost.
+    blue.create_velero_backup(&request).await?;
+    println!(
+        "Velero Backup {}/{name} created (namespaces: {})",
+        a.velero_namespace,
+        namespaces.join(", ")
+    );
+    if !a.wait {
+        println!(
+            "Follow it with: kubectl --context {} -n {} get backup {name} -w",
+            a.from, a.velero_namespace
+        );
+        return Ok(ExitCode::from(code::OK));
+    }
+    let status = blue
+        .follow_velero_backup(&a.velero_namespace, &name, a.velero_timeout, |s| {
+            println!("  {}", describe(s));
+        })
+        .await?;
+    match status.phase {
+        VeleroPhase::Completed => {
+            println!(
+                "Velero Backup {name} Completed: {} items",
+                status.items_backed_up
+            );
+            Ok(ExitCode::from(code::OK))
+        }
+        _ => {
+            eprintln!(
+                "error: Velero Backup {}/{name} ended {}: {} errors, {} warnings, {} of {} items backed up{}\n  \
+                 see: velero backup logs {name} -n {}",
+                a.velero_namespace,
+                status.phase,
+                status.errors,
+                status.warnings,
+                status.items_backed_up,
+                status.total_items,
+                status
+                    .failure_reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
+                a.velero_namespace,
+            );
+            Ok(ExitCode::from(code::FAILED))
+        }
+    }
+}
+
+/// One progress line.
+fn describe(s: &VeleroStatus) -> String {
+    if s.total_items == 0 {
+        return format!("Velero: {}", s.phase);
+    }
+    format!(
+        "Velero: {} {}/{} items ({}%), {} errors, {} warnings",
+        s.phase,
+        s.items_backed_up,
+        s.total_items,
+        s.items_backed_up * 100 / s.total_items,
+        s.errors,
+        s.warnings
+    )
+}
+
+/// A context name as part of an object name (lowercase alphanumerics and '-').
+fn dns_label(s: &str) -> String {
+    let out: String = s
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    out.trim_matches('-').chars().take(40).collect()
 }
 
 fn key(o: &Saved) -> (String, String, String) {

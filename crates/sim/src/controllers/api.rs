@@ -50,6 +50,12 @@ pub const NODES: Kind = Kind {
     version: "v1",
     plural: "nodes",
 };
+/// Namespaces.
+pub const NAMESPACES: Kind = Kind {
+    group: "",
+    version: "v1",
+    plural: "namespaces",
+};
 /// Events.
 pub const EVENTS: Kind = Kind {
     group: "",
@@ -79,6 +85,13 @@ pub const VOLUMEATTACHMENTS: Kind = Kind {
     group: "storage.k8s.io",
     version: "v1",
     plural: "volumeattachments",
+};
+
+/// Velero's Backups (served only once their CRD is installed).
+pub const VELERO_BACKUPS: Kind = Kind {
+    group: "velero.io",
+    version: "v1",
+    plural: "backups",
 };
 
 /// A controller's handle on its cluster (and on AWS, for the storage controllers).
@@ -182,10 +195,15 @@ impl Ctx {
         }
     }
 
+    /// Whether the cluster serves a kind (custom kinds only once their CRD is installed).
+    pub fn serves(&self, k: Kind) -> bool {
+        self.cluster.def(k.group, k.version, k.plural).is_some()
+    }
+
     fn def(&self, k: Kind) -> ResourceDef {
         self.cluster
             .def(k.group, k.version, k.plural)
-            .expect("controllers use built-in kinds")
+            .expect("controllers use built-in kinds, or check `serves` first")
     }
 
     /// Every object of a kind (in a namespace, or all).

@@ -21,6 +21,7 @@ mod kubelet;
 mod provisioner;
 mod scheduler;
 mod statefulset;
+mod velero;
 mod workers;
 
 use std::future::Future;
@@ -54,6 +55,9 @@ pub struct Delays {
     pub fingerprint_every: Duration,
     /// How often running pods write their fingerprints to EC2 (they also write on stop).
     pub fingerprint_flush: Duration,
+    /// From a Velero Backup being picked up to its final phase (half its items are
+    /// reported backed up halfway through).
+    pub velero_backup: Duration,
 }
 
 impl Default for Delays {
@@ -65,6 +69,7 @@ impl Default for Delays {
             pod_stop: Duration::ZERO,
             fingerprint_every: Duration::from_millis(200),
             fingerprint_flush: Duration::from_secs(30),
+            velero_backup: Duration::from_secs(1),
         }
     }
 }
@@ -147,6 +152,7 @@ impl ControlPlane {
             Arc::new(scheduler::Scheduler),
             Arc::new(attach::Attacher::default()),
             Arc::new(kubelet::Kubelet::default()),
+            Arc::new(velero::Velero::default()),
         ];
         let tasks = controllers
             .into_iter()
