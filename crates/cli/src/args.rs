@@ -149,6 +149,19 @@ Examples:
   baton backup --from blue --touched-only --include-secrets
   baton backup --from blue --velero --wait")]
     Backup(BackupArgs),
+    /// The least IAM policy and Kubernetes ClusterRole baton's commands need.
+    ///
+    /// Derived from the table of what each command's code calls
+    /// (crates/core/src/permissions.rs), which a test checks against every request
+    /// the commands make on the emulator and moto. -o json prints the IAM policy
+    /// document (for `aws iam create-policy --policy-document`), -o yaml the ClusterRole
+    /// (for `kubectl apply -f`); the table says which command needs what.
+    #[command(after_help = "\
+Examples:
+  baton permissions
+  baton permissions -o json > baton-policy.json
+  baton permissions -o yaml --command plan --command migrate | kubectl apply -f -")]
+    Permissions(PermissionsArgs),
     /// Green's address space inside the VPC blue uses: plan it, create it, and give it
     /// blue's security-group access.
     #[command(subcommand)]
@@ -633,6 +646,20 @@ pub struct BackupArgs {
     /// goes on).
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration, requires = "wait")]
     pub velero_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PermissionsArgs {
+    /// table (both, by command), json (the IAM policy) or yaml (the ClusterRole).
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Only what these commands need (repeatable; matched against the table's command
+    /// names, e.g. plan, migrate, backup, network, traffic; default: all).
+    #[arg(long = "command", value_name = "NAME")]
+    pub commands: Vec<String>,
+    /// The ClusterRole's name.
+    #[arg(long, value_name = "NAME", default_value = "baton")]
+    pub role_name: String,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@
 pub mod journal;
 pub mod machine;
 pub mod network;
+pub mod permissions;
 pub mod plan;
 pub mod planner;
 pub mod preflight;

@@ -5,6 +5,7 @@ mod demo;
 mod dry_run;
 mod engine;
 mod network;
+mod permissions;
 mod preflight;
 mod progress;
 mod report;
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(SimCommand::Up(a)) => sim::up(a).await,
         Command::Preflight(a) => preflight::run(a).await,
         Command::Backup(a) => backup::run(a).await,
+        Command::Permissions(a) => permissions::run(&a),
         Command::Plan(a) => stateful::plan(a).await,
         Command::Migrate(a) => stateful::migrate(a).await,
         Command::Status(a) => stateful::status(a).await,

@@ -1,0 +1,92 @@
+//! `baton permissions`: the IAM policy document and the Kubernetes ClusterRole that
+//! baton's commands need, rendered from the table in `baton_core::permissions`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use baton_core::permissions::{self, CommandPermissions};
+use serde_json::{Value, json};
+
+use crate::args::{Output, PermissionsArgs};
+use crate::exit::code;
+
+/// `baton permissions`.
+pub fn run(a: &PermissionsArgs) -> anyhow::Result<ExitCode> {
+    let chosen = permissions::select(&a.commands);
+    if chosen.is_empty() {
+        let names: Vec<&str> = permissions::COMMANDS.iter().map(|c| c.command).collect();
+        bail!(
+            "find a command matching {:?} in the permissions table (commands: {})",
+            a.commands,
+            names.join("; ")
+        );
+    }
+    match a.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&iam_policy(&chosen)).context("failed to render")?
+        ),
+        Output::Yaml => print!(
+            "{}",
+            serde_saphyr::to_string(&cluster_role(&chosen, &a.role_name))
+                .context("failed to render")?
+        ),
+        Output::Table => table(&chosen),
+    }
+    Ok(ExitCode::from(code::OK))
+}
+
+/// The IAM policy document (2012-10-17), one statement per set of resource patterns.
+pub fn iam_policy(chosen: &[&CommandPermissions]) -> Value {
+    let statements: Vec<Value> = permissions::merged_statements(chosen)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (actions, resources))| {
+            json!({ "Sid": format!("Baton{i}"), "Effect": "Allow", "Action": actions, "Resource": resources })
+        })
+        .collect();
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// The ClusterRole (rbac.authorization.k8s.io/v1).
+pub fn cluster_role(chosen: &[&CommandPermissions], name: &str) -> Value {
+    let rules: Vec<Value> = permissions::merged_rules(chosen)
+        .into_iter()
+        .map(|(groups, resources, verbs)| {
+            json!({ "apiGroups": groups, "resources": resources, "verbs": verbs })
+        })
+        .collect();
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": { "name": name, "labels": { "app.kubernetes.io/managed-by": "baton" } },
+        "rules": rules,
+    })
+}
+
+fn table(chosen: &[&CommandPermissions]) {
+    for c in chosen {
+        println!("{} (clusters: {})", c.command, c.clusters);
+        for r in c.kube {
+            let groups: Vec<&str> = r
+                .groups
+                .iter()
+                .map(|g| if g.is_empty() { "core" } else { g })
+                .collect();
+            println!(
+                "  k8s  {:<24} {:<48} {}",
+                groups.join(","),
+                r.resources.join(","),
+                r.verbs.join(",")
+            );
+        }
+        for s in c.iam {
+            println!(
+                "  iam  {}  on {}",
+                s.actions.join(", "),
+                s.resources.join(", ")
+            );
+        }
+    }
+    println!("\n-o json: the IAM policy document; -o yaml: the ClusterRole.");
+}

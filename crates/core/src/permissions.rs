@@ -1,0 +1,345 @@
+//! What baton's commands are allowed to do, as data: per command, the Kubernetes RBAC
+//! rules (API group, resources, verbs) and the IAM actions (with resource patterns) its
+//! code calls. `baton permissions` prints the union as a ClusterRole and an IAM policy;
+//! `crates/cli/tests/permissions.rs` runs the commands on the emulator and moto and
+//! checks every request they made against this table, so an entry cannot silently go
+//! missing when the code starts calling something new.
+//!
+//! Discovery (`/api`, `/apis`, `/version`, `/openapi`) is not listed: every
+//! authenticated user may read it through the `system:discovery` ClusterRole.
+
+/// One RBAC rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KubeRule {
+    /// API groups (`""` is core, `*` any).
+    pub groups: &'static [&'static str],
+    /// Resources, with subresources as `statefulsets/scale` (`*` any).
+    pub resources: &'static [&'static str],
+    /// Verbs (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`).
+    pub verbs: &'static [&'static str],
+}
+
+impl KubeRule {
+    /// Whether this rule allows `verb` on `group`/`resource`, as the RBAC authorizer
+    /// decides (`*` matches anything; `resource` may carry a subresource).
+    pub fn allows(&self, group: &str, resource: &str, verb: &str) -> bool {
+        let any = |list: &[&str], v: &str| list.iter().any(|x| *x == "*" || *x == v);
+        any(self.groups, group) && any(self.resources, resource) && any(self.verbs, verb)
+    }
+}
+
+/// One IAM policy statement (Allow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IamStatement {
+    /// `ec2:DescribeVolumes`, …
+    pub actions: &'static [&'static str],
+    /// ARN patterns (`*` where the action supports no resource-level permission).
+    pub resources: &'static [&'static str],
+}
+
+/// What one command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandPermissions {
+    /// `plan`, `migrate`, …
+    pub command: &'static str,
+    /// Which cluster(s) it calls, for the reader.
+    pub clusters: &'static str,
+    /// Kubernetes rules.
+    pub kube: &'static [KubeRule],
+    /// AWS actions.
+    pub iam: &'static [IamStatement],
+}
+
+const READ: &[&str] = &["get", "list", "watch"];
+
+/// What every view of a cluster reads (`plan`'s and `migrate`'s observations).
+const VIEW: &[KubeRule] = &[
+    KubeRule {
+        groups: &[""],
+        resources: &[
+            "pods",
+            "persistentvolumeclaims",
+            "persistentvolumes",
+            "nodes",
+            "namespaces",
+        ],
+        verbs: READ,
+    },
+    KubeRule {
+        groups: &["apps"],
+        resources: &["statefulsets", "deployments"],
+        verbs: READ,
+    },
+    KubeRule {
+        groups: &["storage.k8s.io"],
+        resources: &["storageclasses", "volumeattachments", "csidrivers"],
+        verbs: READ,
+    },
+    KubeRule {
+        groups: &["autoscaling"],
+        resources: &["horizontalpodautoscalers"],
+        verbs: READ,
+    },
+];
+
+/// EC2 reads of volumes, instances, the VPC and snapshots (no resource-level
+/// permissions exist for Describe* calls).
+const EC2_READ: IamStatement = IamStatement {
+    actions: &[
+        "ec2:DescribeVolumes",
+        "ec2:DescribeInstances",
+        "ec2:DescribeVpcs",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSnapshots",
+        "ec2:DescribeAvailabilityZones",
+        "ec2:DescribeSecurityGroups",
+    ],
+    resources: &["*"],
+};
+
+/// The stateful move's writes to Kubernetes (both clusters).
+const MOVE: &[KubeRule] = &[
+    KubeRule {
+        groups: &[""],
+        resources: &["persistentvolumes", "persistentvolumeclaims"],
+        verbs: &["create", "patch", "delete"],
+    },
+    KubeRule {
+        groups: &["apps"],
+        resources: &["statefulsets", "statefulsets/scale"],
+        verbs: &["patch"],
+    },
+    KubeRule {
+        groups: &["autoscaling"],
+        resources: &["horizontalpodautoscalers"],
+        verbs: &["patch"],
+    },
+];
+
+/// Snapshots of the moved volumes, tagged with the migration id at creation.
+const SNAPSHOT: IamStatement = IamStatement {
+    actions: &["ec2:CreateSnapshot", "ec2:CreateTags"],
+    resources: &["arn:aws:ec2:*:*:volume/*", "arn:aws:ec2:*::snapshot/*"],
+};
+
+/// Every command and what it needs.
+pub const COMMANDS: &[CommandPermissions] = &[
+    CommandPermissions {
+        command: "plan",
+        clusters: "blue, green",
+        kube: VIEW,
+        iam: &[EC2_READ],
+    },
+    CommandPermissions {
+        command: "migrate, rollback, commit",
+        clusters: "blue, green",
+        kube: &[
+            VIEW[0], VIEW[1], VIEW[2], VIEW[3], MOVE[0], MOVE[1], MOVE[2],
+        ],
+        iam: &[EC2_READ, SNAPSHOT],
+    },
+    CommandPermissions {
+        command: "preflight",
+        clusters: "blue, green",
+        kube: &[
+            VIEW[0],
+            VIEW[1],
+            VIEW[2],
+            VIEW[3],
+            KubeRule {
+                // Helm v3 release records and kubectl's last-applied annotations.
+                groups: &[""],
+                resources: &["secrets"],
+                verbs: &["list"],
+            },
+            KubeRule {
+                groups: &["apps"],
+                resources: &["daemonsets"],
+                verbs: &["list"],
+            },
+            KubeRule {
+                groups: &["policy"],
+                resources: &["poddisruptionbudgets"],
+                verbs: &["list"],
+            },
+            KubeRule {
+                // Objects of every served kind, for removed API versions in last-applied.
+                groups: &["*"],
+                resources: &["*"],
+                verbs: &["list"],
+            },
+        ],
+        iam: &[
+            EC2_READ,
+            IamStatement {
+                actions: &["eks:DescribeCluster", "eks:ListNodegroups"],
+                resources: &["arn:aws:eks:*:*:cluster/*"],
+            },
+        ],
+    },
+    CommandPermissions {
+        command: "backup",
+        clusters: "blue",
+        kube: &[
+            VIEW[0],
+            VIEW[1],
+            VIEW[2],
+            VIEW[3],
+            KubeRule {
+                // Every listable kind of the chosen namespaces (Secrets only with
+                // --include-secrets, which RBAC cannot tell apart).
+                groups: &["*"],
+                resources: &["*"],
+                verbs: &["get", "list"],
+            },
+            KubeRule {
+                groups: &["velero.io"],
+                resources: &["backups"],
+                verbs: &["create", "get", "list", "watch"],
+            },
+        ],
+        iam: &[],
+    },
+    CommandPermissions {
+        command: "network plan, apply, mirror-rules",
+        clusters: "blue (ENIConfigs)",
+        kube: &[KubeRule {
+            groups: &["crd.k8s.amazonaws.com"],
+            resources: &["eniconfigs"],
+            verbs: &["list"],
+        }],
+        iam: &[
+            EC2_READ,
+            IamStatement {
+                actions: &["ec2:AssociateVpcCidrBlock"],
+                resources: &["arn:aws:ec2:*:*:vpc/*"],
+            },
+            IamStatement {
+                actions: &["ec2:CreateSubnet", "ec2:CreateTags"],
+                resources: &["arn:aws:ec2:*:*:vpc/*", "arn:aws:ec2:*:*:subnet/*"],
+            },
+            IamStatement {
+                actions: &["ec2:AuthorizeSecurityGroupIngress"],
+                resources: &["arn:aws:ec2:*:*:security-group/*"],
+            },
+        ],
+    },
+    CommandPermissions {
+        command: "traffic shift, status, rollback",
+        clusters: "none",
+        kube: &[],
+        iam: &[
+            IamStatement {
+                actions: &[
+                    "elasticloadbalancing:DescribeListeners",
+                    "elasticloadbalancing:DescribeRules",
+                    "elasticloadbalancing:DescribeTargetGroups",
+                    "elasticloadbalancing:DescribeTargetHealth",
+                    "elasticloadbalancing:DescribeLoadBalancers",
+                    "cloudwatch:GetMetricData",
+                ],
+                resources: &["*"],
+            },
+            IamStatement {
+                actions: &[
+                    "elasticloadbalancing:ModifyListener",
+                    "elasticloadbalancing:ModifyRule",
+                ],
+                resources: &[
+                    "arn:aws:elasticloadbalancing:*:*:listener/app/*",
+                    "arn:aws:elasticloadbalancing:*:*:listener-rule/app/*",
+                ],
+            },
+        ],
+    },
+];
+
+/// The commands whose name contains `filter` (all when empty).
+pub fn select(filter: &[String]) -> Vec<&'static CommandPermissions> {
+    COMMANDS
+        .iter()
+        .filter(|c| filter.is_empty() || filter.iter().any(|f| c.command.contains(f.as_str())))
+        .collect()
+}
+
+/// Whether any of the commands' rules allows `verb` on `group`/`resource`.
+pub fn kube_allows(
+    commands: &[&CommandPermissions],
+    group: &str,
+    resource: &str,
+    verb: &str,
+) -> bool {
+    commands
+        .iter()
+        .flat_map(|c| c.kube)
+        .any(|r| r.allows(group, resource, verb))
+}
+
+/// Whether any of the commands' statements allows `action` (`ec2:DescribeVolumes`).
+pub fn iam_allows(commands: &[&CommandPermissions], action: &str) -> bool {
+    commands
+        .iter()
+        .flat_map(|c| c.iam)
+        .any(|s| s.actions.contains(&action))
+}
+
+/// The rules of the commands merged by (groups, resources): verbs unioned, sorted.
+pub fn merged_rules(
+    commands: &[&CommandPermissions],
+) -> Vec<(Vec<String>, Vec<String>, Vec<String>)> {
+    let mut out: std::collections::BTreeMap<
+        (Vec<String>, Vec<String>),
+        std::collections::BTreeSet<String>,
+    > = std::collections::BTreeMap::new();
+    let own = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for r in commands.iter().flat_map(|c| c.kube) {
+        out.entry((own(r.groups), own(r.resources)))
+            .or_default()
+            .extend(r.verbs.iter().map(|v| v.to_string()));
+    }
+    out.into_iter()
+        .map(|((g, r), v)| (g, r, v.into_iter().collect()))
+        .collect()
+}
+
+/// The statements of the commands merged by resource patterns: actions unioned, sorted.
+pub fn merged_statements(commands: &[&CommandPermissions]) -> Vec<(Vec<String>, Vec<String>)> {
+    let mut out: std::collections::BTreeMap<Vec<String>, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    for s in commands.iter().flat_map(|c| c.iam) {
+        out.entry(s.resources.iter().map(|r| r.to_string()).collect())
+            .or_default()
+            .extend(s.actions.iter().map(|a| a.to_string()));
+    }
+    out.into_iter()
+        .map(|(r, a)| (a.into_iter().collect(), r))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_match_as_rbac_does() {
+        let r = KubeRule {
+            groups: &["apps"],
+            resources: &["statefulsets/scale"],
+            verbs: &["patch"],
+        };
+        assert!(r.allows("apps", "statefulsets/scale", "patch"));
+        assert!(
+            !r.allows("apps", "statefulsets", "patch"),
+            "a subresource is its own"
+        );
+        assert!(!r.allows("", "statefulsets/scale", "patch"));
+        assert!(!r.allows("apps", "statefulsets/scale", "update"));
+        let all = select(&[]);
+        assert!(kube_allows(&all, "velero.io", "backups", "create"));
+        assert!(iam_allows(&all, "ec2:CreateSnapshot"));
+        assert!(
+            !iam_allows(&all, "ec2:DeleteVolume"),
+            "baton never deletes a volume"
+        );
+    }
+}
