@@ -1,24 +1,18 @@
 //! The planner's refusals: every bad input of the issue is a blocking problem naming the
 //! object and the fix, found before anything could change.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use baton_core::plan::{Plan, Severity};
 use baton_core::planner::{Inputs, PlanOptions, Selection, plan};
 use baton_core::world::{
-    ClaimRef, ClaimTemplate, ClusterView, Ec2Volume, Node, Pv, Pvc, ReclaimPolicy, RetentionPolicy,
-    StatefulSet, StorageClass, VolumeSource,
+    ClusterView, Ec2Volume, Node, ReclaimPolicy, RetentionPolicy, StatefulSet, StorageClass,
+    VolumeSource,
 };
 
-fn template() -> ClaimTemplate {
-    ClaimTemplate {
-        name: "data".into(),
-        storage_class: "gp3".into(),
-        request_bytes: Some(10 << 30),
-        access_modes: vec!["ReadWriteOnce".into()],
-        volume_mode: "Filesystem".into(),
-    }
-}
+use common::template;
 
 fn sts(ctx_replicas: i32) -> StatefulSet {
     StatefulSet {
@@ -47,40 +41,8 @@ struct World {
 /// Blue runs orders/db (1 replica, one gp3 CSI volume in us-east-1a); green has it at 0 and
 /// a node in us-east-1a: a clean plan.
 fn world() -> World {
-    let claim = Pvc {
-        namespace: "orders".into(),
-        name: "data-db-0".into(),
-        uid: "c1".into(),
-        volume_name: "pvc-1".into(),
-        phase: "Bound".into(),
-        request_bytes: Some(10 << 30),
-        access_modes: vec!["ReadWriteOnce".into()],
-        volume_mode: "Filesystem".into(),
-        storage_class: "gp3".into(),
-        deleting: false,
-        migration: None,
-    };
-    let pv = Pv {
-        name: "pvc-1".into(),
-        uid: "p1".into(),
-        volume_id: Some("vol-1".into()),
-        source: Some(VolumeSource::Csi),
-        other_backend: None,
-        zone: Some("us-east-1a".into()),
-        capacity_bytes: Some(10 << 30),
-        access_modes: vec!["ReadWriteOnce".into()],
-        volume_mode: "Filesystem".into(),
-        storage_class: "gp3".into(),
-        reclaim_policy: ReclaimPolicy::Retain,
-        original_reclaim_policy: None,
-        claim_ref: Some(ClaimRef {
-            namespace: "orders".into(),
-            name: "data-db-0".into(),
-            uid: "c1".into(),
-        }),
-        phase: "Bound".into(),
-        migration: None,
-    };
+    let claim = common::claim();
+    let pv = common::pv();
     let node = |zone: &str| Node {
         name: format!("n-{zone}"),
         zone: zone.into(),

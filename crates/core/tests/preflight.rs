@@ -1,6 +1,8 @@
 //! Preflight's checks on hand-built worlds: each one trips on its problem and passes
 //! without it; the planner's problems arrive as findings; the outcome is the exit code.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use baton_core::network::mirror::{Group, Rule};
@@ -11,8 +13,7 @@ use baton_core::preflight::{
     Unchecked, VpcFacts, Workload, allowed_disruptions, check,
 };
 use baton_core::world::{
-    ClaimRef, ClaimTemplate, ClusterView, Ec2Volume, Node, Pv, Pvc, ReclaimPolicy, RetentionPolicy,
-    StatefulSet, StorageClass, VolumeSource,
+    ClusterView, Ec2Volume, Node, ReclaimPolicy, RetentionPolicy, StatefulSet, StorageClass,
 };
 
 struct World {
@@ -33,13 +34,7 @@ fn class() -> StorageClass {
 /// orders/db on one Retain gp3 CSI volume in us-east-1a; green has it at 0, a node there,
 /// the class, one VPC: nothing to report but the version step.
 fn world() -> World {
-    let template = ClaimTemplate {
-        name: "data".into(),
-        storage_class: "gp3".into(),
-        request_bytes: Some(10 << 30),
-        access_modes: vec!["ReadWriteOnce".into()],
-        volume_mode: "Filesystem".into(),
-    };
+    let template = common::template();
     let sts = |replicas| StatefulSet {
         namespace: "orders".into(),
         name: "db".into(),
@@ -53,40 +48,8 @@ fn world() -> World {
         retention: RetentionPolicy::default(),
         scalers: vec![],
     };
-    let claim = Pvc {
-        namespace: "orders".into(),
-        name: "data-db-0".into(),
-        uid: "c1".into(),
-        volume_name: "pvc-1".into(),
-        phase: "Bound".into(),
-        request_bytes: Some(10 << 30),
-        access_modes: vec!["ReadWriteOnce".into()],
-        volume_mode: "Filesystem".into(),
-        storage_class: "gp3".into(),
-        deleting: false,
-        migration: None,
-    };
-    let pv = Pv {
-        name: "pvc-1".into(),
-        uid: "p1".into(),
-        volume_id: Some("vol-1".into()),
-        source: Some(VolumeSource::Csi),
-        other_backend: None,
-        zone: Some("us-east-1a".into()),
-        capacity_bytes: Some(10 << 30),
-        access_modes: vec!["ReadWriteOnce".into()],
-        volume_mode: "Filesystem".into(),
-        storage_class: "gp3".into(),
-        reclaim_policy: ReclaimPolicy::Retain,
-        original_reclaim_policy: None,
-        claim_ref: Some(ClaimRef {
-            namespace: "orders".into(),
-            name: "data-db-0".into(),
-            uid: "c1".into(),
-        }),
-        phase: "Bound".into(),
-        migration: None,
-    };
+    let claim = common::claim();
+    let pv = common::pv();
     let node = |name: &str| Node {
         name: name.into(),
         zone: "us-east-1a".into(),
