@@ -222,14 +222,10 @@ impl Aws {
         if ips.is_empty() {
             return Ok(());
         }
-        let targets = ips
-            .iter()
-            .map(|ip| TargetDescription::builder().id(ip).port(port).build())
-            .collect();
         self.elb
             .register_targets()
             .target_group_arn(target_group_arn)
-            .set_targets(Some(targets))
+            .set_targets(Some(ip_targets(ips, port)))
             .send()
             .await
             .map_err(|e| call.sdk(e))?;
@@ -248,14 +244,10 @@ impl Aws {
         if ips.is_empty() {
             return Ok(());
         }
-        let targets = ips
-            .iter()
-            .map(|ip| TargetDescription::builder().id(ip).port(port).build())
-            .collect();
         self.elb
             .deregister_targets()
             .target_group_arn(target_group_arn)
-            .set_targets(Some(targets))
+            .set_targets(Some(ip_targets(ips, port)))
             .send()
             .await
             .map_err(|e| call.sdk(e))?;
@@ -286,4 +278,11 @@ impl Aws {
             .map_err(|e| call.sdk(e))?;
         Ok(())
     }
+}
+
+/// IP targets on `port`, as ELBv2's register and deregister calls take them.
+fn ip_targets(ips: &[String], port: i32) -> Vec<TargetDescription> {
+    ips.iter()
+        .map(|ip| TargetDescription::builder().id(ip).port(port).build())
+        .collect()
 }

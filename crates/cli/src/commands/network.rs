@@ -22,7 +22,7 @@ use baton_kube::{Cluster, KubeconfigSource};
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
-use super::stateful::{confirm, render, table};
+use super::stateful::{confirm, emit_plan, render, table};
 use crate::args::{AwsArgs, MirrorRulesArgs, NetworkApplyArgs, NetworkPlanArgs, Output};
 use crate::exit::{Refused, code};
 
@@ -164,18 +164,13 @@ pub async fn plan(a: NetworkPlanArgs) -> anyhow::Result<ExitCode> {
         created: &created,
     })
     .map_err(|e| Refused(e.to_string()))?;
-    match a.output {
-        Output::Table => print!("{}", plan_table(&plan)),
-        o => print!("{}", render(&plan, o)?),
-    }
-    if let Some(out) = &a.out {
-        let text = match a.output {
-            Output::Yaml => render(&plan, Output::Yaml)?,
-            _ => render(&plan, Output::Json)?,
-        };
-        std::fs::write(out, text).with_context(|| format!("failed to write {}", out.display()))?;
-        eprintln!("network plan written to {}", out.display());
-    }
+    emit_plan(
+        &plan,
+        plan_table(&plan),
+        a.output,
+        a.out.as_deref(),
+        "network plan",
+    )?;
     Ok(ExitCode::from(code::OK))
 }
 

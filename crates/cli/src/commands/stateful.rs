@@ -28,6 +28,31 @@ fn contexts(from: &Option<String>, to: &Option<String>) -> anyhow::Result<(Strin
     }
 }
 
+/// Prints a plan as `output` asks (`table` is its table form) and, with `out`, writes it
+/// there as YAML when `-o yaml` was asked and as JSON otherwise (a file a later command
+/// reads back).
+pub(super) fn emit_plan<T: Serialize>(
+    plan: &T,
+    table: String,
+    output: Output,
+    out: Option<&std::path::Path>,
+    what: &str,
+) -> anyhow::Result<()> {
+    match output {
+        Output::Table => print!("{table}"),
+        o => print!("{}", render(plan, o)?),
+    }
+    if let Some(out) = out {
+        let text = match output {
+            Output::Yaml => render(plan, Output::Yaml)?,
+            _ => render(plan, Output::Json)?,
+        };
+        std::fs::write(out, text).with_context(|| format!("failed to write {}", out.display()))?;
+        eprintln!("{what} written to {}", out.display());
+    }
+    Ok(())
+}
+
 pub(super) fn render<T: Serialize>(value: &T, output: Output) -> anyhow::Result<String> {
     Ok(match output {
         Output::Yaml => serde_saphyr::to_string(value).context("failed to render YAML")?,
@@ -46,18 +71,7 @@ pub async fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let plan = engine::make_plan(&blue, &green, &aws, &a.selection).await?;
-    match a.output {
-        Output::Table => print!("{}", plan_table(&plan)),
-        o => print!("{}", render(&plan, o)?),
-    }
-    if let Some(out) = &a.out {
-        let text = match a.output {
-            Output::Yaml => render(&plan, Output::Yaml)?,
-            _ => render(&plan, Output::Json)?,
-        };
-        std::fs::write(out, text).with_context(|| format!("failed to write {}", out.display()))?;
-        eprintln!("plan written to {}", out.display());
-    }
+    emit_plan(&plan, plan_table(&plan), a.output, a.out.as_deref(), "plan")?;
     Ok(ExitCode::from(if plan.blocking().is_empty() {
         code::OK
     } else {
