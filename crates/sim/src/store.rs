@@ -3,12 +3,13 @@
 //! of changes that watches replay from. A watch from a version older than the history is
 //! answered with 410 Gone, as after an etcd compaction.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 use tokio::sync::broadcast;
 
+use crate::meta;
 use crate::resources::GroupResource;
 
 /// What happened to an object.
@@ -49,6 +50,63 @@ type Objects = BTreeMap<(String, String), Arc<Value>>;
 /// The changes to replay and the receiver for the live ones that follow.
 pub type Subscription = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
 
+/// Where an object is: its resource, namespace (or "") and name.
+pub type ObjectKey = (GroupResource, String, String);
+
+/// A write of the current transaction, for the garbage collector to look at.
+#[derive(Debug, Clone)]
+pub enum Touched {
+    /// Created or updated.
+    Written(ObjectKey),
+    /// Removed: where it was, its uid and its owners' uids.
+    Removed {
+        /// Where it was.
+        key: ObjectKey,
+        /// Its uid.
+        uid: String,
+        /// The uids in its `ownerReferences`.
+        owners: Vec<String>,
+    },
+}
+
+/// Objects by uid and by owner, kept with every write, so that the garbage collector
+/// finds an object's owners and dependents without scanning every object.
+#[derive(Debug, Default)]
+struct OwnerIndex {
+    by_uid: HashMap<String, ObjectKey>,
+    dependents: HashMap<String, BTreeSet<ObjectKey>>,
+}
+
+impl OwnerIndex {
+    fn add(&mut self, key: &ObjectKey, obj: &Value) {
+        let uid = meta::uid(obj);
+        if !uid.is_empty() {
+            self.by_uid.insert(uid.to_string(), key.clone());
+        }
+        for owner in meta::owner_uids(obj) {
+            self.dependents
+                .entry(owner)
+                .or_default()
+                .insert(key.clone());
+        }
+    }
+
+    fn drop(&mut self, key: &ObjectKey, obj: &Value) {
+        let uid = meta::uid(obj);
+        if self.by_uid.get(uid) == Some(key) {
+            self.by_uid.remove(uid);
+        }
+        for owner in meta::owner_uids(obj) {
+            if let Some(deps) = self.dependents.get_mut(&owner) {
+                deps.remove(key);
+                if deps.is_empty() {
+                    self.dependents.remove(&owner);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     rv: u64,
@@ -57,6 +115,9 @@ struct Inner {
     history_limit: usize,
     /// Highest rv whose change has been dropped from history.
     compacted: u64,
+    owners: OwnerIndex,
+    /// The writes of the transaction in progress (cleared when one starts).
+    touched: Vec<Touched>,
 }
 
 /// The store. Cheap to share behind an `Arc`.
@@ -80,6 +141,8 @@ impl Store {
                 history: VecDeque::new(),
                 history_limit: history_limit.max(1),
                 compacted: 0,
+                owners: OwnerIndex::default(),
+                touched: Vec::new(),
             }),
             tx,
         }
@@ -87,7 +150,8 @@ impl Store {
 
     /// Runs `f` with exclusive access; every change it makes is committed in order.
     pub fn txn<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> R) -> R {
-        let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        guard.touched.clear();
         let mut txn = Txn {
             inner: guard,
             tx: &self.tx,
@@ -247,12 +311,37 @@ impl Txn<'_> {
 
     /// Every resource that holds objects in `namespace` (for namespace deletion).
     pub fn resources_in_namespace(&self, namespace: &str) -> Vec<GroupResource> {
+        let from = (namespace.to_string(), String::new());
         self.inner
             .objects
             .iter()
-            .filter(|(_, objs)| objs.keys().any(|(n, _)| n == namespace))
+            .filter(|(_, objs)| {
+                objs.range(from.clone()..)
+                    .next()
+                    .is_some_and(|((n, _), _)| n == namespace)
+            })
             .map(|(r, _)| r.clone())
             .collect()
+    }
+
+    /// Where the object with `uid` is, if it exists.
+    pub fn key_of_uid(&self, uid: &str) -> Option<ObjectKey> {
+        self.inner.owners.by_uid.get(uid).cloned()
+    }
+
+    /// Where the objects that name `uid` as an owner are.
+    pub fn dependents_of(&self, uid: &str) -> Vec<ObjectKey> {
+        self.inner
+            .owners
+            .dependents
+            .get(uid)
+            .map(|d| d.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The writes of this transaction not taken yet, oldest first.
+    pub fn take_touched(&mut self) -> Vec<Touched> {
+        std::mem::take(&mut self.inner.touched)
     }
 
     /// Every stored resource.
@@ -272,7 +361,13 @@ impl Txn<'_> {
             .objects
             .entry(resource.clone())
             .or_default()
-            .insert(key, obj.clone());
+            .insert(key.clone(), obj.clone());
+        let full = (resource.clone(), key.0, key.1);
+        if let Some(old) = &old {
+            self.inner.owners.drop(&full, old);
+        }
+        self.inner.owners.add(&full, &obj);
+        self.inner.touched.push(Touched::Written(full));
         let kind = if old.is_some() {
             ChangeKind::Modified
         } else {
@@ -300,6 +395,13 @@ impl Txn<'_> {
             .objects
             .get_mut(resource)?
             .remove(&(namespace.to_string(), name.to_string()))?;
+        let full = (resource.clone(), namespace.to_string(), name.to_string());
+        self.inner.owners.drop(&full, &old);
+        self.inner.touched.push(Touched::Removed {
+            key: full,
+            uid: meta::uid(&old).to_string(),
+            owners: meta::owner_uids(&old),
+        });
         let rv = self.inner.rv + 1;
         self.inner.rv = rv;
         let mut last = (*old).clone();
@@ -392,6 +494,54 @@ mod tests {
         assert_eq!(replay.len(), 2);
         s.compact();
         assert!(s.subscribe_from(&gr(), start + 2).is_err());
+    }
+
+    #[test]
+    fn the_owner_index_follows_every_write() {
+        let s = Store::new(10);
+        let owned = |uid: &str, owner: &str| {
+            json!({ "metadata": { "name": uid, "namespace": "default", "uid": uid,
+                                  "ownerReferences": [{ "uid": owner }] } })
+        };
+        s.txn(|t| {
+            t.put(
+                &gr(),
+                json!({ "metadata": { "name": "o", "namespace": "default", "uid": "o" } }),
+            );
+            t.put(&gr(), owned("a", "o"));
+            t.put(&gr(), owned("b", "o"));
+            let touched = t.take_touched();
+            assert_eq!(touched.len(), 3, "{touched:?}");
+            assert!(t.take_touched().is_empty(), "taken once");
+        });
+        let key = |n: &str| (gr(), "default".to_string(), n.to_string());
+        s.txn(|t| {
+            assert!(
+                t.take_touched().is_empty(),
+                "a transaction starts with none"
+            );
+            assert_eq!(t.key_of_uid("o"), Some(key("o")));
+            assert_eq!(t.dependents_of("o"), vec![key("a"), key("b")]);
+            // b's owner changes; a goes.
+            t.put(&gr(), owned("b", "x"));
+            t.remove(&gr(), "default", "a");
+            assert_eq!(t.dependents_of("o"), Vec::<ObjectKey>::new());
+            assert_eq!(t.dependents_of("x"), vec![key("b")]);
+            assert_eq!(t.key_of_uid("a"), None);
+            match &t.take_touched()[1] {
+                Touched::Removed {
+                    key: k,
+                    uid,
+                    owners,
+                } => {
+                    assert_eq!(
+                        (k, uid.as_str(), owners.as_slice()),
+                        (&key("a"), "a", &["o".to_string()][..])
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        });
     }
 
     #[test]

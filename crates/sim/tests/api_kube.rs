@@ -450,10 +450,16 @@ async fn delete_preconditions_and_propagation() {
     let mut d = cm("dep-c");
     d.metadata.owner_references = Some(serde_json::from_value(json!([{ "apiVersion": "v1", "kind": "ConfigMap", "name": "owner2", "uid": owner2.metadata.uid.unwrap() }])).unwrap());
     cms.create(&PostParams::default(), &d).await.unwrap();
+    // ... through every generation: dep-c owns dep-e.
+    let dep_c = cms.get("dep-c").await.unwrap();
+    let mut e = cm("dep-e");
+    e.metadata.owner_references = Some(serde_json::from_value(json!([{ "apiVersion": "v1", "kind": "ConfigMap", "name": "dep-c", "uid": dep_c.metadata.uid.unwrap() }])).unwrap());
+    cms.create(&PostParams::default(), &e).await.unwrap();
     cms.delete("owner2", &DeleteParams::background())
         .await
         .unwrap();
     assert_eq!(api_error(cms.get("dep-c").await.unwrap_err()).code, 404);
+    assert_eq!(api_error(cms.get("dep-e").await.unwrap_err()).code, 404);
 
     // Foreground: the owner waits for a dependent held by a finalizer.
     let owner3 = cms
