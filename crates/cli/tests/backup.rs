@@ -135,16 +135,6 @@ fn backup_writes_what_a_move_touches_and_secrets_only_when_asked() {
     assert!(err.contains("\"purple\"") && err.contains("blue"), "{err}");
 }
 
-fn kubectl(sim: &common::Sim, args: &[&str]) {
-    let o = std::process::Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", &sim.env["KUBECONFIG"])
-        .env("HOME", sim.dir.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 /// `--velero`: a velero.io/v1 Backup of the selected namespaces, without volume
 /// snapshots, followed with `--wait` to Completed (exit 0) or to PartiallyFailed/Failed
 /// (exit 1, the phase and counts printed); refused (exit 3, nothing written) where
@@ -175,17 +165,14 @@ fn backup_velero_follows_the_backup_to_its_phase_and_refuses_without_velero() {
     assert_eq!(b["status"]["progress"]["itemsBackedUp"], total);
 
     // Velero fails the backup: exit 1 with the phase, the counts and the reason.
-    kubectl(
-        &sim,
-        &[
-            "--context",
-            "blue",
-            "annotate",
-            "namespace",
-            "velero",
-            "baton.sim/velero-outcome=Failed",
-        ],
-    );
+    sim.kubectl(&[
+        "--context",
+        "blue",
+        "annotate",
+        "namespace",
+        "velero",
+        "baton.sim/velero-outcome=Failed",
+    ]);
     let o = sim.baton(&[
         "backup",
         "--from",
@@ -203,18 +190,15 @@ fn backup_velero_follows_the_backup_to_its_phase_and_refuses_without_velero() {
     );
     assert!(err.contains("velero backup logs"), "{err}");
 
-    kubectl(
-        &sim,
-        &[
-            "--context",
-            "blue",
-            "annotate",
-            "--overwrite",
-            "namespace",
-            "velero",
-            "baton.sim/velero-outcome=PartiallyFailed",
-        ],
-    );
+    sim.kubectl(&[
+        "--context",
+        "blue",
+        "annotate",
+        "--overwrite",
+        "namespace",
+        "velero",
+        "baton.sim/velero-outcome=PartiallyFailed",
+    ]);
     let o = sim.baton(&[
         "backup",
         "--from",

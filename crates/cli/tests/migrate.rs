@@ -89,14 +89,10 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
     );
 
     // A StatefulSet whose claims would be deleted on scale-down is made safe first.
-    let o = std::process::Command::new("kubectl")
-        .args(["--context", "blue", "-n", "streaming", "patch", "sts", "events-broker", "--type=merge", "-p"])
-        .arg(r#"{"spec":{"persistentVolumeClaimRetentionPolicy":{"whenScaled":"Delete","whenDeleted":"Delete"}}}"#)
-        .env("KUBECONFIG", &sim.env["KUBECONFIG"])
-        .env("HOME", sim.dir.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    sim.kubectl(&[
+        "--context", "blue", "-n", "streaming", "patch", "sts", "events-broker", "--type=merge", "-p",
+        r#"{"spec":{"persistentVolumeClaimRetentionPolicy":{"whenScaled":"Delete","whenDeleted":"Delete"}}}"#,
+    ]);
     let replanned: serde_json::Value = serde_json::from_str(&sim.ok(&[
         "plan",
         "--from",

@@ -8,23 +8,10 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use baton_aws::{Aws, AwsConfig, Filter, StaticCredentials};
+use baton_aws::Filter;
 use common::{Sim, sim_up};
 use ipnet::Ipv4Net;
 use serde_json::Value;
-
-fn aws(sim: &Sim) -> (tokio::runtime::Runtime, Aws) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let aws = rt
-        .block_on(Aws::connect(
-            &AwsConfig::default()
-                .endpoint_url(&sim.env["AWS_ENDPOINT_URL"])
-                .region(&sim.env["AWS_REGION"])
-                .static_credentials(StaticCredentials::new("testing", "testing")),
-        ))
-        .unwrap();
-    (rt, aws)
-}
 
 /// The VPC's active blocks and subnets (block → tags), as EC2 reports them.
 fn vpc_state(
@@ -34,8 +21,7 @@ fn vpc_state(
     BTreeSet<Ipv4Net>,
     std::collections::BTreeMap<Ipv4Net, baton_aws::Tags>,
 ) {
-    let (rt, aws) = aws(sim);
-    rt.block_on(async {
+    sim.ec2(async |aws| {
         let v = aws.describe_vpc(vpc).await.unwrap();
         let subnets = aws
             .describe_subnets(&[Filter::new("vpc-id", [vpc])])
@@ -91,6 +77,7 @@ fn network_plan_apply_and_mirror_rules_on_the_default_scenario() {
         v
     };
     let run = |args: &[String]| sim.baton(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let ok = |args: &[String]| sim.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     // Bad input: refused (exit 3) with a message naming the object and the fix.
     let o = sim.baton(&[
@@ -150,7 +137,7 @@ fn network_plan_apply_and_mirror_rules_on_the_default_scenario() {
     );
 
     // The default plan: green's pods in free CG-NAT space, clear of all of blue's ranges.
-    let table = sim.ok(&base(&[
+    let small_args = base(&[
         "--nodes",
         "6",
         "--pods",
@@ -160,36 +147,19 @@ fn network_plan_apply_and_mirror_rules_on_the_default_scenario() {
         "--custom-networking",
         "--blue",
         "blue",
-    ])
-    .iter()
-    .map(String::as_str)
-    .collect::<Vec<_>>());
+    ]);
+    let table = ok(&small_args);
     assert!(
         table.contains("blue pods (ENIConfig us-east-1a)"),
         "{table}"
     );
     assert!(table.contains("blue nodes (blue)"), "{table}");
-    let small: Value = serde_json::from_str(
-        &sim.ok(&base(&[
-            "--nodes",
-            "6",
-            "--pods",
-            "240",
-            "--instance-type",
-            "m6i.xlarge",
-            "--custom-networking",
-            "--blue",
-            "blue",
-            "-o",
-            "json",
-            "--out",
-            "small.json",
-        ])
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()),
-    )
-    .unwrap();
+    let small_json = [
+        small_args.as_slice(),
+        &["-o", "json", "--out", "small.json"].map(String::from),
+    ]
+    .concat();
+    let small: Value = serde_json::from_str(&ok(&small_json)).unwrap();
     let blue: Vec<Ipv4Net> = serde_json::from_value(small["blue_ranges"].clone()).unwrap();
     assert_eq!(
         blue,
@@ -302,14 +272,16 @@ fn network_plan_apply_and_mirror_rules_on_the_default_scenario() {
         .unwrap()
         .to_string();
     let admitted = |sim: &Sim| -> BTreeSet<String> {
-        let (rt, aws) = aws(sim);
-        rt.block_on(aws.describe_security_groups(std::slice::from_ref(&db), &[]))
-            .unwrap()[0]
-            .ingress
-            .iter()
-            .filter(|r| r.covers("tcp", 5432))
-            .flat_map(|r| r.cidrs.clone())
-            .collect()
+        sim.ec2(async |aws| {
+            aws.describe_security_groups(std::slice::from_ref(&db), &[])
+                .await
+                .unwrap()[0]
+                .ingress
+                .iter()
+                .filter(|r| r.covers("tcp", 5432))
+                .flat_map(|r| r.cidrs.clone())
+                .collect()
+        })
     };
     let blue_only = admitted(&sim);
     let shown = sim.ok(&["network", "mirror-rules", "--plan", "big.yaml"]);

@@ -1,28 +1,35 @@
 //! `baton preflight` end to end on the default scenario: every check is first seen to
 //! pass (absent) on the seeded estate, then tripped by one change each and seen to
-//! fail or warn; the security-group finding's own fix makes it pass; a read that fails
-//! gives exit 3; bad input is refused clearly.
+//! fail or warn (and `baton plan` to block on the planner's share of them); the
+//! security-group finding's own fix makes it pass; a read that fails gives exit 3; a
+//! green older than blue (an estate of its own) fails; bad input is refused clearly.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Sim, sim_up};
+use common::{Sim, sim_up, sim_up_with};
 use serde_json::{Value, json};
 
 fn preflight(sim: &Sim, extra: &[&str]) -> (i32, Value) {
-    let mut args = vec!["preflight", "--from", "blue", "--to", "green", "-o", "json"];
+    json_of(sim, "preflight", extra)
+}
+
+/// `baton COMMAND --from blue --to green -o json EXTRA…`: its exit code and its JSON.
+fn json_of(sim: &Sim, command: &str, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec![command, "--from", "blue", "--to", "green", "-o", "json"];
     args.extend_from_slice(extra);
     let o = sim.baton(&args);
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
         panic!(
-            "preflight {extra:?}: {e}\n{}\n{}",
+            "{command} {extra:?}: {e}\n{}\n{}",
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
         )
     });
-    (o.status.code().unwrap(), report)
+    (o.status.code().unwrap(), out)
 }
 
 fn checks(report: &Value) -> BTreeSet<String> {
@@ -56,7 +63,15 @@ const TRIPPED: &[(&str, &str)] = &[
     ("managed-by", "warn"),
     ("zone-without-nodes", "fail"),
     ("vpc", "fail"),
+    ("kubelet-skew", "fail"),
+    ("kubelet-skew", "warn"),
+    ("multi-attach", "fail"),
+    ("different-vpc", "fail"),
+    ("different-region", "fail"),
 ];
+
+/// The planner's checks among [`TRIPPED`] that block `baton plan` as well.
+const PLAN_BLOCKS: &[&str] = &["multi-attach", "different-vpc", "different-region"];
 
 #[test]
 fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
@@ -84,6 +99,12 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
         );
     }
     assert!(base["unchecked"].as_array().unwrap().is_empty());
+    // Blue 1.27 → green 1.31 is an upgrade: version-skew says so, and nothing more.
+    let skew = findings(&base, "version-skew");
+    assert!(
+        !skew.is_empty() && skew.iter().all(|f| f["severity"] == "info"),
+        "{skew:#?}"
+    );
 
     // The security-group finding's fix, run as printed, makes it pass.
     let sg = findings(&base, "sg-blue-only");
@@ -222,6 +243,79 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
             r#"{"metadata":{"labels":{"argocd.argoproj.io/instance":"streaming"}}}"#,
         ],
     );
+    // Green's node groups drift from its control plane (1.31): one node's kubelet is
+    // newer, another's four minors older.
+    let green_nodes = sim.kubectl_json("green", &["get", "nodes"]);
+    let in_zone = |zone: &str| {
+        green_nodes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["metadata"]["labels"]["topology.kubernetes.io/zone"] == zone)
+            .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (newer, older) = (in_zone("us-east-1a"), in_zone("us-east-1b"));
+    for (node, version) in [
+        (&newer, "v1.32.1-eks-5e0fdde"),
+        (&older, "v1.27.16-eks-2f008fe"),
+    ] {
+        let status = json!({ "status": { "nodeInfo": { "kubeletVersion": version } } });
+        patch(
+            &sim,
+            "green",
+            &[
+                "node",
+                node,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &status.to_string(),
+            ],
+        );
+    }
+    // A blue app on an io2 volume with EBS Multi-Attach enabled.
+    let shared = multi_attach_app(&sim);
+    // A green node that runs in another VPC (an instance there, named by its providerID)…
+    let (other_vpc, instance) = sim.ec2(async |aws| {
+        let vpc = aws
+            .create_vpc("10.9.0.0/16", &Default::default())
+            .await
+            .unwrap();
+        let subnet = aws
+            .create_subnet(&baton_aws::NewSubnet {
+                vpc_id: vpc.clone(),
+                availability_zone: "us-east-1a".into(),
+                cidr: "10.9.0.0/24".parse().unwrap(),
+                tags: Default::default(),
+            })
+            .await
+            .unwrap();
+        let tags = [("eks:cluster-name".to_string(), "green".to_string())].into();
+        let instance = aws
+            .run_instance(&subnet.id, "m6i.xlarge", &tags)
+            .await
+            .unwrap();
+        (vpc, instance)
+    });
+    let ip = instance.private_ip.unwrap();
+    sim.kubectl_create(
+        "green",
+        &node(
+            &format!("ip-{}.ec2.internal", ip.replace('.', "-")),
+            "us-east-1a",
+            &instance.id,
+        ),
+    );
+    // …and one in another region (EC2 in us-east-1 does not know its instance).
+    sim.kubectl_create(
+        "green",
+        &node(
+            "ip-10-1-200-7.eu-west-1.compute.internal",
+            "eu-west-1a",
+            "i-0e1e2e3e4e5e6e7e8",
+        ),
+    );
     // Green loses its nodes in us-east-1c, where volumes are.
     let nodes = sim.kubectl_json(
         "green",
@@ -255,14 +349,64 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
             "{check}: {found:#?}"
         );
         for f in found {
-            for field in ["object", "problem", "why", "fix"] {
-                assert!(
-                    !f[field].as_str().unwrap().is_empty(),
-                    "{check} without {field}"
-                );
-            }
+            assert_explained(f);
         }
     }
+    let one = |check: &str, severity: &str| -> Vec<String> {
+        findings(&tripped, check)
+            .iter()
+            .filter(|f| f["severity"] == severity)
+            .map(|f| f["object"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        one("kubelet-skew", "fail"),
+        [format!("Node green/{newer}")],
+        "{tripped:#}"
+    );
+    assert_eq!(one("kubelet-skew", "warn"), [format!("Node green/{older}")]);
+    assert_eq!(
+        one("multi-attach", "fail"),
+        [format!("EBS volume {shared}")]
+    );
+    let vpc_problem = findings(&tripped, "different-vpc")[0]["problem"]
+        .as_str()
+        .unwrap();
+    assert!(vpc_problem.contains(&other_vpc), "{vpc_problem}");
+    let region_problem = findings(&tripped, "different-region")[0]["problem"]
+        .as_str()
+        .unwrap();
+    assert!(region_problem.contains("eu-west-1"), "{region_problem}");
+
+    // `baton plan` blocks on the planner's share, the same problems; multi-attach is
+    // the user's to allow.
+    let plan = |extra: &[&str]| -> (i32, BTreeSet<String>) {
+        let (code, plan) = json_of(&sim, "plan", extra);
+        let blocking = plan["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(
+                plan["apps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|a| a["problems"].as_array().unwrap()),
+            )
+            .filter(|p| p["severity"] == "Blocking")
+            .map(|p| p["code"].as_str().unwrap().to_string())
+            .collect();
+        (code, blocking)
+    };
+    let (code, blocking) = plan(&[]);
+    assert_eq!(code, 3, "{blocking:?}");
+    for check in PLAN_BLOCKS {
+        assert!(blocking.contains(*check), "{check} not in {blocking:?}");
+    }
+    let (_, allowed) = plan(&["--allow-multi-attach"]);
+    assert!(!allowed.contains("multi-attach"), "{allowed:?}");
+    assert!(allowed.contains("different-vpc"), "{allowed:?}");
+
     let removed: Vec<String> = findings(&tripped, "removed-api")
         .iter()
         .map(|f| f["object"].as_str().unwrap().to_string())
@@ -322,15 +466,109 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
     );
 }
 
+/// Green older than blue fails version-skew. An estate of its own: the seeded one is an
+/// upgrade (1.27 → 1.31), and the versions the API servers report are set at start.
+#[test]
+fn a_green_older_than_blue_fails_version_skew() {
+    let sim = sim_up_with(&["--green-version", "v1.26.15-eks-4ad5bc1"]);
+    let (code, report) = preflight(&sim, &[]);
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(report["to_version"], "v1.26.15-eks-4ad5bc1");
+    let skew = findings(&report, "version-skew");
+    assert_eq!(skew.len(), 1, "{skew:#?}");
+    assert_eq!(skew[0]["severity"], "fail");
+    assert!(
+        skew[0]["problem"].as_str().unwrap().contains("downgrade"),
+        "{skew:#?}"
+    );
+    assert_explained(skew[0]);
+}
+
+/// A finding says what, what is wrong, why it matters and what to do.
+fn assert_explained(f: &Value) {
+    for field in ["object", "problem", "why", "fix"] {
+        assert!(
+            !f[field].as_str().unwrap().is_empty(),
+            "{} without {field}: {f:#}",
+            f["check"]
+        );
+    }
+}
+
 fn patch(sim: &Sim, ctx: &str, args: &[&str]) {
-    let o = std::process::Command::new("kubectl")
-        .args(["--context", ctx, "patch"])
-        .args(args)
-        .env("KUBECONFIG", &sim.env["KUBECONFIG"])
-        .env("HOME", sim.dir.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    sim.kubectl(&[&["--context", ctx, "patch"], args].concat());
+}
+
+/// Creates, in blue, an app on an io2 volume with EBS Multi-Attach enabled: the volume
+/// (made in EC2 as a user would), a PV for it, its claim bound to that PV and a
+/// StatefulSet of one replica using the claim; green gets the same StatefulSet at 0
+/// replicas, as for any app to move. Returns the volume id once blue's claim is Bound.
+fn multi_attach_app(sim: &Sim) -> String {
+    let volume = sim.ec2(async |aws| {
+        aws.create_volume(&baton_aws::NewVolume {
+            availability_zone: "us-east-1a".into(),
+            size_gib: 10,
+            volume_type: "io2".into(),
+            iops: Some(1000),
+            multi_attach: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id
+    });
+    sim.kubectl_create(
+        "blue",
+        &json!({ "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": { "name": "shared-log-data" },
+        "spec": { "capacity": { "storage": "10Gi" }, "accessModes": ["ReadWriteOnce"],
+                  "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                  "csi": { "driver": "ebs.csi.aws.com", "volumeHandle": volume, "fsType": "ext4" },
+                  "claimRef": { "namespace": "orders", "name": "data-shared-log-0" },
+                  "nodeAffinity": { "required": { "nodeSelectorTerms": [{ "matchExpressions": [
+                      { "key": "topology.ebs.csi.aws.com/zone", "operator": "In", "values": ["us-east-1a"] }] }] } } } }),
+    );
+    sim.kubectl_create(
+        "blue",
+        &json!({ "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": { "name": "data-shared-log-0", "namespace": "orders", "labels": { "app": "shared-log" } },
+        "spec": { "storageClassName": "", "accessModes": ["ReadWriteOnce"], "volumeName": "shared-log-data",
+                  "resources": { "requests": { "storage": "10Gi" } } } }),
+    );
+    for (ctx, replicas) in [("blue", 1), ("green", 0)] {
+        sim.kubectl_create(ctx,
+            &json!({ "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": { "name": "shared-log", "namespace": "orders", "labels": { "app": "shared-log" } },
+            "spec": { "serviceName": "shared-log", "replicas": replicas,
+                      "selector": { "matchLabels": { "app": "shared-log" } },
+                      "template": { "metadata": { "labels": { "app": "shared-log" } },
+                                    "spec": { "containers": [{ "name": "log", "image": "busybox",
+                                              "volumeMounts": [{ "name": "data", "mountPath": "/data" }] }] } },
+                      "volumeClaimTemplates": [{ "metadata": { "name": "data" },
+                          "spec": { "storageClassName": "", "accessModes": ["ReadWriteOnce"],
+                                    "resources": { "requests": { "storage": "10Gi" } } } }] } }),
+        );
+    }
+    // The planner checks a volume only behind a Bound claim.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let claim = sim.kubectl_json("blue", &["-n", "orders", "get", "pvc", "data-shared-log-0"]);
+        if claim["status"]["phase"] == "Bound" {
+            return volume;
+        }
+        assert!(Instant::now() < deadline, "never Bound: {claim:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A node as an EKS node registers: zone and region labels, the EC2 instance behind it.
+fn node(name: &str, zone: &str, instance: &str) -> Value {
+    let region = zone.trim_end_matches(|c: char| c.is_ascii_lowercase());
+    json!({ "apiVersion": "v1", "kind": "Node",
+    "metadata": { "name": name, "labels": {
+        "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+        "topology.kubernetes.io/zone": zone, "topology.kubernetes.io/region": region } },
+    "spec": { "providerID": format!("aws:///{zone}/{instance}") } })
 }
 
 #[test]

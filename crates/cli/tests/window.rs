@@ -9,14 +9,8 @@ use serde_json::Value;
 
 /// The cluster's request log (every request baton made to it, in order).
 fn requests(sim: &common::Sim, ctx: &str) -> Value {
-    let o = std::process::Command::new("kubectl")
-        .args(["--context", ctx, "get", "--raw", "/debug/requests"])
-        .env("KUBECONFIG", &sim.env["KUBECONFIG"])
-        .env("HOME", sim.dir.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
+    serde_json::from_slice(&sim.kubectl(&["--context", ctx, "get", "--raw", "/debug/requests"]))
+        .unwrap()
 }
 
 #[test]

@@ -76,18 +76,27 @@ impl Sim {
             .unwrap()
     }
 
-    /// `kubectl apply` of one JSON object.
-    pub fn kubectl_apply(&self, ctx: &str, obj: &serde_json::Value) {
-        let path = self.dir.path().join("apply.json");
-        std::fs::write(&path, obj.to_string()).unwrap();
+    /// `kubectl ARGS…` against the estate, which must succeed; returns its stdout.
+    pub fn kubectl(&self, args: &[&str]) -> Vec<u8> {
         let o = Command::new("kubectl")
-            .args(["--context", ctx, "create", "-f"])
-            .arg(&path)
+            .args(args)
             .env("KUBECONFIG", &self.env["KUBECONFIG"])
             .env("HOME", self.dir.path())
             .output()
             .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    }
+
+    /// `kubectl apply` of one JSON object.
+    pub fn kubectl_apply(&self, ctx: &str, obj: &serde_json::Value) {
+        let path = self.dir.path().join("apply.json");
+        std::fs::write(&path, obj.to_string()).unwrap();
+        self.kubectl(&["--context", ctx, "create", "-f", path.to_str().unwrap()]);
     }
 
     /// `kubectl create` of one object without client-side validation, which needs the
@@ -95,26 +104,19 @@ impl Sim {
     pub fn kubectl_create(&self, ctx: &str, obj: &serde_json::Value) {
         let path = self.dir.path().join("create.json");
         std::fs::write(&path, obj.to_string()).unwrap();
-        let o = Command::new("kubectl")
-            .args(["--context", ctx, "create", "--validate=false", "-f"])
-            .arg(&path)
-            .env("KUBECONFIG", &self.env["KUBECONFIG"])
-            .env("HOME", self.dir.path())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        self.kubectl(&[
+            "--context",
+            ctx,
+            "create",
+            "--validate=false",
+            "-f",
+            path.to_str().unwrap(),
+        ]);
     }
 
     /// `kubectl delete` of one object.
     pub fn kubectl_delete(&self, ctx: &str, args: &[&str]) {
-        let o = Command::new("kubectl")
-            .args(["--context", ctx, "delete"])
-            .args(args)
-            .env("KUBECONFIG", &self.env["KUBECONFIG"])
-            .env("HOME", self.dir.path())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        self.kubectl(&[&["--context", ctx, "delete"], args].concat());
     }
 
     /// `baton migrate --from blue --to green --yes --state-dir DIR EXTRA…`.
@@ -182,16 +184,10 @@ impl Sim {
     }
 
     pub fn kubectl_json(&self, ctx: &str, args: &[&str]) -> serde_json::Value {
-        let o = Command::new("kubectl")
-            .args(["--context", ctx])
-            .args(args)
-            .args(["-o", "json"])
-            .env("KUBECONFIG", &self.env["KUBECONFIG"])
-            .env("HOME", self.dir.path())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice(&o.stdout).unwrap()
+        serde_json::from_slice(
+            &self.kubectl(&[&["--context", ctx], args, &["-o", "json"]].concat()),
+        )
+        .unwrap()
     }
 
     async fn aws(&self) -> baton_aws::Aws {
@@ -205,14 +201,17 @@ impl Sim {
         .unwrap()
     }
 
+    /// Runs `f` against the estate's AWS endpoint, as `baton` reaches it.
+    pub fn ec2<T>(&self, f: impl AsyncFnOnce(&baton_aws::Aws) -> T) -> T {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async { f(&self.aws().await).await })
+    }
+
     /// The volume ids of the snapshots tagged with a migration id (one entry per snapshot).
     pub fn snapshotted_volumes(&self, migration: &str) -> Vec<String> {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
+        self.ec2(async |aws| {
             let filter = baton_aws::Filter::new("tag:baton.io/migration", [migration.to_string()]);
-            let mut ids: Vec<String> = self
-                .aws()
-                .await
+            let mut ids: Vec<String> = aws
                 .describe_snapshots(&[], &[filter])
                 .await
                 .unwrap()
@@ -226,9 +225,7 @@ impl Sim {
 
     /// EC2 tags of the volumes, by volume id.
     pub fn tags(&self, ids: &[String]) -> BTreeMap<String, BTreeMap<String, String>> {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let aws = self.aws().await;
+        self.ec2(async |aws| {
             aws.describe_volumes_by_id(ids)
                 .await
                 .unwrap()
