@@ -684,6 +684,10 @@ pub struct PreflightArgs {
     /// The VPC blue and green must both be in.
     #[arg(long, value_name = "VPC_ID")]
     pub vpc: Option<String>,
+    /// Accept Multi-Attach EBS volumes, as `baton migrate --allow-multi-attach` will
+    /// (you stop every writer yourself): the multi-attach check then passes.
+    #[arg(long)]
+    pub allow_multi_attach: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,

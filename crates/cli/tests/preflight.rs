@@ -406,6 +406,10 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
     let (_, allowed) = plan(&["--allow-multi-attach"]);
     assert!(!allowed.contains("multi-attach"), "{allowed:?}");
     assert!(allowed.contains("different-vpc"), "{allowed:?}");
+    // preflight accepts the volume the same way.
+    let (_, accepted) = preflight(&sim, &["--allow-multi-attach"]);
+    assert!(!checks(&accepted).contains("multi-attach"), "{accepted:#}");
+    assert!(checks(&accepted).contains("different-vpc"), "{accepted:#}");
 
     let removed: Vec<String> = findings(&tripped, "removed-api")
         .iter()
@@ -482,6 +486,8 @@ fn a_green_older_than_blue_fails_version_skew() {
         "{skew:#?}"
     );
     assert_explained(skew[0]);
+    // Green's kubelets run the version its control plane serves: no kubelet skew.
+    assert!(findings(&report, "kubelet-skew").is_empty(), "{report:#}");
 }
 
 /// A finding says what, what is wrong, why it matters and what to do.

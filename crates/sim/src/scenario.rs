@@ -342,8 +342,10 @@ pub async fn seed(
             .cluster(&c.name)
             .ok_or_else(|| ScenarioError::Invalid(format!("cluster {} is not served", c.name)))?;
         let cluster = &running.cluster;
-        let minor = c
-            .version
+        // EKS and the kubelets report the version the API server serves.
+        let minor = cluster
+            .spec
+            .git_version
             .trim_start_matches('v')
             .split('.')
             .take(2)
@@ -386,7 +388,7 @@ pub async fn seed(
                     &region,
                     &ng.instance_type,
                     &group,
-                    &c.version,
+                    &cluster.spec.git_version,
                     &ip,
                 )?;
                 names.push(name);

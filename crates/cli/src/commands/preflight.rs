@@ -45,6 +45,7 @@ async fn check(a: &PreflightArgs) -> anyhow::Result<Report> {
         engine::connect(a.kubeconfig.as_deref(), &a.from, &a.to, &a.aws).await?;
     let selection = SelectionArgs {
         namespaces: a.namespaces.clone(),
+        allow_multi_attach: a.allow_multi_attach,
         ..Default::default()
     };
     let (plan, world) = engine::read_world(&blue, &green, &aws, &selection)
