@@ -81,67 +81,205 @@ impl Controller for Attacher {
     fn reconcile<'a>(
         &'a self,
         ctx: &'a Ctx,
-        _scope: &'a Scope,
+        scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
-            let pvs: HashMap<String, Arc<Value>> = ctx
-                .list(PVS, None)
-                .into_iter()
-                .map(|p| (meta::name(&p).to_string(), p))
-                .collect();
-            let (desired, users) = desired(ctx, &pvs);
-            let existing = ctx.list(VOLUMEATTACHMENTS, None);
-            let have: BTreeSet<String> =
-                existing.iter().map(|v| meta::name(v).to_string()).collect();
-            for (name, (pv, node)) in &desired {
-                if !have.contains(name) {
-                    let va = json!({
-                        "apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
-                        "metadata": { "name": name },
-                        "spec": { "attacher": EBS_CSI, "nodeName": node, "source": { "persistentVolumeName": pv } },
-                    });
-                    if let Err(e) = ctx.create(VOLUMEATTACHMENTS, "", va) {
-                        tracing::debug!(error = %e, "volumeattachment create failed");
-                    }
+            match touched_pvs(ctx, scope) {
+                None => {
+                    let pvs: HashMap<String, Arc<Value>> = ctx
+                        .list(PVS, None)
+                        .into_iter()
+                        .map(|p| (meta::name(&p).to_string(), p))
+                        .collect();
+                    // One read of the claims (a lookup each, not a store transaction each).
+                    let claims: HashMap<(String, String), Arc<Value>> = ctx
+                        .list(PVCS, None)
+                        .into_iter()
+                        .map(|c| {
+                            (
+                                (meta::namespace(&c).to_string(), meta::name(&c).to_string()),
+                                c,
+                            )
+                        })
+                        .collect();
+                    let (desired, users) = desired(
+                        ctx.list(PODS, None),
+                        |ns, name| claims.get(&(ns.to_string(), name.to_string())).cloned(),
+                        &pvs,
+                    );
+                    let vas = ctx.list(VOLUMEATTACHMENTS, None);
+                    self.converge(ctx, &pvs, desired, users, vas);
                 }
-            }
-            // Each EBS volume's attachments in name order, one worker per volume (by
-            // volume id: two PVs may name the same volume), for the volumes with work.
-            let mut by_volume: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
-            for va in ctx.list(VOLUMEATTACHMENTS, None) {
-                let name = meta::name(&va).to_string();
-                if !desired.contains_key(&name) && !meta::is_deleting(&va) {
-                    let _ = ctx.delete(VOLUMEATTACHMENTS, "", &name, false);
-                    continue;
-                }
-                let pv = va["spec"]["source"]["persistentVolumeName"]
-                    .as_str()
-                    .unwrap_or_default();
-                let volume = pvs
-                    .get(pv)
-                    .and_then(|pv| ebs_volume_id(pv))
-                    .unwrap_or_else(|| format!("pv/{pv}"));
-                let work = if meta::is_deleting(&va) {
-                    meta::finalizers(&va)
+                Some(names) if names.is_empty() => {}
+                Some(names) => {
+                    let pvs: HashMap<String, Arc<Value>> = names
                         .iter()
-                        .any(|f| f == ATTACHER_FINALIZER)
-                } else {
-                    va["status"]["attached"] != true
-                };
-                let entry = by_volume.entry(volume).or_default();
-                entry.0 |= work;
-                entry.1.push(name);
-            }
-            let users = Arc::new(users);
-            for (volume, (_, vas)) in by_volume.into_iter().filter(|(_, (work, _))| *work) {
-                let (state, wctx, users) = (self.state.clone(), ctx.for_worker(), users.clone());
-                self.volumes.spawn(volume, &ctx.wake, async move {
-                    state.sync_volume(&wctx, &vas, &users).await
-                });
+                        .filter_map(|n| ctx.get(PVS, "", n).map(|p| (n.clone(), p)))
+                        .collect();
+                    let (desired, users) = desired(
+                        users_of(ctx, scope, &names, &pvs),
+                        |ns, name| ctx.get(PVCS, ns, name),
+                        &pvs,
+                    );
+                    let vas = ctx
+                        .list(VOLUMEATTACHMENTS, None)
+                        .into_iter()
+                        .filter(|va| names.contains(source_pv(va)))
+                        .collect();
+                    self.converge(ctx, &pvs, desired, users, vas);
+                }
             }
             None
         })
     }
+}
+
+impl Attacher {
+    /// Makes the attachments `vas` (all of them, or all of some PVs') what `desired` says
+    /// for the PVs in `pvs`: creates the missing, deletes the unwanted, and hands each
+    /// volume with work to its worker.
+    fn converge(
+        &self,
+        ctx: &Ctx,
+        pvs: &HashMap<String, Arc<Value>>,
+        desired: BTreeMap<String, (String, String)>,
+        users: Users,
+        vas: Vec<Arc<Value>>,
+    ) {
+        let have: BTreeSet<&str> = vas.iter().map(|v| meta::name(v)).collect();
+        for (name, (pv, node)) in &desired {
+            if !have.contains(name.as_str()) {
+                let va = json!({
+                    "apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
+                    "metadata": { "name": name },
+                    "spec": { "attacher": EBS_CSI, "nodeName": node, "source": { "persistentVolumeName": pv } },
+                });
+                if let Err(e) = ctx.create(VOLUMEATTACHMENTS, "", va) {
+                    tracing::debug!(error = %e, "volumeattachment create failed");
+                }
+            }
+        }
+        // Each EBS volume's attachments in name order, one worker per volume (by volume
+        // id: two PVs may name the same volume), for the volumes with work. A created
+        // attachment comes back as a change.
+        let mut by_volume: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
+        for va in &vas {
+            let name = meta::name(va).to_string();
+            if !desired.contains_key(&name) && !meta::is_deleting(va) {
+                let _ = ctx.delete(VOLUMEATTACHMENTS, "", &name, false);
+                continue;
+            }
+            let pv = source_pv(va);
+            let volume = pvs
+                .get(pv)
+                .and_then(|pv| ebs_volume_id(pv))
+                .unwrap_or_else(|| format!("pv/{pv}"));
+            let work = if meta::is_deleting(va) {
+                meta::finalizers(va).iter().any(|f| f == ATTACHER_FINALIZER)
+            } else {
+                va["status"]["attached"] != true
+            };
+            let entry = by_volume.entry(volume).or_default();
+            entry.0 |= work;
+            entry.1.push(name);
+        }
+        let users = Arc::new(users);
+        for (volume, (_, vas)) in by_volume.into_iter().filter(|(_, (work, _))| *work) {
+            let (state, wctx, users) = (self.state.clone(), ctx.for_worker(), users.clone());
+            self.volumes.spawn(volume, &ctx.wake, async move {
+                state.sync_volume(&wctx, &vas, &users).await
+            });
+        }
+    }
+}
+
+/// The PV a VolumeAttachment attaches.
+fn source_pv(va: &Value) -> &str {
+    va["spec"]["source"]["persistentVolumeName"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// The PVs whose attachments a pass woken by changes must look at: those of the changed
+/// PVs, claims, attachments and pods (through their claims). `None` asks for a full
+/// pass: it was asked for, or a node changed.
+fn touched_pvs(ctx: &Ctx, scope: &Scope) -> Option<BTreeSet<String>> {
+    if scope.is_all() || scope.touches("", "nodes") {
+        return None;
+    }
+    let mut out = BTreeSet::new();
+    for pv in scope.changed("", "persistentvolumes").flat_map(both) {
+        out.insert(meta::name(pv).to_string());
+    }
+    for claim in scope.changed("", "persistentvolumeclaims").flat_map(both) {
+        if let Some(v) = claim["spec"]["volumeName"]
+            .as_str()
+            .filter(|v| !v.is_empty())
+        {
+            out.insert(v.to_string());
+        }
+    }
+    for va in scope
+        .changed("storage.k8s.io", "volumeattachments")
+        .flat_map(both)
+    {
+        out.insert(source_pv(va).to_string());
+    }
+    for pod in scope.changed("", "pods").flat_map(both) {
+        for claim in pod_claims(pod) {
+            if let Some(c) = ctx.get(PVCS, meta::namespace(pod), &claim)
+                && let Some(v) = c["spec"]["volumeName"].as_str().filter(|v| !v.is_empty())
+            {
+                out.insert(v.to_string());
+            }
+        }
+    }
+    out.remove("");
+    Some(out)
+}
+
+/// A change's object now and before.
+fn both<'a>((now, old): (&'a Value, Option<&'a Value>)) -> impl Iterator<Item = &'a Value> {
+    std::iter::once(now).chain(old)
+}
+
+/// The pods that may use the PVs `names`: those in the namespaces of the claims that
+/// name one of them (each PV's claimRef, and changed claims), that mount such a claim.
+fn users_of(
+    ctx: &Ctx,
+    scope: &Scope,
+    names: &BTreeSet<String>,
+    pvs: &HashMap<String, Arc<Value>>,
+) -> Vec<Arc<Value>> {
+    let mut claims: BTreeSet<(String, String)> = BTreeSet::new();
+    for pv in pvs.values() {
+        let r = &pv["spec"]["claimRef"];
+        if let (Some(ns), Some(name)) = (r["namespace"].as_str(), r["name"].as_str()) {
+            claims.insert((ns.to_string(), name.to_string()));
+        }
+    }
+    for (claim, _) in scope.changed("", "persistentvolumeclaims") {
+        if claim["spec"]["volumeName"]
+            .as_str()
+            .is_some_and(|v| names.contains(v))
+        {
+            claims.insert((
+                meta::namespace(claim).to_string(),
+                meta::name(claim).to_string(),
+            ));
+        }
+    }
+    let namespaces: BTreeSet<&str> = claims.iter().map(|(ns, _)| ns.as_str()).collect();
+    namespaces
+        .into_iter()
+        .flat_map(|ns| ctx.list(PODS, Some(ns)))
+        .filter(|pod| {
+            let ns = meta::namespace(pod);
+            pod_claims(pod)
+                .into_iter()
+                .any(|c| claims.contains(&(ns.to_string(), c)))
+        })
+        .collect()
 }
 
 /// The VolumeAttachment name for a PV on a node, as the CSI plugin derives it.
@@ -168,50 +306,38 @@ pub(crate) fn attachment_name(pv: &str, node: &str) -> String {
     out
 }
 
-/// The attachments scheduled pods need: VolumeAttachment name → (PV, node); and the
-/// pods on each (node, PV), terminated or not, for events.
+/// The attachments `pods` need (each PV in `pvs` an EBS PV its Bound claim names, on
+/// the pod's node): VolumeAttachment name → (PV, node); and the pods on each (node, PV),
+/// terminated or not, for events. PVs not in `pvs` are left out.
 fn desired(
-    ctx: &Ctx,
+    pods: Vec<Arc<Value>>,
+    claim: impl Fn(&str, &str) -> Option<Arc<Value>>,
     pvs: &HashMap<String, Arc<Value>>,
 ) -> (BTreeMap<String, (String, String)>, Users) {
     let mut out = BTreeMap::new();
     let mut users = Users::new();
-    // One read of the claims (a lookup each, not a store transaction each).
-    let claims: HashMap<(String, String), Arc<Value>> = ctx
-        .list(PVCS, None)
-        .into_iter()
-        .map(|c| {
-            (
-                (meta::namespace(&c).to_string(), meta::name(&c).to_string()),
-                c,
-            )
-        })
-        .collect();
-    for pod in ctx.list(PODS, None) {
+    for pod in pods {
         let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
             continue;
         };
         let terminated = pod_terminated(&pod);
-        for claim in pod_claims(&pod) {
-            let Some(pvc) = claims.get(&(meta::namespace(&pod).to_string(), claim)) else {
+        for name in pod_claims(&pod) {
+            let Some(pvc) = claim(meta::namespace(&pod), &name) else {
                 continue;
             };
             let Some(pv_name) = pvc["spec"]["volumeName"].as_str() else {
+                continue;
+            };
+            let Some(pv) = pvs.get(pv_name) else {
                 continue;
             };
             users
                 .entry((node.to_string(), pv_name.to_string()))
                 .or_default()
                 .push(pod.clone());
-            if terminated || pv_name.is_empty() {
+            if terminated || pvc["status"]["phase"] != "Bound" {
                 continue;
             }
-            if pvc["status"]["phase"] != "Bound" {
-                continue;
-            }
-            let Some(pv) = pvs.get(pv_name) else {
-                continue;
-            };
             if ebs_volume_id(pv).is_some() {
                 out.insert(
                     attachment_name(pv_name, node),
