@@ -8,11 +8,10 @@
 //! need it must fail clearly (what was denied, where the rules are) and safely.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::path::Path;
 
 use baton_core::permissions;
 use baton_sim::auth::attributes::{self, Attributes};
