@@ -153,9 +153,12 @@ Examples:
     ///
     /// Derived from the table of what each command's code calls
     /// (crates/core/src/permissions.rs), which a test checks against every request
-    /// the commands make on the emulator and moto. -o json prints the IAM policy
+    /// the commands make on the emulator and moto, run as a ServiceAccount bound only to
+    /// this ClusterRole with the emulator enforcing RBAC. -o json prints the IAM policy
     /// document (for `aws iam create-policy --policy-document`), -o yaml the ClusterRole
-    /// (for `kubectl apply -f`); the table says which command needs what.
+    /// (for `kubectl apply -f`, then a ClusterRoleBinding to baton's identity on both
+    /// clusters); the table says which command needs what. A call a cluster denies
+    /// (403) fails naming the verb and resource it needed.
     #[command(after_help = "\
 Examples:
   baton permissions

@@ -1,52 +1,136 @@
 //! `baton permissions` is derived from a table (`baton_core::permissions`); this test
 //! keeps the table true. It runs baton's commands on the emulator and moto (baton's AWS
-//! calls through a proxy of their own) and checks every Kubernetes request (method and
-//! path as verb, group and resource) and every AWS action each command made against
-//! what the table grants that command.
+//! calls through a proxy of their own) as a ServiceAccount bound to nothing but the
+//! ClusterRole `baton permissions -o yaml` prints, with the emulator enforcing RBAC: every
+//! command must succeed, and every Kubernetes request (method and path as verb, group and
+//! resource) and every AWS action each command made is checked against what the table
+//! grants that command. Then one rule baton needs is taken away, and the commands that
+//! need it must fail clearly (what was denied, where the rules are) and safely.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::permissions;
+use baton_sim::auth::attributes::{self, Attributes};
 use baton_sim::estate::{Estate, EstateOptions};
 use baton_sim::faults::{AwsKnobs, AwsProxy};
 use baton_sim::scenario::{self, Scenario};
+use serde_json::{Value, json};
 
-/// (verb, group, resource[/sub]) of one API request; None for discovery and debug paths.
+/// (verb, group, resource[/sub]) of one API request, as the emulator's RBAC authorizer
+/// sees it; None for discovery and debug paths.
 fn rbac_of(method: &str, path: &str, query: &str) -> Option<(String, String, String)> {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (group, rest): (&str, &[&str]) = match parts.as_slice() {
-        ["api", _v, rest @ ..] => ("", rest),
-        ["apis", g, _v, rest @ ..] => (g, rest),
-        _ => return None,
-    };
-    let rest = match rest {
-        ["namespaces", _, tail @ ..] if !tail.is_empty() => tail,
-        other => other,
-    };
-    let (resource, named) = match rest {
-        [] => return None,
-        [plural] => (plural.to_string(), false),
-        [plural, _name] => (plural.to_string(), true),
-        [plural, _name, sub, ..] => (format!("{plural}/{sub}"), true),
-    };
-    let watch = query
-        .split('&')
-        .any(|p| p == "watch=true" || p == "watch=1");
-    let verb = match method {
-        "GET" if watch => "watch",
-        "GET" if named => "get",
-        "GET" => "list",
-        "POST" => "create",
-        "PUT" => "update",
-        "PATCH" => "patch",
-        "DELETE" if named => "delete",
-        "DELETE" => "deletecollection",
-        _ => return None,
-    };
-    Some((verb.into(), group.into(), resource))
+    match attributes::of(method, path, query) {
+        Attributes::Resource(a) => Some((a.verb.clone(), a.group.clone(), a.combined_resource())),
+        Attributes::NonResource { .. } => None,
+    }
+}
+
+const RBAC: &str = "rbac.authorization.k8s.io";
+
+/// The `baton` ServiceAccount (namespace `baton`) on every cluster of the estate, bound to
+/// the ClusterRole `baton permissions -o yaml` prints; a kubeconfig whose `blue` and
+/// `green` contexts use the account's tokens (same servers and CA as the admin's).
+fn as_service_account(estate: &Estate, role: &Value, kubeconfig: &Path) {
+    let mut config = baton_sim::Kubeconfig::default();
+    for c in estate.server.clusters() {
+        let cluster = &c.cluster;
+        let def = |group: &str, plural: &str| {
+            let version = "v1";
+            cluster.def(group, version, plural).expect("served")
+        };
+        cluster
+            .create(
+                &def("", "namespaces"),
+                "",
+                json!({ "metadata": { "name": "baton" } }),
+                false,
+            )
+            .unwrap();
+        cluster
+            .create(
+                &def("", "serviceaccounts"),
+                "baton",
+                json!({ "metadata": { "name": "baton" } }),
+                false,
+            )
+            .unwrap();
+        cluster
+            .create(&def(RBAC, "clusterroles"), "", role.clone(), false)
+            .unwrap();
+        cluster
+            .create(
+                &def(RBAC, "clusterrolebindings"),
+                "",
+                json!({
+                    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                    "metadata": { "name": "baton" },
+                    "roleRef": { "apiGroup": RBAC, "kind": "ClusterRole", "name": "baton" },
+                    "subjects": [{ "kind": "ServiceAccount", "name": "baton", "namespace": "baton" }],
+                }),
+                false,
+            )
+            .unwrap();
+        let (token, _) = cluster.issue_token("baton", "baton", 3600).unwrap();
+        config.add(&cluster.spec.name, &c.url(), &token, estate.server.ca_pem());
+    }
+    config.write(kubeconfig).unwrap();
+}
+
+/// Replaces the rules of the `baton` ClusterRole on every cluster.
+fn set_rules(estate: &Estate, rules: &Value) {
+    for c in estate.server.clusters() {
+        let def = c.cluster.def(RBAC, "v1", "clusterroles").unwrap();
+        let mut role = (*c.cluster.get(&def, "", "baton").unwrap()).clone();
+        role["rules"] = rules.clone();
+        c.cluster
+            .update(&def, "", "baton", role, baton_sim::ops::Part::Main, false)
+            .unwrap();
+    }
+}
+
+/// `rules` without `verb` on `resource` (other verbs and resources of each rule kept).
+fn without(rules: &Value, resource: &str, verb: &str) -> Value {
+    let mut out = Vec::new();
+    for r in rules.as_array().unwrap() {
+        let resources: Vec<&str> = r["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if !resources.contains(&resource) {
+            out.push(r.clone());
+            continue;
+        }
+        let rest: Vec<&str> = resources
+            .iter()
+            .copied()
+            .filter(|x| *x != resource)
+            .collect();
+        if !rest.is_empty() {
+            let mut kept = r.clone();
+            kept["resources"] = json!(rest);
+            out.push(kept);
+        }
+        let verbs: Vec<&str> = r["verbs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|v| *v != verb)
+            .collect();
+        if !verbs.is_empty() {
+            let mut kept = r.clone();
+            kept["resources"] = json!([resource]);
+            kept["verbs"] = json!(verbs);
+            out.push(kept);
+        }
+    }
+    Value::Array(out)
 }
 
 #[test]
@@ -70,7 +154,15 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
     });
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    estate.server.kubeconfig().write(&kubeconfig).unwrap();
+    let printed = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["permissions", "-o", "yaml"])
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    let role: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&printed.stdout))
+        .expect("the ClusterRole is YAML");
+    assert_eq!(role["metadata"]["name"], "baton");
+    as_service_account(&estate, &role, &kubeconfig);
     for c in estate.server.clusters() {
         c.cluster.knobs.set_log_capacity(100_000);
     }
@@ -186,6 +278,134 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
         missing.is_empty(),
         "calls the table does not grant:\n{}",
         missing.join("\n")
+    );
+
+    // Without create on persistentvolumes, a migrate stops in the window, at green's PV,
+    // and says so; the journal records where, and once the rule is back it resumes.
+    let rules = role["rules"].clone();
+    set_rules(&estate, &without(&rules, "persistentvolumes", "create"));
+    let migrate = [
+        "migrate",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "-n",
+        "cache",
+        "--yes",
+        "--state-dir",
+        "m3",
+    ];
+    let (o, kube, _) = run(&migrate);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("green denied \"create persistentvolumes\"")
+            && stderr.contains("cannot create resource \"persistentvolumes\" in API group \"\" at the cluster scope")
+            && stderr.contains("baton permissions -o yaml"),
+        "{stderr}"
+    );
+    assert!(
+        kube.contains(&(
+            "create".into(),
+            String::new(),
+            "persistentvolumeclaims".into()
+        )),
+        "it stopped in the window, after green's claim: {kube:?}"
+    );
+    // Blue's volumes are kept whatever happens next (Retain was set before the window).
+    let blue = &estate.server.cluster("blue").unwrap().cluster;
+    let pv_def = blue.def("", "v1", "persistentvolumes").unwrap();
+    let pvs: Vec<Value> = blue
+        .store
+        .txn(|t| t.list(&pv_def.key(), None))
+        .iter()
+        .filter(|pv| pv["spec"]["claimRef"]["namespace"] == "cache")
+        .map(|pv| (**pv).clone())
+        .collect();
+    assert!(!pvs.is_empty());
+    for pv in &pvs {
+        assert_eq!(
+            pv["spec"]["persistentVolumeReclaimPolicy"], "Retain",
+            "{pv}"
+        );
+    }
+    let (o, _, _) = run(&["status", "--state-dir", "m3", "-o", "json"]);
+    let status: Value = serde_json::from_slice(&o.stdout).expect("status -o json");
+    let app = &status["apps"][0];
+    assert!(
+        app["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("create persistentvolumes")),
+        "{status}"
+    );
+    set_rules(&estate, &rules);
+    let (o, _, _) = run(&["migrate", "--resume", "--state-dir", "m3", "--yes"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (o, _, _) = run(&["rollback", "--state-dir", "m3", "--yes"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Without patch on persistentvolumes, a migrate refuses at its first write (blue's PV
+    // to Retain), before anything is scaled down: blue keeps running.
+    set_rules(&estate, &without(&rules, "persistentvolumes", "patch"));
+    let (o, kube, _) = run(&[
+        "migrate",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "-n",
+        "streaming",
+        "--yes",
+        "--state-dir",
+        "m4",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("blue denied \"patch persistentvolumes\"")
+            && stderr.contains("baton permissions"),
+        "{stderr}"
+    );
+    assert!(
+        !kube
+            .iter()
+            .any(|(verb, _, resource)| resource.starts_with("statefulsets") && verb == "patch"),
+        "nothing is scaled when the first write is denied: {kube:?}"
+    );
+
+    // A preflight that may not read something reports it unchecked (exit 3), not passed.
+    let reads: Vec<Value> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["resources"] != json!(["*"]) && r["resources"] != json!(["poddisruptionbudgets"])
+        })
+        .cloned()
+        .collect();
+    set_rules(&estate, &Value::Array(reads));
+    let (o, _, _) = run(&["preflight", "--from", "blue", "--to", "green"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("denied \"list poddisruptionbudgets\""),
+        "{out}"
     );
     drop(estate);
 }

@@ -261,6 +261,17 @@ impl Objects {
     }
 }
 
+/// Whether a watch failed because RBAC denies it (403).
+fn denied(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => crate::forbidden(e),
+        watcher::Error::WatchError(s) => s.code == 403,
+        watcher::Error::NoResourceVersion => false,
+    }
+}
+
 /// A cluster's watches and what they hold. Dropping it stops the watches.
 pub(crate) struct WatchCache {
     client: kube::Client,
@@ -332,6 +343,7 @@ impl WatchCache {
             .default_backoff()
             .boxed();
         let task = tokio::spawn(async move {
+            let mut warned = false;
             while let Some(event) = events.next().await {
                 match event {
                     Ok(event) => {
@@ -342,6 +354,12 @@ impl WatchCache {
                         if changed {
                             changes.send_modify(|n| *n = n.wrapping_add(1));
                         }
+                    }
+                    Err(error) if denied(&error) && !warned => {
+                        // Waits still end (they re-read now and then), only slower: say
+                        // why once, with the fix.
+                        warned = true;
+                        tracing::warn!(%context, %kind, ?ns, %error, "watch denied; waits fall back to reads every 5-30 s; baton's commands need the RBAC printed by `baton permissions -o yaml`");
                     }
                     Err(error) => {
                         tracing::debug!(%context, %kind, ?ns, %error, "watch failed; it restarts");

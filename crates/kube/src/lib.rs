@@ -46,8 +46,9 @@ pub enum KubeError {
         /// The contexts the file has.
         available: String,
     },
-    /// A call to the API server failed.
-    #[error("failed to {action} in {context}: {}", describe(error))]
+    /// A call to the API server failed. A 403 names what RBAC denied and where the
+    /// rules baton needs come from.
+    #[error("failed to {action} in {context}: {}", describe(context, error))]
     Api {
         /// The context.
         context: String,
@@ -86,12 +87,35 @@ pub enum KubeError {
     },
 }
 
-/// An API error as people read it: the server's message, reason and code.
-fn describe(e: &kube::Error) -> String {
+/// An API error as people read it: the server's message, reason and code; for a 403,
+/// what `context` denied and the fix.
+fn describe(context: &str, e: &kube::Error) -> String {
     match e {
+        kube::Error::Api(s) if s.code == 403 => format!(
+            "{context} denied \"{}\" (Forbidden: {}); baton's commands need the RBAC printed by `baton permissions -o yaml`",
+            denied(&s.message).unwrap_or_else(|| s.message.clone()),
+            s.message
+        ),
         kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
         other => other.to_string(),
     }
+}
+
+/// `patch persistentvolumes` from the API server's wording of a 403 (`… cannot patch
+/// resource "persistentvolumes" in API group …`, or `cannot get path "/x"`).
+fn denied(message: &str) -> Option<String> {
+    let rest = &message[message.find(" cannot ")? + " cannot ".len()..];
+    let (verb, rest) = rest.split_once(' ')?;
+    let rest = rest
+        .strip_prefix("resource \"")
+        .or_else(|| rest.strip_prefix("path \""))?;
+    let what = &rest[..rest.find('"')?];
+    Some(format!("{verb} {what}"))
+}
+
+/// Whether the API server refused the call for lack of permission (RBAC).
+pub fn forbidden(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 403)
 }
 
 /// Whether a failed call may succeed if made again.
@@ -112,6 +136,11 @@ impl KubeError {
             KubeError::Timeout { .. } => false,
             _ => false,
         }
+    }
+
+    /// Whether the API server denied the call (403: RBAC lacks a rule baton needs).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, KubeError::Api { error, .. } if forbidden(error))
     }
 }
 
@@ -183,5 +212,34 @@ impl KubeconfigSource {
             context: context.to_string(),
             source: Box::new(e),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_call_says_what_was_denied_and_where_the_rules_are() {
+        let status = kube::core::Status::failure(
+            "persistentvolumes \"pvc-123\" is forbidden: User \"system:serviceaccount:baton:baton\" cannot patch resource \"persistentvolumes\" in API group \"\" at the cluster scope",
+            "Forbidden",
+        )
+        .with_code(403);
+        let e = KubeError::Api {
+            context: "green".into(),
+            action: "set PV pvc-123 to Retain".into(),
+            error: Box::new(kube::Error::Api(Box::new(status))),
+        };
+        assert!(e.is_forbidden() && !e.is_transient());
+        assert_eq!(
+            e.to_string(),
+            "failed to set PV pvc-123 to Retain in green: green denied \"patch persistentvolumes\" (Forbidden: persistentvolumes \"pvc-123\" is forbidden: User \"system:serviceaccount:baton:baton\" cannot patch resource \"persistentvolumes\" in API group \"\" at the cluster scope); baton's commands need the RBAC printed by `baton permissions -o yaml`"
+        );
+        assert_eq!(
+            denied("forbidden: User \"x\" cannot get path \"/debug/requests\"").as_deref(),
+            Some("get /debug/requests")
+        );
+        assert_eq!(denied("no such thing"), None);
     }
 }

@@ -17,7 +17,8 @@ pub struct ClusterSpec {
     pub name: String,
     /// `gitVersion` reported by `/version`, e.g. `v1.27.16-eks-2f008fe`.
     pub git_version: String,
-    /// Bearer token every request must carry.
+    /// The admin's bearer token (`system:masters`: never checked against RBAC).
+    /// Service-account tokens minted by the TokenRequest API are RBAC-checked.
     pub token: String,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
@@ -95,6 +96,8 @@ pub struct Cluster {
     pub knobs: Arc<Knobs>,
     /// Each controller's passes so far, for benchmarks: where the emulator's time goes.
     pub(crate) passes: std::sync::Mutex<std::collections::BTreeMap<&'static str, PassStats>>,
+    /// Service-account tokens minted through the TokenRequest API.
+    pub(crate) tokens: crate::auth::Tokens,
 }
 
 /// One controller's passes: how many, how many looked at everything, and their total
@@ -151,6 +154,7 @@ impl Cluster {
             storage_protection: AtomicBool::new(false),
             knobs,
             passes: std::sync::Mutex::default(),
+            tokens: crate::auth::Tokens::default(),
         });
         c.bootstrap();
         c

@@ -12,12 +12,15 @@
 //! - JSON only: no protobuf, no `Table` responses (kubectl prints its default NAME/AGE
 //!   columns), no aggregated discovery, no `/openapi/v2`; `/openapi/v3` publishes only
 //!   what kubectl needs to send `fieldValidation`, and unknown fields are accepted;
-//! - no RBAC or admission webhooks (the token is the only check);
+//! - no admission webhooks; RBAC is enforced for service-account tokens (minted with
+//!   `kubectl create token`) but not for the admin token, and without ClusterRole
+//!   aggregation or the legacy Secret-based service-account tokens;
 //! - DaemonSets, HorizontalPodAutoscalers and PodDisruptionBudgets are stored and served,
 //!   but no controller acts on them (no daemon pods, no autoscaling, no budget status);
 //! - pods are removed at once on delete unless `Cluster::graceful_pod_deletion` is set (a
 //!   kubelet then finishes them).
 
+pub mod auth;
 pub mod cluster;
 pub mod controllers;
 mod crd;

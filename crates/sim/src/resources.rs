@@ -64,7 +64,15 @@ impl ResourceDef {
     pub fn has_spec(&self) -> bool {
         !matches!(
             self.kind.as_str(),
-            "ConfigMap" | "Secret" | "Event" | "StorageClass" | "CSIDriver"
+            "ConfigMap"
+                | "Secret"
+                | "Event"
+                | "StorageClass"
+                | "CSIDriver"
+                | "ClusterRole"
+                | "ClusterRoleBinding"
+                | "Role"
+                | "RoleBinding"
         )
     }
 }
@@ -309,6 +317,50 @@ const BUILTINS: &[Builtin] = &[
         namespaced: false,
         short: &[],
         status: true,
+        scale: false,
+        fields: &[],
+    },
+    Builtin {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRole",
+        plural: "clusterroles",
+        namespaced: false,
+        short: &[],
+        status: false,
+        scale: false,
+        fields: &[],
+    },
+    Builtin {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRoleBinding",
+        plural: "clusterrolebindings",
+        namespaced: false,
+        short: &[],
+        status: false,
+        scale: false,
+        fields: &[],
+    },
+    Builtin {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "Role",
+        plural: "roles",
+        namespaced: true,
+        short: &[],
+        status: false,
+        scale: false,
+        fields: &[],
+    },
+    Builtin {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "RoleBinding",
+        plural: "rolebindings",
+        namespaced: true,
+        short: &[],
+        status: false,
         scale: false,
         fields: &[],
     },

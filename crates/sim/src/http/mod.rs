@@ -1,10 +1,11 @@
-//! The HTTP face of one cluster: bearer-token auth, Kubernetes URL parsing
-//! (`/api/v1/namespaces/{ns}/{plural}/{name}/{subresource}` and the `/apis/{group}/…` form),
-//! query options, and dispatch to the API semantics in `ops`.
+//! The HTTP face of one cluster: authentication and RBAC (decided in `crate::auth`),
+//! Kubernetes URL parsing (`/api/v1/namespaces/{ns}/{plural}/{name}/{subresource}` and
+//! the `/apis/{group}/…` form), query options, and dispatch to the API semantics in `ops`.
 
 mod discovery;
 mod openapi;
 mod query;
+mod reviews;
 mod table;
 mod watch;
 
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode, Uri, header};
 use serde_json::Value;
 
+use crate::auth::{self, Identity};
 use crate::cluster::Cluster;
 use crate::error::{ApiError, Target};
 use crate::faults::{ApiCall, ApiFault, ApiRequest, DEBUG_FAULTS_PATH, dropped_connection};
@@ -48,16 +50,17 @@ async fn handle(
     let at = jiff::Timestamp::now();
     let path = uri.path().to_string();
     let raw = raw.unwrap_or_default();
+    let who = cluster.authenticate(&headers);
     if method == Method::GET && path == DEBUG_REQUESTS_PATH {
         // Neither delayed, faulted nor logged: reading the log must not change it.
-        if !authorized(&cluster, &headers) {
-            return error_response(&ApiError::unauthorized());
+        if let Err(e) = admin_only(who.as_ref(), &method, &path) {
+            return error_response(&e);
         }
         return json_response(StatusCode::OK, &cluster.knobs.log_document());
     }
     if path == DEBUG_FAULTS_PATH {
-        if !authorized(&cluster, &headers) {
-            return error_response(&ApiError::unauthorized());
+        if let Err(e) = admin_only(who.as_ref(), &method, &path) {
+            return error_response(&e);
         }
         return match crate::faults::control(&cluster.knobs, &method, &body) {
             Ok((status, doc)) => {
@@ -68,18 +71,28 @@ async fn handle(
         };
     }
     let rp = parse_resource_path(&path);
-    let (delay, fault) = if is_health(&path) || !authorized(&cluster, &headers) {
-        (cluster.knobs.delay(), None)
-    } else {
-        let call = ApiCall {
-            method: &method,
-            path: &path,
-            resource: rp.as_ref().map(|rp| match rp.subresource {
-                Some(sub) => format!("{}/{sub}", rp.plural),
-                None => rp.plural.to_string(),
-            }),
-        };
-        cluster.knobs.decide(&call)
+    // Authentication, then RBAC (for anyone but the admin); health is public.
+    let access = match who {
+        _ if is_health(&path) => Ok(None),
+        None => Err(ApiError::unauthorized()),
+        Some(Identity::Admin) => Ok(Some(Identity::Admin)),
+        Some(id) => cluster
+            .authorize(&id, &auth::attributes::of(method.as_str(), &path, &raw))
+            .map(|_| Some(id)),
+    };
+    let (delay, fault) = match &access {
+        Ok(Some(_)) => {
+            let call = ApiCall {
+                method: &method,
+                path: &path,
+                resource: rp.as_ref().map(|rp| match rp.subresource {
+                    Some(sub) => format!("{}/{sub}", rp.plural),
+                    None => rp.plural.to_string(),
+                }),
+            };
+            cluster.knobs.decide(&call)
+        }
+        _ => (cluster.knobs.delay(), None),
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -94,7 +107,10 @@ async fn handle(
             });
             f.answer(target).await
         }
-        None => Some(serve(&cluster, &method, &path, &raw, &headers, body).await),
+        None => Some(match access {
+            Err(e) => error_response(&e),
+            Ok(who) => serve(&cluster, who.as_ref(), &method, &path, &raw, &headers, body).await,
+        }),
     };
     let status = response.as_ref().map(|r| r.status().as_u16());
     let latency = started.elapsed();
@@ -115,34 +131,54 @@ fn is_health(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/readyz")
 }
 
-/// Serves one request as the API server does.
+/// Serves one request as the API server does; `who` has been authenticated and authorized (None: a public health path).
 async fn serve(
     cluster: &Arc<Cluster>,
+    who: Option<&Identity>,
     method: &Method,
     path: &str,
     raw_query: &str,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    if is_health(path) {
+    let Some(who) = who else {
         return (StatusCode::OK, "ok").into_response();
-    }
-    if !authorized(cluster, headers) {
-        return error_response(&ApiError::unauthorized());
-    }
+    };
     let query = match Query::parse(raw_query) {
         Ok(q) => q,
         Err(e) => return error_response(&e),
     };
+    if *method == Method::POST && path == reviews::SELF_SUBJECT_ACCESS_REVIEWS {
+        return match reviews::self_subject_access_review(cluster, who, &body) {
+            Ok(doc) => json_response(StatusCode::CREATED, &doc),
+            Err(e) => error_response(&e),
+        };
+    }
+    if *method == Method::POST
+        && let Some(version) = reviews::self_subject_review_version(path)
+    {
+        return json_response(
+            StatusCode::CREATED,
+            &reviews::self_subject_review(who, version),
+        );
+    }
     route(cluster, method, path, &query, headers, body).await
 }
 
-fn authorized(cluster: &Cluster, headers: &HeaderMap) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t.trim() == cluster.spec.token)
+/// The emulator's `/debug/*` endpoints: the admin's alone.
+fn admin_only(who: Option<&Identity>, method: &Method, path: &str) -> Result<(), ApiError> {
+    match who {
+        None => Err(ApiError::unauthorized()),
+        Some(Identity::Admin) => Ok(()),
+        Some(Identity::User(user)) => Err(auth::rbac::forbidden(
+            user,
+            &auth::Attributes::NonResource {
+                verb: method.as_str().to_ascii_lowercase(),
+                path: path.to_string(),
+            },
+            "",
+        )),
+    }
 }
 
 /// A parsed resource URL.
@@ -383,6 +419,18 @@ async fn dispatch(
             }
             _ => Err(not_allowed(method, def)),
         },
+        (Some(name), Some("token")) if def.kind == "ServiceAccount" && def.group.is_empty() => {
+            match *method {
+                Method::POST => {
+                    let req = decode_body(body, content_type)?;
+                    Ok(json_response(
+                        StatusCode::CREATED,
+                        &reviews::token_request(cluster, ns, name, req)?,
+                    ))
+                }
+                _ => Err(not_allowed(method, def)),
+            }
+        }
         (Some(name), Some("binding")) if def.kind == "Pod" && def.group.is_empty() => match *method
         {
             Method::POST => {
