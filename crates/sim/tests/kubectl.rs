@@ -7,38 +7,10 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::Bed;
+use common::{Bed, kubectl, ok};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
-
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-async fn kubectl(bed: &Bed, args: &[&str]) -> Out {
-    let out = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", &bed.kubeconfig)
-        .env("HOME", bed.dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("kubectl must be installed (see CONTRIBUTING.md); it is part of the test bed");
-    Out {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-async fn ok(bed: &Bed, args: &[&str]) -> String {
-    let o = kubectl(bed, args).await;
-    assert!(o.ok, "kubectl {args:?} failed:\n{}\n{}", o.stdout, o.stderr);
-    o.stdout
-}
 
 async fn json_of(bed: &Bed, args: &[&str]) -> Value {
     serde_json::from_str(&ok(bed, args).await).expect("kubectl -o json prints JSON")

@@ -5,43 +5,19 @@
 
 mod common;
 
-use std::process::Stdio;
-
-use common::Bed;
+use common::{Bed, kubectl, ok};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::Api;
 use kube::api::{Patch, PatchParams, WatchParams};
-use tokio::process::Command;
 
-struct Out {
-    ok: bool,
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn kubectl(bed: &Bed, args: &[&str]) -> Out {
-    let out = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", &bed.kubeconfig)
-        .env("HOME", bed.dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("kubectl must be installed (see CONTRIBUTING.md); it is part of the test bed");
-    Out {
-        ok: out.status.success(),
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-async fn ok(bed: &Bed, args: &[&str]) -> String {
-    let o = kubectl(bed, args).await;
-    assert!(o.ok, "kubectl {args:?} failed:\n{}\n{}", o.stdout, o.stderr);
-    o.stdout
+/// kubectl on green, its arguments split at spaces; asserts success.
+async fn on_green(bed: &Bed, line: &str) -> String {
+    let args: Vec<&str> = ["--context", "green"]
+        .into_iter()
+        .chain(line.split_whitespace())
+        .collect();
+    ok(bed, &args).await
 }
 
 /// kubectl as the service account (context `sa`): fails with `stderr`.
@@ -87,34 +63,8 @@ async fn bed_with_service_account() -> Bed {
         &["--context", "green", "create", "namespace", "orders"],
     )
     .await;
-    ok(
-        &bed,
-        &[
-            "--context",
-            "green",
-            "create",
-            "serviceaccount",
-            "baton",
-            "-n",
-            "baton",
-        ],
-    )
-    .await;
-    let token = ok(
-        &bed,
-        &[
-            "--context",
-            "green",
-            "create",
-            "token",
-            "baton",
-            "-n",
-            "baton",
-            "--duration",
-            "1h",
-        ],
-    )
-    .await;
+    on_green(&bed, "create serviceaccount baton -n baton").await;
+    let token = on_green(&bed, "create token baton -n baton --duration 1h").await;
     let token = token.trim();
     assert!(!token.is_empty() && !token.contains(char::is_whitespace));
     let cred = format!("--token={token}");
@@ -166,73 +116,17 @@ async fn a_service_account_can_do_what_its_roles_grant_and_nothing_else() {
     .await;
 
     // A Role and RoleBinding: reads of configmaps in orders only.
-    ok(
+    on_green(&bed, "-n orders create configmap a").await;
+    on_green(&bed, "-n orders create configmap b").await;
+    on_green(&bed, "-n default create configmap a").await;
+    on_green(
         &bed,
-        &[
-            "--context",
-            "green",
-            "-n",
-            "orders",
-            "create",
-            "configmap",
-            "a",
-        ],
+        "-n orders create role cm-read --verb=get,list --resource=configmaps",
     )
     .await;
-    ok(
+    on_green(
         &bed,
-        &[
-            "--context",
-            "green",
-            "-n",
-            "orders",
-            "create",
-            "configmap",
-            "b",
-        ],
-    )
-    .await;
-    ok(
-        &bed,
-        &[
-            "--context",
-            "green",
-            "-n",
-            "default",
-            "create",
-            "configmap",
-            "a",
-        ],
-    )
-    .await;
-    ok(
-        &bed,
-        &[
-            "--context",
-            "green",
-            "-n",
-            "orders",
-            "create",
-            "role",
-            "cm-read",
-            "--verb=get,list",
-            "--resource=configmaps",
-        ],
-    )
-    .await;
-    ok(
-        &bed,
-        &[
-            "--context",
-            "green",
-            "-n",
-            "orders",
-            "create",
-            "rolebinding",
-            "cm-read",
-            "--role=cm-read",
-            "--serviceaccount=baton:baton",
-        ],
+        "-n orders create rolebinding cm-read --role=cm-read --serviceaccount=baton:baton",
     )
     .await;
     let names = allowed(&bed, &["get", "configmaps", "-o", "name"]).await;
@@ -295,19 +189,7 @@ subjects:
     )
     .await;
     // A RoleBinding to a ClusterRole grants it in its own namespace only.
-    ok(
-        &bed,
-        &[
-            "--context",
-            "green",
-            "-n",
-            "default",
-            "create",
-            "configmap",
-            "b",
-        ],
-    )
-    .await;
+    on_green(&bed, "-n default create configmap b").await;
     denied(
         &bed,
         &[
@@ -354,19 +236,7 @@ subjects:
     assert_eq!((no.code, no.stdout.trim()), (1, "no"), "{}", no.stderr);
 
     // The admin is never checked.
-    ok(
-        &bed,
-        &[
-            "--context",
-            "green",
-            "-n",
-            "default",
-            "delete",
-            "configmap",
-            "a",
-        ],
-    )
-    .await;
+    on_green(&bed, "-n default delete configmap a").await;
     ok(
         &bed,
         &["--context", "green", "get", "--raw", "/debug/requests"],
@@ -473,17 +343,9 @@ subjects:
     );
 
     // A binding to a missing role grants nothing and says why.
-    ok(
+    on_green(
         &bed,
-        &[
-            "--context",
-            "green",
-            "create",
-            "clusterrolebinding",
-            "ghost",
-            "--clusterrole=ghost",
-            "--serviceaccount=baton:baton",
-        ],
+        "create clusterrolebinding ghost --clusterrole=ghost --serviceaccount=baton:baton",
     )
     .await;
     denied(
@@ -611,34 +473,10 @@ async fn tokens_need_an_existing_service_account_and_die_with_it() {
             "system:authenticated"
         ])
     );
-    ok(
-        &bed,
-        &[
-            "--context",
-            "green",
-            "-n",
-            "baton",
-            "delete",
-            "serviceaccount",
-            "baton",
-        ],
-    )
-    .await;
+    on_green(&bed, "-n baton delete serviceaccount baton").await;
     denied(&bed, &["get", "--raw", "/version"], "Unauthorized").await;
     // Re-created, the account is a new one: the old token stays dead.
-    ok(
-        &bed,
-        &[
-            "--context",
-            "green",
-            "create",
-            "serviceaccount",
-            "baton",
-            "-n",
-            "baton",
-        ],
-    )
-    .await;
+    on_green(&bed, "create serviceaccount baton -n baton").await;
     denied(&bed, &["get", "--raw", "/api"], "Unauthorized").await;
     ok(&bed, &["--context", "green", "get", "namespaces"]).await;
 }

@@ -72,3 +72,36 @@ pub async fn event_message(client: &kube::Client, ns: &str, object: &str, reason
         .expect("event stream open");
     event.message.unwrap_or_default()
 }
+
+/// What a kubectl run printed.
+pub struct Out {
+    pub ok: bool,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the real kubectl against the bed's kubeconfig.
+pub async fn kubectl(bed: &Bed, args: &[&str]) -> Out {
+    let out = tokio::process::Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", &bed.kubeconfig)
+        .env("HOME", bed.dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("kubectl must be installed (see CONTRIBUTING.md); it is part of the test bed");
+    Out {
+        ok: out.status.success(),
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// kubectl that must succeed; its stdout.
+pub async fn ok(bed: &Bed, args: &[&str]) -> String {
+    let o = kubectl(bed, args).await;
+    assert!(o.ok, "kubectl {args:?} failed:\n{}\n{}", o.stdout, o.stderr);
+    o.stdout
+}
