@@ -38,42 +38,22 @@ fn as_service_account(estate: &Estate, role: &Value, kubeconfig: &Path) {
     let mut config = baton_sim::Kubeconfig::default();
     for c in estate.server.clusters() {
         let cluster = &c.cluster;
-        let def = |group: &str, plural: &str| {
-            let version = "v1";
-            cluster.def(group, version, plural).expect("served")
-        };
-        cluster
-            .create(
-                &def("", "namespaces"),
-                "",
-                json!({ "metadata": { "name": "baton" } }),
-                false,
-            )
-            .unwrap();
-        cluster
-            .create(
-                &def("", "serviceaccounts"),
-                "baton",
-                json!({ "metadata": { "name": "baton" } }),
-                false,
-            )
-            .unwrap();
-        cluster
-            .create(&def(RBAC, "clusterroles"), "", role.clone(), false)
-            .unwrap();
-        cluster
-            .create(
-                &def(RBAC, "clusterrolebindings"),
-                "",
-                json!({
-                    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                    "metadata": { "name": "baton" },
-                    "roleRef": { "apiGroup": RBAC, "kind": "ClusterRole", "name": "baton" },
-                    "subjects": [{ "kind": "ServiceAccount", "name": "baton", "namespace": "baton" }],
-                }),
-                false,
-            )
-            .unwrap();
+        let binding = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": { "name": "baton" },
+            "roleRef": { "apiGroup": RBAC, "kind": "ClusterRole", "name": "baton" },
+            "subjects": [{ "kind": "ServiceAccount", "name": "baton", "namespace": "baton" }],
+        });
+        let named = json!({ "metadata": { "name": "baton" } });
+        for (group, plural, namespace, obj) in [
+            ("", "namespaces", "", &named),
+            ("", "serviceaccounts", "baton", &named),
+            (RBAC, "clusterroles", "", role),
+            (RBAC, "clusterrolebindings", "", &binding),
+        ] {
+            let def = cluster.def(group, "v1", plural).expect("served");
+            cluster.create(&def, namespace, obj.clone(), false).unwrap();
+        }
         let (token, _) = cluster.issue_token("baton", "baton", 3600).unwrap();
         config.add(&cluster.spec.name, &c.url(), &token, estate.server.ca_pem());
     }
