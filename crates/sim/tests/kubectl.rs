@@ -77,6 +77,15 @@ async fn apply_create_then_reapply_a_change() {
         unchanged.contains("configmap/settings unchanged"),
         "{unchanged}"
     );
+    // The same on blue (v1.27): gcloud's kubectl runs its 1.27 client there, which reads
+    // /openapi/v2 for apply.
+    let on_blue = ok(&bed, &["--context", "blue", "apply", "-f", &cm]).await;
+    assert!(on_blue.contains("configmap/settings created"), "{on_blue}");
+    let on_blue = ok(&bed, &["--context", "blue", "apply", "-f", &cm]).await;
+    assert!(
+        on_blue.contains("configmap/settings unchanged"),
+        "{on_blue}"
+    );
     let file = write(
         &bed,
         "sts.yaml",

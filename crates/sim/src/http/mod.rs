@@ -244,6 +244,14 @@ async fn route(
         if let Some(doc) = openapi::document(cluster, path) {
             return json_response(StatusCode::OK, &doc);
         }
+        if path == openapi::V2_PATH {
+            return (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, openapi::V2_PROTOBUF)],
+                openapi::v2_document(),
+            )
+                .into_response();
+        }
     }
     let Some(rp) = parse_resource_path(path) else {
         return error_response(&ApiError::no_route());

@@ -2,12 +2,30 @@
 //! `x-kubernetes-group-version-kind` and the `fieldValidation` query parameter. kubectl
 //! reads this to decide that validation happens on the server (so it does not need the
 //! full schema, which this emulator does not publish); strategic-merge patches are then
-//! built from kubectl's compiled-in types. `/openapi/v2` is not served (404), as on a
-//! server with the v2 endpoint disabled.
+//! built from kubectl's compiled-in types.
+//!
+//! `/openapi/v2` answers an empty OpenAPI v2 document (protobuf, which is zero bytes for
+//! an empty message). kubectl up to 1.28 reads v2 for apply: to check whether the server
+//! validates fields (it then validates on the client, and skips kinds the document does
+//! not describe) and for strategic-merge metadata (it then uses its compiled-in types).
+//! A 404 there made `kubectl apply` fail against a 1.27 cluster, whose matching kubectl
+//! (the gcloud wrapper picks the client by server version) is 1.27.
 
 use serde_json::{Map, Value, json};
 
 use crate::cluster::Cluster;
+
+/// Where the OpenAPI v2 document is served.
+pub const V2_PATH: &str = "/openapi/v2";
+/// Its media type, as the real server labels it (client-go asks for `…spec.v2@v1.0+protobuf`,
+/// which Go's media-type parser refuses in a response).
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// The OpenAPI v2 document: an empty `openapi.v2.Document` (no definitions, no paths),
+/// whose protobuf encoding is empty.
+pub fn v2_document() -> Vec<u8> {
+    Vec::new()
+}
 
 /// The OpenAPI document at `path`, if it is one.
 pub fn document(cluster: &Cluster, path: &str) -> Option<Value> {
