@@ -216,9 +216,8 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
         ],
         &[0],
     );
-    check(
-        "migrate",
-        &[
+    let migrate = |dir: &'static str| {
+        [
             "migrate",
             "--from",
             "blue",
@@ -228,31 +227,16 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
             "orders",
             "--yes",
             "--state-dir",
-            "m1",
-        ],
-        &[0],
-    );
+            dir,
+        ]
+    };
+    check("migrate", &migrate("m1"), &[0]);
     check(
         "rollback",
         &["rollback", "--state-dir", "m1", "--yes"],
         &[0],
     );
-    check(
-        "migrate",
-        &[
-            "migrate",
-            "--from",
-            "blue",
-            "--to",
-            "green",
-            "-n",
-            "orders",
-            "--yes",
-            "--state-dir",
-            "m2",
-        ],
-        &[0],
-    );
+    check("migrate", &migrate("m2"), &[0]);
     check("commit", &["commit", "--state-dir", "m2", "--yes"], &[0]);
     assert!(
         missing.is_empty(),

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+mod common;
+
 use baton_core::machine::{
     Action, AppPhase, Decision, Mode, Observed, Side, Wait, next, trusts_cached_view,
 };
@@ -52,17 +54,10 @@ fn world(replicas: i32, reclaim: ReclaimPolicy, retention: RetentionPolicy) -> (
         obs.blue.claims.insert(
             claim.clone(),
             Pvc {
-                namespace: "orders".into(),
                 name: claim.clone(),
                 uid: format!("blue-claim-{i}"),
                 volume_name: pv.clone(),
-                phase: "Bound".into(),
-                request_bytes: Some(10 << 30),
-                access_modes: vec!["ReadWriteOnce".into()],
-                volume_mode: "Filesystem".into(),
-                storage_class: "gp3".into(),
-                deleting: false,
-                migration: None,
+                ..common::claim()
             },
         );
         obs.blue.volumes.insert(
@@ -71,22 +66,13 @@ fn world(replicas: i32, reclaim: ReclaimPolicy, retention: RetentionPolicy) -> (
                 name: pv.clone(),
                 uid: format!("pv-uid-{i}"),
                 volume_id: Some(vol.clone()),
-                source: Some(VolumeSource::Csi),
-                other_backend: None,
-                zone: Some("us-east-1a".into()),
-                capacity_bytes: Some(10 << 30),
-                access_modes: vec!["ReadWriteOnce".into()],
-                volume_mode: "Filesystem".into(),
-                storage_class: "gp3".into(),
                 reclaim_policy: reclaim,
-                original_reclaim_policy: None,
                 claim_ref: Some(ClaimRef {
                     namespace: "orders".into(),
                     name: claim.clone(),
                     uid: format!("blue-claim-{i}"),
                 }),
-                phase: "Bound".into(),
-                migration: None,
+                ..common::pv()
             },
         );
         obs.ec2.insert(
