@@ -94,6 +94,21 @@ pub struct VolumeRecord {
     pub after: Option<Fingerprint>,
 }
 
+impl VolumeRecord {
+    /// Its fingerprint before the move and after commit, as the summary and the report
+    /// print them (`?` when unread): `41` and `green from 41 now 57`.
+    pub fn fingerprints(&self) -> (String, String) {
+        let before = self
+            .before
+            .as_ref()
+            .map_or("?".into(), |f| f.value.to_string());
+        let after = self.after.as_ref().map_or("?".into(), |f| {
+            format!("{} from {} now {}", f.cluster(), f.from, f.value)
+        });
+        (before, after)
+    }
+}
+
 /// A checked invariant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Invariant {

@@ -42,13 +42,7 @@ fn render(dir: &Path, record: &DemoRecord) -> String {
                 .map_or("—".into(), |d| format!("{:.2} s", d as f64 / 1000.0));
             let mut first = true;
             for v in &vols {
-                let before = v
-                    .before
-                    .as_ref()
-                    .map_or("?".into(), |f| f.value.to_string());
-                let after = v.after.as_ref().map_or("?".into(), |f| {
-                    format!("{} from {} now {}", f.cluster(), f.from, f.value)
-                });
+                let (before, after) = v.fingerprints();
                 let (name, w, n) = if first {
                     (a.app.as_str(), window.as_str(), vols.len().to_string())
                 } else {

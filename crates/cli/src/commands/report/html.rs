@@ -222,13 +222,7 @@ fn downtime(h: &mut String, l: &Loaded, apps: &[AppTimeline]) {
         let prints: Vec<String> = volumes
             .iter()
             .map(|v| {
-                let before = v
-                    .before
-                    .as_ref()
-                    .map_or("?".into(), |f| f.value.to_string());
-                let after = v.after.as_ref().map_or("?".into(), |f| {
-                    format!("{} from {} now {}", f.cluster(), f.from, f.value)
-                });
+                let (before, after) = v.fingerprints();
                 format!(
                     "<code>{}</code> {} → {}",
                     esc(&v.volume_id),
