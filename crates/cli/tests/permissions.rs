@@ -60,6 +60,22 @@ fn as_service_account(estate: &Estate, role: &Value, kubeconfig: &Path) {
     config.write(kubeconfig).unwrap();
 }
 
+/// `baton migrate` of namespace `ns` from blue to green, journaled in `dir`.
+fn migrate<'a>(ns: &'a str, dir: &'a str) -> [&'a str; 10] {
+    [
+        "migrate",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "-n",
+        ns,
+        "--yes",
+        "--state-dir",
+        dir,
+    ]
+}
+
 /// Replaces the rules of the `baton` ClusterRole on every cluster.
 fn set_rules(estate: &Estate, rules: &Value) {
     for c in estate.server.clusters() {
@@ -216,27 +232,13 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
         ],
         &[0],
     );
-    let migrate = |dir: &'static str| {
-        [
-            "migrate",
-            "--from",
-            "blue",
-            "--to",
-            "green",
-            "-n",
-            "orders",
-            "--yes",
-            "--state-dir",
-            dir,
-        ]
-    };
-    check("migrate", &migrate("m1"), &[0]);
+    check("migrate", &migrate("orders", "m1"), &[0]);
     check(
         "rollback",
         &["rollback", "--state-dir", "m1", "--yes"],
         &[0],
     );
-    check("migrate", &migrate("m2"), &[0]);
+    check("migrate", &migrate("orders", "m2"), &[0]);
     check("commit", &["commit", "--state-dir", "m2", "--yes"], &[0]);
     assert!(
         missing.is_empty(),
@@ -248,19 +250,7 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
     // and says so; the journal records where, and once the rule is back it resumes.
     let rules = role["rules"].clone();
     set_rules(&estate, &without(&rules, "persistentvolumes", "create"));
-    let migrate = [
-        "migrate",
-        "--from",
-        "blue",
-        "--to",
-        "green",
-        "-n",
-        "cache",
-        "--yes",
-        "--state-dir",
-        "m3",
-    ];
-    let (o, kube, _) = run(&migrate);
+    let (o, kube, _) = run(&migrate("cache", "m3"));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_ne!(o.status.code(), Some(0), "{stderr}");
     assert!(
@@ -322,18 +312,7 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
     // Without patch on persistentvolumes, a migrate refuses at its first write (blue's PV
     // to Retain), before anything is scaled down: blue keeps running.
     set_rules(&estate, &without(&rules, "persistentvolumes", "patch"));
-    let (o, kube, _) = run(&[
-        "migrate",
-        "--from",
-        "blue",
-        "--to",
-        "green",
-        "-n",
-        "streaming",
-        "--yes",
-        "--state-dir",
-        "m4",
-    ]);
+    let (o, kube, _) = run(&migrate("streaming", "m4"));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_ne!(o.status.code(), Some(0), "{stderr}");
     assert!(
