@@ -13,6 +13,11 @@ use tokio::process::{Child, ChildStdin, Command};
 /// The pip command that installs moto's server.
 pub const INSTALL_HINT: &str = "pip install 'moto[server]'";
 
+/// How moto is started when `python3` can import it: moto's own server with four of its
+/// per-request costs removed, answers unchanged (the file says which and why).
+/// `BATON_MOTO_STOCK=1` starts moto as it ships instead.
+const LAUNCHER: &str = include_str!("moto_server.py");
+
 /// Failed to start moto.
 #[derive(Debug, thiserror::Error)]
 pub enum MotoError {
@@ -58,20 +63,37 @@ async fn works(cmd: &str, args: &[&str]) -> bool {
 }
 
 impl Moto {
-    /// Starts moto on a free loopback port and waits until it answers.
+    /// Starts moto on a free loopback port and waits until it answers: through
+    /// `moto_server.py` when `python3` can import moto, unless `BATON_MOTO_STOCK=1`.
     pub async fn start() -> Result<Self, MotoError> {
-        let server = if works("sh", &["-c", "command -v moto_server"]).await {
-            "moto_server"
-        } else if works("python3", &["-c", "import moto.server"]).await {
-            "python3 -m moto.server"
-        } else {
-            return Err(MotoError::Missing);
-        };
+        let stock = std::env::var_os("BATON_MOTO_STOCK").is_some_and(|v| v != "0");
+        Self::start_with(!stock).await
+    }
+
+    /// Starts moto through `moto_server.py` (`patched`) or as it ships.
+    pub async fn start_with(patched: bool) -> Result<Self, MotoError> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .map_err(MotoError::Spawn)?;
-        let log = std::env::temp_dir().join(format!("baton-sim-moto-{port}.log"));
+        let tmp = std::env::temp_dir();
+        let log = tmp.join(format!("baton-sim-moto-{port}.log"));
+        let mut launcher = None;
+        let server = if patched && works("python3", &["-c", "import moto.server"]).await {
+            // moto_server.py: moto with its per-request costs removed (see the file);
+            // python reads it at start, so it is removed once moto answers.
+            let file = tmp.join(format!("baton-sim-moto-{port}.py"));
+            std::fs::write(&file, LAUNCHER).map_err(MotoError::Spawn)?;
+            let cmd = format!("python3 '{}'", file.display());
+            launcher = Some(file);
+            cmd
+        } else if works("sh", &["-c", "command -v moto_server"]).await {
+            "moto_server".into()
+        } else if works("python3", &["-c", "import moto.server"]).await {
+            "python3 -m moto.server".into()
+        } else {
+            return Err(MotoError::Missing);
+        };
         let script = format!(
             "{server} -H 127.0.0.1 -p {port} >'{}' 2>&1 & moto=$!; read _ignored; kill $moto; wait $moto",
             log.display()
@@ -97,6 +119,9 @@ impl Moto {
         loop {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
                 tracing::info!(%addr, "moto is answering");
+                if let Some(file) = &launcher {
+                    let _ = std::fs::remove_file(file);
+                }
                 return Ok(moto);
             }
             if let Ok(Some(status)) = moto.child.try_wait() {

@@ -538,3 +538,107 @@ async fn a_multi_attach_io2_volume_may_attach_to_two_instances() {
     }
     assert!(volume(&bed, &v.id).await.multi_attach);
 }
+
+/// What a run of EC2 calls answered, with ids replaced by the order they were made in
+/// (each moto makes its own): every volume's tags and attachments, which volumes a tag
+/// filter and an id filter find, every snapshot's volume and tags.
+async fn tagged_estate(aws: &baton_aws::Aws) -> Vec<String> {
+    use baton_aws::{Filter, NewVolume};
+    let tags = |kv: &[(&str, &str)]| -> baton_aws::Tags {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let mut ids = Vec::new();
+    for t in [
+        tags(&[("app", "db"), ("team", "a")]),
+        tags(&[("app", "cache")]),
+        tags(&[]),
+    ] {
+        let v = aws
+            .create_volume(&NewVolume {
+                availability_zone: "us-east-1a".into(),
+                size_gib: 1,
+                volume_type: "gp3".into(),
+                tags: t,
+                iops: None,
+                multi_attach: false,
+            })
+            .await
+            .unwrap();
+        ids.push(v.id);
+    }
+    aws.create_tags(&ids[1..], &tags(&[("fingerprint", "42")]))
+        .await
+        .unwrap();
+    let snap = aws
+        .create_snapshot(&ids[0], "check", &tags(&[("made-by", "test")]))
+        .await
+        .unwrap();
+    let name = |id: &str| {
+        ids.iter()
+            .position(|i| i == id)
+            .map_or_else(|| id.to_string(), |n| format!("vol#{n}"))
+    };
+    let mut out = Vec::new();
+    for v in aws.describe_volumes_by_id(&ids).await.unwrap() {
+        out.push(format!("{} {:?} {:?}", name(&v.id), v.tags, v.state));
+    }
+    for (label, f) in [
+        ("tag:fingerprint=42", Filter::new("tag:fingerprint", ["42"])),
+        ("tag-key=app", Filter::new("tag-key", ["app"])),
+        (
+            "volume-id=vol#2,vol#0",
+            Filter::new("volume-id", [ids[2].clone(), ids[0].clone()]),
+        ),
+    ] {
+        let mut found: Vec<String> = aws
+            .describe_volumes(std::slice::from_ref(&f))
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| name(&v.id))
+            .collect();
+        found.sort();
+        out.push(format!("{label}: {found:?}"));
+    }
+    for s in aws
+        .describe_snapshots(std::slice::from_ref(&snap.id), &[])
+        .await
+        .unwrap()
+    {
+        out.push(format!("snapshot of {} {:?}", name(&s.volume_id), s.tags));
+    }
+    out
+}
+
+/// The emulator starts moto through `moto_server.py`, which replaces moto's tag lookup
+/// and caches per-request work; the answers must be the ones moto gives as it ships.
+#[tokio::test]
+async fn moto_as_the_emulator_starts_it_answers_as_moto_ships() {
+    let mut answers = Vec::new();
+    for patched in [false, true] {
+        let moto = baton_sim::moto::Moto::start_with(patched).await.unwrap();
+        let aws = baton_aws::Aws::connect(&baton_sim::estate::aws_config(
+            &moto.endpoint(),
+            "us-east-1",
+        ))
+        .await
+        .unwrap();
+        answers.push(tagged_estate(&aws).await);
+    }
+    assert_eq!(answers[0], answers[1], "stock moto vs moto_server.py");
+    // And the answers say something: tags were found, filters matched.
+    let text = answers[1].join("\n");
+    for want in [
+        r#"vol#0 {"app": "db", "team": "a"}"#,
+        r#"vol#1 {"app": "cache", "fingerprint": "42"}"#,
+        r#"vol#2 {"fingerprint": "42"}"#,
+        r#"["vol#1", "vol#2"]"#,
+        r#"["vol#0", "vol#1"]"#,
+        r#"["vol#0", "vol#2"]"#,
+        r#"snapshot of vol#0 {"made-by": "test"}"#,
+    ] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+}
