@@ -42,6 +42,9 @@ pub(crate) struct Attacher {
     state: Arc<State>,
     /// One per EBS volume.
     volumes: Workers,
+    /// The PVs each worker key (volume) was handed out for: what a pass that skipped a
+    /// busy key saw, to look at again when its task ends.
+    pvs_of: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
 impl Default for Attacher {
@@ -49,6 +52,7 @@ impl Default for Attacher {
         Self {
             state: Arc::default(),
             volumes: Workers::new(CONCURRENCY),
+            pvs_of: Mutex::default(),
         }
     }
 }
@@ -84,7 +88,13 @@ impl Controller for Attacher {
         scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
-            match touched_pvs(ctx, scope) {
+            match touched_pvs(ctx, scope).and_then(|mut pvs| {
+                let known = lock(&self.pvs_of);
+                for key in scope.again() {
+                    pvs.extend(known.get(key)?.iter().cloned());
+                }
+                Some(pvs)
+            }) {
                 None => {
                     let pvs: HashMap<String, Arc<Value>> = ctx
                         .list(PVS, None)
@@ -162,7 +172,8 @@ impl Attacher {
         // Each EBS volume's attachments in name order, one worker per volume (by volume
         // id: two PVs may name the same volume), for the volumes with work. A created
         // attachment comes back as a change.
-        let mut by_volume: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
+        let mut by_volume: BTreeMap<String, (bool, Vec<String>, BTreeSet<String>)> =
+            BTreeMap::new();
         for va in &vas {
             let name = meta::name(va).to_string();
             if !desired.contains_key(&name) && !meta::is_deleting(va) {
@@ -182,9 +193,12 @@ impl Attacher {
             let entry = by_volume.entry(volume).or_default();
             entry.0 |= work;
             entry.1.push(name);
+            entry.2.insert(pv.to_string());
         }
         let users = Arc::new(users);
-        for (volume, (_, vas)) in by_volume.into_iter().filter(|(_, (work, _))| *work) {
+        let mut pvs_of = lock(&self.pvs_of);
+        for (volume, (_, vas, pvs)) in by_volume.into_iter().filter(|(_, (work, ..))| *work) {
+            pvs_of.entry(volume.clone()).or_default().extend(pvs);
             let (state, wctx, users) = (self.state.clone(), ctx.for_worker(), users.clone());
             self.volumes.spawn(volume, &ctx.wake, async move {
                 state.sync_volume(&wctx, &vas, &users).await
@@ -201,8 +215,9 @@ fn source_pv(va: &Value) -> &str {
 }
 
 /// The PVs whose attachments a pass woken by changes must look at: those of the changed
-/// PVs, claims, attachments and pods (through their claims). `None` asks for a full
-/// pass: it was asked for, or a node changed.
+/// PVs, claims, attachments and pods (through their claims); `reconcile` adds those of
+/// the worker keys to look at again. `None` asks for a full pass: it was asked for, or
+/// a node changed.
 fn touched_pvs(ctx: &Ctx, scope: &Scope) -> Option<BTreeSet<String>> {
     if scope.is_all() || scope.touches("", "nodes") {
         return None;

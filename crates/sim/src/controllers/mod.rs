@@ -86,6 +86,9 @@ pub(crate) enum Scope {
     All,
     /// At least the objects these changes (of watched resources) touch, oldest first.
     Changes(Vec<Arc<Change>>),
+    /// As `Changes`, and the worker keys whose tasks ended after a pass that skipped
+    /// them (they were busy) wanted them: what that pass saw must be looked at again.
+    Again(Vec<Arc<Change>>, Vec<String>),
 }
 
 impl Scope {
@@ -103,12 +106,20 @@ impl Scope {
     ) -> impl Iterator<Item = (&'a Value, Option<&'a Value>)> + 'a {
         let changes: &[Arc<Change>] = match self {
             Self::All => &[],
-            Self::Changes(c) => c,
+            Self::Changes(c) | Self::Again(c, _) => c,
         };
         changes
             .iter()
             .filter(move |c| c.resource.group == group && c.resource.plural == plural)
             .map(|c| (c.object.as_ref(), c.old.as_deref()))
+    }
+
+    /// The worker keys to look at again ([`Scope::Again`]); none otherwise.
+    pub(crate) fn again(&self) -> &[String] {
+        match self {
+            Self::Again(_, keys) => keys,
+            _ => &[],
+        }
     }
 
     /// Whether any change is to `(group, plural)`.
@@ -219,6 +230,7 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
         let sleep = tokio::time::sleep_until(due);
         tokio::pin!(sleep);
         let mut seen = Vec::new();
+        let mut again = Vec::new();
         let mut full = false;
         why = Why::Changes;
         loop {
@@ -246,8 +258,8 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
                     break;
                 }
                 () = ctx.wake.notified() => {
-                    if ctx.wake.take_now() {
-                        full = true;
+                    again = ctx.wake.take_again();
+                    if !again.is_empty() {
                         why = Why::Worker;
                         break;
                     }
@@ -274,6 +286,7 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
                 Err(_) => break,
             }
         }
+        again.extend(ctx.wake.take_again());
         if why == Why::Resync && !seen.is_empty() {
             // Changes came with the timer: this pass is not only a resync.
             why = Why::Changes;
@@ -286,8 +299,10 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
         }
         scope = if full {
             Scope::All
-        } else {
+        } else if again.is_empty() {
             Scope::Changes(seen)
+        } else {
+            Scope::Again(seen, again)
         };
         tracing::trace!(controller = c.name(), cluster = %ctx.cluster.spec.name, ?why, "reconcile");
     }

@@ -5,7 +5,8 @@
 //!
 //! A pass skips a key whose task is still queued or running, and marks it: as client-go's
 //! workqueue re-queues an item added while it is processed, a marked task's end wakes
-//! its controller for a pass now, so the change that pass saw is looked at again. A task
+//! its controller for a pass now over that key ([`super::Scope::again`]), so the change
+//! the skipping pass saw is looked at again. A task
 //! may also ask for a pass at an instant (a modelled delay), which the controller's loop
 //! sleeps until without a pass in between. What a task writes wakes the controller
 //! through the change stream, as any write does.
@@ -21,21 +22,27 @@ use tokio::time::Instant;
 #[derive(Debug, Default)]
 pub(crate) struct Wake {
     notify: Notify,
-    /// A pass is wanted now.
-    now: std::sync::atomic::AtomicBool,
+    /// Keys a pass is wanted for now.
+    again: Mutex<Vec<String>>,
     /// The soonest instant a pass is wanted at.
     at: Mutex<Option<Instant>>,
 }
 
 impl Wake {
-    /// Asks for a pass now (`None`) or at `at`.
-    pub(crate) fn request(&self, at: Option<Instant>) {
-        match at {
-            None => self.now.store(true, std::sync::atomic::Ordering::SeqCst),
-            Some(at) => {
-                let mut slot = self.at.lock().unwrap_or_else(PoisonError::into_inner);
-                *slot = Some(slot.map_or(at, |w| w.min(at)));
-            }
+    /// Asks for a pass now over `key`.
+    pub(crate) fn request_again(&self, key: String) {
+        self.again
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(key);
+        self.notify.notify_one();
+    }
+
+    /// Asks for a pass at `at`.
+    pub(crate) fn request_at(&self, at: Instant) {
+        {
+            let mut slot = self.at.lock().unwrap_or_else(PoisonError::into_inner);
+            *slot = Some(slot.map_or(at, |w| w.min(at)));
         }
         self.notify.notify_one();
     }
@@ -45,9 +52,9 @@ impl Wake {
         self.notify.notified().await;
     }
 
-    /// Whether a pass was asked for now (and clears it).
-    pub(crate) fn take_now(&self) -> bool {
-        self.now.swap(false, std::sync::atomic::Ordering::SeqCst)
+    /// The keys a pass was asked for now (and clears them).
+    pub(crate) fn take_again(&self) -> Vec<String> {
+        std::mem::take(&mut *self.again.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The soonest instant a pass was asked for (and clears it).
@@ -85,8 +92,8 @@ impl Workers {
     }
 
     /// Runs `work` for `key` unless a task for it is queued or running (then marks that
-    /// one, so that its end asks for a pass now). When it ends, `wake` is asked for a
-    /// pass at the instant it returns, if any.
+    /// one, so that its end asks for a pass now over `key`). When it ends, `wake` is
+    /// asked for a pass at the instant it returns, if any.
     pub(crate) fn spawn<F>(&self, key: String, wake: &Arc<Wake>, work: F)
     where
         F: Future<Output = Option<Instant>> + Send + 'static,
@@ -115,9 +122,9 @@ impl Workers {
                 .remove(&key)
                 .unwrap_or(false);
             if again {
-                wake.request(None);
-            } else if at.is_some() {
-                wake.request(at);
+                wake.request_again(key);
+            } else if let Some(at) = at {
+                wake.request_at(at);
             }
         });
     }
@@ -150,7 +157,11 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), wake.notified())
             .await
             .expect("the marked task's end wakes its controller");
-        assert!(wake.take_now(), "a pass now, to look at pod-a again");
+        assert_eq!(
+            wake.take_again(),
+            ["pod-a"],
+            "a pass now, to look at pod-a again"
+        );
         assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
         assert!(!workers.busy("pod-a"));
 
@@ -165,7 +176,7 @@ mod tests {
         while workers.busy("pod-b") {
             tokio::task::yield_now().await;
         }
-        assert!(!wake.take_now(), "nothing asks for a pass now");
+        assert!(wake.take_again().is_empty(), "nothing asks for a pass now");
         assert_eq!(wake.take_at(), Some(later));
         assert_eq!(wake.take_at(), None);
     }
