@@ -222,8 +222,14 @@ impl Objects {
         Some(by_name.values().map(|a| a.as_ref().clone()).collect())
     }
 
-    /// The app's side; None until every shard it reads is synced.
-    fn side(&self, ns: &str, sts: &str, claims: &[String], pvs: &[String]) -> Option<Side> {
+    /// What the app's side is made of; None until every shard it reads is synced.
+    fn parts<'a>(
+        &'a self,
+        ns: &str,
+        sts: &str,
+        claims: &'a [String],
+        pvs: &'a [String],
+    ) -> Option<Parts<'a>> {
         let o = self;
         let (pods, claim_shard, sets) = (o.pods.get(ns)?, o.claims.get(ns)?, o.sets.get(ns)?);
         if !(pods.synced && claim_shard.synced && sets.synced && o.pvs.synced && o.vas.synced) {
@@ -241,23 +247,66 @@ impl Objects {
         if let Some(uid) = set.and_then(|s| s.metadata.uid.as_deref()) {
             app_pods.extend(pods.indexed(uid));
         }
-        let attachments: BTreeMap<&String, &Arc<VolumeAttachment>> =
-            pvs.iter().flat_map(|pv| o.vas.indexed(pv)).collect();
-        Some(convert::side(
-            sts,
-            set.map(|s| s.as_ref()),
-            app_pods.values().map(|p| p.as_ref()),
-            attachments.values().map(|a| a.as_ref()),
-            claims
+        Some(Parts {
+            set,
+            pods: app_pods,
+            attachments: pvs.iter().flat_map(|pv| o.vas.indexed(pv)).collect(),
+            claims: claims
                 .iter()
                 .filter_map(|c| claim_shard.live.get(c))
-                .map(|c| c.as_ref()),
-            pvs.iter()
-                .filter_map(|p| o.pvs.live.get(p))
-                .map(|p| p.as_ref()),
+                .collect(),
+            pvs: pvs.iter().filter_map(|p| o.pvs.live.get(p)).collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+impl Objects {
+    /// The app's side; None until every shard it reads is synced.
+    fn side(&self, ns: &str, sts: &str, claims: &[String], pvs: &[String]) -> Option<Side> {
+        Some(self.parts(ns, sts, claims, pvs)?.side(sts, claims, pvs))
+    }
+}
+
+/// The cached objects an app's side is made of.
+struct Parts<'a> {
+    set: Option<&'a Arc<StatefulSet>>,
+    pods: BTreeMap<&'a String, &'a Arc<Pod>>,
+    attachments: BTreeMap<&'a String, &'a Arc<VolumeAttachment>>,
+    claims: Vec<&'a Arc<PersistentVolumeClaim>>,
+    pvs: Vec<&'a Arc<PersistentVolume>>,
+}
+
+impl Parts<'_> {
+    fn side(&self, sts: &str, claims: &[String], pvs: &[String]) -> Side {
+        convert::side(
+            sts,
+            self.set.map(|s| s.as_ref()),
+            self.pods.values().map(|p| p.as_ref()),
+            self.attachments.values().map(|a| a.as_ref()),
+            self.claims.iter().map(|c| c.as_ref()),
+            self.pvs.iter().map(|p| p.as_ref()),
             claims,
             pvs,
-        ))
+        )
+    }
+
+    /// The objects' names and resourceVersions, hashed: equal stamps, equal sides (an
+    /// object changes its resourceVersion with every write).
+    fn stamp(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut add = |kind: u8, m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            (kind, &m.name, &m.resource_version).hash(&mut h);
+        };
+        if let Some(s) = self.set {
+            add(0, &s.metadata);
+        }
+        self.pods.values().for_each(|p| add(1, &p.metadata));
+        self.attachments.values().for_each(|a| add(2, &a.metadata));
+        self.claims.iter().for_each(|c| add(3, &c.metadata));
+        self.pvs.iter().for_each(|p| add(4, &p.metadata));
+        h.finish()
     }
 }
 
@@ -378,18 +427,26 @@ impl WatchCache {
         self.changes.subscribe()
     }
 
-    /// The app's side as the cache holds it; None until every shard it reads is synced.
-    pub(crate) fn side(
+    /// The app's side as the cache holds it; None until every shard it reads is synced,
+    /// and None also when none of the app's objects changed
+    /// since the call that set `stamp` (a waiter woken by another app's change skips
+    /// converting the same side again).
+    pub(crate) fn side_if_changed(
         &self,
         ns: &str,
         sts: &str,
         claims: &[String],
         pvs: &[String],
+        stamp: &mut Option<u64>,
     ) -> Option<Side> {
-        self.objects
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .side(ns, sts, claims, pvs)
+        let o = self.objects.read().unwrap_or_else(PoisonError::into_inner);
+        let parts = o.parts(ns, sts, claims, pvs)?;
+        let now = parts.stamp();
+        if *stamp == Some(now) {
+            return None;
+        }
+        *stamp = Some(now);
+        Some(parts.side(sts, claims, pvs))
     }
 
     /// The VolumeAttachments of `pvs` as cached; None until the attachment watch is synced.
@@ -544,6 +601,44 @@ mod tests {
         assert_eq!(
             objects.side("db", "db", &claim_names, &pv_names),
             Some(fresh)
+        );
+    }
+
+    #[test]
+    fn a_stamp_changes_with_the_apps_objects_only() {
+        let pod = |name: &str, rv: &str| -> Pod {
+            serde_json::from_value(
+                json!({ "metadata": { "name": name, "namespace": "ns", "resourceVersion": rv } }),
+            )
+            .unwrap()
+        };
+        let objects = |pods: Vec<Pod>| {
+            let mut o = Objects {
+                pvs: synced(vec![]),
+                vas: synced(vec![]),
+                ..Objects::default()
+            };
+            o.pods.insert("ns".into(), synced(pods));
+            o.claims.insert("ns".into(), synced(vec![]));
+            o.sets.insert("ns".into(), synced(vec![]));
+            o
+        };
+        let stamp = |o: &Objects| o.parts("ns", "db", &[], &[]).unwrap().stamp();
+        let base = stamp(&objects(vec![pod("db-0", "1"), pod("web-0", "1")]));
+        assert_eq!(
+            base,
+            stamp(&objects(vec![pod("db-0", "1"), pod("web-0", "7")])),
+            "another app's pod changed"
+        );
+        assert_ne!(
+            base,
+            stamp(&objects(vec![pod("db-0", "2"), pod("web-0", "1")])),
+            "its pod changed"
+        );
+        assert_ne!(
+            base,
+            stamp(&objects(vec![pod("web-0", "1")])),
+            "its pod went"
         );
     }
 }

@@ -570,10 +570,13 @@ impl Cluster {
         let mut changes = cache.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut recheck = tokio::time::Instant::now() + RECHECK;
+        // Most wake-ups are other apps' changes: the side is converted and tested again
+        // only when one of this app's objects changed.
+        let mut stamp = None;
         loop {
             // Seen before reading: a change applied after this wakes the next select.
             changes.borrow_and_update();
-            if let Some(side) = cache.side(ns, sts, claims, pvs)
+            if let Some(side) = cache.side_if_changed(ns, sts, claims, pvs, &mut stamp)
                 && done(&side)
             {
                 return Ok(side);
