@@ -5,7 +5,8 @@
 //! `$CARGO_TARGET_DIR/bench/migrate.json` (or `target/bench/migrate.json`).
 //!
 //!   cargo bench -p baton --bench migrate -- [--scenario large|default|FILE]
-//!       [--latency-ms 0,20] [--parallel 64] [--naive-parallel 64] [--skip-naive]
+//!       [--latency-ms 0,20] [--parallel 64] [--max-down N] [--naive-parallel 64]
+//!       [--skip-naive]
 //!       [--fingerprint-flush-s 300]
 //!
 //! Figures: wall time; Kubernetes and AWS calls per volume (baton's own: the emulator's
@@ -44,6 +45,8 @@ struct Args {
     scenario: String,
     latencies: Vec<u64>,
     parallel: usize,
+    /// baton's `--max-down` (None: its default, `--parallel`).
+    max_down: Option<usize>,
     naive_parallel: usize,
     /// Skip the naive runs (for profiling baton alone).
     skip_naive: bool,
@@ -56,6 +59,7 @@ fn args() -> Args {
         scenario: "large".into(),
         latencies: vec![0, 20],
         parallel: 64,
+        max_down: None,
         naive_parallel: 64,
         skip_naive: false,
         fingerprint_flush: Duration::from_secs(300),
@@ -73,6 +77,7 @@ fn args() -> Args {
                     .collect()
             }
             "--parallel" => a.parallel = it.next().and_then(|s| s.parse().ok()).expect("N"),
+            "--max-down" => a.max_down = it.next().and_then(|s| s.parse().ok()),
             "--naive-parallel" => {
                 a.naive_parallel = it.next().and_then(|s| s.parse().ok()).expect("N")
             }
@@ -197,13 +202,15 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-async fn run_baton(bed: &Bed, parallel: usize) -> Value {
+async fn run_baton(bed: &Bed, parallel: usize, max_down: Option<usize>) -> Value {
     let started = Instant::now();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
         .args([
             "migrate", "--from", "blue", "--to", "green", "--yes", "-o", "json",
         ])
-        .args(["--parallel", &parallel.to_string(), "--state-dir"])
+        .args(["--parallel", &parallel.to_string()])
+        .args(max_down.map(|n| format!("--max-down={n}")))
+        .arg("--state-dir")
         .arg(bed.dir.path().join("state"))
         .envs(bed.env.iter().cloned())
         .stdout(Stdio::piped())
@@ -498,7 +505,7 @@ async fn main() {
         for c in bed_b.estate.server.clusters() {
             c.cluster.take_controller_passes();
         }
-        let b = run_baton(&bed_b, a.parallel).await;
+        let b = run_baton(&bed_b, a.parallel, a.max_down).await;
         // Where the emulator's time went during baton's run, per cluster and controller.
         let mut passes = BTreeMap::new();
         for c in bed_b.estate.server.clusters() {
@@ -603,6 +610,8 @@ async fn main() {
             "latency_ms": lat,
             "volumes": volumes,
             "parallel": a.parallel,
+            "max_down": a.max_down.unwrap_or(a.parallel),
+            "naive_parallel": a.naive_parallel,
             "fingerprint_flush_seconds": a.fingerprint_flush.as_secs(),
             "baton": b,
             "baton_k8s_calls": k8s,

@@ -713,6 +713,11 @@ pub struct MigrateArgs {
     /// Apps moved at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
+    /// Apps down at once (blue stopped, green not yet Ready; default: --parallel). The
+    /// other apps in progress prepare meanwhile and stop blue when a slot frees, so on
+    /// a busy estate each app's window is shorter and fewer services are down together.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_down: Option<u16>,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,

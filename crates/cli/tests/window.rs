@@ -52,3 +52,42 @@ fn a_run_watches_each_cluster_once_whatever_its_apps_and_waits() {
         );
     }
 }
+
+/// The most apps the journal shows in their window (blue stopped, green not yet Ready)
+/// at once, and how many windows it shows.
+fn windows_at_once(journal: &str) -> (usize, usize) {
+    let (mut down, mut most, mut windows) = (std::collections::BTreeSet::new(), 0, 0);
+    for line in journal.lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        if r["event"] != "phase" {
+            continue;
+        }
+        let app = r["app"].as_str().unwrap().to_string();
+        let in_window = matches!(
+            r["phase"].as_str().unwrap(),
+            "draining" | "handing-over" | "binding" | "starting"
+        );
+        if in_window && down.insert(app.clone()) {
+            windows += 1;
+        } else if !in_window {
+            down.remove(&app);
+        }
+        most = most.max(down.len());
+    }
+    (most, windows)
+}
+
+#[test]
+fn max_down_bounds_the_apps_in_their_window_at_once() {
+    let sim = common::sim_up();
+    sim.migrate_ok("m", &["--parallel", "3", "--max-down", "1"]);
+    let journal = std::fs::read_to_string(sim.dir.path().join("m/journal.jsonl")).unwrap();
+    let (most, windows) = windows_at_once(&journal);
+    assert!(windows >= 3, "every app had its window: {windows}");
+    assert_eq!(most, 1, "one app down at a time");
+    // Without the bound, three apps at once stop blue together.
+    sim.ok(&["rollback", "--state-dir", "m", "--yes"]);
+    sim.migrate_ok("m2", &["--parallel", "3"]);
+    let journal = std::fs::read_to_string(sim.dir.path().join("m2/journal.jsonl")).unwrap();
+    assert!(windows_at_once(&journal).0 > 1, "the check sees overlap");
+}

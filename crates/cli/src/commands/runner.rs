@@ -42,26 +42,46 @@ pub struct Outcome {
     pub window_seconds: Option<f64>,
 }
 
+/// How many apps run at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Parallel {
+    /// Apps worked on at once (preparing, in their window, or finishing).
+    pub apps: usize,
+    /// Apps a migration takes down at once (blue stopped, green not yet Ready): the
+    /// others prepare meanwhile and wait for a slot before stopping blue. Apps already
+    /// down when a resumed run starts go on without one.
+    pub down: usize,
+}
+
+impl Parallel {
+    /// `n` apps at once, all of which may be down.
+    pub fn of(n: usize) -> Self {
+        Self { apps: n, down: n }
+    }
+}
+
 /// Runs every app in `mode`.
 pub async fn run(
     engine: &Engine,
     state: &StateDir,
     apps: &[AppPlan],
     mode: Mode,
-    parallel: usize,
+    parallel: Parallel,
 ) -> Vec<Outcome> {
     let progress = Progress::new();
     engine.watch(apps);
+    let slots = tokio::sync::Semaphore::new(parallel.down.max(1));
+    let slots = &slots;
     let mut out: Vec<Outcome> = futures::stream::iter(apps)
         .map(|app| {
             let line = progress.app(&app.key());
             async move {
-                let o = run_app(engine, state, app, mode, &line).await;
+                let o = run_app(engine, state, app, mode, &line, slots).await;
                 line.finish(phase_name(o.phase));
                 o
             }
         })
-        .buffer_unordered(parallel.max(1))
+        .buffer_unordered(parallel.apps.max(1))
         .collect()
         .await;
     progress.done();
@@ -84,8 +104,11 @@ async fn run_app(
     app: &AppPlan,
     mode: Mode,
     line: &AppLine,
+    slots: &tokio::sync::Semaphore,
 ) -> Outcome {
     let key = app.key();
+    // This app's slot among those a migration may take down at once, once it has one.
+    let mut slot = None;
     let mut outcome = Outcome {
         app: key.clone(),
         phase: AppPhase::Planned,
@@ -166,6 +189,24 @@ async fn run_app(
         if cached && !trusts_cached_view(mode, &d) {
             // Decide this one again on a fresh read.
             continue;
+        }
+        if mode == Mode::Migrate
+            && slot.is_none()
+            && matches!(d, Decision::Act(Action::ScaleBlue { replicas: 0 }))
+        {
+            // Blue stops only in a slot; the window opens after it.
+            if let Ok(s) = slots.try_acquire() {
+                slot = Some(s);
+            } else {
+                line.step(
+                    phase_name(outcome.phase),
+                    "waiting for a slot to stop blue (--max-down)",
+                );
+                slot = slots.acquire().await.ok();
+                // The view is older than the wait: decide on a fresh read.
+                known = None;
+                continue;
+            }
         }
         let phase = AppPhase::of(mode, &d);
         if last_phase != Some(phase) {

@@ -251,14 +251,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
                 resumed: true,
             },
         )?;
-        let outcomes = runner::run(
-            &engine,
-            &state,
-            &plan.apps,
-            Mode::Migrate,
-            a.parallel as usize,
-        )
-        .await;
+        let outcomes = runner::run(&engine, &state, &plan.apps, Mode::Migrate, parallel(&a)).await;
         return finish(&outcomes, a.output, &dir);
     }
     let (from, to) = contexts(&a.clusters.from, &a.clusters.to)?;
@@ -399,8 +392,15 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
             resumed: false,
         },
     )?;
-    let outcomes = runner::run(&engine, &state, &apps, Mode::Migrate, a.parallel as usize).await;
+    let outcomes = runner::run(&engine, &state, &apps, Mode::Migrate, parallel(&a)).await;
     finish(&outcomes, a.output, &dir)
+}
+
+fn parallel(a: &MigrateArgs) -> runner::Parallel {
+    runner::Parallel {
+        apps: a.parallel.into(),
+        down: a.max_down.unwrap_or(a.parallel).into(),
+    }
 }
 
 fn finish(outcomes: &[Outcome], output: Output, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
@@ -604,7 +604,14 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
             resumed: false,
         },
     )?;
-    let outcomes = runner::run(&engine, &state, &apps, Mode::Rollback, a.parallel as usize).await;
+    let outcomes = runner::run(
+        &engine,
+        &state,
+        &apps,
+        Mode::Rollback,
+        runner::Parallel::of(a.parallel.into()),
+    )
+    .await;
     finish(&outcomes, Output::Table, &a.state_dir)
 }
 
@@ -637,7 +644,7 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
             resumed: false,
         },
     )?;
-    let outcomes = runner::run(&engine, &state, &plan.apps, mode, 4).await;
+    let outcomes = runner::run(&engine, &state, &plan.apps, mode, runner::Parallel::of(4)).await;
     let _ = write_json(&a.state_dir.join("committed.json"), &outcomes);
     finish(&outcomes, Output::Table, &a.state_dir)
 }
