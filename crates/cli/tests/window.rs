@@ -91,3 +91,59 @@ fn max_down_bounds_the_apps_in_their_window_at_once() {
     let journal = std::fs::read_to_string(sim.dir.path().join("m2/journal.jsonl")).unwrap();
     assert!(windows_at_once(&journal).0 > 1, "the check sees overlap");
 }
+
+#[test]
+fn an_app_stopped_inside_its_window_keeps_its_slot_and_the_rest_stay_up() {
+    // Every PV create in green fails: the first app to stop blue fails inside its window.
+    let sim = common::sim_up_with(&[
+        "--fault",
+        "green:method=POST:resource=persistentvolumes:rate=1:500",
+    ]);
+    let o = sim.migrate("m", &["--parallel", "3", "--max-down", "1", "-o", "json"]);
+    assert!(!o.status.success(), "the run must report its stopped apps");
+    let status: Value =
+        serde_json::from_str(&sim.ok(&["status", "--state-dir", "m", "-o", "json"])).unwrap();
+    let apps = status["apps"].as_array().unwrap();
+    let waited: Vec<&Value> = apps
+        .iter()
+        .filter(|a| {
+            a["problem"]
+                .as_str()
+                .is_some_and(|p| p.contains("blue was not stopped"))
+        })
+        .collect();
+    assert_eq!(
+        waited.len(),
+        apps.len() - 1,
+        "one app is down; the others never stopped blue: {status:#}"
+    );
+    // Their StatefulSets still run in blue; the one that failed is at 0.
+    let mut stopped = 0;
+    for a in apps {
+        let (ns, name) = a["app"].as_str().unwrap().split_once('/').unwrap();
+        let set = sim.kubectl_json("blue", &["get", "statefulset", name, "-n", ns]);
+        if set["spec"]["replicas"] == 0 {
+            stopped += 1;
+        } else {
+            assert!(waited.contains(&a), "{a:#}");
+        }
+    }
+    assert_eq!(stopped, 1);
+
+    // Once green takes PVs again, a resumed run moves them all.
+    sim.ok(&["sim", "fault", "--state-dir", "sim", "clear"]);
+    sim.ok(&[
+        "migrate",
+        "--resume",
+        "--state-dir",
+        "m",
+        "--yes",
+        "--max-down",
+        "1",
+    ]);
+    let status: Value =
+        serde_json::from_str(&sim.ok(&["status", "--state-dir", "m", "-o", "json"])).unwrap();
+    for a in status["apps"].as_array().unwrap() {
+        assert_eq!(a["phase"], "migrated", "{a:#}");
+    }
+}

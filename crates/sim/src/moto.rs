@@ -78,15 +78,17 @@ impl Moto {
             .map_err(MotoError::Spawn)?;
         let tmp = std::env::temp_dir();
         let log = tmp.join(format!("baton-sim-moto-{port}.log"));
-        let mut launcher = None;
+        // Removed when this function returns: python has read it by then.
+        let mut _launcher = None;
         let server = if patched && works("python3", &["-c", "import moto.server"]).await {
-            // moto_server.py: moto with its per-request costs removed (see the file);
-            // python reads it at start, so it is removed once moto answers.
-            let file = tmp.join(format!("baton-sim-moto-{port}.py"));
+            // moto_server.py: moto with its per-request costs removed (see the file), in
+            // a directory of its own (python puts the script's directory first on its
+            // path: nothing else may be there to shadow a module).
+            let dir = TempDir::new(tmp.join(format!("baton-sim-moto-{port}.d")))?;
+            let file = dir.0.join("moto_server.py");
             std::fs::write(&file, LAUNCHER).map_err(MotoError::Spawn)?;
-            let cmd = format!("python3 '{}'", file.display());
-            launcher = Some(file);
-            cmd
+            _launcher = Some(dir);
+            format!("python3 '{}'", file.display())
         } else if works("sh", &["-c", "command -v moto_server"]).await {
             "moto_server".into()
         } else if works("python3", &["-c", "import moto.server"]).await {
@@ -119,9 +121,6 @@ impl Moto {
         loop {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
                 tracing::info!(%addr, "moto is answering");
-                if let Some(file) = &launcher {
-                    let _ = std::fs::remove_file(file);
-                }
                 return Ok(moto);
             }
             if let Ok(Some(status)) = moto.child.try_wait() {
@@ -161,6 +160,23 @@ impl Moto {
     /// moto's request log.
     pub fn log(&self) -> &std::path::Path {
         &self.log
+    }
+}
+
+/// A directory of this process's, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(path: PathBuf) -> Result<Self, MotoError> {
+        let _ = std::fs::remove_dir_all(&path); // a crashed run's
+        std::fs::create_dir(&path).map_err(MotoError::Spawn)?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -70,7 +70,7 @@ pub async fn run(
 ) -> Vec<Outcome> {
     let progress = Progress::new();
     engine.watch(apps);
-    let slots = tokio::sync::Semaphore::new(parallel.down.max(1));
+    let slots = Slots::new(parallel.down);
     let slots = &slots;
     let mut out: Vec<Outcome> = futures::stream::iter(apps)
         .map(|app| {
@@ -98,17 +98,67 @@ pub async fn run(
     out
 }
 
+/// The slots of `--max-down`: an app takes one before it stops blue and gives it back
+/// when green is Ready. An app that stops inside its window (blocked or failed, blue still
+/// stopped) keeps its slot, for it is still down; once every slot is kept so, the apps
+/// still waiting for one stop too (blocked, blue untouched) rather than wait forever.
+struct Slots {
+    sem: tokio::sync::Semaphore,
+    size: usize,
+    kept: std::sync::atomic::AtomicUsize,
+}
+
+impl Slots {
+    fn new(size: usize) -> Self {
+        let size = size.max(1);
+        Self {
+            sem: tokio::sync::Semaphore::new(size),
+            size,
+            kept: Default::default(),
+        }
+    }
+
+    fn keep(&self, permit: tokio::sync::SemaphorePermit<'_>) {
+        permit.forget();
+        let kept = self.kept.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if kept >= self.size {
+            self.sem.close();
+        }
+    }
+}
+
+/// One app's hold on a slot: kept on drop while the app is down.
+struct Slot<'a> {
+    slots: &'a Slots,
+    permit: Option<tokio::sync::SemaphorePermit<'a>>,
+    /// Blue is stopped for this app and green not yet Ready.
+    down: bool,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.permit.take()
+            && self.down
+        {
+            self.slots.keep(p);
+        }
+    }
+}
+
 async fn run_app(
     engine: &Engine,
     state: &StateDir,
     app: &AppPlan,
     mode: Mode,
     line: &AppLine,
-    slots: &tokio::sync::Semaphore,
+    slots: &Slots,
 ) -> Outcome {
     let key = app.key();
-    // This app's slot among those a migration may take down at once, once it has one.
-    let mut slot = None;
+    let mut slot = Slot {
+        slots,
+        permit: None,
+        down: false,
+    };
     let mut outcome = Outcome {
         app: key.clone(),
         phase: AppPhase::Planned,
@@ -190,23 +240,47 @@ async fn run_app(
             // Decide this one again on a fresh read.
             continue;
         }
-        if mode == Mode::Migrate
-            && slot.is_none()
-            && matches!(d, Decision::Act(Action::ScaleBlue { replicas: 0 }))
-        {
-            // Blue stops only in a slot; the window opens after it.
-            if let Ok(s) = slots.try_acquire() {
-                slot = Some(s);
-            } else {
-                line.step(
-                    phase_name(outcome.phase),
-                    "waiting for a slot to stop blue (--max-down)",
-                );
-                slot = slots.acquire().await.ok();
-                // The view is older than the wait: decide on a fresh read.
-                known = None;
-                continue;
+        let stops_blue = matches!(d, Decision::Act(Action::ScaleBlue { replicas: 0 }));
+        if mode == Mode::Migrate && slot.permit.is_none() {
+            if stops_blue {
+                // Blue stops only in a slot; the window opens after it.
+                if let Ok(p) = slots.sem.try_acquire() {
+                    slot.permit = Some(p);
+                } else {
+                    line.step(
+                        phase_name(outcome.phase),
+                        "waiting for a slot to stop blue (--max-down)",
+                    );
+                    let Ok(p) = slots.sem.acquire().await else {
+                        let reason = format!(
+                            "blue was not stopped: all {} --max-down slots are held by apps that stopped inside their window; fix them, then run `baton migrate --resume`",
+                            slots.size
+                        );
+                        let _ = state.record(
+                            Some(&key),
+                            Event::Phase {
+                                phase: AppPhase::Blocked,
+                                reason: Some(reason.clone()),
+                            },
+                        );
+                        line.phase(phase_name(AppPhase::Blocked), Some(&reason));
+                        outcome.phase = AppPhase::Blocked;
+                        outcome.problem = Some(reason);
+                        return outcome;
+                    };
+                    slot.permit = Some(p);
+                    // The view is older than the wait: decide on a fresh read.
+                    known = None;
+                    continue;
+                }
+            } else if AppPhase::of(mode, &d).in_window() && !slot.down {
+                // Down already (a resumed run): it goes on, in a slot if one is free.
+                slot.permit = slots.sem.try_acquire().ok();
+                slot.down = true;
             }
+        }
+        if stops_blue {
+            slot.down = true;
         }
         let phase = AppPhase::of(mode, &d);
         if last_phase != Some(phase) {
@@ -319,6 +393,7 @@ async fn run_app(
                 known = Some(obs);
             }
             Decision::Done => {
+                slot.down = false;
                 if mode == Mode::Migrate {
                     outcome.window_seconds = window_open.map(|t| t.elapsed().as_secs_f64());
                 }

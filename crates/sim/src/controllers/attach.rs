@@ -88,10 +88,12 @@ impl Controller for Attacher {
         scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
+            // A key looked at again is forgotten: a pass that finds it busy records it
+            // anew.
             match touched_pvs(ctx, scope).and_then(|mut pvs| {
-                let known = lock(&self.pvs_of);
+                let mut known = lock(&self.pvs_of);
                 for key in scope.again() {
-                    pvs.extend(known.get(key)?.iter().cloned());
+                    pvs.extend(known.remove(key)?);
                 }
                 Some(pvs)
             }) {
