@@ -5,7 +5,7 @@
 //! `$CARGO_TARGET_DIR/bench/migrate.json` (or `target/bench/migrate.json`).
 //!
 //!   cargo bench -p baton --bench migrate -- [--scenario large|default|FILE]
-//!       [--latency-ms 0,20] [--parallel 64] [--max-down N] [--naive-parallel 64]
+//!       [--latency-ms 0,20] [--parallel 250] [--max-down 12] [--naive-parallel 64]
 //!       [--skip-naive]
 //!       [--fingerprint-flush-s 300]
 //!
@@ -58,8 +58,8 @@ fn args() -> Args {
     let mut a = Args {
         scenario: "large".into(),
         latencies: vec![0, 20],
-        parallel: 64,
-        max_down: None,
+        parallel: 250,
+        max_down: Some(12),
         naive_parallel: 64,
         skip_naive: false,
         fingerprint_flush: Duration::from_secs(300),
@@ -248,6 +248,29 @@ async fn run_baton(bed: &Bed, parallel: usize, max_down: Option<usize>) -> Value
     let mut waits: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let journal =
         std::fs::read_to_string(bed.dir.path().join("state/journal.jsonl")).unwrap_or_default();
+    // Where the wall time went: from the run's start to the first app stopping blue
+    // (preparing), and from there to the last app Ready in green (the windows).
+    let (mut begun, mut first_down, mut last_up) = (None, None, None);
+    for line in journal.lines() {
+        let Ok(e) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let at = e["at"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        match (e["event"].as_str(), e["phase"].as_str()) {
+            (Some("run-started"), _) => begun = begun.or(at),
+            (Some("phase"), Some("draining")) => first_down = first_down.or(at),
+            (Some("phase"), Some("migrated")) => last_up = at.or(last_up),
+            _ => {}
+        }
+    }
+    let span = |a: Option<jiff::Timestamp>, b: Option<jiff::Timestamp>| {
+        a.zip(b)
+            .and_then(|(a, b)| b.duration_since(a).try_into().ok())
+            .map(|d: Duration| d.as_secs_f64())
+    };
+    let (preparing, windows_span) = (span(begun, first_down), span(first_down, last_up));
     for line in journal.lines() {
         if let Ok(e) = serde_json::from_str::<Value>(line)
             && e["event"] == "waited"
@@ -272,6 +295,8 @@ async fn run_baton(bed: &Bed, parallel: usize, max_down: Option<usize>) -> Value
     json!({
         "waits": waits,
         "wall_seconds": wall,
+        "start_to_first_window_seconds": preparing,
+        "first_window_to_last_ready_seconds": windows_span,
         "apps": outcomes.len(),
         "migrated": migrated,
         "window_p50": percentile(&mut windows, 0.5),
@@ -605,6 +630,12 @@ async fn main() {
             })
             .unwrap_or_default();
         println!("           baton's waits: {}", waits.join(", "));
+        let secs = |k: &str| b[k].as_f64().map_or("-".into(), |v| format!("{v:.1} s"));
+        println!(
+            "           baton's wall: start to first window {}, first window to last Ready {}",
+            secs("start_to_first_window_seconds"),
+            secs("first_window_to_last_ready_seconds")
+        );
         results.push(json!({
             "scenario": scenario.name,
             "latency_ms": lat,
