@@ -212,16 +212,32 @@ async fn scale_down_with_when_scaled_delete_deletes_claims_and_retain_keeps_them
         pvcs.get("data-keep-0").await.is_ok(),
         "whenScaled: Retain keeps the claim"
     );
-    // The dropped claim's PV (hostPath, Retain by default for static PVs) is Released, not deleted.
-    let released = pvs
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|pv| pv.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released"))
-        .count();
-    assert_eq!(released, 1);
+    // The dropped claim's PV (hostPath, Retain by default for static PVs) becomes Released
+    // (the binder's next pass after the claim went), and is not deleted.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let phases: Vec<Option<String>> = pvs
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|pv| pv.status.and_then(|s| s.phase))
+            .collect();
+        let released = phases
+            .iter()
+            .filter(|p| p.as_deref() == Some("Released"))
+            .count();
+        if released == 1 {
+            assert_eq!(phases.len(), 4, "no PV deleted: {phases:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "one PV Released within 10 s: {phases:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
