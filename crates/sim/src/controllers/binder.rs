@@ -90,7 +90,7 @@ impl Controller for Binder {
                     ctx,
                     pvc,
                     reserved.get(&key).map(Vec::as_slice).unwrap_or_default(),
-                    &available,
+                    &mut available,
                 );
             }
             let volumes: Vec<Arc<Value>> = match &touched.volumes {
@@ -195,7 +195,7 @@ fn reserved_for(pv: &Value, pvc: &Value) -> bool {
 
 /// One claim. `reserved` are the PVs whose claimRef names it; `available` the
 /// unreserved Available ones.
-fn sync_claim(ctx: &Ctx, pvc: &Value, reserved: &[Arc<Value>], available: &[Arc<Value>]) {
+fn sync_claim(ctx: &Ctx, pvc: &Value, reserved: &[Arc<Value>], available: &mut Vec<Arc<Value>>) {
     if meta::is_deleting(pvc) {
         return;
     }
@@ -258,6 +258,9 @@ fn sync_claim(ctx: &Ctx, pvc: &Value, reserved: &[Arc<Value>], available: &[Arc<
     }
     // Match an Available volume.
     if let Some(pv) = best_match(available, pvc) {
+        // Taken: a later claim of this pass must not match it too (its copy in
+        // `available` is older than this bind).
+        available.retain(|p| meta::name(p) != meta::name(&pv));
         bind_volume(ctx, &pv, pvc, true);
         finish_claim(ctx, pvc, meta::name(&pv), true);
         return;
@@ -596,5 +599,54 @@ mod tests {
             ebs_volume_id(&json!({ "spec": { "hostPath": { "path": "/x" } } })),
             None
         );
+    }
+
+    /// Two claims that one pass binds (a burst of creates) never get the same volume:
+    /// the pass's list of Available volumes is older than its own binds.
+    #[tokio::test]
+    async fn one_pass_binds_two_claims_to_two_volumes() {
+        use crate::cluster::{Cluster, ClusterSpec};
+        use crate::controllers::{Controller, Delays, Scope};
+        let ctx = Ctx::new(
+            Cluster::new(ClusterSpec::new("t", "v1.31.0")),
+            None,
+            Delays::default(),
+        );
+        for name in ["pv-a", "pv-b"] {
+            ctx.create(
+                PVS,
+                "",
+                json!({ "apiVersion": "v1", "kind": "PersistentVolume", "metadata": { "name": name },
+                        "spec": { "capacity": { "storage": "1Gi" }, "accessModes": ["ReadWriteOnce"],
+                                  "hostPath": { "path": "/x" } },
+                        "status": { "phase": "Available" } }),
+            )
+            .unwrap();
+        }
+        for name in ["one", "two"] {
+            ctx.create(
+                PVCS,
+                "default",
+                json!({ "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": { "name": name },
+                        "spec": { "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                                  "resources": { "requests": { "storage": "1Gi" } } } }),
+            )
+            .unwrap();
+        }
+        // The first pass makes the volumes Available (status is not taken on create); the
+        // second binds both claims.
+        Binder.reconcile(&ctx, &Scope::All).await;
+        Binder.reconcile(&ctx, &Scope::All).await;
+        let volume = |c: &str| {
+            ctx.get(PVCS, "default", c)
+                .and_then(|c| c["spec"]["volumeName"].as_str().map(String::from))
+        };
+        let (one, two) = (volume("one"), volume("two"));
+        assert!(one.is_some() && two.is_some(), "{one:?} {two:?}");
+        assert_ne!(one, two, "two claims bound to one volume");
+        for (claim, pv) in [("one", one.unwrap()), ("two", two.unwrap())] {
+            let pv = ctx.get(PVS, "", &pv).unwrap();
+            assert_eq!(pv["spec"]["claimRef"]["name"], claim, "{pv}");
+        }
     }
 }
