@@ -79,6 +79,9 @@ impl Default for Delays {
 /// undone for longer than this.
 pub(crate) const RESYNC: Duration = Duration::from_secs(10);
 
+/// How long a pass woken by a change waits for the rest of its burst.
+const COALESCE: Duration = Duration::from_millis(5);
+
 /// What a pass must look at.
 #[derive(Debug)]
 pub(crate) enum Scope {
@@ -274,7 +277,12 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
                 _ = closing.changed() => return,
             }
         }
-        // Coalesce a burst of changes into one pass.
+        // Coalesce a burst of changes into one pass: writes come in bursts (one object's
+        // several writes, many apps' at once), and on a busy estate most of a pass is
+        // its fixed cost, so a change waits COALESCE for the rest of its burst.
+        if !seen.is_empty() {
+            tokio::time::sleep(COALESCE).await;
+        }
         loop {
             match changes.try_recv() {
                 Ok(change) if relevant(c.watches(), &change) => seen.push(change),
