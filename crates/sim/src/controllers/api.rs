@@ -166,6 +166,16 @@ pub(crate) struct EventCache {
 const EVENT_QUIET: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Ctx {
+    /// A context for a fresh cluster without EC2 and with no modelled delays (unit tests).
+    #[cfg(test)]
+    pub(crate) fn for_test() -> Self {
+        Self::new(
+            crate::cluster::Cluster::new(crate::cluster::ClusterSpec::new("t", "v1.31.0")),
+            None,
+            Delays::default(),
+        )
+    }
+
     /// A context for a cluster, with EC2 access when given.
     pub fn new(cluster: Arc<Cluster>, aws: Option<baton_aws::Aws>, delays: Delays) -> Self {
         Self {

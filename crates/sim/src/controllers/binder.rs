@@ -605,13 +605,8 @@ mod tests {
     /// the pass's list of Available volumes is older than its own binds.
     #[tokio::test]
     async fn one_pass_binds_two_claims_to_two_volumes() {
-        use crate::cluster::{Cluster, ClusterSpec};
-        use crate::controllers::{Controller, Delays, Scope};
-        let ctx = Ctx::new(
-            Cluster::new(ClusterSpec::new("t", "v1.31.0")),
-            None,
-            Delays::default(),
-        );
+        use crate::controllers::{Controller, Scope};
+        let ctx = Ctx::for_test();
         for name in ["pv-a", "pv-b"] {
             ctx.create(
                 PVS,

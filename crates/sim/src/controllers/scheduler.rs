@@ -407,8 +407,6 @@ fn schedule(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{Cluster, ClusterSpec};
-    use crate::controllers::Delays;
 
     fn node(ctx: &Ctx, name: &str, zone: &str) {
         ctx.create(
@@ -442,11 +440,7 @@ mod tests {
     /// the volume's zone.
     #[tokio::test]
     async fn a_delayed_claim_keeps_its_selected_node_and_the_pod_waits_for_it_to_bind() {
-        let ctx = Ctx::new(
-            Cluster::new(ClusterSpec::new("t", "v1.31.0")),
-            None,
-            Delays::default(),
-        );
+        let ctx = Ctx::for_test();
         node(&ctx, "node-a", "zone-a");
         node(&ctx, "node-b", "zone-b");
         ctx.create(
