@@ -251,27 +251,20 @@ async fn run_app(
                         phase_name(outcome.phase),
                         "waiting for a slot to stop blue (--max-down)",
                     );
-                    let Ok(p) = slots.sem.acquire().await else {
-                        let reason = format!(
+                    if let Ok(p) = slots.sem.acquire().await {
+                        slot.permit = Some(p);
+                        // The view is older than the wait: decide on a fresh read.
+                        known = None;
+                        continue;
+                    }
+                    // Every slot is kept by an app down in its window: stop this one,
+                    // as any blocked app stops (journaled, reported), blue untouched.
+                    d = Decision::Blocked {
+                        reason: format!(
                             "blue was not stopped: all {} --max-down slots are held by apps that stopped inside their window; fix them, then run `baton migrate --resume`",
                             slots.size
-                        );
-                        let _ = state.record(
-                            Some(&key),
-                            Event::Phase {
-                                phase: AppPhase::Blocked,
-                                reason: Some(reason.clone()),
-                            },
-                        );
-                        line.phase(phase_name(AppPhase::Blocked), Some(&reason));
-                        outcome.phase = AppPhase::Blocked;
-                        outcome.problem = Some(reason);
-                        return outcome;
+                        ),
                     };
-                    slot.permit = Some(p);
-                    // The view is older than the wait: decide on a fresh read.
-                    known = None;
-                    continue;
                 }
             } else if AppPhase::of(mode, &d).in_window() && !slot.down {
                 // Down already (a resumed run): it goes on, in a slot if one is free.
@@ -279,7 +272,7 @@ async fn run_app(
                 slot.down = true;
             }
         }
-        if stops_blue {
+        if stops_blue && slot.permit.is_some() {
             slot.down = true;
         }
         let phase = AppPhase::of(mode, &d);
