@@ -1,18 +1,18 @@
 //! Each command, one module; `run` dispatches.
 
 mod backup;
+mod crash;
 mod demo;
-mod dry_run;
-mod engine;
+mod files;
 mod network;
+mod output;
 mod permissions;
 mod preflight;
 mod progress;
 mod report;
-mod runner;
+mod retry;
 mod sim;
 mod sim_fault;
-mod state;
 mod stateful;
 mod traffic;
 

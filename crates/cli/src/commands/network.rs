@@ -22,7 +22,7 @@ use baton_kube::{Cluster, KubeconfigSource};
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
-use super::stateful::{confirm, emit_plan, render, table};
+use super::output::{confirm, emit_plan, render, table};
 use crate::args::{AwsArgs, MirrorRulesArgs, NetworkApplyArgs, NetworkPlanArgs, Output};
 use crate::exit::{Refused, code};
 

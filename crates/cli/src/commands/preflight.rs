@@ -13,8 +13,8 @@ use baton_core::preflight::{self, ApiSource, ApiUse, Facts, Network, Report, Unc
 use baton_kube::Cluster;
 use ipnet::Ipv4Net;
 
-use super::engine;
-use super::stateful::render;
+use super::output::render;
+use super::stateful::world;
 use crate::args::{Output, PreflightArgs, SelectionArgs};
 
 /// `baton preflight`. Anything that stops the checks from running at all (an unknown
@@ -42,13 +42,13 @@ async fn check(a: &PreflightArgs) -> anyhow::Result<Report> {
     // Local input first: a wrong path is the user's to fix before any cluster is read.
     let files = manifest_files(&a.manifests)?;
     let (blue, green, aws) =
-        engine::connect(a.kubeconfig.as_deref(), &a.from, &a.to, &a.aws).await?;
+        world::connect(a.kubeconfig.as_deref(), &a.from, &a.to, &a.aws).await?;
     let selection = SelectionArgs {
         namespaces: a.namespaces.clone(),
         allow_multi_attach: a.allow_multi_attach,
         ..Default::default()
     };
-    let (plan, world) = engine::read_world(&blue, &green, &aws, &selection)
+    let (plan, world) = world::read_world(&blue, &green, &aws, &selection)
         .await
         .context("failed to read blue, green and EC2 for the plan's checks")?;
     let mut unchecked = Vec::new();

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::commands::state::write_json;
+use crate::commands::files::write_json;
 
 /// The file's name in the demo's state dir.
 pub const FILE: &str = "demo.json";

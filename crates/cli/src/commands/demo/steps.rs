@@ -22,7 +22,7 @@ use super::record::{DemoRecord, Finding, VolumeRecord};
 use super::stateless::{self, Generator};
 use super::{summary, verify};
 use crate::args::DemoArgs;
-use crate::commands::state::{read_json, read_lines};
+use crate::commands::files::{read_json, read_lines};
 
 /// The steps, in the seed's order: green's network first, then checks and a backup
 /// before anything moves, traffic before data, commit last, then the proof.
@@ -260,7 +260,7 @@ impl Demo {
                 return Err(e.into());
             }
         };
-        crate::commands::state::write_json(&sim.join("scenario.json"), &seeded)?;
+        crate::commands::files::write_json(&sim.join("scenario.json"), &seeded)?;
         let source = KubeconfigSource::file(&kubeconfig);
         let blue = source.client("blue").await?;
         let green = source.client("green").await?;
@@ -458,7 +458,7 @@ impl Demo {
         // not check.
         let report: Report = serde_json::from_str(&ran.stdout)
             .with_context(|| format!("preflight exited {:?} without a report", ran.code))?;
-        crate::commands::state::write_json(&self.dir.join(PREFLIGHT_FILE), &report)?;
+        crate::commands::files::write_json(&self.dir.join(PREFLIGHT_FILE), &report)?;
         for f in &report.findings {
             println!(
                 "  {:<5} {}: {} ({})",

@@ -12,7 +12,7 @@ use baton_core::traffic::machine::{self as shift, GateRecord, Position, ShiftSta
 
 use super::find;
 use crate::commands::demo::record::{DemoRecord, FILE as DEMO_FILE, Finding};
-use crate::commands::state::{read_json, read_lines};
+use crate::commands::files::{read_json, read_lines};
 
 /// Everything found in a state dir.
 #[derive(Debug)]

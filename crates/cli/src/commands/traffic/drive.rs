@@ -14,8 +14,8 @@ use baton_core::traffic::machine::{Decision, Event, Outcome, Position, ShiftPlan
 use baton_core::traffic::split::{self, Forward, GroupWeight};
 
 use super::journal::Journal;
+use crate::commands::crash::crash_point;
 use crate::commands::progress::AppLine;
-use crate::commands::runner::crash_point;
 
 /// baton's view of an AWS forward config.
 pub fn from_aws(c: &ForwardConfig) -> Forward {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use baton_core::traffic::machine::{self, Event, Record, ShiftState};
 
-use super::super::state::{append_line, read_lines};
+use crate::commands::files::{append_line, read_lines};
 use crate::exit::Refused;
 
 const FILE: &str = "traffic.jsonl";

@@ -19,8 +19,8 @@ use baton_core::traffic::split;
 use self::drive::{from_aws, now_ms};
 use self::journal::Journal;
 use super::network::connect_aws;
+use super::output::confirm;
 use super::progress::Progress;
-use super::stateful::confirm;
 use crate::args::{Inconclusive, Output, TrafficRollbackArgs, TrafficShiftArgs, TrafficStatusArgs};
 use crate::exit::{Refused, code};
 

@@ -10,7 +10,7 @@ use baton_core::traffic::split::Forward;
 use serde::Serialize;
 
 use crate::args::Output;
-use crate::commands::stateful::{render, table};
+use crate::commands::output::{render, table};
 
 /// The plan, before anything is written.
 pub fn plan(p: &ShiftPlan) -> String {

@@ -24,8 +24,10 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::engine::{Engine, Seen};
-use super::progress::{AppLine, Progress};
 use super::state::StateDir;
+use crate::commands::crash::crash_point;
+use crate::commands::progress::{AppLine, Progress};
+use crate::commands::retry::is_transient;
 
 /// How one app ended.
 #[derive(Debug, Clone, Serialize)]
@@ -439,16 +441,6 @@ fn batch_of(mode: Mode, app: &AppPlan, obs: &Observed, first: Action) -> Vec<Act
     batch
 }
 
-/// Whether an error is worth retrying (somewhere in its chain).
-pub fn is_transient(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<baton_kube::KubeError>()
-            .is_some_and(|k| k.is_transient())
-            || c.downcast_ref::<baton_aws::Error>()
-                .is_some_and(|a| a.is_transient())
-    })
-}
-
 /// The world after an action, from its known effect and what the call returned; None
 /// (observe again) when the effect depends on something not returned.
 fn expected(
@@ -476,21 +468,6 @@ fn expected(
         _ => {}
     }
     Some(obs)
-}
-
-/// Crash tests: `BATON_CRASH_AFTER_MUTATIONS=k` aborts the process (as `kill -9` would:
-/// no cleanup, no journal record) right after the k-th mutation of the run has been made.
-pub(super) fn crash_point() {
-    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let made = MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-    if std::env::var("BATON_CRASH_AFTER_MUTATIONS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        == Some(made)
-    {
-        eprintln!("baton: crashing after mutation {made} (BATON_CRASH_AFTER_MUTATIONS)");
-        std::process::abort();
-    }
 }
 
 /// The phase as a word.

@@ -1,12 +1,11 @@
 //! `baton plan`, `migrate`, `status`, `rollback`, `commit`: the stateful move's commands.
 //! Each validates everything before its first mutation; the runner does the rest.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use baton_core::journal::{Event, Summary};
 use baton_core::machine::{AppPhase, Decision, Mode, next};
 use baton_core::plan::{Plan, Severity};
@@ -15,9 +14,18 @@ use baton_core::simulate;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::engine::{self, Engine};
-use super::runner::{self, Outcome};
-use super::state::{RunInfo, StateDir, write_json};
+pub mod dry_run;
+pub mod engine;
+pub mod runner;
+pub mod state;
+pub mod world;
+
+use engine::Engine;
+use runner::Outcome;
+use state::{RunInfo, StateDir};
+
+use super::files::write_json;
+use super::output::{confirm, emit_plan, render, table};
 use crate::args::{AwsArgs, CommitArgs, MigrateArgs, Output, PlanArgs, RollbackArgs, StatusArgs};
 use crate::exit::code;
 
@@ -28,80 +36,23 @@ fn contexts(from: &Option<String>, to: &Option<String>) -> anyhow::Result<(Strin
     }
 }
 
-/// Prints a plan as `output` asks (`table` is its table form) and, with `out`, writes it
-/// there as YAML when `-o yaml` was asked and as JSON otherwise (a file a later command
-/// reads back).
-pub(super) fn emit_plan<T: Serialize>(
-    plan: &T,
-    table: String,
-    output: Output,
-    out: Option<&std::path::Path>,
-    what: &str,
-) -> anyhow::Result<()> {
-    match output {
-        Output::Table => print!("{table}"),
-        o => print!("{}", render(plan, o)?),
-    }
-    if let Some(out) = out {
-        let text = match output {
-            Output::Yaml => render(plan, Output::Yaml)?,
-            _ => render(plan, Output::Json)?,
-        };
-        std::fs::write(out, text).with_context(|| format!("failed to write {}", out.display()))?;
-        eprintln!("{what} written to {}", out.display());
-    }
-    Ok(())
-}
-
-pub(super) fn render<T: Serialize>(value: &T, output: Output) -> anyhow::Result<String> {
-    Ok(match output {
-        Output::Yaml => serde_saphyr::to_string(value).context("failed to render YAML")?,
-        _ => serde_json::to_string_pretty(value)? + "\n",
-    })
-}
-
 /// `baton plan`.
 pub async fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     let (from, to) = contexts(&a.clusters.from, &a.clusters.to)?;
-    let (blue, green, aws) = engine::connect(
+    let (blue, green, aws) = world::connect(
         a.clusters.kubeconfig.as_deref(),
         &from,
         &to,
         &a.clusters.aws,
     )
     .await?;
-    let plan = engine::make_plan(&blue, &green, &aws, &a.selection).await?;
+    let plan = world::make_plan(&blue, &green, &aws, &a.selection).await?;
     emit_plan(&plan, plan_table(&plan), a.output, a.out.as_deref(), "plan")?;
     Ok(ExitCode::from(if plan.blocking().is_empty() {
         code::OK
     } else {
         code::BLOCKED
     }))
-}
-
-pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-            + "\n"
-    };
-    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        out += &line(r.clone());
-    }
-    out
 }
 
 fn plan_table(plan: &Plan) -> String {
@@ -221,22 +172,6 @@ fn plan_table(plan: &Plan) -> String {
     out
 }
 
-pub(super) fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("{question} — not confirmed: pass --yes to run without a terminal");
-    }
-    eprint!("{question} [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    if !matches!(answer.trim(), "y" | "Y" | "yes") {
-        bail!("cancelled; nothing was changed");
-    }
-    Ok(())
-}
-
 /// `baton migrate`.
 pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
     let wait_timeout = Duration::from_secs(a.wait_timeout);
@@ -255,17 +190,17 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         return finish(&outcomes, a.output, &dir);
     }
     let (from, to) = contexts(&a.clusters.from, &a.clusters.to)?;
-    let (blue, green, aws) = engine::connect(
+    let (blue, green, aws) = world::connect(
         a.clusters.kubeconfig.as_deref(),
         &from,
         &to,
         &a.clusters.aws,
     )
     .await?;
-    let now = engine::make_plan(&blue, &green, &aws, &a.selection).await?;
+    let now = world::make_plan(&blue, &green, &aws, &a.selection).await?;
     let plan = match &a.plan {
         Some(file) => {
-            let saved: Plan = super::state::read_json(file)?;
+            let saved: Plan = super::files::read_json(file)?;
             let diffs = saved.differences(&now);
             if !diffs.is_empty() {
                 bail!(
@@ -323,7 +258,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
                 let d = next(Mode::Migrate, app, &obs);
                 match &d {
                     Decision::Act(action) => {
-                        println!("{}", super::dry_run::request(&engine, app, action).await?)
+                        println!("{}", dry_run::request(&engine, app, action).await?)
                     }
                     Decision::Wait { wait } => println!("  (wait for {})", wait.describe()),
                     Decision::Done => break,
@@ -550,7 +485,7 @@ async fn reopen(
     let info = state.info()?;
     let plan = state.plan()?;
     let (blue, green, aws) =
-        engine::connect(info.kubeconfig.as_deref(), &info.from, &info.to, aws).await?;
+        world::connect(info.kubeconfig.as_deref(), &info.from, &info.to, aws).await?;
     Ok((
         state,
         plan,

@@ -1,0 +1,185 @@
+//! What a plan is made from: both clusters and AWS connected, read, and planned.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use baton_aws::{Aws, AwsConfig, Filter, VolumeState};
+use baton_core::plan::Plan;
+use baton_core::planner::{self, Inputs, PlanOptions, Selection};
+use baton_core::world::{ClusterView, Ec2Volume};
+use baton_kube::{Cluster, KubeconfigSource};
+
+use crate::args::{AwsArgs, SelectionArgs};
+use crate::commands::retry::is_transient;
+
+/// Connects to both contexts and AWS, failing before anything else on a bad context.
+pub async fn connect(
+    kubeconfig: Option<&std::path::Path>,
+    from: &str,
+    to: &str,
+    aws: &AwsArgs,
+) -> anyhow::Result<(Cluster, Cluster, Aws)> {
+    if from == to {
+        bail!("--from and --to are both {from:?}; blue and green must be different clusters");
+    }
+    let source = match kubeconfig {
+        Some(p) => KubeconfigSource::file(p),
+        None => KubeconfigSource::default(),
+    };
+    let blue = Cluster::connect(&source, from).await?;
+    let green = Cluster::connect(&source, to).await?;
+    let mut cfg = AwsConfig::default();
+    if let Some(p) = &aws.profile {
+        cfg = cfg.profile(p);
+    }
+    if let Some(r) = &aws.region {
+        cfg = cfg.region(r);
+    }
+    let aws = Aws::connect(&cfg)
+        .await
+        .context("failed to set up AWS access")?;
+    Ok((blue, green, aws))
+}
+
+/// Reads both clusters and EC2 and plans, retrying transient errors (reads only).
+pub async fn make_plan(
+    blue: &Cluster,
+    green: &Cluster,
+    aws: &Aws,
+    selection: &SelectionArgs,
+) -> anyhow::Result<Plan> {
+    Ok(read_world(blue, green, aws, selection).await?.0)
+}
+
+/// What a plan was made from: both views and the VPCs of blue's and green's nodes.
+#[derive(Debug)]
+pub struct World {
+    /// Blue's view.
+    pub blue: ClusterView,
+    /// Green's view.
+    pub green: ClusterView,
+    /// VPCs of blue's and green's nodes.
+    pub vpcs: (BTreeSet<String>, BTreeSet<String>),
+}
+
+/// [`make_plan`], also returning what the plan was made from (preflight checks more of
+/// it than the planner).
+pub async fn read_world(
+    blue: &Cluster,
+    green: &Cluster,
+    aws: &Aws,
+    selection: &SelectionArgs,
+) -> anyhow::Result<(Plan, World)> {
+    let mut attempt = 0;
+    loop {
+        match read_and_plan(blue, green, aws, selection).await {
+            Ok(p) => return Ok(p),
+            Err(e) if attempt < 6 && is_transient(&e) => {
+                attempt += 1;
+                tracing::info!(error = %format!("{e:#}"), attempt, "transient error while planning; retrying");
+                tokio::time::sleep(Duration::from_millis(200) * 2u32.pow(attempt - 1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn read_and_plan(
+    blue: &Cluster,
+    green: &Cluster,
+    aws: &Aws,
+    selection: &SelectionArgs,
+) -> anyhow::Result<(Plan, World)> {
+    let (b, g) = futures::try_join!(
+        blue.view(&selection.namespaces),
+        green.view(&selection.namespaces)
+    )?;
+    let ids: Vec<String> = b
+        .volumes
+        .iter()
+        .filter_map(|v| v.volume_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let ec2 = describe(aws, &ids).await?;
+    let (bi, gi) = futures::try_join!(blue.node_instances(), green.node_instances())?;
+    let vpcs = futures::try_join!(vpcs_of(aws, &bi), vpcs_of(aws, &gi))?;
+    let inputs = Inputs {
+        blue: &b,
+        green: &g,
+        ec2: &ec2,
+        vpcs: vpcs.clone(),
+        aws_region: aws.region().to_string(),
+        now: jiff::Timestamp::now().to_string(),
+    };
+    let plan = planner::plan(
+        &inputs,
+        &Selection {
+            namespaces: selection.namespaces.clone(),
+            labels: selection.labels.clone(),
+        },
+        &PlanOptions {
+            allow_multi_attach: selection.allow_multi_attach,
+            convert_to_csi: selection.convert_to_csi,
+        },
+    );
+    Ok((
+        plan,
+        World {
+            blue: b,
+            green: g,
+            vpcs,
+        },
+    ))
+}
+
+async fn vpcs_of(aws: &Aws, instances: &[String]) -> anyhow::Result<BTreeSet<String>> {
+    if instances.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let found = aws
+        .describe_instances(&[Filter::new("instance-id", instances.iter().cloned())])
+        .await
+        .context("failed to read the nodes' EC2 instances")?;
+    Ok(found.into_iter().filter_map(|i| i.vpc_id).collect())
+}
+
+/// EC2's view of the volumes (unknown ids are simply absent).
+pub async fn describe(aws: &Aws, ids: &[String]) -> anyhow::Result<BTreeMap<String, Ec2Volume>> {
+    let mut out = BTreeMap::new();
+    for chunk in ids.chunks(200) {
+        let vols = aws
+            .describe_volumes(&[Filter::new("volume-id", chunk.iter().cloned())])
+            .await
+            .context("failed to describe the EBS volumes")?;
+        for v in vols {
+            out.insert(
+                v.id.clone(),
+                Ec2Volume {
+                    id: v.id.clone(),
+                    az: v.availability_zone.clone(),
+                    size_gib: v.size_gib,
+                    volume_type: v.volume_type.clone(),
+                    encrypted: v.encrypted,
+                    multi_attach: v.multi_attach,
+                    state: match &v.state {
+                        VolumeState::Available => "available".into(),
+                        VolumeState::InUse => "in-use".into(),
+                        VolumeState::Creating => "creating".into(),
+                        VolumeState::Deleting => "deleting".into(),
+                        VolumeState::Deleted => "deleted".into(),
+                        VolumeState::Error => "error".into(),
+                        VolumeState::Other(s) => s.clone(),
+                    },
+                    attached_to: v
+                        .attachments
+                        .iter()
+                        .map(|a| a.instance_id.clone())
+                        .collect(),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
