@@ -10,7 +10,6 @@ use baton_core::journal::{Event, Summary};
 use baton_core::machine::{AppPhase, Decision, Mode, next};
 use baton_core::plan::{Plan, Severity};
 use baton_core::quantity::format_bytes;
-use baton_core::simulate;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
@@ -20,7 +19,7 @@ pub mod runner;
 pub mod state;
 pub mod world;
 
-use engine::Engine;
+use engine::{Engine, Live};
 use runner::Outcome;
 use state::{RunInfo, StateDir};
 
@@ -186,7 +185,17 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
                 resumed: true,
             },
         )?;
-        let outcomes = runner::run(&engine, &state, &plan.apps, Mode::Migrate, parallel(&a)).await;
+        let outcomes = runner::run(
+            &Live {
+                engine: &engine,
+                state: &state,
+            },
+            &state,
+            &plan.apps,
+            Mode::Migrate,
+            parallel(&a),
+        )
+        .await;
         return finish(&outcomes, a.output, &dir);
     }
     let (from, to) = contexts(&a.clusters.from, &a.clusters.to)?;
@@ -251,26 +260,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         wait_timeout,
     };
     if a.dry_run {
-        for app in &apps {
-            let mut obs = engine.observe(app).await?;
-            println!("# {} ({} volumes)", app.key(), app.volumes.len());
-            for _ in 0..200 {
-                let d = next(Mode::Migrate, app, &obs);
-                match &d {
-                    Decision::Act(action) => {
-                        println!("{}", dry_run::request(&engine, app, action).await?)
-                    }
-                    Decision::Wait { wait } => println!("  (wait for {})", wait.describe()),
-                    Decision::Done => break,
-                    Decision::Blocked { reason } => {
-                        println!("  (blocked: {reason})");
-                        break;
-                    }
-                }
-                simulate::apply(app, &mut obs, &d);
-            }
-        }
-        eprintln!("dry run: nothing was changed");
+        dry_run::print(&engine, &apps, Mode::Migrate).await?;
         return Ok(ExitCode::from(code::OK));
     }
     confirm(
@@ -327,7 +317,17 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
             resumed: false,
         },
     )?;
-    let outcomes = runner::run(&engine, &state, &apps, Mode::Migrate, parallel(&a)).await;
+    let outcomes = runner::run(
+        &Live {
+            engine: &engine,
+            state: &state,
+        },
+        &state,
+        &apps,
+        Mode::Migrate,
+        parallel(&a),
+    )
+    .await;
     finish(&outcomes, a.output, &dir)
 }
 
@@ -346,7 +346,7 @@ fn finish(outcomes: &[Outcome], output: Output, dir: &std::path::Path) -> anyhow
                 .map(|o| {
                     vec![
                         o.app.clone(),
-                        runner::phase_name(o.phase).into(),
+                        o.phase.name().into(),
                         o.mutations.to_string(),
                         o.window_seconds
                             .map(|s| format!("{s:.1}s"))
@@ -454,7 +454,7 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
                     a.volumes.iter().map(move |v| {
                         vec![
                             a.app.clone(),
-                            a.phase.map(runner::phase_name).unwrap_or("planned").into(),
+                            a.phase.map(AppPhase::name).unwrap_or("planned").into(),
                             v.claim.clone(),
                             v.volume_id.clone(),
                             v.step.clone(),
@@ -527,6 +527,10 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         }
         None => plan.apps.clone(),
     };
+    if a.dry_run {
+        dry_run::print(&engine, &apps, Mode::Rollback).await?;
+        return Ok(ExitCode::from(code::OK));
+    }
     confirm(
         a.yes,
         &format!("Return {} apps to {}?", apps.len(), engine.blue.context),
@@ -540,7 +544,10 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     let outcomes = runner::run(
-        &engine,
+        &Live {
+            engine: &engine,
+            state: &state,
+        },
         &state,
         &apps,
         Mode::Rollback,
@@ -563,6 +570,10 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
             bail!("refused, nothing was deleted: {reason}");
         }
     }
+    if a.dry_run {
+        dry_run::print(&engine, &plan.apps, mode).await?;
+        return Ok(ExitCode::from(code::OK));
+    }
     confirm(
         a.yes,
         &format!(
@@ -579,7 +590,17 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
             resumed: false,
         },
     )?;
-    let outcomes = runner::run(&engine, &state, &plan.apps, mode, runner::Parallel::of(4)).await;
+    let outcomes = runner::run(
+        &Live {
+            engine: &engine,
+            state: &state,
+        },
+        &state,
+        &plan.apps,
+        mode,
+        runner::Parallel::of(4),
+    )
+    .await;
     let _ = write_json(&a.state_dir.join("committed.json"), &outcomes);
     finish(&outcomes, Output::Table, &a.state_dir)
 }
