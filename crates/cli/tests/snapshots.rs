@@ -55,8 +55,8 @@ const FILTERS: &[(&str, &str)] = &[
         "$1[account]:",
     ),
     (r"/[0-9a-f]{16}\b", "/[hash]"),
-    // Durations (a window of 1.1s, a wait of 250ms).
-    (r"\b\d+(\.\d+)?s\b", "[duration]"),
+    // Durations (a window of 1.1s, a wait of 250ms; not a count of /28s).
+    (r"\b\d+\.\d+s\b", "[duration]"),
     (r"\b\d+ms\b", "[duration]"),
     // The emulator's and moto's loopback ports.
     (r"\b(127\.0\.0\.1|localhost):\d+", "$1:[port]"),
