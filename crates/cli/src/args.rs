@@ -484,6 +484,11 @@ pub struct NetworkApplyArgs {
     /// The plan (`baton network plan --out FILE`).
     #[arg(long, value_name = "FILE")]
     pub plan: PathBuf,
+    /// Read the VPC, work out what is left to do, print each AWS request apply would
+    /// send, one a line (`ec2    AssociateVpcCidrBlock {"VpcId":…,"CidrBlock":…}`, then
+    /// `ec2    CreateSubnet {…}` per subnet, with its tags), and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
@@ -529,6 +534,11 @@ pub struct MirrorRulesArgs {
     /// Add the rules (without it they are only printed).
     #[arg(long)]
     pub apply: bool,
+    /// Print the AWS request --apply would send for each rule, one a line
+    /// (`ec2    AuthorizeSecurityGroupIngress {"GroupId":…,"IpPermissions":[…]}`),
+    /// instead of the table, and add nothing.
+    #[arg(long, conflicts_with = "apply")]
+    pub dry_run: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
