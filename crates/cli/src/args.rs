@@ -299,6 +299,12 @@ pub struct TrafficShiftArgs {
     /// Continue the shift journaled in --state-dir after a crash, kill or Ctrl-C.
     #[arg(long, conflicts_with_all = ["listener", "rule", "from_tg", "to_tg"])]
     pub resume: bool,
+    /// Check everything, print the planned weight steps (stderr) and the AWS request of
+    /// the next write (stdout: `elbv2  ModifyListener {"ListenerArn":…,"DefaultActions":[…]}`,
+    /// or ModifyRule with --rule: the whole action list, the new weights in it), and
+    /// change nothing: no write, no journal. With --resume: the next write of that shift.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
@@ -338,6 +344,11 @@ pub struct TrafficRollbackArgs {
     /// Write the original weights even over weights someone else set since.
     #[arg(long)]
     pub force: bool,
+    /// Print the AWS request that puts the original weights back
+    /// (`elbv2  ModifyListener {…}` or ModifyRule) and change nothing, the journal
+    /// included.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
