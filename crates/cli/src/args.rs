@@ -299,10 +299,12 @@ pub struct TrafficShiftArgs {
     /// Continue the shift journaled in --state-dir after a crash, kill or Ctrl-C.
     #[arg(long, conflicts_with_all = ["listener", "rule", "from_tg", "to_tg"])]
     pub resume: bool,
-    /// Check everything, print the planned weight steps (stderr) and the AWS request of
-    /// the next write (stdout: `elbv2  ModifyListener {"ListenerArn":…,"DefaultActions":[…]}`,
-    /// or ModifyRule with --rule: the whole action list, the new weights in it), and
-    /// change nothing: no write, no journal. With --resume: the next write of that shift.
+    /// Check everything, print the planned weight steps (stderr) and, one a line on
+    /// stdout, the AWS request of each write before the first gate (green added at
+    /// weight 0 if the action lacks it, then step 1): `elbv2  ModifyListener
+    /// {"ListenerArn":…,"DefaultActions":[…]}`, or ModifyRule with --rule, the whole
+    /// action list with the new weights in it. Changes nothing: no write, no journal.
+    /// With --resume: the writes that shift makes next, up to its next gate.
     #[arg(long)]
     pub dry_run: bool,
     /// Do not ask for confirmation.
