@@ -763,6 +763,20 @@ mod tests {
             r#"elbv2  ModifyListener {"ListenerArn":"arn:listener","DefaultActions":[{"Type":"forward","ForwardConfig":{"TargetGroups":[{"TargetGroupArn":"arn:blue","Weight":90},{"TargetGroupArn":"arn:green","Weight":10}]}}]}"#
         );
         assert_eq!(change.forward().unwrap().weight_of("arn:green"), Some(10));
+        let ForwardChange::Listener(l) = change else {
+            unreachable!()
+        };
+        let rule = ForwardChange::Rule(ModifyRule {
+            rule_arn: "arn:rule".into(),
+            actions: l.default_actions,
+        });
+        assert_eq!(rule.target(), ForwardTarget::Rule("arn:rule".into()));
+        assert!(
+            rule.to_string().starts_with(
+                r#"elbv2  ModifyRule {"RuleArn":"arn:rule","Actions":[{"Type":"forward","#
+            ),
+            "{rule}"
+        );
     }
 
     #[test]
