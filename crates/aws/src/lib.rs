@@ -6,6 +6,33 @@
 //! Every operation returns baton's own small types, never SDK types, so the core and
 //! the emulator depend on this crate's API only; every failure is an [`Error`] naming
 //! the operation and resource. The same code runs against AWS and against moto.
+//!
+//! The changes baton makes to a network and to an ALB are values first, like an
+//! `http::Request` built before it is sent: [`AssociateVpcCidrBlock`], [`NewSubnet`]
+//! (CreateSubnet), [`AuthorizeSecurityGroupIngress`] and [`ForwardChange`]
+//! (ModifyListener / ModifyRule). A command builds each once; `--dry-run` prints it
+//! (`Display`: the service, the operation and the request's fields as compact JSON in
+//! the API's own names) and the run sends that same value.
+
+/// Makes a request value print as one line: `ec2    CreateSubnet {"VpcId":…}`.
+/// The body is the value's `Serialize` form, whose field names are the API's.
+macro_rules! request_line {
+    ($ty:ty, $service:literal, $operation:literal) => {
+        impl $ty {
+            /// The AWS service the request goes to (as the AWS CLI names it).
+            pub const SERVICE: &'static str = $service;
+            /// The API operation.
+            pub const OPERATION: &'static str = $operation;
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let body = serde_json::to_string(self).map_err(|_| std::fmt::Error)?;
+                write!(f, "{:<6} {} {body}", $service, $operation)
+            }
+        }
+    };
+}
 
 mod client;
 mod config;
@@ -31,6 +58,7 @@ pub use eks::Cluster;
 pub use elb::{
     ActionSummary, Listener, LoadBalancer, Rule, RuleCondition, TargetGroup, TargetHealth,
 };
+pub use elb_forward::{ElbAction, ForwardChange, ModifyListener, ModifyRule};
 pub use error::Error;
 pub use forward::{
     ForwardConfig, ForwardTarget, MAX_STICKINESS_SECONDS, MAX_TARGET_GROUPS, MAX_WEIGHT,
@@ -38,8 +66,8 @@ pub use forward::{
 };
 pub use instances::Instance;
 pub use metrics::{ALB_NAMESPACE, AlbMetricDims, RequestStats};
-pub use security_groups::{IngressRule, SecurityGroup};
+pub use security_groups::{AuthorizeSecurityGroupIngress, IngressRule, SecurityGroup};
 pub use seed::NODE_AMI;
 pub use snapshots::{NewSnapshot, Snapshot};
 pub use tags::{Filter, Tags};
-pub use vpc::{CidrBlock, NewSubnet, Subnet, Vpc};
+pub use vpc::{AssociateVpcCidrBlock, CidrBlock, NewSubnet, Subnet, Vpc};

@@ -1,10 +1,11 @@
 //! The VPC as the network planner needs it: every CIDR block association (up to five
 //! per VPC, each with a state), subnets with zone, free addresses and tags, the region's
-//! zones; and the two changes `baton network apply` makes: associate a CIDR block,
-//! create a subnet.
+//! zones; and the two changes `baton network apply` makes, as request values: associate
+//! a CIDR block ([`AssociateVpcCidrBlock`]), create a subnet ([`NewSubnet`]).
 
 use aws_sdk_ec2::types::ResourceType;
 use ipnet::Ipv4Net;
+use serde::{Serialize, Serializer};
 
 use crate::client::Aws;
 use crate::error::{Call, Error};
@@ -61,17 +62,63 @@ pub struct Subnet {
     pub tags: Tags,
 }
 
-/// A subnet to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The request that associates another IPv4 block with a VPC (EC2
+/// AssociateVpcCidrBlock), printed as
+/// `ec2    AssociateVpcCidrBlock {"VpcId":"vpc-…","CidrBlock":"100.64.0.0/16"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AssociateVpcCidrBlock {
+    /// The VPC.
+    pub vpc_id: String,
+    /// The block.
+    pub cidr_block: Ipv4Net,
+}
+
+request_line!(AssociateVpcCidrBlock, "ec2", "AssociateVpcCidrBlock");
+
+/// A subnet to create: the request of EC2 CreateSubnet, printed as
+/// `ec2    CreateSubnet {"VpcId":…,"AvailabilityZone":…,"CidrBlock":…,"TagSpecifications":[…]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct NewSubnet {
     /// The VPC.
     pub vpc_id: String,
     /// The zone.
     pub availability_zone: String,
     /// The block, inside one of the VPC's associated CIDR blocks.
+    #[serde(rename = "CidrBlock")]
     pub cidr: Ipv4Net,
-    /// Tags set at creation.
+    /// Tags set at creation (sent as one tag specification of the subnet; none when
+    /// empty, since EC2 refuses an empty one).
+    #[serde(
+        rename = "TagSpecifications",
+        serialize_with = "subnet_tag_spec",
+        skip_serializing_if = "Tags::is_empty"
+    )]
     pub tags: Tags,
+}
+
+request_line!(NewSubnet, "ec2", "CreateSubnet");
+
+/// `[{"ResourceType":"subnet","Tags":[{"Key":…,"Value":…}]}]`, as [`tag_spec`] sends it.
+fn subnet_tag_spec<S: Serializer>(tags: &Tags, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Tag<'a> {
+        key: &'a str,
+        value: &'a str,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct TagSpecification<'a> {
+        resource_type: &'a str,
+        tags: Vec<Tag<'a>>,
+    }
+    [TagSpecification {
+        resource_type: ResourceType::Subnet.as_str(),
+        tags: tags.iter().map(|(key, value)| Tag { key, value }).collect(),
+    }]
+    .serialize(s)
 }
 
 fn parse_cidr(call: &Call, what: &str, s: Option<&str>) -> Result<Ipv4Net, Error> {
@@ -133,19 +180,21 @@ impl Aws {
         })
     }
 
-    /// Associates another IPv4 block with the VPC. baton's planner checks overlaps and
-    /// the allowed ranges before calling, because moto does not.
+    /// Associates another IPv4 block with a VPC. baton's planner checks overlaps and
+    /// the allowed ranges before building the request, because moto does not.
     pub async fn associate_vpc_cidr(
         &self,
-        vpc_id: &str,
-        cidr: Ipv4Net,
+        req: &AssociateVpcCidrBlock,
     ) -> Result<CidrBlock, Error> {
-        let call = self.call("associate a CIDR block with", format!("{vpc_id} ({cidr})"));
+        let call = self.call(
+            "associate a CIDR block with",
+            format!("{} ({})", req.vpc_id, req.cidr_block),
+        );
         let out = self
             .ec2
             .associate_vpc_cidr_block()
-            .vpc_id(vpc_id)
-            .cidr_block(cidr.to_string())
+            .vpc_id(&req.vpc_id)
+            .cidr_block(req.cidr_block.to_string())
             .send()
             .await
             .map_err(|e| call.sdk(e))?;
@@ -223,5 +272,38 @@ impl Aws {
             &call,
             out.subnet().ok_or_else(|| call.missing("the subnet"))?,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_print_as_sent() {
+        let net = |s: &str| -> Ipv4Net { s.parse().unwrap() };
+        let associate = AssociateVpcCidrBlock {
+            vpc_id: "vpc-1".into(),
+            cidr_block: net("100.64.0.0/16"),
+        };
+        assert_eq!(
+            associate.to_string(),
+            r#"ec2    AssociateVpcCidrBlock {"VpcId":"vpc-1","CidrBlock":"100.64.0.0/16"}"#
+        );
+        let mut subnet = NewSubnet {
+            vpc_id: "vpc-1".into(),
+            availability_zone: "us-east-1a".into(),
+            cidr: net("100.64.0.0/20"),
+            tags: Tags::new(),
+        };
+        assert_eq!(
+            subnet.to_string(),
+            r#"ec2    CreateSubnet {"VpcId":"vpc-1","AvailabilityZone":"us-east-1a","CidrBlock":"100.64.0.0/20"}"#
+        );
+        subnet.tags.insert("Name".into(), "green-pods".into());
+        assert_eq!(
+            serde_json::to_value(&subnet).unwrap()["TagSpecifications"],
+            serde_json::json!([{"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": "green-pods"}]}])
+        );
     }
 }

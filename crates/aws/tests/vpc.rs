@@ -3,11 +3,21 @@
 
 mod common;
 
-use baton_aws::{Error, Filter, IngressRule, NewSubnet, Tags};
+use baton_aws::{
+    AssociateVpcCidrBlock, AuthorizeSecurityGroupIngress, Error, Filter, IngressRule, NewSubnet,
+    Tags,
+};
 use ipnet::Ipv4Net;
 
 fn net(s: &str) -> Ipv4Net {
     s.parse().expect("CIDR")
+}
+
+fn ingress(group_id: &str, rule: &IngressRule) -> AuthorizeSecurityGroupIngress {
+    AuthorizeSecurityGroupIngress {
+        group_id: group_id.to_owned(),
+        rule: rule.clone(),
+    }
 }
 
 #[tokio::test]
@@ -17,7 +27,10 @@ async fn vpc_lists_every_cidr_association_with_state() {
     let vpc_id = common::fixtures::vpc(&sdk, "10.0.0.0/16").await;
 
     let added = aws
-        .associate_vpc_cidr(&vpc_id, net("100.64.0.0/16"))
+        .associate_vpc_cidr(&AssociateVpcCidrBlock {
+            vpc_id: vpc_id.clone(),
+            cidr_block: net("100.64.0.0/16"),
+        })
         .await
         .expect("associate");
     assert_eq!(added.cidr, net("100.64.0.0/16"));
@@ -168,10 +181,10 @@ async fn security_group_ingress_is_authorized_and_read_back() {
         groups: vec![nodes.clone()],
         ..Default::default()
     };
-    aws.authorize_ingress(&db, &by_cidr)
+    aws.authorize_ingress(&ingress(&db, &by_cidr))
         .await
         .expect("authorize CIDR");
-    aws.authorize_ingress(&db, &by_group)
+    aws.authorize_ingress(&ingress(&db, &by_group))
         .await
         .expect("authorize group");
 
@@ -198,7 +211,7 @@ async fn security_group_ingress_is_authorized_and_read_back() {
     );
 
     let duplicate = aws
-        .authorize_ingress(&db, &by_cidr)
+        .authorize_ingress(&ingress(&db, &by_cidr))
         .await
         .expect_err("duplicate rule");
     assert_eq!(
@@ -208,13 +221,13 @@ async fn security_group_ingress_is_authorized_and_read_back() {
     );
 
     let nobody = aws
-        .authorize_ingress(
+        .authorize_ingress(&ingress(
             &db,
             &IngressRule {
                 protocol: "tcp".into(),
                 ..Default::default()
             },
-        )
+        ))
         .await
         .expect_err("rule admitting nobody");
     assert!(matches!(nobody, Error::InvalidInput { .. }), "{nobody:?}");

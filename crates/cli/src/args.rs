@@ -299,6 +299,14 @@ pub struct TrafficShiftArgs {
     /// Continue the shift journaled in --state-dir after a crash, kill or Ctrl-C.
     #[arg(long, conflicts_with_all = ["listener", "rule", "from_tg", "to_tg"])]
     pub resume: bool,
+    /// Check everything, print the planned weight steps (stderr) and, one a line on
+    /// stdout, the AWS request of each write before the first gate (green added at
+    /// weight 0 if the action lacks it, then step 1): `elbv2  ModifyListener
+    /// {"ListenerArn":…,"DefaultActions":[…]}`, or ModifyRule with --rule, the whole
+    /// action list with the new weights in it. Changes nothing: no write, no journal.
+    /// With --resume: the writes that shift makes next, up to its next gate.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
@@ -338,6 +346,11 @@ pub struct TrafficRollbackArgs {
     /// Write the original weights even over weights someone else set since.
     #[arg(long)]
     pub force: bool,
+    /// Print the AWS request that puts the original weights back
+    /// (`elbv2  ModifyListener {…}` or ModifyRule) and change nothing, the journal
+    /// included.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
@@ -484,6 +497,11 @@ pub struct NetworkApplyArgs {
     /// The plan (`baton network plan --out FILE`).
     #[arg(long, value_name = "FILE")]
     pub plan: PathBuf,
+    /// Read the VPC, work out what is left to do, print each AWS request apply would
+    /// send, one a line (`ec2    AssociateVpcCidrBlock {"VpcId":…,"CidrBlock":…}`, then
+    /// `ec2    CreateSubnet {…}` per subnet, with its tags), and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
@@ -529,6 +547,11 @@ pub struct MirrorRulesArgs {
     /// Add the rules (without it they are only printed).
     #[arg(long)]
     pub apply: bool,
+    /// Print the AWS request --apply would send for each rule, one a line
+    /// (`ec2    AuthorizeSecurityGroupIngress {"GroupId":…,"IpPermissions":[…]}`),
+    /// instead of the table, and add nothing.
+    #[arg(long, conflicts_with = "apply")]
+    pub dry_run: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,

@@ -2,7 +2,9 @@
 //! (the `default` scenario on moto): bad input refused with nothing created, a plan that
 //! keeps green clear of everything of blue's, apply's effects visible through EC2 and a
 //! second apply changing nothing, a stale plan refused, and the database's rules mirrored
-//! for green once.
+//! for green once. `--dry-run` of apply and of mirror-rules prints exactly the requests
+//! the real run then sends: each printed field is found in EC2's state afterwards, and
+//! nothing else changed.
 
 mod common;
 
@@ -48,6 +50,27 @@ fn text(o: &std::process::Output) -> String {
 
 fn net(s: &str) -> Ipv4Net {
     s.parse().unwrap()
+}
+
+/// The requests a `--dry-run` printed: `ec2    Operation {json}` per line, as
+/// (operation, body).
+fn requests(out: &str) -> Vec<(String, Value)> {
+    out.lines()
+        .map(|l| {
+            let (service, rest) = l.split_once(' ').unwrap_or_else(|| panic!("{l:?}"));
+            assert_eq!(service, "ec2", "{l}");
+            let (op, body) = rest.trim_start().split_once(' ').unwrap();
+            (op.to_string(), serde_json::from_str(body).unwrap())
+        })
+        .collect()
+}
+
+/// One admitted IPv4 block of a security group: (group, protocol, from port, to port,
+/// block).
+type Permission = (String, String, Option<i32>, Option<i32>, String);
+
+fn str_of(v: &Value) -> String {
+    v.as_str().unwrap_or_else(|| panic!("{v}")).to_string()
 }
 
 #[test]
@@ -196,6 +219,24 @@ fn network_plan_apply_and_mirror_rules_on_the_default_scenario() {
     big_args.extend(["--blue", "blue", "-o", "yaml", "--out", "big.yaml"].map(String::from));
     let o = run(&big_args);
     assert!(o.status.success(), "{}", text(&o));
+    // Its dry run: the requests, one a line, and nothing changed.
+    let before_apply = vpc_state(&sim, &vpc);
+    let dry = requests(&sim.ok(&["network", "apply", "--plan", "big.yaml", "--dry-run"]));
+    assert_eq!(
+        dry.iter().map(|(op, _)| op.as_str()).collect::<Vec<_>>(),
+        [
+            "AssociateVpcCidrBlock",
+            "CreateSubnet",
+            "CreateSubnet",
+            "CreateSubnet"
+        ],
+        "{dry:?}"
+    );
+    assert_eq!(
+        vpc_state(&sim, &vpc),
+        before_apply,
+        "a dry run changed the VPC"
+    );
     let applied: Value = serde_json::from_str(&sim.ok(&[
         "network",
         "apply",
@@ -231,6 +272,54 @@ fn network_plan_apply_and_mirror_rules_on_the_default_scenario() {
         assert_eq!(tags["kubernetes.io/cluster/green"], "shared", "{cidr}");
         assert_eq!(tags["baton.io/network-role"], "pods", "{cidr}");
     }
+    // What the dry run printed is what was sent: every field is in EC2 now, and EC2
+    // gained exactly those blocks and subnets.
+    let subnets = sim.ec2(async |aws| {
+        aws.describe_subnets(&[Filter::new("vpc-id", [vpc.as_str()])])
+            .await
+            .unwrap()
+    });
+    let mut printed_blocks = BTreeSet::new();
+    let mut printed_subnets = BTreeSet::new();
+    for (op, body) in &dry {
+        assert_eq!(str_of(&body["VpcId"]), vpc, "{body}");
+        let cidr = net(&str_of(&body["CidrBlock"]));
+        if op == "AssociateVpcCidrBlock" {
+            printed_blocks.insert(cidr);
+            continue;
+        }
+        printed_subnets.insert(cidr);
+        let s = subnets
+            .iter()
+            .find(|s| s.cidr == cidr)
+            .unwrap_or_else(|| panic!("{cidr} not created: {body}"));
+        assert_eq!(s.vpc_id, vpc);
+        assert_eq!(s.availability_zone, str_of(&body["AvailabilityZone"]));
+        let spec = &body["TagSpecifications"][0];
+        assert_eq!(spec["ResourceType"], "subnet", "{body}");
+        let sent: baton_aws::Tags = spec["Tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (str_of(&t["Key"]), str_of(&t["Value"])))
+            .collect();
+        assert_eq!(s.tags, sent, "{cidr}");
+    }
+    assert_eq!(
+        printed_blocks,
+        after.0.difference(&before_apply.0).copied().collect(),
+        "the blocks associated"
+    );
+    assert_eq!(
+        printed_subnets,
+        after
+            .1
+            .keys()
+            .filter(|c| !before_apply.1.contains_key(c))
+            .copied()
+            .collect(),
+        "the subnets created"
+    );
     let eni = std::fs::read_to_string(sim.dir.path().join("eni.yaml")).unwrap();
     assert_eq!(eni.matches("kind: ENIConfig").count(), 3, "{eni}");
     assert!(eni.contains("subnet: subnet-"), "{eni}");
@@ -249,6 +338,11 @@ fn network_plan_apply_and_mirror_rules_on_the_default_scenario() {
         vpc_state(&sim, &vpc),
         after,
         "a second apply changed the VPC"
+    );
+    assert_eq!(
+        sim.ok(&["network", "apply", "--plan", "big.yaml", "--dry-run"]),
+        "",
+        "an applied plan has no request left"
     );
 
     // The small plan was made before that: stale now, refused, nothing created.
@@ -295,6 +389,53 @@ fn network_plan_apply_and_mirror_rules_on_the_default_scenario() {
         blue_only,
         "mirror-rules without --apply changed a group"
     );
+    // The dry run prints one AuthorizeSecurityGroupIngress per rule, changes nothing;
+    // --apply then adds exactly those permissions.
+    let permissions = |sim: &Sim| -> BTreeSet<Permission> {
+        sim.ec2(async |aws| {
+            aws.describe_security_groups(&[], &[Filter::new("vpc-id", [vpc.as_str()])])
+                .await
+                .unwrap()
+                .into_iter()
+                .flat_map(|g| {
+                    g.ingress
+                        .into_iter()
+                        .flat_map(|r| {
+                            r.cidrs
+                                .into_iter()
+                                .map(|c| (r.protocol.clone(), r.from_port, r.to_port, c))
+                                .collect::<Vec<_>>()
+                        })
+                        .map(|(p, f, t, c)| (g.id.clone(), p, f, t, c))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+    };
+    let rules_before = permissions(&sim);
+    let dry = requests(&sim.ok(&["network", "mirror-rules", "--plan", "big.yaml", "--dry-run"]));
+    assert!(!dry.is_empty());
+    assert_eq!(permissions(&sim), rules_before, "a dry run added a rule");
+    let mut printed = BTreeSet::new();
+    for (op, body) in &dry {
+        assert_eq!(op, "AuthorizeSecurityGroupIngress", "{body}");
+        let [p] = body["IpPermissions"].as_array().unwrap().as_slice() else {
+            panic!("one permission per request: {body}")
+        };
+        let port = |k: &str| {
+            p.get(k)
+                .map(|v| i32::try_from(v.as_i64().unwrap()).unwrap())
+        };
+        for range in p["IpRanges"].as_array().unwrap() {
+            printed.insert((
+                str_of(&body["GroupId"]),
+                str_of(&p["IpProtocol"]),
+                port("FromPort"),
+                port("ToPort"),
+                str_of(&range["CidrIp"]),
+            ));
+        }
+    }
     let green: Vec<String> = serde_json::from_str::<Value>(&sim.ok(&[
         "network",
         "mirror-rules",
@@ -320,6 +461,14 @@ fn network_plan_apply_and_mirror_rules_on_the_default_scenario() {
         green.len(),
         6,
         "3 existing node subnets and 3 new pod subnets: {green:?}"
+    );
+    assert_eq!(
+        permissions(&sim)
+            .difference(&rules_before)
+            .cloned()
+            .collect::<BTreeSet<_>>(),
+        printed,
+        "--apply added what the dry run printed"
     );
     let now = admitted(&sim);
     for g in &green {

@@ -3,6 +3,8 @@
 //! green's group empty while green's apps are stopped). Green's pods are scaled up and
 //! registered as an AWS Load Balancer Controller would; a thread publishes green's ALB
 //! metrics to CloudWatch as a traffic generator would. Intervals are a second or two.
+//! `--dry-run` prints exactly the ModifyListener requests the shift and the rollback then
+//! send: each printed field is on the ALB (or in the journal's record of the write).
 
 mod common;
 
@@ -563,4 +565,162 @@ fn an_outside_change_stops_the_shift_and_a_crash_resumes_or_rolls_back() {
     let o = sim.baton(&["traffic", "shift", "--resume", "--state-dir", "crash"]);
     assert_eq!(code(&o), Some(0), "{}", text(&o));
     assert!(text(&o).contains("already ended"), "{}", text(&o));
+}
+
+/// The requests a `--dry-run` printed: `elbv2  ModifyListener {json}` per line.
+fn requests(out: &str) -> Vec<Value> {
+    out.lines()
+        .map(|l| {
+            let (service, rest) = l.split_once(' ').unwrap_or_else(|| panic!("{l:?}"));
+            assert_eq!(service, "elbv2", "{l}");
+            let (op, body) = rest.trim_start().split_once(' ').unwrap();
+            assert_eq!(op, "ModifyListener", "{l}");
+            serde_json::from_str(body).unwrap()
+        })
+        .collect()
+}
+
+/// The weights a printed request writes: its forward action's groups, in order.
+fn printed_weights(req: &Value) -> Vec<(String, u32)> {
+    let actions = req["DefaultActions"].as_array().unwrap();
+    let forward = actions
+        .iter()
+        .find(|a| a["Type"] == "forward")
+        .unwrap_or_else(|| panic!("no forward action: {req}"));
+    forward["ForwardConfig"]["TargetGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["TargetGroupArn"].as_str().unwrap().to_string(),
+                u32::try_from(g["Weight"].as_u64().unwrap()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The listener's actions on the ALB are the printed request's, field by field.
+fn assert_on_alb(alb: &Alb, req: &Value) {
+    assert_eq!(req["ListenerArn"], alb.listener.as_str(), "{req}");
+    let listener = alb
+        .rt
+        .block_on(alb.aws.describe_listener(&alb.listener))
+        .unwrap();
+    let printed = req["DefaultActions"].as_array().unwrap();
+    assert_eq!(listener.default_actions.len(), printed.len(), "{req}");
+    for (on_alb, sent) in listener.default_actions.iter().zip(printed) {
+        assert_eq!(sent["Type"], on_alb.kind.as_str(), "{req}");
+        assert_eq!(
+            sent.get("Order").and_then(Value::as_i64),
+            on_alb.order.map(i64::from),
+            "{req}"
+        );
+        let forward = on_alb.forward.as_ref().unwrap();
+        let sticky = sent["ForwardConfig"]["TargetGroupStickinessConfig"]["Enabled"]
+            .as_bool()
+            .unwrap_or(false);
+        assert_eq!(
+            forward.stickiness.is_some_and(|s| s.enabled),
+            sticky,
+            "{req}"
+        );
+    }
+    assert_eq!(alb.weights(), printed_weights(req), "{req}");
+}
+
+/// The journal's records of one kind, as JSON.
+fn journal(sim: &Sim, dir: &str, event: &str) -> Vec<Value> {
+    std::fs::read_to_string(sim.dir.path().join(dir).join("traffic.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["event"] == event)
+        .collect()
+}
+
+#[test]
+fn dry_run_prints_the_requests_shift_and_rollback_send() {
+    let sim = sim_up();
+    let alb = Alb::of(&sim);
+    alb.register_green(&sim);
+    let original = alb.weights();
+    let args = ["--interval", "1s", "--steps", "50,100"];
+
+    // A new shift: green added at 0, then step 1's weights; nothing written, no journal.
+    let o = sim.baton(&shift_args(
+        &alb,
+        "dry",
+        &[&args[..], &["--dry-run"]].concat(),
+    ));
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    let dry = requests(&stdout);
+    assert_eq!(dry.len(), 2, "{}", text(&o));
+    assert!(text(&o).contains("step 1/2: green 50%"), "{}", text(&o));
+    assert_eq!(
+        printed_weights(&dry[1]),
+        [(alb.blue.clone(), 50), (alb.green.clone(), 50)]
+    );
+    assert_eq!(alb.weights(), original, "a dry run changed the weights");
+    assert!(!sim.dir.path().join("dry").exists(), "a dry run journaled");
+
+    // The same shift for real, crashed right after its second write: the first write is
+    // in the journal as AWS answered it, the second on the ALB.
+    let o = sim.baton_with(
+        &shift_args(&alb, "real", &args),
+        &[("BATON_CRASH_AFTER_MUTATIONS", "2".to_string())],
+    );
+    assert!(
+        text(&o).contains("crashing after mutation 2"),
+        "{}",
+        text(&o)
+    );
+    let written = journal(&sim, "real", "written");
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!(written[0]["to"], "prepared");
+    let first: Vec<(String, u32)> = written[0]["forward"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["arn"].as_str().unwrap().to_string(),
+                u32::try_from(g["weight"].as_u64().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(printed_weights(&dry[0]), first);
+    assert_on_alb(&alb, &dry[1]);
+
+    // Resuming would first confirm that write: no request before step 1's gate.
+    let o = sim.baton(&[
+        "traffic",
+        "shift",
+        "--resume",
+        "--state-dir",
+        "real",
+        "--dry-run",
+    ]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert!(o.stdout.is_empty(), "{}", text(&o));
+    assert!(text(&o).contains("on the ALB already"), "{}", text(&o));
+
+    // Rollback's dry run prints the write of the original weights and changes nothing,
+    // the journal included; the rollback then sends it.
+    let journal_before =
+        std::fs::read_to_string(sim.dir.path().join("real/traffic.jsonl")).unwrap();
+    let at_step_1 = alb.weights();
+    let out = sim.ok(&["traffic", "rollback", "--state-dir", "real", "--dry-run"]);
+    let dry = requests(&out);
+    assert_eq!(dry.len(), 1, "{out}");
+    assert_eq!(printed_weights(&dry[0]), original);
+    assert_eq!(alb.weights(), at_step_1, "a dry run changed the weights");
+    assert_eq!(
+        std::fs::read_to_string(sim.dir.path().join("real/traffic.jsonl")).unwrap(),
+        journal_before,
+        "a dry run journaled"
+    );
+    sim.ok(&["traffic", "rollback", "--state-dir", "real", "--yes"]);
+    assert_on_alb(&alb, &dry[0]);
 }

@@ -279,7 +279,11 @@ pub async fn seed(
         let net = cidr
             .parse()
             .map_err(|e| ScenarioError::Invalid(format!("CIDR {cidr}: {e}")))?;
-        aws.associate_vpc_cidr(&out.vpc_id, net).await?;
+        aws.associate_vpc_cidr(&baton_aws::AssociateVpcCidrBlock {
+            vpc_id: out.vpc_id.clone(),
+            cidr_block: net,
+        })
+        .await?;
     }
     for sn in &s.vpc.subnets {
         let mut t = tags(&[("Name", &sn.name), ("baton.sim/role", &sn.role)]);

@@ -9,12 +9,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use baton_aws::{Aws, AwsConfig, Filter, IngressRule, NewSubnet};
+use baton_aws::{
+    AssociateVpcCidrBlock, AuthorizeSecurityGroupIngress, Aws, AwsConfig, Filter, IngressRule,
+    NewSubnet,
+};
 use baton_core::network::apply::{self, Step};
 use baton_core::network::mirror::{self, Group, Mirror, Rule};
 use baton_core::network::plan::{
-    BlockView, BlueView, EniConfigManifest, NETWORK_PLAN_VERSION, NetworkPlan, Request, SubnetView,
-    VpcView,
+    BlockView, BlueView, EniConfigManifest, NETWORK_PLAN_VERSION, NetworkPlan, ROLE_TAG, Request,
+    SubnetView, VpcView,
 };
 use baton_core::network::planner::{self, Inputs};
 use baton_core::network::sizing::{CniMode, WarmTargets};
@@ -343,6 +346,61 @@ struct Applied {
     eni_configs: Vec<EniConfigManifest>,
 }
 
+/// One change `network apply` makes, as the request sent.
+enum Change {
+    Associate(AssociateVpcCidrBlock),
+    CreateSubnet(NewSubnet),
+}
+
+impl Change {
+    /// The request of a step: built here once, then listed, printed by `--dry-run` and sent.
+    fn of(vpc_id: &str, step: &Step) -> Self {
+        match step {
+            Step::Associate(b) => Change::Associate(AssociateVpcCidrBlock {
+                vpc_id: vpc_id.to_owned(),
+                cidr_block: *b,
+            }),
+            Step::CreateSubnet(p) => Change::CreateSubnet(NewSubnet {
+                vpc_id: vpc_id.to_owned(),
+                availability_zone: p.az.clone(),
+                cidr: p.cidr,
+                tags: p.tags.clone(),
+            }),
+        }
+    }
+
+    /// The change in words, for the listing before confirmation.
+    fn describe(&self) -> String {
+        match self {
+            Change::Associate(r) => {
+                format!("associate CIDR block {} with {}", r.cidr_block, r.vpc_id)
+            }
+            Change::CreateSubnet(r) => format!(
+                "create subnet {} in {}{}{}",
+                r.cidr,
+                r.availability_zone,
+                r.tags
+                    .get(ROLE_TAG)
+                    .map(|role| format!(" for green's {role}"))
+                    .unwrap_or_default(),
+                r.tags
+                    .get("Name")
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Associate(r) => r.fmt(f),
+            Change::CreateSubnet(r) => r.fmt(f),
+        }
+    }
+}
+
 /// `baton network apply`.
 pub async fn apply(a: NetworkApplyArgs) -> anyhow::Result<ExitCode> {
     let mut plan = read_plan(&a.plan)?;
@@ -359,24 +417,35 @@ pub async fn apply(a: NetworkApplyArgs) -> anyhow::Result<ExitCode> {
     }
     let vpc = read_vpc(&aws, &plan.vpc_id).await?;
     let steps = apply::steps(&plan, &vpc).map_err(|e| Refused(format!("failed to {e}")))?;
-    if !steps.todo.is_empty() {
-        eprintln!("network plan {} on {}:", plan.id, plan.vpc_id);
-        for s in &steps.todo {
-            match s {
-                Step::Associate(b) => eprintln!("  associate CIDR block {b}"),
-                Step::CreateSubnet(p) => eprintln!(
-                    "  create subnet {} in {} for green's {} ({})",
-                    p.cidr, p.az, p.role, p.tags["Name"]
-                ),
+    let changes: Vec<Change> = steps
+        .todo
+        .iter()
+        .map(|s| Change::of(&plan.vpc_id, s))
+        .collect();
+    if a.dry_run {
+        for c in &changes {
+            println!("{c}");
+        }
+        eprintln!(
+            "dry run: {} change(s) in {}, none made{}",
+            changes.len(),
+            plan.vpc_id,
+            if changes.is_empty() {
+                " (the plan is applied already)"
+            } else {
+                ""
             }
+        );
+        return Ok(ExitCode::from(code::OK));
+    }
+    if !changes.is_empty() {
+        eprintln!("network plan {} on {}:", plan.id, plan.vpc_id);
+        for c in &changes {
+            eprintln!("  {}", c.describe());
         }
         confirm(
             a.yes,
-            &format!(
-                "make these {} changes in {}?",
-                steps.todo.len(),
-                plan.vpc_id
-            ),
+            &format!("make these {} changes in {}?", changes.len(), plan.vpc_id),
         )?;
     }
     let mut done = Applied {
@@ -388,29 +457,21 @@ pub async fn apply(a: NetworkApplyArgs) -> anyhow::Result<ExitCode> {
         already_created: steps.subnets_done.clone(),
         eni_configs: Vec::new(),
     };
-    for step in &steps.todo {
-        match step {
-            Step::Associate(b) => {
-                aws.associate_vpc_cidr(&plan.vpc_id, *b).await?;
-                wait_associated(&aws, &plan.vpc_id, *b).await?;
-                done.associated.push(*b);
+    for change in &changes {
+        match change {
+            Change::Associate(r) => {
+                aws.associate_vpc_cidr(r).await?;
+                wait_associated(&aws, &r.vpc_id, r.cidr_block).await?;
+                done.associated.push(r.cidr_block);
             }
-            Step::CreateSubnet(p) => {
-                let s = aws
-                    .create_subnet(&NewSubnet {
-                        vpc_id: plan.vpc_id.clone(),
-                        availability_zone: p.az.clone(),
-                        cidr: p.cidr,
-                        tags: p.tags.clone(),
-                    })
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "failed to create subnet {} (what was made so far stays; run the same command again to finish)",
-                            p.cidr
-                        )
-                    })?;
-                done.created.insert(p.cidr, s.id);
+            Change::CreateSubnet(r) => {
+                let s = aws.create_subnet(r).await.with_context(|| {
+                    format!(
+                        "failed to create subnet {} (what was made so far stays; run the same command again to finish)",
+                        r.cidr
+                    )
+                })?;
+                done.created.insert(r.cidr, s.id);
             }
         }
     }
@@ -570,23 +631,37 @@ pub async fn mirror_rules(a: MirrorRulesArgs) -> anyhow::Result<ExitCode> {
         .context("failed to read the security groups")?;
     let groups = mirror_groups(groups);
     let mirrors = mirror::mirror(&groups, &from, &to);
-    if a.apply {
-        for m in &mirrors {
-            let rule = IngressRule {
+    // One request per mirror, built once: printed by --dry-run, sent by --apply.
+    let requests: Vec<AuthorizeSecurityGroupIngress> = mirrors
+        .iter()
+        .map(|m| AuthorizeSecurityGroupIngress {
+            group_id: m.group_id.clone(),
+            rule: IngressRule {
                 protocol: m.protocol.clone(),
                 from_port: m.from_port,
                 to_port: m.to_port,
                 cidrs: m.add.iter().map(ToString::to_string).collect(),
                 ..Default::default()
-            };
-            match aws.authorize_ingress(&m.group_id, &rule).await {
+            },
+        })
+        .collect();
+    if a.dry_run {
+        for r in &requests {
+            println!("{r}");
+        }
+        eprintln!("dry run: {} rule(s) to add, none added", requests.len());
+        return Ok(ExitCode::from(code::OK));
+    }
+    if a.apply {
+        for r in &requests {
+            match aws.authorize_ingress(r).await {
                 Ok(()) => {}
                 // Someone added it since we read: what we wanted is there.
                 Err(e) if e.code() == Some("InvalidPermission.Duplicate") => {}
                 Err(e) => {
                     return Err(e).context(format!(
                         "failed to add the rule to {} (rules added before it stay; run again to finish)",
-                        m.group_id
+                        r.group_id
                     ));
                 }
             }
@@ -642,7 +717,7 @@ fn mirror_table(mirrors: &[Mirror], applied: bool) -> String {
     out += if applied {
         "\nAdded.\n"
     } else {
-        "\nNot added: pass --apply to add these rules.\n"
+        "\nNot added: pass --apply to add these rules (--dry-run prints the requests it sends).\n"
     };
     out
 }

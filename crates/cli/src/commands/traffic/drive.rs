@@ -118,8 +118,16 @@ pub async fn drive(aws: &Aws, journal: &mut Journal, line: &AppLine) -> anyhow::
                     new: new.clone(),
                 })?;
                 // The read just made is what AWS must still hold: the narrowest check
-                // ELBv2 allows (it has no conditional writes).
-                match aws.set_forward(&target, Some(&read), &to_aws(&new)).await {
+                // ELBv2 allows (it has no conditional writes). `--dry-run` prints this
+                // same request.
+                let sent = match aws
+                    .forward_change(&target, Some(&read), &to_aws(&new))
+                    .await
+                {
+                    Ok(req) => aws.modify_forward(&req).await,
+                    Err(e) => Err(e),
+                };
+                match sent {
                     Ok(written) => {
                         crash_point();
                         journal.record(Event::Written {
@@ -198,7 +206,8 @@ pub async fn drive(aws: &Aws, journal: &mut Journal, line: &AppLine) -> anyhow::
     }
 }
 
-fn describe(plan: &ShiftPlan, to: Position, steps: usize) -> String {
+/// Which weights a write puts on the ALB, in words.
+pub fn describe(plan: &ShiftPlan, to: Position, steps: usize) -> String {
     match to {
         Position::Original => "original weights".to_owned(),
         Position::Prepared => "green's group added at 0".to_owned(),

@@ -63,6 +63,18 @@ impl Journal {
         Self::open_file(dir)
     }
 
+    /// The records of the shift in `dir`, read only (a torn last line is skipped, not
+    /// cut off): for `--dry-run`, which changes nothing.
+    pub fn read(dir: &Path) -> anyhow::Result<Vec<Record>> {
+        let path = dir.join(FILE);
+        if !path.exists() {
+            return Self::open(dir).map(|j| j.records);
+        }
+        let records = read_lines(&path)?;
+        machine::fold(&records).with_context(|| format!("failed to read {}", path.display()))?;
+        Ok(records)
+    }
+
     fn open_file(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(FILE);
         drop_torn_tail(&path)?;

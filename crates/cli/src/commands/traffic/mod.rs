@@ -5,6 +5,7 @@
 //! maps outcomes to exit codes.
 
 mod drive;
+mod dry_run;
 mod journal;
 mod render;
 
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use baton_aws::{AlbMetricDims, Aws, ForwardTarget};
 use baton_core::traffic::gate::{self, Gates, OnInconclusive};
-use baton_core::traffic::machine::{Event, Outcome, ShiftPlan};
+use baton_core::traffic::machine::{Event, Outcome, Record, ShiftPlan};
 use baton_core::traffic::split;
 
 use self::drive::{from_aws, now_ms};
@@ -27,6 +28,21 @@ use crate::exit::{Refused, code};
 /// `baton traffic shift`.
 pub async fn shift(a: TrafficShiftArgs) -> anyhow::Result<ExitCode> {
     let aws = connect_aws(&a.aws).await?;
+    if a.dry_run {
+        let records = if a.resume {
+            Journal::read(&a.state_dir)?
+        } else {
+            let plan = prepare(&aws, &a).await?;
+            eprint!("{}", render::plan(&plan));
+            vec![Record {
+                seq: 1,
+                at: jiff::Timestamp::now().to_string(),
+                event: Event::Started { plan },
+            }]
+        };
+        dry_run::print(&aws, records).await?;
+        return Ok(ExitCode::from(code::OK));
+    }
     let mut journal = if a.resume {
         let mut j = Journal::open(&a.state_dir)?;
         let state = j.state()?;
@@ -56,6 +72,20 @@ pub async fn shift(a: TrafficShiftArgs) -> anyhow::Result<ExitCode> {
 /// `baton traffic rollback`.
 pub async fn rollback(a: TrafficRollbackArgs) -> anyhow::Result<ExitCode> {
     let aws = connect_aws(&a.aws).await?;
+    let reason = "asked for by `baton traffic rollback`";
+    if a.dry_run {
+        let mut records = Journal::read(&a.state_dir)?;
+        records.push(Record {
+            seq: records.last().map_or(0, |r| r.seq) + 1,
+            at: jiff::Timestamp::now().to_string(),
+            event: Event::RollbackAsked {
+                reason: reason.to_owned(),
+                force: a.force,
+            },
+        });
+        dry_run::print(&aws, records).await?;
+        return Ok(ExitCode::from(code::OK));
+    }
     let mut journal = Journal::open(&a.state_dir)?;
     let state = journal.state()?;
     if let Some(Outcome::RolledBack(_)) = &state.outcome {
@@ -75,7 +105,7 @@ pub async fn rollback(a: TrafficRollbackArgs) -> anyhow::Result<ExitCode> {
     )?;
     journal.record(Event::Resumed)?;
     journal.record(Event::RollbackAsked {
-        reason: "asked for by `baton traffic rollback`".to_owned(),
+        reason: reason.to_owned(),
         force: a.force,
     })?;
     run(&aws, &mut journal, a.output, true).await
