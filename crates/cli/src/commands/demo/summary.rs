@@ -7,8 +7,8 @@ use std::path::Path;
 
 use baton_core::journal::AppSummary;
 
-use super::record::{DemoRecord, StepStatus};
 use crate::commands::report::Loaded;
+use crate::commands::report::record::{DemoRecord, StepStatus};
 
 /// An app's window as `0.71 s`, from its journal summary.
 pub fn window(s: &AppSummary) -> String {
