@@ -5,8 +5,9 @@
 use aws_sdk_elasticloadbalancingv2::types as sdk;
 
 use crate::client::Aws;
+use crate::elb_forward::forward_config;
 use crate::error::{Call, Error};
-use crate::forward::{ForwardConfig, Stickiness, WeightedTargetGroup};
+use crate::forward::ForwardConfig;
 
 /// A load balancer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,38 +123,6 @@ impl TargetHealth {
     pub fn is_healthy(&self) -> bool {
         self.state == "healthy"
     }
-}
-
-/// Reads the forward config of an SDK action: the weighted config when present, else
-/// the single `TargetGroupArn` form (weight 1), as AWS treats it.
-pub(crate) fn forward_config(a: &sdk::Action) -> Option<ForwardConfig> {
-    if let Some(fc) = a.forward_config()
-        && !fc.target_groups().is_empty()
-    {
-        return Some(ForwardConfig {
-            target_groups: fc
-                .target_groups()
-                .iter()
-                .filter_map(|t| {
-                    Some(WeightedTargetGroup {
-                        arn: t.target_group_arn()?.to_owned(),
-                        weight: t.weight().map_or(1, |w| u32::try_from(w).unwrap_or(0)),
-                    })
-                })
-                .collect(),
-            stickiness: fc.target_group_stickiness_config().map(|s| Stickiness {
-                enabled: s.enabled().unwrap_or(false),
-                duration_seconds: s.duration_seconds(),
-            }),
-        });
-    }
-    a.target_group_arn().map(|arn| ForwardConfig {
-        target_groups: vec![WeightedTargetGroup {
-            arn: arn.to_owned(),
-            weight: 1,
-        }],
-        stickiness: None,
-    })
 }
 
 fn action(a: &sdk::Action) -> ActionSummary {

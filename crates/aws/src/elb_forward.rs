@@ -18,9 +18,8 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
 use crate::client::Aws;
-use crate::elb::forward_config;
 use crate::error::{Call, Error};
-use crate::forward::{ForwardConfig, ForwardTarget};
+use crate::forward::{ForwardConfig, ForwardTarget, Stickiness, WeightedTargetGroup};
 
 /// One action of a listener or rule as baton sends it back: the action AWS returned, with
 /// only a forward action's target groups and stickiness rewritten. It serializes as
@@ -320,6 +319,38 @@ fn show(config: Option<&ForwardConfig>) -> String {
             .collect::<Vec<_>>()
             .join(", "),
     }
+}
+
+/// Reads the forward config of an SDK action: the weighted config when present, else
+/// the single `TargetGroupArn` form (weight 1), as AWS treats it.
+pub(crate) fn forward_config(a: &Action) -> Option<ForwardConfig> {
+    if let Some(fc) = a.forward_config()
+        && !fc.target_groups().is_empty()
+    {
+        return Some(ForwardConfig {
+            target_groups: fc
+                .target_groups()
+                .iter()
+                .filter_map(|t| {
+                    Some(WeightedTargetGroup {
+                        arn: t.target_group_arn()?.to_owned(),
+                        weight: t.weight().map_or(1, |w| u32::try_from(w).unwrap_or(0)),
+                    })
+                })
+                .collect(),
+            stickiness: fc.target_group_stickiness_config().map(|s| Stickiness {
+                enabled: s.enabled().unwrap_or(false),
+                duration_seconds: s.duration_seconds(),
+            }),
+        });
+    }
+    a.target_group_arn().map(|arn| ForwardConfig {
+        target_groups: vec![WeightedTargetGroup {
+            arn: arn.to_owned(),
+            weight: 1,
+        }],
+        stickiness: None,
+    })
 }
 
 /// Writes `key: value` when there is a value (AWS leaves absent fields out).

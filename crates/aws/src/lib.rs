@@ -48,6 +48,8 @@ mod security_groups;
 mod seed;
 mod snapshots;
 mod tags;
+#[cfg(feature = "testbed")]
+pub mod testbed;
 mod time;
 mod vpc;
 

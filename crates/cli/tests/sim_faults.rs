@@ -3,10 +3,10 @@
 //! changed on the running estate with `baton sim fault`; bad specs refused with a usage
 //! error that names the bad part.
 
-mod support;
+mod common;
 
+use common::{baton, sim_up_with, text};
 use serde_json::Value;
-use support::{Sim, baton, text};
 
 /// kubectl's stdout, failing the test when kubectl fails.
 fn ok(out: std::process::Output) -> String {
@@ -26,7 +26,7 @@ fn err(out: std::process::Output) -> String {
 
 #[test]
 fn fault_flags_fail_the_chosen_requests_and_sim_fault_changes_them_at_runtime() {
-    let sim = Sim::start(&[
+    let sim = sim_up_with(&[
         "--bare",
         "--fault",
         "blue:method=GET:resource=configmaps:nth=1:500",
@@ -34,7 +34,7 @@ fn fault_flags_fail_the_chosen_requests_and_sim_fault_changes_them_at_runtime() 
         "green=150",
     ]);
     let get_cm =
-        |cluster| sim.kubectl(&["--context", cluster, "get", "configmaps", "-n", "default"]);
+        |cluster| sim.kubectl_output(&["--context", cluster, "get", "configmaps", "-n", "default"]);
 
     // Only the 1st GET of configmaps in blue fails; discovery before it does not count.
     let e = err(get_cm("blue"));
@@ -47,7 +47,8 @@ fn fault_flags_fail_the_chosen_requests_and_sim_fault_changes_them_at_runtime() 
 
     // green's latency: every request in its log took at least 150 ms, blue's did not.
     let log = |cluster| -> Vec<Value> {
-        let doc = ok(sim.kubectl(&["--context", cluster, "get", "--raw", "/debug/requests"]));
+        let doc =
+            ok(sim.kubectl_output(&["--context", cluster, "get", "--raw", "/debug/requests"]));
         serde_json::from_str::<Value>(&doc).unwrap()["items"]
             .as_array()
             .unwrap()
@@ -123,12 +124,12 @@ fn bad_fault_specs_are_usage_errors_naming_the_bad_part() {
 
 #[test]
 fn aws_faults_reach_the_sdk_from_the_flag_and_from_sim_fault() {
-    let sim = Sim::start(&[
+    let sim = sim_up_with(&[
         "--fault",
         "aws:action=DescribeVpcs:rate=1:403=UnauthorizedOperation",
     ]);
     let facts: Value = serde_json::from_str(
-        &std::fs::read_to_string(sim.dir.path().join("scenario.json")).unwrap(),
+        &std::fs::read_to_string(sim.dir.path().join("sim/scenario.json")).unwrap(),
     )
     .unwrap();
     let vpc = facts["vpc_id"].as_str().unwrap().to_string();
@@ -136,11 +137,11 @@ fn aws_faults_reach_the_sdk_from_the_flag_and_from_sim_fault() {
     let aws = rt.block_on(async {
         baton_aws::Aws::connect(
             &baton_aws::AwsConfig::default()
-                .endpoint_url(sim.env("AWS_ENDPOINT_URL"))
-                .region(sim.env("AWS_REGION"))
+                .endpoint_url(&sim.env["AWS_ENDPOINT_URL"])
+                .region(&sim.env["AWS_REGION"])
                 .static_credentials(baton_aws::StaticCredentials::new(
-                    sim.env("AWS_ACCESS_KEY_ID"),
-                    sim.env("AWS_SECRET_ACCESS_KEY"),
+                    sim.env["AWS_ACCESS_KEY_ID"].as_str(),
+                    sim.env["AWS_SECRET_ACCESS_KEY"].as_str(),
                 )),
         )
         .await

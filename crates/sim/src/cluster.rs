@@ -6,6 +6,8 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::json;
 
+use crate::auth::{self, Attributes, Identity};
+use crate::error::ApiError;
 use crate::faults::Knobs;
 use crate::resources::{Registry, ResourceDef};
 use crate::store::{DEFAULT_HISTORY, Store};
@@ -97,7 +99,7 @@ pub struct Cluster {
     /// Each controller's passes so far, for benchmarks: where the emulator's time goes.
     pub(crate) passes: std::sync::Mutex<std::collections::BTreeMap<&'static str, PassStats>>,
     /// Service-account tokens minted through the TokenRequest API.
-    pub(crate) tokens: crate::auth::Tokens,
+    pub(crate) tokens: auth::Tokens,
 }
 
 /// One controller's passes: how many, how many looked at everything, and their total
@@ -154,7 +156,7 @@ impl Cluster {
             storage_protection: AtomicBool::new(false),
             knobs,
             passes: std::sync::Mutex::default(),
-            tokens: crate::auth::Tokens::default(),
+            tokens: auth::Tokens::default(),
         });
         c.bootstrap();
         c
@@ -243,5 +245,36 @@ impl Cluster {
     pub(crate) fn allocate_service_ip(&self) -> String {
         let n = self.next_service_ip.fetch_add(1, Ordering::Relaxed);
         format!("10.100.{}.{}", (n >> 8) & 0xff, n & 0xff)
+    }
+}
+
+/// Authentication and authorization, as `auth` decides them on this cluster's admin
+/// token, minted tokens and RBAC objects.
+impl Cluster {
+    /// The identity of a request's bearer token, or None (401).
+    pub fn authenticate(&self, headers: &http::HeaderMap) -> Option<Identity> {
+        self.tokens
+            .authenticate(&self.spec.token, &self.store, headers)
+    }
+
+    /// Mints a token for the ServiceAccount `namespace/name` (404 if it does not exist),
+    /// valid for `seconds` (at least 600, as the real API requires).
+    pub fn issue_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        seconds: i64,
+    ) -> Result<(String, jiff::Timestamp), ApiError> {
+        self.tokens.issue(namespace, name, seconds, || {
+            let def = self
+                .def("", "v1", "serviceaccounts")
+                .expect("serviceaccounts is built in");
+            self.get(&def, namespace, name)
+        })
+    }
+
+    /// Whether `who` may do what `attrs` describe: `Ok` with the reason, or the 403.
+    pub fn authorize(&self, who: &Identity, attrs: &Attributes) -> Result<String, ApiError> {
+        auth::authorize(&self.store, who, attrs)
     }
 }

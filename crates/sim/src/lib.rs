@@ -40,7 +40,8 @@ mod gc;
 mod http;
 pub mod kubeconfig;
 pub mod meta;
-pub mod moto;
+/// moto's launcher, the AWS test bed's (`baton_aws::testbed::moto`).
+pub use baton_aws::testbed::moto;
 pub mod ops;
 pub mod patch;
 pub mod resources;

@@ -42,28 +42,24 @@ pub fn render<T: Serialize>(value: &T, output: Output) -> anyhow::Result<String>
 
 /// A table of left-aligned columns two spaces apart, headers first.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
+    table_aligned(headers, rows, &[])
+}
+
+/// [`table`] with the columns numbered in `right` aligned right (numbers, durations).
+pub fn table_aligned(headers: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING)
+        .set_header(headers.to_vec())
+        .add_rows(rows.iter().cloned());
+    // No borders: columns two spaces apart, nothing before the first or after the last.
+    let last = t.column_iter_mut().count().saturating_sub(1);
+    for (i, column) in t.column_iter_mut().enumerate() {
+        column.set_padding((u16::from(i > 0), u16::from(i < last)));
+        if right.contains(&i) {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
         }
     }
-    let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-            + "\n"
-    };
-    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        out += &line(r.clone());
-    }
-    out
+    t.trim_fmt() + "\n"
 }
 
 /// Asks `question` on a terminal; without one, `--yes` is required.
@@ -81,4 +77,25 @@ pub fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
         bail!("cancelled; nothing was changed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_plain_columns_two_spaces_apart_without_trailing_spaces() {
+        let rows = vec![
+            vec!["blue".to_string(), "1".into(), "ok".into()],
+            vec![String::new(), "1200".into(), String::new()],
+        ];
+        assert_eq!(
+            table(&["CLUSTER", "N", "STATE"], &rows),
+            "CLUSTER  N     STATE\nblue     1     ok\n         1200\n"
+        );
+        assert_eq!(
+            table_aligned(&["CLUSTER", "N", "STATE"], &rows, &[1]),
+            "CLUSTER     N  STATE\nblue        1  ok\n         1200\n"
+        );
+    }
 }

@@ -8,6 +8,7 @@ use baton_core::permissions::{self, CommandPermissions};
 use serde_json::{Value, json};
 
 use crate::args::{Output, PermissionsArgs};
+use crate::commands::output;
 use crate::exit::code;
 
 /// `baton permissions`.
@@ -67,25 +68,34 @@ pub fn cluster_role(chosen: &[&CommandPermissions], name: &str) -> Value {
 fn table(chosen: &[&CommandPermissions]) {
     for c in chosen {
         println!("{} (clusters: {})", c.command, c.clusters);
-        for r in c.kube {
-            let groups: Vec<&str> = r
-                .groups
-                .iter()
-                .map(|g| if g.is_empty() { "core" } else { g })
-                .collect();
-            println!(
-                "  k8s  {:<24} {:<48} {}",
-                groups.join(","),
-                r.resources.join(","),
-                r.verbs.join(",")
-            );
-        }
-        for s in c.iam {
-            println!(
-                "  iam  {}  on {}",
+        let mut rows: Vec<Vec<String>> = c
+            .kube
+            .iter()
+            .map(|r| {
+                let groups: Vec<&str> = r
+                    .groups
+                    .iter()
+                    .map(|g| if g.is_empty() { "core" } else { g })
+                    .collect();
+                vec![
+                    "k8s".into(),
+                    groups.join(","),
+                    r.resources.join(","),
+                    r.verbs.join(","),
+                ]
+            })
+            .collect();
+        rows.extend(c.iam.iter().map(|s| {
+            vec![
+                "iam".into(),
                 s.actions.join(", "),
-                s.resources.join(", ")
-            );
+                s.resources.join(", "),
+                String::new(),
+            ]
+        }));
+        let text = output::table(&["", "API GROUPS / ACTIONS", "RESOURCES", "VERBS"], &rows);
+        for line in text.lines() {
+            println!("  {line}");
         }
     }
     println!("\n-o json: the IAM policy document; -o yaml: the ClusterRole.");

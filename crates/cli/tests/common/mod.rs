@@ -1,22 +1,47 @@
-//! A `baton sim up` for the CLI's end-to-end tests, and helpers to drive baton, kubectl
-//! and EC2 against it.
-#![allow(dead_code)]
+//! The real `baton` binary as a user runs it, for the CLI's end-to-end tests: `baton sim
+//! up` in the foreground of its own process (state dir `DIR/sim`), other commands,
+//! kubectl and EC2 from "another shell" against it.
+#![allow(dead_code)] // each test binary uses part of this
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
+/// A running `baton sim up`; stopped (SIGTERM, then kill) when dropped.
 pub struct Sim {
     child: Child,
     pub dir: tempfile::TempDir,
+    /// The env file's variables.
     pub env: BTreeMap<String, String>,
 }
 
 impl Drop for Sim {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `baton ARGS…`, run to completion (no estate needed).
+pub fn baton(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 pub fn sim_up() -> Sim {
@@ -39,7 +64,7 @@ pub fn sim_up_with(args: &[&str]) -> Sim {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    if !line.starts_with("baton sim ready:") {
+    if !line.starts_with("baton sim ready") {
         let _ = child.kill();
         let _ = child.wait();
         let err = std::fs::read_to_string(dir.path().join("sim.err")).unwrap_or_default();
@@ -56,6 +81,22 @@ pub fn sim_up_with(args: &[&str]) -> Sim {
 }
 
 impl Sim {
+    /// What `sim up` printed on stderr so far (its progress and errors).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sim.err")).unwrap_or_default()
+    }
+
+    /// `baton sim fault --state-dir DIR/sim ARGS…`, which must succeed.
+    pub fn fault(&self, args: &[&str]) -> Output {
+        let out = self.baton(&[&["sim", "fault", "--state-dir", "sim"][..], args].concat());
+        assert!(
+            out.status.success(),
+            "sim fault {args:?}: {}",
+            text(&out.stderr)
+        );
+        out
+    }
+
     pub fn baton(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_baton"))
             .args(args)
@@ -76,14 +117,19 @@ impl Sim {
             .unwrap()
     }
 
-    /// `kubectl ARGS…` against the estate, which must succeed; returns its stdout.
-    pub fn kubectl(&self, args: &[&str]) -> Vec<u8> {
-        let o = Command::new("kubectl")
+    /// `kubectl ARGS…` against the estate, whatever its outcome.
+    pub fn kubectl_output(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
             .args(args)
             .env("KUBECONFIG", &self.env["KUBECONFIG"])
             .env("HOME", self.dir.path())
             .output()
-            .unwrap();
+            .expect("kubectl is installed")
+    }
+
+    /// `kubectl ARGS…` against the estate, which must succeed; returns its stdout.
+    pub fn kubectl(&self, args: &[&str]) -> Vec<u8> {
+        let o = self.kubectl_output(args);
         assert!(
             o.status.success(),
             "kubectl {args:?}: {}",

@@ -9,16 +9,18 @@ pub mod attributes;
 pub mod rbac;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, header};
 
 pub use attributes::Attributes;
 pub use rbac::{Decision, User};
 
-use crate::cluster::Cluster;
+use serde_json::Value;
+
 use crate::error::ApiError;
 use crate::resources::GroupResource;
+use crate::store::Store;
 
 /// Who sent a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,19 +68,25 @@ fn service_accounts() -> GroupResource {
     }
 }
 
-impl Cluster {
-    /// The identity of a request's bearer token, or None (401).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Option<Identity> {
+impl Tokens {
+    /// The identity of a request's bearer token, or None (401): the cluster's admin
+    /// `admin_token`, or a token minted here whose ServiceAccount still exists in `store`
+    /// (same uid) and which has not expired.
+    pub fn authenticate(
+        &self,
+        admin_token: &str,
+        store: &Store,
+        headers: &HeaderMap,
+    ) -> Option<Identity> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))?
             .trim();
-        if token == self.spec.token {
+        if token == admin_token {
             return Some(Identity::Admin);
         }
         let issued = self
-            .tokens
             .issued
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -87,20 +95,20 @@ impl Cluster {
         if jiff::Timestamp::now() >= issued.expires {
             return None;
         }
-        let account = self
-            .store
-            .txn(|t| t.get(&service_accounts(), &issued.namespace, &issued.name))?;
+        let account = store.txn(|t| t.get(&service_accounts(), &issued.namespace, &issued.name))?;
         (account["metadata"]["uid"].as_str() == Some(issued.uid.as_str()))
             .then(|| Identity::User(User::service_account(&issued.namespace, &issued.name)))
     }
 
-    /// Mints a token for the ServiceAccount `namespace/name` (404 if it does not exist),
-    /// valid for `seconds` (at least 600, as the real API requires).
-    pub fn issue_token(
+    /// Mints a token for the ServiceAccount `namespace/name`, which `account` reads (its
+    /// error, e.g. a 404, is returned), valid for `seconds` (at least 600, as the real API
+    /// requires; checked first).
+    pub fn issue(
         &self,
         namespace: &str,
         name: &str,
         seconds: i64,
+        account: impl FnOnce() -> Result<Arc<Value>, ApiError>,
     ) -> Result<(String, jiff::Timestamp), ApiError> {
         if seconds < MIN_EXPIRATION_SECONDS {
             return Err(ApiError::invalid(
@@ -117,18 +125,14 @@ impl Cluster {
                 )],
             ));
         }
-        let def = self
-            .def("", "v1", "serviceaccounts")
-            .expect("serviceaccounts is built in");
-        let account = self.get(&def, namespace, name)?;
+        let account = account()?;
         let expires = jiff::Timestamp::now()
             .as_second()
             .checked_add(seconds)
             .and_then(|s| jiff::Timestamp::from_second(s).ok())
             .ok_or_else(|| ApiError::bad_request("spec.expirationSeconds is too large"))?;
         let token = format!("baton-sim-sa-{}", uuid::Uuid::new_v4().simple());
-        self.tokens
-            .issued
+        self.issued
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(
@@ -145,15 +149,16 @@ impl Cluster {
             );
         Ok((token, expires))
     }
+}
 
-    /// Whether `who` may do what `attrs` describe: `Ok` with the reason, or the 403.
-    pub fn authorize(&self, who: &Identity, attrs: &Attributes) -> Result<String, ApiError> {
-        match who {
-            Identity::Admin => Ok("the cluster admin (system:masters)".into()),
-            Identity::User(user) => match rbac::authorize(&self.store, user, attrs) {
-                Decision::Allow(why) => Ok(why),
-                Decision::Deny(reason) => Err(rbac::forbidden(user, attrs, &reason)),
-            },
-        }
+/// Whether `who` may do what `attrs` describe, by the RBAC objects in `store`: `Ok` with
+/// the reason, or the 403.
+pub fn authorize(store: &Store, who: &Identity, attrs: &Attributes) -> Result<String, ApiError> {
+    match who {
+        Identity::Admin => Ok("the cluster admin (system:masters)".into()),
+        Identity::User(user) => match rbac::authorize(store, user, attrs) {
+            Decision::Allow(why) => Ok(why),
+            Decision::Deny(reason) => Err(rbac::forbidden(user, attrs, &reason)),
+        },
     }
 }

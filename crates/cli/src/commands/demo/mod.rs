@@ -10,7 +10,6 @@
 //! (`verify.rs`), and summed up in a table and in `report.html`.
 
 mod child;
-pub mod record;
 mod stateless;
 mod steps;
 mod summary;
@@ -22,9 +21,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use self::record::{StepRecord, StepStatus};
 use self::steps::{Demo, ORDER, Outcome};
 use crate::args::DemoArgs;
+use crate::commands::report::record::{self, StepRecord, StepStatus};
 use crate::exit::code;
 
 /// What a previous demo leaves in its state dir; replaced by the next run there.

@@ -18,11 +18,11 @@ use baton_sim::scenario::{self, Scenario, Seeded};
 use kube::api::{Api, DynamicObject, PostParams};
 
 use super::child::{Baton, args};
-use super::record::{DemoRecord, Finding, VolumeRecord};
 use super::stateless::{self, Generator};
 use super::{summary, verify};
 use crate::args::DemoArgs;
 use crate::commands::files::{read_json, read_lines};
+use crate::commands::report::record::{DemoRecord, Finding, VolumeRecord};
 
 /// The steps, in the seed's order: green's network first, then checks and a backup
 /// before anything moves, traffic before data, commit last, then the proof.

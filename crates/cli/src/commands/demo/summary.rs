@@ -7,8 +7,9 @@ use std::path::Path;
 
 use baton_core::journal::AppSummary;
 
-use super::record::{DemoRecord, StepStatus};
+use crate::commands::output;
 use crate::commands::report::Loaded;
+use crate::commands::report::record::{DemoRecord, StepStatus};
 
 /// An app's window as `0.71 s`, from its journal summary.
 pub fn window(s: &AppSummary) -> String {
@@ -30,35 +31,37 @@ fn render(dir: &Path, record: &DemoRecord) -> String {
     let loaded = Loaded::read(dir).ok();
     let apps = loaded.as_ref().map(Loaded::apps).unwrap_or_default();
     if !apps.is_empty() {
-        let _ = writeln!(
-            o,
-            "\n{:<26} {:>9} {:>8}  data fingerprint: blue before → green from … now",
-            "app", "window", "volumes"
-        );
+        let mut rows = Vec::new();
         for a in &apps {
             let vols: Vec<_> = record.volumes.iter().filter(|v| v.app == a.app).collect();
             let window = a
                 .downtime_ms()
                 .map_or("—".into(), |d| format!("{:.2} s", d as f64 / 1000.0));
-            let mut first = true;
-            for v in &vols {
+            for (i, v) in vols.iter().enumerate() {
                 let (before, after) = v.fingerprints();
-                let (name, w, n) = if first {
-                    (a.app.as_str(), window.as_str(), vols.len().to_string())
+                let fingerprint = format!("{}: {before} → {after}", v.volume_id);
+                rows.push(if i == 0 {
+                    vec![
+                        a.app.clone(),
+                        window.clone(),
+                        vols.len().to_string(),
+                        fingerprint,
+                    ]
                 } else {
-                    ("", "", String::new())
-                };
-                first = false;
-                let _ = writeln!(
-                    o,
-                    "{name:<26} {w:>9} {n:>8}  {}: {before} → {after}",
-                    v.volume_id
-                );
+                    vec![String::new(), String::new(), String::new(), fingerprint]
+                });
             }
             if vols.is_empty() {
-                let _ = writeln!(o, "{:<26} {window:>9} {:>8}", a.app, "—");
+                rows.push(vec![a.app.clone(), window, "—".into(), String::new()]);
             }
         }
+        let headers = [
+            "app",
+            "window",
+            "volumes",
+            "data fingerprint: blue before → green from … now",
+        ];
+        let _ = write!(o, "\n{}", output::table_aligned(&headers, &rows, &[1, 2]));
     }
     let gates = loaded.as_ref().map(Loaded::gates).unwrap_or_default();
     if !gates.is_empty() {

@@ -16,7 +16,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams};
 
-use super::record::{Fingerprint, Invariant, VolumeRecord};
+use crate::commands::report::record::{Fingerprint, Invariant, VolumeRecord};
 
 /// The fingerprints EC2 holds for these volumes now, by volume id.
 pub async fn fingerprints(

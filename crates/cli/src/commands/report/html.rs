@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::load::{AppTimeline, Loaded, RatioPoint, TrafficPoint, ms};
-use crate::commands::demo::record::StepStatus;
+use super::record::StepStatus;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {

@@ -11,7 +11,7 @@ use baton_core::preflight::Report;
 use baton_core::traffic::machine::{self as shift, GateRecord, Position, ShiftState};
 
 use super::find;
-use crate::commands::demo::record::{DemoRecord, FILE as DEMO_FILE, Finding};
+use super::record::{DemoRecord, FILE as DEMO_FILE, Finding};
 use crate::commands::files::{read_json, read_lines};
 
 /// Everything found in a state dir.

@@ -5,6 +5,7 @@
 
 mod html;
 mod load;
+pub mod record;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

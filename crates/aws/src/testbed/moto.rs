@@ -1,7 +1,7 @@
-//! moto, which plays AWS for the emulated estate: started on a free loopback port (or an
-//! endpoint the user gives is used as is), waited for until it answers, and stopped with
-//! the emulator. moto runs under a small `sh` that waits on a pipe only this process
-//! writes to, so it stops even when the emulator is killed with SIGKILL.
+//! moto, which plays AWS for the emulated estate and for this crate's tests: started on a
+//! free loopback port, waited for until it answers, and stopped on drop. moto runs under a
+//! small `sh` that waits on a pipe only this process writes to, so it stops even when this
+//! process is killed with SIGKILL, or exits without dropping it (a test binary's static).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -77,14 +77,14 @@ impl Moto {
             .map(|a| a.port())
             .map_err(MotoError::Spawn)?;
         let tmp = std::env::temp_dir();
-        let log = tmp.join(format!("baton-sim-moto-{port}.log"));
+        let log = tmp.join(format!("baton-moto-{port}.log"));
         // Removed when this function returns: python has read it by then.
         let mut _launcher = None;
         let server = if patched && works("python3", &["-c", "import moto.server"]).await {
             // moto_server.py: moto with its per-request costs removed (see the file), in
             // a directory of its own (python puts the script's directory first on its
             // path: nothing else may be there to shadow a module).
-            let dir = TempDir::new(tmp.join(format!("baton-sim-moto-{port}.d")))?;
+            let dir = TempDir::new(tmp.join(format!("baton-moto-{port}.d")))?;
             let file = dir.0.join("moto_server.py");
             std::fs::write(&file, LAUNCHER).map_err(MotoError::Spawn)?;
             _launcher = Some(dir);
@@ -155,6 +155,11 @@ impl Moto {
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// moto's request log.

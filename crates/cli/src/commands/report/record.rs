@@ -1,4 +1,4 @@
-//! `demo.json`: what a demo run did and found, beside the journals of the commands it ran
+//! `demo.json`: what a demo run did and found (written by `baton demo`, read here), beside the journals of the commands it ran
 //! (`migration/`, `traffic/`), saved after every step so that `baton report` can draw a
 //! run that stopped half-way as well as one that finished.
 

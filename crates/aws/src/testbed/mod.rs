@@ -1,0 +1,8 @@
+//! The AWS test bed (the `testbed` feature): moto, started and stopped ([`moto`]), and a
+//! raw-TCP proxy in front of it that lets a [`proxy::Handler`] fault or forward each call.
+//! The emulator (baton-sim) runs both, with its AWS fault knobs as the handler, and this
+//! crate's own tests run the same two, so there is one launcher and one proxy. Not part
+//! of baton's AWS access: nothing outside this module uses it.
+
+pub mod moto;
+pub mod proxy;
