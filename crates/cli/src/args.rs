@@ -1,9 +1,12 @@
 //! What the user typed: the command tree, with `--help` text that teaches.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use baton_sim::faults::{FaultSpec, LatencySpec, Target};
 use clap::{Args, Parser, Subcommand};
+
+use crate::exit::Expected;
 
 /// baton upgrades Kubernetes on AWS EKS the blue/green way: it builds on a new ("green")
 /// cluster in the same VPC as the old ("blue") one and hands over network space, traffic,
@@ -276,7 +279,7 @@ pub struct TrafficShiftArgs {
     pub steps: Vec<u32>,
     /// How long each step runs before its gate (e.g. 5m, 30s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-    pub interval: std::time::Duration,
+    pub interval: Duration,
     /// Fewest healthy targets green's group must have (before the first step and at
     /// every gate).
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -319,7 +322,7 @@ pub struct TrafficStatusArgs {
     pub rule: Option<String>,
     /// How far back the request and 5xx sums go (e.g. 5m).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-    pub window: std::time::Duration,
+    pub window: Duration,
     /// Also show the shift journaled in this directory.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -348,8 +351,24 @@ pub struct TrafficRollbackArgs {
     pub aws: AwsArgs,
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    baton_core::traffic::duration::parse(s)
+/// Every duration flag's value parser, so `--wait-timeout`, `--interval`, `--window`,
+/// `--velero-timeout`, `--seed-timeout` and the sim's delays read alike: jiff's friendly
+/// format (`10m`, `90s`, `1h30m`, `1h 30m`, `500ms`, `2 hours`), and a bare number as
+/// seconds (`600`), as the flags that took seconds did. Negative durations and units
+/// above hours (days, which are not always 24 hours) are refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let text = s.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{s:?} is too long a duration"));
+    }
+    let hint = "write e.g. 10m, 90s, 1h30m or 500ms (a bare number is seconds)";
+    let d = jiff::fmt::friendly::SpanParser::new()
+        .parse_duration(text)
+        .map_err(|e| format!("{s:?} is not a duration: {hint} ({e})"))?;
+    Duration::try_from(d).map_err(|_| format!("{s:?} is not a duration: it is negative; {hint}"))
 }
 
 fn parse_ratio(s: &str) -> Result<f64, String> {
@@ -462,12 +481,10 @@ pub struct NetworkPlanArgs {
     /// IPv4 CIDR blocks the VPC may have (AWS's default quota is 5).
     #[arg(long, value_name = "Q", default_value_t = 5)]
     pub cidr_quota: u32,
-    /// Blue's kubeconfig context: read its ENIConfigs and its nodes' subnets.
-    #[arg(long, value_name = "CONTEXT")]
-    pub blue: Option<String>,
-    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    /// Blue (--from CONTEXT, formerly --blue): read its ENIConfigs and its nodes'
+    /// subnets.
+    #[command(flatten)]
+    pub blue: Option<BlueArgs>,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
@@ -547,20 +564,44 @@ pub enum Output {
     Yaml,
 }
 
-/// Which clusters, and how to reach them and AWS.
+/// Blue and green as kubeconfig contexts: `--from`, `--to`, `--kubeconfig`, the same
+/// flags for every command that reads both clusters (resolved by
+/// [`crate::resolved::Clusters::new`], which refuses one context named twice).
 #[derive(Debug, Args, Clone)]
-pub struct Clusters {
+pub struct ClusterArgs {
     /// Blue's kubeconfig context (the cluster being left).
     #[arg(long, value_name = "CONTEXT")]
-    pub from: Option<String>,
+    pub from: String,
     /// Green's kubeconfig context (the new cluster).
     #[arg(long, value_name = "CONTEXT")]
-    pub to: Option<String>,
+    pub to: String,
     /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    #[command(flatten)]
-    pub aws: AwsArgs,
+}
+
+/// Blue alone, for the commands that read only the cluster being left: `--from` and
+/// `--kubeconfig`, as in [`ClusterArgs`].
+#[derive(Debug, Args, Clone)]
+pub struct BlueArgs {
+    /// Blue's kubeconfig context (the cluster being left).
+    #[arg(long, value_name = "CONTEXT", alias = "blue")]
+    pub from: String,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// How a migration, a rollback and a commit pace themselves.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Apps worked on at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
+    /// Longest wait for one condition (pods gone, volume available, Bound, Ready), e.g.
+    /// 10m, 90s or 1h30m (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub wait_timeout: Duration,
 }
 
 /// AWS access: the standard credential chain, with these overrides.
@@ -601,9 +642,11 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
-    pub clusters: Clusters,
+    pub clusters: ClusterArgs,
     #[command(flatten)]
     pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
@@ -615,12 +658,9 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// The cluster to save (blue's kubeconfig context).
-    #[arg(long, value_name = "CONTEXT")]
-    pub from: String,
-    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    /// The cluster to save: blue.
+    #[command(flatten)]
+    pub blue: BlueArgs,
     /// A namespace to save (repeatable; default: those of the StatefulSets that move).
     /// Also limits the StatefulSets whose objects count as touched.
     #[arg(short = 'n', long = "namespace", value_name = "NS")]
@@ -646,9 +686,9 @@ pub struct BackupArgs {
     #[arg(long, requires = "velero")]
     pub wait: bool,
     /// How long --wait follows the Velero Backup before giving up (exit 1; the Backup
-    /// goes on).
+    /// goes on), e.g. 1h, 30m or 90s.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration, requires = "wait")]
-    pub velero_timeout: std::time::Duration,
+    pub velero_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -667,15 +707,8 @@ pub struct PermissionsArgs {
 
 #[derive(Debug, Args)]
 pub struct PreflightArgs {
-    /// Blue's kubeconfig context (the cluster being left).
-    #[arg(long, value_name = "CONTEXT")]
-    pub from: String,
-    /// Green's kubeconfig context (the new cluster).
-    #[arg(long, value_name = "CONTEXT")]
-    pub to: String,
-    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub clusters: ClusterArgs,
     /// Only the StatefulSets of this namespace are checked as apps to move (repeatable;
     /// default: all). Cluster-wide checks still look at everything.
     #[arg(short = 'n', long = "namespace", value_name = "NS")]
@@ -700,19 +733,22 @@ pub struct PreflightArgs {
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
+    /// Blue and green (required, except with --resume, which reads them from the state
+    /// dir).
     #[command(flatten)]
-    pub clusters: Clusters,
+    pub clusters: Option<ClusterArgs>,
     #[command(flatten)]
     pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
     /// Use a saved plan (refused if the world no longer matches it).
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub plan: Option<PathBuf>,
     /// Print every API mutation, in order, and make none.
     #[arg(long)]
     pub dry_run: bool,
-    /// Apps moved at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub parallel: u16,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Apps down at once (blue stopped, green not yet Ready; default: --parallel). The
     /// other apps in progress prepare meanwhile and stop blue when a slot frees, so on
     /// a busy estate each app's window is shorter and fewer services are down together.
@@ -725,12 +761,10 @@ pub struct MigrateArgs {
     /// ./.baton/<from>-to-<to>).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Continue the migration in --state-dir after a crash, kill or Ctrl-C.
-    #[arg(long, requires = "state_dir")]
+    /// Continue the migration in --state-dir after a crash, kill or Ctrl-C (blue, green
+    /// and the plan are the state dir's).
+    #[arg(long, requires = "state_dir", conflicts_with_all = ["from", "to", "kubeconfig"])]
     pub resume: bool,
-    /// Longest wait for one condition (pods gone, volume available, Bound, Ready).
-    #[arg(long, default_value = "600", value_name = "SECONDS")]
-    pub wait_timeout: u64,
     /// Output format of the final summary.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
@@ -757,12 +791,8 @@ pub struct RollbackArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
-    /// Apps rolled back at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub parallel: u16,
-    /// Longest wait for one condition.
-    #[arg(long, default_value = "600", value_name = "SECONDS")]
-    pub wait_timeout: u64,
+    #[command(flatten)]
+    pub run: RunArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -778,6 +808,8 @@ pub struct CommitArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -926,18 +958,33 @@ pub struct SimUpArgs {
     /// Serve only the two bare API servers: no moto, no controllers, no scenario.
     #[arg(long, conflicts_with_all = ["scenario", "aws_endpoint_url"])]
     pub bare: bool,
-    /// How long seeding may take before giving up.
-    #[arg(long, default_value = "300", value_name = "SECONDS")]
-    pub seed_timeout: u64,
-    /// Modelled time for EC2 to attach a volume, in milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    pub attach_delay_ms: u64,
-    /// Modelled time for EC2 to detach a volume, in milliseconds (real EBS: seconds).
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    pub detach_delay_ms: u64,
-    /// Modelled time from volumes attached to a pod running Ready, in milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    pub pod_start_delay_ms: u64,
+    /// How long seeding may take before giving up, e.g. 5m or 90s (a bare number is
+    /// seconds).
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_duration)]
+    pub seed_timeout: Duration,
+    /// Modelled time for EC2 to attach a volume, e.g. 200ms or 2s.
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
+    pub attach_delay: Duration,
+    #[arg(long, value_name = "MS", hide = true, conflicts_with = "attach_delay")]
+    // --attach-delay-ms MS, the flag's old form (milliseconds), hidden.
+    pub attach_delay_ms: Option<u64>,
+    /// Modelled time for EC2 to detach a volume, e.g. 500ms (real EBS: seconds).
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
+    pub detach_delay: Duration,
+    #[arg(long, value_name = "MS", hide = true, conflicts_with = "detach_delay")]
+    // --detach-delay-ms MS, the flag's old form (milliseconds), hidden.
+    pub detach_delay_ms: Option<u64>,
+    /// Modelled time from volumes attached to a pod running Ready, e.g. 300ms.
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
+    pub pod_start_delay: Duration,
+    #[arg(
+        long,
+        value_name = "MS",
+        hide = true,
+        conflicts_with = "pod_start_delay"
+    )]
+    // --pod-start-delay-ms MS, the flag's old form (milliseconds), hidden.
+    pub pod_start_delay_ms: Option<u64>,
     /// Seed for the emulator's fault and latency knobs (same seed, same faults).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -950,21 +997,31 @@ pub struct SimUpArgs {
     /// 'aws:action=AttachVolume:nth=2:throttle'. Repeatable; grammar below.
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<FaultSpec>,
-    /// Modelled time for a deleted pod's containers to stop, in milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    pub pod_stop_delay_ms: u64,
+    /// Modelled time for a deleted pod's containers to stop, e.g. 500ms.
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
+    pub pod_stop_delay: Duration,
+    #[arg(
+        long,
+        value_name = "MS",
+        hide = true,
+        conflicts_with = "pod_stop_delay"
+    )]
+    // --pod-stop-delay-ms MS, the flag's old form (milliseconds), hidden.
+    pub pod_stop_delay_ms: Option<u64>,
 }
 
-/// A command-line error found after parsing (a value that only the scenario can refute),
-/// shaped like clap's own so it prints the same usage and exits 2.
-pub fn usage_error(message: String) -> clap::Error {
+/// A command-line error found after parsing (what only another flag, the scenario or the
+/// terminal can refute), shaped like clap's own: it names the problem, prints the usage
+/// line of the command at `path` (e.g. `["sim", "up"]`) and exits 2.
+pub fn usage_error(path: &[&str], message: impl std::fmt::Display) -> Expected {
     use clap::CommandFactory;
-    let mut cli = Cli::command();
-    cli.build();
-    let up = cli
-        .find_subcommand_mut("sim")
-        .and_then(|s| s.find_subcommand_mut("up"))
-        .cloned();
-    up.unwrap_or(cli)
-        .error(clap::error::ErrorKind::ValueValidation, message)
+    let mut cmd = Cli::command();
+    cmd.build();
+    for name in path {
+        match cmd.find_subcommand(name) {
+            Some(sub) => cmd = sub.clone(),
+            None => break,
+        }
+    }
+    Expected::Usage(cmd.error(clap::error::ErrorKind::ValueValidation, message.to_string()))
 }
