@@ -16,7 +16,8 @@ use crate::exit::Expected;
     name = "baton",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = crate::exit::HELP
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -92,6 +93,11 @@ Examples:
     /// in the state dir before and after; `--resume` continues after a crash or Ctrl-C.
     /// Blue's objects stay in place until `baton commit`, so `baton rollback` is cheap.
     ///
+    /// Exit codes: 0 every app moved; 1 an app stopped safely (the summary says which and
+    /// why; `--resume` continues) or an unexpected error; 2 usage (no --yes without a
+    /// terminal); 3 refused, nothing changed (a blocking problem, a stale or unreadable
+    /// --plan, an unknown context, a used --state-dir).
+    ///
     ///   baton migrate --from blue --to green --dry-run
     ///   baton migrate --from blue --to green -n orders --yes
     ///   baton migrate --resume --state-dir .baton/blue-to-green
@@ -100,8 +106,13 @@ Examples:
     Status(StatusArgs),
     /// Before commit: return apps to blue, with their data (green lets go of the volumes
     /// first; blue's claims were never touched).
+    ///
+    /// Refused (exit 3, nothing changed) when --state-dir holds no migration or --app is
+    /// not one of its apps.
     Rollback(RollbackArgs),
     /// Retire blue's claims and PVs of migrated apps (the volumes survive: Retain).
+    ///
+    /// Refused (exit 3, nothing deleted) unless every app of the migration is on green.
     Commit(CommitArgs),
     /// Check blue and green before anything moves: what would break, and how to fix it.
     ///
@@ -136,8 +147,8 @@ Examples:
     /// StatefulSets with claim templates, their claims, those claims' PVs and the HPAs that
     /// target them. Namespaces: -n (repeatable), default those of the StatefulSets that
     /// move; every listable kind in them is saved (events skipped). Secrets are written
-    /// only with --include-secrets. Refuses to write into a directory that already holds
-    /// a backup index.
+    /// only with --include-secrets. Refuses (exit 3) to write into a directory that
+    /// already holds a backup index.
     ///
     /// With --velero it also creates a Velero Backup (velero.io/v1) of the same
     /// namespaces in --velero-namespace, without volume snapshots (baton snapshots the
@@ -235,7 +246,8 @@ Examples:
     ///
     /// Refuses to overwrite weights someone else changed since baton last wrote them,
     /// unless --force. Exit codes: 0 the original weights are on the ALB; 1 failed or
-    /// stopped on someone else's change.
+    /// stopped on someone else's change; 2 usage (no --yes without a terminal); 3 no
+    /// shift journaled in --state-dir, nothing changed.
     #[command(after_help = "\
 Examples:
   baton traffic rollback --state-dir .baton/traffic
@@ -386,11 +398,11 @@ pub enum NetworkCommand {
     /// Plan green's node and pod subnets in blue's VPC, sized for N nodes and M pods.
     ///
     /// Read-only. Reads every CIDR block of the VPC (and its state), every subnet and its
-    /// free addresses, and with --blue blue's ENIConfigs and its nodes' subnets. Prints the
-    /// address map (each block, its subnets and who uses them), the per-node sizing from
-    /// the VPC CNI's rules (max pods = ENIs × (IPs per ENI − 1) + 2; one ENI fewer with
-    /// custom networking; /28 prefixes capped at 110/250 pods with prefix delegation; warm
-    /// pools), the subnets to create per zone with usable vs needed addresses, and a new
+    /// free addresses, and with --from (blue's context) blue's ENIConfigs and its nodes'
+    /// subnets. Prints the address map (each block, its subnets and who uses them), the
+    /// per-node sizing from the VPC CNI's rules (max pods = ENIs × (IPs per ENI − 1) + 2;
+    /// one ENI fewer with custom networking; /28 prefixes capped at 110/250 pods with
+    /// prefix delegation; warm pools), the subnets to create per zone with usable vs needed addresses, and a new
     /// CIDR block to associate when the free space does not fit (pod blocks from
     /// 100.64.0.0/10 or 198.19.0.0/16 first, only ranges AWS allows next to the primary
     /// block, within the per-VPC block quota). Green's existing subnets (tagged
@@ -401,7 +413,7 @@ Examples:
   baton network plan --vpc vpc-0abc --cluster-name green \\
       --azs us-east-1a,us-east-1b,us-east-1c --nodes 112 --pods 3000 --instance-type m5.large
   baton network plan --vpc vpc-0abc --cluster-name green --azs us-east-1a,us-east-1b \\
-      --nodes 20 --pods 1500 --custom-networking --blue blue -o yaml --out net.yaml
+      --nodes 20 --pods 1500 --custom-networking --from blue -o yaml --out net.yaml
   baton network plan … --prefix-delegation --surge 25 --avoid 10.128.0.0/9 --cidr-quota 6")]
     Plan(NetworkPlanArgs),
     /// Create what a network plan proposes: associate its CIDR blocks, create its subnets.
@@ -425,7 +437,7 @@ Examples:
     /// protocol and ports for each of green's, unless the group already admits it. Prints
     /// the rules; adds them only with --apply (a second run finds nothing to add). Blue's
     /// and green's ranges come from --from-cidrs/--to-cidrs, or from a network plan made
-    /// with --blue (blue's node and ENIConfig subnets; green's existing and planned ones).
+    /// with --from (blue's node and ENIConfig subnets; green's existing and planned ones).
     #[command(after_help = "\
 Examples:
   baton network mirror-rules --from-cidrs 10.0.0.0/20,100.64.0.0/19 --to-cidrs 10.1.0.0/20
@@ -534,7 +546,7 @@ pub struct MirrorRulesArgs {
         conflicts_with = "plan"
     )]
     pub to_cidrs: Vec<ipnet::Ipv4Net>,
-    /// Take blue's and green's ranges (and the VPC) from a network plan made with --blue.
+    /// Take blue's and green's ranges (and the VPC) from a network plan made with --from.
     #[arg(long, value_name = "FILE", required_unless_present = "from_cidrs")]
     pub plan: Option<PathBuf>,
     /// Only this security group (repeatable; default: every group of the VPC).

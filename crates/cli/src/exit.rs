@@ -37,6 +37,27 @@ pub mod code {
     pub const ROLLED_BACK: u8 = 5;
 }
 
+/// The exit codes as `baton --help` prints them; README.md's "Exit codes" table says the
+/// same, word for word (`tests/exit_codes.rs` checks).
+pub const HELP: &str = "\
+Exit codes:
+  0  success
+  1  failed: after a change was made, or for a reason nobody foresaw (a cluster or AWS
+     stopped answering); the message says what to do. A traffic shift that stopped on
+     weights someone else changed exits 1 too
+  2  usage: the command line lacks what the command needs (a missing or malformed flag,
+     --from and --to naming the same context, a duration without a unit baton knows,
+     --yes missing where there is no terminal to ask on)
+  3  refused before the first change; nothing was changed: a problem blocks the move
+     (the plan names the object and the fix), or an input names what is not there or no
+     longer matches (an unknown context, VPC, zone, listener or target group; a stale or
+     unreadable plan file; a state dir without a migration or shift, or one already used;
+     commit before every app is on green; traffic weights or targets AWS would not take)
+  4  not built: the capability asked for is not built yet
+  5  traffic shift: a gate failed and the weights from before the shift are back
+
+baton preflight has its own codes: 0 pass, 1 warnings, 2 failures, 3 could not check.";
+
 /// An error whose exit code was decided where it was raised (nextest's `ExpectedError`
 /// idea). Every other error exits [`code::FAILED`].
 #[derive(Debug)]
