@@ -40,6 +40,6 @@ pub use instances::Instance;
 pub use metrics::{ALB_NAMESPACE, AlbMetricDims, RequestStats};
 pub use security_groups::{IngressRule, SecurityGroup};
 pub use seed::NODE_AMI;
-pub use snapshots::Snapshot;
+pub use snapshots::{NewSnapshot, Snapshot};
 pub use tags::{Filter, Tags};
 pub use vpc::{CidrBlock, NewSubnet, Subnet, Vpc};

@@ -10,6 +10,26 @@ use crate::error::Error;
 use crate::tags::{Filter, Tags, describe_filters, from_sdk_tags, tag_spec, to_sdk_filters};
 use crate::time;
 
+/// A `CreateSnapshot` call as a value: what `--dry-run` shows is what is sent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NewSnapshot {
+    /// The volume to snapshot.
+    pub volume_id: String,
+    /// The snapshot's description.
+    pub description: String,
+    /// Tags the snapshot is created with.
+    pub tags: Tags,
+}
+
+impl std::fmt::Display for NewSnapshot {
+    /// `CreateSnapshot {"VolumeId":…,"Description":…,"Tags":{…}}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = serde_json::to_string(self).map_err(|_| std::fmt::Error)?;
+        write!(f, "CreateSnapshot {body}")
+    }
+}
+
 /// An EBS snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -42,13 +62,13 @@ fn snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Option<Snapshot> {
 }
 
 impl Aws {
-    /// Starts a snapshot of `volume_id` tagged with `tags`, and returns at once.
-    pub async fn create_snapshot(
-        &self,
-        volume_id: &str,
-        description: &str,
-        tags: &Tags,
-    ) -> Result<Snapshot, Error> {
+    /// Starts a snapshot, and returns at once.
+    pub async fn create_snapshot(&self, req: &NewSnapshot) -> Result<Snapshot, Error> {
+        let NewSnapshot {
+            volume_id,
+            description,
+            tags,
+        } = req;
         let call = self.call("snapshot", volume_id);
         let out = self
             .ec2

@@ -118,7 +118,11 @@ async fn snapshot_returns_at_once_with_tags_and_is_described() {
         .await
         .expect("create volume");
     let snap = aws
-        .create_snapshot(&vol.id, "baton pre-move", &tags(&[("baton/run", &run)]))
+        .create_snapshot(&baton_aws::NewSnapshot {
+            volume_id: vol.id.clone(),
+            description: "baton pre-move".into(),
+            tags: tags(&[("baton/run", &run)]),
+        })
         .await
         .expect("snapshot");
     assert!(snap.id.starts_with("snap-"), "{snap:?}");
@@ -172,7 +176,11 @@ async fn unknown_volume_is_not_found_with_operation_and_resource() {
     let aws = common::aws().await;
     let missing = "vol-0123456789abcdef0".to_owned();
     let err = aws
-        .create_snapshot(&missing, "x", &Tags::new())
+        .create_snapshot(&baton_aws::NewSnapshot {
+            volume_id: missing.clone(),
+            description: "x".into(),
+            tags: Tags::new(),
+        })
         .await
         .expect_err("no such volume");
     assert!(err.is_not_found(), "{err:?}");

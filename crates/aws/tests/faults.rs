@@ -78,7 +78,11 @@ async fn endless_throttling_gives_up_within_the_attempt_bound() {
     let aws = through(&proxy, retry(3), timeouts()).await;
     let started = Instant::now();
     let err = aws
-        .create_snapshot("vol-0123456789abcdef0", "x", &Default::default())
+        .create_snapshot(&baton_aws::NewSnapshot {
+            volume_id: "vol-0123456789abcdef0".into(),
+            description: "x".into(),
+            tags: Default::default(),
+        })
         .await
         .expect_err("never gets through");
     let took = started.elapsed();

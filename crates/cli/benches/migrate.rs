@@ -313,6 +313,7 @@ mod naive {
     use baton_core::plan::AppPlan;
     use baton_kube::Cluster;
     use baton_kube::manifest::{Origin, green_claim, green_volume};
+    use baton_kube::request;
 
     const POLL: Duration = Duration::from_secs(2);
 
@@ -339,7 +340,7 @@ mod naive {
     ) -> f64 {
         let t0 = Instant::now();
         let ns = &app.namespace;
-        blue.scale(ns, &app.name, 0).await.unwrap();
+        blue.send(&request::scale(ns, &app.name, 0)).await.unwrap();
         poll_side(blue, app, |s| s.pods == 0).await;
         let ids: Vec<String> = app.volumes.iter().map(|v| v.volume_id.clone()).collect();
         loop {
@@ -359,11 +360,20 @@ mod naive {
             from: "blue",
         };
         for v in &app.volumes {
-            blue.set_reclaim(&v.pv, baton_core::world::ReclaimPolicy::Retain, None)
-                .await
-                .unwrap();
+            blue.send(&request::set_reclaim(
+                &v.pv,
+                None,
+                baton_core::world::ReclaimPolicy::Retain,
+                None,
+            ))
+            .await
+            .unwrap();
             let snap = aws
-                .create_snapshot(&v.volume_id, "runbook", &Default::default())
+                .create_snapshot(&baton_aws::NewSnapshot {
+                    volume_id: v.volume_id.clone(),
+                    description: "runbook".into(),
+                    tags: Default::default(),
+                })
                 .await
                 .unwrap();
             loop {
@@ -377,13 +387,19 @@ mod naive {
                 tokio::time::sleep(POLL).await;
             }
             let bc = blue.claim(ns, &v.claim).await.unwrap().unwrap();
-            let gc = green
-                .create_claim(&green_claim(&bc, &v.pv, &origin))
-                .await
-                .unwrap();
+            let gc: k8s_openapi::api::core::v1::PersistentVolumeClaim = serde_json::from_value(
+                green
+                    .send(&request::create_claim(&green_claim(&bc, &v.pv, &origin)))
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            )
+            .unwrap();
             let bpv = blue.volume(&v.pv).await.unwrap().unwrap();
             green
-                .create_volume(&green_volume(&bpv, &gc, "Delete", false, &origin))
+                .send(&request::create_volume(&green_volume(
+                    &bpv, &gc, "Delete", false, &origin,
+                )))
                 .await
                 .unwrap();
         }
@@ -393,7 +409,10 @@ mod naive {
                 .all(|v| s.claims.get(&v.claim).is_some_and(|c| c.phase == "Bound"))
         })
         .await;
-        green.scale(ns, &app.name, app.replicas).await.unwrap();
+        green
+            .send(&request::scale(ns, &app.name, app.replicas))
+            .await
+            .unwrap();
         let r = app.replicas;
         poll_side(green, app, |s| {
             s.sts.as_ref().is_some_and(|x| x.ready_replicas >= r)

@@ -756,7 +756,8 @@ pub struct MigrateArgs {
     /// Use a saved plan (refused if the world no longer matches it).
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub plan: Option<PathBuf>,
-    /// Print every API mutation, in order, and make none.
+    /// Print every request the move would send (Kubernetes and EC2), in order, exactly
+    /// as it would be sent, and send none.
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
@@ -800,6 +801,9 @@ pub struct RollbackArgs {
     /// Only this app (NAMESPACE/NAME); default: every app of the migration.
     #[arg(long, value_name = "NS/NAME")]
     pub app: Option<String>,
+    /// Print every request rollback would send, in order, and send none.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
@@ -817,6 +821,9 @@ pub struct CommitArgs {
     /// Put each green PV's original reclaim policy back (e.g. Delete).
     #[arg(long)]
     pub restore_reclaim_policy: bool,
+    /// Print every request commit would send, in order, and send none.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,

@@ -65,10 +65,79 @@ impl Observed {
     /// volume. Anything else holding the name — a claim GitOps or a person made, or one
     /// racing for the volume — is never adopted.
     pub fn green_claim_is_ours(&self, claim: &str, pv: &str) -> bool {
-        self.green.claims.get(claim).is_some_and(|c| {
-            c.volume_name == pv && c.migration.as_deref() == Some(self.migration.as_str())
-        })
+        claim_is_ours(&self.green, claim, pv, &self.migration)
     }
+
+    /// Takes in what a write answered: the object the API server returned (or the
+    /// snapshot EC2 started) replaces what this view held of it. Returns false when the
+    /// answer does not tell the write's effect (a delete, which finalizers may hold):
+    /// the world must then be read again.
+    pub fn absorb(&mut self, action: &Action, answer: Answer) -> bool {
+        let side = match action.target() {
+            "blue" => &mut self.blue,
+            _ => &mut self.green,
+        };
+        match answer {
+            Answer::Claim(c) => {
+                side.claims.insert(c.name.clone(), c);
+            }
+            Answer::Volume(v) => {
+                side.volumes.insert(v.name.clone(), v);
+            }
+            Answer::StatefulSet(s) => side.sts = Some(s),
+            Answer::Replicas(r) => match &mut side.sts {
+                Some(s) => s.replicas = r,
+                None => return false,
+            },
+            Answer::Snapshot { volume_id, id } => {
+                self.snapshots.insert(volume_id, id);
+            }
+            Answer::Unknown => return false,
+        }
+        true
+    }
+}
+
+/// What a write answered, in the machine's terms: the object as the API server returned
+/// it (not as baton expects it to be), or what EC2 started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// A claim (created, or found already there).
+    Claim(Pvc),
+    /// A PV (created, patched, or found already there).
+    Volume(Pv),
+    /// A StatefulSet (patched).
+    StatefulSet(StatefulSet),
+    /// A StatefulSet's `scale` subresource: its desired replicas.
+    Replicas(i32),
+    /// A snapshot EC2 started of a volume.
+    Snapshot {
+        /// The volume.
+        volume_id: String,
+        /// The snapshot.
+        id: String,
+    },
+    /// Nothing that tells the effect (a delete).
+    Unknown,
+}
+
+impl Answer {
+    /// The id the journal records: a created object's uid, a snapshot's id.
+    pub fn id(&self) -> Option<String> {
+        match self {
+            Self::Claim(c) => Some(c.uid.clone()),
+            Self::Volume(v) => Some(v.uid.clone()),
+            Self::Snapshot { id, .. } => Some(id.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `side`'s claim of this name is the one migration `migration` created for PV `pv`.
+fn claim_is_ours(side: &Side, claim: &str, pv: &str, migration: &str) -> bool {
+    side.claims
+        .get(claim)
+        .is_some_and(|c| c.volume_name == pv && c.migration.as_deref() == Some(migration))
 }
 
 /// A change to the world.
@@ -253,7 +322,58 @@ pub enum Wait {
     BlueReady,
 }
 
+/// Where a wait looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    /// Blue's side of the app.
+    Blue,
+    /// Green's side of the app.
+    Green,
+    /// EC2's view of the app's volumes.
+    Ec2,
+}
+
 impl Wait {
+    /// Where it looks.
+    pub fn watched(self) -> Watched {
+        match self {
+            Self::BluePodsGone | Self::BlueDetached | Self::BlueReady => Watched::Blue,
+            Self::GreenBound | Self::GreenReady | Self::GreenPodsGone | Self::GreenDetached => {
+                Watched::Green
+            }
+            Self::VolumesAvailable => Watched::Ec2,
+        }
+    }
+
+    /// Whether it holds on the cluster side it watches (see [`Wait::watched`]): the
+    /// conditions under which [`next`] no longer asks for it. `migration` is this
+    /// migration's id (green's claims count only when it made them). Always false for
+    /// [`Wait::VolumesAvailable`], which looks at EC2 ([`Wait::holds_on_ec2`]).
+    pub fn holds_on(self, app: &AppPlan, migration: &str, side: &Side) -> bool {
+        let ready = |s: &Side| {
+            s.sts
+                .as_ref()
+                .is_some_and(|x| x.ready_replicas >= app.replicas && x.observed)
+        };
+        match self {
+            Self::BluePodsGone | Self::GreenPodsGone => side.pods == 0,
+            Self::BlueDetached | Self::GreenDetached => side.attachments == 0,
+            Self::GreenBound => app.volumes.iter().all(|v| holds(v, side, migration)),
+            Self::GreenReady | Self::BlueReady => ready(side),
+            Self::VolumesAvailable => false,
+        }
+    }
+
+    /// Whether it holds on EC2's view of the volumes (only [`Wait::VolumesAvailable`]
+    /// looks there): every volume of the app known and `available`.
+    pub fn holds_on_ec2(self, app: &AppPlan, ec2: &BTreeMap<String, Ec2Volume>) -> bool {
+        self == Self::VolumesAvailable
+            && app.volumes.iter().all(|v| {
+                ec2.get(&v.volume_id)
+                    .is_some_and(|e| e.state == "available")
+            })
+    }
+
     /// One line for people.
     pub fn describe(self) -> &'static str {
         match self {
@@ -345,6 +465,24 @@ impl AppPhase {
         }
     }
 
+    /// The phase as words, for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Planned => "planned",
+            Self::Preparing => "preparing (Retain first)",
+            Self::Draining => "window open: stopping blue",
+            Self::HandingOver => "handing volumes to green",
+            Self::Binding => "binding in green",
+            Self::Starting => "starting green",
+            Self::Migrated => "migrated",
+            Self::RollingBack => "rolling back",
+            Self::RolledBack => "rolled back",
+            Self::Committing => "committing",
+            Self::Committed => "committed",
+            Self::Blocked => "blocked",
+        }
+    }
+
     /// Whether blue is stopped for this app (the downtime window is open).
     pub fn in_window(self) -> bool {
         matches!(
@@ -381,6 +519,35 @@ pub fn trusts_cached_view(mode: Mode, decision: &Decision) -> bool {
         }
 }
 
+/// What a wait saw when its condition held: the side of the cluster it watched (from
+/// that cluster's watch cache, so it may lag: see [`trusts_cached_view`]), or EC2's view
+/// of the volumes (a fresh read).
+#[derive(Debug, Clone)]
+pub enum Seen {
+    /// Blue's side.
+    Blue(Side),
+    /// Green's side.
+    Green(Side),
+    /// EC2's volumes, by id.
+    Ec2(BTreeMap<String, Ec2Volume>),
+}
+
+impl Seen {
+    /// Puts what was seen into `obs`, in place of what it held of the same source.
+    pub fn update(self, obs: &mut Observed) {
+        match self {
+            Seen::Blue(s) => obs.blue = s,
+            Seen::Green(s) => obs.green = s,
+            Seen::Ec2(v) => obs.ec2 = v,
+        }
+    }
+
+    /// Whether it came from a watch cache (which may lag the cluster).
+    pub fn cached(&self) -> bool {
+        !matches!(self, Seen::Ec2(_))
+    }
+}
+
 /// The next step for one app.
 pub fn next(mode: Mode, app: &AppPlan, obs: &Observed) -> Decision {
     match mode {
@@ -406,16 +573,20 @@ fn blocked(reason: impl Into<String>) -> Decision {
     }
 }
 
-/// Green holds this volume: its claim is bound to the planned PV, whose claimRef carries
-/// that claim's uid.
+/// Green holds this volume: its claim, made by this migration, is bound to the planned
+/// PV, whose claimRef carries that claim's uid.
 fn green_holds(v: &VolumePlan, obs: &Observed) -> bool {
-    let Some(claim) = obs.green.claims.get(&v.claim) else {
+    holds(v, &obs.green, &obs.migration)
+}
+
+/// [`green_holds`] on one side, for [`Wait::GreenBound`] (which sees green alone).
+fn holds(v: &VolumePlan, side: &Side, migration: &str) -> bool {
+    let Some(claim) = side.claims.get(&v.claim) else {
         return false;
     };
-    obs.green_claim_is_ours(&v.claim, &v.pv)
+    claim_is_ours(side, &v.claim, &v.pv, migration)
         && claim.phase == "Bound"
-        && obs
-            .green
+        && side
             .volumes
             .get(&v.pv)
             .and_then(|pv| pv.claim_ref.as_ref())

@@ -3,9 +3,15 @@
 //! the machine on it to print every mutation in order without making one, and the tests
 //! walk it to prove the machine ends, in every mode and from every intermediate state.
 
-use crate::machine::{Action, Decision, Observed, Wait};
+use crate::machine::{Action, Decision, Mode, Observed, Wait, next};
 use crate::plan::AppPlan;
-use crate::world::{ClaimRef, Pv, Pvc, ReclaimPolicy, RetentionPolicy};
+use std::collections::BTreeMap;
+
+use crate::machine::Side;
+use crate::plan::{GreenReadiness, VolumePlan};
+use crate::world::{
+    ClaimRef, Ec2Volume, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet, VolumeSource,
+};
 
 /// Applies a decision's expected effect. `Done` and `Blocked` change nothing.
 pub fn apply(app: &AppPlan, obs: &mut Observed, d: &Decision) {
@@ -187,4 +193,185 @@ fn apply_wait(app: &AppPlan, obs: &mut Observed, w: Wait) {
             set_ec2(app, obs, "in-use", Some("blue-node"));
         }
     }
+}
+
+/// The steps [`next`](crate::machine::next) would take after `first`, on the same view, that are of the same
+/// kind and touch other volumes: independent, so the runner makes them together instead
+/// of one round trip after another (at most 64). Deletions are not batched (their
+/// effect waits on finalizers), nor is anything that is not per volume.
+pub fn batch(mode: Mode, app: &AppPlan, obs: &Observed, first: Action) -> Vec<Action> {
+    let batchable = matches!(
+        first,
+        Action::RetainBlueVolume { .. }
+            | Action::StartSnapshot { .. }
+            | Action::CreateGreenClaim { .. }
+            | Action::CreateGreenVolume { .. }
+            | Action::RetainGreenVolume { .. }
+            | Action::RestoreBlueVolume { .. }
+            | Action::RestoreGreenVolume { .. }
+    );
+    let kind = std::mem::discriminant(&first);
+    let mut batch = vec![first];
+    if !batchable {
+        return batch;
+    }
+    // What the machine would decide once the batch so far is made: its expected effect,
+    // only to find the other volumes' steps (nothing here stands in for a read).
+    let mut world = obs.clone();
+    apply(app, &mut world, &Decision::Act(batch[0].clone()));
+    while batch.len() < 64 {
+        match next(mode, app, &world) {
+            Decision::Act(a) if std::mem::discriminant(&a) == kind && !batch.contains(&a) => {
+                apply(app, &mut world, &Decision::Act(a.clone()));
+                batch.push(a);
+            }
+            _ => break,
+        }
+    }
+    batch
+}
+
+fn example_set(
+    namespace: &str,
+    name: &str,
+    replicas: i32,
+    retention: RetentionPolicy,
+) -> StatefulSet {
+    StatefulSet {
+        namespace: namespace.into(),
+        name: name.into(),
+        uid: format!("{namespace}-{name}-uid"),
+        replicas,
+        status_replicas: replicas,
+        ready_replicas: replicas,
+        observed: true,
+        labels: BTreeMap::new(),
+        templates: vec![],
+        retention,
+        scalers: vec![],
+    }
+}
+
+/// A hand-built app for tests and examples: blue runs `replicas` pods of
+/// `namespace/name` with one 10 GiB gp3 CSI claim each (`data-NAME-i` on `pvc-i`, EBS
+/// `vol-i` in us-east-1a, attached); green has the set at 0; migration `m-1`.
+pub fn example(
+    namespace: &str,
+    name: &str,
+    replicas: i32,
+    reclaim: ReclaimPolicy,
+    retention: RetentionPolicy,
+) -> (AppPlan, Observed) {
+    let mut obs = Observed {
+        blue: Side {
+            sts: Some(example_set(namespace, name, replicas, retention.clone())),
+            pods: replicas as u32,
+            attachments: replicas as u32,
+            ..Default::default()
+        },
+        green: Side {
+            sts: Some(example_set(namespace, name, 0, RetentionPolicy::default())),
+            ..Default::default()
+        },
+        migration: "m-1".into(),
+        ..Default::default()
+    };
+    let mut volumes = Vec::new();
+    for i in 0..replicas {
+        let claim = format!("data-{name}-{i}");
+        let pv = format!("pvc-{i}");
+        let vol = format!("vol-{i}");
+        obs.blue.claims.insert(
+            claim.clone(),
+            Pvc {
+                name: claim.clone(),
+                uid: format!("blue-claim-{i}"),
+                volume_name: pv.clone(),
+                namespace: namespace.into(),
+                phase: "Bound".into(),
+                request_bytes: Some(10 << 30),
+                access_modes: vec!["ReadWriteOnce".into()],
+                volume_mode: "Filesystem".into(),
+                storage_class: "gp3".into(),
+                deleting: false,
+                migration: None,
+            },
+        );
+        obs.blue.volumes.insert(
+            pv.clone(),
+            Pv {
+                name: pv.clone(),
+                uid: format!("pv-uid-{i}"),
+                volume_id: Some(vol.clone()),
+                reclaim_policy: reclaim,
+                claim_ref: Some(ClaimRef {
+                    namespace: namespace.into(),
+                    name: claim.clone(),
+                    uid: format!("blue-claim-{i}"),
+                }),
+                source: Some(VolumeSource::Csi),
+                other_backend: None,
+                zone: Some("us-east-1a".into()),
+                capacity_bytes: Some(10 << 30),
+                access_modes: vec!["ReadWriteOnce".into()],
+                volume_mode: "Filesystem".into(),
+                storage_class: "gp3".into(),
+                original_reclaim_policy: None,
+                phase: "Bound".into(),
+                migration: None,
+            },
+        );
+        obs.ec2.insert(
+            vol.clone(),
+            Ec2Volume {
+                id: vol.clone(),
+                az: "us-east-1a".into(),
+                size_gib: 10,
+                volume_type: "gp3".into(),
+                encrypted: true,
+                multi_attach: false,
+                state: "in-use".into(),
+                attached_to: vec![format!("i-blue-{i}")],
+            },
+        );
+        volumes.push(VolumePlan {
+            claim,
+            template: "data".into(),
+            ordinal: i,
+            blue_claim_uid: format!("blue-claim-{i}"),
+            pv,
+            pv_uid: format!("pv-uid-{i}"),
+            volume_id: vol,
+            az: "us-east-1a".into(),
+            size_gib: 10,
+            volume_type: "gp3".into(),
+            encrypted: true,
+            multi_attach: false,
+            source: VolumeSource::Csi,
+            reclaim_policy: reclaim,
+            original_reclaim_policy: reclaim,
+            capacity_bytes: 10 << 30,
+            request_bytes: 10 << 30,
+            storage_class: "gp3".into(),
+            access_modes: vec!["ReadWriteOnce".into()],
+            volume_mode: "Filesystem".into(),
+        });
+    }
+    let app = AppPlan {
+        namespace: namespace.into(),
+        name: name.into(),
+        blue_uid: format!("{namespace}-{name}-uid"),
+        replicas,
+        retention,
+        green: GreenReadiness {
+            exists: true,
+            replicas: 0,
+            templates_match: true,
+            zones_ready: true,
+            migrated: false,
+        },
+        volumes,
+        problems: vec![],
+    };
+    (app, obs)
 }

@@ -1,133 +1,18 @@
 //! The phase machine walked on a simulated world: the order of DESIGN.md §2, resumability
 //! from every intermediate state, rollback from every state before commit, and commit.
 
-use std::collections::BTreeMap;
-
 mod common;
 
 use baton_core::machine::{
-    Action, AppPhase, Decision, Mode, Observed, Side, Wait, next, trusts_cached_view,
+    Action, AppPhase, Decision, Mode, Observed, Wait, next, trusts_cached_view,
 };
-use baton_core::plan::{AppPlan, GreenReadiness, VolumePlan};
+use baton_core::plan::AppPlan;
 use baton_core::simulate;
-use baton_core::world::{
-    ClaimRef, Ec2Volume, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet, VolumeSource,
-};
-
-fn sts(replicas: i32, retention: RetentionPolicy) -> StatefulSet {
-    StatefulSet {
-        namespace: "orders".into(),
-        name: "db".into(),
-        uid: "sts-uid".into(),
-        replicas,
-        status_replicas: replicas,
-        ready_replicas: replicas,
-        observed: true,
-        labels: BTreeMap::new(),
-        templates: vec![],
-        retention,
-        scalers: vec![],
-    }
-}
+use baton_core::world::{ReclaimPolicy, RetentionPolicy};
 
 /// Blue runs `replicas` pods of orders/db with one claim each; green has the set at 0.
 fn world(replicas: i32, reclaim: ReclaimPolicy, retention: RetentionPolicy) -> (AppPlan, Observed) {
-    let mut obs = Observed {
-        blue: Side {
-            sts: Some(sts(replicas, retention.clone())),
-            pods: replicas as u32,
-            attachments: replicas as u32,
-            ..Default::default()
-        },
-        green: Side {
-            sts: Some(sts(0, RetentionPolicy::default())),
-            ..Default::default()
-        },
-        migration: "m-1".into(),
-        ..Default::default()
-    };
-    let mut volumes = Vec::new();
-    for i in 0..replicas {
-        let claim = format!("data-db-{i}");
-        let pv = format!("pvc-{i}");
-        let vol = format!("vol-{i}");
-        obs.blue.claims.insert(
-            claim.clone(),
-            Pvc {
-                name: claim.clone(),
-                uid: format!("blue-claim-{i}"),
-                volume_name: pv.clone(),
-                ..common::claim()
-            },
-        );
-        obs.blue.volumes.insert(
-            pv.clone(),
-            Pv {
-                name: pv.clone(),
-                uid: format!("pv-uid-{i}"),
-                volume_id: Some(vol.clone()),
-                reclaim_policy: reclaim,
-                claim_ref: Some(ClaimRef {
-                    namespace: "orders".into(),
-                    name: claim.clone(),
-                    uid: format!("blue-claim-{i}"),
-                }),
-                ..common::pv()
-            },
-        );
-        obs.ec2.insert(
-            vol.clone(),
-            Ec2Volume {
-                id: vol.clone(),
-                az: "us-east-1a".into(),
-                size_gib: 10,
-                volume_type: "gp3".into(),
-                encrypted: true,
-                multi_attach: false,
-                state: "in-use".into(),
-                attached_to: vec![format!("i-blue-{i}")],
-            },
-        );
-        volumes.push(VolumePlan {
-            claim,
-            template: "data".into(),
-            ordinal: i,
-            blue_claim_uid: format!("blue-claim-{i}"),
-            pv,
-            pv_uid: format!("pv-uid-{i}"),
-            volume_id: vol,
-            az: "us-east-1a".into(),
-            size_gib: 10,
-            volume_type: "gp3".into(),
-            encrypted: true,
-            multi_attach: false,
-            source: VolumeSource::Csi,
-            reclaim_policy: reclaim,
-            original_reclaim_policy: reclaim,
-            capacity_bytes: 10 << 30,
-            request_bytes: 10 << 30,
-            storage_class: "gp3".into(),
-            access_modes: vec!["ReadWriteOnce".into()],
-            volume_mode: "Filesystem".into(),
-        });
-    }
-    let app = AppPlan {
-        namespace: "orders".into(),
-        name: "db".into(),
-        blue_uid: "sts-uid".into(),
-        replicas,
-        retention,
-        green: GreenReadiness {
-            exists: true,
-            replicas: 0,
-            templates_match: true,
-            zones_ready: true,
-            migrated: false,
-        },
-        volumes,
-        problems: vec![],
-    };
-    (app, obs)
+    simulate::example("orders", "db", replicas, reclaim, retention)
 }
 
 /// Walks the machine to the end, checking the invariants after every step; returns the

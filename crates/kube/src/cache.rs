@@ -4,11 +4,29 @@
 //! answers an app's [`Side`] from the cached objects through the same conversion as a
 //! fresh read ([`convert::side`]) and lets waiters sleep until something changed.
 //!
+//! # What is kube-rs's and what is baton's
+//!
+//! Each watch is kube-runtime's [`watcher`] (LIST then WATCH, bookmarks, relist after a
+//! 410 or an error, with backoff) through its [`reflector`] into a [`Store`], which holds
+//! the objects by name and swaps a relist's contents in at once. Baton adds, from the
+//! same event stream and after the store has applied each event:
+//! - a **synced** flag per watch (set on its first `InitDone`; readers are synchronous and
+//!   [`Store::wait_until_ready`] is not, and an indexed watch is synced only once its index
+//!   is built too);
+//! - **indexes** the store's hash map cannot answer: pods by owner uid and by
+//!   `<sts>-<ordinal>` name, attachments by PV. An index holds the store's own `Arc`s and
+//!   is rebuilt from the store on every `InitDone`, so it is one consistent past state of
+//!   its watch (a relist replaces it at once, as the store is replaced);
+//! - a **change counter** waiters subscribe to, bumped after both the store and the
+//!   indexes hold an event, and the **stamp** of an app's objects.
+//!
 //! # Freshness
 //!
 //! The cache lags the cluster, baton's own writes included, and two kinds are not ordered
-//! against each other (a claim's `Bound` may arrive before the PV's create). That is safe
-//! for what it is used for:
+//! against each other (a claim's `Bound` may arrive before the PV's create), nor is an
+//! index against its store for the instant between the store applying an event and baton
+//! indexing it (an app's pods and attachments are read from the indexes only, so each is
+//! still one past state of its watch). That is safe for what it is used for:
 //! - **waits**: every wait's condition is false on the world as it was before the write
 //!   that started it (pods 0, attachments 0, claims Bound to our PV, readyReplicas ≥ N with
 //!   `observedGeneration == generation`), so a lagging cache only makes a wait longer,
@@ -19,11 +37,10 @@
 //! - **the source objects of green's claim and PV** (blue's claim and PV, which nothing
 //!   changes during a move).
 //!
-//! A shard is read only once its first LIST has been applied (an empty unsynced shard
-//! would say "no pods"); after a relist the new contents replace the old at once, as
-//! kube-rs's own reflector does.
+//! A watch is read only once its first LIST has been applied (an empty unsynced store
+//! would say "no pods"); after a relist the new contents replace the old at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use baton_core::machine::Side;
@@ -32,32 +49,23 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::VolumeAttachment;
 use kube::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 
 use crate::convert;
 
-/// One watch's objects by name, with an optional index (pods by owner uid, attachments
-/// by PV name).
-struct Shard<K> {
-    /// The first LIST has been applied.
+/// What baton keeps beside one watch's reflector [`Store`].
+struct Shard<K: Cached> {
+    /// The watch's objects, written by its reflector.
+    store: Store<K>,
+    /// The first LIST has been applied, to the store and to `by_key`.
     synced: bool,
-    live: BTreeMap<String, Arc<K>>,
-    /// Index key → names.
-    by_key: BTreeMap<String, BTreeSet<String>>,
-    /// A relist in progress (it replaces `live` when done).
-    relisting: Option<BTreeMap<String, Arc<K>>>,
-}
-
-impl<K> Default for Shard<K> {
-    fn default() -> Self {
-        Self {
-            synced: false,
-            live: BTreeMap::new(),
-            by_key: BTreeMap::new(),
-            relisting: None,
-        }
-    }
+    /// Index key → name → the store's object.
+    by_key: BTreeMap<String, BTreeMap<String, Arc<K>>>,
+    /// Name → the keys it is indexed under (the store already holds the new version
+    /// when an event is indexed, so the old keys are kept here).
+    keys: BTreeMap<String, Vec<String>>,
 }
 
 /// A kind the cache holds.
@@ -74,48 +82,53 @@ trait Cached:
     fn index_keys(&self) -> Vec<String> {
         Vec::new()
     }
-    /// Its shard: per namespace for namespaced kinds.
-    fn shard<'a>(objects: &'a mut Objects, ns: Option<&str>) -> &'a mut Shard<Self>;
+    /// Its shard: per namespace for namespaced kinds (None for a namespace not watched).
+    fn shard<'a>(objects: &'a mut Objects, ns: Option<&str>) -> Option<&'a mut Shard<Self>>;
+}
+
+/// A pod's index key for its owner `uid`.
+fn owner_key(uid: &str) -> String {
+    format!("o/{uid}")
+}
+
+/// A pod's index key for the StatefulSet `sts` its name is an ordinal of.
+fn ordinal_key(sts: &str) -> String {
+    format!("n/{sts}")
 }
 
 impl Cached for Pod {
     fn index_keys(&self) -> Vec<String> {
-        self.metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .map(|o| o.uid.clone())
-            .collect()
+        let owners = self.metadata.owner_references.iter().flatten();
+        let mut keys: Vec<String> = owners.map(|o| owner_key(&o.uid)).collect();
+        // `<sts>-<ordinal>`: the set is the name before the last dash.
+        if let Some(name) = self.metadata.name.as_deref()
+            && let Some((sts, _)) = name.rsplit_once('-')
+            && convert::is_ordinal_pod(sts, name)
+        {
+            keys.push(ordinal_key(sts));
+        }
+        keys
     }
-    fn shard<'a>(objects: &'a mut Objects, ns: Option<&str>) -> &'a mut Shard<Self> {
-        objects
-            .pods
-            .entry(ns.unwrap_or_default().to_string())
-            .or_default()
+    fn shard<'a>(objects: &'a mut Objects, ns: Option<&str>) -> Option<&'a mut Shard<Self>> {
+        Some(&mut objects.namespaces.get_mut(ns?)?.pods)
     }
 }
 
 impl Cached for PersistentVolumeClaim {
-    fn shard<'a>(objects: &'a mut Objects, ns: Option<&str>) -> &'a mut Shard<Self> {
-        objects
-            .claims
-            .entry(ns.unwrap_or_default().to_string())
-            .or_default()
+    fn shard<'a>(objects: &'a mut Objects, ns: Option<&str>) -> Option<&'a mut Shard<Self>> {
+        Some(&mut objects.namespaces.get_mut(ns?)?.claims)
     }
 }
 
 impl Cached for StatefulSet {
-    fn shard<'a>(objects: &'a mut Objects, ns: Option<&str>) -> &'a mut Shard<Self> {
-        objects
-            .sets
-            .entry(ns.unwrap_or_default().to_string())
-            .or_default()
+    fn shard<'a>(objects: &'a mut Objects, ns: Option<&str>) -> Option<&'a mut Shard<Self>> {
+        Some(&mut objects.namespaces.get_mut(ns?)?.sets)
     }
 }
 
 impl Cached for PersistentVolume {
-    fn shard<'a>(objects: &'a mut Objects, _: Option<&str>) -> &'a mut Shard<Self> {
-        &mut objects.pvs
+    fn shard<'a>(objects: &'a mut Objects, _: Option<&str>) -> Option<&'a mut Shard<Self>> {
+        Some(&mut objects.pvs)
     }
 }
 
@@ -126,65 +139,77 @@ impl Cached for VolumeAttachment {
             .into_iter()
             .collect()
     }
-    fn shard<'a>(objects: &'a mut Objects, _: Option<&str>) -> &'a mut Shard<Self> {
-        &mut objects.vas
+    fn shard<'a>(objects: &'a mut Objects, _: Option<&str>) -> Option<&'a mut Shard<Self>> {
+        Some(&mut objects.vas)
     }
 }
 
+fn name_of<K: Cached>(o: &K) -> String {
+    o.meta().name.clone().unwrap_or_default()
+}
+
 impl<K: Cached> Shard<K> {
+    /// An unsynced shard over a new store, and the store's writer for its reflector.
+    fn new() -> (Self, Writer<K>) {
+        let (store, writer) = reflector::store();
+        let shard = Self {
+            store,
+            synced: false,
+            by_key: BTreeMap::new(),
+            keys: BTreeMap::new(),
+        };
+        (shard, writer)
+    }
+
     fn unindex(&mut self, name: &str) {
-        if let Some(old) = self.live.get(name) {
-            for k in old.index_keys() {
-                if let Some(set) = self.by_key.get_mut(&k) {
-                    set.remove(name);
-                    if set.is_empty() {
-                        self.by_key.remove(&k);
-                    }
+        for k in self.keys.remove(name).into_iter().flatten() {
+            if let Some(set) = self.by_key.get_mut(&k) {
+                set.remove(name);
+                if set.is_empty() {
+                    self.by_key.remove(&k);
                 }
             }
         }
     }
 
-    fn index(&mut self, name: &str, obj: &K) {
-        for k in obj.index_keys() {
-            self.by_key.entry(k).or_default().insert(name.to_string());
+    fn index(&mut self, name: String, obj: Arc<K>) {
+        let keys = obj.index_keys();
+        if keys.is_empty() {
+            return;
         }
+        for k in &keys {
+            let at = self.by_key.entry(k.clone()).or_default();
+            at.insert(name.clone(), obj.clone());
+        }
+        self.keys.insert(name, keys);
     }
 
-    /// Applies one watch event; true when what readers see changed.
-    fn apply(&mut self, event: watcher::Event<K>) -> bool {
-        let name = |o: &K| o.meta().name.clone().unwrap_or_default();
+    /// Follows one watch event the reflector has just applied to the store; true when
+    /// what readers see changed.
+    fn apply(&mut self, event: &watcher::Event<K>) -> bool {
         match event {
             watcher::Event::Apply(o) => {
-                let n = name(&o);
+                let n = name_of(o);
                 self.unindex(&n);
-                self.index(&n, &o);
-                self.live.insert(n, Arc::new(o));
+                if !o.index_keys().is_empty() {
+                    let obj = (self.store.get(&ObjectRef::from_obj(o)))
+                        .unwrap_or_else(|| Arc::new(o.clone()));
+                    self.index(n, obj);
+                }
                 true
             }
             watcher::Event::Delete(o) => {
-                let n = name(&o);
-                self.unindex(&n);
-                self.live.remove(&n);
+                self.unindex(&name_of(o));
                 true
             }
-            watcher::Event::Init => {
-                self.relisting = Some(BTreeMap::new());
-                false
-            }
-            watcher::Event::InitApply(o) => {
-                self.relisting
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(name(&o), Arc::new(o));
-                false
-            }
+            // The store buffers a relist and shows it at InitDone; so does the index.
+            watcher::Event::Init | watcher::Event::InitApply(_) => false,
             watcher::Event::InitDone => {
-                let live = self.relisting.take().unwrap_or_default();
                 self.by_key.clear();
-                for (n, o) in &live {
-                    self.index(n, o);
+                self.keys.clear();
+                for o in self.store.state() {
+                    self.index(name_of(o.as_ref()), o);
                 }
-                self.live = live;
                 self.synced = true;
                 true
             }
@@ -193,25 +218,65 @@ impl<K: Cached> Shard<K> {
 
     /// The objects under an index key.
     fn indexed(&self, key: &str) -> impl Iterator<Item = (&String, &Arc<K>)> {
-        self.by_key
-            .get(key)
-            .into_iter()
-            .flatten()
-            .filter_map(|n| self.live.get_key_value(n))
+        self.by_key.get(key).into_iter().flatten()
+    }
+
+    /// An object by name (in `ns` for a namespaced kind), if synced and there.
+    fn get(&self, ns: Option<&str>, name: &str) -> Option<Arc<K>> {
+        if !self.synced {
+            return None;
+        }
+        let key = ObjectRef::new(name);
+        self.store.get(&match ns {
+            Some(ns) => key.within(ns),
+            None => key,
+        })
+    }
+}
+
+/// A namespace's watches.
+struct Namespace {
+    pods: Shard<Pod>,
+    claims: Shard<PersistentVolumeClaim>,
+    sets: Shard<StatefulSet>,
+}
+
+/// The writers of a namespace's stores, for their reflectors.
+type NamespaceWriters = (
+    Writer<Pod>,
+    Writer<PersistentVolumeClaim>,
+    Writer<StatefulSet>,
+);
+
+impl Namespace {
+    fn new() -> (Self, NamespaceWriters) {
+        let (pods, wp) = Shard::new();
+        let (claims, wc) = Shard::new();
+        let (sets, ws) = Shard::new();
+        (Self { pods, claims, sets }, (wp, wc, ws))
     }
 }
 
 /// Everything the watches hold.
-#[derive(Default)]
 struct Objects {
-    pods: BTreeMap<String, Shard<Pod>>,
-    claims: BTreeMap<String, Shard<PersistentVolumeClaim>>,
-    sets: BTreeMap<String, Shard<StatefulSet>>,
+    namespaces: BTreeMap<String, Namespace>,
     pvs: Shard<PersistentVolume>,
     vas: Shard<VolumeAttachment>,
 }
 
 impl Objects {
+    /// No namespace yet, and the writers of the PV and attachment stores.
+    fn new() -> (Self, Writer<PersistentVolume>, Writer<VolumeAttachment>) {
+        let (pvs, wp) = Shard::new();
+        let (vas, wv) = Shard::new();
+        let o = Self {
+            namespaces: BTreeMap::new(),
+            pvs,
+            vas,
+        };
+        (o, wp, wv)
+    }
+
     /// The attachments of `pvs`; None until the attachment watch is synced.
     fn attachments(&self, pvs: &[String]) -> Option<Vec<VolumeAttachment>> {
         if !self.vas.synced {
@@ -222,47 +287,47 @@ impl Objects {
         Some(by_name.values().map(|a| a.as_ref().clone()).collect())
     }
 
-    /// What the app's side is made of; None until every shard it reads is synced.
+    /// What the app's side is made of; None until every watch it reads is synced.
     fn parts<'a>(
         &'a self,
         ns: &str,
         sts: &str,
-        claims: &'a [String],
-        pvs: &'a [String],
+        claims: &[String],
+        pvs: &[String],
     ) -> Option<Parts<'a>> {
-        let o = self;
-        let (pods, claim_shard, sets) = (o.pods.get(ns)?, o.claims.get(ns)?, o.sets.get(ns)?);
-        if !(pods.synced && claim_shard.synced && sets.synced && o.pvs.synced && o.vas.synced) {
+        let n = self.namespaces.get(ns)?;
+        if !(n.pods.synced
+            && n.claims.synced
+            && n.sets.synced
+            && self.pvs.synced
+            && self.vas.synced)
+        {
             return None;
         }
-        let set = sets.live.get(sts);
-        // Candidates only (the conversion filters): pods named `<sts>-…` or owned by the
-        // set, and the attachments of the app's PVs.
-        let prefix = format!("{sts}-");
-        let mut app_pods: BTreeMap<&String, &Arc<Pod>> = pods
-            .live
-            .range(prefix.clone()..)
-            .take_while(|(n, _)| n.starts_with(&prefix))
-            .collect();
-        if let Some(uid) = set.and_then(|s| s.metadata.uid.as_deref()) {
-            app_pods.extend(pods.indexed(uid));
+        let set = n.sets.get(Some(ns), sts);
+        // The app's pods: named `<sts>-<ordinal>` or owned by the set, from the index
+        // only (one state of the pod watch).
+        let mut app_pods: BTreeMap<&String, &Arc<Pod>> =
+            n.pods.indexed(&ordinal_key(sts)).collect();
+        if let Some(uid) = set.as_ref().and_then(|s| s.metadata.uid.as_deref()) {
+            app_pods.extend(n.pods.indexed(&owner_key(uid)));
         }
         Some(Parts {
-            set,
             pods: app_pods,
-            attachments: pvs.iter().flat_map(|pv| o.vas.indexed(pv)).collect(),
+            attachments: pvs.iter().flat_map(|pv| self.vas.indexed(pv)).collect(),
             claims: claims
                 .iter()
-                .filter_map(|c| claim_shard.live.get(c))
+                .filter_map(|c| n.claims.get(Some(ns), c))
                 .collect(),
-            pvs: pvs.iter().filter_map(|p| o.pvs.live.get(p)).collect(),
+            pvs: pvs.iter().filter_map(|p| self.pvs.get(None, p)).collect(),
+            set,
         })
     }
 }
 
 #[cfg(test)]
 impl Objects {
-    /// The app's side; None until every shard it reads is synced.
+    /// The app's side; None until every watch it reads is synced.
     fn side(&self, ns: &str, sts: &str, claims: &[String], pvs: &[String]) -> Option<Side> {
         Some(self.parts(ns, sts, claims, pvs)?.side(sts, claims, pvs))
     }
@@ -270,18 +335,18 @@ impl Objects {
 
 /// The cached objects an app's side is made of.
 struct Parts<'a> {
-    set: Option<&'a Arc<StatefulSet>>,
+    set: Option<Arc<StatefulSet>>,
     pods: BTreeMap<&'a String, &'a Arc<Pod>>,
     attachments: BTreeMap<&'a String, &'a Arc<VolumeAttachment>>,
-    claims: Vec<&'a Arc<PersistentVolumeClaim>>,
-    pvs: Vec<&'a Arc<PersistentVolume>>,
+    claims: Vec<Arc<PersistentVolumeClaim>>,
+    pvs: Vec<Arc<PersistentVolume>>,
 }
 
 impl Parts<'_> {
     fn side(&self, sts: &str, claims: &[String], pvs: &[String]) -> Side {
         convert::side(
             sts,
-            self.set.map(|s| s.as_ref()),
+            self.set.as_deref(),
             self.pods.values().map(|p| p.as_ref()),
             self.attachments.values().map(|a| a.as_ref()),
             self.claims.iter().map(|c| c.as_ref()),
@@ -299,7 +364,7 @@ impl Parts<'_> {
         let mut add = |kind: u8, m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
             (kind, &m.name, &m.resource_version).hash(&mut h);
         };
-        if let Some(s) = self.set {
+        if let Some(s) = &self.set {
             add(0, &s.metadata);
         }
         self.pods.values().for_each(|p| add(1, &p.metadata));
@@ -328,7 +393,6 @@ pub(crate) struct WatchCache {
     objects: Arc<RwLock<Objects>>,
     /// Bumped after every change readers can see.
     changes: watch::Sender<u64>,
-    namespaces: Mutex<BTreeSet<String>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
@@ -349,38 +413,48 @@ impl WatchCache {
     /// Starts the cluster-wide watches (PVs, VolumeAttachments); namespaces are added by
     /// [`WatchCache::watch_namespace`]. Must be called within a tokio runtime.
     pub(crate) fn start(client: kube::Client, context: &str) -> Self {
+        let (objects, pv_writer, va_writer) = Objects::new();
         let cache = Self {
             client: client.clone(),
             context: context.to_string(),
-            objects: Arc::default(),
+            objects: Arc::new(RwLock::new(objects)),
             changes: watch::Sender::new(0),
-            namespaces: Mutex::default(),
             tasks: Mutex::default(),
         };
-        cache.spawn(Api::<PersistentVolume>::all(client.clone()), None);
-        cache.spawn(Api::<VolumeAttachment>::all(client), None);
+        cache.spawn(
+            Api::<PersistentVolume>::all(client.clone()),
+            pv_writer,
+            None,
+        );
+        cache.spawn(Api::<VolumeAttachment>::all(client), va_writer, None);
         cache
     }
 
     /// Watches pods, claims and StatefulSets in `ns` too (once).
     pub(crate) fn watch_namespace(&self, ns: &str) {
-        let added = self
-            .namespaces
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(ns.to_string());
-        if added {
-            let c = &self.client;
-            self.spawn(Api::<Pod>::namespaced(c.clone(), ns), Some(ns));
-            self.spawn(
-                Api::<PersistentVolumeClaim>::namespaced(c.clone(), ns),
-                Some(ns),
-            );
-            self.spawn(Api::<StatefulSet>::namespaced(c.clone(), ns), Some(ns));
-        }
+        let writers = {
+            let mut o = self.objects.write().unwrap_or_else(PoisonError::into_inner);
+            if o.namespaces.contains_key(ns) {
+                return;
+            }
+            let (namespace, writers) = Namespace::new();
+            o.namespaces.insert(ns.to_string(), namespace);
+            writers
+        };
+        let (pods, claims, sets) = writers;
+        let c = &self.client;
+        self.spawn(Api::<Pod>::namespaced(c.clone(), ns), pods, Some(ns));
+        self.spawn(Api::namespaced(c.clone(), ns), claims, Some(ns));
+        self.spawn(
+            Api::<StatefulSet>::namespaced(c.clone(), ns),
+            sets,
+            Some(ns),
+        );
     }
 
-    fn spawn<K: Cached>(&self, api: Api<K>, ns: Option<&str>) {
+    /// Runs one watch through its reflector into `writer`'s store, and keeps baton's
+    /// shard (synced flag, index) and the change counter in step with it.
+    fn spawn<K: Cached>(&self, api: Api<K>, writer: Writer<K>, ns: Option<&str>) {
         let objects = self.objects.clone();
         let changes = self.changes.clone();
         let context = self.context.clone();
@@ -390,15 +464,18 @@ impl WatchCache {
         // an expired resourceVersion; errors are only worth a debug line here.
         let mut events = watcher(api, watcher::Config::default())
             .default_backoff()
+            .reflect(writer)
             .boxed();
         let task = tokio::spawn(async move {
             let mut warned = false;
             while let Some(event) = events.next().await {
                 match event {
                     Ok(event) => {
+                        // The store holds the event already; the index follows, then
+                        // the waiters are told.
                         let changed = {
                             let mut o = objects.write().unwrap_or_else(PoisonError::into_inner);
-                            K::shard(&mut o, ns.as_deref()).apply(event)
+                            K::shard(&mut o, ns.as_deref()).is_some_and(|s| s.apply(&event))
                         };
                         if changed {
                             changes.send_modify(|n| *n = n.wrapping_add(1));
@@ -427,7 +504,7 @@ impl WatchCache {
         self.changes.subscribe()
     }
 
-    /// The app's side as the cache holds it; None until every shard it reads is synced,
+    /// The app's side as the cache holds it; None until every watch it reads is synced,
     /// and None also when none of the app's objects changed
     /// since the call that set `stamp` (a waiter woken by another app's change skips
     /// converting the same side again).
@@ -460,17 +537,14 @@ impl WatchCache {
     /// A claim as cached, if its namespace is watched and synced and it is there.
     pub(crate) fn claim(&self, ns: &str, name: &str) -> Option<PersistentVolumeClaim> {
         let o = self.objects.read().unwrap_or_else(PoisonError::into_inner);
-        let shard = o.claims.get(ns).filter(|s| s.synced)?;
-        shard.live.get(name).map(|c| c.as_ref().clone())
+        let claim = o.namespaces.get(ns)?.claims.get(Some(ns), name)?;
+        Some(claim.as_ref().clone())
     }
 
     /// A PV as cached, if the PV watch is synced and it is there.
     pub(crate) fn volume(&self, name: &str) -> Option<PersistentVolume> {
         let o = self.objects.read().unwrap_or_else(PoisonError::into_inner);
-        if !o.pvs.synced {
-            return None;
-        }
-        o.pvs.live.get(name).map(|p| p.as_ref().clone())
+        Some(o.pvs.get(None, name)?.as_ref().clone())
     }
 }
 
@@ -487,47 +561,118 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn a_relist_replaces_the_shard_and_its_index_at_once() {
-        let mut s = Shard::<Pod>::default();
-        assert!(!s.synced);
-        s.apply(watcher::Event::Init);
-        s.apply(watcher::Event::InitApply(pod("db-0", "u1")));
-        assert!(s.live.is_empty(), "a relist shows nothing until it is done");
-        assert!(s.apply(watcher::Event::InitDone));
-        assert!(s.synced);
-        assert_eq!(s.indexed("u1").count(), 1);
+    /// A shard and its store's writer, fed as the watch task feeds them: the reflector's
+    /// writer first, then the shard.
+    struct Fed<K: Cached> {
+        shard: Shard<K>,
+        writer: Writer<K>,
+    }
 
-        s.apply(watcher::Event::Apply(pod("db-0", "u2")));
-        assert_eq!(s.indexed("u1").count(), 0, "the old owner is unindexed");
-        assert_eq!(s.indexed("u2").count(), 1);
+    impl<K: Cached> Fed<K> {
+        fn new() -> Self {
+            let (shard, writer) = Shard::new();
+            Self { shard, writer }
+        }
+        fn feed(&mut self, event: watcher::Event<K>) -> bool {
+            self.writer.apply_watcher_event(&event);
+            self.shard.apply(&event)
+        }
+        fn names(&self, key: &str) -> Vec<&str> {
+            let names = self.shard.indexed(key).map(|(n, _)| n.as_str());
+            names.collect()
+        }
+    }
+
+    #[test]
+    fn a_relist_replaces_the_store_and_the_index_at_once() {
+        let mut s = Fed::<Pod>::new();
+        assert!(!s.shard.synced);
+        assert!(!s.feed(watcher::Event::Init));
+        assert!(!s.feed(watcher::Event::InitApply(pod("db-0", "u1"))));
+        assert!(
+            s.shard.store.is_empty(),
+            "a relist shows nothing until done"
+        );
+        assert!(s.names(&owner_key("u1")).is_empty());
+        assert_eq!(s.shard.get(Some("db"), "db-0"), None, "unsynced");
+        assert!(s.feed(watcher::Event::InitDone));
+        assert!(s.shard.synced);
+        assert_eq!(s.names(&owner_key("u1")), ["db-0"]);
+        assert_eq!(s.names(&ordinal_key("db")), ["db-0"]);
+        assert!(s.shard.get(Some("db"), "db-0").is_some());
+
+        assert!(s.feed(watcher::Event::Apply(pod("db-0", "u2"))));
+        assert!(
+            s.names(&owner_key("u1")).is_empty(),
+            "the old owner is unindexed"
+        );
+        assert_eq!(s.names(&owner_key("u2")), ["db-0"]);
+        let indexed = s.shard.indexed(&owner_key("u2")).next().unwrap().1;
+        let stored = s.shard.get(Some("db"), "db-0").unwrap();
+        assert!(
+            Arc::ptr_eq(indexed, &stored),
+            "the index holds the store's object"
+        );
 
         // A relist that misses an object (deleted while the watch was down) drops it.
-        s.apply(watcher::Event::Init);
-        s.apply(watcher::Event::InitApply(pod("db-1", "u2")));
+        s.feed(watcher::Event::Init);
+        s.feed(watcher::Event::InitApply(pod("db-1", "u2")));
+        assert_eq!(s.shard.store.len(), 1);
         assert_eq!(
-            s.live.len(),
-            1,
+            s.names(&ordinal_key("db")),
+            ["db-0"],
             "the old contents stay until the relist is done"
         );
-        s.apply(watcher::Event::InitDone);
-        assert_eq!(s.live.keys().collect::<Vec<_>>(), ["db-1"]);
+        s.feed(watcher::Event::InitDone);
+        let stored: Vec<String> = s
+            .shard
+            .store
+            .state()
+            .iter()
+            .map(|p| name_of(p.as_ref()))
+            .collect();
+        assert_eq!(stored, ["db-1"]);
+        assert_eq!(s.names(&owner_key("u2")), ["db-1"]);
+        assert_eq!(s.names(&ordinal_key("db")), ["db-1"]);
+        s.feed(watcher::Event::Delete(pod("db-1", "u2")));
+        assert!(s.names(&owner_key("u2")).is_empty());
+        assert!(s.names(&ordinal_key("db")).is_empty());
+        assert!(s.shard.by_key.is_empty() && s.shard.keys.is_empty());
+    }
+
+    #[test]
+    fn pods_are_indexed_by_owner_and_by_the_set_their_name_is_an_ordinal_of() {
+        let keys = |name: &str| {
+            let mut p = pod(name, "u");
+            p.metadata.owner_references = None;
+            p.index_keys()
+        };
+        assert_eq!(keys("db-0"), [ordinal_key("db")]);
+        assert_eq!(keys("db-extra-12"), [ordinal_key("db-extra")]);
+        assert!(keys("db-x").is_empty() && keys("db-").is_empty() && keys("db").is_empty());
         assert_eq!(
-            s.indexed("u2").map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-            ["db-1"]
+            pod("odd", "u1").index_keys(),
+            [owner_key("u1")],
+            "owned, not an ordinal"
         );
-        s.apply(watcher::Event::Delete(pod("db-1", "u2")));
-        assert_eq!(s.indexed("u2").count(), 0);
     }
 
     fn synced<K: Cached>(objects: Vec<K>) -> Shard<K> {
-        let mut s = Shard::default();
-        s.apply(watcher::Event::Init);
+        let mut s = Fed::new();
+        s.feed(watcher::Event::Init);
         for o in objects {
-            s.apply(watcher::Event::InitApply(o));
+            s.feed(watcher::Event::InitApply(o));
         }
-        s.apply(watcher::Event::InitDone);
-        s
+        s.feed(watcher::Event::InitDone);
+        s.shard
+    }
+
+    /// Objects with the PV and attachment watches synced and no namespace.
+    fn cluster_synced(pvs: Vec<PersistentVolume>, vas: Vec<VolumeAttachment>) -> Objects {
+        let (mut o, _, _) = Objects::new();
+        o.pvs = synced(pvs);
+        o.vas = synced(vas);
+        o
     }
 
     #[test]
@@ -579,29 +724,31 @@ mod tests {
         );
         assert_eq!((fresh.pods, fresh.attachments), (3, 2));
 
-        let mut objects = Objects {
-            pvs: synced(pvs),
-            vas: synced(vas),
-            ..Objects::default()
-        };
+        let mut objects = cluster_synced(pvs, vas);
         assert_eq!(
             objects.side("db", "db", &claim_names, &pv_names),
             None,
             "namespace not watched"
         );
-        objects.pods.insert("db".into(), synced(pods));
-        objects.claims.insert("db".into(), synced(claims));
-        objects.sets.insert("db".into(), Shard::default());
+        let namespace = Namespace {
+            pods: synced(pods),
+            claims: synced(claims),
+            sets: Shard::new().0,
+        };
+        objects.namespaces.insert("db".into(), namespace);
         assert_eq!(
             objects.side("db", "db", &claim_names, &pv_names),
             None,
             "not synced yet"
         );
-        objects.sets.insert("db".into(), synced(vec![set]));
+        objects.namespaces.get_mut("db").unwrap().sets = synced(vec![set]);
         assert_eq!(
             objects.side("db", "db", &claim_names, &pv_names),
             Some(fresh)
         );
+        let attached = objects.attachments(&["pv-b".into()]).unwrap();
+        assert_eq!(attached.len(), 1);
+        assert_eq!(attached[0].metadata.name.as_deref(), Some("a2"));
     }
 
     #[test]
@@ -613,14 +760,13 @@ mod tests {
             .unwrap()
         };
         let objects = |pods: Vec<Pod>| {
-            let mut o = Objects {
-                pvs: synced(vec![]),
-                vas: synced(vec![]),
-                ..Objects::default()
+            let mut o = cluster_synced(vec![], vec![]);
+            let namespace = Namespace {
+                pods: synced(pods),
+                claims: synced(vec![]),
+                sets: synced(vec![]),
             };
-            o.pods.insert("ns".into(), synced(pods));
-            o.claims.insert("ns".into(), synced(vec![]));
-            o.sets.insert("ns".into(), synced(vec![]));
+            o.namespaces.insert("ns".into(), namespace);
             o
         };
         let stamp = |o: &Objects| o.parts("ns", "db", &[], &[]).unwrap().stamp();

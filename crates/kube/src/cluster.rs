@@ -8,18 +8,19 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use baton_core::machine::Side;
-use baton_core::world::{ClusterView, ReclaimPolicy, RetentionPolicy};
+use baton_core::world::ClusterView;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::{StorageClass, VolumeAttachment};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use serde_json::json;
+use kube::api::ListParams;
+use serde_json::Value;
 
 use crate::cache::WatchCache;
-use crate::convert::{self, ORIGINAL_RECLAIM, ORIGINAL_RETENTION};
+use crate::convert;
+use crate::request::{Method, Mutation, Tolerate};
 use crate::{KubeError, KubeconfigSource};
 
 /// Field manager baton writes as.
@@ -394,156 +395,37 @@ impl Cluster {
         ))
     }
 
-    /// Sets a PV's reclaim policy; with `original`, records the policy it had (once).
-    pub async fn set_reclaim(
-        &self,
-        pv: &str,
-        policy: ReclaimPolicy,
-        original: Option<ReclaimPolicy>,
-    ) -> Result<(), KubeError> {
-        let current = match original {
-            Some(_) => self.volume(pv).await?,
-            None => None,
+    /// Sends one write built by [`crate::request`] and returns the object the API
+    /// server answered with (None for a delete). A create that finds the object there
+    /// already returns that object, and a delete that finds it gone succeeds
+    /// ([`Tolerate`]), so a write repeated after a crash is harmless.
+    pub async fn send(&self, m: &Mutation) -> Result<Option<Value>, KubeError> {
+        let body = match &m.body {
+            Some(b) => serde_json::to_vec(b).expect("JSON serializes"),
+            None => Vec::new(),
         };
-        self.patch_reclaim(pv, current.as_ref(), policy, original)
-            .await
-    }
-
-    /// [`Cluster::set_reclaim`] of a PV the caller has just read (it is not read again).
-    pub async fn set_reclaim_of(
-        &self,
-        current: &PersistentVolume,
-        policy: ReclaimPolicy,
-        original: Option<ReclaimPolicy>,
-    ) -> Result<(), KubeError> {
-        let pv = current.metadata.name.as_deref().unwrap_or_default();
-        self.patch_reclaim(pv, Some(current), policy, original)
-            .await
-    }
-
-    async fn patch_reclaim(
-        &self,
-        pv: &str,
-        current: Option<&PersistentVolume>,
-        policy: ReclaimPolicy,
-        original: Option<ReclaimPolicy>,
-    ) -> Result<(), KubeError> {
-        let mut patch = json!({ "spec": { "persistentVolumeReclaimPolicy": policy.as_str() } });
-        if let Some(o) = original {
-            let recorded = current
-                .and_then(|p| p.metadata.annotations.as_ref())
-                .is_some_and(|a| a.contains_key(ORIGINAL_RECLAIM));
-            if !recorded {
-                patch["metadata"] = json!({ "annotations": { ORIGINAL_RECLAIM: o.as_str() } });
+        let req = http::Request::builder()
+            .method(m.method.as_str())
+            .uri(&m.path)
+            .header(http::header::CONTENT_TYPE, m.method.content_type())
+            .body(body)
+            .expect("a request of a valid path and method builds");
+        match self.client.request::<Value>(req).await {
+            Ok(_) if m.method == Method::Delete => Ok(None),
+            Ok(v) => Ok(Some(v)),
+            Err(e) if m.tolerate == Tolerate::NotFound && is_status(&e, 404) => Ok(None),
+            Err(e) if m.tolerate == Tolerate::AlreadyExists && is_status(&e, 409) => {
+                let path = m.created_path().unwrap_or_else(|| m.path.clone());
+                let get = http::Request::get(&path)
+                    .body(Vec::new())
+                    .expect("a GET of a valid path builds");
+                self.client
+                    .request::<Value>(get)
+                    .await
+                    .map(Some)
+                    .map_err(api_err(&self.context, format!("read back {path}")))
             }
-        }
-        Api::<PersistentVolume>::all(self.client.clone())
-            .patch(pv, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(api_err(&self.context, format!("set PV {pv} to {policy}")))?;
-        Ok(())
-    }
-
-    /// Sets a StatefulSet's claim retention policy; with `original`, records it (once).
-    pub async fn set_retention(
-        &self,
-        ns: &str,
-        name: &str,
-        policy: &RetentionPolicy,
-        original: Option<&RetentionPolicy>,
-    ) -> Result<(), KubeError> {
-        let mut patch = json!({ "spec": { "persistentVolumeClaimRetentionPolicy": {
-            "whenScaled": policy.when_scaled, "whenDeleted": policy.when_deleted } } });
-        if let Some(o) = original {
-            patch["metadata"] = json!({ "annotations": { ORIGINAL_RETENTION: format!("whenScaled={},whenDeleted={}", o.when_scaled, o.when_deleted) } });
-        }
-        Api::<StatefulSet>::namespaced(self.client.clone(), ns)
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(api_err(
-                &self.context,
-                format!("set the claim retention of {ns}/{name}"),
-            ))?;
-        Ok(())
-    }
-
-    /// Scales a StatefulSet through its `scale` subresource.
-    pub async fn scale(&self, ns: &str, name: &str, replicas: i32) -> Result<(), KubeError> {
-        Api::<StatefulSet>::namespaced(self.client.clone(), ns)
-            .patch_scale(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "spec": { "replicas": replicas } })),
-            )
-            .await
-            .map_err(api_err(
-                &self.context,
-                format!("scale {ns}/{name} to {replicas}"),
-            ))?;
-        Ok(())
-    }
-
-    /// Creates a claim; if one of that name exists already, returns it (the caller's
-    /// machine decides whether it is the right one).
-    pub async fn create_claim(
-        &self,
-        claim: &PersistentVolumeClaim,
-    ) -> Result<PersistentVolumeClaim, KubeError> {
-        let ns = claim.metadata.namespace.clone().unwrap_or_default();
-        let name = claim.metadata.name.clone().unwrap_or_default();
-        let api = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &ns);
-        match api.create(&PostParams::default(), claim).await {
-            Ok(c) => Ok(c),
-            Err(e) if is_status(&e, 409) => api
-                .get(&name)
-                .await
-                .map_err(api_err(&self.context, format!("get claim {ns}/{name}"))),
-            Err(e) => Err(api_err(&self.context, format!("create claim {ns}/{name}"))(
-                e,
-            )),
-        }
-    }
-
-    /// Creates a PV; if one of that name exists already, returns it.
-    pub async fn create_volume(
-        &self,
-        pv: &PersistentVolume,
-    ) -> Result<PersistentVolume, KubeError> {
-        let name = pv.metadata.name.clone().unwrap_or_default();
-        let api = Api::<PersistentVolume>::all(self.client.clone());
-        match api.create(&PostParams::default(), pv).await {
-            Ok(p) => Ok(p),
-            Err(e) if is_status(&e, 409) => api
-                .get(&name)
-                .await
-                .map_err(api_err(&self.context, format!("get PV {name}"))),
-            Err(e) => Err(api_err(&self.context, format!("create PV {name}"))(e)),
-        }
-    }
-
-    /// Deletes a claim (gone already is fine).
-    pub async fn delete_claim(&self, ns: &str, name: &str) -> Result<(), KubeError> {
-        match Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns)
-            .delete(name, &DeleteParams::default())
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_status(&e, 404) => Ok(()),
-            Err(e) => Err(api_err(&self.context, format!("delete claim {ns}/{name}"))(
-                e,
-            )),
-        }
-    }
-
-    /// Deletes a PV (gone already is fine).
-    pub async fn delete_volume(&self, name: &str) -> Result<(), KubeError> {
-        match Api::<PersistentVolume>::all(self.client.clone())
-            .delete(name, &DeleteParams::default())
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_status(&e, 404) => Ok(()),
-            Err(e) => Err(api_err(&self.context, format!("delete PV {name}"))(e)),
+            Err(e) => Err(api_err(&self.context, m.what.clone())(e)),
         }
     }
 
@@ -617,6 +499,8 @@ impl Cluster {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

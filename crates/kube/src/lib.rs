@@ -1,7 +1,8 @@
 //! baton's Kubernetes access over kube-rs: clients per kubeconfig context (this module),
 //! objects turned into baton's world views ([`convert`]), the objects baton creates in
-//! green ([`manifest`]), reads, idempotent mutations and watch-driven waits on one
-//! cluster ([`cluster`]), the per-cluster watch cache those waits share ([`cache`]), and
+//! green ([`manifest`]), baton's writes as values ([`request`]: what a dry run prints is
+//! what a run sends), reads, sending those writes idempotently and watch-driven waits on
+//! one cluster ([`cluster`]), the per-cluster watch cache those waits share ([`cache`]), and
 //! what the network planner reads (blue's ENIConfigs, [`network`]), and what preflight
 //! reads ([`preflight`], Helm release records in [`helm`]), and Velero Backups ([`velero`]).
 //!
@@ -16,6 +17,7 @@ pub mod helm;
 pub mod manifest;
 pub mod network;
 pub mod preflight;
+pub mod request;
 pub mod velero;
 
 use std::path::{Path, PathBuf};

@@ -572,7 +572,11 @@ async fn tagged_estate(aws: &baton_aws::Aws) -> Vec<String> {
         .await
         .unwrap();
     let snap = aws
-        .create_snapshot(&ids[0], "check", &tags(&[("made-by", "test")]))
+        .create_snapshot(&baton_aws::NewSnapshot {
+            volume_id: ids[0].clone(),
+            description: "check".into(),
+            tags: tags(&[("made-by", "test")]),
+        })
         .await
         .unwrap();
     let name = |id: &str| {

@@ -187,6 +187,9 @@ pub struct ApiRequest {
     pub latency: Duration,
     /// The injected fault's [`ApiFault::name`], if one was.
     pub fault: Option<&'static str>,
+    /// A write's JSON body (POST, PUT, PATCH, DELETE with one), as sent: what a test
+    /// compares with what `--dry-run` showed.
+    pub body: Option<Value>,
 }
 
 impl Logged for ApiRequest {
@@ -226,6 +229,7 @@ impl Knobs {
                     "status": r.status,
                     "latencyMicros": u64::try_from(r.latency.as_micros()).unwrap_or(u64::MAX),
                     "fault": r.fault,
+                    "body": r.body,
                 })
             })
             .collect();

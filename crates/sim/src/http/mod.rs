@@ -70,6 +70,9 @@ async fn handle(
             Err((_, message)) => error_response(&ApiError::bad_request(message)),
         };
     }
+    let written = (method != Method::GET && !body.is_empty())
+        .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
+        .flatten();
     let rp = parse_resource_path(&path);
     // Authentication, then RBAC (for anyone but the admin); health is public.
     let access = match who {
@@ -123,6 +126,7 @@ async fn handle(
         status,
         latency,
         fault: fault.as_ref().map(ApiFault::name),
+        body: written,
     });
     response.unwrap_or_else(dropped_connection)
 }

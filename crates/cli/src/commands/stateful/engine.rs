@@ -1,18 +1,26 @@
-//! The runner's hands: connects to blue, green and AWS; reads what the planner and the
-//! phase machine need; carries out one [`Action`] (idempotently) or one [`Wait`] (on each
-//! cluster's shared watch cache; EC2, which has none, by short backed-off polls).
+//! The runner's hands on the real clusters and AWS: reads what the phase machine needs,
+//! turns each [`Action`] into the one request value that `--dry-run` prints and the run
+//! sends ([`Engine::prepare`], built by `baton_kube::request` and `baton_aws`), sends it
+//! idempotently, and waits for each [`Wait`] on the condition `baton_core` defines (on
+//! each cluster's shared watch cache; EC2, which has none, by short backed-off polls).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use baton_aws::{Aws, Filter};
-use baton_core::machine::{Action, Observed, Side, Wait};
+use baton_aws::{Aws, Filter, NewSnapshot};
+use baton_core::machine::{Action, Answer, Observed, Seen, Wait, Watched};
 use baton_core::plan::AppPlan;
-use baton_core::world::{Ec2Volume, ReclaimPolicy, RetentionPolicy};
-use baton_kube::Cluster;
+use baton_core::world::{ReclaimPolicy, RetentionPolicy};
 use baton_kube::manifest::{Origin, green_claim, green_volume, reserved_for};
+use baton_kube::request::{self, Mutation};
+use baton_kube::{Cluster, convert};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use serde_json::Value;
 
+use super::runner::Hands;
 use super::state::StateDir;
 use super::world::describe;
 
@@ -113,81 +121,78 @@ impl Engine {
         Ok(snaps.into_iter().map(|s| (s.volume_id, s.id)).collect())
     }
 
-    /// Carries out one action; returns what it produced (a uid, a snapshot id).
-    pub async fn execute(
-        &self,
-        state: &StateDir,
-        app: &AppPlan,
-        action: &Action,
-    ) -> anyhow::Result<Option<String>> {
+    /// The cluster an action changes.
+    fn cluster(&self, target: Target) -> &Cluster {
+        match target {
+            Target::Blue => &self.blue,
+            _ => &self.green,
+        }
+    }
+
+    /// Blue's claim, from the watch cache when it holds it (the move does not change
+    /// blue's claims before commit deletes them), else read.
+    async fn blue_claim(&self, ns: &str, claim: &str) -> anyhow::Result<PersistentVolumeClaim> {
+        match self.blue.cached_claim(ns, claim) {
+            Some(c) => Ok(c),
+            None => self.blue.claim(ns, claim).await?.with_context(|| {
+                format!("blue's claim {ns}/{claim} is gone; it is needed to create green's")
+            }),
+        }
+    }
+
+    /// Builds the request an action is made of, reading what it is built from: this is
+    /// what `--dry-run` prints and what [`Engine::send`] sends. Reads only.
+    pub async fn prepare(&self, app: &AppPlan, action: &Action) -> anyhow::Result<Prepared> {
         let ns = app.namespace.as_str();
+        let name = app.name.as_str();
         let origin = Origin {
             migration: &self.migration,
             from: &self.blue.context,
         };
-        let retain_all = RetentionPolicy::default();
-        match action {
+        let blue = |m: Mutation| (Target::Blue, Request::Kube(m));
+        let green = |m: Mutation| (Target::Green, Request::Kube(m));
+        let mut keep = None;
+        let (target, request) = match action {
             Action::RetainBlueVolume { pv, original } => {
-                match self.blue.volume(pv).await? {
-                    Some(obj) => {
-                        state.save_manifest(&self.blue.context, "pv", "", pv, &obj)?;
-                        self.blue
-                            .set_reclaim_of(&obj, ReclaimPolicy::Retain, Some(*original))
-                            .await?;
-                    }
-                    // Gone: the patch fails and says so.
-                    None => {
-                        self.blue
-                            .set_reclaim(pv, ReclaimPolicy::Retain, Some(*original))
-                            .await?
-                    }
-                }
+                // Read fresh: the original policy is recorded only if no record exists.
+                let current = self.blue.volume(pv).await?;
+                keep = current.as_ref().map(|o| Keep::of("pv", "", pv, o));
+                blue(request::set_reclaim(
+                    pv,
+                    current.as_ref(),
+                    ReclaimPolicy::Retain,
+                    Some(*original),
+                ))
             }
-            Action::RetainBlueClaims { original } => {
-                self.blue
-                    .set_retention(ns, &app.name, &retain_all, Some(original))
-                    .await?;
-            }
-            Action::ScaleBlue { replicas } => {
-                self.blue.scale(ns, &app.name, *replicas).await?;
-            }
-            Action::StartSnapshot { volume_id, claim } => {
-                let tags = [
-                    (SNAPSHOT_TAG.to_string(), self.migration.clone()),
-                    ("baton.io/claim".to_string(), format!("{ns}/{claim}")),
-                ]
-                .into_iter()
-                .collect();
-                let s = self
-                    .aws
-                    .create_snapshot(
-                        volume_id,
-                        &format!("baton {}: {ns}/{claim} at hand-over", self.migration),
-                        &tags,
-                    )
-                    .await
-                    .with_context(|| format!("failed to start a snapshot of {volume_id}"))?;
-                return Ok(Some(s.id));
-            }
+            Action::RetainBlueClaims { original } => blue(request::set_retention(
+                ns,
+                name,
+                &RetentionPolicy::default(),
+                Some(original),
+            )),
+            Action::ScaleBlue { replicas } => blue(request::scale(ns, name, *replicas)),
+            Action::StartSnapshot { volume_id, claim } => (
+                Target::Ec2,
+                Request::Ec2(NewSnapshot {
+                    volume_id: volume_id.clone(),
+                    description: format!("baton {}: {ns}/{claim} at hand-over", self.migration),
+                    tags: [
+                        (SNAPSHOT_TAG.to_string(), self.migration.clone()),
+                        ("baton.io/claim".to_string(), format!("{ns}/{claim}")),
+                    ]
+                    .into_iter()
+                    .collect(),
+                }),
+            ),
             Action::CreateGreenClaim { claim } => {
                 let v = app
                     .volumes
                     .iter()
                     .find(|v| &v.claim == claim)
                     .context("claim not in the plan")?;
-                // Blue's claim is not changed by the move: the watch cache's copy will do.
-                let blue = match self.blue.cached_claim(ns, claim) {
-                    Some(c) => c,
-                    None => self.blue.claim(ns, claim).await?.with_context(|| {
-                        format!("blue's claim {ns}/{claim} is gone; it is needed to create green's")
-                    })?,
-                };
-                state.save_manifest(&self.blue.context, "pvc", ns, claim, &blue)?;
-                let created = self
-                    .green
-                    .create_claim(&green_claim(&blue, &v.pv, &origin))
-                    .await?;
-                return Ok(created.metadata.uid);
+                let b = self.blue_claim(ns, claim).await?;
+                keep = Some(Keep::of("pvc", ns, claim, &b));
+                green(request::create_claim(&green_claim(&b, &v.pv, &origin)))
             }
             Action::CreateGreenVolume {
                 pv,
@@ -201,123 +206,143 @@ impl Engine {
                     .context("PV not in the plan")?;
                 // Blue's PV is not changed by the move but for its reclaim policy and
                 // annotations, which green's PV sets itself: the watch cache's copy will do.
-                let blue = match self.blue.cached_volume(pv) {
+                let b = match self.blue.cached_volume(pv) {
                     Some(p) => p,
                     None => self.blue.volume(pv).await?.with_context(|| {
                         format!("blue's PV {pv} is gone; it is needed to create green's")
                     })?,
                 };
-                // The claim's uid came back from creating it (or from a fresh read, on a
-                // resume): the PV is reserved for exactly that claim. Had the claim been
-                // re-created since, the PV would be Released, Retain, and the machine would
-                // stop on the uid mismatch — never bindable by another claim.
-                let green_claim_obj = reserved_for(ns, claim, claim_uid);
-                let created = self
-                    .green
-                    .create_volume(&green_volume(
-                        &blue,
-                        &green_claim_obj,
-                        v.original_reclaim_policy.as_str(),
-                        self.convert_to_csi,
-                        &origin,
-                    ))
-                    .await?;
-                return Ok(created.metadata.uid);
+                // Reserved for exactly the claim whose uid its create returned (or a fresh
+                // read showed, on a resume). Had the claim been re-created since, the PV
+                // would be Released, Retain, and the machine would stop on the uid
+                // mismatch — never bindable by another claim.
+                green(request::create_volume(&green_volume(
+                    &b,
+                    &reserved_for(ns, claim, claim_uid),
+                    v.original_reclaim_policy.as_str(),
+                    self.convert_to_csi,
+                    &origin,
+                )))
             }
-            Action::ScaleGreen { replicas } => self.green.scale(ns, &app.name, *replicas).await?,
+            Action::ScaleGreen { replicas } => green(request::scale(ns, name, *replicas)),
             Action::RetainGreenVolume { pv } => {
-                self.green
-                    .set_reclaim(pv, ReclaimPolicy::Retain, None)
-                    .await?;
+                green(request::set_reclaim(pv, None, ReclaimPolicy::Retain, None))
             }
-            Action::DeleteGreenClaim { claim } => self.green.delete_claim(ns, claim).await?,
-            Action::DeleteGreenVolume { pv } => self.green.delete_volume(pv).await?,
+            Action::DeleteGreenClaim { claim } => green(request::delete_claim(ns, claim)),
+            Action::DeleteGreenVolume { pv } => green(request::delete_volume(pv)),
             Action::RestoreBlueVolume { pv, policy } => {
-                self.blue.set_reclaim(pv, *policy, None).await?;
+                blue(request::set_reclaim(pv, None, *policy, None))
             }
             Action::RestoreBlueClaims { policy } => {
-                self.blue.set_retention(ns, &app.name, policy, None).await?;
+                blue(request::set_retention(ns, name, policy, None))
             }
             Action::DeleteBlueClaim { claim } => {
                 if let Some(obj) = self.blue.claim(ns, claim).await? {
-                    state.save_manifest(&self.blue.context, "pvc", ns, claim, &obj)?;
+                    keep = Some(Keep::of("pvc", ns, claim, &obj));
                 }
-                self.blue.delete_claim(ns, claim).await?;
+                blue(request::delete_claim(ns, claim))
             }
             Action::DeleteBlueVolume { pv } => {
                 if let Some(obj) = self.blue.volume(pv).await? {
-                    state.save_manifest(&self.blue.context, "pv", "", pv, &obj)?;
+                    keep = Some(Keep::of("pv", "", pv, &obj));
                 }
-                self.blue.delete_volume(pv).await?;
+                blue(request::delete_volume(pv))
             }
             Action::RestoreGreenVolume { pv, policy } => {
-                self.green.set_reclaim(pv, *policy, None).await?;
+                green(request::set_reclaim(pv, None, *policy, None))
             }
-        }
-        Ok(None)
+        };
+        let context = match target {
+            Target::Blue => self.blue.context.clone(),
+            Target::Green => self.green.context.clone(),
+            Target::Ec2 => "ec2".to_string(),
+        };
+        Ok(Prepared {
+            target,
+            context,
+            request,
+            keep,
+        })
     }
 
-    /// Waits for a condition; returns what it saw when the condition held.
+    /// Sends a prepared action and returns what the cluster or EC2 answered, in the
+    /// machine's terms.
+    pub async fn send(&self, action: &Action, p: &Prepared) -> anyhow::Result<Answer> {
+        let m = match &p.request {
+            Request::Ec2(s) => {
+                let made =
+                    self.aws.create_snapshot(s).await.with_context(|| {
+                        format!("failed to start a snapshot of {}", s.volume_id)
+                    })?;
+                return Ok(Answer::Snapshot {
+                    volume_id: s.volume_id.clone(),
+                    id: made.id,
+                });
+            }
+            Request::Kube(m) => m,
+        };
+        let Some(obj) = self.cluster(p.target).send(m).await? else {
+            return Ok(Answer::Unknown);
+        };
+        let decode = |what: &str, e: serde_json::Error| {
+            anyhow::anyhow!(
+                "{} answered {} with a {what} baton cannot read: {e}",
+                p.context,
+                m.path
+            )
+        };
+        Ok(match action {
+            Action::CreateGreenClaim { .. } => Answer::Claim(convert::pvc(
+                &serde_json::from_value::<PersistentVolumeClaim>(obj)
+                    .map_err(|e| decode("claim", e))?,
+            )),
+            Action::RetainBlueVolume { .. }
+            | Action::CreateGreenVolume { .. }
+            | Action::RetainGreenVolume { .. }
+            | Action::RestoreBlueVolume { .. }
+            | Action::RestoreGreenVolume { .. } => Answer::Volume(convert::pv(
+                &serde_json::from_value::<PersistentVolume>(obj).map_err(|e| decode("PV", e))?,
+            )),
+            Action::RetainBlueClaims { .. } | Action::RestoreBlueClaims { .. } => {
+                Answer::StatefulSet(convert::statefulset(
+                    &serde_json::from_value::<StatefulSet>(obj)
+                        .map_err(|e| decode("StatefulSet", e))?,
+                ))
+            }
+            Action::ScaleBlue { .. } | Action::ScaleGreen { .. } => {
+                match obj["spec"]["replicas"].as_i64() {
+                    Some(r) => Answer::Replicas(r as i32),
+                    None => Answer::Unknown,
+                }
+            }
+            _ => Answer::Unknown,
+        })
+    }
+
+    /// Waits for a condition — the one `baton_core` defines for it — and returns what it
+    /// saw when the condition held.
     pub async fn wait(&self, app: &AppPlan, w: Wait) -> anyhow::Result<Seen> {
         let (claims, pvs, ids) = names(app);
         let (ns, name, t) = (&app.namespace, &app.name, self.wait_timeout);
-        let replicas = app.replicas;
-        let ready = move |s: &Side| {
-            s.sts
-                .as_ref()
-                .is_some_and(|x| x.ready_replicas >= replicas && x.observed)
-        };
-        // Bound to our PV, and that PV (seen too, as the next step reads it) reserved for
-        // the claim's uid: the cache does not order one kind's events against another's.
-        let bound = |s: &Side| {
-            app.volumes.iter().all(|v| {
-                s.claims.get(&v.claim).is_some_and(|c| {
-                    c.phase == "Bound"
-                        && c.volume_name == v.pv
-                        && s.volumes
-                            .get(&v.pv)
-                            .and_then(|p| p.claim_ref.as_ref())
-                            .is_some_and(|r| r.uid == c.uid)
-                })
-            })
-        };
-        let (blue, green) = (&self.blue, &self.green);
-        Ok(match w {
-            Wait::BluePodsGone => Seen::Blue(
-                blue.wait_for(ns, name, &claims, &pvs, t, |s| s.pods == 0)
+        let holds = |s: &baton_core::machine::Side| w.holds_on(app, &self.migration, s);
+        Ok(match w.watched() {
+            Watched::Blue => Seen::Blue(
+                self.blue
+                    .wait_for(ns, name, &claims, &pvs, t, holds)
                     .await?,
             ),
-            Wait::BlueDetached => Seen::Blue(
-                blue.wait_for(ns, name, &claims, &pvs, t, |s| s.attachments == 0)
+            Watched::Green => Seen::Green(
+                self.green
+                    .wait_for(ns, name, &claims, &pvs, t, holds)
                     .await?,
             ),
-            Wait::BlueReady => Seen::Blue(blue.wait_for(ns, name, &claims, &pvs, t, ready).await?),
-            Wait::GreenPodsGone => Seen::Green(
-                green
-                    .wait_for(ns, name, &claims, &pvs, t, |s| s.pods == 0)
-                    .await?,
-            ),
-            Wait::GreenDetached => Seen::Green(
-                green
-                    .wait_for(ns, name, &claims, &pvs, t, |s| s.attachments == 0)
-                    .await?,
-            ),
-            Wait::GreenBound => {
-                Seen::Green(green.wait_for(ns, name, &claims, &pvs, t, bound).await?)
-            }
-            Wait::GreenReady => {
-                Seen::Green(green.wait_for(ns, name, &claims, &pvs, t, ready).await?)
-            }
-            Wait::VolumesAvailable => {
+            Watched::Ec2 => {
                 // EC2 has no watch: short polls, backing off to 1 s.
                 let deadline = tokio::time::Instant::now() + t;
                 let mut pause = Duration::from_millis(100);
                 loop {
                     let v = describe(&self.aws, &ids).await?;
-                    if ids
-                        .iter()
-                        .all(|id| v.get(id).is_some_and(|e| e.state == "available"))
-                    {
+                    if w.holds_on_ec2(app, &v) {
                         break Seen::Ec2(v);
                     }
                     if tokio::time::Instant::now() >= deadline {
@@ -333,26 +358,112 @@ impl Engine {
     }
 }
 
-/// What a wait saw when its condition held: the side of the cluster it watched (from that
-/// cluster's watch cache, so it may lag: see `machine::trusts_cached_view`), or EC2's
-/// view of the volumes (a fresh read).
-#[derive(Debug)]
-pub enum Seen {
-    /// Blue's side.
-    Blue(Side),
-    /// Green's side.
-    Green(Side),
-    /// EC2's volumes, by id.
-    Ec2(BTreeMap<String, Ec2Volume>),
+/// Which side an action changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Blue's cluster.
+    Blue,
+    /// Green's cluster.
+    Green,
+    /// EC2.
+    Ec2,
 }
 
-impl Seen {
-    /// Puts what was seen into `obs`, in place of what it held of the same source.
-    pub fn update(self, obs: &mut Observed) {
-        match self {
-            Seen::Blue(s) => obs.blue = s,
-            Seen::Green(s) => obs.green = s,
-            Seen::Ec2(v) => obs.ec2 = v,
+/// The request an action is made of.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// A Kubernetes write.
+    Kube(Mutation),
+    /// An EC2 call.
+    Ec2(NewSnapshot),
+}
+
+/// One of blue's objects' manifest, kept in the state dir before baton changes or
+/// deletes it (or creates green's copy of it).
+#[derive(Debug, Clone)]
+pub struct Keep {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    object: Value,
+}
+
+impl Keep {
+    fn of(kind: &'static str, namespace: &str, name: &str, obj: &impl serde::Serialize) -> Self {
+        Self {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            object: serde_json::to_value(obj).unwrap_or(Value::Null),
         }
+    }
+}
+
+/// An action made ready to send: its request, and the manifest to keep first.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Where it goes.
+    pub target: Target,
+    /// The context it goes to (`ec2` for EC2).
+    pub context: String,
+    /// What is sent.
+    pub request: Request,
+    /// Kept in the state dir before the request is sent (blue's, before it changes).
+    pub keep: Option<Keep>,
+}
+
+impl fmt::Display for Prepared {
+    /// `CONTEXT METHOD path body`: one line per request, as `--dry-run` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.request {
+            Request::Kube(m) => write!(f, "{:<6} {m}", self.context),
+            Request::Ec2(s) => write!(f, "{:<6} {s}", self.context),
+        }
+    }
+}
+
+/// The real world, for the runner: the engine's clusters and AWS, and the state dir that
+/// keeps each object's manifest before baton first changes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Live<'a> {
+    /// Clusters and AWS.
+    pub engine: &'a Engine,
+    /// Where manifests are kept.
+    pub state: &'a StateDir,
+}
+
+impl Hands for Live<'_> {
+    fn watch(&self, apps: &[AppPlan]) {
+        self.engine.watch(apps);
+    }
+
+    fn new_migration(&self) -> bool {
+        self.engine.new_migration
+    }
+
+    async fn observe(&self, app: &AppPlan) -> anyhow::Result<Observed> {
+        self.engine.observe(app).await
+    }
+
+    async fn snapshots(&self, app: &AppPlan) -> anyhow::Result<BTreeMap<String, String>> {
+        self.engine.snapshots(app).await
+    }
+
+    async fn execute(&self, app: &AppPlan, action: &Action) -> anyhow::Result<Answer> {
+        let p = self.engine.prepare(app, action).await?;
+        if let Some(k) = &p.keep {
+            self.state.save_manifest(
+                &self.engine.blue.context,
+                k.kind,
+                &k.namespace,
+                &k.name,
+                &k.object,
+            )?;
+        }
+        self.engine.send(action, &p).await
+    }
+
+    async fn wait(&self, app: &AppPlan, wait: Wait) -> anyhow::Result<Seen> {
+        self.engine.wait(app, wait).await
     }
 }

@@ -9,7 +9,6 @@ use baton_core::journal::{Event, Summary};
 use baton_core::machine::{AppPhase, Decision, Mode, next};
 use baton_core::plan::{Plan, Severity};
 use baton_core::quantity::format_bytes;
-use baton_core::simulate;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
@@ -19,7 +18,7 @@ pub mod runner;
 pub mod state;
 pub mod world;
 
-use engine::Engine;
+use engine::{Engine, Live};
 use runner::Outcome;
 use state::{RunInfo, StateDir};
 
@@ -180,8 +179,17 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
                 resumed: true,
             },
         )?;
-        let outcomes =
-            runner::run(&engine, &state, &plan.apps, Mode::Migrate, parallel(pace)).await;
+        let outcomes = runner::run(
+            &Live {
+                engine: &engine,
+                state: &state,
+            },
+            &state,
+            &plan.apps,
+            Mode::Migrate,
+            parallel(pace),
+        )
+        .await;
         return finish(&outcomes, a.output, &dir);
     }
     let Some(clusters) = &a.clusters else {
@@ -257,26 +265,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         wait_timeout: pace.wait_timeout,
     };
     if a.dry_run {
-        for app in &apps {
-            let mut obs = engine.observe(app).await?;
-            println!("# {} ({} volumes)", app.key(), app.volumes.len());
-            for _ in 0..200 {
-                let d = next(Mode::Migrate, app, &obs);
-                match &d {
-                    Decision::Act(action) => {
-                        println!("{}", dry_run::request(&engine, app, action).await?)
-                    }
-                    Decision::Wait { wait } => println!("  (wait for {})", wait.describe()),
-                    Decision::Done => break,
-                    Decision::Blocked { reason } => {
-                        println!("  (blocked: {reason})");
-                        break;
-                    }
-                }
-                simulate::apply(app, &mut obs, &d);
-            }
-        }
-        eprintln!("dry run: nothing was changed");
+        dry_run::print(&engine, &apps, Mode::Migrate).await?;
         return Ok(ExitCode::from(code::OK));
     }
     confirm(
@@ -332,7 +321,17 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
             resumed: false,
         },
     )?;
-    let outcomes = runner::run(&engine, &state, &apps, Mode::Migrate, parallel(pace)).await;
+    let outcomes = runner::run(
+        &Live {
+            engine: &engine,
+            state: &state,
+        },
+        &state,
+        &apps,
+        Mode::Migrate,
+        parallel(pace),
+    )
+    .await;
     finish(&outcomes, a.output, &dir)
 }
 
@@ -351,7 +350,7 @@ fn finish(outcomes: &[Outcome], output: Output, dir: &std::path::Path) -> anyhow
                 .map(|o| {
                     vec![
                         o.app.clone(),
-                        runner::phase_name(o.phase).into(),
+                        o.phase.name().into(),
                         o.mutations.to_string(),
                         o.window_seconds
                             .map(|s| format!("{s:.1}s"))
@@ -459,7 +458,7 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
                     a.volumes.iter().map(move |v| {
                         vec![
                             a.app.clone(),
-                            a.phase.map(runner::phase_name).unwrap_or("planned").into(),
+                            a.phase.map(AppPhase::name).unwrap_or("planned").into(),
                             v.claim.clone(),
                             v.volume_id.clone(),
                             v.step.clone(),
@@ -540,6 +539,10 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         }
         None => plan.apps.clone(),
     };
+    if a.dry_run {
+        dry_run::print(&engine, &apps, Mode::Rollback).await?;
+        return Ok(ExitCode::from(code::OK));
+    }
     confirm(
         a.yes,
         &format!("Return {} apps to {}?", apps.len(), engine.blue.context),
@@ -553,7 +556,10 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     let outcomes = runner::run(
-        &engine,
+        &Live {
+            engine: &engine,
+            state: &state,
+        },
         &state,
         &apps,
         Mode::Rollback,
@@ -582,6 +588,10 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
             .into());
         }
     }
+    if a.dry_run {
+        dry_run::print(&engine, &plan.apps, mode).await?;
+        return Ok(ExitCode::from(code::OK));
+    }
     confirm(
         a.yes,
         &format!(
@@ -599,7 +609,10 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     let outcomes = runner::run(
-        &engine,
+        &Live {
+            engine: &engine,
+            state: &state,
+        },
         &state,
         &plan.apps,
         mode,

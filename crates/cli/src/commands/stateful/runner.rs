@@ -4,7 +4,8 @@
 //!
 //! The downtime window is made of sequential round trips, so the runner reads as little
 //! as it safely can: an app's world is read fresh once (and after any error); after an
-//! action its known effect stands in for a re-read; after a wait, what the wait saw (the
+//! action what the write answered (the object as the server returned it) stands in for a
+//! re-read; after a wait, what the wait saw (the
 //! watched cluster's side, from its shared watch cache) stands in for one — but a decision
 //! made on such a cached view is carried out only if `machine::trusts_cached_view` says
 //! so, and is otherwise made again on a fresh read. This migration's snapshots are read
@@ -12,22 +13,42 @@
 //! migration (none can exist but those it made) unless one of its calls failed.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use baton_core::journal::Event;
 use baton_core::machine::{
-    Action, AppPhase, Decision, Mode, Observed, Wait, next, trusts_cached_view,
+    Action, Answer, AppPhase, Decision, Mode, Observed, Seen, Wait, next, trusts_cached_view,
 };
 use baton_core::plan::AppPlan;
 use baton_core::simulate;
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::engine::{Engine, Seen};
 use super::state::StateDir;
 use crate::commands::crash::crash_point;
 use crate::commands::progress::{AppLine, Progress};
 use crate::commands::retry::is_transient;
+
+/// What the runner needs of the world: the real clusters and AWS (`engine::Live`), or, in
+/// the runner's unit tests, the simulated world of `baton_core::simulate`.
+#[allow(
+    async_fn_in_trait,
+    reason = "used within this binary only, on one task: no Send bound is needed"
+)]
+pub trait Hands {
+    /// Starts whatever watches the waits of these apps will use, before they need them.
+    fn watch(&self, apps: &[AppPlan]);
+    /// Whether this run began the migration (nothing in EC2 carries its id yet).
+    fn new_migration(&self) -> bool;
+    /// Reads one app's world fresh (snapshots excepted: see [`Hands::snapshots`]).
+    async fn observe(&self, app: &AppPlan) -> anyhow::Result<Observed>;
+    /// This migration's snapshots of the app's volumes, by volume id.
+    async fn snapshots(&self, app: &AppPlan) -> anyhow::Result<BTreeMap<String, String>>;
+    /// Makes one change and returns what the world answered.
+    async fn execute(&self, app: &AppPlan, action: &Action) -> anyhow::Result<Answer>;
+    /// Waits until a condition holds and returns what it saw then.
+    async fn wait(&self, app: &AppPlan, wait: Wait) -> anyhow::Result<Seen>;
+}
 
 /// How one app ended.
 #[derive(Debug, Clone, Serialize)]
@@ -64,22 +85,24 @@ impl Parallel {
 
 /// Runs every app in `mode`.
 pub async fn run(
-    engine: &Engine,
+    hands: &impl Hands,
     state: &StateDir,
     apps: &[AppPlan],
     mode: Mode,
     parallel: Parallel,
 ) -> Vec<Outcome> {
     let progress = Progress::new();
-    engine.watch(apps);
+    hands.watch(apps);
     let slots = Slots::new(parallel.down);
     let slots = &slots;
     let mut out: Vec<Outcome> = futures::stream::iter(apps)
         .map(|app| {
             let line = progress.app(&app.key());
             async move {
-                let o = run_app(engine, state, app, mode, &line, slots).await;
-                line.finish(phase_name(o.phase));
+                let o = AppRun::new(hands, state, app, mode, &line, slots)
+                    .run()
+                    .await;
+                line.finish(o.phase.name());
                 o
             }
         })
@@ -147,343 +170,614 @@ impl Drop for Slot<'_> {
     }
 }
 
-async fn run_app(
-    engine: &Engine,
-    state: &StateDir,
-    app: &AppPlan,
+/// Whether an app's run goes on after a step.
+enum Flow {
+    /// Take the next step.
+    Next,
+    /// The app is done, blocked or failed: its outcome is final.
+    Stop,
+}
+
+/// A transient error is retried this many times in a row (observing again each time)…
+const MAX_RETRIES: u32 = 6;
+/// …after a pause that starts here and doubles (1 ms in unit tests, which only count).
+const BACKOFF: Duration = Duration::from_millis(if cfg!(test) { 1 } else { 200 });
+/// A machine that has not settled after this many steps has a bug: the app stops.
+const MAX_STEPS: usize = 1000;
+
+/// One app's run: observe → ask the phase machine → journal → act or wait → journal,
+/// until the app is done or blocked.
+struct AppRun<'a, H> {
+    hands: &'a H,
+    state: &'a StateDir,
+    app: &'a AppPlan,
     mode: Mode,
-    line: &AppLine,
-    slots: &Slots,
-) -> Outcome {
-    let key = app.key();
-    let mut slot = Slot {
-        slots,
-        permit: None,
-        down: false,
-    };
-    let mut outcome = Outcome {
-        app: key.clone(),
-        phase: AppPhase::Planned,
-        problem: None,
-        mutations: 0,
-        window_seconds: None,
-    };
-    let mut last_phase = None;
-    let mut window_open: Option<Instant> = None;
-    let fail = |outcome: &mut Outcome, step: String, e: anyhow::Error| {
-        let error = format!("{e:#}");
-        line.error(&format!("failed to {step}: {error}"));
-        let _ = state.record(
-            Some(&key),
-            Event::Failed {
-                step: step.clone(),
-                error: error.clone(),
+    line: &'a AppLine,
+    slots: &'a Slots,
+    key: String,
+    slot: Slot<'a>,
+    outcome: Outcome,
+    last_phase: Option<AppPhase>,
+    window_open: Option<Instant>,
+    /// The world as last known: read fresh at the start and after an error; after an
+    /// action, updated with what the write answered; after a wait, with what the wait
+    /// saw (a cached view, whose decisions are checked). None: observe again.
+    known: Option<Observed>,
+    /// `known` holds a cluster's side from its watch cache (since the last fresh read;
+    /// the answers of writes made on it do not make it fresh).
+    cached: bool,
+    /// This migration's snapshots of the app's volumes as read from EC2 in this run (and
+    /// since the last error: a failed start may still have made one), plus the ones it
+    /// started. None: not read, so the machine must not be let start one. A migration
+    /// this process began has none in EC2 until it starts them.
+    snapshots: Option<BTreeMap<String, String>>,
+    /// Transient errors in a row.
+    retries: u32,
+}
+
+impl<'a, H: Hands> AppRun<'a, H> {
+    fn new(
+        hands: &'a H,
+        state: &'a StateDir,
+        app: &'a AppPlan,
+        mode: Mode,
+        line: &'a AppLine,
+        slots: &'a Slots,
+    ) -> Self {
+        let key = app.key();
+        Self {
+            hands,
+            state,
+            app,
+            mode,
+            line,
+            slots,
+            slot: Slot {
+                slots,
+                permit: None,
+                down: false,
             },
-        );
-        outcome.phase = AppPhase::Blocked;
-        outcome.problem = Some(format!("failed to {step}: {error}"));
-    };
-    // Bounded: a machine that loops is a bug, not a reason to run forever.
-    // The world is observed fresh at the start and after an error; after an action, its
-    // known effect (with the uid or id the call returned) stands in for a re-read; after
-    // a wait, what the wait saw does — a cached view, whose decisions are checked.
-    let mut known: Option<Observed> = None;
-    // Whether `known` holds a cluster's side from its watch cache (since the last fresh
-    // read; the effects of actions made on it do not make it fresh).
-    let mut cached = false;
-    // This migration's snapshots of the app's volumes as read from EC2 in this run (and
-    // since the last error: a failed start may still have made one), plus the ones it
-    // started. None: not read, so the machine must not be let start one. A migration
-    // this process began has none in EC2 until it starts them.
-    let mut snapshots: Option<BTreeMap<String, String>> = engine.new_migration.then(BTreeMap::new);
-    let mut retries = 0u32;
-    // A transient error (5xx, 429, 409, timeouts, resets) on any call: observe again and
-    // let the machine decide again — every step is idempotent — after a backoff; too many
-    // in a row, or any other error, stops the app safely.
-    macro_rules! retry_or_fail {
-        ($step:expr, $err:expr) => {{
-            let e: anyhow::Error = $err;
-            if is_transient(&e) && retries < MAX_RETRIES {
-                retries += 1;
-                tracing::info!(app = %key, error = %format!("{e:#}"), retries, "transient error; retrying");
-                tokio::time::sleep(BACKOFF * 2u32.pow(retries - 1)).await;
-                known = None;
-                snapshots = None;
-                continue;
-            }
-            fail(&mut outcome, $step, e);
-            return outcome;
-        }};
+            outcome: Outcome {
+                app: key.clone(),
+                phase: AppPhase::Planned,
+                problem: None,
+                mutations: 0,
+                window_seconds: None,
+            },
+            key,
+            last_phase: None,
+            window_open: None,
+            known: None,
+            cached: false,
+            snapshots: hands.new_migration().then(BTreeMap::new),
+            retries: 0,
+        }
     }
-    for _ in 0..1000 {
-        let mut obs = match known.take() {
-            Some(o) => o,
-            None => match engine.observe(app).await {
-                Ok(mut o) => {
-                    cached = false;
-                    o.snapshots = snapshots.clone().unwrap_or_default();
-                    o
-                }
-                Err(e) => retry_or_fail!("observe the app".into(), e),
-            },
+
+    async fn run(mut self) -> Outcome {
+        for _ in 0..MAX_STEPS {
+            if let Flow::Stop = self.step().await {
+                return self.outcome;
+            }
+        }
+        self.outcome.phase = AppPhase::Blocked;
+        self.outcome.problem = Some(format!(
+            "the phase machine did not settle after {MAX_STEPS} steps (a bug)"
+        ));
+        self.outcome
+    }
+
+    fn record(&self, event: Event) -> anyhow::Result<()> {
+        self.state.record(Some(&self.key), event)
+    }
+
+    /// A transient error (5xx, 429, 409, timeouts, resets) on any call: observe again
+    /// and let the machine decide again — every step is idempotent — after a backoff.
+    /// Too many in a row, or any other error, stops the app safely.
+    async fn failed(&mut self, step: String, e: anyhow::Error) -> Flow {
+        if is_transient(&e) && self.retries < MAX_RETRIES {
+            self.retries += 1;
+            tracing::info!(app = %self.key, error = %format!("{e:#}"), retries = self.retries, "transient error; retrying");
+            tokio::time::sleep(BACKOFF * 2u32.pow(self.retries - 1)).await;
+            self.known = None;
+            self.snapshots = None;
+            return Flow::Next;
+        }
+        let error = format!("{e:#}");
+        self.line.error(&format!("failed to {step}: {error}"));
+        let _ = self.record(Event::Failed {
+            step: step.clone(),
+            error: error.clone(),
+        });
+        self.outcome.phase = AppPhase::Blocked;
+        self.outcome.problem = Some(format!("failed to {step}: {error}"));
+        Flow::Stop
+    }
+
+    /// The world to decide on: as known, or read fresh.
+    async fn world(&mut self) -> Result<Observed, anyhow::Error> {
+        if let Some(o) = self.known.take() {
+            return Ok(o);
+        }
+        let mut o = self.hands.observe(self.app).await?;
+        self.cached = false;
+        o.snapshots = self.snapshots.clone().unwrap_or_default();
+        Ok(o)
+    }
+
+    async fn step(&mut self) -> Flow {
+        let mut obs = match self.world().await {
+            Ok(o) => o,
+            Err(e) => return self.failed("observe the app".into(), e).await,
         };
-        let mut d = next(mode, app, &obs);
-        if matches!(d, Decision::Act(Action::StartSnapshot { .. })) && snapshots.is_none() {
-            match engine.snapshots(app).await {
+        let mut d = next(self.mode, self.app, &obs);
+        if matches!(d, Decision::Act(Action::StartSnapshot { .. })) && self.snapshots.is_none() {
+            match self.hands.snapshots(self.app).await {
                 Ok(s) => {
                     obs.snapshots = s.clone();
-                    snapshots = Some(s);
-                    d = next(mode, app, &obs);
+                    self.snapshots = Some(s);
+                    d = next(self.mode, self.app, &obs);
                 }
-                Err(e) => retry_or_fail!("list this migration's snapshots".into(), e),
+                Err(e) => {
+                    return self
+                        .failed("list this migration's snapshots".into(), e)
+                        .await;
+                }
             }
         }
-        if cached && !trusts_cached_view(mode, &d) {
+        if self.cached && !trusts_cached_view(self.mode, &d) {
             // Decide this one again on a fresh read.
-            continue;
+            return Flow::Next;
+        }
+        match self.take_slot(d).await {
+            Some(d) => self.carry_out(obs, d).await,
+            // The view is older than the wait for a slot: decide on a fresh read.
+            None => Flow::Next,
+        }
+    }
+
+    /// `--max-down`: blue stops only in a slot, and the window opens after it. Returns
+    /// the decision to carry out — Blocked when every slot is kept by an app down in its
+    /// window — or None when a slot was waited for (decide again on a fresh read).
+    async fn take_slot(&mut self, d: Decision) -> Option<Decision> {
+        if self.mode != Mode::Migrate || self.slot.permit.is_some() {
+            return Some(d);
         }
         let stops_blue = matches!(d, Decision::Act(Action::ScaleBlue { replicas: 0 }));
-        if mode == Mode::Migrate && slot.permit.is_none() {
-            if stops_blue {
-                // Blue stops only in a slot; the window opens after it.
-                if let Ok(p) = slots.sem.try_acquire() {
-                    slot.permit = Some(p);
-                } else {
-                    line.step(
-                        phase_name(outcome.phase),
-                        "waiting for a slot to stop blue (--max-down)",
-                    );
-                    if let Ok(p) = slots.sem.acquire().await {
-                        slot.permit = Some(p);
-                        // The view is older than the wait: decide on a fresh read.
-                        known = None;
-                        continue;
-                    }
-                    // Every slot is kept by an app down in its window: stop this one,
-                    // as any blocked app stops (journaled, reported), blue untouched.
-                    d = Decision::Blocked {
-                        reason: format!(
-                            "blue was not stopped: all {} --max-down slots are held by apps that stopped inside their window; fix them, then run `baton migrate --resume`",
-                            slots.size
-                        ),
-                    };
-                }
-            } else if AppPhase::of(mode, &d).in_window() && !slot.down {
-                // Down already (a resumed run): it goes on, in a slot if one is free.
-                slot.permit = slots.sem.try_acquire().ok();
-                slot.down = true;
+        if stops_blue {
+            if let Ok(p) = self.slots.sem.try_acquire() {
+                self.slot.permit = Some(p);
+                return Some(d);
             }
+            self.line.step(
+                self.outcome.phase.name(),
+                "waiting for a slot to stop blue (--max-down)",
+            );
+            if let Ok(p) = self.slots.sem.acquire().await {
+                self.slot.permit = Some(p);
+                self.known = None;
+                return None;
+            }
+            // Every slot is kept by an app down in its window: stop this one, as any
+            // blocked app stops (journaled, reported), blue untouched.
+            return Some(Decision::Blocked {
+                reason: format!(
+                    "blue was not stopped: all {} --max-down slots are held by apps that stopped inside their window; fix them, then run `baton migrate --resume`",
+                    self.slots.size
+                ),
+            });
         }
-        if stops_blue && slot.permit.is_some() {
-            slot.down = true;
+        if AppPhase::of(self.mode, &d).in_window() && !self.slot.down {
+            // Down already (a resumed run): it goes on, in a slot if one is free.
+            self.slot.permit = self.slots.sem.try_acquire().ok();
+            self.slot.down = true;
         }
-        let phase = AppPhase::of(mode, &d);
-        if last_phase != Some(phase) {
+        Some(d)
+    }
+
+    async fn carry_out(&mut self, obs: Observed, d: Decision) -> Flow {
+        if matches!(d, Decision::Act(Action::ScaleBlue { replicas: 0 }))
+            && self.slot.permit.is_some()
+        {
+            self.slot.down = true;
+        }
+        let phase = AppPhase::of(self.mode, &d);
+        if self.last_phase != Some(phase) {
             let reason = match &d {
                 Decision::Blocked { reason } => Some(reason.clone()),
                 _ => None,
             };
-            let _ = state.record(
-                Some(&key),
-                Event::Phase {
-                    phase,
-                    reason: reason.clone(),
-                },
-            );
-            line.phase(phase_name(phase), reason.as_deref());
-            if phase.in_window() && window_open.is_none() {
-                window_open = Some(Instant::now());
+            let _ = self.record(Event::Phase {
+                phase,
+                reason: reason.clone(),
+            });
+            self.line.phase(phase.name(), reason.as_deref());
+            if phase.in_window() && self.window_open.is_none() {
+                self.window_open = Some(Instant::now());
             }
-            last_phase = Some(phase);
+            self.last_phase = Some(phase);
         }
-        outcome.phase = phase;
+        self.outcome.phase = phase;
         match d {
-            Decision::Act(first) => {
-                // Independent steps of one kind (one per volume) go out together.
-                let batch = batch_of(mode, app, &obs, first);
-                let more = if batch.len() > 1 {
-                    format!(" (+{} more)", batch.len() - 1)
-                } else {
-                    String::new()
-                };
-                line.step(phase_name(phase), &format!("{}{more}", batch[0].describe()));
-                for action in &batch {
-                    let began = Event::Began {
-                        action: action.clone(),
-                    };
-                    if state.record(Some(&key), began).is_err() {
-                        outcome.problem = Some("failed to write the journal".into());
-                        outcome.phase = AppPhase::Blocked;
-                        return outcome;
-                    }
-                }
-                let results =
-                    futures::future::join_all(batch.iter().map(|a| engine.execute(state, app, a)))
-                        .await;
-                let mut world = Some(obs);
-                let mut failed = None;
-                for (action, r) in batch.into_iter().zip(results) {
-                    match r {
-                        Ok(result) => {
-                            outcome.mutations += 1;
-                            crash_point();
-                            world =
-                                world.and_then(|o| expected(app, o, &action, result.as_deref()));
-                            let _ = state.record(Some(&key), Event::Done { action, result });
-                        }
-                        Err(e) => {
-                            failed.get_or_insert((action, e));
-                        }
-                    }
-                }
-                match failed {
-                    None => {
-                        retries = 0;
-                        if snapshots.is_some()
-                            && let Some(w) = &world
-                        {
-                            snapshots = Some(w.snapshots.clone());
-                        }
-                        known = world;
-                    }
-                    Some((action, e)) => retry_or_fail!(action.describe(), e),
-                }
-            }
-            Decision::Wait { wait } => {
-                line.step(
-                    phase_name(phase),
-                    &format!("waiting for {}", wait.describe()),
-                );
-                let started = Instant::now();
-                // The snapshots are started right after EC2 lets go of the volumes: read
-                // them while waiting for that, not after it.
-                let prefetch =
-                    mode == Mode::Migrate && wait == Wait::VolumesAvailable && snapshots.is_none();
-                let (seen, listed) = futures::join!(engine.wait(app, wait), async {
-                    if prefetch {
-                        Some(engine.snapshots(app).await)
-                    } else {
-                        None
-                    }
-                });
-                let seen = match seen {
-                    Ok(s) => s,
-                    Err(e) => retry_or_fail!(format!("wait for {}", wait.describe()), e),
-                };
-                retries = 0;
-                let _ = state.record(
-                    Some(&key),
-                    Event::Waited {
-                        wait,
-                        millis: started.elapsed().as_millis() as u64,
-                    },
-                );
-                // A failed prefetch is only a lost head start: the step reads them itself.
-                if let Some(Ok(s)) = listed {
-                    obs.snapshots = s.clone();
-                    snapshots = Some(s);
-                }
-                cached |= !matches!(seen, Seen::Ec2(_));
-                seen.update(&mut obs);
-                known = Some(obs);
-            }
+            Decision::Act(first) => self.act(obs, first).await,
+            Decision::Wait { wait } => self.wait(obs, wait).await,
             Decision::Done => {
-                slot.down = false;
-                if mode == Mode::Migrate {
-                    outcome.window_seconds = window_open.map(|t| t.elapsed().as_secs_f64());
+                self.slot.down = false;
+                if self.mode == Mode::Migrate {
+                    self.outcome.window_seconds =
+                        self.window_open.map(|t| t.elapsed().as_secs_f64());
                 }
-                return outcome;
+                Flow::Stop
             }
             Decision::Blocked { reason } => {
-                outcome.problem = Some(reason);
-                return outcome;
+                self.outcome.problem = Some(reason);
+                Flow::Stop
             }
         }
     }
-    outcome.phase = AppPhase::Blocked;
-    outcome.problem = Some("the phase machine did not settle after 1000 steps (a bug)".into());
-    outcome
-}
 
-const MAX_RETRIES: u32 = 6;
-const BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// Steps the machine would take next that are of the same kind as `first` and touch
-/// other volumes: made concurrently instead of one round trip after another. Deletions
-/// are not batched (their effect waits on finalizers).
-fn batch_of(mode: Mode, app: &AppPlan, obs: &Observed, first: Action) -> Vec<Action> {
-    let batchable = matches!(
-        first,
-        Action::RetainBlueVolume { .. }
-            | Action::StartSnapshot { .. }
-            | Action::CreateGreenClaim { .. }
-            | Action::CreateGreenVolume { .. }
-            | Action::RetainGreenVolume { .. }
-            | Action::RestoreBlueVolume { .. }
-            | Action::RestoreGreenVolume { .. }
-    );
-    let kind = std::mem::discriminant(&first);
-    let mut batch = vec![first];
-    if !batchable {
-        return batch;
-    }
-    let mut world = obs.clone();
-    simulate::apply(app, &mut world, &Decision::Act(batch[0].clone()));
-    while batch.len() < 64 {
-        match next(mode, app, &world) {
-            Decision::Act(a) if std::mem::discriminant(&a) == kind && !batch.contains(&a) => {
-                simulate::apply(app, &mut world, &Decision::Act(a.clone()));
-                batch.push(a);
+    /// Makes a step and the independent steps of its kind (one per volume) together,
+    /// each journaled before and after.
+    async fn act(&mut self, obs: Observed, first: Action) -> Flow {
+        let batch = simulate::batch(self.mode, self.app, &obs, first);
+        let more = if batch.len() > 1 {
+            format!(" (+{} more)", batch.len() - 1)
+        } else {
+            String::new()
+        };
+        self.line.step(
+            self.outcome.phase.name(),
+            &format!("{}{more}", batch[0].describe()),
+        );
+        for action in &batch {
+            if self
+                .record(Event::Began {
+                    action: action.clone(),
+                })
+                .is_err()
+            {
+                self.outcome.problem = Some("failed to write the journal".into());
+                self.outcome.phase = AppPhase::Blocked;
+                return Flow::Stop;
             }
-            _ => break,
         }
+        let results =
+            futures::future::join_all(batch.iter().map(|a| self.hands.execute(self.app, a))).await;
+        let mut world = Some(obs);
+        let mut failed = None;
+        for (action, r) in batch.into_iter().zip(results) {
+            match r {
+                Ok(answer) => {
+                    self.outcome.mutations += 1;
+                    crash_point();
+                    let result = answer.id();
+                    // The answer stands in for a re-read; a delete's does not.
+                    world = world.filter(|_| !matches!(answer, Answer::Unknown));
+                    if let Some(w) = &mut world {
+                        w.absorb(&action, answer);
+                    }
+                    let _ = self.record(Event::Done { action, result });
+                }
+                Err(e) => {
+                    failed.get_or_insert((action, e));
+                }
+            }
+        }
+        if let Some((action, e)) = failed {
+            return self.failed(action.describe(), e).await;
+        }
+        self.retries = 0;
+        if self.snapshots.is_some()
+            && let Some(w) = &world
+        {
+            self.snapshots = Some(w.snapshots.clone());
+        }
+        self.known = world;
+        Flow::Next
     }
-    batch
+
+    async fn wait(&mut self, mut obs: Observed, wait: Wait) -> Flow {
+        self.line.step(
+            self.outcome.phase.name(),
+            &format!("waiting for {}", wait.describe()),
+        );
+        let started = Instant::now();
+        // The snapshots are started right after EC2 lets go of the volumes: read them
+        // while waiting for that, not after it.
+        let prefetch = self.mode == Mode::Migrate
+            && wait == Wait::VolumesAvailable
+            && self.snapshots.is_none();
+        let (seen, listed) = futures::join!(self.hands.wait(self.app, wait), async {
+            if prefetch {
+                Some(self.hands.snapshots(self.app).await)
+            } else {
+                None
+            }
+        });
+        let seen = match seen {
+            Ok(s) => s,
+            Err(e) => {
+                return self
+                    .failed(format!("wait for {}", wait.describe()), e)
+                    .await;
+            }
+        };
+        self.retries = 0;
+        let _ = self.record(Event::Waited {
+            wait,
+            millis: started.elapsed().as_millis() as u64,
+        });
+        // A failed prefetch is only a lost head start: the step reads them itself.
+        if let Some(Ok(s)) = listed {
+            obs.snapshots = s.clone();
+            self.snapshots = Some(s);
+        }
+        self.cached |= seen.cached();
+        seen.update(&mut obs);
+        self.known = Some(obs);
+        Flow::Next
+    }
 }
 
-/// The world after an action, from its known effect and what the call returned; None
-/// (observe again) when the effect depends on something not returned.
-fn expected(
-    app: &AppPlan,
-    mut obs: Observed,
-    action: &Action,
-    result: Option<&str>,
-) -> Option<Observed> {
-    simulate::apply(app, &mut obs, &Decision::Act(action.clone()));
-    match action {
-        Action::CreateGreenClaim { claim } => {
-            obs.green.claims.get_mut(claim)?.uid = result?.to_string();
-        }
-        Action::CreateGreenVolume { pv, .. } => {
-            obs.green.volumes.get_mut(pv)?.uid = result?.to_string();
-        }
-        Action::StartSnapshot { volume_id, .. } => {
-            obs.snapshots.insert(volume_id.clone(), result?.to_string());
-        }
-        // Deletions may be held by finalizers; scaling changes pods: look again.
-        Action::DeleteBlueClaim { .. }
-        | Action::DeleteBlueVolume { .. }
-        | Action::DeleteGreenClaim { .. }
-        | Action::DeleteGreenVolume { .. } => return None,
-        _ => {}
-    }
-    Some(obs)
-}
+#[cfg(test)]
+mod tests {
+    //! The runner against the simulated world of `baton_core::simulate`: slots, retries
+    //! and the cache-trust rule, without a cluster.
 
-/// The phase as a word.
-pub fn phase_name(p: AppPhase) -> &'static str {
-    match p {
-        AppPhase::Planned => "planned",
-        AppPhase::Preparing => "preparing (Retain first)",
-        AppPhase::Draining => "window open: stopping blue",
-        AppPhase::HandingOver => "handing volumes to green",
-        AppPhase::Binding => "binding in green",
-        AppPhase::Starting => "starting green",
-        AppPhase::Migrated => "migrated",
-        AppPhase::RollingBack => "rolling back",
-        AppPhase::RolledBack => "rolled back",
-        AppPhase::Committing => "committing",
-        AppPhase::Committed => "committed",
-        AppPhase::Blocked => "blocked",
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use baton_core::machine::Watched;
+    use baton_core::plan::Plan;
+    use baton_core::world::{ReclaimPolicy, RetentionPolicy};
+
+    use super::*;
+    use crate::commands::stateful::state::RunInfo;
+
+    /// The simulated world: one [`Observed`] per app, changed by each action and wait as
+    /// `simulate` expects; it counts what the runner asked of it.
+    #[derive(Default)]
+    struct Simulated {
+        worlds: Mutex<BTreeMap<String, Observed>>,
+        /// Transient failures still to answer to executes, per app.
+        flaky: Mutex<BTreeMap<String, u32>>,
+        observes: AtomicUsize,
+        /// Apps down now (blue stopped, green not Ready), and the most ever at once.
+        down: Mutex<(usize, usize)>,
+    }
+
+    impl Simulated {
+        fn with(apps: &[(AppPlan, Observed)]) -> Self {
+            let s = Self::default();
+            for (app, obs) in apps {
+                s.worlds.lock().unwrap().insert(app.key(), obs.clone());
+            }
+            s
+        }
+
+        fn world(&self, app: &AppPlan) -> Observed {
+            self.worlds.lock().unwrap()[&app.key()].clone()
+        }
+    }
+
+    fn transient() -> anyhow::Error {
+        baton_kube::KubeError::Api {
+            context: "green".into(),
+            action: "create claim".into(),
+            error: Box::new(kube::Error::Api(Box::new(kube::core::Status {
+                code: 503,
+                ..Default::default()
+            }))),
+        }
+        .into()
+    }
+
+    impl Hands for Simulated {
+        fn watch(&self, _: &[AppPlan]) {}
+
+        fn new_migration(&self) -> bool {
+            true
+        }
+
+        async fn observe(&self, app: &AppPlan) -> anyhow::Result<Observed> {
+            self.observes.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Ok(self.world(app))
+        }
+
+        async fn snapshots(&self, app: &AppPlan) -> anyhow::Result<BTreeMap<String, String>> {
+            Ok(self.world(app).snapshots)
+        }
+
+        async fn execute(&self, app: &AppPlan, action: &Action) -> anyhow::Result<Answer> {
+            tokio::task::yield_now().await;
+            if let Some(n) = self.flaky.lock().unwrap().get_mut(&app.key())
+                && *n > 0
+            {
+                *n -= 1;
+                return Err(transient());
+            }
+            let mut worlds = self.worlds.lock().unwrap();
+            let w = worlds.get_mut(&app.key()).unwrap();
+            simulate::apply(app, w, &Decision::Act(action.clone()));
+            if matches!(action, Action::ScaleBlue { replicas: 0 }) {
+                let mut d = self.down.lock().unwrap();
+                d.0 += 1;
+                d.1 = d.1.max(d.0);
+            }
+            let side = if action.target() == "blue" {
+                &w.blue
+            } else {
+                &w.green
+            };
+            Ok(match action {
+                Action::CreateGreenClaim { claim } => Answer::Claim(side.claims[claim].clone()),
+                Action::CreateGreenVolume { pv, .. }
+                | Action::RetainBlueVolume { pv, .. }
+                | Action::RetainGreenVolume { pv }
+                | Action::RestoreBlueVolume { pv, .. }
+                | Action::RestoreGreenVolume { pv, .. } => Answer::Volume(side.volumes[pv].clone()),
+                Action::StartSnapshot { volume_id, .. } => Answer::Snapshot {
+                    volume_id: volume_id.clone(),
+                    id: w.snapshots[volume_id].clone(),
+                },
+                Action::ScaleBlue { replicas } | Action::ScaleGreen { replicas } => {
+                    Answer::Replicas(*replicas)
+                }
+                Action::RetainBlueClaims { .. } | Action::RestoreBlueClaims { .. } => {
+                    Answer::StatefulSet(side.sts.clone().unwrap())
+                }
+                _ => Answer::Unknown,
+            })
+        }
+
+        async fn wait(&self, app: &AppPlan, wait: Wait) -> anyhow::Result<Seen> {
+            // Long enough for the other apps to run meanwhile.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let mut worlds = self.worlds.lock().unwrap();
+            let w = worlds.get_mut(&app.key()).unwrap();
+            simulate::apply(app, w, &Decision::Wait { wait });
+            if wait == Wait::GreenReady {
+                self.down.lock().unwrap().0 -= 1;
+            }
+            // A cluster's side as its watch cache would show it; EC2's read fresh.
+            Ok(match wait.watched() {
+                Watched::Blue => Seen::Blue(w.blue.clone()),
+                Watched::Green => Seen::Green(w.green.clone()),
+                Watched::Ec2 => Seen::Ec2(w.ec2.clone()),
+            })
+        }
+    }
+
+    fn apps(n: usize) -> Vec<(AppPlan, Observed)> {
+        (0..n)
+            .map(|i| {
+                let (app, mut obs) = simulate::example(
+                    "orders",
+                    &format!("db{i}"),
+                    2,
+                    ReclaimPolicy::Delete,
+                    RetentionPolicy::default(),
+                );
+                obs.migration = "m-1".into();
+                (app, obs)
+            })
+            .collect()
+    }
+
+    fn state_dir() -> (tempfile::TempDir, StateDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let info = RunInfo {
+            migration: "m-1".into(),
+            from: "blue".into(),
+            to: "green".into(),
+            kubeconfig: None,
+            convert_to_csi: false,
+            allow_multi_attach: false,
+        };
+        let plan = Plan {
+            version: baton_core::plan::PLAN_VERSION,
+            from: "blue".into(),
+            to: "green".into(),
+            from_version: "v1.29".into(),
+            to_version: "v1.30".into(),
+            created: "2026-12-02T00:00:00Z".into(),
+            problems: vec![],
+            apps: vec![],
+        };
+        let state = StateDir::create(dir.path(), &info, &plan).unwrap();
+        (dir, state)
+    }
+
+    async fn run_all(
+        world: &Simulated,
+        apps: &[AppPlan],
+        mode: Mode,
+        parallel: Parallel,
+    ) -> Vec<Outcome> {
+        let (_dir, state) = state_dir();
+        run(world, &state, apps, mode, parallel).await
+    }
+
+    #[tokio::test]
+    async fn every_app_moves_and_no_more_than_max_down_are_down_at_once() {
+        let fixtures = apps(4);
+        let world = Simulated::with(&fixtures);
+        let plans: Vec<AppPlan> = fixtures.iter().map(|(a, _)| a.clone()).collect();
+        let out = run_all(&world, &plans, Mode::Migrate, Parallel { apps: 4, down: 1 }).await;
+        assert!(out.iter().all(|o| o.phase == AppPhase::Migrated), "{out:?}");
+        assert_eq!(world.down.lock().unwrap().1, 1, "--max-down 1 was exceeded");
+        for (app, _) in &fixtures {
+            let w = world.world(app);
+            assert_eq!(w.green.sts.as_ref().unwrap().ready_replicas, 2);
+            assert!(w.green_claim_is_ours(&app.volumes[0].claim, &app.volumes[0].pv));
+        }
+    }
+
+    #[tokio::test]
+    async fn without_max_down_apps_overlap_in_their_windows() {
+        let fixtures = apps(4);
+        let world = Simulated::with(&fixtures);
+        let plans: Vec<AppPlan> = fixtures.iter().map(|(a, _)| a.clone()).collect();
+        let out = run_all(&world, &plans, Mode::Migrate, Parallel::of(4)).await;
+        assert!(out.iter().all(|o| o.phase == AppPhase::Migrated));
+        assert!(world.down.lock().unwrap().1 > 1, "the test needs overlap");
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried_on_a_fresh_read_and_too_many_stop_the_app() {
+        let fixtures = apps(2);
+        let world = Simulated::with(&fixtures);
+        let plans: Vec<AppPlan> = fixtures.iter().map(|(a, _)| a.clone()).collect();
+        world.flaky.lock().unwrap().insert(plans[0].key(), 2);
+        // Every call fails: a batch of two spends two a round.
+        world.flaky.lock().unwrap().insert(plans[1].key(), u32::MAX);
+        let out = run_all(&world, &plans, Mode::Migrate, Parallel::of(2)).await;
+        assert_eq!(out[0].phase, AppPhase::Migrated, "{out:?}");
+        assert_eq!(out[1].phase, AppPhase::Blocked, "{out:?}");
+        assert!(
+            out[1].problem.as_deref().unwrap().contains("503"),
+            "{:?}",
+            out[1].problem
+        );
+        let left = world.flaky.lock().unwrap()[&plans[1].key()];
+        assert_eq!(
+            u32::MAX - left,
+            2 * (MAX_RETRIES + 1),
+            "one try and {MAX_RETRIES} retries of a batch of two"
+        );
+        // Blocked on its first action: nothing of blue was changed.
+        assert_eq!(
+            world.world(&plans[1]).blue,
+            fixtures[1].1.blue,
+            "a failed app changed blue"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cached_view_decides_only_what_it_may() {
+        // Waits answer from a cluster's cache: Migrate trusts them for its next steps
+        // (no read after a wait), Rollback never does (a fresh read after every wait).
+        let fixtures = apps(1);
+        let plans: Vec<AppPlan> = fixtures.iter().map(|(a, _)| a.clone()).collect();
+        let world = Simulated::with(&fixtures);
+        let out = run_all(&world, &plans, Mode::Migrate, Parallel::of(1)).await;
+        assert_eq!(out[0].phase, AppPhase::Migrated);
+        assert_eq!(
+            world.observes.load(Ordering::SeqCst),
+            1,
+            "migrate read again"
+        );
+
+        world.observes.store(0, Ordering::SeqCst);
+        let out = run_all(&world, &plans, Mode::Rollback, Parallel::of(1)).await;
+        assert_eq!(out[0].phase, AppPhase::RolledBack, "{out:?}");
+        // Rollback waits for green's pods, green's attachments and blue Ready: each
+        // decision after them is made on a fresh read.
+        assert!(
+            world.observes.load(Ordering::SeqCst) >= 4,
+            "rollback trusted a cached view ({} reads)",
+            world.observes.load(Ordering::SeqCst)
+        );
     }
 }
