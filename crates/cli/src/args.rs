@@ -1,9 +1,12 @@
 //! What the user typed: the command tree, with `--help` text that teaches.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use baton_sim::faults::{FaultSpec, LatencySpec, Target};
 use clap::{Args, Parser, Subcommand};
+
+use crate::exit::Expected;
 
 /// baton upgrades Kubernetes on AWS EKS the blue/green way: it builds on a new ("green")
 /// cluster in the same VPC as the old ("blue") one and hands over network space, traffic,
@@ -13,7 +16,8 @@ use clap::{Args, Parser, Subcommand};
     name = "baton",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = crate::exit::HELP
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -89,6 +93,11 @@ Examples:
     /// in the state dir before and after; `--resume` continues after a crash or Ctrl-C.
     /// Blue's objects stay in place until `baton commit`, so `baton rollback` is cheap.
     ///
+    /// Exit codes: 0 every app moved; 1 an app stopped safely (the summary says which and
+    /// why; `--resume` continues) or an unexpected error; 2 usage (no --yes without a
+    /// terminal); 3 refused, nothing changed (a blocking problem, a stale or unreadable
+    /// --plan, an unknown context, a used --state-dir).
+    ///
     ///   baton migrate --from blue --to green --dry-run
     ///   baton migrate --from blue --to green -n orders --yes
     ///   baton migrate --resume --state-dir .baton/blue-to-green
@@ -97,8 +106,13 @@ Examples:
     Status(StatusArgs),
     /// Before commit: return apps to blue, with their data (green lets go of the volumes
     /// first; blue's claims were never touched).
+    ///
+    /// Refused (exit 3, nothing changed) when --state-dir holds no migration or --app is
+    /// not one of its apps.
     Rollback(RollbackArgs),
     /// Retire blue's claims and PVs of migrated apps (the volumes survive: Retain).
+    ///
+    /// Refused (exit 3, nothing deleted) unless every app of the migration is on green.
     Commit(CommitArgs),
     /// Check blue and green before anything moves: what would break, and how to fix it.
     ///
@@ -133,8 +147,8 @@ Examples:
     /// StatefulSets with claim templates, their claims, those claims' PVs and the HPAs that
     /// target them. Namespaces: -n (repeatable), default those of the StatefulSets that
     /// move; every listable kind in them is saved (events skipped). Secrets are written
-    /// only with --include-secrets. Refuses to write into a directory that already holds
-    /// a backup index.
+    /// only with --include-secrets. Refuses (exit 3) to write into a directory that
+    /// already holds a backup index.
     ///
     /// With --velero it also creates a Velero Backup (velero.io/v1) of the same
     /// namespaces in --velero-namespace, without volume snapshots (baton snapshots the
@@ -232,7 +246,8 @@ Examples:
     ///
     /// Refuses to overwrite weights someone else changed since baton last wrote them,
     /// unless --force. Exit codes: 0 the original weights are on the ALB; 1 failed or
-    /// stopped on someone else's change.
+    /// stopped on someone else's change; 2 usage (no --yes without a terminal); 3 no
+    /// shift journaled in --state-dir, nothing changed.
     #[command(after_help = "\
 Examples:
   baton traffic rollback --state-dir .baton/traffic
@@ -276,7 +291,7 @@ pub struct TrafficShiftArgs {
     pub steps: Vec<u32>,
     /// How long each step runs before its gate (e.g. 5m, 30s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-    pub interval: std::time::Duration,
+    pub interval: Duration,
     /// Fewest healthy targets green's group must have (before the first step and at
     /// every gate).
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -327,7 +342,7 @@ pub struct TrafficStatusArgs {
     pub rule: Option<String>,
     /// How far back the request and 5xx sums go (e.g. 5m).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-    pub window: std::time::Duration,
+    pub window: Duration,
     /// Also show the shift journaled in this directory.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -361,8 +376,24 @@ pub struct TrafficRollbackArgs {
     pub aws: AwsArgs,
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    baton_core::traffic::duration::parse(s)
+/// Every duration flag's value parser, so `--wait-timeout`, `--interval`, `--window`,
+/// `--velero-timeout`, `--seed-timeout` and the sim's delays read alike: jiff's friendly
+/// format (`10m`, `90s`, `1h30m`, `1h 30m`, `500ms`, `2 hours`), and a bare number as
+/// seconds (`600`), as the flags that took seconds did. Negative durations and units
+/// above hours (days, which are not always 24 hours) are refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let text = s.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{s:?} is too long a duration"));
+    }
+    let hint = "write e.g. 10m, 90s, 1h30m or 500ms (a bare number is seconds)";
+    let d = jiff::fmt::friendly::SpanParser::new()
+        .parse_duration(text)
+        .map_err(|e| format!("{s:?} is not a duration: {hint} ({e})"))?;
+    Duration::try_from(d).map_err(|_| format!("{s:?} is not a duration: it is negative; {hint}"))
 }
 
 fn parse_ratio(s: &str) -> Result<f64, String> {
@@ -380,11 +411,11 @@ pub enum NetworkCommand {
     /// Plan green's node and pod subnets in blue's VPC, sized for N nodes and M pods.
     ///
     /// Read-only. Reads every CIDR block of the VPC (and its state), every subnet and its
-    /// free addresses, and with --blue blue's ENIConfigs and its nodes' subnets. Prints the
-    /// address map (each block, its subnets and who uses them), the per-node sizing from
-    /// the VPC CNI's rules (max pods = ENIs × (IPs per ENI − 1) + 2; one ENI fewer with
-    /// custom networking; /28 prefixes capped at 110/250 pods with prefix delegation; warm
-    /// pools), the subnets to create per zone with usable vs needed addresses, and a new
+    /// free addresses, and with --from (blue's context) blue's ENIConfigs and its nodes'
+    /// subnets. Prints the address map (each block, its subnets and who uses them), the
+    /// per-node sizing from the VPC CNI's rules (max pods = ENIs × (IPs per ENI − 1) + 2;
+    /// one ENI fewer with custom networking; /28 prefixes capped at 110/250 pods with
+    /// prefix delegation; warm pools), the subnets to create per zone with usable vs needed addresses, and a new
     /// CIDR block to associate when the free space does not fit (pod blocks from
     /// 100.64.0.0/10 or 198.19.0.0/16 first, only ranges AWS allows next to the primary
     /// block, within the per-VPC block quota). Green's existing subnets (tagged
@@ -395,7 +426,7 @@ Examples:
   baton network plan --vpc vpc-0abc --cluster-name green \\
       --azs us-east-1a,us-east-1b,us-east-1c --nodes 112 --pods 3000 --instance-type m5.large
   baton network plan --vpc vpc-0abc --cluster-name green --azs us-east-1a,us-east-1b \\
-      --nodes 20 --pods 1500 --custom-networking --blue blue -o yaml --out net.yaml
+      --nodes 20 --pods 1500 --custom-networking --from blue -o yaml --out net.yaml
   baton network plan … --prefix-delegation --surge 25 --avoid 10.128.0.0/9 --cidr-quota 6")]
     Plan(NetworkPlanArgs),
     /// Create what a network plan proposes: associate its CIDR blocks, create its subnets.
@@ -419,7 +450,7 @@ Examples:
     /// protocol and ports for each of green's, unless the group already admits it. Prints
     /// the rules; adds them only with --apply (a second run finds nothing to add). Blue's
     /// and green's ranges come from --from-cidrs/--to-cidrs, or from a network plan made
-    /// with --blue (blue's node and ENIConfig subnets; green's existing and planned ones).
+    /// with --from (blue's node and ENIConfig subnets; green's existing and planned ones).
     #[command(after_help = "\
 Examples:
   baton network mirror-rules --from-cidrs 10.0.0.0/20,100.64.0.0/19 --to-cidrs 10.1.0.0/20
@@ -475,12 +506,10 @@ pub struct NetworkPlanArgs {
     /// IPv4 CIDR blocks the VPC may have (AWS's default quota is 5).
     #[arg(long, value_name = "Q", default_value_t = 5)]
     pub cidr_quota: u32,
-    /// Blue's kubeconfig context: read its ENIConfigs and its nodes' subnets.
-    #[arg(long, value_name = "CONTEXT")]
-    pub blue: Option<String>,
-    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    /// Blue (--from CONTEXT, formerly --blue): read its ENIConfigs and its nodes'
+    /// subnets.
+    #[command(flatten)]
+    pub blue: Option<BlueArgs>,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
@@ -535,7 +564,7 @@ pub struct MirrorRulesArgs {
         conflicts_with = "plan"
     )]
     pub to_cidrs: Vec<ipnet::Ipv4Net>,
-    /// Take blue's and green's ranges (and the VPC) from a network plan made with --blue.
+    /// Take blue's and green's ranges (and the VPC) from a network plan made with --from.
     #[arg(long, value_name = "FILE", required_unless_present = "from_cidrs")]
     pub plan: Option<PathBuf>,
     /// Only this security group (repeatable; default: every group of the VPC).
@@ -570,20 +599,44 @@ pub enum Output {
     Yaml,
 }
 
-/// Which clusters, and how to reach them and AWS.
+/// Blue and green as kubeconfig contexts: `--from`, `--to`, `--kubeconfig`, the same
+/// flags for every command that reads both clusters (resolved by
+/// [`crate::resolved::Clusters::new`], which refuses one context named twice).
 #[derive(Debug, Args, Clone)]
-pub struct Clusters {
+pub struct ClusterArgs {
     /// Blue's kubeconfig context (the cluster being left).
     #[arg(long, value_name = "CONTEXT")]
-    pub from: Option<String>,
+    pub from: String,
     /// Green's kubeconfig context (the new cluster).
     #[arg(long, value_name = "CONTEXT")]
-    pub to: Option<String>,
+    pub to: String,
     /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    #[command(flatten)]
-    pub aws: AwsArgs,
+}
+
+/// Blue alone, for the commands that read only the cluster being left: `--from` and
+/// `--kubeconfig`, as in [`ClusterArgs`].
+#[derive(Debug, Args, Clone)]
+pub struct BlueArgs {
+    /// Blue's kubeconfig context (the cluster being left).
+    #[arg(long, value_name = "CONTEXT", alias = "blue")]
+    pub from: String,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// How a migration, a rollback and a commit pace themselves.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Apps worked on at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
+    /// Longest wait for one condition (pods gone, volume available, Bound, Ready), e.g.
+    /// 10m, 90s or 1h30m (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub wait_timeout: Duration,
 }
 
 /// AWS access: the standard credential chain, with these overrides.
@@ -624,9 +677,11 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
-    pub clusters: Clusters,
+    pub clusters: ClusterArgs,
     #[command(flatten)]
     pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
@@ -638,12 +693,9 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// The cluster to save (blue's kubeconfig context).
-    #[arg(long, value_name = "CONTEXT")]
-    pub from: String,
-    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    /// The cluster to save: blue.
+    #[command(flatten)]
+    pub blue: BlueArgs,
     /// A namespace to save (repeatable; default: those of the StatefulSets that move).
     /// Also limits the StatefulSets whose objects count as touched.
     #[arg(short = 'n', long = "namespace", value_name = "NS")]
@@ -669,9 +721,9 @@ pub struct BackupArgs {
     #[arg(long, requires = "velero")]
     pub wait: bool,
     /// How long --wait follows the Velero Backup before giving up (exit 1; the Backup
-    /// goes on).
+    /// goes on), e.g. 1h, 30m or 90s.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration, requires = "wait")]
-    pub velero_timeout: std::time::Duration,
+    pub velero_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -690,15 +742,8 @@ pub struct PermissionsArgs {
 
 #[derive(Debug, Args)]
 pub struct PreflightArgs {
-    /// Blue's kubeconfig context (the cluster being left).
-    #[arg(long, value_name = "CONTEXT")]
-    pub from: String,
-    /// Green's kubeconfig context (the new cluster).
-    #[arg(long, value_name = "CONTEXT")]
-    pub to: String,
-    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub clusters: ClusterArgs,
     /// Only the StatefulSets of this namespace are checked as apps to move (repeatable;
     /// default: all). Cluster-wide checks still look at everything.
     #[arg(short = 'n', long = "namespace", value_name = "NS")]
@@ -723,10 +768,14 @@ pub struct PreflightArgs {
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
+    /// Blue and green (required, except with --resume, which reads them from the state
+    /// dir).
     #[command(flatten)]
-    pub clusters: Clusters,
+    pub clusters: Option<ClusterArgs>,
     #[command(flatten)]
     pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
     /// Use a saved plan (refused if the world no longer matches it).
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub plan: Option<PathBuf>,
@@ -734,9 +783,8 @@ pub struct MigrateArgs {
     /// as it would be sent, and send none.
     #[arg(long)]
     pub dry_run: bool,
-    /// Apps moved at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub parallel: u16,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Apps down at once (blue stopped, green not yet Ready; default: --parallel). The
     /// other apps in progress prepare meanwhile and stop blue when a slot frees, so on
     /// a busy estate each app's window is shorter and fewer services are down together.
@@ -749,12 +797,10 @@ pub struct MigrateArgs {
     /// ./.baton/<from>-to-<to>).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Continue the migration in --state-dir after a crash, kill or Ctrl-C.
-    #[arg(long, requires = "state_dir")]
+    /// Continue the migration in --state-dir after a crash, kill or Ctrl-C (blue, green
+    /// and the plan are the state dir's).
+    #[arg(long, requires = "state_dir", conflicts_with_all = ["from", "to", "kubeconfig"])]
     pub resume: bool,
-    /// Longest wait for one condition (pods gone, volume available, Bound, Ready).
-    #[arg(long, default_value = "600", value_name = "SECONDS")]
-    pub wait_timeout: u64,
     /// Output format of the final summary.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
@@ -784,12 +830,8 @@ pub struct RollbackArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
-    /// Apps rolled back at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub parallel: u16,
-    /// Longest wait for one condition.
-    #[arg(long, default_value = "600", value_name = "SECONDS")]
-    pub wait_timeout: u64,
+    #[command(flatten)]
+    pub run: RunArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -808,6 +850,8 @@ pub struct CommitArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -956,18 +1000,33 @@ pub struct SimUpArgs {
     /// Serve only the two bare API servers: no moto, no controllers, no scenario.
     #[arg(long, conflicts_with_all = ["scenario", "aws_endpoint_url"])]
     pub bare: bool,
-    /// How long seeding may take before giving up.
-    #[arg(long, default_value = "300", value_name = "SECONDS")]
-    pub seed_timeout: u64,
-    /// Modelled time for EC2 to attach a volume, in milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    pub attach_delay_ms: u64,
-    /// Modelled time for EC2 to detach a volume, in milliseconds (real EBS: seconds).
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    pub detach_delay_ms: u64,
-    /// Modelled time from volumes attached to a pod running Ready, in milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    pub pod_start_delay_ms: u64,
+    /// How long seeding may take before giving up, e.g. 5m or 90s (a bare number is
+    /// seconds).
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_duration)]
+    pub seed_timeout: Duration,
+    /// Modelled time for EC2 to attach a volume, e.g. 200ms or 2s.
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
+    pub attach_delay: Duration,
+    #[arg(long, value_name = "MS", hide = true, conflicts_with = "attach_delay")]
+    // --attach-delay-ms MS, the flag's old form (milliseconds), hidden.
+    pub attach_delay_ms: Option<u64>,
+    /// Modelled time for EC2 to detach a volume, e.g. 500ms (real EBS: seconds).
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
+    pub detach_delay: Duration,
+    #[arg(long, value_name = "MS", hide = true, conflicts_with = "detach_delay")]
+    // --detach-delay-ms MS, the flag's old form (milliseconds), hidden.
+    pub detach_delay_ms: Option<u64>,
+    /// Modelled time from volumes attached to a pod running Ready, e.g. 300ms.
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
+    pub pod_start_delay: Duration,
+    #[arg(
+        long,
+        value_name = "MS",
+        hide = true,
+        conflicts_with = "pod_start_delay"
+    )]
+    // --pod-start-delay-ms MS, the flag's old form (milliseconds), hidden.
+    pub pod_start_delay_ms: Option<u64>,
     /// Seed for the emulator's fault and latency knobs (same seed, same faults).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -980,21 +1039,31 @@ pub struct SimUpArgs {
     /// 'aws:action=AttachVolume:nth=2:throttle'. Repeatable; grammar below.
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<FaultSpec>,
-    /// Modelled time for a deleted pod's containers to stop, in milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    pub pod_stop_delay_ms: u64,
+    /// Modelled time for a deleted pod's containers to stop, e.g. 500ms.
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
+    pub pod_stop_delay: Duration,
+    #[arg(
+        long,
+        value_name = "MS",
+        hide = true,
+        conflicts_with = "pod_stop_delay"
+    )]
+    // --pod-stop-delay-ms MS, the flag's old form (milliseconds), hidden.
+    pub pod_stop_delay_ms: Option<u64>,
 }
 
-/// A command-line error found after parsing (a value that only the scenario can refute),
-/// shaped like clap's own so it prints the same usage and exits 2.
-pub fn usage_error(message: String) -> clap::Error {
+/// A command-line error found after parsing (what only another flag, the scenario or the
+/// terminal can refute), shaped like clap's own: it names the problem, prints the usage
+/// line of the command at `path` (e.g. `["sim", "up"]`) and exits 2.
+pub fn usage_error(path: &[&str], message: impl std::fmt::Display) -> Expected {
     use clap::CommandFactory;
-    let mut cli = Cli::command();
-    cli.build();
-    let up = cli
-        .find_subcommand_mut("sim")
-        .and_then(|s| s.find_subcommand_mut("up"))
-        .cloned();
-    up.unwrap_or(cli)
-        .error(clap::error::ErrorKind::ValueValidation, message)
+    let mut cmd = Cli::command();
+    cmd.build();
+    for name in path {
+        match cmd.find_subcommand(name) {
+            Some(sub) => cmd = sub.clone(),
+            None => break,
+        }
+    }
+    Expected::Usage(cmd.error(clap::error::ErrorKind::ValueValidation, message.to_string()))
 }

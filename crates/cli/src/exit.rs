@@ -1,4 +1,10 @@
-//! The one place errors become exit codes and messages (documented in README.md).
+//! The one place errors become exit codes and messages. The table below is README.md's
+//! "Exit codes" table; `--help` texts that name codes say the same.
+//!
+//! A command returns `Ok(code)` when it ran to an outcome (0, 1 for a failure it reported
+//! itself, 3 for a blocked plan it printed, 5 for a rolled-back shift), or an error. An
+//! error is [`Expected`] when the code was decided where it was raised (a usage error, a
+//! refusal, something not built); any other error is a failure (1).
 
 use std::process::ExitCode;
 
@@ -6,12 +12,20 @@ use std::process::ExitCode;
 pub mod code {
     /// Success.
     pub const OK: u8 = 0;
-    /// The command failed (the message says why).
+    /// The command failed: after a mutation, or for a reason nobody foresaw (a cluster or
+    /// AWS that stopped answering). The message says why.
     pub const FAILED: u8 = 1;
-    /// The command line was wrong (clap's usage error).
+    /// The command line lacks what the command needs: a missing or malformed flag
+    /// (clap's usage errors), `--from` and `--to` naming the same context, a value only
+    /// the command can refute (an unknown `--command`, a fault target that is not in
+    /// the scenario), or `--yes` missing where there is no terminal to ask on.
     pub const USAGE: u8 = 2;
-    /// Nothing was changed: a problem blocks the move (the plan names it and the fix).
-    pub const BLOCKED: u8 = 3;
+    /// Refused before the first mutation; nothing was changed. A problem blocks the move
+    /// (the plan names the object and the fix), or an input names something that is not
+    /// there or no longer matches (an unknown context, VPC, zone, listener; a stale or
+    /// unreadable plan file; a state dir without a migration; commit before every app is
+    /// on green).
+    pub const REFUSED: u8 = 3;
     /// The capability asked for is not built yet (no command returns it today; kept so
     /// the documented code keeps its meaning for the next one that needs it).
     #[allow(
@@ -23,37 +37,130 @@ pub mod code {
     pub const ROLLED_BACK: u8 = 5;
 }
 
-/// A command refused its input before changing anything (a stale or impossible plan, an
-/// unknown VPC or zone): exits [`code::BLOCKED`]. The message reads after "failed to …"
-/// and names the object and the fix.
-#[derive(Debug)]
-pub struct Refused(pub String);
+/// The exit codes as `baton --help` prints them; README.md's "Exit codes" table says the
+/// same, word for word (`tests/exit_codes.rs` checks).
+pub const HELP: &str = "\
+Exit codes:
+  0  success
+  1  failed: after a change was made, or for a reason nobody foresaw (a cluster or AWS
+     stopped answering); the message says what to do. A traffic shift that stopped on
+     weights someone else changed exits 1 too
+  2  usage: the command line lacks what the command needs (a missing or malformed flag,
+     --from and --to naming the same context, a duration without a unit baton knows,
+     --yes missing where there is no terminal to ask on)
+  3  refused before the first change; nothing was changed: a problem blocks the move
+     (the plan names the object and the fix), or an input names what is not there or no
+     longer matches (an unknown context, VPC, zone, listener or target group; a stale or
+     unreadable plan file; a state dir without a migration or shift, or one already used;
+     commit before every app is on green; traffic weights or targets AWS would not take)
+  4  not built: the capability asked for is not built yet
+  5  traffic shift: a gate failed and the weights from before the shift are back
 
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+baton preflight has its own codes: 0 pass, 1 warnings, 2 failures, 3 could not check.";
+
+/// An error whose exit code was decided where it was raised (nextest's `ExpectedError`
+/// idea). Every other error exits [`code::FAILED`].
+#[derive(Debug)]
+pub enum Expected {
+    /// The command line lacks what the command needs: exits [`code::USAGE`], printed as
+    /// clap prints its own usage errors. Build it with `args::usage_error` (which adds
+    /// the command's usage line) or [`Expected::usage`].
+    Usage(clap::Error),
+    /// Refused before changing anything: exits [`code::REFUSED`]. The message reads after
+    /// "refused: " (most begin "failed to …") and names the object and the fix.
+    Refused(String),
+    /// What was asked for is not built: exits [`code::NOT_BUILT`].
+    #[allow(
+        dead_code,
+        reason = "documented exit code, unused while every command is built"
+    )]
+    NotBuilt(String),
+}
+
+/// `Refused(message)` builds [`Expected::Refused`]; commands name it on its own.
+pub use Expected::Refused;
+
+impl Expected {
+    /// A usage error with no command's usage line (for checks made deep in a command,
+    /// such as the missing `--yes`).
+    pub fn usage(message: impl std::fmt::Display) -> Self {
+        Self::Usage(clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            format!("{message}\n"),
+        ))
+    }
+
+    /// The exit code this error ends the process with.
+    pub fn code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => code::USAGE,
+            Self::Refused(_) => code::REFUSED,
+            Self::NotBuilt(_) => code::NOT_BUILT,
+        }
     }
 }
 
-impl std::error::Error for Refused {}
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Usage(e) => write!(f, "{}", e.to_string().trim_end()),
+            Self::Refused(m) | Self::NotBuilt(m) => f.write_str(m),
+        }
+    }
+}
 
-/// Prints an error chain the way users read it and returns its code: a usage error found
-/// after parsing prints as clap's own and exits [`code::USAGE`], a [`Refused`] input
-/// [`code::BLOCKED`], anything else [`code::FAILED`].
+impl std::error::Error for Expected {}
+
+impl From<clap::Error> for Expected {
+    fn from(e: clap::Error) -> Self {
+        Self::Usage(e)
+    }
+}
+
+/// The exit code of an error: the first [`Expected`] (or clap error) in its chain
+/// decides it; anything else is [`code::FAILED`].
+pub fn code_of(e: &anyhow::Error) -> u8 {
+    expected(e).map_or_else(
+        || {
+            if e.chain().any(|c| c.is::<clap::Error>()) {
+                code::USAGE
+            } else {
+                code::FAILED
+            }
+        },
+        Expected::code,
+    )
+}
+
+fn expected(e: &anyhow::Error) -> Option<&Expected> {
+    e.chain().find_map(|c| c.downcast_ref::<Expected>())
+}
+
+/// Prints an error chain the way users read it and returns its code ([`code_of`]): a
+/// usage error as clap's own, a refusal as `refused: …` followed by "nothing was
+/// changed", anything else as `error: …` with its causes.
 pub fn report(e: &anyhow::Error) -> ExitCode {
-    if let Some(usage) = e.downcast_ref::<clap::Error>() {
+    let code = code_of(e);
+    let usage = e.chain().find_map(|c| match c.downcast_ref::<Expected>() {
+        Some(Expected::Usage(u)) => Some(u),
+        _ => c.downcast_ref::<clap::Error>(),
+    });
+    if let (code::USAGE, Some(usage)) = (code, usage) {
         let _ = usage.print();
-        return ExitCode::from(code::USAGE);
+        return ExitCode::from(code);
     }
-    if let Some(refused) = e.downcast_ref::<Refused>() {
-        eprintln!("refused: {refused}\nnothing was changed");
-        return ExitCode::from(code::BLOCKED);
-    }
-    eprintln!("error: {e}");
+    let label = match code {
+        code::REFUSED => "refused",
+        _ => "error",
+    };
+    eprintln!("{label}: {e}");
     for cause in e.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }
-    ExitCode::from(code::FAILED)
+    if code == code::REFUSED {
+        eprintln!("nothing was changed");
+    }
+    ExitCode::from(code)
 }
 
 /// Logs go to stderr; `-v` raises the level, `RUST_LOG` overrides. `quiet_emulator`

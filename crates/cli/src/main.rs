@@ -6,6 +6,7 @@
 mod args;
 mod commands;
 mod exit;
+mod resolved;
 
 use clap::Parser;
 

@@ -85,7 +85,7 @@ fn backup_writes_what_a_move_touches_and_secrets_only_when_asked() {
 
     // The same directory again: refused, nothing overwritten.
     let o = sim.baton(&["backup", "--from", "blue", "--out", out.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("already holds a backup"));
 
     // With --include-secrets, and by default every namespace that has an app to move.
@@ -122,7 +122,7 @@ fn backup_writes_what_a_move_touches_and_secrets_only_when_asked() {
             .all(|o| o["touched"] == true)
     );
 
-    // An unknown context names the ones there are.
+    // An unknown context is refused, naming the ones there are.
     let o = sim.baton(&[
         "backup",
         "--from",
@@ -130,7 +130,7 @@ fn backup_writes_what_a_move_touches_and_secrets_only_when_asked() {
         "--out",
         sim.dir.path().join("b4").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("\"purple\"") && err.contains("blue"), "{err}");
 }

@@ -133,10 +133,10 @@ fn report_renders(tmp: &Path) {
     assert!(html.contains("<svg id=\"timeline\""));
     assert!(html.contains("<svg id=\"traffic\""));
 
-    // Nothing to report is an error naming what was looked for.
+    // Nothing to report is refused, naming what was looked for.
     std::fs::create_dir_all(tmp.join("empty")).unwrap();
     let o = baton(tmp, &["report", "--state-dir", "empty"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("holds nothing to report"), "{}", text(&o));
 
     let Some(chromium) = ["chromium", "chromium-browser"]

@@ -15,7 +15,7 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
 
     // Bad input changes nothing.
     let o = sim.baton(&["plan", "--from", "blue", "--to", "purple"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("purple"));
 
     let plan: serde_json::Value = serde_json::from_str(&sim.ok(&[
@@ -66,7 +66,7 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
     let o = sim.baton(&[
         "migrate", "--from", "blue", "--to", "green", "--plan", "bad.json", "--yes",
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.json"));
 
     // EC2 in another region than the clusters' nodes: refused, naming the region to use.
@@ -225,7 +225,7 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
         "--state-dir",
         "m3",
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("stale"),
         "{}",

@@ -291,11 +291,11 @@ fn what_each_command_prints_on_the_default_scenario() {
     }
 
     // baton status before any migrate (in the dir migrate will use): nothing to show yet,
-    // exit 1 with a hint, in either form.
+    // refused (exit 3) with a hint, in either form.
     let status_before = ["status", "--state-dir", ".baton/blue-to-green"];
     for args in [status_before.to_vec(), with_json(&status_before)] {
         let o = sim.baton(&args);
-        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert_eq!(o.status.code(), Some(3), "{args:?}");
         assert!(o.stdout.is_empty(), "{args:?}");
         snap_text(
             "status_before_migrate_stderr",

@@ -296,7 +296,7 @@ fn bad_input_is_refused_and_nothing_changes() {
             "150",
         ),
         (
-            shift_args_with(l, b, g, "state", &["--interval", "5 minutes"]),
+            shift_args_with(l, b, g, "state", &["--interval", "5 parsecs"]),
             2,
             "not a duration",
         ),

@@ -8,14 +8,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use baton_kube::Cluster;
 use baton_kube::backup::Saved;
 use baton_kube::velero::{VeleroPhase, VeleroRequest, VeleroStatus};
-use baton_kube::{Cluster, KubeconfigSource};
 use serde::Serialize;
 
+use super::stateful::world::connect_blue;
 use crate::args::BackupArgs;
 use crate::exit::{Refused, code};
+use crate::resolved::Blue;
 
 /// The index file's name in the backup directory.
 pub const INDEX: &str = "index.yaml";
@@ -46,24 +48,22 @@ struct Entry {
 /// `baton backup`.
 pub async fn run(a: BackupArgs) -> anyhow::Result<ExitCode> {
     let now = jiff::Timestamp::now();
+    let from = Blue::from(&a.blue);
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from(".baton/backup").join(format!(
             "{}-{}",
-            a.from,
+            from.context,
             now.strftime("%Y%m%dT%H%M%SZ")
         ))
     });
     if out.join(INDEX).exists() {
-        bail!(
+        return Err(Refused(format!(
             "{} already holds a backup ({INDEX}); pass another --out so it is not overwritten",
             out.display()
-        );
+        ))
+        .into());
     }
-    let source = match &a.kubeconfig {
-        Some(p) => KubeconfigSource::file(p),
-        None => KubeconfigSource::default(),
-    };
-    let blue = Cluster::connect(&source, &a.from).await?;
+    let blue = connect_blue(&from).await?;
     let server_version = blue.version().await?;
     if a.velero {
         check_velero(&blue, &a.velero_namespace).await?;
@@ -93,7 +93,7 @@ pub async fn run(a: BackupArgs) -> anyhow::Result<ExitCode> {
     objects.sort_by_key(|o| (o.namespace.clone(), o.kind.clone(), o.name.clone()));
     let entries = write_all(&out, &objects)?;
     let index = Index {
-        context: a.from.clone(),
+        context: a.blue.from.clone(),
         server_version,
         created: now.to_string(),
         namespaces: namespaces.clone(),
@@ -111,7 +111,7 @@ pub async fn run(a: BackupArgs) -> anyhow::Result<ExitCode> {
     println!(
         "Saved {} objects of {} ({} that a move touches) to {}",
         objects.len(),
-        a.from,
+        a.blue.from,
         touched,
         out.display()
     );
@@ -157,7 +157,7 @@ async fn velero(
 ) -> anyhow::Result<ExitCode> {
     let name = format!(
         "baton-{}-{}",
-        dns_label(&a.from),
+        dns_label(&a.blue.from),
         now.strftime("%Y%m%dt%H%M%Sz")
     );
     let request = VeleroRequest {
@@ -179,7 +179,7 @@ async fn velero(
     if !a.wait {
         println!(
             "Follow it with: kubectl --context {} -n {} get backup {name} -w",
-            a.from, a.velero_namespace
+            a.blue.from, a.velero_namespace
         );
         return Ok(ExitCode::from(code::OK));
     }

@@ -11,8 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use backon::{ExponentialBuilder, Retryable};
 use baton_aws::{
-    AssociateVpcCidrBlock, AuthorizeSecurityGroupIngress, Aws, AwsConfig, Filter, IngressRule,
-    NewSubnet,
+    AssociateVpcCidrBlock, AuthorizeSecurityGroupIngress, Aws, Filter, IngressRule, NewSubnet,
 };
 use baton_core::network::apply::{self, Step};
 use baton_core::network::mirror::{self, Group, Mirror, Rule};
@@ -22,26 +21,14 @@ use baton_core::network::plan::{
 };
 use baton_core::network::planner::{self, Inputs};
 use baton_core::network::sizing::{CniMode, WarmTargets};
-use baton_kube::{Cluster, KubeconfigSource};
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use super::output::{confirm, emit_plan, render, table};
-use crate::args::{AwsArgs, MirrorRulesArgs, NetworkApplyArgs, NetworkPlanArgs, Output};
+use super::stateful::world::{connect_aws, connect_blue};
+use crate::args::{MirrorRulesArgs, NetworkApplyArgs, NetworkPlanArgs, Output};
 use crate::exit::{Refused, code};
-
-pub(super) async fn connect_aws(a: &AwsArgs) -> anyhow::Result<Aws> {
-    let mut cfg = AwsConfig::default();
-    if let Some(p) = &a.profile {
-        cfg = cfg.profile(p);
-    }
-    if let Some(r) = &a.region {
-        cfg = cfg.region(r);
-    }
-    Aws::connect(&cfg)
-        .await
-        .context("failed to set up AWS access")
-}
+use crate::resolved::{AwsTarget, Blue};
 
 /// The VPC as the planner sees it; an unknown VPC is refused.
 async fn read_vpc(aws: &Aws, vpc_id: &str) -> anyhow::Result<VpcView> {
@@ -85,16 +72,9 @@ async fn read_vpc(aws: &Aws, vpc_id: &str) -> anyhow::Result<VpcView> {
 }
 
 /// Blue's ENIConfigs and the subnets of its nodes.
-async fn read_blue(
-    kubeconfig: Option<&Path>,
-    context: &str,
-    aws: &Aws,
-) -> anyhow::Result<BlueView> {
-    let source = match kubeconfig {
-        Some(p) => KubeconfigSource::file(p),
-        None => KubeconfigSource::default(),
-    };
-    let blue = Cluster::connect(&source, context).await?;
+async fn read_blue(blue: &Blue, aws: &Aws) -> anyhow::Result<BlueView> {
+    let context = &blue.context;
+    let blue = connect_blue(blue).await?;
     let (eni_configs, instances) = futures::try_join!(blue.eni_configs(), blue.node_instances())?;
     let mut node_subnets: Vec<String> = if instances.is_empty() {
         Vec::new()
@@ -129,11 +109,12 @@ fn plan_id() -> String {
 
 /// `baton network plan`.
 pub async fn plan(a: NetworkPlanArgs) -> anyhow::Result<ExitCode> {
-    let aws = connect_aws(&a.aws).await?;
+    let blue = a.blue.as_ref().map(Blue::from);
+    let aws = connect_aws(&AwsTarget::from(&a.aws)).await?;
     let zones = aws.availability_zones().await?;
     let vpc = read_vpc(&aws, &a.vpc).await?;
-    let blue = match &a.blue {
-        Some(ctx) => Some(read_blue(a.kubeconfig.as_deref(), ctx, &aws).await?),
+    let blue = match &blue {
+        Some(b) => Some(read_blue(b, &aws).await?),
         None => None,
     };
     let request = Request {
@@ -313,24 +294,31 @@ fn join(nets: &[Ipv4Net]) -> String {
         .join(", ")
 }
 
+/// A network plan file; one that cannot be read, parsed or is of another version is
+/// refused (nothing was changed), naming the file and how to make one.
 fn read_plan(path: &Path) -> anyhow::Result<NetworkPlan> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("failed to read the network plan {}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Refused(format!(
+            "failed to read the network plan {} ({e}); make one with `baton network plan … --out FILE`",
+            path.display()
+        ))
+    })?;
     let plan: NetworkPlan = match serde_json::from_str(&text) {
         Ok(p) => p,
         Err(json) => serde_saphyr::from_str(&text).map_err(|yaml| {
-            anyhow::anyhow!(
+            Refused(format!(
                 "failed to read the network plan {}: it is neither JSON ({json}) nor YAML ({yaml}); make one with `baton network plan … --out FILE`",
                 path.display()
-            )
+            ))
         })?,
     };
     if plan.version != NETWORK_PLAN_VERSION {
-        bail!(
-            "failed to read the network plan {}: version {} is not {NETWORK_PLAN_VERSION}; make a new one",
+        return Err(Refused(format!(
+            "failed to read the network plan {}: version {} is not {NETWORK_PLAN_VERSION}; make a new one with `baton network plan … --out FILE`",
             path.display(),
             plan.version
-        );
+        ))
+        .into());
     }
     Ok(plan)
 }
@@ -405,7 +393,7 @@ impl std::fmt::Display for Change {
 /// `baton network apply`.
 pub async fn apply(a: NetworkApplyArgs) -> anyhow::Result<ExitCode> {
     let mut plan = read_plan(&a.plan)?;
-    let aws = connect_aws(&a.aws).await?;
+    let aws = connect_aws(&AwsTarget::from(&a.aws)).await?;
     if aws.region() != plan.region {
         return Err(Refused(format!(
             "failed to apply the network plan {}: it is for region {}, and AWS calls go to {}; pass --region {}",
@@ -623,7 +611,7 @@ pub async fn mirror_rules(a: MirrorRulesArgs) -> anyhow::Result<ExitCode> {
             let plan = read_plan(path)?;
             if plan.blue_ranges.is_empty() {
                 return Err(Refused(format!(
-                    "failed to take blue's ranges from {}: the plan was made without --blue, so it knows none; make it with --blue CONTEXT, or pass --from-cidrs and --to-cidrs",
+                    "failed to take blue's ranges from {}: the plan was made without --from, so it knows none; make it with --from CONTEXT (blue's), or pass --from-cidrs and --to-cidrs",
                     path.display()
                 ))
                 .into());
@@ -641,7 +629,7 @@ pub async fn mirror_rules(a: MirrorRulesArgs) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let aws = connect_aws(&a.aws).await?;
+    let aws = connect_aws(&AwsTarget::from(&a.aws)).await?;
     let vpc = a.vpc.clone().or(plan_vpc);
     let filters: Vec<Filter> = vpc
         .iter()

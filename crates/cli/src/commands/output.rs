@@ -3,10 +3,11 @@
 
 use std::io::IsTerminal;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Serialize;
 
 use crate::args::Output;
+use crate::exit::{Expected, Refused};
 
 /// Prints a plan as `output` asks (`table` is its table form) and, with `out`, writes it
 /// there as YAML when `-o yaml` was asked and as JSON otherwise (a file a later command
@@ -62,19 +63,24 @@ pub fn table_aligned(headers: &[&str], rows: &[Vec<String>], right: &[usize]) ->
     t.trim_fmt() + "\n"
 }
 
-/// Asks `question` on a terminal; without one, `--yes` is required.
+/// Asks `question` on a terminal; without one, `--yes` is required: its absence is a
+/// usage error (exit 2: the command line lacks what the command needs), and an answer
+/// other than yes a refusal (exit 3, nothing changed).
 pub fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        bail!("{question} — not confirmed: pass --yes to run without a terminal");
+        return Err(Expected::usage(format!(
+            "{question} — not confirmed: pass --yes to run without a terminal"
+        ))
+        .into());
     }
     eprint!("{question} [y/N] ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     if !matches!(answer.trim(), "y" | "Y" | "yes") {
-        bail!("cancelled; nothing was changed");
+        return Err(Refused(format!("{question} — cancelled at the prompt")).into());
     }
     Ok(())
 }

@@ -3,11 +3,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use baton_core::permissions::{self, CommandPermissions};
 use serde_json::{Value, json};
 
-use crate::args::{Output, PermissionsArgs};
+use crate::args::{Output, PermissionsArgs, usage_error};
 use crate::commands::output;
 use crate::exit::code;
 
@@ -16,11 +16,15 @@ pub fn run(a: &PermissionsArgs) -> anyhow::Result<ExitCode> {
     let chosen = permissions::select(&a.commands);
     if chosen.is_empty() {
         let names: Vec<&str> = permissions::COMMANDS.iter().map(|c| c.command).collect();
-        bail!(
-            "find a command matching {:?} in the permissions table (commands: {})",
-            a.commands,
-            names.join("; ")
-        );
+        return Err(usage_error(
+            &["permissions"],
+            format!(
+                "no command matches --command {:?} in the permissions table; pass one of: {}",
+                a.commands,
+                names.join("; ")
+            ),
+        )
+        .into());
     }
     match a.output {
         Output::Json => println!(

@@ -15,12 +15,18 @@ use ipnet::Ipv4Net;
 
 use super::output::render;
 use super::stateful::world;
-use crate::args::{Output, PreflightArgs, SelectionArgs};
+use crate::args::{Output, PreflightArgs};
+use crate::resolved::{AwsTarget, Clusters, Selection};
 
 /// `baton preflight`. Anything that stops the checks from running at all (an unknown
-/// context, an unreadable manifests directory, AWS unreachable) exits 3 with the reason.
+/// context, an unreadable manifests directory, AWS unreachable) exits 3 with the reason;
+/// a command line that lacks what it needs (`--from` and `--to` the same) exits 2 first.
 pub async fn run(a: PreflightArgs) -> anyhow::Result<ExitCode> {
-    match check(&a).await {
+    let clusters = Clusters::new(&a.clusters, &["preflight"])?;
+    let mut selection = Selection::default();
+    selection.filter.namespaces.clone_from(&a.namespaces);
+    selection.options.allow_multi_attach = a.allow_multi_attach;
+    match check(&a, &clusters, &selection, &AwsTarget::from(&a.aws)).await {
         Ok(report) => {
             match a.output {
                 Output::Table => print!("{}", table(&report)),
@@ -38,17 +44,16 @@ pub async fn run(a: PreflightArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn check(a: &PreflightArgs) -> anyhow::Result<Report> {
+async fn check(
+    a: &PreflightArgs,
+    clusters: &Clusters,
+    selection: &Selection,
+    aws: &AwsTarget,
+) -> anyhow::Result<Report> {
     // Local input first: a wrong path is the user's to fix before any cluster is read.
     let files = manifest_files(&a.manifests)?;
-    let (blue, green, aws) =
-        world::connect(a.kubeconfig.as_deref(), &a.from, &a.to, &a.aws).await?;
-    let selection = SelectionArgs {
-        namespaces: a.namespaces.clone(),
-        allow_multi_attach: a.allow_multi_attach,
-        ..Default::default()
-    };
-    let (plan, world) = world::read_world(&blue, &green, &aws, &selection)
+    let (blue, green, aws) = world::connect(clusters, aws).await?;
+    let (plan, world) = world::read_world(&blue, &green, &aws, selection)
         .await
         .context("failed to read blue, green and EC2 for the plan's checks")?;
     let mut unchecked = Vec::new();

@@ -75,10 +75,10 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
         scenario.name
     );
     let delays = Delays {
-        attach: Duration::from_millis(args.attach_delay_ms),
-        detach: Duration::from_millis(args.detach_delay_ms),
-        pod_start: Duration::from_millis(args.pod_start_delay_ms),
-        pod_stop: Duration::from_millis(args.pod_stop_delay_ms),
+        attach: delay(args.attach_delay, args.attach_delay_ms),
+        detach: delay(args.detach_delay, args.detach_delay_ms),
+        pod_start: delay(args.pod_start_delay, args.pod_start_delay_ms),
+        pod_stop: delay(args.pod_stop_delay, args.pod_stop_delay_ms),
         ..Delays::default()
     };
     let estate = Estate::start(EstateOptions {
@@ -96,14 +96,13 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
         &estate.env_exports(&kubeconfig),
     )?;
     eprintln!("baton sim: seeding (VPC, nodes, apps, ALB)…");
-    let seeded =
-        match scenario::seed(&estate, &scenario, Duration::from_secs(args.seed_timeout)).await {
-            Ok(s) => s,
-            Err(e) => {
-                estate.shutdown().await;
-                return Err(e.into());
-            }
-        };
+    let seeded = match scenario::seed(&estate, &scenario, args.seed_timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            estate.shutdown().await;
+            return Err(e.into());
+        }
+    };
     // Armed after seeding: the estate comes up whole, and an `nth` counts the requests of
     // whoever uses it.
     arm(&args, &estate.server, Some(estate.aws_proxy.knobs()));
@@ -124,6 +123,12 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
     eprintln!("baton sim: stopping");
     estate.shutdown().await;
     Ok(ExitCode::from(code::OK))
+}
+
+/// A modelled delay: `--attach-delay 2s`, or the flag's old form in milliseconds
+/// (`--attach-delay-ms 2000`, hidden; clap refuses both at once).
+fn delay(given: Duration, old_ms: Option<u64>) -> Duration {
+    old_ms.map_or(given, Duration::from_millis)
 }
 
 /// Every `--fault` and `--api-latency-ms` target must exist in the estate about to start:
@@ -148,7 +153,11 @@ fn check_targets(args: &SimUpArgs, clusters: &[ClusterSpec], aws: bool) -> anyho
             ),
             _ => continue,
         };
-        return Err(usage_error(format!("invalid value '{value}' for '{flag}': {problem}")).into());
+        return Err(usage_error(
+            &["sim", "up"],
+            format!("invalid value '{value}' for '{flag}': {problem}"),
+        )
+        .into());
     }
     Ok(())
 }

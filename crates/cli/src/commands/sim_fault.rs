@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::args::{FaultAction, SimFaultArgs};
-use crate::exit::code;
+use crate::exit::{Refused, code};
 
 /// Where the clusters and the AWS proxy serve their rules.
 const PATH: &str = "/debug/faults";
@@ -59,12 +59,12 @@ struct Running {
 impl Running {
     fn find(dir: &Path) -> anyhow::Result<Self> {
         let env_file = dir.join("env");
-        let env = std::fs::read_to_string(&env_file).with_context(|| {
-            format!(
-                "failed to read {} (is `baton sim up --state-dir {}` running?)",
+        let env = std::fs::read_to_string(&env_file).map_err(|e| {
+            Refused(format!(
+                "failed to read {} ({e}): is `baton sim up --state-dir {}` running? pass the --state-dir it was started with",
                 env_file.display(),
                 dir.display()
-            )
+            ))
         })?;
         let aws_endpoint = env
             .lines()

@@ -337,7 +337,7 @@ impl Demo {
             "network/plan.json",
         ]);
         if let Some(blue) = env.scenario.clusters.first() {
-            a.extend(args(["--blue", &blue.name]));
+            a.extend(args(["--from", &blue.name]));
         }
         env.baton.ok(&a).await?;
         let plan: serde_json::Value = read_json(&self.dir.join("network/plan.json"))?;

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
 use baton_core::journal::{Event, Record, Summary};
 use baton_core::machine::AppPhase;
 use baton_core::preflight::Report;
@@ -13,6 +12,7 @@ use baton_core::traffic::machine::{self as shift, GateRecord, Position, ShiftSta
 use super::find;
 use super::record::{DemoRecord, FILE as DEMO_FILE, Finding};
 use crate::commands::files::{read_json, read_lines};
+use crate::exit::Refused;
 
 /// Everything found in a state dir.
 #[derive(Debug)]
@@ -101,10 +101,11 @@ impl Loaded {
             None => None,
         };
         if demo.is_none() && migration.is_empty() && traffic.is_empty() && preflight.is_none() {
-            bail!(
+            return Err(Refused(format!(
                 "{} holds nothing to report: no {DEMO_FILE}, migration journal (journal.jsonl), traffic journal (traffic.jsonl) or preflight.json; pass the --state-dir of `baton demo`, `baton migrate` or `baton traffic shift`",
                 dir.display()
-            );
+            ))
+            .into());
         }
         Ok(Self {
             dir: dir.to_path_buf(),

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::bail;
 use baton_core::journal::{Event, Summary};
 use baton_core::machine::{AppPhase, Decision, Mode, next};
 use baton_core::plan::{Plan, Severity};
@@ -25,33 +24,27 @@ use state::{RunInfo, StateDir};
 
 use super::files::write_json;
 use super::output::{confirm, emit_plan, render, table};
-use crate::args::{AwsArgs, CommitArgs, MigrateArgs, Output, PlanArgs, RollbackArgs, StatusArgs};
-use crate::exit::code;
+use crate::args::{
+    CommitArgs, MigrateArgs, Output, PlanArgs, RollbackArgs, StatusArgs, usage_error,
+};
+use crate::exit::{Refused, code};
+use crate::resolved::{AwsTarget, Clusters, Pace, Selection};
 
-fn contexts(from: &Option<String>, to: &Option<String>) -> anyhow::Result<(String, String)> {
-    match (from, to) {
-        (Some(f), Some(t)) => Ok((f.clone(), t.clone())),
-        _ => bail!("--from and --to (kubeconfig contexts of blue and green) are required"),
-    }
-}
-
-/// `baton plan`.
+/// `baton plan`: exits 3 when a problem blocks the move (the table names each).
 pub async fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
-    let (from, to) = contexts(&a.clusters.from, &a.clusters.to)?;
-    let (blue, green, aws) = world::connect(
-        a.clusters.kubeconfig.as_deref(),
-        &from,
-        &to,
-        &a.clusters.aws,
-    )
-    .await?;
-    let plan = world::make_plan(&blue, &green, &aws, &a.selection).await?;
+    let clusters = Clusters::new(&a.clusters, &["plan"])?;
+    let selection = Selection::from(&a.selection);
+    let (blue, green, aws) = world::connect(&clusters, &AwsTarget::from(&a.aws)).await?;
+    let plan = world::make_plan(&blue, &green, &aws, &selection).await?;
     emit_plan(&plan, plan_table(&plan), a.output, a.out.as_deref(), "plan")?;
-    Ok(ExitCode::from(if plan.blocking().is_empty() {
-        code::OK
-    } else {
-        code::BLOCKED
-    }))
+    let blocking = plan.blocking().len();
+    if blocking > 0 {
+        eprintln!(
+            "refused: {blocking} blocking problem(s) (see Problems; each names its fix); `baton migrate` would change nothing"
+        );
+        return Ok(ExitCode::from(code::REFUSED));
+    }
+    Ok(ExitCode::from(code::OK))
 }
 
 fn plan_table(plan: &Plan) -> String {
@@ -173,10 +166,11 @@ fn plan_table(plan: &Plan) -> String {
 
 /// `baton migrate`.
 pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
-    let wait_timeout = Duration::from_secs(a.wait_timeout);
+    let pace = Pace::new(&a.run, a.max_down);
+    let aws_target = AwsTarget::from(&a.aws);
     if a.resume {
         let dir = a.state_dir.clone().expect("clap requires --state-dir");
-        let (state, plan, engine) = reopen(&dir, &a.clusters.aws, wait_timeout).await?;
+        let (state, plan, engine) = reopen(&dir, &aws_target, pace.wait_timeout).await?;
         state.record(
             None,
             Event::RunStarted {
@@ -193,35 +187,46 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
             &state,
             &plan.apps,
             Mode::Migrate,
-            parallel(&a),
+            parallel(pace),
         )
         .await;
         return finish(&outcomes, a.output, &dir);
     }
-    let (from, to) = contexts(&a.clusters.from, &a.clusters.to)?;
-    let (blue, green, aws) = world::connect(
-        a.clusters.kubeconfig.as_deref(),
-        &from,
-        &to,
-        &a.clusters.aws,
-    )
-    .await?;
-    let now = world::make_plan(&blue, &green, &aws, &a.selection).await?;
-    let plan = match &a.plan {
-        Some(file) => {
-            let saved: Plan = super::files::read_json(file)?;
-            let diffs = saved.differences(&now);
-            if !diffs.is_empty() {
-                bail!(
-                    "the plan in {} is stale; nothing was changed:\n  {}\nmake a new one with `baton plan --out`",
-                    file.display(),
-                    diffs.join("\n  ")
-                );
-            }
-            now
-        }
-        None => now,
+    let Some(clusters) = &a.clusters else {
+        return Err(usage_error(
+            &["migrate"],
+            "--from and --to (blue's and green's kubeconfig contexts) are required, unless --resume continues a migration in --state-dir",
+        )
+        .into());
     };
+    let clusters = Clusters::new(clusters, &["migrate"])?;
+    let selection = Selection::from(&a.selection);
+    // The saved plan is local input: read it before connecting to anything.
+    let saved: Option<Plan> = match &a.plan {
+        Some(file) => Some(super::files::read_json(file).map_err(|e| {
+            Refused(format!(
+                "failed to read the plan {}: {e:#}; make one with `baton plan --from … --to … --out {}`",
+                file.display(),
+                file.display()
+            ))
+        })?),
+        None => None,
+    };
+    let (from, to) = (clusters.from.clone(), clusters.to.clone());
+    let (blue, green, aws) = world::connect(&clusters, &aws_target).await?;
+    let plan = world::make_plan(&blue, &green, &aws, &selection).await?;
+    if let (Some(saved), Some(file)) = (&saved, &a.plan) {
+        let diffs = saved.differences(&plan);
+        if !diffs.is_empty() {
+            return Err(Refused(format!(
+                "the plan in {} is stale, the world changed since it was made:\n  {}\nmake a new one with `baton plan --out {}`, review it, and pass that",
+                file.display(),
+                diffs.join("\n  "),
+                file.display()
+            ))
+            .into());
+        }
+    }
     let blocking = plan.blocking();
     if !blocking.is_empty() {
         eprint!("{}", plan_table(&plan));
@@ -229,7 +234,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
             "\nrefused: {} blocking problem(s); nothing was changed",
             blocking.len()
         );
-        return Ok(ExitCode::from(code::BLOCKED));
+        return Ok(ExitCode::from(code::REFUSED));
     }
     let apps: Vec<_> = plan
         .apps
@@ -256,8 +261,8 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         aws,
         migration: migration.clone(),
         new_migration: true,
-        convert_to_csi: a.selection.convert_to_csi,
-        wait_timeout,
+        convert_to_csi: selection.options.convert_to_csi,
+        wait_timeout: pace.wait_timeout,
     };
     if a.dry_run {
         dry_run::print(&engine, &apps, Mode::Migrate).await?;
@@ -279,13 +284,12 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         migration: migration.clone(),
         from: from.clone(),
         to: to.clone(),
-        kubeconfig: a
-            .clusters
+        kubeconfig: clusters
             .kubeconfig
             .clone()
             .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from)),
-        convert_to_csi: a.selection.convert_to_csi,
-        allow_multi_attach: a.selection.allow_multi_attach,
+        convert_to_csi: selection.options.convert_to_csi,
+        allow_multi_attach: selection.options.allow_multi_attach,
     };
     let saved = Plan {
         apps: apps.clone(),
@@ -325,16 +329,16 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         &state,
         &apps,
         Mode::Migrate,
-        parallel(&a),
+        parallel(pace),
     )
     .await;
     finish(&outcomes, a.output, &dir)
 }
 
-fn parallel(a: &MigrateArgs) -> runner::Parallel {
+fn parallel(pace: Pace) -> runner::Parallel {
     runner::Parallel {
-        apps: a.parallel.into(),
-        down: a.max_down.unwrap_or(a.parallel).into(),
+        apps: pace.apps,
+        down: pace.down,
     }
 }
 
@@ -476,16 +480,21 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code::OK))
 }
 
+/// The migration in `dir`, its plan, and an engine on the clusters it names.
 async fn reopen(
     dir: &std::path::Path,
-    aws: &AwsArgs,
+    aws: &AwsTarget,
     wait: Duration,
 ) -> anyhow::Result<(StateDir, Plan, Engine)> {
     let state = StateDir::open(dir)?;
     let info = state.info()?;
     let plan = state.plan()?;
-    let (blue, green, aws) =
-        world::connect(info.kubeconfig.as_deref(), &info.from, &info.to, aws).await?;
+    let clusters = Clusters {
+        from: info.from.clone(),
+        to: info.to.clone(),
+        kubeconfig: info.kubeconfig.clone(),
+    };
+    let (blue, green, aws) = world::connect(&clusters, aws).await?;
     Ok((
         state,
         plan,
@@ -503,8 +512,9 @@ async fn reopen(
 
 /// `baton rollback`.
 pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
+    let pace = Pace::new(&a.run, None);
     let (state, plan, engine) =
-        reopen(&a.state_dir, &a.aws, Duration::from_secs(a.wait_timeout)).await?;
+        reopen(&a.state_dir, &AwsTarget::from(&a.aws), pace.wait_timeout).await?;
     let apps: Vec<_> = match &a.app {
         Some(key) => {
             let found: Vec<_> = plan
@@ -514,14 +524,16 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
                 .cloned()
                 .collect();
             if found.is_empty() {
-                bail!(
-                    "{key} is not part of this migration (apps: {})",
+                return Err(Refused(format!(
+                    "failed to find --app {key} in the migration in {}: pass one of its apps ({}), or leave --app out to roll back all",
+                    a.state_dir.display(),
                     plan.apps
                         .iter()
                         .map(|p| p.key())
                         .collect::<Vec<_>>()
                         .join(", ")
-                );
+                ))
+                .into());
             }
             found
         }
@@ -551,7 +563,7 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         &state,
         &apps,
         Mode::Rollback,
-        runner::Parallel::of(a.parallel.into()),
+        runner::Parallel::of(pace.apps),
     )
     .await;
     finish(&outcomes, Output::Table, &a.state_dir)
@@ -559,7 +571,9 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
 
 /// `baton commit`.
 pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
-    let (state, plan, engine) = reopen(&a.state_dir, &a.aws, Duration::from_secs(600)).await?;
+    let pace = Pace::new(&a.run, None);
+    let (state, plan, engine) =
+        reopen(&a.state_dir, &AwsTarget::from(&a.aws), pace.wait_timeout).await?;
     let mode = Mode::Commit {
         restore_reclaim_policy: a.restore_reclaim_policy,
     };
@@ -567,7 +581,11 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
     for app in &plan.apps {
         let obs = engine.observe(app).await?;
         if let Decision::Blocked { reason } = next(mode, app, &obs) {
-            bail!("refused, nothing was deleted: {reason}");
+            return Err(Refused(format!(
+                "failed to commit the migration in {}: {reason}",
+                a.state_dir.display()
+            ))
+            .into());
         }
     }
     if a.dry_run {
@@ -598,7 +616,7 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
         &state,
         &plan.apps,
         mode,
-        runner::Parallel::of(4),
+        runner::Parallel::of(pace.apps),
     )
     .await;
     let _ = write_json(&a.state_dir.join("committed.json"), &outcomes);

@@ -6,11 +6,12 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use baton_core::journal::{Event, Record};
 use baton_core::plan::Plan;
 
 use crate::commands::files::{append_line, read_json, read_lines, write_json};
+use crate::exit::Refused;
 use serde::{Deserialize, Serialize};
 
 /// What a migration was started with; read back by resume, status, rollback and commit.
@@ -46,11 +47,12 @@ impl StateDir {
     /// Creates a new state dir; refuses one that already holds a migration.
     pub fn create(path: &Path, info: &RunInfo, plan: &Plan) -> anyhow::Result<Self> {
         if path.join("run.json").exists() {
-            bail!(
+            return Err(Refused(format!(
                 "{} already holds a migration; continue it with `baton migrate --resume --state-dir {}`, or choose another --state-dir",
                 path.display(),
                 path.display()
-            );
+            ))
+            .into());
         }
         std::fs::create_dir_all(path.join("manifests"))
             .with_context(|| format!("failed to create {}", path.display()))?;
@@ -62,10 +64,11 @@ impl StateDir {
     /// Opens an existing state dir.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         if !path.join("run.json").exists() {
-            bail!(
-                "{} holds no migration (no run.json); start one with `baton migrate --from … --to …`",
+            return Err(Refused(format!(
+                "{} holds no migration (no run.json); pass the --state-dir of a `baton migrate`, or start one with `baton migrate --from … --to …`",
                 path.display()
-            );
+            ))
+            .into());
         }
         let file = OpenOptions::new()
             .create(true)

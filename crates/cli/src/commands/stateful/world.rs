@@ -1,34 +1,56 @@
 //! What a plan is made from: both clusters and AWS connected, read, and planned.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use baton_aws::{Aws, AwsConfig, Filter, VolumeState};
 use baton_core::plan::Plan;
-use baton_core::planner::{self, Inputs, PlanOptions, Selection};
+use baton_core::planner::{self, Inputs};
 use baton_core::world::{ClusterView, Ec2Volume};
-use baton_kube::{Cluster, KubeconfigSource};
+use baton_kube::{Cluster, KubeError, KubeconfigSource};
 
-use crate::args::{AwsArgs, SelectionArgs};
 use crate::commands::retry::is_transient;
+use crate::exit::Refused;
+use crate::resolved::{AwsTarget, Blue, Clusters, Selection};
 
 /// Connects to both contexts and AWS, failing before anything else on a bad context.
 pub async fn connect(
-    kubeconfig: Option<&std::path::Path>,
-    from: &str,
-    to: &str,
-    aws: &AwsArgs,
+    clusters: &Clusters,
+    aws: &AwsTarget,
 ) -> anyhow::Result<(Cluster, Cluster, Aws)> {
-    if from == to {
-        bail!("--from and --to are both {from:?}; blue and green must be different clusters");
-    }
+    let blue = connect_blue(&clusters.blue()).await?;
+    let green = cluster(clusters.kubeconfig.as_deref(), &clusters.to, "--to").await?;
+    Ok((blue, green, connect_aws(aws).await?))
+}
+
+/// Connects to blue alone.
+pub async fn connect_blue(blue: &Blue) -> anyhow::Result<Cluster> {
+    cluster(blue.kubeconfig.as_deref(), &blue.context, "--from").await
+}
+
+/// A client for `context`; a context the kubeconfig lacks, or a kubeconfig that cannot
+/// be read, is refused (the user names another), naming `flag`.
+async fn cluster(kubeconfig: Option<&Path>, context: &str, flag: &str) -> anyhow::Result<Cluster> {
     let source = match kubeconfig {
         Some(p) => KubeconfigSource::file(p),
         None => KubeconfigSource::default(),
     };
-    let blue = Cluster::connect(&source, from).await?;
-    let green = Cluster::connect(&source, to).await?;
+    match Cluster::connect(&source, context).await {
+        Ok(c) => Ok(c),
+        Err(e @ KubeError::UnknownContext { .. }) => {
+            Err(Refused(format!("{e}: check {flag} (kubectl config get-contexts)")).into())
+        }
+        Err(e @ KubeError::Kubeconfig { .. }) => {
+            Err(Refused(format!("{e}: check --kubeconfig or $KUBECONFIG")).into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// AWS access as `aws` says.
+pub async fn connect_aws(aws: &AwsTarget) -> anyhow::Result<Aws> {
     let mut cfg = AwsConfig::default();
     if let Some(p) = &aws.profile {
         cfg = cfg.profile(p);
@@ -36,10 +58,9 @@ pub async fn connect(
     if let Some(r) = &aws.region {
         cfg = cfg.region(r);
     }
-    let aws = Aws::connect(&cfg)
+    Aws::connect(&cfg)
         .await
-        .context("failed to set up AWS access")?;
-    Ok((blue, green, aws))
+        .context("failed to set up AWS access")
 }
 
 /// Reads both clusters and EC2 and plans, retrying transient errors (reads only).
@@ -47,7 +68,7 @@ pub async fn make_plan(
     blue: &Cluster,
     green: &Cluster,
     aws: &Aws,
-    selection: &SelectionArgs,
+    selection: &Selection,
 ) -> anyhow::Result<Plan> {
     Ok(read_world(blue, green, aws, selection).await?.0)
 }
@@ -69,7 +90,7 @@ pub async fn read_world(
     blue: &Cluster,
     green: &Cluster,
     aws: &Aws,
-    selection: &SelectionArgs,
+    selection: &Selection,
 ) -> anyhow::Result<(Plan, World)> {
     let mut attempt = 0;
     loop {
@@ -89,12 +110,10 @@ async fn read_and_plan(
     blue: &Cluster,
     green: &Cluster,
     aws: &Aws,
-    selection: &SelectionArgs,
+    selection: &Selection,
 ) -> anyhow::Result<(Plan, World)> {
-    let (b, g) = futures::try_join!(
-        blue.view(&selection.namespaces),
-        green.view(&selection.namespaces)
-    )?;
+    let namespaces = &selection.filter.namespaces;
+    let (b, g) = futures::try_join!(blue.view(namespaces), green.view(namespaces))?;
     let ids: Vec<String> = b
         .volumes
         .iter()
@@ -113,17 +132,7 @@ async fn read_and_plan(
         aws_region: aws.region().to_string(),
         now: jiff::Timestamp::now().to_string(),
     };
-    let plan = planner::plan(
-        &inputs,
-        &Selection {
-            namespaces: selection.namespaces.clone(),
-            labels: selection.labels.clone(),
-        },
-        &PlanOptions {
-            allow_multi_attach: selection.allow_multi_attach,
-            convert_to_csi: selection.convert_to_csi,
-        },
-    );
+    let plan = planner::plan(&inputs, &selection.filter, &selection.options);
     Ok((
         plan,
         World {

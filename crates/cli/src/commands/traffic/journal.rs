@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use baton_core::traffic::machine::{self, Event, Record, ShiftState};
 
 use crate::commands::files::{append_line, read_lines};
@@ -55,10 +55,11 @@ impl Journal {
     /// Opens the journal of a shift in `dir`.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         if !dir.join(FILE).exists() {
-            bail!(
-                "{} holds no traffic shift (no {FILE}); start one with `baton traffic shift --listener … --from-tg … --to-tg …`",
+            return Err(Refused(format!(
+                "{} holds no traffic shift (no {FILE}); pass the --state-dir of a `baton traffic shift`, or start one with `baton traffic shift --listener … --from-tg … --to-tg …`",
                 dir.display()
-            );
+            ))
+            .into());
         }
         Self::open_file(dir)
     }

@@ -19,15 +19,18 @@ use baton_core::traffic::split;
 
 use self::drive::{from_aws, now_ms};
 use self::journal::Journal;
-use super::network::connect_aws;
 use super::output::confirm;
 use super::progress::Progress;
-use crate::args::{Inconclusive, Output, TrafficRollbackArgs, TrafficShiftArgs, TrafficStatusArgs};
+use super::stateful::world::connect_aws;
+use crate::args::{
+    Inconclusive, Output, TrafficRollbackArgs, TrafficShiftArgs, TrafficStatusArgs, usage_error,
+};
 use crate::exit::{Refused, code};
+use crate::resolved::AwsTarget;
 
 /// `baton traffic shift`.
 pub async fn shift(a: TrafficShiftArgs) -> anyhow::Result<ExitCode> {
-    let aws = connect_aws(&a.aws).await?;
+    let aws = connect_aws(&AwsTarget::from(&a.aws)).await?;
     if a.dry_run {
         let records = if a.resume {
             Journal::read(&a.state_dir)?
@@ -71,7 +74,7 @@ pub async fn shift(a: TrafficShiftArgs) -> anyhow::Result<ExitCode> {
 
 /// `baton traffic rollback`.
 pub async fn rollback(a: TrafficRollbackArgs) -> anyhow::Result<ExitCode> {
-    let aws = connect_aws(&a.aws).await?;
+    let aws = connect_aws(&AwsTarget::from(&a.aws)).await?;
     let reason = "asked for by `baton traffic rollback`";
     if a.dry_run {
         let mut records = Journal::read(&a.state_dir)?;
@@ -113,7 +116,7 @@ pub async fn rollback(a: TrafficRollbackArgs) -> anyhow::Result<ExitCode> {
 
 /// `baton traffic status`.
 pub async fn status(a: TrafficStatusArgs) -> anyhow::Result<ExitCode> {
-    let aws = connect_aws(&a.aws).await?;
+    let aws = connect_aws(&AwsTarget::from(&a.aws)).await?;
     let listener = aws
         .describe_listener(&a.listener)
         .await
@@ -201,7 +204,11 @@ fn exit_for(outcome: &Outcome, dir: &std::path::Path, rolling_back: bool) -> Exi
 /// Every check before the first write; a problem with the input is [`Refused`].
 async fn prepare(aws: &Aws, a: &TrafficShiftArgs) -> anyhow::Result<ShiftPlan> {
     let (Some(listener_arn), Some(from), Some(to)) = (&a.listener, &a.from_tg, &a.to_tg) else {
-        anyhow::bail!("--listener, --from-tg and --to-tg are required without --resume");
+        return Err(usage_error(
+            &["traffic", "shift"],
+            "--listener, --from-tg and --to-tg are required without --resume",
+        )
+        .into());
     };
     let listener = match aws.describe_listener(listener_arn).await {
         Ok(l) => l,
