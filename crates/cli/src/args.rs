@@ -506,10 +506,13 @@ pub struct NetworkPlanArgs {
     /// IPv4 CIDR blocks the VPC may have (AWS's default quota is 5).
     #[arg(long, value_name = "Q", default_value_t = 5)]
     pub cidr_quota: u32,
-    /// Blue (--from CONTEXT, formerly --blue): read its ENIConfigs and its nodes'
-    /// subnets.
-    #[command(flatten)]
-    pub blue: Option<BlueArgs>,
+    /// Blue's kubeconfig context (formerly --blue): read its ENIConfigs and its nodes'
+    /// subnets. Without it the plan knows none of blue's ranges.
+    #[arg(long, value_name = "CONTEXT", alias = "blue")]
+    pub from: Option<String>,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE", requires = "from")]
+    pub kubeconfig: Option<PathBuf>,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,

@@ -151,12 +151,20 @@ impl Bed {
         }
     }
 
-    /// The writes baton sent since the logs were cleared, normalised.
+    /// The writes baton sent since the logs were cleared, normalised. A delete sent again
+    /// while its object was still terminating (a PV's protection finalizer) is the same
+    /// request made twice, idempotent (404 is "gone already"): it counts once.
     fn sent(&self, migration: &str) -> Vec<Line> {
         let mut out = Vec::new();
+        let mut deleted = BTreeSet::new();
         for c in self.estate.server.clusters() {
             for r in c.cluster.knobs.requests() {
                 if r.method == "GET" || r.path.starts_with("/debug") {
+                    continue;
+                }
+                if r.method == "DELETE"
+                    && !deleted.insert((c.cluster.spec.name.clone(), r.path.clone()))
+                {
                     continue;
                 }
                 assert!(

@@ -78,26 +78,14 @@ where
     f().await
 }
 
-/// A label selector in the API's string form (`a=b,c in (d,e),!f`); None when it is empty
-/// (it would select everything) or has an operator this does not know.
+/// A label selector in the API's string form (`a=b,c in (d,e),!f`), through
+/// `kube::core::Selector`; None when it is empty (it would select everything) or has an
+/// operator the API does not define.
 pub(crate) fn selector_string(sel: &LabelSelector) -> Option<String> {
-    let mut parts: Vec<String> = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    for e in sel.match_expressions.iter().flatten() {
-        let values = e.values.as_deref().unwrap_or_default().join(",");
-        parts.push(match e.operator.as_str() {
-            "In" => format!("{} in ({values})", e.key),
-            "NotIn" => format!("{} notin ({values})", e.key),
-            "Exists" => e.key.clone(),
-            "DoesNotExist" => format!("!{}", e.key),
-            _ => return None,
-        });
-    }
-    (!parts.is_empty()).then(|| parts.join(","))
+    kube::core::Selector::try_from(sel.clone())
+        .ok()
+        .filter(|s| !s.selects_all())
+        .map(|s| s.to_string())
 }
 
 fn is_status(e: &kube::Error, code: u16) -> bool {

@@ -109,7 +109,10 @@ fn plan_id() -> String {
 
 /// `baton network plan`.
 pub async fn plan(a: NetworkPlanArgs) -> anyhow::Result<ExitCode> {
-    let blue = a.blue.as_ref().map(Blue::from);
+    let blue = a.from.as_ref().map(|context| Blue {
+        context: context.clone(),
+        kubeconfig: a.kubeconfig.clone(),
+    });
     let aws = connect_aws(&AwsTarget::from(&a.aws)).await?;
     let zones = aws.availability_zones().await?;
     let vpc = read_vpc(&aws, &a.vpc).await?;

@@ -72,7 +72,7 @@ pub fn cluster_role(chosen: &[&CommandPermissions], name: &str) -> Value {
 fn table(chosen: &[&CommandPermissions]) {
     for c in chosen {
         println!("{} (clusters: {})", c.command, c.clusters);
-        let mut rows: Vec<Vec<String>> = c
+        let rows: Vec<Vec<String>> = c
             .kube
             .iter()
             .map(|r| {
@@ -89,17 +89,17 @@ fn table(chosen: &[&CommandPermissions]) {
                 ]
             })
             .collect();
-        rows.extend(c.iam.iter().map(|s| {
-            vec![
-                "iam".into(),
-                s.actions.join(", "),
-                s.resources.join(", "),
-                String::new(),
-            ]
-        }));
-        let text = output::table(&["", "API GROUPS / ACTIONS", "RESOURCES", "VERBS"], &rows);
+        let text = output::table(&["", "API GROUPS", "RESOURCES", "VERBS"], &rows);
         for line in text.lines() {
             println!("  {line}");
+        }
+        // IAM statements under the table: their action lists are too long for a column.
+        for s in c.iam.iter() {
+            println!(
+                "  iam  {}  on {}",
+                s.actions.join(", "),
+                s.resources.join(", ")
+            );
         }
     }
     println!("\n-o json: the IAM policy document; -o yaml: the ClusterRole.");
