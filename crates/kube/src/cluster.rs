@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use baton_core::machine::Side;
 use baton_core::world::ClusterView;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -62,20 +63,14 @@ static LIST: std::sync::LazyLock<ListParams> = std::sync::LazyLock::new(ListPara
 /// Repeats a read while it fails transiently (up to 4 tries, 50 ms doubling).
 async fn reread<T, F, Fut>(f: F) -> Result<T, kube::Error>
 where
-    F: Fn() -> Fut,
+    F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, kube::Error>>,
 {
-    let mut pause = Duration::from_millis(50);
-    for _ in 0..3 {
-        match f().await {
-            Err(e) if crate::transient(&e) => {
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
-            other => return other,
-        }
-    }
-    f().await
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_factor(2.0)
+        .with_max_times(3);
+    f.retry(backoff).when(crate::transient).await
 }
 
 /// A label selector in the API's string form (`a=b,c in (d,e),!f`), through

@@ -9,6 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use backon::{ExponentialBuilder, Retryable};
 use baton_aws::{Aws, Filter, NewSnapshot};
 use baton_core::machine::{Action, Answer, Observed, Seen, Wait, Watched};
 use baton_core::plan::AppPlan;
@@ -337,26 +338,44 @@ impl Engine {
                     .await?,
             ),
             Watched::Ec2 => {
-                // EC2 has no watch: short polls, backing off to 1 s.
-                let deadline = tokio::time::Instant::now() + t;
-                let mut pause = Duration::from_millis(100);
-                loop {
+                // EC2 has no watch: short polls, backing off to 1 s, until the deadline.
+                let look = || async {
                     let v = describe(&self.aws, &ids).await?;
                     if w.holds_on_ec2(app, &v) {
-                        break Seen::Ec2(v);
+                        Ok(v)
+                    } else {
+                        Err(anyhow::Error::new(NotYet))
                     }
-                    if tokio::time::Instant::now() >= deadline {
-                        bail!(
-                            "EC2 did not report the volumes of {ns}/{name} available within {t:?}"
-                        );
-                    }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
+                };
+                let polls = ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_factor(2.0)
+                    .with_max_delay(Duration::from_secs(1))
+                    .without_max_times()
+                    .with_total_delay(Some(t));
+                match look.retry(polls).when(|e| e.is::<NotYet>()).await {
+                    Ok(v) => Seen::Ec2(v),
+                    Err(e) if e.is::<NotYet>() => bail!(
+                        "EC2 did not report the volumes of {ns}/{name} available within {t:?}"
+                    ),
+                    Err(e) => return Err(e),
                 }
             }
         })
     }
 }
+
+/// A poll's condition does not hold yet: worth another look.
+#[derive(Debug)]
+struct NotYet;
+
+impl fmt::Display for NotYet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not yet")
+    }
+}
+
+impl std::error::Error for NotYet {}
 
 /// Which side an action changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use backon::{ExponentialBuilder, Retryable};
 use baton_aws::{Aws, AwsConfig, Filter, VolumeState};
 use baton_core::plan::Plan;
 use baton_core::planner::{self, Inputs};
@@ -92,18 +93,18 @@ pub async fn read_world(
     aws: &Aws,
     selection: &Selection,
 ) -> anyhow::Result<(Plan, World)> {
-    let mut attempt = 0;
-    loop {
-        match read_and_plan(blue, green, aws, selection).await {
-            Ok(p) => return Ok(p),
-            Err(e) if attempt < 6 && is_transient(&e) => {
-                attempt += 1;
-                tracing::info!(error = %format!("{e:#}"), attempt, "transient error while planning; retrying");
-                tokio::time::sleep(Duration::from_millis(200) * 2u32.pow(attempt - 1)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    // Reads only: a transient error (5xx, 429, a reset) is worth up to 6 more tries.
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_factor(2.0)
+        .with_max_times(6);
+    (|| read_and_plan(blue, green, aws, selection))
+        .retry(backoff)
+        .when(is_transient)
+        .notify(|e, pause| {
+            tracing::info!(error = %format!("{e:#}"), ?pause, "transient error while planning; retrying");
+        })
+        .await
 }
 
 async fn read_and_plan(
