@@ -9,11 +9,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use baton_sim::estate::{Estate, EstateOptions};
+mod common;
+
+use baton_sim::estate::Estate;
 use baton_sim::patch::PatchType;
-use baton_sim::scenario::{self, Scenario};
 use serde_json::{Value, json};
 
 /// One request: `context method path body`, normalised.
@@ -99,19 +99,7 @@ struct Bed {
 impl Bed {
     fn start() -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let estate = rt.block_on(async {
-            let s = Scenario::parse("default", scenario::DEFAULT_YAML).unwrap();
-            let estate = Estate::start(EstateOptions {
-                clusters: s.cluster_specs(),
-                ..EstateOptions::default()
-            })
-            .await
-            .expect("estate starts");
-            scenario::seed(&estate, &s, Duration::from_secs(300))
-                .await
-                .expect("seeds");
-            estate
-        });
+        let estate = rt.block_on(common::default_estate());
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         estate.server.kubeconfig().write(&kubeconfig).unwrap();
@@ -143,6 +131,20 @@ impl Bed {
         );
         assert!(o.status.success(), "baton {args:?}:\n{out}\n{err}");
         (out, err)
+    }
+
+    /// `baton migrate --yes` into a state dir.
+    fn migrate(&self, state: &str) {
+        self.baton(&[
+            "migrate",
+            "--from",
+            "blue",
+            "--to",
+            "green",
+            "--yes",
+            "--state-dir",
+            state,
+        ]);
     }
 
     fn clear_logs(&self) {
@@ -256,16 +258,7 @@ fn dry_runs_show_exactly_what_runs_send() {
     let (shown, _) = bed.baton(&["migrate", "--from", "blue", "--to", "green", "--dry-run"]);
     let shown = dry_run_lines(&shown);
     bed.clear_logs();
-    bed.baton(&[
-        "migrate",
-        "--from",
-        "blue",
-        "--to",
-        "green",
-        "--yes",
-        "--state-dir",
-        state_s,
-    ]);
+    bed.migrate(state_s);
     let migration = bed.migration(&state);
     compare("migrate", &shown, &bed.sent(&migration));
     // Each CreateSnapshot shown is a snapshot EC2 now holds, as shown.
@@ -334,16 +327,7 @@ fn dry_runs_show_exactly_what_runs_send() {
     // migrate again, then commit with the original reclaim policies put back.
     let state2 = bed.dir.path().join("state2");
     let state2_s = state2.to_str().unwrap();
-    bed.baton(&[
-        "migrate",
-        "--from",
-        "blue",
-        "--to",
-        "green",
-        "--yes",
-        "--state-dir",
-        state2_s,
-    ]);
+    bed.migrate(state2_s);
     let migration = bed.migration(&state2);
     let (shown, _) = bed.baton(&[
         "commit",

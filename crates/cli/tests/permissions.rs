@@ -11,13 +11,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
+
+mod common;
 
 use baton_core::permissions;
 use baton_sim::auth::attributes::{self, Attributes};
-use baton_sim::estate::{Estate, EstateOptions};
+use baton_sim::estate::Estate;
 use baton_sim::faults::{AwsKnobs, AwsProxy};
-use baton_sim::scenario::{self, Scenario};
 use serde_json::{Value, json};
 
 /// (verb, group, resource[/sub]) of one API request, as the emulator's RBAC authorizer
@@ -133,16 +133,7 @@ fn without(rules: &Value, resource: &str, verb: &str) -> Value {
 fn every_call_baton_makes_is_in_the_permissions_table() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (estate, proxy) = rt.block_on(async {
-        let s = Scenario::parse("default", scenario::DEFAULT_YAML).unwrap();
-        let estate = Estate::start(EstateOptions {
-            clusters: s.cluster_specs(),
-            ..EstateOptions::default()
-        })
-        .await
-        .expect("estate starts");
-        scenario::seed(&estate, &s, Duration::from_secs(300))
-            .await
-            .expect("seeds");
+        let estate = common::default_estate().await;
         let knobs = Arc::new(AwsKnobs::new(1));
         knobs.set_log_capacity(100_000);
         let proxy = AwsProxy::start(&estate.aws_endpoint, knobs).await.unwrap();

@@ -44,6 +44,24 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The `default` scenario seeded on an in-process estate (the emulator's clusters and
+/// moto), for tests that read its request logs and state directly rather than through a
+/// `baton sim up`.
+pub async fn default_estate() -> baton_sim::estate::Estate {
+    use baton_sim::scenario::{self, Scenario};
+    let s = Scenario::parse("default", scenario::DEFAULT_YAML).unwrap();
+    let estate = baton_sim::estate::Estate::start(baton_sim::estate::EstateOptions {
+        clusters: s.cluster_specs(),
+        ..Default::default()
+    })
+    .await
+    .expect("estate starts");
+    scenario::seed(&estate, &s, Duration::from_secs(300))
+        .await
+        .expect("seeds");
+    estate
+}
+
 pub fn sim_up() -> Sim {
     sim_up_with(&[])
 }

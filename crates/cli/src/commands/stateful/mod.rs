@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use baton_core::journal::{Event, Summary};
 use baton_core::machine::{AppPhase, Decision, Mode, next};
-use baton_core::plan::{Plan, Severity};
+use baton_core::plan::{AppPlan, Plan, Severity};
 use baton_core::quantity::format_bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -171,25 +171,15 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
     if a.resume {
         let dir = a.state_dir.clone().expect("clap requires --state-dir");
         let (state, plan, engine) = reopen(&dir, &aws_target, pace.wait_timeout).await?;
-        state.record(
-            None,
-            Event::RunStarted {
-                mode: Mode::Migrate,
-                migration: engine.migration.clone(),
-                resumed: true,
-            },
-        )?;
-        let outcomes = runner::run(
-            &Live {
-                engine: &engine,
-                state: &state,
-            },
+        let outcomes = start(
+            &engine,
             &state,
             &plan.apps,
             Mode::Migrate,
             parallel(pace),
+            true,
         )
-        .await;
+        .await?;
         return finish(&outcomes, a.output, &dir);
     }
     let Some(clusters) = &a.clusters else {
@@ -313,26 +303,29 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     eprintln!("migration {migration}: state in {}", dir.display());
+    let outcomes = start(&engine, &state, &apps, Mode::Migrate, parallel(pace), false).await?;
+    finish(&outcomes, a.output, &dir)
+}
+
+/// Journals the run's start and runs every app in `mode`.
+async fn start(
+    engine: &Engine,
+    state: &StateDir,
+    apps: &[AppPlan],
+    mode: Mode,
+    parallel: runner::Parallel,
+    resumed: bool,
+) -> anyhow::Result<Vec<Outcome>> {
     state.record(
         None,
         Event::RunStarted {
-            mode: Mode::Migrate,
-            migration,
-            resumed: false,
+            mode,
+            migration: engine.migration.clone(),
+            resumed,
         },
     )?;
-    let outcomes = runner::run(
-        &Live {
-            engine: &engine,
-            state: &state,
-        },
-        &state,
-        &apps,
-        Mode::Migrate,
-        parallel(pace),
-    )
-    .await;
-    finish(&outcomes, a.output, &dir)
+    let live = Live { engine, state };
+    Ok(runner::run(&live, state, apps, mode, parallel).await)
 }
 
 fn parallel(pace: Pace) -> runner::Parallel {
@@ -547,25 +540,15 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         a.yes,
         &format!("Return {} apps to {}?", apps.len(), engine.blue.context),
     )?;
-    state.record(
-        None,
-        Event::RunStarted {
-            mode: Mode::Rollback,
-            migration: engine.migration.clone(),
-            resumed: false,
-        },
-    )?;
-    let outcomes = runner::run(
-        &Live {
-            engine: &engine,
-            state: &state,
-        },
+    let outcomes = start(
+        &engine,
         &state,
         &apps,
         Mode::Rollback,
         runner::Parallel::of(pace.apps),
+        false,
     )
-    .await;
+    .await?;
     finish(&outcomes, Output::Table, &a.state_dir)
 }
 
@@ -600,25 +583,15 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
             engine.blue.context
         ),
     )?;
-    state.record(
-        None,
-        Event::RunStarted {
-            mode,
-            migration: engine.migration.clone(),
-            resumed: false,
-        },
-    )?;
-    let outcomes = runner::run(
-        &Live {
-            engine: &engine,
-            state: &state,
-        },
+    let outcomes = start(
+        &engine,
         &state,
         &plan.apps,
         mode,
         runner::Parallel::of(pace.apps),
+        false,
     )
-    .await;
+    .await?;
     let _ = write_json(&a.state_dir.join("committed.json"), &outcomes);
     finish(&outcomes, Output::Table, &a.state_dir)
 }
