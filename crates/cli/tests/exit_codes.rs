@@ -241,6 +241,23 @@ fn refusals_against_clusters_exit_3_and_change_nothing() {
         3,
         &["--app x/y", "orders/orders-db"],
     );
+    // A rollback after commit: the machine stops every app before any change (blue's
+    // claims are gone), so the run is a refusal, not a failure.
+    expect(
+        &sim.baton(&["migrate", "--resume", "--state-dir", "crashed", "--yes"]),
+        0,
+        &[],
+    );
+    expect(
+        &sim.baton(&["commit", "--state-dir", "crashed", "--yes"]),
+        0,
+        &[],
+    );
+    expect(
+        &sim.baton(&["rollback", "--state-dir", "crashed", "--yes"]),
+        3,
+        &["committed?", "this run changed nothing"],
+    );
 
     // The world changes under a saved plan: a StatefulSet leaves blue.
     sim.kubectl_delete("blue", &["sts", "-n", "cache", "session-cache"]);

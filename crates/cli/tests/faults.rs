@@ -46,7 +46,8 @@ fn migrate_under_faults_completes_or_stops_cleanly_and_resumes() {
         let first = sim.migrate("m", &["--wait-timeout", "60", "-o", "json"]);
         let code = first.status.code();
         assert!(
-            matches!(code, Some(0) | Some(1)),
+            // 3: every app stopped before its first change.
+            matches!(code, Some(0) | Some(1) | Some(3)),
             "seed {seed}: exit {code:?}: {}",
             String::from_utf8_lossy(&first.stderr)
         );

@@ -180,7 +180,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
             true,
         )
         .await?;
-        return finish(&outcomes, a.output, &dir);
+        return finish(&outcomes, Mode::Migrate, a.output, &dir);
     }
     let Some(clusters) = &a.clusters else {
         return Err(usage_error(
@@ -304,7 +304,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!("migration {migration}: state in {}", dir.display());
     let outcomes = start(&engine, &state, &apps, Mode::Migrate, parallel(pace), false).await?;
-    finish(&outcomes, a.output, &dir)
+    finish(&outcomes, Mode::Migrate, a.output, &dir)
 }
 
 /// Journals the run's start and runs every app in `mode`.
@@ -335,7 +335,15 @@ fn parallel(pace: Pace) -> runner::Parallel {
     }
 }
 
-fn finish(outcomes: &[Outcome], output: Output, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+/// Prints how each app ended. Exits 0 when every app got where `mode` goes, 3 when some
+/// stopped and the run changed nothing at all (a refusal), 1 when some stopped after a
+/// change.
+fn finish(
+    outcomes: &[Outcome],
+    mode: Mode,
+    output: Output,
+    dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
     match output {
         Output::Table => {
             let rows: Vec<Vec<String>> = outcomes
@@ -364,10 +372,19 @@ fn finish(outcomes: &[Outcome], output: Output, dir: &std::path::Path) -> anyhow
         .filter(|o| o.phase == AppPhase::Blocked)
         .count();
     if bad > 0 {
-        eprintln!(
-            "{bad} app(s) stopped safely; fix what the PROBLEM column says, then `baton migrate --resume --state-dir {}` (or `baton rollback`)",
-            dir.display()
-        );
+        let dir = dir.display();
+        let again = match mode {
+            Mode::Migrate => {
+                format!("`baton migrate --resume --state-dir {dir}` (or `baton rollback`)")
+            }
+            Mode::Rollback => format!("`baton rollback --state-dir {dir}` again"),
+            Mode::Commit { .. } => format!("`baton commit --state-dir {dir}` again"),
+        };
+        eprintln!("{bad} app(s) stopped safely; fix what the PROBLEM column says, then {again}");
+        if outcomes.iter().all(|o| o.mutations == 0) {
+            eprintln!("this run changed nothing");
+            return Ok(ExitCode::from(code::REFUSED));
+        }
         return Ok(ExitCode::from(code::FAILED));
     }
     Ok(ExitCode::from(code::OK))
@@ -549,7 +566,7 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         false,
     )
     .await?;
-    finish(&outcomes, Output::Table, &a.state_dir)
+    finish(&outcomes, Mode::Rollback, Output::Table, &a.state_dir)
 }
 
 /// `baton commit`.
@@ -593,5 +610,5 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let _ = write_json(&a.state_dir.join("committed.json"), &outcomes);
-    finish(&outcomes, Output::Table, &a.state_dir)
+    finish(&outcomes, mode, Output::Table, &a.state_dir)
 }
