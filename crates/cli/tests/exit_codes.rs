@@ -261,18 +261,7 @@ fn refusals_against_clusters_exit_3_and_change_nothing() {
 
     // The world changes under a saved plan: a StatefulSet leaves blue.
     sim.kubectl_delete("blue", &["sts", "-n", "cache", "session-cache"]);
-    let o = sim.baton(&[
-        "migrate",
-        "--from",
-        "blue",
-        "--to",
-        "green",
-        "--plan",
-        "plan.json",
-        "--yes",
-        "--state-dir",
-        "stale",
-    ]);
+    let o = sim.migrate("stale", &["--plan", "plan.json"]);
     expect(
         &o,
         3,
