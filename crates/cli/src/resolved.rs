@@ -166,6 +166,15 @@ mod tests {
     }
 
     #[test]
+    fn what_baton_prints_as_a_duration_reads_back() {
+        for ms in [0, 500, 30_000, 270_000, 3_723_000] {
+            let d = Duration::from_millis(ms);
+            let shown = baton_core::traffic::duration::show(d);
+            assert_eq!(parse_duration(&shown), Ok(d), "{shown}");
+        }
+    }
+
+    #[test]
     fn durations_that_are_not_are_refused_with_the_form_to_use() {
         for text in ["", "10 parsecs", "m", "-5s", "5s ago", "3d", "1.5.2s"] {
             let err = parse_duration(text).expect_err(text);

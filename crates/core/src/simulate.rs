@@ -3,12 +3,10 @@
 //! the machine on it to print every mutation in order without making one, and the tests
 //! walk it to prove the machine ends, in every mode and from every intermediate state.
 
-use crate::machine::{Action, Decision, Mode, Observed, Wait, next};
-use crate::plan::AppPlan;
 use std::collections::BTreeMap;
 
-use crate::machine::Side;
-use crate::plan::{GreenReadiness, VolumePlan};
+use crate::machine::{Action, Decision, Mode, Observed, Side, Wait, next};
+use crate::plan::{AppPlan, GreenReadiness, VolumePlan};
 use crate::world::{
     ClaimRef, Ec2Volume, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet, VolumeSource,
 };

@@ -7,7 +7,7 @@
 //! - [`gate`]: one step's readings (healthy targets, requests, 5xx) → pass, hold or fail.
 //! - [`machine`]: the journal's events, the state they fold into, and [`machine::next`],
 //!   which decides the one next thing to do from that state and the weights read now.
-//! - [`duration`]: `5m`, `30s`, `500ms` as the command line writes intervals.
+//! - [`duration`]: intervals printed as the command line writes them (`5m`, `500ms`).
 
 pub mod duration;
 pub mod gate;

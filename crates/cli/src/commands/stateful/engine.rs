@@ -122,10 +122,10 @@ impl Engine {
         Ok(snaps.into_iter().map(|s| (s.volume_id, s.id)).collect())
     }
 
-    /// The cluster an action changes.
-    fn cluster(&self, target: Target) -> &Cluster {
-        match target {
-            Target::Blue => &self.blue,
+    /// The cluster an action changes (`Action::target`; EC2's go to neither).
+    fn cluster(&self, action: &Action) -> &Cluster {
+        match action.target() {
+            "blue" => &self.blue,
             _ => &self.green,
         }
     }
@@ -150,41 +150,37 @@ impl Engine {
             migration: &self.migration,
             from: &self.blue.context,
         };
-        let blue = |m: Mutation| (Target::Blue, Request::Kube(m));
-        let green = |m: Mutation| (Target::Green, Request::Kube(m));
+        // Which cluster each goes to is `Action::target`'s.
         let mut keep = None;
-        let (target, request) = match action {
+        let request = match action {
             Action::RetainBlueVolume { pv, original } => {
                 // Read fresh: the original policy is recorded only if no record exists.
                 let current = self.blue.volume(pv).await?;
                 keep = current.as_ref().map(|o| Keep::of("pv", "", pv, o));
-                blue(request::set_reclaim(
+                Request::Kube(request::set_reclaim(
                     pv,
                     current.as_ref(),
                     ReclaimPolicy::Retain,
                     Some(*original),
                 ))
             }
-            Action::RetainBlueClaims { original } => blue(request::set_retention(
+            Action::RetainBlueClaims { original } => Request::Kube(request::set_retention(
                 ns,
                 name,
                 &RetentionPolicy::default(),
                 Some(original),
             )),
-            Action::ScaleBlue { replicas } => blue(request::scale(ns, name, *replicas)),
-            Action::StartSnapshot { volume_id, claim } => (
-                Target::Ec2,
-                Request::Ec2(NewSnapshot {
-                    volume_id: volume_id.clone(),
-                    description: format!("baton {}: {ns}/{claim} at hand-over", self.migration),
-                    tags: [
-                        (SNAPSHOT_TAG.to_string(), self.migration.clone()),
-                        ("baton.io/claim".to_string(), format!("{ns}/{claim}")),
-                    ]
-                    .into_iter()
-                    .collect(),
-                }),
-            ),
+            Action::ScaleBlue { replicas } => Request::Kube(request::scale(ns, name, *replicas)),
+            Action::StartSnapshot { volume_id, claim } => Request::Ec2(NewSnapshot {
+                volume_id: volume_id.clone(),
+                description: format!("baton {}: {ns}/{claim} at hand-over", self.migration),
+                tags: [
+                    (SNAPSHOT_TAG.to_string(), self.migration.clone()),
+                    ("baton.io/claim".to_string(), format!("{ns}/{claim}")),
+                ]
+                .into_iter()
+                .collect(),
+            }),
             Action::CreateGreenClaim { claim } => {
                 let v = app
                     .volumes
@@ -193,7 +189,7 @@ impl Engine {
                     .context("claim not in the plan")?;
                 let b = self.blue_claim(ns, claim).await?;
                 keep = Some(Keep::of("pvc", ns, claim, &b));
-                green(request::create_claim(&green_claim(&b, &v.pv, &origin)))
+                Request::Kube(request::create_claim(&green_claim(&b, &v.pv, &origin)))
             }
             Action::CreateGreenVolume {
                 pv,
@@ -217,7 +213,7 @@ impl Engine {
                 // read showed, on a resume). Had the claim been re-created since, the PV
                 // would be Released, Retain, and the machine would stop on the uid
                 // mismatch — never bindable by another claim.
-                green(request::create_volume(&green_volume(
+                Request::Kube(request::create_volume(&green_volume(
                     &b,
                     &reserved_for(ns, claim, claim_uid),
                     v.original_reclaim_policy.as_str(),
@@ -225,41 +221,39 @@ impl Engine {
                     &origin,
                 )))
             }
-            Action::ScaleGreen { replicas } => green(request::scale(ns, name, *replicas)),
+            Action::ScaleGreen { replicas } => Request::Kube(request::scale(ns, name, *replicas)),
             Action::RetainGreenVolume { pv } => {
-                green(request::set_reclaim(pv, None, ReclaimPolicy::Retain, None))
+                Request::Kube(request::set_reclaim(pv, None, ReclaimPolicy::Retain, None))
             }
-            Action::DeleteGreenClaim { claim } => green(request::delete_claim(ns, claim)),
-            Action::DeleteGreenVolume { pv } => green(request::delete_volume(pv)),
+            Action::DeleteGreenClaim { claim } => Request::Kube(request::delete_claim(ns, claim)),
+            Action::DeleteGreenVolume { pv } => Request::Kube(request::delete_volume(pv)),
             Action::RestoreBlueVolume { pv, policy } => {
-                blue(request::set_reclaim(pv, None, *policy, None))
+                Request::Kube(request::set_reclaim(pv, None, *policy, None))
             }
             Action::RestoreBlueClaims { policy } => {
-                blue(request::set_retention(ns, name, policy, None))
+                Request::Kube(request::set_retention(ns, name, policy, None))
             }
             Action::DeleteBlueClaim { claim } => {
                 if let Some(obj) = self.blue.claim(ns, claim).await? {
                     keep = Some(Keep::of("pvc", ns, claim, &obj));
                 }
-                blue(request::delete_claim(ns, claim))
+                Request::Kube(request::delete_claim(ns, claim))
             }
             Action::DeleteBlueVolume { pv } => {
                 if let Some(obj) = self.blue.volume(pv).await? {
                     keep = Some(Keep::of("pv", "", pv, &obj));
                 }
-                blue(request::delete_volume(pv))
+                Request::Kube(request::delete_volume(pv))
             }
             Action::RestoreGreenVolume { pv, policy } => {
-                green(request::set_reclaim(pv, None, *policy, None))
+                Request::Kube(request::set_reclaim(pv, None, *policy, None))
             }
         };
-        let context = match target {
-            Target::Blue => self.blue.context.clone(),
-            Target::Green => self.green.context.clone(),
-            Target::Ec2 => "ec2".to_string(),
+        let context = match &request {
+            Request::Ec2(_) => "ec2".to_string(),
+            Request::Kube(_) => self.cluster(action).context.clone(),
         };
         Ok(Prepared {
-            target,
             context,
             request,
             keep,
@@ -282,7 +276,7 @@ impl Engine {
             }
             Request::Kube(m) => m,
         };
-        let Some(obj) = self.cluster(p.target).send(m).await? else {
+        let Some(obj) = self.cluster(action).send(m).await? else {
             return Ok(Answer::Unknown);
         };
         let decode = |what: &str, e: serde_json::Error| {
@@ -377,17 +371,6 @@ impl fmt::Display for NotYet {
 
 impl std::error::Error for NotYet {}
 
-/// Which side an action changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// Blue's cluster.
-    Blue,
-    /// Green's cluster.
-    Green,
-    /// EC2.
-    Ec2,
-}
-
 /// The request an action is made of.
 #[derive(Debug, Clone)]
 pub enum Request {
@@ -421,8 +404,6 @@ impl Keep {
 /// An action made ready to send: its request, and the manifest to keep first.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    /// Where it goes.
-    pub target: Target,
     /// The context it goes to (`ec2` for EC2).
     pub context: String,
     /// What is sent.

@@ -451,10 +451,12 @@ impl<'a, H: Hands> AppRun<'a, H> {
                     self.outcome.mutations += 1;
                     crash_point();
                     let result = answer.id();
-                    // The answer stands in for a re-read; a delete's does not.
-                    world = world.filter(|_| !matches!(answer, Answer::Unknown));
-                    if let Some(w) = &mut world {
-                        w.absorb(&action, answer);
+                    // The answer stands in for a re-read; one that does not tell the
+                    // write's effect (a delete's) means reading again.
+                    if let Some(w) = &mut world
+                        && !w.absorb(&action, answer)
+                    {
+                        world = None;
                     }
                     let _ = self.record(Event::Done { action, result });
                 }
