@@ -29,11 +29,6 @@ use crate::forward::{ForwardConfig, ForwardTarget, Stickiness, WeightedTargetGro
 pub struct ElbAction(Action);
 
 impl ElbAction {
-    /// `forward`, `authenticate-oidc`, `fixed-response`, …
-    pub fn kind(&self) -> &str {
-        self.0.r#type().map_or("", |t| t.as_str())
-    }
-
     /// The forward config of a `forward` action.
     pub fn forward(&self) -> Option<ForwardConfig> {
         (self.0.r#type() == Some(&ActionTypeEnum::Forward))

@@ -18,16 +18,21 @@ pub struct NewSnapshot {
     pub volume_id: String,
     /// The snapshot's description.
     pub description: String,
-    /// Tags the snapshot is created with.
+    /// Tags the snapshot is created with (sent as one tag specification of the
+    /// snapshot; none when empty).
+    #[serde(
+        rename = "TagSpecifications",
+        serialize_with = "snapshot_tag_spec",
+        skip_serializing_if = "Tags::is_empty"
+    )]
     pub tags: Tags,
 }
 
-impl std::fmt::Display for NewSnapshot {
-    /// `CreateSnapshot {"VolumeId":…,"Description":…,"Tags":{…}}`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let body = serde_json::to_string(self).map_err(|_| std::fmt::Error)?;
-        write!(f, "CreateSnapshot {body}")
-    }
+request_line!(NewSnapshot, "ec2", "CreateSnapshot");
+
+/// A snapshot's tags as [`tag_spec`] sends them.
+fn snapshot_tag_spec<S: serde::Serializer>(tags: &Tags, s: S) -> Result<S::Ok, S::Error> {
+    crate::tags::serialize_tag_spec(ResourceType::Snapshot, tags, s)
 }
 
 /// An EBS snapshot.

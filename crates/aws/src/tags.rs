@@ -75,6 +75,33 @@ pub(crate) fn to_sdk_tags(tags: &Tags) -> Vec<aws_sdk_ec2::types::Tag> {
 
 /// A tag specification for a create call, or none when there are no tags (EC2 refuses
 /// an empty one).
+/// What [`tag_spec`] sends, as the API names it, for a request's printed form:
+/// `[{"ResourceType":"subnet","Tags":[{"Key":…,"Value":…}]}]`.
+pub(crate) fn serialize_tag_spec<S: serde::Serializer>(
+    kind: aws_sdk_ec2::types::ResourceType,
+    tags: &Tags,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Tag<'a> {
+        key: &'a str,
+        value: &'a str,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct TagSpecification<'a> {
+        resource_type: &'a str,
+        tags: Vec<Tag<'a>>,
+    }
+    [TagSpecification {
+        resource_type: kind.as_str(),
+        tags: tags.iter().map(|(key, value)| Tag { key, value }).collect(),
+    }]
+    .serialize(s)
+}
+
 pub(crate) fn tag_spec(
     kind: aws_sdk_ec2::types::ResourceType,
     tags: &Tags,

@@ -100,25 +100,9 @@ pub struct NewSubnet {
 
 request_line!(NewSubnet, "ec2", "CreateSubnet");
 
-/// `[{"ResourceType":"subnet","Tags":[{"Key":…,"Value":…}]}]`, as [`tag_spec`] sends it.
+/// A subnet's tags as [`crate::tags::tag_spec`] sends them.
 fn subnet_tag_spec<S: Serializer>(tags: &Tags, s: S) -> Result<S::Ok, S::Error> {
-    #[derive(Serialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Tag<'a> {
-        key: &'a str,
-        value: &'a str,
-    }
-    #[derive(Serialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct TagSpecification<'a> {
-        resource_type: &'a str,
-        tags: Vec<Tag<'a>>,
-    }
-    [TagSpecification {
-        resource_type: ResourceType::Subnet.as_str(),
-        tags: tags.iter().map(|(key, value)| Tag { key, value }).collect(),
-    }]
-    .serialize(s)
+    crate::tags::serialize_tag_spec(ResourceType::Subnet, tags, s)
 }
 
 fn parse_cidr(call: &Call, what: &str, s: Option<&str>) -> Result<Ipv4Net, Error> {

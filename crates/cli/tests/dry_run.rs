@@ -278,10 +278,13 @@ fn dry_runs_show_exactly_what_runs_send() {
     let mut made: Vec<Line> = snapshots
         .iter()
         .map(|s| {
-            let body = normalise(
-                json!({ "VolumeId": s.volume_id, "Description": s.description, "Tags": s.tags }),
-                &migration,
-            );
+            // The call that made it, as baton-aws prints a CreateSnapshot.
+            let made = baton_aws::NewSnapshot {
+                volume_id: s.volume_id.clone(),
+                description: s.description.clone().unwrap_or_default(),
+                tags: s.tags.clone(),
+            };
+            let body = normalise(serde_json::to_value(&made).unwrap(), &migration);
             format!("ec2 CreateSnapshot {body}")
         })
         .collect();

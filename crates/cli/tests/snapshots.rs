@@ -304,17 +304,9 @@ fn what_each_command_prints_on_the_default_scenario() {
     }
 
     // baton migrate --yes, table summary, then status.
-    let migrate = [
-        "migrate",
-        "--from",
-        "blue",
-        "--to",
-        "green",
-        "--yes",
-        "--state-dir",
-        ".baton/blue-to-green",
-    ];
-    snap_text("migrate_summary_table", &text(run(&sim, &migrate, 0)));
+    let o = sim.migrate(".baton/blue-to-green", &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    snap_text("migrate_summary_table", &text(o.stdout));
     let status = ["status", "--state-dir", ".baton/blue-to-green"];
     snap_text("status_table", &text(run(&sim, &status, 0)));
     let json = json_of("status", &run(&sim, &with_json(&status), 0));

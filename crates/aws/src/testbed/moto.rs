@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::process::{Child, ChildStdin, Command};
 
 /// The pip command that installs moto's server.
-pub const INSTALL_HINT: &str = "pip install 'moto[server]'";
+const INSTALL_HINT: &str = "pip install 'moto[server]'";
 
 /// How moto is started when `python3` can import it: moto's own server with four of its
 /// per-request costs removed, answers unchanged (the file says which and why).
@@ -80,7 +80,8 @@ impl Moto {
         let log = tmp.join(format!("baton-moto-{port}.log"));
         // Removed when this function returns: python has read it by then.
         let mut _launcher = None;
-        let server = if patched && works("python3", &["-c", "import moto.server"]).await {
+        let importable = works("python3", &["-c", "import moto.server"]).await;
+        let server = if patched && importable {
             // moto_server.py: moto with its per-request costs removed (see the file), in
             // a directory of its own (python puts the script's directory first on its
             // path: nothing else may be there to shadow a module).
@@ -91,7 +92,7 @@ impl Moto {
             format!("python3 '{}'", file.display())
         } else if works("sh", &["-c", "command -v moto_server"]).await {
             "moto_server".into()
-        } else if works("python3", &["-c", "import moto.server"]).await {
+        } else if importable {
             "python3 -m moto.server".into()
         } else {
             return Err(MotoError::Missing);
@@ -160,11 +161,6 @@ impl Moto {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// moto's request log.
-    pub fn log(&self) -> &std::path::Path {
-        &self.log
     }
 }
 

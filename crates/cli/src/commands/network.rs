@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use backon::{ExponentialBuilder, Retryable};
 use baton_aws::{
     AssociateVpcCidrBlock, AuthorizeSecurityGroupIngress, Aws, Filter, IngressRule, NewSubnet,
 };
@@ -27,6 +26,7 @@ use serde::Serialize;
 use super::output::{confirm, emit_plan, render, table};
 use super::stateful::world::{connect_aws, connect_blue};
 use crate::args::{MirrorRulesArgs, NetworkApplyArgs, NetworkPlanArgs, Output};
+use crate::commands::retry::poll_until;
 use crate::exit::{Refused, code};
 use crate::resolved::{AwsTarget, Blue};
 
@@ -545,45 +545,28 @@ pub async fn apply(a: NetworkApplyArgs) -> anyhow::Result<ExitCode> {
 /// be created in an associated block. Looked at again with backoff (200 ms doubling to
 /// 5 s) for up to 5 minutes; an AWS error or a failed association ends the wait at once.
 async fn wait_associated(aws: &Aws, vpc_id: &str, block: Ipv4Net) -> anyhow::Result<()> {
-    /// The block is not associated yet: worth another look.
-    #[derive(Debug)]
-    struct NotYet(Ipv4Net);
-    impl std::fmt::Display for NotYet {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "{} is not associated yet", self.0)
-        }
-    }
-    impl std::error::Error for NotYet {}
-
     let look = || async {
         let vpc = aws.describe_vpc(vpc_id).await?;
         match vpc.cidr_blocks.iter().find(|b| b.cidr == block) {
-            Some(b) if b.state == "associated" => Ok(()),
+            Some(b) if b.state == "associated" => Ok(Some(())),
             Some(b) if !b.is_active() => bail!(
                 "failed to associate {block} with {vpc_id}: its association is {}; see the VPC's CIDR blocks in the console",
                 b.state
             ),
-            _ => Err(NotYet(block).into()),
+            _ => Ok(None),
         }
     };
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_factor(2.0)
-        .with_max_delay(Duration::from_secs(5))
-        .without_max_times()
-        .with_total_delay(Some(Duration::from_secs(300)));
-    look.retry(backoff)
-        .when(|e: &anyhow::Error| e.is::<NotYet>())
-        .await
-        .map_err(|e| {
-            if e.is::<NotYet>() {
-                anyhow::anyhow!(
-                    "failed to see {block} associated with {vpc_id} within 5 minutes; run the same command again to continue"
-                )
-            } else {
-                e
-            }
-        })
+    let polled = poll_until(
+        look,
+        Duration::from_millis(200),
+        Duration::from_secs(5),
+        Duration::from_secs(300),
+    );
+    polled.await?.with_context(|| {
+        format!(
+            "failed to see {block} associated with {vpc_id} within 5 minutes; run the same command again to continue"
+        )
+    })
 }
 
 /// `baton network mirror-rules`.

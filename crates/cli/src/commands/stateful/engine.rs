@@ -9,7 +9,6 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use backon::{ExponentialBuilder, Retryable};
 use baton_aws::{Aws, Filter, NewSnapshot};
 use baton_core::machine::{Action, Answer, Observed, Seen, Wait, Watched};
 use baton_core::plan::AppPlan;
@@ -24,6 +23,7 @@ use serde_json::Value;
 use super::runner::Hands;
 use super::state::StateDir;
 use super::world::describe;
+use crate::commands::retry::poll_until;
 
 /// Tag on snapshots naming the migration.
 pub const SNAPSHOT_TAG: &str = "baton.io/migration";
@@ -335,41 +335,20 @@ impl Engine {
                 // EC2 has no watch: short polls, backing off to 1 s, until the deadline.
                 let look = || async {
                     let v = describe(&self.aws, &ids).await?;
-                    if w.holds_on_ec2(app, &v) {
-                        Ok(v)
-                    } else {
-                        Err(anyhow::Error::new(NotYet))
-                    }
+                    Ok(w.holds_on_ec2(app, &v).then_some(v))
                 };
-                let polls = ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(100))
-                    .with_factor(2.0)
-                    .with_max_delay(Duration::from_secs(1))
-                    .without_max_times()
-                    .with_total_delay(Some(t));
-                match look.retry(polls).when(|e| e.is::<NotYet>()).await {
-                    Ok(v) => Seen::Ec2(v),
-                    Err(e) if e.is::<NotYet>() => bail!(
+                let polled =
+                    poll_until(look, Duration::from_millis(100), Duration::from_secs(1), t);
+                match polled.await? {
+                    Some(v) => Seen::Ec2(v),
+                    None => bail!(
                         "EC2 did not report the volumes of {ns}/{name} available within {t:?}"
                     ),
-                    Err(e) => return Err(e),
                 }
             }
         })
     }
 }
-
-/// A poll's condition does not hold yet: worth another look.
-#[derive(Debug)]
-struct NotYet;
-
-impl fmt::Display for NotYet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("not yet")
-    }
-}
-
-impl std::error::Error for NotYet {}
 
 /// The request an action is made of.
 #[derive(Debug, Clone)]
@@ -417,7 +396,8 @@ impl fmt::Display for Prepared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.request {
             Request::Kube(m) => write!(f, "{:<6} {m}", self.context),
-            Request::Ec2(s) => write!(f, "{:<6} {s}", self.context),
+            // `ec2    CreateSnapshot {…}`: the value names its service.
+            Request::Ec2(s) => write!(f, "{s}"),
         }
     }
 }

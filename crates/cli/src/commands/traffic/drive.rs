@@ -120,14 +120,7 @@ pub async fn drive(aws: &Aws, journal: &mut Journal, line: &AppLine) -> anyhow::
                 // The read just made is what AWS must still hold: the narrowest check
                 // ELBv2 allows (it has no conditional writes). `--dry-run` prints this
                 // same request.
-                let sent = match aws
-                    .forward_change(&target, Some(&read), &to_aws(&new))
-                    .await
-                {
-                    Ok(req) => aws.modify_forward(&req).await,
-                    Err(e) => Err(e),
-                };
-                match sent {
+                match aws.set_forward(&target, Some(&read), &to_aws(&new)).await {
                     Ok(written) => {
                         crash_point();
                         journal.record(Event::Written {
