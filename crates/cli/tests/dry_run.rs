@@ -20,28 +20,37 @@ use serde_json::{Value, json};
 type Line = String;
 
 const MIGRATION: &str = "baton.io/migration";
+/// What the dry run shows for the uid a claim's create returns.
+const UID_OF_CREATED_CLAIM: &str = "<uid returned by creating the claim>";
 
-/// Replaces what only a run knows: this migration's id, created objects' uids.
-fn normalise(mut body: Value, migration: &str) -> Value {
-    fn walk(v: &mut Value, migration: &str) {
+/// Replaces what only a run knows: this migration's id, and the uid of the claim a PV's
+/// `claimRef` reserves it for — after checking it is the one expected of that claim
+/// (`claim_uid(namespace, name)`: the dry run's placeholder, or the uid green's claim
+/// really has). Any other uid stays, so it must match as it is.
+fn normalise(mut body: Value, migration: &str, claim_uid: &dyn Fn(&str, &str) -> String) -> Value {
+    fn walk(v: &mut Value, migration: &str, claim_uid: &dyn Fn(&str, &str) -> String) {
         match v {
             Value::Object(m) => {
-                for (k, x) in m.iter_mut() {
-                    if k == "uid" && x.is_string() {
-                        *x = json!("<uid>");
-                    } else {
-                        walk(x, migration);
-                    }
+                if let Some(r) = m.get_mut("claimRef")
+                    && let Some(uid) = r.get("uid").and_then(Value::as_str)
+                {
+                    let (ns, name) = (r["namespace"].as_str(), r["name"].as_str());
+                    let want = claim_uid(ns.unwrap_or_default(), name.unwrap_or_default());
+                    assert_eq!(uid, want, "claimRef.uid of {ns:?}/{name:?}");
+                    r["uid"] = json!("<claim uid>");
+                }
+                for x in m.values_mut() {
+                    walk(x, migration, claim_uid);
                 }
             }
-            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, migration)),
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, migration, claim_uid)),
             Value::String(s) if s.contains(migration) && !migration.is_empty() => {
                 *s = s.replace(migration, "<migration>");
             }
             _ => {}
         }
     }
-    walk(&mut body, migration);
+    walk(&mut body, migration, claim_uid);
     body
 }
 
@@ -60,7 +69,8 @@ fn dry_run_lines(stdout: &str) -> Vec<Line> {
             return String::new();
         }
         let v: Value = serde_json::from_str(text).expect("a dry-run body is JSON");
-        format!(" {}", normalise(v, &migration))
+        let placeholder = |_: &str, _: &str| UID_OF_CREATED_CLAIM.to_string();
+        format!(" {}", normalise(v, &migration, &placeholder))
     };
     stdout
         .lines()
@@ -157,6 +167,14 @@ impl Bed {
     /// while its object was still terminating (a PV's protection finalizer) is the same
     /// request made twice, idempotent (404 is "gone already"): it counts once.
     fn sent(&self, migration: &str) -> Vec<Line> {
+        let green = &self.estate.server.cluster("green").unwrap().cluster;
+        let claims = green.def("", "v1", "persistentvolumeclaims").unwrap();
+        let claim_uid = |ns: &str, name: &str| {
+            let c = green
+                .get(&claims, ns, name)
+                .expect("green's claim is there");
+            c["metadata"]["uid"].as_str().unwrap().to_string()
+        };
         let mut out = Vec::new();
         let mut deleted = BTreeSet::new();
         for c in self.estate.server.clusters() {
@@ -164,21 +182,24 @@ impl Bed {
                 if r.method == "GET" || r.path.starts_with("/debug") {
                     continue;
                 }
-                if r.method == "DELETE"
-                    && !deleted.insert((c.cluster.spec.name.clone(), r.path.clone()))
-                {
+                let again = r.method == "DELETE"
+                    && !deleted.insert((c.cluster.spec.name.clone(), r.path.clone()));
+                // Only a PV may be deleted again (while its protection finalizer holds
+                // it), and then "gone already" is an answer too.
+                let answered = match r.status {
+                    Some(404) => again && r.path.starts_with("/api/v1/persistentvolumes/"),
+                    Some(s) => {
+                        s < 300 && (!again || r.path.starts_with("/api/v1/persistentvolumes/"))
+                    }
+                    None => false,
+                };
+                assert!(answered, "{} {} answered {:?}", r.method, r.path, r.status);
+                if again {
                     continue;
                 }
-                assert!(
-                    r.status.is_some_and(|s| s < 300),
-                    "{} {} failed: {:?}",
-                    r.method,
-                    r.path,
-                    r.status
-                );
                 let body = match &r.body {
                     Some(b) if r.method != "DELETE" => {
-                        format!(" {}", normalise(b.clone(), migration))
+                        format!(" {}", normalise(b.clone(), migration, &claim_uid))
                     }
                     _ => String::new(),
                 };
@@ -284,7 +305,9 @@ fn dry_runs_show_exactly_what_runs_send() {
                 description: s.description.clone().unwrap_or_default(),
                 tags: s.tags.clone(),
             };
-            let body = normalise(serde_json::to_value(&made).unwrap(), &migration);
+            let body = normalise(serde_json::to_value(&made).unwrap(), &migration, &|_, _| {
+                String::new()
+            });
             format!("ec2 CreateSnapshot {body}")
         })
         .collect();
