@@ -16,11 +16,6 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// What a redacted uid reads as: as long as one, so that tables keep their alignment.
 const UID: &str = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-/// A PV named after its claim's uid, redacted.
-const PV: &str = "pvc-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-/// An EC2 id (17 hex digits), redacted, as long as the original.
-const VOL: &str = "vol-xxxxxxxxxxxxxxxxx";
-const VPC: &str = "vpc-xxxxxxxxxxxxxxxxx";
 
 /// Regex filters for what changes from run to run, applied to every snapshot (tables, and
 /// the ids inside JSON strings such as a finding's object or fix), in this order. Ids
@@ -226,16 +221,7 @@ fn what_each_command_prints_on_the_default_scenario() {
     let plan = ["plan", "--from", "blue", "--to", "green"];
     snap_text("plan_table", &text(run(&sim, &plan, 0)));
     let json = json_of("plan", &run(&sim, &with_json(&plan), 0));
-    settings().bind(|| {
-        insta::assert_json_snapshot!("plan_json", json, {
-            ".created" => "[timestamp]",
-            ".apps[].blue_uid" => UID,
-            ".apps[].volumes[].blue_claim_uid" => UID,
-            ".apps[].volumes[].pv" => PV,
-            ".apps[].volumes[].pv_uid" => UID,
-            ".apps[].volumes[].volume_id" => VOL,
-        })
-    });
+    settings().bind(|| insta::assert_json_snapshot!("plan_json", json));
 
     // baton preflight (exit 2: the database's security group admits blue only).
     let preflight = [
@@ -275,9 +261,6 @@ fn what_each_command_prints_on_the_default_scenario() {
     let json = json_of("network plan", &run(&sim, &with_json(&network), 0));
     settings().bind(|| {
         insta::assert_json_snapshot!("network_plan_json", json, {
-            ".id" => "net-[id]",
-            ".created" => "[timestamp]",
-            ".vpc_id" => VPC,
             ".observed.subnets" => by_value(),
         })
     });
@@ -310,13 +293,5 @@ fn what_each_command_prints_on_the_default_scenario() {
     let status = ["status", "--state-dir", ".baton/blue-to-green"];
     snap_text("status_table", &text(run(&sim, &status, 0)));
     let json = json_of("status", &run(&sim, &with_json(&status), 0));
-    settings().bind(|| {
-        insta::assert_json_snapshot!("status_json", json, {
-            ".migration" => "blue-to-green-[id]",
-            ".apps[].window_opened" => "[timestamp]",
-            ".apps[].window_closed" => "[timestamp]",
-            ".apps[].volumes[].pv" => PV,
-            ".apps[].volumes[].volume_id" => VOL,
-        })
-    });
+    settings().bind(|| insta::assert_json_snapshot!("status_json", json));
 }

@@ -174,6 +174,11 @@ impl<K: Cached> Shard<K> {
 
     fn index(&mut self, name: String, obj: Arc<K>) {
         let keys = obj.index_keys();
+        self.index_under(name, obj, keys);
+    }
+
+    /// [`Self::index`] with the object's keys already computed.
+    fn index_under(&mut self, name: String, obj: Arc<K>, keys: Vec<String>) {
         if keys.is_empty() {
             return;
         }
@@ -191,10 +196,11 @@ impl<K: Cached> Shard<K> {
             watcher::Event::Apply(o) => {
                 let n = name_of(o);
                 self.unindex(&n);
-                if !o.index_keys().is_empty() {
+                let keys = o.index_keys();
+                if !keys.is_empty() {
                     let obj = (self.store.get(&ObjectRef::from_obj(o)))
                         .unwrap_or_else(|| Arc::new(o.clone()));
-                    self.index(n, obj);
+                    self.index_under(n, obj, keys);
                 }
                 true
             }

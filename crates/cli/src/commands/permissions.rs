@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use baton_core::permissions::{self, CommandPermissions};
 use serde_json::{Value, json};
 
@@ -27,14 +26,10 @@ pub fn run(a: &PermissionsArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     match a.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&iam_policy(&chosen)).context("failed to render")?
-        ),
+        Output::Json => print!("{}", output::render(&iam_policy(&chosen), Output::Json)?),
         Output::Yaml => print!(
             "{}",
-            serde_saphyr::to_string(&cluster_role(&chosen, &a.role_name))
-                .context("failed to render")?
+            output::render(&cluster_role(&chosen, &a.role_name), Output::Yaml)?
         ),
         Output::Table => table(&chosen),
     }
