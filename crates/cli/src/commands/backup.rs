@@ -93,7 +93,7 @@ pub async fn run(a: BackupArgs) -> anyhow::Result<ExitCode> {
     objects.sort_by_key(|o| (o.namespace.clone(), o.kind.clone(), o.name.clone()));
     let entries = write_all(&out, &objects)?;
     let index = Index {
-        context: a.blue.from.clone(),
+        context: from.context.clone(),
         server_version,
         created: now.to_string(),
         namespaces: namespaces.clone(),
@@ -111,7 +111,7 @@ pub async fn run(a: BackupArgs) -> anyhow::Result<ExitCode> {
     println!(
         "Saved {} objects of {} ({} that a move touches) to {}",
         objects.len(),
-        a.blue.from,
+        from.context,
         touched,
         out.display()
     );

@@ -12,6 +12,7 @@ use baton_aws::Aws;
 use baton_core::traffic::machine::{Decision, Event, Outcome, Position, Record, fold, next};
 
 use super::drive::{self, from_aws, now_ms, to_aws};
+use super::journal::next_record;
 
 /// Prints each request on stdout and what the shift does after them on stderr.
 pub async fn print(aws: &Aws, mut records: Vec<Record>) -> anyhow::Result<()> {
@@ -26,11 +27,7 @@ pub async fn print(aws: &Aws, mut records: Vec<Record>) -> anyhow::Result<()> {
     // the original, prepared and one step's write, a confirmation and a rollback.
     for _ in 0..8 {
         let push = |records: &mut Vec<Record>, event: Event| {
-            records.push(Record {
-                seq: records.last().map_or(0, |r| r.seq) + 1,
-                at: jiff::Timestamp::now().to_string(),
-                event,
-            });
+            records.push(next_record(records, event));
         };
         match next(&state, &observed, now_ms()) {
             Decision::Write { to, expected, new } => {

@@ -55,11 +55,7 @@ impl Journal {
     /// Opens the journal of a shift in `dir`.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         if !dir.join(FILE).exists() {
-            return Err(Refused(format!(
-                "{} holds no traffic shift (no {FILE}); pass the --state-dir of a `baton traffic shift`, or start one with `baton traffic shift --listener … --from-tg … --to-tg …`",
-                dir.display()
-            ))
-            .into());
+            return Err(no_shift(dir));
         }
         Self::open_file(dir)
     }
@@ -69,7 +65,7 @@ impl Journal {
     pub fn read(dir: &Path) -> anyhow::Result<Vec<Record>> {
         let path = dir.join(FILE);
         if !path.exists() {
-            return Self::open(dir).map(|j| j.records);
+            return Err(no_shift(dir));
         }
         let records = read_lines(&path)?;
         machine::fold(&records).with_context(|| format!("failed to read {}", path.display()))?;
@@ -94,11 +90,7 @@ impl Journal {
 
     /// Appends a record and fsyncs it.
     pub fn record(&mut self, event: Event) -> anyhow::Result<()> {
-        let rec = Record {
-            seq: self.records.last().map_or(0, |r| r.seq) + 1,
-            at: jiff::Timestamp::now().to_string(),
-            event,
-        };
+        let rec = next_record(&self.records, event);
         append_line(&mut self.file, &rec)?;
         self.records.push(rec);
         Ok(())
@@ -127,4 +119,22 @@ fn drop_torn_tail(path: &Path) -> anyhow::Result<()> {
     f.seek(SeekFrom::End(0))?;
     f.sync_all()?;
     Ok(())
+}
+
+/// `dir` holds no shift: a refusal naming what to pass instead.
+fn no_shift(dir: &Path) -> anyhow::Error {
+    Refused(format!(
+        "{} holds no traffic shift (no {FILE}); pass the --state-dir of a `baton traffic shift`, or start one with `baton traffic shift --listener … --from-tg … --to-tg …`",
+        dir.display()
+    ))
+    .into()
+}
+
+/// The record that follows `records`: the next sequence number, stamped now.
+pub fn next_record(records: &[Record], event: Event) -> Record {
+    Record {
+        seq: records.last().map_or(0, |r| r.seq) + 1,
+        at: jiff::Timestamp::now().to_string(),
+        event,
+    }
 }

@@ -14,11 +14,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use baton_aws::{AlbMetricDims, Aws, ForwardTarget};
 use baton_core::traffic::gate::{self, Gates, OnInconclusive};
-use baton_core::traffic::machine::{Event, Outcome, Record, ShiftPlan};
+use baton_core::traffic::machine::{Event, Outcome, ShiftPlan};
 use baton_core::traffic::split;
 
 use self::drive::{from_aws, now_ms};
-use self::journal::Journal;
+use self::journal::{Journal, next_record};
 use super::output::confirm;
 use super::progress::Progress;
 use super::stateful::world::connect_aws;
@@ -37,11 +37,7 @@ pub async fn shift(a: TrafficShiftArgs) -> anyhow::Result<ExitCode> {
         } else {
             let plan = prepare(&aws, &a).await?;
             eprint!("{}", render::plan(&plan));
-            vec![Record {
-                seq: 1,
-                at: jiff::Timestamp::now().to_string(),
-                event: Event::Started { plan },
-            }]
+            vec![next_record(&[], Event::Started { plan })]
         };
         dry_run::print(&aws, records).await?;
         return Ok(ExitCode::from(code::OK));
@@ -78,14 +74,11 @@ pub async fn rollback(a: TrafficRollbackArgs) -> anyhow::Result<ExitCode> {
     let reason = "asked for by `baton traffic rollback`";
     if a.dry_run {
         let mut records = Journal::read(&a.state_dir)?;
-        records.push(Record {
-            seq: records.last().map_or(0, |r| r.seq) + 1,
-            at: jiff::Timestamp::now().to_string(),
-            event: Event::RollbackAsked {
-                reason: reason.to_owned(),
-                force: a.force,
-            },
-        });
+        let asked = Event::RollbackAsked {
+            reason: reason.to_owned(),
+            force: a.force,
+        };
+        records.push(next_record(&records, asked));
         dry_run::print(&aws, records).await?;
         return Ok(ExitCode::from(code::OK));
     }
