@@ -111,25 +111,10 @@ impl std::fmt::Display for Expected {
 
 impl std::error::Error for Expected {}
 
-impl From<clap::Error> for Expected {
-    fn from(e: clap::Error) -> Self {
-        Self::Usage(e)
-    }
-}
-
-/// The exit code of an error: the first [`Expected`] (or clap error) in its chain
-/// decides it; anything else is [`code::FAILED`].
+/// The exit code of an error: the first [`Expected`] in its chain decides it; anything
+/// else is [`code::FAILED`].
 pub fn code_of(e: &anyhow::Error) -> u8 {
-    expected(e).map_or_else(
-        || {
-            if e.chain().any(|c| c.is::<clap::Error>()) {
-                code::USAGE
-            } else {
-                code::FAILED
-            }
-        },
-        Expected::code,
-    )
+    expected(e).map_or(code::FAILED, Expected::code)
 }
 
 fn expected(e: &anyhow::Error) -> Option<&Expected> {
@@ -141,11 +126,7 @@ fn expected(e: &anyhow::Error) -> Option<&Expected> {
 /// changed", anything else as `error: …` with its causes.
 pub fn report(e: &anyhow::Error) -> ExitCode {
     let code = code_of(e);
-    let usage = e.chain().find_map(|c| match c.downcast_ref::<Expected>() {
-        Some(Expected::Usage(u)) => Some(u),
-        _ => c.downcast_ref::<clap::Error>(),
-    });
-    if let (code::USAGE, Some(usage)) = (code, usage) {
+    if let Some(Expected::Usage(usage)) = expected(e) {
         let _ = usage.print();
         return ExitCode::from(code);
     }
