@@ -134,12 +134,12 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
         code::REFUSED => "refused",
         _ => "error",
     };
-    eprintln!("{label}: {e}");
+    errln!("{label}: {e}");
     for cause in e.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        errln!("  caused by: {cause}");
     }
     if code == code::REFUSED {
-        eprintln!("nothing was changed");
+        errln!("nothing was changed");
     }
     ExitCode::from(code)
 }

@@ -108,7 +108,7 @@ pub async fn run(a: BackupArgs) -> anyhow::Result<ExitCode> {
     for o in &objects {
         *by_kind.entry(o.kind.as_str()).or_default() += 1;
     }
-    println!(
+    outln!(
         "Saved {} objects of {} ({} that a move touches) to {}",
         objects.len(),
         from.context,
@@ -116,10 +116,10 @@ pub async fn run(a: BackupArgs) -> anyhow::Result<ExitCode> {
         out.display()
     );
     for (kind, n) in by_kind {
-        println!("  {kind:<28} {n}");
+        outln!("  {kind:<28} {n}");
     }
     if !a.include_secrets {
-        println!("Secrets were not saved (pass --include-secrets to save them).");
+        outln!("Secrets were not saved (pass --include-secrets to save them).");
     }
     if a.velero {
         return velero(&blue, &a, &namespaces, &now).await;
@@ -171,33 +171,34 @@ async fn velero(
     // is scaled to 0, which is the consistent point; a Velero snapshot taken now, with
     // the apps running, would only be crash-consistent and double the EBS snapshot cost.
     blue.create_velero_backup(&request).await?;
-    println!(
+    outln!(
         "Velero Backup {}/{name} created (namespaces: {})",
         a.velero_namespace,
         namespaces.join(", ")
     );
     if !a.wait {
-        println!(
+        outln!(
             "Follow it with: kubectl --context {} -n {} get backup {name} -w",
-            a.blue.from, a.velero_namespace
+            a.blue.from,
+            a.velero_namespace
         );
         return Ok(ExitCode::from(code::OK));
     }
     let status = blue
         .follow_velero_backup(&a.velero_namespace, &name, a.velero_timeout, |s| {
-            println!("  {}", describe(s));
+            outln!("  {}", describe(s));
         })
         .await?;
     match status.phase {
         VeleroPhase::Completed => {
-            println!(
+            outln!(
                 "Velero Backup {name} Completed: {} items",
                 status.items_backed_up
             );
             Ok(ExitCode::from(code::OK))
         }
         _ => {
-            eprintln!(
+            errln!(
                 "error: Velero Backup {}/{name} ended {}: {} errors, {} warnings, {} of {} items backed up{}\n  \
                  see: velero backup logs {name} -n {}",
                 a.velero_namespace,

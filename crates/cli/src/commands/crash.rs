@@ -11,7 +11,7 @@ pub fn crash_point() {
         .and_then(|v| v.parse::<u64>().ok())
         == Some(made)
     {
-        eprintln!("baton: crashing after mutation {made} (BATON_CRASH_AFTER_MUTATIONS)");
+        errln!("baton: crashing after mutation {made} (BATON_CRASH_AFTER_MUTATIONS)");
         std::process::abort();
     }
 }

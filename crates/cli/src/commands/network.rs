@@ -416,9 +416,9 @@ pub async fn apply(a: NetworkApplyArgs) -> anyhow::Result<ExitCode> {
         .collect();
     if a.dry_run {
         for c in &changes {
-            println!("{c}");
+            outln!("{c}");
         }
-        eprintln!(
+        errln!(
             "dry run: {} change(s) in {}, none made{}",
             changes.len(),
             plan.vpc_id,
@@ -431,9 +431,9 @@ pub async fn apply(a: NetworkApplyArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(code::OK));
     }
     if !changes.is_empty() {
-        eprintln!("network plan {} on {}:", plan.id, plan.vpc_id);
+        errln!("network plan {} on {}:", plan.id, plan.vpc_id);
         for c in &changes {
-            eprintln!("  {}", c.describe());
+            errln!("  {}", c.describe());
         }
         confirm(
             a.yes,
@@ -492,7 +492,7 @@ pub async fn apply(a: NetworkApplyArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &a.eni_configs {
         std::fs::write(path, &manifests)
             .with_context(|| format!("failed to write {}", path.display()))?;
-        eprintln!("ENIConfig manifests written to {}", path.display());
+        errln!("ENIConfig manifests written to {}", path.display());
     }
     match a.output {
         Output::Table => {
@@ -529,14 +529,12 @@ pub async fn apply(a: NetworkApplyArgs) -> anyhow::Result<ExitCode> {
                     "already created".into(),
                 ]);
             }
-            print!("{}", table(&["KIND", "CIDR", "ID", "RESULT"], &rows));
+            out!("{}", table(&["KIND", "CIDR", "ID", "RESULT"], &rows));
             if !manifests.is_empty() {
-                print!(
-                    "\nENIConfigs for green (kubectl --context <green> apply -f -):\n{manifests}"
-                );
+                out!("\nENIConfigs for green (kubectl --context <green> apply -f -):\n{manifests}");
             }
         }
-        o => print!("{}", render(&done, o)?),
+        o => out!("{}", render(&done, o)?),
     }
     Ok(ExitCode::from(code::OK))
 }
@@ -643,9 +641,9 @@ pub async fn mirror_rules(a: MirrorRulesArgs) -> anyhow::Result<ExitCode> {
         .collect();
     if a.dry_run {
         for r in &requests {
-            println!("{r}");
+            outln!("{r}");
         }
-        eprintln!("dry run: {} rule(s) to add, none added", requests.len());
+        errln!("dry run: {} rule(s) to add, none added", requests.len());
         return Ok(ExitCode::from(code::OK));
     }
     if a.apply {
@@ -664,8 +662,8 @@ pub async fn mirror_rules(a: MirrorRulesArgs) -> anyhow::Result<ExitCode> {
         }
     }
     match a.output {
-        Output::Table => print!("{}", mirror_table(&mirrors, a.apply)),
-        o => print!("{}", render(&mirrors, o)?),
+        Output::Table => out!("{}", mirror_table(&mirrors, a.apply)),
+        o => out!("{}", render(&mirrors, o)?),
     }
     Ok(ExitCode::from(code::OK))
 }

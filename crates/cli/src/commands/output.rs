@@ -20,8 +20,8 @@ pub fn emit_plan<T: Serialize>(
     what: &str,
 ) -> anyhow::Result<()> {
     match output {
-        Output::Table => print!("{table}"),
-        o => print!("{}", render(plan, o)?),
+        Output::Table => out!("{table}"),
+        o => out!("{}", render(plan, o)?),
     }
     if let Some(out) = out {
         let text = match output {
@@ -29,7 +29,7 @@ pub fn emit_plan<T: Serialize>(
             _ => render(plan, Output::Json)?,
         };
         std::fs::write(out, text).with_context(|| format!("failed to write {}", out.display()))?;
-        eprintln!("{what} written to {}", out.display());
+        errln!("{what} written to {}", out.display());
     }
     Ok(())
 }
@@ -76,7 +76,7 @@ pub fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
         ))
         .into());
     }
-    eprint!("{question} [y/N] ");
+    err!("{question} [y/N] ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     if !matches!(answer.trim(), "y" | "Y" | "yes") {

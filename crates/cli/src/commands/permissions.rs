@@ -26,8 +26,8 @@ pub fn run(a: &PermissionsArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     match a.output {
-        Output::Json => print!("{}", output::render(&iam_policy(&chosen), Output::Json)?),
-        Output::Yaml => print!(
+        Output::Json => out!("{}", output::render(&iam_policy(&chosen), Output::Json)?),
+        Output::Yaml => out!(
             "{}",
             output::render(&cluster_role(&chosen, &a.role_name), Output::Yaml)?
         ),
@@ -66,7 +66,7 @@ pub fn cluster_role(chosen: &[&CommandPermissions], name: &str) -> Value {
 
 fn table(chosen: &[&CommandPermissions]) {
     for c in chosen {
-        println!("{} (clusters: {})", c.command, c.clusters);
+        outln!("{} (clusters: {})", c.command, c.clusters);
         let rows: Vec<Vec<String>> = c
             .kube
             .iter()
@@ -86,16 +86,16 @@ fn table(chosen: &[&CommandPermissions]) {
             .collect();
         let text = output::table(&["", "API GROUPS", "RESOURCES", "VERBS"], &rows);
         for line in text.lines() {
-            println!("  {line}");
+            outln!("  {line}");
         }
         // IAM statements under the table: their action lists are too long for a column.
         for s in c.iam.iter() {
-            println!(
+            outln!(
                 "  iam  {}  on {}",
                 s.actions.join(", "),
                 s.resources.join(", ")
             );
         }
     }
-    println!("\n-o json: the IAM policy document; -o yaml: the ClusterRole.");
+    outln!("\n-o json: the IAM policy document; -o yaml: the ClusterRole.");
 }

@@ -29,15 +29,15 @@ pub async fn run(a: PreflightArgs) -> anyhow::Result<ExitCode> {
     match check(&a, &clusters, &selection, &AwsTarget::from(&a.aws)).await {
         Ok(report) => {
             match a.output {
-                Output::Table => print!("{}", table(&report)),
-                o => print!("{}", render(&report, o)?),
+                Output::Table => out!("{}", table(&report)),
+                o => out!("{}", render(&report, o)?),
             }
             Ok(ExitCode::from(report.outcome.exit_code()))
         }
         Err(e) => {
-            eprintln!("error: could not check: {e}");
+            errln!("error: could not check: {e}");
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                errln!("  caused by: {cause}");
             }
             Ok(ExitCode::from(preflight::Outcome::Unchecked.exit_code()))
         }

@@ -31,7 +31,7 @@ impl Progress {
     /// The run is over: leave the cursor below the spinners.
     pub fn done(&self) {
         if self.multi.is_some() {
-            eprintln!();
+            errln!();
         }
     }
 
@@ -63,7 +63,7 @@ impl AppLine {
         };
         match &self.bar {
             Some(b) => b.set_message(text),
-            None => eprintln!("{}: {text}", self.key),
+            None => errln!("{}: {text}", self.key),
         }
     }
 
@@ -78,7 +78,7 @@ impl AppLine {
     pub fn error(&self, text: &str) {
         match &self.bar {
             Some(b) => b.println(format!("{}: {text}", self.key)),
-            None => eprintln!("{}: {text}", self.key),
+            None => errln!("{}: {text}", self.key),
         }
     }
 

@@ -51,13 +51,13 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
             &env,
             &format!("export KUBECONFIG={}\n", kubeconfig.display()),
         )?;
-        println!(
+        outln!(
             "baton sim ready (bare API servers): {}; env {} (Ctrl-C to stop)",
             summary(&server),
             env.display()
         );
         wait_for_signal().await?;
-        eprintln!("baton sim: stopping");
+        errln!("baton sim: stopping");
         server.shutdown().await;
         return Ok(ExitCode::from(code::OK));
     }
@@ -70,7 +70,7 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
         .map(seeded)
         .collect();
     check_targets(&args, &clusters, true)?;
-    eprintln!(
+    errln!(
         "baton sim: starting moto and the clusters of scenario {:?}…",
         scenario.name
     );
@@ -95,7 +95,7 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
         &env,
         &estate.env_exports(&kubeconfig),
     )?;
-    eprintln!("baton sim: seeding (VPC, nodes, apps, ALB)…");
+    errln!("baton sim: seeding (VPC, nodes, apps, ALB)…");
     let seeded = match scenario::seed(&estate, &scenario, args.seed_timeout).await {
         Ok(s) => s,
         Err(e) => {
@@ -109,7 +109,7 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
     let facts = dir.join("scenario.json");
     std::fs::write(&facts, serde_json::to_string_pretty(&seeded)?)
         .with_context(|| format!("failed to write {}", facts.display()))?;
-    println!(
+    outln!(
         "baton sim ready: {}; AWS {} ; scenario {:?} seeded in {:.1}s (VPC {}, facts {}); env {} (Ctrl-C to stop)",
         summary(&estate.server),
         estate.aws_endpoint,
@@ -120,7 +120,7 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
         env.display()
     );
     wait_for_signal().await?;
-    eprintln!("baton sim: stopping");
+    errln!("baton sim: stopping");
     estate.shutdown().await;
     Ok(ExitCode::from(code::OK))
 }
@@ -200,7 +200,7 @@ fn arm(args: &SimUpArgs, server: &SimServer, aws: Option<&std::sync::Arc<AwsKnob
                 }
             }
         }
-        eprintln!("baton sim: fault armed: {fault}");
+        errln!("baton sim: fault armed: {fault}");
     }
 }
 

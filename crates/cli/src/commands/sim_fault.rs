@@ -25,12 +25,12 @@ pub async fn run(args: SimFaultArgs) -> anyhow::Result<ExitCode> {
         FaultAction::Add { spec } => {
             let target = spec.target();
             let rules = sim.call(&target, Method::POST, spec.rule_text()).await?;
-            println!("added {spec}; {target} has {} rule(s)", rules.len());
+            outln!("added {spec}; {target} has {} rule(s)", rules.len());
         }
         FaultAction::List => {
             for target in sim.targets()? {
                 for rule in sim.call(&target, Method::GET, String::new()).await? {
-                    println!("{target}:{rule}");
+                    outln!("{target}:{rule}");
                 }
             }
         }
@@ -41,7 +41,7 @@ pub async fn run(args: SimFaultArgs) -> anyhow::Result<ExitCode> {
             };
             for target in targets {
                 sim.call(&target, Method::DELETE, String::new()).await?;
-                println!("cleared the rules of {target}");
+                outln!("cleared the rules of {target}");
             }
         }
     }

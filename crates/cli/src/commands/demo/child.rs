@@ -57,7 +57,7 @@ impl Baton {
     }
 
     async fn spawn(&self, args: &[String], echo_stdout: bool) -> anyhow::Result<Ran> {
-        println!("  $ baton {}", shell_words(args));
+        outln!("  $ baton {}", shell_words(args));
         let mut child = tokio::process::Command::new(&self.exe)
             .args(args)
             .envs(&self.env)
@@ -75,7 +75,7 @@ impl Baton {
             let mut lines = BufReader::new(out).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 if echo_stdout {
-                    println!("  │ {line}");
+                    outln!("  │ {line}");
                 }
                 kept.push_str(&line);
                 kept.push('\n');
@@ -85,7 +85,7 @@ impl Baton {
         let stderr = async {
             let mut lines = BufReader::new(err).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                println!("  │ {line}");
+                outln!("  │ {line}");
             }
         };
         let (stdout, ()) = tokio::join!(stdout, stderr);

@@ -43,7 +43,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = prepare_dir(&args.state_dir)?;
     let started = Instant::now();
     let mut demo = Demo::new(&args, &dir);
-    println!(
+    outln!(
         "baton demo: scenario {:?}, state in {} — {} steps, each shown as it runs",
         args.scenario,
         dir.display(),
@@ -55,19 +55,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         r = tokio::signal::ctrl_c() => { r.context("failed to listen for Ctrl-C")?; true }
     };
     if interrupted {
-        println!("\nbaton demo: interrupted; stopping the environment");
+        outln!("\nbaton demo: interrupted; stopping the environment");
         failed = true;
     }
     demo.record.ended = Some(jiff::Timestamp::now().to_string());
     demo.save();
     let report = dir.join("report.html");
     if let Err(e) = crate::commands::report::write(&dir, &report) {
-        println!("report not written: {e:#}");
+        outln!("report not written: {e:#}");
     }
     summary::print(&dir, &demo.record);
     let held = !demo.record.invariants.is_empty() && demo.record.invariants.iter().all(|i| i.held);
     let ok = !failed && held;
-    println!(
+    outln!(
         "\nbaton demo {} in {:.0} s. Report: {} (open it in a browser; `baton report --state-dir {}` redraws it).",
         if ok {
             "passed: every invariant held"
@@ -82,7 +82,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         && !interrupted
         && let Some(env) = demo.env_file()
     {
-        println!(
+        outln!(
             "\nThe environment stays up until Ctrl-C. In another shell:\n  source {}\n  kubectl --context green get sts,pvc,pv -A\n  aws ec2 describe-volumes",
             env.display()
         );
@@ -95,7 +95,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 /// Runs the steps in order until one fails.
 async fn run_steps(demo: &mut Demo, failed: &mut bool) {
     for (i, step) in ORDER.iter().enumerate() {
-        println!(
+        outln!(
             "\n[{}/{}] {} — {}",
             i + 1,
             ORDER.len(),
@@ -114,7 +114,7 @@ async fn run_steps(demo: &mut Demo, failed: &mut bool) {
             StepStatus::Skipped => "SKIPPED:",
             StepStatus::Failed => "✗ FAILED:",
         };
-        println!("  {mark} {text} ({:.1} s)", clock.elapsed().as_secs_f64());
+        outln!("  {mark} {text} ({:.1} s)", clock.elapsed().as_secs_f64());
         demo.record.steps.push(StepRecord {
             name: step.name().to_string(),
             status,

@@ -193,7 +193,7 @@ impl Demo {
     /// Saves `demo.json` (a failure to is reported, not fatal: the run goes on).
     pub fn save(&self) {
         if let Err(e) = self.record.save(&self.dir) {
-            println!("  (demo.json not saved: {e:#})");
+            outln!("  (demo.json not saved: {e:#})");
         }
     }
 
@@ -247,12 +247,12 @@ impl Demo {
         let kubeconfig = sim.join("kubeconfig");
         let exports = estate.env_exports(&kubeconfig);
         crate::commands::sim::write_files(&estate.server, &kubeconfig, &sim.join("env"), &exports)?;
-        println!(
+        outln!(
             "  moto and the fault proxy at {}; clusters {}",
             estate.aws_endpoint,
             crate::commands::sim::summary(&estate.server)
         );
-        println!("  seeding the scenario (VPC, nodes, apps, ALB, database security group)…");
+        outln!("  seeding the scenario (VPC, nodes, apps, ALB, database security group)…");
         let seeded = match scenario::seed(&estate, &scenario, Duration::from_secs(300)).await {
             Ok(s) => s,
             Err(e) => {
@@ -380,7 +380,7 @@ impl Demo {
                 }
             }
         }
-        println!("  ENIConfigs created in green: {applied}");
+        outln!("  ENIConfigs created in green: {applied}");
         Ok(Outcome::Done(format!(
             "green's subnets exist in the VPC; {applied} ENIConfigs in green name them"
         )))
@@ -407,7 +407,7 @@ impl Demo {
             bail!("`baton network mirror-rules` exited {:?}", ran.code);
         }
         for m in mirrored.as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "  {} port {}: green's {} added",
                 m["group_name"]
                     .as_str()
@@ -460,7 +460,7 @@ impl Demo {
             .with_context(|| format!("preflight exited {:?} without a report", ran.code))?;
         crate::commands::files::write_json(&self.dir.join(PREFLIGHT_FILE), &report)?;
         for f in &report.findings {
-            println!(
+            outln!(
                 "  {:<5} {}: {} ({})",
                 f.severity.as_str(),
                 f.object,
@@ -550,7 +550,7 @@ impl Demo {
                 .register_ip_targets(arn, &ips, 8080)
                 .await
                 .with_context(|| format!("failed to register green's pods in {}", tg.name))?;
-            println!(
+            outln!(
                 "  green: {} scaled up; pods {} registered in {}",
                 scaled
                     .iter()
@@ -570,7 +570,7 @@ impl Demo {
             lb,
             green_tg,
         )?);
-        println!(
+        outln!(
             "  clients: {} requests/s through the listener; green's share published to CloudWatch as the ALB would",
             stateless::REQUESTS_PER_SECOND
         );
@@ -626,7 +626,7 @@ impl Demo {
             .await?;
         if let Some(g) = self.generator.take() {
             let published = g.stop().await;
-            println!("  clients stopped: {published} requests reached green");
+            outln!("  clients stopped: {published} requests reached green");
         }
         let records: Vec<shift::Record> = read_lines(&self.dir.join("traffic/traffic.jsonl"))?;
         let state = shift::fold(&records)?;
@@ -695,7 +695,7 @@ impl Demo {
             .flat_map(|a| a.volumes.iter().map(|v| v.volume_id.clone()))
             .collect();
         let before = verify::fingerprints(&env.estate.aws, &ids).await?;
-        println!(
+        outln!(
             "  data fingerprints before: {}",
             ids.iter()
                 .map(|id| format!(
@@ -754,7 +754,7 @@ impl Demo {
     async fn verify(&mut self) -> anyhow::Result<Outcome> {
         let env = running(&self.env)?;
         let plan = self.plan.as_ref().context("there is no plan")?;
-        println!(
+        outln!(
             "  waiting {} s for green's pods to write their data fingerprints…",
             FINGERPRINT_FLUSH.as_secs() + 1
         );
@@ -793,7 +793,7 @@ impl Demo {
         };
         let invariants = verify::invariants(&world).await?;
         for i in &invariants {
-            println!(
+            outln!(
                 "  {} {}: {}",
                 if i.held { "✓" } else { "✗" },
                 i.name,

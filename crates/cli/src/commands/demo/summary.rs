@@ -22,7 +22,7 @@ pub fn window(s: &AppSummary) -> String {
 
 /// Prints the summary of the run in `dir`.
 pub fn print(dir: &Path, record: &DemoRecord) {
-    print!("{}", render(dir, record));
+    out!("{}", render(dir, record));
 }
 
 fn render(dir: &Path, record: &DemoRecord) -> String {

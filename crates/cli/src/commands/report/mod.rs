@@ -22,7 +22,7 @@ pub async fn run(a: ReportArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| a.state_dir.join("report.html"));
     let loaded = write(&a.state_dir, &out)?;
-    println!(
+    outln!(
         "report written to {} ({} apps, {} traffic gates, {} findings)",
         out.display(),
         loaded.apps().len(),

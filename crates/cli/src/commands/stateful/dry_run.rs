@@ -21,15 +21,15 @@ pub async fn print(engine: &Engine, apps: &[AppPlan], mode: Mode) -> anyhow::Res
         if !engine.new_migration {
             obs.snapshots = engine.snapshots(app).await?;
         }
-        println!("# {} ({} volumes)", app.key(), app.volumes.len());
+        outln!("# {} ({} volumes)", app.key(), app.volumes.len());
         for _ in 0..200 {
             let d = next(mode, app, &obs);
             match &d {
-                Decision::Act(action) => println!("{}", engine.prepare(app, action).await?),
-                Decision::Wait { wait } => println!("  (wait for {})", wait.describe()),
+                Decision::Act(action) => outln!("{}", engine.prepare(app, action).await?),
+                Decision::Wait { wait } => outln!("  (wait for {})", wait.describe()),
                 Decision::Done => break,
                 Decision::Blocked { reason } => {
-                    println!("  (blocked: {reason})");
+                    outln!("  (blocked: {reason})");
                     break;
                 }
             }
@@ -41,6 +41,6 @@ pub async fn print(engine: &Engine, apps: &[AppPlan], mode: Mode) -> anyhow::Res
             }
         }
     }
-    eprintln!("dry run: nothing was changed");
+    errln!("dry run: nothing was changed");
     Ok(())
 }

@@ -39,7 +39,7 @@ pub async fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     emit_plan(&plan, plan_table(&plan), a.output, a.out.as_deref(), "plan")?;
     let blocking = plan.blocking().len();
     if blocking > 0 {
-        eprintln!(
+        errln!(
             "refused: {blocking} blocking problem(s) (see Problems; each names its fix); `baton migrate` would change nothing"
         );
         return Ok(ExitCode::from(code::REFUSED));
@@ -219,8 +219,8 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
     }
     let blocking = plan.blocking();
     if !blocking.is_empty() {
-        eprint!("{}", plan_table(&plan));
-        eprintln!(
+        err!("{}", plan_table(&plan));
+        errln!(
             "\nrefused: {} blocking problem(s); nothing was changed",
             blocking.len()
         );
@@ -233,7 +233,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         .cloned()
         .collect();
     if apps.is_empty() {
-        eprintln!("nothing to move: no selected StatefulSet has volumes");
+        errln!("nothing to move: no selected StatefulSet has volumes");
         return Ok(ExitCode::from(code::OK));
     }
     // Unique per run, not per second: green claims are "ours" by this id, and a run that
@@ -302,7 +302,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
             state.save_manifest(&from, "statefulset", &app.namespace, &app.name, &s)?;
         }
     }
-    eprintln!("migration {migration}: state in {}", dir.display());
+    errln!("migration {migration}: state in {}", dir.display());
     let outcomes = start(&engine, &state, &apps, Mode::Migrate, parallel(pace), false).await?;
     finish(&outcomes, Mode::Migrate, a.output, &dir)
 }
@@ -360,12 +360,12 @@ fn finish(
                     ]
                 })
                 .collect();
-            print!(
+            out!(
                 "{}",
                 table(&["APP", "PHASE", "MUTATIONS", "WINDOW", "PROBLEM"], &rows)
             );
         }
-        o => print!("{}", render(&outcomes, o)?),
+        o => out!("{}", render(&outcomes, o)?),
     }
     let bad = outcomes
         .iter()
@@ -380,9 +380,9 @@ fn finish(
             Mode::Rollback => format!("`baton rollback --state-dir {dir}` again"),
             Mode::Commit { .. } => format!("`baton commit --state-dir {dir}` again"),
         };
-        eprintln!("{bad} app(s) stopped safely; fix what the PROBLEM column says, then {again}");
+        errln!("{bad} app(s) stopped safely; fix what the PROBLEM column says, then {again}");
         if outcomes.iter().all(|o| o.mutations == 0) {
-            eprintln!("this run changed nothing");
+            errln!("this run changed nothing");
             return Ok(ExitCode::from(code::REFUSED));
         }
         return Ok(ExitCode::from(code::FAILED));
@@ -457,9 +457,12 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     };
     match a.output {
         Output::Table => {
-            println!(
+            outln!(
                 "Migration {} ({} → {}), {} run(s)\n",
-                st.migration, st.from, st.to, st.runs
+                st.migration,
+                st.from,
+                st.to,
+                st.runs
             );
             let rows: Vec<Vec<String>> = st
                 .apps
@@ -477,7 +480,7 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .collect();
-            print!(
+            out!(
                 "{}",
                 table(
                     &["APP", "PHASE", "CLAIM", "VOLUME", "STEP", "PROBLEM"],
@@ -485,7 +488,7 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
                 )
             );
         }
-        o => print!("{}", render(&st, o)?),
+        o => out!("{}", render(&st, o)?),
     }
     Ok(ExitCode::from(code::OK))
 }

@@ -35,9 +35,9 @@ pub async fn print(aws: &Aws, mut records: Vec<Record>) -> anyhow::Result<()> {
                 // checks it; the later ones assume the earlier landed as sent.
                 let expect = (writes == 0).then_some(&read);
                 let req = aws.forward_change(&target, expect, &to_aws(&new)).await?;
-                println!("{req}");
+                outln!("{req}");
                 writes += 1;
-                eprintln!(
+                errln!(
                     "  request {writes}: {} ({})",
                     drive::describe(&plan, to, steps),
                     new.show()
@@ -61,7 +61,7 @@ pub async fn print(aws: &Aws, mut records: Vec<Record>) -> anyhow::Result<()> {
                 observed = new;
             }
             Decision::Confirm { to, forward } => {
-                eprintln!(
+                errln!(
                     "  ({} is on the ALB already, written before a crash: recorded, not sent again)",
                     drive::describe(&plan, to, steps)
                 );
@@ -75,7 +75,7 @@ pub async fn print(aws: &Aws, mut records: Vec<Record>) -> anyhow::Result<()> {
                 );
             }
             Decision::Wait { step, .. } | Decision::Measure { step, .. } => {
-                eprintln!(
+                errln!(
                     "  then {} holds until its gate; what is written after it depends on the gates",
                     drive::describe(&plan, Position::Step(step), steps)
                 );
@@ -87,16 +87,16 @@ pub async fn print(aws: &Aws, mut records: Vec<Record>) -> anyhow::Result<()> {
                     Outcome::RolledBack(reason) => format!("rolled back ({reason})"),
                     Outcome::Stopped(reason) => format!("stopped ({reason})"),
                 };
-                eprintln!("  then the shift ends: {end}");
+                errln!("  then the shift ends: {end}");
                 break;
             }
             Decision::Stop(reason) => {
-                eprintln!("  the shift would stop without writing: {reason}");
+                errln!("  the shift would stop without writing: {reason}");
                 break;
             }
         }
         state = fold(&records)?;
     }
-    eprintln!("dry run: {writes} request(s), nothing was changed");
+    errln!("dry run: {writes} request(s), nothing was changed");
     Ok(())
 }

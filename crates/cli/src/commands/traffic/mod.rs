@@ -36,7 +36,7 @@ pub async fn shift(a: TrafficShiftArgs) -> anyhow::Result<ExitCode> {
             Journal::read(&a.state_dir)?
         } else {
             let plan = prepare(&aws, &a).await?;
-            eprint!("{}", render::plan(&plan));
+            err!("{}", render::plan(&plan));
             vec![next_record(&[], Event::Started { plan })]
         };
         dry_run::print(&aws, records).await?;
@@ -46,15 +46,15 @@ pub async fn shift(a: TrafficShiftArgs) -> anyhow::Result<ExitCode> {
         let mut j = Journal::open(&a.state_dir)?;
         let state = j.state()?;
         if let Some(outcome) = &state.outcome {
-            eprintln!("the shift in {} has already ended", a.state_dir.display());
-            print!("{}", render::summary(&state, a.output)?);
+            errln!("the shift in {} has already ended", a.state_dir.display());
+            out!("{}", render::summary(&state, a.output)?);
             return Ok(exit_for(outcome, &a.state_dir, false));
         }
         j.record(Event::Resumed)?;
         j
     } else {
         let plan = prepare(&aws, &a).await?;
-        eprint!("{}", render::plan(&plan));
+        err!("{}", render::plan(&plan));
         confirm(
             a.yes,
             &format!(
@@ -85,11 +85,11 @@ pub async fn rollback(a: TrafficRollbackArgs) -> anyhow::Result<ExitCode> {
     let mut journal = Journal::open(&a.state_dir)?;
     let state = journal.state()?;
     if let Some(Outcome::RolledBack(_)) = &state.outcome {
-        eprintln!(
+        errln!(
             "the shift in {} is already rolled back",
             a.state_dir.display()
         );
-        print!("{}", render::summary(&state, a.output)?);
+        out!("{}", render::summary(&state, a.output)?);
         return Ok(ExitCode::from(code::OK));
     }
     confirm(
@@ -148,7 +148,7 @@ pub async fn status(a: TrafficStatusArgs) -> anyhow::Result<ExitCode> {
         groups,
         shift: shift.as_ref().map(render::ShiftView::of),
     };
-    print!("{}", render::status(&view, a.output)?);
+    out!("{}", render::status(&view, a.output)?);
     Ok(ExitCode::from(code::OK))
 }
 
@@ -169,7 +169,7 @@ async fn run(
         )
     })?;
     let state = journal.state()?;
-    print!("{}", render::summary(&state, output)?);
+    out!("{}", render::summary(&state, output)?);
     Ok(exit_for(&outcome, &journal.dir, rolling_back))
 }
 
@@ -180,13 +180,13 @@ fn exit_for(outcome: &Outcome, dir: &std::path::Path, rolling_back: bool) -> Exi
         Outcome::Completed => ExitCode::from(code::OK),
         Outcome::RolledBack(_) if rolling_back => ExitCode::from(code::OK),
         Outcome::RolledBack(reason) => {
-            eprintln!(
+            errln!(
                 "error: the shift was rolled back: {reason}\nthe original weights are back on the ALB"
             );
             ExitCode::from(code::ROLLED_BACK)
         }
         Outcome::Stopped(reason) => {
-            eprintln!(
+            errln!(
                 "error: the shift stopped: {reason}\nbaton left those weights as it found them; look at who changed them, then `baton traffic rollback --state-dir {dir}` (add --force to overwrite them)"
             );
             ExitCode::from(code::FAILED)
