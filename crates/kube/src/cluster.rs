@@ -32,6 +32,10 @@ pub const MANAGER: &str = "baton";
 pub struct Cluster {
     /// The kubeconfig context.
     pub context: String,
+    /// The API server's URL, as the context names it.
+    pub server: String,
+    /// The kubeconfig, as errors name it ([`KubeconfigSource::describe`]).
+    kubeconfig: String,
     pub(crate) client: kube::Client,
     /// Started by the first [`Cluster::watch`] or wait; stopped when the last clone goes.
     cache: Arc<OnceLock<WatchCache>>,
@@ -90,11 +94,46 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
 impl Cluster {
     /// Connects through `context`.
     pub async fn connect(source: &KubeconfigSource, context: &str) -> Result<Self, KubeError> {
+        let (client, server) = source.connection(context).await?;
         Ok(Self {
             context: context.to_string(),
-            client: source.client(context).await?,
+            server,
+            kubeconfig: source.describe(),
+            client,
             cache: Arc::default(),
         })
+    }
+
+    /// Checks that the API server answers at all (`GET /version`, which every
+    /// authenticated and anonymous caller may read), before a command starts its work:
+    /// a server that is down, a wrong URL or a TLS failure is [`KubeError::Unreachable`]
+    /// within a few seconds (refused or reset connections are tried again while less than
+    /// 2 s have passed, at most 3 times) rather than after a read's retries. Any HTTP
+    /// answer, even an error, means the server is there.
+    pub async fn reach(&self) -> Result<(), KubeError> {
+        let started = std::time::Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.client.apiserver_version().await {
+                Err(e) if crate::unanswered(&e) => {
+                    let elapsed = started.elapsed();
+                    if attempts < 3 && elapsed < Duration::from_secs(2) {
+                        tokio::time::sleep(Duration::from_millis(250) * attempts).await;
+                        continue;
+                    }
+                    return Err(KubeError::Unreachable {
+                        context: self.context.clone(),
+                        server: self.server.clone(),
+                        kubeconfig: self.kubeconfig.clone(),
+                        reason: crate::innermost(&e),
+                        attempts,
+                        elapsed,
+                    });
+                }
+                _ => return Ok(()),
+            }
+        }
     }
 
     fn cache(&self) -> &WatchCache {

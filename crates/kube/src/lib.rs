@@ -31,12 +31,34 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
     /// The kubeconfig file could not be read or parsed.
-    #[error("failed to read kubeconfig {path}: {source}")]
+    #[error("failed to read the kubeconfig {path}: {}", kubeconfig_reason(source))]
     Kubeconfig {
-        /// The file (or `$KUBECONFIG`/default) tried.
+        /// The file tried and where its name came from (`--kubeconfig`, `$KUBECONFIG`,
+        /// the default).
         path: String,
-        /// Why.
-        source: kube::config::KubeconfigError,
+        /// Why (described in the message, so not repeated as a source).
+        source: Box<kube::config::KubeconfigError>,
+    },
+    /// The API server could not be reached at all: nothing answered (refused, reset,
+    /// timed out, a name that does not resolve) or TLS failed.
+    #[error(
+        "failed to reach {context} at {server} (context {context:?} in {kubeconfig}): {reason}; {attempts} {} in {:.1} s",
+        if *attempts == 1 { "attempt" } else { "attempts" },
+        elapsed.as_secs_f64()
+    )]
+    Unreachable {
+        /// The context.
+        context: String,
+        /// The server URL the context names.
+        server: String,
+        /// The kubeconfig, as in [`KubeError::Kubeconfig`].
+        kubeconfig: String,
+        /// The innermost cause (e.g. "Connection refused (os error 111)").
+        reason: String,
+        /// Connections tried.
+        attempts: u32,
+        /// From the first try to giving up.
+        elapsed: Duration,
     },
     /// The context does not exist in the kubeconfig.
     #[error("failed to find context {context:?} in {path} (contexts there: {available})")]
@@ -115,6 +137,32 @@ fn denied(message: &str) -> Option<String> {
     Some(format!("{verb} {what}"))
 }
 
+/// Why a kubeconfig could not be read, without kube's own "failed to read kubeconfig
+/// from '\"path\"'" around it (the error already names the file).
+fn kubeconfig_reason(e: &kube::config::KubeconfigError) -> String {
+    match e {
+        kube::config::KubeconfigError::ReadConfig(io, _) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The innermost cause of an error: what a person can act on ("Connection refused (os
+/// error 111)", "invalid peer certificate: UnknownIssuer") rather than the layers
+/// around it ("client error (Connect)").
+pub(crate) fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
+
+/// Whether a call failed before any HTTP answer: the connection could not be made or
+/// was lost, or TLS failed. An answer of any status means the server is there.
+pub fn unanswered(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::HyperError(_) | kube::Error::Service(_))
+}
+
 /// Whether the API server refused the call for lack of permission (RBAC).
 pub fn forbidden(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 403)
@@ -146,6 +194,11 @@ impl KubeError {
     }
 }
 
+/// The longest wait for a TCP connection to an API server. A reachable one answers in
+/// milliseconds, even across regions; kubectl's dialer gives up after 30 s, which would
+/// make a wrong endpoint look like a hang.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Where to find the kubeconfig: an explicit file, or `$KUBECONFIG`/`~/.kube/config`.
 #[derive(Debug, Clone, Default)]
 pub struct KubeconfigSource {
@@ -161,10 +214,12 @@ impl KubeconfigSource {
         }
     }
 
-    fn describe(&self) -> String {
-        match &self.path {
-            Some(p) => p.display().to_string(),
-            None => std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into()),
+    /// The file and where its name came from, as errors print it.
+    pub fn describe(&self) -> String {
+        match (&self.path, std::env::var("KUBECONFIG")) {
+            (Some(p), _) => format!("{} (--kubeconfig)", p.display()),
+            (None, Ok(k)) if !k.is_empty() => format!("{k} ($KUBECONFIG)"),
+            (None, _) => "~/.kube/config (the default: no --kubeconfig, $KUBECONFIG unset)".into(),
         }
     }
 
@@ -175,7 +230,7 @@ impl KubeconfigSource {
         };
         loaded.map_err(|source| KubeError::Kubeconfig {
             path: self.describe(),
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -186,6 +241,13 @@ impl KubeconfigSource {
 
     /// A client for one context, failing clearly when the context is unknown.
     pub async fn client(&self, context: &str) -> Result<kube::Client, KubeError> {
+        Ok(self.connection(context).await?.0)
+    }
+
+    /// A client for one context and the server URL it talks to. Connecting takes at most
+    /// [`CONNECT_TIMEOUT`] (kube's default is 30 s), so a server that is not there is
+    /// reported in seconds.
+    pub async fn connection(&self, context: &str) -> Result<(kube::Client, String), KubeError> {
         let kubeconfig = self.load()?;
         if !kubeconfig.contexts.iter().any(|c| c.name == context) {
             let available: Vec<String> =
@@ -204,16 +266,20 @@ impl KubeconfigSource {
             context: Some(context.to_string()),
             ..Default::default()
         };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .map_err(|e| KubeError::Client {
                 context: context.to_string(),
                 source: Box::new(e),
             })?;
-        kube::Client::try_from(config).map_err(|e| KubeError::Client {
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        let server = config.cluster_url.to_string();
+        let server = server.strip_suffix('/').unwrap_or(&server).to_string();
+        let client = kube::Client::try_from(config).map_err(|e| KubeError::Client {
             context: context.to_string(),
             source: Box::new(e),
-        })
+        })?;
+        Ok((client, server))
     }
 }
 
