@@ -14,6 +14,25 @@ use aws_types::region::Region;
 use crate::config::AwsConfig;
 use crate::error::{Call, Error};
 
+/// Attempts of [`Aws::reach`] before AWS is reported unreachable.
+pub const PROBE_ATTEMPTS: u32 = 3;
+/// [`Aws::reach`] tries again only while less than this has passed.
+pub const PROBE_RETRY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+/// The longest one attempt of [`Aws::reach`] waits for an answer.
+const PROBE_ATTEMPT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The longest wait for a connection during [`Aws::reach`].
+const PROBE_CONNECT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Codes with which AWS refuses the credentials themselves.
+const CREDENTIAL_CODES: &[&str] = &[
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "SignatureDoesNotMatch",
+    "UnrecognizedClientException",
+    "InvalidAccessKeyId",
+];
+
 /// Access to EC2/EBS, ELBv2, CloudWatch and EKS in one account and region.
 #[derive(Clone)]
 pub struct Aws {
@@ -21,6 +40,10 @@ pub struct Aws {
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
     pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
     pub(crate) eks: aws_sdk_eks::Client,
+    /// STS with a short retry budget, for [`Aws::reach`] alone.
+    probe: aws_sdk_sts::Client,
+    /// Where calls go, for messages: the configured endpoint or AWS's own.
+    endpoint: String,
     pub(crate) page_size: Option<i32>,
     max_attempts: u32,
     bounds: String,
@@ -89,7 +112,22 @@ impl Aws {
             });
         };
         tracing::debug!(%region, endpoint = ?sdk.endpoint_url(), "AWS configuration loaded");
+        let endpoint = sdk
+            .endpoint_url()
+            .map_or_else(|| format!("AWS's endpoints in {region}"), str::to_owned);
+        let probe = aws_sdk_sts::config::Builder::from(&sdk)
+            // reach() counts its own attempts.
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(config.timeouts.connect.min(PROBE_CONNECT))
+                    .operation_attempt_timeout(PROBE_ATTEMPT)
+                    .build(),
+            )
+            .build();
         Ok(Self {
+            probe: aws_sdk_sts::Client::from_conf(probe),
+            endpoint,
             ec2: aws_sdk_ec2::Client::new(&sdk),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
@@ -99,6 +137,56 @@ impl Aws {
             bounds: config.timeouts.describe(),
             region,
         })
+    }
+
+    /// Checks, before a command starts its work, that AWS answers and takes the
+    /// credentials: `sts:GetCallerIdentity`, which AWS answers for any valid credentials
+    /// (no IAM permission needed); any answer but a refusal of the credentials will do. Nothing answering, a wrong `AWS_ENDPOINT_URL`, or
+    /// missing, expired or invalid credentials is [`Error::Unreachable`] in seconds
+    /// (at most [`PROBE_ATTEMPTS`] attempts, none started after [`PROBE_RETRY_WITHIN`]), rather than after each
+    /// call's patient retries (8 attempts, up to 2 minutes). Returns the caller's ARN.
+    pub async fn reach(&self) -> Result<String, Error> {
+        let started = std::time::Instant::now();
+        let mut attempts = 0;
+        let unreachable = |attempts: u32, reason: String, credentials: bool| Error::Unreachable {
+            endpoint: self.endpoint.clone(),
+            reason,
+            attempts: format!(
+                "{attempts} attempt{} in {:.1} s",
+                if attempts == 1 { "" } else { "s" },
+                started.elapsed().as_secs_f64()
+            ),
+            credentials,
+        };
+        loop {
+            attempts += 1;
+            match self.probe.get_caller_identity().send().await {
+                Ok(who) => return Ok(who.arn().unwrap_or_default().to_owned()),
+                Err(aws_sdk_sts::error::SdkError::ServiceError(e)) => {
+                    use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+                    let code = e.err().code().unwrap_or("");
+                    if CREDENTIAL_CODES.contains(&code) {
+                        let message = e.err().message().unwrap_or("no message");
+                        return Err(unreachable(attempts, format!("{code}: {message}"), true));
+                    }
+                    // Any other answer (a 5xx, throttling): AWS is there, and the calls
+                    // that matter retry patiently.
+                    return Ok(String::new());
+                }
+                Err(e) => {
+                    let reason = crate::error::transport_detail(&e);
+                    // The credential chain found nothing: no retry will find more.
+                    let credentials = reason.contains("credentials");
+                    if credentials
+                        || attempts >= PROBE_ATTEMPTS
+                        || started.elapsed() >= PROBE_RETRY_WITHIN
+                    {
+                        return Err(unreachable(attempts, reason, credentials));
+                    }
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250) * attempts).await;
+        }
     }
 
     /// The region every call goes to.

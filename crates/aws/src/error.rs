@@ -9,7 +9,6 @@
 
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Why an AWS operation failed.
@@ -112,6 +111,19 @@ pub enum Error {
         resource: String,
         /// The cause chain.
         detail: String,
+    },
+    /// AWS could not be reached at all, or refused the credentials, when baton checked
+    /// before starting ([`crate::Aws::reach`]).
+    #[error("failed to reach AWS at {endpoint}: {reason}; {attempts}")]
+    Unreachable {
+        /// The endpoint tried (`AWS_ENDPOINT_URL`/`--endpoint-url` or AWS's own).
+        endpoint: String,
+        /// The innermost cause, or AWS's code and message for refused credentials.
+        reason: String,
+        /// How many attempts over how long, as people read it ("3 attempts in 0.8 s").
+        attempts: String,
+        /// Whether the credentials were the problem (missing, expired, invalid).
+        credentials: bool,
     },
     /// The AWS configuration (region, profile, credentials chain) could not be loaded.
     #[error("load the AWS configuration: {reason}")]
@@ -242,10 +254,28 @@ impl Call {
             other => Error::Transport {
                 op,
                 resource,
-                detail: DisplayErrorContext(&other).to_string(),
+                detail: transport_detail(&other),
             },
         }
     }
+}
+
+/// Why a request got no answer, as people read it: each layer of the cause chain once
+/// ("dispatch failure: an error occurred while loading credentials: …"), without the
+/// Debug dump of every layer that `DisplayErrorContext` appends, and without the layers
+/// that say nothing ("other", "service error") or repeat the one above.
+pub(crate) fn transport_detail(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut layer = Some(e);
+    while let Some(l) = layer {
+        let text = l.to_string();
+        let empty = matches!(text.as_str(), "other" | "service error" | "io error" | "");
+        if !empty && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        layer = l.source();
+    }
+    parts.join(": ")
 }
 
 /// Sorts an AWS error answer into not-found, throttled or other.

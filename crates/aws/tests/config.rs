@@ -3,8 +3,9 @@
 //! and an explicit endpoint that wins over both.
 //!
 //! Setting environment variables in a multi-threaded test binary is unsound, so each
-//! case re-runs this binary as a child process with the environment it needs, running
-//! one `#[ignore]`d test that holds the assertions.
+//! test re-runs itself in a child process with the environment it needs
+//! ([`in_child`]); the child runs the assertions. Nothing is `#[ignore]`d, so the
+//! children do not count as skipped tests.
 
 mod common;
 
@@ -13,11 +14,27 @@ use std::time::Duration;
 
 use baton_aws::{Aws, AwsConfig, Error, RetryPolicy};
 
-/// Runs the ignored test `name` of this binary in a child with `env` on top of a
-/// scrubbed AWS environment (no shared files, no instance metadata, no profile).
-fn run_child(name: &str, env: &[(&str, String)]) {
+/// Marks the child process and names the test it runs.
+const CHILD: &str = "BATON_TEST_CHILD";
+
+/// Runs `body` for the test `name`: in the child, where [`CHILD`] is `name`, `body`
+/// itself; otherwise this test again, in a child with `env()` on top of a scrubbed AWS
+/// environment (no shared files, no instance metadata, no profile).
+fn in_child<F>(name: &str, env: impl FnOnce() -> Vec<(&'static str, String)>, body: fn() -> F)
+where
+    F: std::future::Future<Output = ()>,
+{
+    if std::env::var(CHILD).as_deref() == Ok(name) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(body());
+        return;
+    }
     let mut cmd = Command::new(std::env::current_exe().expect("test binary path"));
-    cmd.args(["--exact", name, "--ignored", "--test-threads=1"]);
+    cmd.args(["--exact", name, "--test-threads=1"])
+        .env(CHILD, name);
     for var in [
         "AWS_PROFILE",
         "AWS_REGION",
@@ -35,7 +52,7 @@ fn run_child(name: &str, env: &[(&str, String)]) {
             "/nonexistent/baton-test-credentials",
         )
         .env("AWS_EC2_METADATA_DISABLED", "true");
-    for (k, v) in env {
+    for (k, v) in env() {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run child test");
@@ -66,24 +83,25 @@ fn one_attempt() -> RetryPolicy {
 
 #[test]
 fn per_service_endpoint_variables_override_the_global_one() {
-    let moto = common::moto::endpoint();
-    run_child(
-        "child_env_endpoints",
-        &[
-            ("AWS_ENDPOINT_URL", dead_endpoint()),
-            ("AWS_ENDPOINT_URL_EC2", moto.clone()),
-            ("AWS_ENDPOINT_URL_EKS", moto.clone()),
-            ("AWS_ENDPOINT_URL_CLOUDWATCH", moto),
-            ("BATON_TEST_DEAD_ENDPOINT", dead_endpoint()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", common::SECRET.to_owned()),
-        ],
+    in_child(
+        "per_service_endpoint_variables_override_the_global_one",
+        || {
+            let moto = common::moto::endpoint();
+            vec![
+                ("AWS_ENDPOINT_URL", dead_endpoint()),
+                ("AWS_ENDPOINT_URL_EC2", moto.clone()),
+                ("AWS_ENDPOINT_URL_EKS", moto.clone()),
+                ("AWS_ENDPOINT_URL_CLOUDWATCH", moto),
+                ("BATON_TEST_DEAD_ENDPOINT", dead_endpoint()),
+                ("AWS_REGION", "us-east-1".to_owned()),
+                ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", common::SECRET.to_owned()),
+            ]
+        },
+        child_env_endpoints,
     );
 }
 
-#[tokio::test]
-#[ignore = "run by per_service_endpoint_variables_override_the_global_one in its own environment"]
 async fn child_env_endpoints() {
     let aws = Aws::connect(&AwsConfig::default().retry(one_attempt()))
         .await
@@ -127,11 +145,13 @@ async fn child_env_endpoints() {
 
 #[test]
 fn a_missing_region_is_a_config_error() {
-    run_child("child_no_region", &[]);
+    in_child(
+        "a_missing_region_is_a_config_error",
+        Vec::new,
+        child_no_region,
+    );
 }
 
-#[tokio::test]
-#[ignore = "run by a_missing_region_is_a_config_error in its own environment"]
 async fn child_no_region() {
     let err = Aws::connect(&AwsConfig::default())
         .await

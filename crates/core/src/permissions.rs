@@ -6,7 +6,12 @@
 //! missing when the code starts calling something new.
 //!
 //! Discovery (`/api`, `/apis`, `/version`, `/openapi`) is not listed: every
-//! authenticated user may read it through the `system:discovery` ClusterRole.
+//! authenticated user may read it through the `system:discovery` ClusterRole. Nor is
+//! [`NEEDS_NO_PERMISSION`]'s `sts:GetCallerIdentity`, which every command that calls AWS
+//! makes first: AWS answers it for any valid credentials, whatever the policies say.
+
+/// IAM actions AWS allows to every caller, so no policy needs to grant them.
+pub const NEEDS_NO_PERMISSION: &[&str] = &["sts:GetCallerIdentity"];
 
 /// One RBAC rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
