@@ -8,6 +8,59 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::exit::Expected;
 
+/// The `--fault` and `--api-latency-ms` grammar, taught at the end of `sim up --help`
+/// (the same grammar as `baton_sim::faults::FaultSpec`).
+macro_rules! fault_grammar {
+    () => {
+        "\
+Fault rules (--fault SPEC, repeatable):
+  SPEC is TARGET:PART:PART…, parts in any order: one trigger, one fault, any matches.
+  TARGET   blue, green (any cluster of the scenario): its Kubernetes API;
+           aws: AWS calls, through the fault proxy in front of moto.
+  TRIGGER  rate=P           each matching request with probability P (0..1), seeded
+           nth=N            only the Nth matching request (1-based)
+           burst=FROM+COUNT COUNT matching requests from the FROMth on
+  FAULT    cluster: 500 | 409 | 429[=RETRY_AFTER_SECS] (default 1)
+                    | timeout[=DUR] (held, then 504) | hang[=DUR] (held, then dropped)
+                    | reset (connection dropped at once)
+           aws:     throttle (as the service throttles: EC2 503 RequestLimitExceeded, …)
+                    | 500 | STATUS=CODE (e.g. 400=VolumeInUse)
+                    | timeout[=DUR] (held, then dropped) | reset
+           DUR is 250ms, 5s or 2m; timeout and hang hold 60s by default.
+  MATCH    cluster: method=GET, resource=configmaps or statefulsets/scale, path=SUBSTRING
+           aws:     action=AttachVolume, service=ec2, path=SUBSTRING
+  A rule counts only the requests all its matches accept; when several rules fire on one
+  request, the first given wins. Rules are armed once the scenario is seeded. Values
+  cannot contain ':'.
+
+Latency (--api-latency-ms, repeatable): MS for every cluster, or TARGET=MS; MS+JITTER adds
+a seeded random 0..=JITTER ms. A targeted value overrides the plain one.
+
+Examples:
+  baton sim up --fault 'blue:rate=0.05:500'
+  baton sim up --fault 'blue:method=PATCH:resource=statefulsets/scale:nth=1:409'
+  baton sim up --fault 'green:burst=3+2:429=5' --api-latency-ms 20 --api-latency-ms green=80+40
+  baton sim up --fault 'aws:action=AttachVolume:nth=2:throttle' \\
+               --fault 'aws:service=ec2:rate=0.01:reset' --api-latency-ms aws=200+100
+  baton sim up --bare --fault 'blue:method=GET:resource=configmaps:nth=1:timeout=5s'
+
+Change the rules of a running environment with `baton sim fault`."
+    };
+}
+
+/// `baton sim up`'s examples (in `-h` and, before the fault grammar, `--help`).
+macro_rules! sim_up_examples {
+    () => {
+        "\
+Examples:
+  baton sim up --state-dir .baton/sim
+  # then, in another shell:
+  source .baton/sim/env
+  kubectl --context blue get sts,pvc -A
+  aws ec2 describe-volumes"
+    };
+}
+
 /// baton upgrades Kubernetes on AWS EKS the blue/green way: it builds on a new ("green")
 /// cluster in the same VPC as the old ("blue") one and hands over network space, traffic,
 /// and stateful apps whose data stays on the same EBS volumes (re-bound, never copied).
@@ -79,13 +132,14 @@ Examples:
     /// Read-only. Per app: replicas, claims, PVs, each EBS volume's id, zone, size, type and
     /// encryption, CSI or in-tree, reclaim policy, green's readiness, and each problem with
     /// the object it concerns and the fix. Exit code 3 when a problem blocks the move.
-    ///
-    ///   baton plan --from blue --to green
-    ///   baton plan --from blue --to green -n orders -o yaml --out plan.yaml
+    #[command(after_help = "\
+Examples:
+  baton plan --from blue --to green
+  baton plan --from blue --to green -n orders -o yaml --out plan.yaml")]
     Plan(PlanArgs),
     /// Move blue's StatefulSets to green on their own EBS volumes (re-bound, never copied).
     ///
-    /// Per app, DESIGN.md's order: blue's PVs made Retain (original recorded) before
+    /// Per app, in the order that keeps the data safe at every step: blue's PVs made Retain (original recorded) before
     /// anything else; then the window: blue scaled to 0, its pods gone, its volume
     /// attachments gone and EC2 reporting the volumes available; an EBS snapshot started
     /// (not awaited); green's claim created with volumeName; green's PV created with
@@ -97,22 +151,36 @@ Examples:
     /// why; `--resume` continues) or an unexpected error; 2 usage (no --yes without a
     /// terminal); 3 refused, nothing changed (a blocking problem, a stale or unreadable
     /// --plan, an unknown context, a used --state-dir).
-    ///
-    ///   baton migrate --from blue --to green --dry-run
-    ///   baton migrate --from blue --to green -n orders --yes
-    ///   baton migrate --resume --state-dir .baton/blue-to-green
+    #[command(after_help = "\
+Examples:
+  baton migrate --from blue --to green --dry-run
+  baton migrate --from blue --to green -n orders --yes
+  baton migrate --from blue --to green --plan plan.yaml --state-dir .baton/m1
+  baton migrate --resume --state-dir .baton/m1")]
     Migrate(MigrateArgs),
     /// Show the phase of every app and volume of a migration, from its journal.
+    #[command(after_help = "\
+Examples:
+  baton status --state-dir .baton/m1
+  baton status --state-dir .baton/m1 -o json")]
     Status(StatusArgs),
     /// Before commit: return apps to blue, with their data (green lets go of the volumes
     /// first; blue's claims were never touched).
     ///
     /// Refused (exit 3, nothing changed) when --state-dir holds no migration or --app is
     /// not one of its apps.
+    #[command(after_help = "\
+Examples:
+  baton rollback --state-dir .baton/m1 --dry-run
+  baton rollback --state-dir .baton/m1 --app orders/postgres --yes")]
     Rollback(RollbackArgs),
     /// Retire blue's claims and PVs of migrated apps (the volumes survive: Retain).
     ///
     /// Refused (exit 3, nothing deleted) unless every app of the migration is on green.
+    #[command(after_help = "\
+Examples:
+  baton commit --state-dir .baton/m1 --dry-run
+  baton commit --state-dir .baton/m1 --restore-reclaim-policy --yes")]
     Commit(CommitArgs),
     /// Check blue and green before anything moves: what would break, and how to fix it.
     ///
@@ -893,12 +961,12 @@ pub enum SimCommand {
     ///
     /// Writes DIR/kubeconfig (contexts `blue` and `green`), DIR/env (KUBECONFIG,
     /// AWS_ENDPOINT_URL, dummy credentials, region) and DIR/scenario.json (the ids of what
-    /// was created), then prints one line when ready. In another shell:
-    ///
-    ///   source DIR/env
-    ///   kubectl --context blue get sts,pvc -A
-    ///   aws ec2 describe-volumes
-    #[command(after_long_help = FAULT_GRAMMAR)]
+    /// was created), then prints one line when ready. In another shell, `source DIR/env`
+    /// points kubectl and aws at it.
+    #[command(
+        after_help = sim_up_examples!(),
+        after_long_help = concat!(sim_up_examples!(), "\n\n", fault_grammar!())
+    )]
     Up(SimUpArgs),
     /// Change the fault rules of a running `baton sim up` without restarting it.
     ///
@@ -940,42 +1008,6 @@ pub enum FaultAction {
         target: Option<Target>,
     },
 }
-
-/// The `--fault` and `--api-latency-ms` grammar, taught at the end of `sim up --help`
-/// (the same grammar as `baton_sim::faults::FaultSpec`).
-const FAULT_GRAMMAR: &str = "\
-Fault rules (--fault SPEC, repeatable):
-  SPEC is TARGET:PART:PART…, parts in any order: one trigger, one fault, any matches.
-  TARGET   blue, green (any cluster of the scenario): its Kubernetes API;
-           aws: AWS calls, through the fault proxy in front of moto.
-  TRIGGER  rate=P           each matching request with probability P (0..1), seeded
-           nth=N            only the Nth matching request (1-based)
-           burst=FROM+COUNT COUNT matching requests from the FROMth on
-  FAULT    cluster: 500 | 409 | 429[=RETRY_AFTER_SECS] (default 1)
-                    | timeout[=DUR] (held, then 504) | hang[=DUR] (held, then dropped)
-                    | reset (connection dropped at once)
-           aws:     throttle (as the service throttles: EC2 503 RequestLimitExceeded, …)
-                    | 500 | STATUS=CODE (e.g. 400=VolumeInUse)
-                    | timeout[=DUR] (held, then dropped) | reset
-           DUR is 250ms, 5s or 2m; timeout and hang hold 60s by default.
-  MATCH    cluster: method=GET, resource=configmaps or statefulsets/scale, path=SUBSTRING
-           aws:     action=AttachVolume, service=ec2, path=SUBSTRING
-  A rule counts only the requests all its matches accept; when several rules fire on one
-  request, the first given wins. Rules are armed once the scenario is seeded. Values
-  cannot contain ':'.
-
-Latency (--api-latency-ms, repeatable): MS for every cluster, or TARGET=MS; MS+JITTER adds
-a seeded random 0..=JITTER ms. A targeted value overrides the plain one.
-
-Examples:
-  baton sim up --fault 'blue:rate=0.05:500'
-  baton sim up --fault 'blue:method=PATCH:resource=statefulsets/scale:nth=1:409'
-  baton sim up --fault 'green:burst=3+2:429=5' --api-latency-ms 20 --api-latency-ms green=80+40
-  baton sim up --fault 'aws:action=AttachVolume:nth=2:throttle' \\
-               --fault 'aws:service=ec2:rate=0.01:reset' --api-latency-ms aws=200+100
-  baton sim up --bare --fault 'blue:method=GET:resource=configmaps:nth=1:timeout=5s'
-
-Change the rules of a running environment with `baton sim fault`.";
 
 #[derive(Debug, Args)]
 pub struct SimUpArgs {

@@ -134,23 +134,45 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
         code::REFUSED => "refused",
         _ => "error",
     };
-    errln!("{label}: {e}");
-    for cause in e.chain().skip(1) {
-        errln!("  caused by: {cause}");
+    // A message may end in "hint: …" lines (what to do next); they go last, once.
+    let mut hints = Vec::new();
+    let mut lines = Vec::new();
+    let layers = std::iter::once((label, e.to_string()))
+        .chain(e.chain().skip(1).map(|c| ("  caused by", c.to_string())));
+    for (prefix, text) in layers {
+        let mut own = Vec::new();
+        for line in text.lines() {
+            match line.strip_prefix("hint: ") {
+                Some(h) if !hints.contains(&h.to_string()) => hints.push(h.to_string()),
+                Some(_) => {}
+                None => own.push(line),
+            }
+        }
+        lines.push(format!("{prefix}: {}", own.join("\n")));
+    }
+    for line in lines {
+        errln!("{line}");
     }
     if code == code::REFUSED {
         errln!("nothing was changed");
+    }
+    for hint in hints {
+        errln!("hint: {hint}");
     }
     ExitCode::from(code)
 }
 
 /// Logs go to stderr; `-v` raises the level, `RUST_LOG` overrides. `quiet_emulator`
 /// (the demo, which runs the emulator in-process) keeps the emulator's own warnings out
-/// of the story unless `-v` is given.
+/// of the story unless `-v` is given. Without `-v`, kube-rs's own report of a failed
+/// connection stays out: baton reports the failure once, with the URL and what to do.
+/// Colour only on a terminal, and never with `NO_COLOR` set (no-color.org).
 pub fn init_tracing(verbose: u8, quiet_emulator: bool) {
     let level = match verbose {
-        0 if quiet_emulator => "warn,baton_sim=error",
-        0 => "warn",
+        0 if quiet_emulator => {
+            "warn,kube_client=off,aws_config=off,aws_smithy_runtime=off,baton_sim=error"
+        }
+        0 => "warn,kube_client=off,aws_config=off,aws_smithy_runtime=off",
         1 => "info",
         2 => "debug",
         _ => "trace",
@@ -159,6 +181,12 @@ pub fn init_tracing(verbose: u8, quiet_emulator: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Whether to colour what goes to `stream`: a terminal, and `NO_COLOR` unset or empty.
+pub fn colour(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -31,21 +31,31 @@ pub async fn connect_blue(blue: &Blue) -> anyhow::Result<Cluster> {
     cluster(blue.kubeconfig.as_deref(), &blue.context, "--from").await
 }
 
-/// A client for `context`; a context the kubeconfig lacks, or a kubeconfig that cannot
-/// be read, is refused (the user names another), naming `flag`.
+/// A client for `context` whose server answers; a context the kubeconfig lacks, or a
+/// kubeconfig that cannot be read, is refused (the user names another), naming `flag`;
+/// a server that does not answer fails in seconds, saying where baton looked.
 async fn cluster(kubeconfig: Option<&Path>, context: &str, flag: &str) -> anyhow::Result<Cluster> {
     let source = match kubeconfig {
         Some(p) => KubeconfigSource::file(p),
         None => KubeconfigSource::default(),
     };
-    match Cluster::connect(&source, context).await {
+    let connected = match Cluster::connect(&source, context).await {
+        Ok(c) => c.reach().await.map(|()| c),
+        Err(e) => Err(e),
+    };
+    match connected {
         Ok(c) => Ok(c),
-        Err(e @ KubeError::UnknownContext { .. }) => {
-            Err(Refused(format!("{e}: check {flag} (kubectl config get-contexts)")).into())
-        }
-        Err(e @ KubeError::Kubeconfig { .. }) => {
-            Err(Refused(format!("{e}: check --kubeconfig or $KUBECONFIG")).into())
-        }
+        Err(e @ KubeError::UnknownContext { .. }) => Err(Refused(format!(
+            "{e}\nhint: pass the right context to {flag} (`kubectl config get-contexts` lists them), or another kubeconfig with --kubeconfig"
+        ))
+        .into()),
+        Err(e @ KubeError::Kubeconfig { .. }) => Err(Refused(format!(
+            "{e}\nhint: pass --kubeconfig FILE or set KUBECONFIG; for the emulator, `source .baton/sim/env` after `baton sim up --state-dir .baton/sim`"
+        ))
+        .into()),
+        Err(e @ KubeError::Unreachable { .. }) => Err(anyhow::anyhow!(
+            "{e}\nhint: is the cluster up, and is {context:?} the right context? `kubectl --context {context} cluster-info` tries the same server; for the emulator, is `baton sim up` running and this shell's KUBECONFIG its kubeconfig (`source .baton/sim/env`)?"
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -59,9 +69,31 @@ pub async fn connect_aws(aws: &AwsTarget) -> anyhow::Result<Aws> {
     if let Some(r) = &aws.region {
         cfg = cfg.region(r);
     }
-    Aws::connect(&cfg)
-        .await
-        .context("failed to set up AWS access")
+    let aws = match Aws::connect(&cfg).await {
+        Ok(aws) => aws,
+        Err(e @ baton_aws::Error::Config { .. }) => {
+            return Err(anyhow::anyhow!(
+                "failed to set up AWS access: {e}\nhint: for the emulator, `source .baton/sim/env` sets the region, endpoint and credentials"
+            ));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("failed to set up AWS access")),
+    };
+    match aws.reach().await {
+        Ok(caller) => {
+            tracing::info!(%caller, region = aws.region(), "AWS answers");
+            Ok(aws)
+        }
+        Err(
+            e @ baton_aws::Error::Unreachable {
+                credentials: true, ..
+            },
+        ) => Err(anyhow::anyhow!(
+            "{e}\nhint: baton found no usable AWS credentials, or AWS refused them: `aws sts get-caller-identity` (with the same --profile or AWS_PROFILE) checks them; `aws sso login` renews an SSO session; for the emulator, `source .baton/sim/env`"
+        )),
+        Err(e) => Err(anyhow::anyhow!(
+            "{e}\nhint: `aws sts get-caller-identity` tries the same endpoint; check AWS_ENDPOINT_URL and the network; for the emulator, is `baton sim up` running and this shell's environment its own (`source .baton/sim/env`)?"
+        )),
+    }
 }
 
 /// Reads both clusters and EC2 and plans, retrying transient errors (reads only).
