@@ -31,6 +31,8 @@ const FILTERS: &[(&str, &str)] = &[
         r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
         UID,
     ),
+    // …and cut to their first 8 characters for reading (`pvc-747a3a33…`).
+    (r"\b[0-9a-f]{8}…", "xxxxxxxx…"),
     // EC2 ids: volumes, snapshots, instances, subnets, VPCs, security groups, ENIs…
     (
         r"\b(vol|snap|i|subnet|vpc|sg|eni|igw|rtb|nat)-[0-9a-f]{17}\b",
@@ -52,6 +54,7 @@ const FILTERS: &[(&str, &str)] = &[
     (r"/[0-9a-f]{16}\b", "/[hash]"),
     // Durations (a window of 1.1s, a wait of 250ms; not a count of /28s).
     (r"\b\d+\.\d+s\b", "[duration]"),
+    (r"\b\d+(\.\d+)? s\b", "[duration]"),
     (r"\b\d+ms\b", "[duration]"),
     // The emulator's and moto's loopback ports.
     (r"\b(127\.0\.0\.1|localhost):\d+", "$1:[port]"),

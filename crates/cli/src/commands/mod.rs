@@ -11,6 +11,7 @@ mod preflight;
 mod progress;
 mod report;
 mod retry;
+mod show;
 mod sim;
 mod sim_fault;
 mod stateful;

@@ -24,6 +24,7 @@ use anyhow::Context;
 use self::steps::{Demo, ORDER, Outcome};
 use crate::args::DemoArgs;
 use crate::commands::report::record::{self, StepRecord, StepStatus};
+use crate::commands::show;
 use crate::exit::code;
 
 /// What a previous demo leaves in its state dir; replaced by the next run there.
@@ -55,7 +56,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         r = tokio::signal::ctrl_c() => { r.context("failed to listen for Ctrl-C")?; true }
     };
     if interrupted {
-        outln!("\nbaton demo: interrupted; stopping the environment");
+        outln!("\nbaton demo: interrupted (Ctrl-C) during the step above");
         failed = true;
     }
     demo.record.ended = Some(jiff::Timestamp::now().to_string());
@@ -65,30 +66,40 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         outln!("report not written: {e:#}");
     }
     summary::print(&dir, &demo.record);
-    let held = !demo.record.invariants.is_empty() && demo.record.invariants.iter().all(|i| i.held);
-    let ok = !failed && held;
-    outln!(
-        "\nbaton demo {} in {:.0} s. Report: {} (open it in a browser; `baton report --state-dir {}` redraws it).",
+    let ok = !failed && demo.record.passed();
+    let last = format!(
+        "baton demo {} in {}. Report: {} (open it in a browser; `baton report --state-dir {}` redraws it).",
         if ok {
             "passed: every invariant held"
         } else {
             "FAILED"
         },
-        started.elapsed().as_secs_f64(),
+        show::secs(started.elapsed().as_secs_f64()),
         report.display(),
         dir.display()
     );
+    outln!("\n{}", show::wrap(&last, 0, "  ", show::width()));
     if args.keep
         && !interrupted
         && let Some(env) = demo.env_file()
     {
         outln!(
-            "\nThe environment stays up until Ctrl-C. In another shell:\n  source {}\n  kubectl --context green get sts,pvc,pv -A\n  aws ec2 describe-volumes",
-            env.display()
+            "\nKept: moto, blue and green stay up until you press Ctrl-C here. In another shell:\n  source {}    # KUBECONFIG (contexts blue and green) and AWS_ENDPOINT_URL, dummy credentials\n  kubectl --context green get sts,pvc,pv -A\n  kubectl --context blue get sts,pvc,pv -A\n  aws ec2 describe-volumes --query 'Volumes[].[VolumeId,State,Tags]'\n  baton status --state-dir {}",
+            env.display(),
+            dir.join("migration").display()
         );
-        let _ = tokio::signal::ctrl_c().await;
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            outln!("failed to listen for Ctrl-C ({e}); stopping now");
+        }
     }
-    demo.shutdown().await;
+    if demo.is_up() {
+        outln!("\nstopping the estate (moto, blue, green)…");
+        demo.shutdown().await;
+        outln!(
+            "stopped; the demo's files stay in {} (the clusters and moto are gone)",
+            dir.display()
+        );
+    }
     Ok(ExitCode::from(if ok { code::OK } else { code::FAILED }))
 }
 
@@ -114,13 +125,18 @@ async fn run_steps(demo: &mut Demo, failed: &mut bool) {
             StepStatus::Skipped => "SKIPPED:",
             StepStatus::Failed => "✗ FAILED:",
         };
-        outln!("  {mark} {text} ({:.1} s)", clock.elapsed().as_secs_f64());
+        let line = format!(
+            "{mark} {text} ({})",
+            show::secs(clock.elapsed().as_secs_f64())
+        );
+        outln!("  {}", show::wrap(&line, 2, "    ", show::width()));
         demo.record.steps.push(StepRecord {
             name: step.name().to_string(),
             status,
             started: began.to_string(),
             ended: jiff::Timestamp::now().to_string(),
             summary: text,
+            commands: demo.take_commands(),
         });
         demo.save();
         if status == StepStatus::Failed {

@@ -22,7 +22,8 @@ use super::stateless::{self, Generator};
 use super::{summary, verify};
 use crate::args::DemoArgs;
 use crate::commands::files::{read_json, read_lines};
-use crate::commands::report::record::{DemoRecord, Finding, VolumeRecord};
+use crate::commands::report::record::{self, DemoRecord, Finding, VolumeRecord, group};
+use crate::commands::show::{self, plural};
 
 /// The steps, in the seed's order: green's network first, then checks and a backup
 /// before anything moves, traffic before data, commit last, then the proof.
@@ -43,6 +44,9 @@ pub const ORDER: [Step; 12] = [
 
 /// Where the preflight report is kept in the state dir (`baton report` shows it).
 pub const PREFLIGHT_FILE: &str = "preflight.json";
+/// Where `network apply -o json` and `network mirror-rules -o json` go.
+const APPLIED_FILE: &str = "network/applied.json";
+const MIRRORED_FILE: &str = "network/mirror-rules.json";
 /// Traffic steps (green's percentage) and how long each runs before its gate.
 const TRAFFIC_STEPS: &str = "10,25,50,100";
 const TRAFFIC_INTERVAL: &str = "3s";
@@ -110,7 +114,7 @@ impl Step {
             Self::Preflight => "read-only checks of blue and green before anything moves",
             Self::Backup => "save every manifest the move touches",
             Self::GreenStateless => {
-                "roll out green's stateless apps and register them in green's target group (your CD and load balancer controller do this)"
+                "green's stateless apps up and in its target group (your CD's and load balancer controller's job)"
             }
             Self::TrafficShift => "move the ALB's traffic to green in gated steps",
             Self::StatefulPlan => "plan the move of every StatefulSet on its own EBS volumes",
@@ -202,6 +206,19 @@ impl Demo {
         self.env.as_ref().map(|_| self.dir.join("sim/env"))
     }
 
+    /// The command lines the last step ran.
+    pub fn take_commands(&self) -> Vec<String> {
+        self.env
+            .as_ref()
+            .map(|e| e.baton.take_shown())
+            .unwrap_or_default()
+    }
+
+    /// Whether the estate is running.
+    pub fn is_up(&self) -> bool {
+        self.env.is_some()
+    }
+
     /// Stops the clients and the estate.
     pub async fn shutdown(&mut self) {
         if let Some(g) = self.generator.take() {
@@ -248,7 +265,7 @@ impl Demo {
         let exports = estate.env_exports(&kubeconfig);
         crate::commands::sim::write_files(&estate.server, &kubeconfig, &sim.join("env"), &exports)?;
         outln!(
-            "  moto and the fault proxy at {}; clusters {}",
+            "  moto and the fault proxy at {}\n  clusters {}",
             estate.aws_endpoint,
             crate::commands::sim::summary(&estate.server)
         );
@@ -266,11 +283,11 @@ impl Demo {
         let green = source.client("green").await?;
         let baton = Baton::new(&exports, &self.dir)?;
         let done = format!(
-            "scenario {:?} seeded in {:.1} s: VPC {}, {} nodes, ALB {}",
+            "scenario {:?} seeded in {}: VPC {}, {}, ALB {}",
             seeded.scenario,
-            seeded.seconds,
+            show::secs(seeded.seconds),
             seeded.vpc_id,
-            seeded.nodes.values().map(Vec::len).sum::<usize>(),
+            plural(seeded.nodes.values().map(Vec::len).sum::<usize>(), "node"),
             if seeded.listener_arn.is_some() {
                 "forwarding to blue"
             } else {
@@ -343,26 +360,52 @@ impl Demo {
         let plan: serde_json::Value = read_json(&self.dir.join("network/plan.json"))?;
         let count = |k: &str| plan[k].as_array().map_or(0, Vec::len);
         Ok(Outcome::Done(format!(
-            "plan {}: {} subnets to create, {} CIDR blocks to associate, for {nodes} nodes and {pods} pods in {azs}",
+            "plan {}: {} to create, {} to associate, for {nodes} nodes and {pods} pods in {azs}",
             plan["id"].as_str().unwrap_or("?"),
-            count("subnets"),
-            count("new_blocks"),
+            plural(count("subnets"), "subnet"),
+            plural(count("new_blocks"), "CIDR block"),
         )))
     }
 
     async fn network_apply(&mut self) -> anyhow::Result<Outcome> {
         let env = running(&self.env)?;
-        env.baton
-            .ok(&args([
-                "network",
-                "apply",
-                "--plan",
-                "network/plan.json",
-                "--yes",
-                "--eni-configs",
-                "network/eniconfigs.yaml",
-            ]))
+        let ran = env
+            .baton
+            .run_to_file(
+                &args([
+                    "network",
+                    "apply",
+                    "--plan",
+                    "network/plan.json",
+                    "--yes",
+                    "--eni-configs",
+                    "network/eniconfigs.yaml",
+                    "-o",
+                    "json",
+                ]),
+                APPLIED_FILE,
+            )
             .await?;
+        if ran.code != Some(0) {
+            bail!("`baton network apply` exited {:?}", ran.code);
+        }
+        let applied: serde_json::Value =
+            serde_json::from_str(&ran.stdout).context("failed to read network apply's output")?;
+        let ids = |key: &str| -> Vec<(String, String)> {
+            applied[key]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(cidr, id)| (cidr.clone(), id.as_str().unwrap_or("?").to_string()))
+                .collect()
+        };
+        let (created, already) = (ids("created"), ids("already_created"));
+        outln!("  {APPLIED_FILE}, in short:");
+        for (what, list) in [("created", &created), ("already there", &already)] {
+            for (cidr, id) in list {
+                outln!("    subnet {id}  {cidr:<16}  {what}");
+            }
+        }
         // What `kubectl --context green apply -f network/eniconfigs.yaml` does.
         let text = std::fs::read_to_string(self.dir.join("network/eniconfigs.yaml"))
             .context("failed to read the ENIConfig manifests")?;
@@ -380,9 +423,15 @@ impl Demo {
                 }
             }
         }
-        outln!("  ENIConfigs created in green: {applied}");
+        outln!(
+            "  network/eniconfigs.yaml applied to green (as `kubectl --context green apply -f` would): {}",
+            plural(applied, "ENIConfig")
+        );
         Ok(Outcome::Done(format!(
-            "green's subnets exist in the VPC; {applied} ENIConfigs in green name them"
+            "{} created, {} already there; {} in green name them",
+            plural(created.len(), "subnet"),
+            already.len(),
+            plural(applied, "ENIConfig")
         )))
     }
 
@@ -390,15 +439,18 @@ impl Demo {
         let env = running(&self.env)?;
         let ran = env
             .baton
-            .run_json(&args([
-                "network",
-                "mirror-rules",
-                "--plan",
-                "network/plan.json",
-                "--apply",
-                "-o",
-                "json",
-            ]))
+            .run_to_file(
+                &args([
+                    "network",
+                    "mirror-rules",
+                    "--plan",
+                    "network/plan.json",
+                    "--apply",
+                    "-o",
+                    "json",
+                ]),
+                MIRRORED_FILE,
+            )
             .await?;
         let mirrored: serde_json::Value =
             serde_json::from_str(&ran.stdout).context("failed to read mirror-rules' output")?;
@@ -406,34 +458,52 @@ impl Demo {
         if ran.code != Some(0) {
             bail!("`baton network mirror-rules` exited {:?}", ran.code);
         }
+        outln!("  {MIRRORED_FILE}, in short:");
+        let mut rules = 0;
         for m in mirrored.as_array().into_iter().flatten() {
-            outln!(
-                "  {} port {}: green's {} added",
-                m["group_name"]
-                    .as_str()
-                    .or(m["group_id"].as_str())
-                    .unwrap_or("?"),
-                m["from_port"],
-                m["add"]
+            let name = m["group_name"]
+                .as_str()
+                .or(m["group_id"].as_str())
+                .unwrap_or("?");
+            let port = match (m["from_port"].as_i64(), m["to_port"].as_i64()) {
+                (Some(f), Some(t)) if f == t => format!("port {f}"),
+                (Some(f), Some(t)) => format!("ports {f}-{t}"),
+                _ => "every port".into(),
+            };
+            let cidrs: Vec<&str> = m["add"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str())
+                .collect();
+            let said = format!(
+                "{port} now admits green's {} too: {}",
+                plural(cidrs.len(), "range"),
+                cidrs.join(", ")
             );
-            let cidrs = m["add"].as_array().map_or(0, Vec::len);
-            added += cidrs;
+            outln!(
+                "    {}",
+                show::wrap(
+                    &format!("security group {name}, {said}"),
+                    4,
+                    "      ",
+                    show::width()
+                )
+            );
+            rules += 1;
+            added += cidrs.len();
             self.record.findings.push(Finding {
                 step: Step::MirrorRules.name().into(),
                 severity: "info".into(),
-                object: format!(
-                    "security group {}",
-                    m["group_name"]
-                        .as_str()
-                        .or(m["group_id"].as_str())
-                        .unwrap_or("?")
-                ),
-                message: format!("admits green's ranges too: {}", m["add"]),
+                object: format!("security group {name}"),
+                message: said,
+                fix: None,
             });
         }
         Ok(Outcome::Done(format!(
-            "{} security-group rules gained {added} green ranges",
-            mirrored.as_array().map_or(0, Vec::len)
+            "{} gained {} of green's",
+            plural(rules, "security-group rule"),
+            plural(added, "range")
         )))
     }
 
@@ -442,47 +512,58 @@ impl Demo {
         let (blue, green) = cluster_names(env);
         let ran = env
             .baton
-            .run_json(&args([
-                "preflight",
-                "--from",
-                &blue,
-                "--to",
-                &green,
-                "--vpc",
-                &env.seeded.vpc_id,
-                "-o",
-                "json",
-            ]))
+            .run_to_file(
+                &args([
+                    "preflight",
+                    "--from",
+                    &blue,
+                    "--to",
+                    &green,
+                    "--vpc",
+                    &env.seeded.vpc_id,
+                    "-o",
+                    "json",
+                ]),
+                PREFLIGHT_FILE,
+            )
             .await?;
         // Its own exit codes: 0 pass, 1 warnings (read them, go on), 2 failures, 3 could
         // not check.
         let report: Report = serde_json::from_str(&ran.stdout)
             .with_context(|| format!("preflight exited {:?} without a report", ran.code))?;
-        crate::commands::files::write_json(&self.dir.join(PREFLIGHT_FILE), &report)?;
-        for f in &report.findings {
-            outln!(
-                "  {:<5} {}: {} ({})",
-                f.severity.as_str(),
-                f.object,
-                f.problem,
-                f.check
-            );
-            self.preflight_checks
-                .push((f.object.clone(), f.check.clone()));
-            self.record.findings.push(Finding {
+        let mine: Vec<Finding> = report
+            .findings
+            .iter()
+            .map(|f| Finding {
                 step: Step::Preflight.name().into(),
                 severity: f.severity.as_str().into(),
                 object: f.object.clone(),
-                message: format!("{} ({}): fix: {}", f.problem, f.check, f.fix),
-            });
+                message: format!("{} ({})", f.problem, f.check),
+                fix: Some(f.fix.clone()),
+            })
+            .collect();
+        outln!(
+            "  {PREFLIGHT_FILE}, in short (exit {}; the same findings grouped):",
+            ran.code.map_or("on a signal".into(), |c| c.to_string())
+        );
+        out!("{}", record::text(&group(&mine), false, show::width()));
+        for u in &report.unchecked {
+            outln!("  not checked: {}: {}", u.check, u.reason);
         }
+        self.preflight_checks.extend(
+            report
+                .findings
+                .iter()
+                .map(|f| (f.object.clone(), f.check.clone())),
+        );
+        self.record.findings.extend(mine);
         let count = |sev: Severity| report.findings.iter().filter(|f| f.severity == sev).count();
         let said = format!(
-            "{:?}: {} failures, {} warnings, {} notes, {} unchecked (saved in {PREFLIGHT_FILE})",
-            report.outcome,
-            count(Severity::Fail),
-            count(Severity::Warn),
-            count(Severity::Info),
+            "{}: {}, {}, {}, {} unchecked",
+            format!("{:?}", report.outcome).to_lowercase(),
+            plural(count(Severity::Fail), "failure"),
+            plural(count(Severity::Warn), "warning"),
+            plural(count(Severity::Info), "note"),
             report.unchecked.len()
         );
         match report.outcome {
@@ -502,7 +583,8 @@ impl Demo {
         let index: serde_json::Value = read_json(&self.dir.join("backup/index.yaml"))?;
         let objects = index["objects"].as_array().map_or(0, Vec::len);
         Ok(Outcome::Done(format!(
-            "{objects} objects of blue saved in backup/ (index.yaml)"
+            "{} of blue saved in backup/ (index.yaml)",
+            plural(objects, "object")
         )))
     }
 
@@ -560,7 +642,7 @@ impl Demo {
                 ips.join(", "),
                 tg.name
             );
-            done.push(format!("{} targets in {}", ips.len(), tg.name));
+            done.push(format!("{} in {}", plural(ips.len(), "target"), tg.name));
             green_tg = Some(arn.clone());
         }
         let green_tg = green_tg.context("the scenario's ALB has no target group of green's")?;
@@ -636,10 +718,23 @@ impl Demo {
             .map(|g| format!("{} % {}", g.percent, g.reading.show()))
             .collect::<Vec<_>>()
             .join("; ");
+        let passed = state
+            .gates
+            .iter()
+            .filter(|g| g.verdict == baton_core::traffic::gate::Verdict::Pass)
+            .count();
+        let worst = state
+            .gates
+            .iter()
+            .map(|g| g.reading.ratio())
+            .fold(0.0, f64::max);
         match (&state.outcome, ran.code) {
             (Some(ShiftOutcome::Completed), Some(0)) => Ok(Outcome::Done(format!(
-                "green carries 100 % after {} gated steps ({gates})",
-                state.gates.len()
+                "green carries 100 % after {}: {} of {} passed, worst 5xx {:.2} %",
+                plural(state.gates.len(), "gated step"),
+                passed,
+                plural(state.gates.len(), "gate"),
+                worst * 100.0
             ))),
             (outcome, code) => bail!("the shift ended {outcome:?} (exit {code:?}); gates: {gates}"),
         }
@@ -673,14 +768,19 @@ impl Demo {
                 step: Step::StatefulPlan.name().into(),
                 severity: format!("{:?}", p.severity).to_lowercase(),
                 object: p.object.clone(),
-                message: format!("{} ({}): fix: {}", p.message, p.code, p.fix),
+                message: format!("{} ({})", p.message, p.code),
+                fix: Some(p.fix.clone()),
             });
         }
         let volumes: usize = plan.apps.iter().map(|a| a.volumes.len()).sum();
         let done = format!(
-            "{} apps, {volumes} EBS volumes; {} findings",
-            plan.apps.len(),
-            plan.problems.len() + plan.apps.iter().map(|a| a.problems.len()).sum::<usize>()
+            "{}, {}; {}",
+            plural(plan.apps.len(), "app"),
+            plural(volumes, "EBS volume"),
+            plural(
+                plan.problems.len() + plan.apps.iter().map(|a| a.problems.len()).sum::<usize>(),
+                "finding"
+            )
         );
         self.plan = Some(plan);
         Ok(Outcome::Done(done))
@@ -695,15 +795,16 @@ impl Demo {
             .flat_map(|a| a.volumes.iter().map(|v| v.volume_id.clone()))
             .collect();
         let before = verify::fingerprints(&env.estate.aws, &ids).await?;
+        let values: Vec<u64> = before.values().map(|f| f.value).collect();
         outln!(
-            "  data fingerprints before: {}",
-            ids.iter()
-                .map(|id| format!(
-                    "{id}={}",
-                    before.get(id).map_or("?".into(), |f| f.value.to_string())
-                ))
-                .collect::<Vec<_>>()
-                .join(" ")
+            "  data fingerprints read before the move (blue writing): {} of {}, {}\n  (the summary compares them with green's)",
+            before.len(),
+            plural(ids.len(), "volume"),
+            match (values.iter().min(), values.iter().max()) {
+                (Some(a), Some(b)) if a == b => format!("all at {a}"),
+                (Some(a), Some(b)) => format!("values {a} to {b}"),
+                _ => "none read".into(),
+            }
         );
         self.volumes = verify::volumes_of(plan, &before);
         self.record.volumes = self.volumes.clone();
@@ -722,15 +823,30 @@ impl Demo {
                 "migration",
             ]))
             .await?;
-        let summary = self.migration()?;
+        let records: Vec<baton_core::journal::Record> =
+            read_lines(&self.dir.join("migration/journal.jsonl"))?;
+        let summary = Summary::fold(&records);
         let windows: Vec<String> = summary
             .apps
             .iter()
             .map(|(app, s)| format!("{app} {}", summary::window(s)))
             .collect();
+        let snapshots = records
+            .iter()
+            .filter(|r| {
+                matches!(
+                    &r.event,
+                    baton_core::journal::Event::Done {
+                        action: baton_core::machine::Action::StartSnapshot { .. },
+                        result: Some(_),
+                    }
+                )
+            })
+            .count();
         Ok(Outcome::Done(format!(
-            "{} apps on green; windows: {}",
-            summary.apps.len(),
+            "{} on green, {} taken; downtime windows: {}",
+            plural(summary.apps.len(), "app"),
+            plural(snapshots, "EBS snapshot"),
             windows.join(", ")
         )))
     }

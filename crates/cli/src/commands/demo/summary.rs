@@ -1,6 +1,7 @@
-//! The table the demo ends with, drawn from the same files `baton report` reads: per app
-//! the downtime window, volumes and data fingerprints; the traffic steps; the findings;
-//! the invariants.
+//! The summary the demo ends with, drawn from the same files `baton report` reads: the
+//! migration and its length; per app the downtime window, and per volume its snapshot
+//! and data fingerprints; green's subnets; the traffic steps; the findings, grouped; the
+//! invariants.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,101 +9,163 @@ use std::path::Path;
 use baton_core::journal::AppSummary;
 
 use crate::commands::output;
-use crate::commands::report::Loaded;
-use crate::commands::report::record::{DemoRecord, StepStatus};
+use crate::commands::report::record::{self, DemoRecord, StepStatus, group};
+use crate::commands::report::{Loaded, ms};
+use crate::commands::show;
 
 /// An app's window as `0.71 s`, from its journal summary.
 pub fn window(s: &AppSummary) -> String {
-    let ms = |t: &Option<String>| t.as_deref().and_then(crate::commands::report::ms);
-    match (ms(&s.window_opened), ms(&s.window_closed)) {
-        (Some(a), Some(b)) => format!("{:.2} s", (b - a) as f64 / 1000.0),
+    let at = |t: &Option<String>| t.as_deref().and_then(ms);
+    match (at(&s.window_opened), at(&s.window_closed)) {
+        (Some(a), Some(b)) => show::ms(b - a),
         _ => "not closed".into(),
     }
 }
 
 /// Prints the summary of the run in `dir`.
 pub fn print(dir: &Path, record: &DemoRecord) {
-    out!("{}", render(dir, record));
+    out!("{}", render(dir, record, show::width()));
 }
 
-fn render(dir: &Path, record: &DemoRecord) -> String {
+/// `text` with each line indented by `pad`.
+fn indent(text: &str, pad: &str) -> String {
+    text.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+fn render(dir: &Path, record: &DemoRecord, width: Option<usize>) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "\n══ summary ══");
+    let _ = writeln!(o, "\n══ summary ══\n");
     let loaded = Loaded::read(dir).ok();
     let apps = loaded.as_ref().map(Loaded::apps).unwrap_or_default();
+    let snapshots = loaded.as_ref().map(Loaded::snapshots).unwrap_or_default();
+    let took = match (ms(&record.started), record.ended.as_deref().and_then(ms)) {
+        (Some(a), Some(b)) => format!(" in {}", show::ms(b - a)),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        o,
+        "scenario {:?}, run{took}\n{}\n",
+        record.scenario,
+        match loaded.as_ref().and_then(Loaded::migration_id) {
+            Some(id) => format!(
+                "migration {id}: {}, {}, {} taken",
+                show::plural(apps.len(), "app"),
+                show::plural(record.volumes.len(), "volume"),
+                show::plural(snapshots.len(), "EBS snapshot")
+            ),
+            None => "no migration ran".into(),
+        }
+    );
     if !apps.is_empty() {
         let mut rows = Vec::new();
         for a in &apps {
             let vols: Vec<_> = record.volumes.iter().filter(|v| v.app == a.app).collect();
-            let window = a
-                .downtime_ms()
-                .map_or("—".into(), |d| format!("{:.2} s", d as f64 / 1000.0));
+            let window = a.downtime_ms().map_or("—".into(), show::ms);
             for (i, v) in vols.iter().enumerate() {
-                let (before, after) = v.fingerprints();
-                let fingerprint = format!("{}: {before} → {after}", v.volume_id);
-                rows.push(if i == 0 {
-                    vec![
-                        a.app.clone(),
-                        window.clone(),
-                        vols.len().to_string(),
-                        fingerprint,
-                    ]
+                let snapshot = snapshots
+                    .iter()
+                    .find(|s| s.volume_id == v.volume_id)
+                    .map_or("—".into(), |s| s.snapshot_id.clone());
+                let value = |f: Option<u64>| f.map_or("?".into(), |n| n.to_string());
+                let after = v.after.as_ref().filter(|f| f.cluster() == "green");
+                let (app, window) = if i == 0 {
+                    (a.app.clone(), window.clone())
                 } else {
-                    vec![String::new(), String::new(), String::new(), fingerprint]
-                });
+                    (String::new(), String::new())
+                };
+                rows.push(vec![
+                    app,
+                    window,
+                    v.volume_id.clone(),
+                    snapshot,
+                    value(v.before.as_ref().map(|f| f.value)),
+                    value(after.map(|f| f.from)),
+                    value(after.map(|f| f.value)),
+                ]);
             }
             if vols.is_empty() {
-                rows.push(vec![a.app.clone(), window, "—".into(), String::new()]);
+                rows.push(vec![a.app.clone(), window, "—".into()]);
             }
         }
         let headers = [
             "app",
             "window",
-            "volumes",
-            "data fingerprint: blue before → green from … now",
+            "volume",
+            "snapshot",
+            "blue at start",
+            "green from",
+            "green now",
         ];
-        let _ = write!(o, "\n{}", output::table_aligned(&headers, &rows, &[1, 2]));
+        o += &indent(&output::table_aligned(&headers, &rows, &[1, 4, 5, 6]), "  ");
+        let _ = writeln!(
+            o,
+            "  {}",
+            show::wrap(record::FINGERPRINT_LEGEND, 2, "  ", width)
+        );
+    }
+    let subnets = loaded.as_ref().map(Loaded::subnets).unwrap_or_default();
+    if !subnets.is_empty() {
+        let _ = writeln!(o, "\ngreen's subnets (network apply):");
+        let rows: Vec<Vec<String>> = subnets
+            .iter()
+            .map(|s| {
+                vec![
+                    s.id.clone(),
+                    s.cidr.clone(),
+                    s.az.clone(),
+                    s.role.clone(),
+                    s.result.to_string(),
+                ]
+            })
+            .collect();
+        o += &indent(
+            &output::table(&["subnet", "range", "zone", "for", "result"], &rows),
+            "  ",
+        );
     }
     let gates = loaded.as_ref().map(Loaded::gates).unwrap_or_default();
     if !gates.is_empty() {
-        let _ = writeln!(o, "\ntraffic steps (green's share, its gate):");
-        for g in &gates {
-            let _ = writeln!(
-                o,
-                "  {:>3} %  {}  {:?}",
-                g.percent,
-                g.reading.show(),
-                g.verdict
-            );
-        }
-    }
-    let _ = writeln!(o, "\nfindings:");
-    if record.findings.is_empty() {
-        let _ = writeln!(o, "  none");
-    }
-    // One line per kind of finding, with the objects it concerns (the report lists each).
-    let mut kinds: Vec<(&str, &str, &str, Vec<&str>)> = Vec::new();
-    for f in &record.findings {
-        match kinds
-            .iter_mut()
-            .find(|k| (k.0, k.1, k.2) == (f.step.as_str(), f.severity.as_str(), f.message.as_str()))
-        {
-            Some(k) => k.3.push(&f.object),
-            None => kinds.push((&f.step, &f.severity, &f.message, vec![&f.object])),
-        }
-    }
-    for (step, severity, message, objects) in kinds {
-        let more = match objects.len() {
-            1 => String::new(),
-            n => format!(" (and {} more)", n - 1),
-        };
-        let _ = writeln!(
-            o,
-            "  [{step}] {severity} ×{}: {}{more}: {message}",
-            objects.len(),
-            objects[0]
+        let _ = writeln!(o, "\ntraffic steps (green's share, then its gate):");
+        let rows: Vec<Vec<String>> = gates
+            .iter()
+            .map(|g| {
+                vec![
+                    format!("{} %", g.percent),
+                    format!("{}/{}", g.reading.healthy, g.reading.registered),
+                    g.reading.requests.to_string(),
+                    format!("{:.2} %", g.reading.ratio() * 100.0),
+                    match &g.verdict {
+                        baton_core::traffic::gate::Verdict::Pass => "pass".into(),
+                        baton_core::traffic::gate::Verdict::Hold(r) => format!("hold: {r}"),
+                        baton_core::traffic::gate::Verdict::Fail(r) => format!("FAIL: {r}"),
+                    },
+                ]
+            })
+            .collect();
+        o += &indent(
+            &output::table_aligned(
+                &["green", "healthy", "requests", "5xx", "gate"],
+                &rows,
+                &[0, 2, 3],
+            ),
+            "  ",
         );
     }
+    let groups = group(&record.findings);
+    let _ = writeln!(
+        o,
+        "\nfindings ({}):",
+        if record.findings.is_empty() {
+            "none".to_string()
+        } else {
+            format!(
+                "{} of {}",
+                show::plural(record.findings.len(), "finding"),
+                show::plural(groups.len(), "kind")
+            )
+        }
+    );
+    o += &record::text(&groups, true, width);
     let skipped: Vec<_> = record
         .steps
         .iter()

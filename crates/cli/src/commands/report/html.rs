@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 
 use super::load::{AppTimeline, Loaded, RatioPoint, TrafficPoint, ms};
-use super::record::StepStatus;
+use super::record::{FINGERPRINT_LEGEND, StepStatus, group};
+use crate::commands::show;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -35,6 +36,10 @@ svg text{font:11px system-ui,sans-serif;fill:#333}
 .prepare{fill:#9bb7e0}.window{fill:#d9534f}.after{fill:#7fbf7f}
 .weight{fill:none;stroke:#2b6cb0;stroke-width:2}.ratio{fill:none;stroke:#d9534f;stroke-width:1.5}.limit{stroke:#d9534f;stroke-dasharray:4 3}
 .grid{stroke:#e4e6ee}code{background:#f3f4f8;padding:0 .25em;border-radius:3px}
+code.cmd{display:block;margin-top:.3em;font-size:12px;overflow-wrap:anywhere;white-space:pre-wrap}
+.obj{display:block;max-width:24em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;font:12px ui-monospace,monospace}
+td.mono{font:12px ui-monospace,monospace;white-space:nowrap}td.num{white-space:nowrap}
+svg text.axis{font-weight:600}svg text.red{fill:#b3261e}
 ";
 
 const COUNT_BARS: &str = "<script>(function(){var n=0;document.querySelectorAll('svg .bar').forEach(function(b){var r=b.getBBox();if(r.width>0&&r.height>0)n++;});document.body.setAttribute('data-drawn-bars',String(n));})();</script>";
@@ -48,6 +53,7 @@ pub fn page(l: &Loaded) -> String {
     );
     header(&mut h, l);
     steps(&mut h, l);
+    subnets(&mut h, l);
     let apps = l.apps();
     timeline(&mut h, &apps);
     downtime(&mut h, l, &apps);
@@ -72,14 +78,18 @@ fn header(h: &mut String, l: &Loaded) {
         } else {
             "<span class=\"bad\" id=\"verdict\">failed</span>"
         };
+        let took = match (ms(&d.started), d.ended.as_deref().and_then(ms)) {
+            (Some(a), Some(b)) => format!(" (<span id=\"took\">{}</span>)", show::ms(b - a)),
+            _ => String::new(),
+        };
         let _ = write!(
             h,
-            "<p>Demo on scenario <code>{}</code>, started {}{}: {verdict}</p>",
+            "<p>Demo on scenario <code>{}</code>, started {}{}{took}: {verdict}</p>",
             esc(&d.scenario),
-            esc(&d.started),
+            esc(&show::when(&d.started)),
             d.ended
                 .as_deref()
-                .map(|e| format!(", ended {}", esc(e)))
+                .map(|e| format!(", ended {}", esc(&show::when(e))))
                 .unwrap_or_default()
         );
     } else {
@@ -89,11 +99,20 @@ fn header(h: &mut String, l: &Loaded) {
             esc(&l.dir.display().to_string())
         );
     }
+    if let Some(id) = l.migration_id() {
+        let _ = write!(
+            h,
+            "<p>Migration <code id=\"migration\">{}</code>: {}, {} taken.</p>",
+            esc(&id),
+            show::plural(l.apps().len(), "app"),
+            show::plural(l.snapshots().len(), "EBS snapshot")
+        );
+    }
 }
 
 fn steps(h: &mut String, l: &Loaded) {
     let Some(d) = &l.demo else { return };
-    h.push_str("<h2>Steps</h2><table id=\"steps\"><tr><th>#</th><th>step</th><th>result</th><th class=\"num\">seconds</th><th>what happened</th></tr>");
+    h.push_str("<h2>Steps</h2><table id=\"steps\"><tr><th>#</th><th>step</th><th>result</th><th class=\"num\">took</th><th>what happened, and the command that ran</th></tr>");
     for (i, s) in d.steps.iter().enumerate() {
         let (class, word) = match s.status {
             StepStatus::Done => ("ok", "done"),
@@ -101,18 +120,29 @@ fn steps(h: &mut String, l: &Loaded) {
             StepStatus::Failed => ("bad", "failed"),
         };
         let secs = match (ms(&s.started), ms(&s.ended)) {
-            (Some(a), Some(b)) => format!("{:.1}", (b - a) as f64 / 1000.0),
+            (Some(a), Some(b)) => show::ms(b - a),
             _ => String::new(),
         };
+        let commands: String = s
+            .commands
+            .iter()
+            .map(|c| format!("<code class=\"cmd\">$ {}</code>", esc(c)))
+            .collect();
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{word}</td><td class=\"num\">{secs}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{word}</td><td class=\"num\">{secs}</td><td>{}{commands}</td></tr>",
             i + 1,
             esc(&s.name),
             esc(&s.summary)
         );
     }
     h.push_str("</table>");
+}
+
+/// A percentage with at most two decimals and no trailing zeros: `1`, `0.5`, `2.25`.
+fn pct(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Horizontal scale from ms to x in `[x0, x0 + width]`.
@@ -152,7 +182,7 @@ impl Scale {
             let x = self.x(self.t0 + (s * 1000.0) as i64);
             let _ = write!(
                 h,
-                "<line class=\"grid\" x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{bottom}\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{s}s</text>",
+                "<line class=\"grid\" x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{bottom}\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{s} s</text>",
                 bottom + 14.0
             );
             s += step;
@@ -207,11 +237,32 @@ fn timeline(h: &mut String, apps: &[AppTimeline]) {
     h.push_str("</svg>");
 }
 
+fn subnets(h: &mut String, l: &Loaded) {
+    let subnets = l.subnets();
+    if subnets.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Network: green's subnets</h2><table id=\"subnets\"><tr><th>subnet</th><th>range</th><th>zone</th><th>for</th><th>result</th></tr>");
+    for s in &subnets {
+        let _ = write!(
+            h,
+            "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&s.id),
+            esc(&s.cidr),
+            esc(&s.az),
+            esc(&s.role),
+            s.result
+        );
+    }
+    h.push_str("</table>");
+}
+
 fn downtime(h: &mut String, l: &Loaded, apps: &[AppTimeline]) {
     if apps.is_empty() {
         return;
     }
-    h.push_str("<h2>Downtime per app</h2><table id=\"downtime\"><tr><th>app</th><th class=\"num\">window (s)</th><th>phase</th><th>volumes</th><th>data fingerprint: blue before → green from … now</th></tr>");
+    let snapshots = l.snapshots();
+    h.push_str("<h2>Downtime, snapshots and data per app</h2><table id=\"downtime\"><tr><th>app</th><th class=\"num\">window</th><th>phase</th><th>volume</th><th>EBS snapshot</th><th class=\"num\">blue at start</th><th class=\"num\">green from</th><th class=\"num\">green now</th></tr>");
     for a in apps {
         let volumes: Vec<_> = l
             .demo
@@ -219,35 +270,60 @@ fn downtime(h: &mut String, l: &Loaded, apps: &[AppTimeline]) {
             .flat_map(|d| &d.volumes)
             .filter(|v| v.app == a.app)
             .collect();
-        let prints: Vec<String> = volumes
-            .iter()
-            .map(|v| {
-                let (before, after) = v.fingerprints();
-                format!(
-                    "<code>{}</code> {} → {}",
-                    esc(&v.volume_id),
-                    esc(&before),
-                    esc(&after)
-                )
-            })
-            .collect();
+        // Without a demo's record (a migration's own state dir), the journal's snapshots
+        // still name the volumes.
+        let rows: Vec<(String, Option<&super::record::VolumeRecord>)> = if volumes.is_empty() {
+            snapshots
+                .iter()
+                .filter(|s| s.app == a.app)
+                .map(|s| (s.volume_id.clone(), None))
+                .collect()
+        } else {
+            volumes
+                .iter()
+                .map(|v| (v.volume_id.clone(), Some(*v)))
+                .collect()
+        };
+        let span = rows.len().max(1);
         let _ = write!(
             h,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            "<tr><td rowspan=\"{span}\">{}</td><td class=\"num\" rowspan=\"{span}\">{}</td><td rowspan=\"{span}\">{}</td>",
             esc(&a.app),
-            a.downtime_ms()
-                .map_or("—".into(), |d| format!("{:.2}", d as f64 / 1000.0)),
+            a.downtime_ms().map_or("—".into(), show::ms),
             a.phase
                 .map_or("—".into(), |p| esc(&format!("{p:?}").to_lowercase())),
-            if volumes.is_empty() {
-                "—".into()
-            } else {
-                volumes.len().to_string()
-            },
-            prints.join("<br>")
         );
+        if rows.is_empty() {
+            h.push_str("<td>—</td><td></td><td></td><td></td><td></td></tr>");
+        }
+        for (i, (volume, v)) in rows.iter().enumerate() {
+            if i > 0 {
+                h.push_str("<tr>");
+            }
+            let snapshot = snapshots
+                .iter()
+                .find(|s| &s.volume_id == volume)
+                .map_or("—".into(), |s| s.snapshot_id.clone());
+            let value = |f: Option<u64>| f.map_or("?".into(), |n| n.to_string());
+            let after = v
+                .and_then(|v| v.after.as_ref())
+                .filter(|f| f.cluster() == "green");
+            let _ = write!(
+                h,
+                "<td class=\"mono\">{}</td><td class=\"mono snapshot\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                esc(volume),
+                esc(&snapshot),
+                value(v.and_then(|v| v.before.as_ref()).map(|f| f.value)),
+                value(after.map(|f| f.from)),
+                value(after.map(|f| f.value)),
+            );
+        }
     }
-    h.push_str("</table>");
+    let _ = write!(
+        h,
+        "</table><p class=\"muted\">{}</p>",
+        esc(FINGERPRINT_LEGEND)
+    );
 }
 
 fn traffic(h: &mut String, l: &Loaded) {
@@ -256,14 +332,14 @@ fn traffic(h: &mut String, l: &Loaded) {
         return;
     }
     let ratios = l.ratios();
-    h.push_str("<h2>Traffic: green's weight and 5xx ratio</h2><p class=\"legend\"><span><i class=\"sw\" style=\"background:#2b6cb0\"></i>green's share of traffic (%)</span><span><i class=\"sw\" style=\"background:#d9534f\"></i>green's 5xx ratio at each gate (dashed: the limit)</span></p>");
+    h.push_str("<h2>Traffic: green's weight and 5xx ratio</h2><p class=\"legend\"><span><i class=\"sw\" style=\"background:#2b6cb0\"></i>green's share of traffic (%)</span><span><i class=\"sw\" style=\"background:#d9534f\"></i>green's 5xx ratio at each gate, right axis (dashed: the gate's maximum)</span></p>");
     traffic_chart(
         h,
         &weights,
         &ratios,
         l.traffic.last().and_then(|r| ms(&r.at)),
     );
-    h.push_str("<table id=\"gates\"><tr><th>step</th><th class=\"num\">green %</th><th>healthy</th><th class=\"num\">requests</th><th class=\"num\">5xx ratio</th><th>verdict</th></tr>");
+    h.push_str("<table id=\"gates\"><tr><th>step</th><th class=\"num\">green</th><th>healthy</th><th class=\"num\">requests</th><th class=\"num\">5xx</th><th>verdict</th></tr>");
     for g in l.gates() {
         let (class, verdict) = match &g.verdict {
             baton_core::traffic::gate::Verdict::Pass => ("ok", "pass".to_string()),
@@ -272,13 +348,13 @@ fn traffic(h: &mut String, l: &Loaded) {
         };
         let _ = write!(
             h,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td>{}/{}</td><td class=\"num\">{}</td><td class=\"num\">{:.4}</td><td class=\"{class}\">{}</td></tr>",
+            "<tr><td>{}</td><td class=\"num\">{} %</td><td>{}/{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2} %</td><td class=\"{class}\">{}</td></tr>",
             g.step + 1,
             g.percent,
             g.reading.healthy,
             g.reading.registered,
             g.reading.requests,
-            g.reading.ratio(),
+            g.reading.ratio() * 100.0,
             esc(&verdict)
         );
     }
@@ -308,23 +384,27 @@ fn traffic_chart(
         .chain(last)
         .max()
         .unwrap_or(t0);
-    let (left, width, top, plot) = (50.0, 820.0, 10.0, 200.0);
+    let (left, width, top, plot) = (70.0, 780.0, 10.0, 200.0);
     let scale = Scale::new(t0, t1, left, width);
     let bottom = top + plot;
+    let (w, ht) = (left + width + 70.0, bottom + 46.0);
     let _ = write!(
         h,
-        "<svg id=\"traffic\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"green's weight and 5xx ratio over time\">",
-        left + width + 90.0,
-        bottom + 30.0,
-        left + width + 90.0,
-        bottom + 30.0
+        "<svg id=\"traffic\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-label=\"green's weight and 5xx ratio over time\">",
     );
     scale.ticks(h, top, bottom);
+    let mid = top + plot / 2.0;
+    let _ = write!(
+        h,
+        "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">time since the shift began (s)</text><text class=\"axis\" id=\"weight-axis\" transform=\"translate(16,{mid:.1}) rotate(-90)\" text-anchor=\"middle\">green's share of traffic (%)</text>",
+        left + width / 2.0,
+        bottom + 34.0
+    );
     for pct in [0, 25, 50, 75, 100] {
         let y = bottom - f64::from(pct) / 100.0 * plot;
         let _ = write!(
             h,
-            "<line class=\"grid\" x1=\"{left}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{pct}%</text>",
+            "<line class=\"grid\" x1=\"{left}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{pct} %</text>",
             left + width,
             left - 4.0,
             y + 4.0
@@ -353,18 +433,30 @@ fn traffic_chart(
         .fold(limit * 2.0, f64::max)
         .max(1e-6);
     let ry = |r: f64| bottom - r / top_ratio * plot;
+    let right = left + width;
     let _ = write!(
         h,
-        "<line class=\"limit\" x1=\"{left}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\"/><text x=\"{}\" y=\"{:.1}\">{:.2}% limit</text><text x=\"{}\" y=\"{:.1}\">{:.2}%</text>",
-        ry(limit),
-        left + width,
-        ry(limit),
-        left + width + 4.0,
-        ry(limit) + 4.0,
-        limit * 100.0,
-        left + width + 4.0,
-        top + 8.0,
-        top_ratio * 100.0
+        "<line x1=\"{right}\" y1=\"{top}\" x2=\"{right}\" y2=\"{bottom}\" stroke=\"#d9534f\"/><text class=\"axis red\" id=\"ratio-axis\" transform=\"translate({:.1},{mid:.1}) rotate(90)\" text-anchor=\"middle\">green 5xx ratio (%)</text>",
+        right + 50.0
+    );
+    for r in [0.0, limit, top_ratio] {
+        let _ = write!(
+            h,
+            "<line x1=\"{right}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#d9534f\"/><text class=\"red\" x=\"{:.1}\" y=\"{:.1}\">{} %</text>",
+            right + 4.0,
+            right + 7.0,
+            ry(r) + 4.0,
+            pct(r * 100.0),
+            y = ry(r)
+        );
+    }
+    let _ = write!(
+        h,
+        "<line class=\"limit\" x1=\"{left}\" y1=\"{y:.1}\" x2=\"{right}\" y2=\"{y:.1}\"/><text class=\"red\" id=\"gate-max\" x=\"{:.1}\" y=\"{:.1}\">gate max {} % 5xx</text>",
+        left + 6.0,
+        ry(limit) - 4.0,
+        pct(limit * 100.0),
+        y = ry(limit)
     );
     if !ratios.is_empty() {
         let points: Vec<String> = ratios
@@ -379,10 +471,11 @@ fn traffic_chart(
         for r in ratios {
             let _ = write!(
                 h,
-                "<circle class=\"bar\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#d9534f\"><title>5xx ratio {:.4}</title></circle>",
+                "<circle class=\"bar\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#d9534f\"><title>green 5xx ratio {:.2} % (gate max {} %)</title></circle>",
                 scale.x(r.at),
                 ry(r.ratio),
-                r.ratio
+                r.ratio * 100.0,
+                pct(r.limit * 100.0)
             );
         }
     }
@@ -419,20 +512,37 @@ fn findings(h: &mut String, l: &Loaded) {
         h.push_str("<p id=\"findings\">None.</p>");
         return;
     }
-    h.push_str("<table id=\"findings\"><tr><th>step</th><th>severity</th><th>object</th><th>finding</th></tr>");
-    for f in &findings {
-        let class = match f.severity.as_str() {
-            "fail" | "blocking" | "error" => "bad",
+    // Findings that say the same are one row, ×N, with their objects (full names on
+    // hover), as the demo's summary groups them.
+    let groups = group(&findings);
+    let _ = write!(
+        h,
+        "<p class=\"muted\">{} of {}.</p>",
+        show::plural(findings.len(), "finding"),
+        show::plural(groups.len(), "kind")
+    );
+    h.push_str("<table id=\"findings\"><tr><th>step</th><th>severity</th><th class=\"num\">count</th><th>finding</th><th>objects</th></tr>");
+    for g in &groups {
+        let class = match g.severity {
+            "fail" | "blocking" | "BLOCKING" | "error" => "bad",
             "warn" | "warning" => "skip",
             _ => "muted",
         };
+        let objects: String = g
+            .objects
+            .iter()
+            .map(|o| format!("<span class=\"obj\" title=\"{}\">{}</span>", esc(o), esc(o)))
+            .collect();
         let _ = write!(
             h,
-            "<tr><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&f.step),
-            esc(&f.severity),
-            esc(&f.object),
-            esc(&f.message)
+            "<tr class=\"finding\"><td>{}</td><td class=\"{class}\">{}</td><td class=\"num count\">×{}</td><td>{}{}</td><td>{objects}</td></tr>",
+            esc(g.step),
+            esc(g.severity),
+            g.objects.len(),
+            esc(g.message),
+            g.fix
+                .map(|f| format!("<br><span class=\"muted\">fix: {}</span>", esc(f)))
+                .unwrap_or_default()
         );
     }
     h.push_str("</table>");

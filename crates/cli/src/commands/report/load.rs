@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use baton_core::journal::{Event, Record, Summary};
-use baton_core::machine::AppPhase;
+use baton_core::machine::{Action, AppPhase};
 use baton_core::preflight::Report;
 use baton_core::traffic::machine::{self as shift, GateRecord, Position, ShiftState};
 
@@ -27,6 +27,37 @@ pub struct Loaded {
     pub traffic: Vec<shift::Record>,
     /// A preflight report.
     pub preflight: Option<Report>,
+    /// What `baton network apply -o json` printed (the demo keeps it in
+    /// `network/applied.json`), and the network plan it applied.
+    pub network: Option<(serde_json::Value, Option<serde_json::Value>)>,
+}
+
+/// An EBS snapshot the migration took of a volume before handing it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotTaken {
+    /// `namespace/name` of the app.
+    pub app: String,
+    /// The claim the volume backs.
+    pub claim: String,
+    /// The volume.
+    pub volume_id: String,
+    /// The snapshot's id.
+    pub snapshot_id: String,
+}
+
+/// A subnet `baton network apply` created (or found created).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetMade {
+    /// Its id.
+    pub id: String,
+    /// Its range.
+    pub cidr: String,
+    /// Its zone and role (`pods`, `nodes`), from the plan; empty when unknown.
+    pub az: String,
+    /// See `az`.
+    pub role: String,
+    /// `created`, or `already created` by an earlier apply.
+    pub result: &'static str,
 }
 
 /// One app's timeline, in milliseconds since the Unix epoch.
@@ -100,6 +131,15 @@ impl Loaded {
             Some(p) => Some(read_json::<Report>(&p)?),
             None => None,
         };
+        let network = match find(dir, &["network/applied.json"]) {
+            Some(p) => {
+                let plan = find(dir, &["network/plan.json"])
+                    .map(|p| read_json::<serde_json::Value>(&p))
+                    .transpose()?;
+                Some((read_json::<serde_json::Value>(&p)?, plan))
+            }
+            None => None,
+        };
         if demo.is_none() && migration.is_empty() && traffic.is_empty() && preflight.is_none() {
             return Err(Refused(format!(
                 "{} holds nothing to report: no {DEMO_FILE}, migration journal (journal.jsonl), traffic journal (traffic.jsonl) or preflight.json; pass the --state-dir of `baton demo`, `baton migrate` or `baton traffic shift`",
@@ -113,7 +153,69 @@ impl Loaded {
             migration,
             traffic,
             preflight,
+            network,
         })
+    }
+
+    /// The migration's id (from its journal).
+    pub fn migration_id(&self) -> Option<String> {
+        Summary::fold(&self.migration).migration
+    }
+
+    /// Every snapshot the migration took, in the journal's order.
+    pub fn snapshots(&self) -> Vec<SnapshotTaken> {
+        self.migration
+            .iter()
+            .filter_map(|r| match (&r.app, &r.event) {
+                (
+                    Some(app),
+                    Event::Done {
+                        action: Action::StartSnapshot { volume_id, claim },
+                        result: Some(id),
+                    },
+                ) => Some(SnapshotTaken {
+                    app: app.clone(),
+                    claim: claim.clone(),
+                    volume_id: volume_id.clone(),
+                    snapshot_id: id.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The subnets `network apply` made, by range.
+    pub fn subnets(&self) -> Vec<SubnetMade> {
+        let Some((applied, plan)) = &self.network else {
+            return Vec::new();
+        };
+        let planned = |cidr: &str, key: &str| {
+            plan.as_ref()
+                .and_then(|p| p["subnets"].as_array())
+                .and_then(|s| s.iter().find(|s| s["cidr"] == cidr))
+                .and_then(|s| s[key].as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        [
+            ("created", "created"),
+            ("already_created", "already created"),
+        ]
+        .into_iter()
+        .flat_map(|(key, result)| {
+            applied[key]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(move |(cidr, id)| SubnetMade {
+                    id: id.as_str().unwrap_or_default().to_string(),
+                    cidr: cidr.clone(),
+                    az: planned(cidr, "az"),
+                    role: planned(cidr, "role"),
+                    result,
+                })
+        })
+        .collect()
     }
 
     /// Each app's timeline, in the order apps first appear in the journal.
@@ -218,7 +320,8 @@ impl Loaded {
                 step: "preflight".into(),
                 severity: f.severity.as_str().into(),
                 object: f.object.clone(),
-                message: format!("{} ({}): fix: {}", f.problem, f.check, f.fix),
+                message: format!("{} ({})", f.problem, f.check),
+                fix: Some(f.fix.clone()),
             })
             .collect()
     }

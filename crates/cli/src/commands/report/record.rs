@@ -4,9 +4,12 @@
 
 use std::path::Path;
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 
 use crate::commands::files::write_json;
+use crate::commands::show;
 
 /// The file's name in the demo's state dir.
 pub const FILE: &str = "demo.json";
@@ -59,6 +62,9 @@ pub struct StepRecord {
     pub ended: String,
     /// One line of what it did, or why it was skipped or failed.
     pub summary: String,
+    /// The baton commands it ran, as shown (`baton network plan …`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
 }
 
 /// A volume's fingerprint (the counter the emulated app advances on its data).
@@ -94,20 +100,8 @@ pub struct VolumeRecord {
     pub after: Option<Fingerprint>,
 }
 
-impl VolumeRecord {
-    /// Its fingerprint before the move and after commit, as the summary and the report
-    /// print them (`?` when unread): `41` and `green from 41 now 57`.
-    pub fn fingerprints(&self) -> (String, String) {
-        let before = self
-            .before
-            .as_ref()
-            .map_or("?".into(), |f| f.value.to_string());
-        let after = self.after.as_ref().map_or("?".into(), |f| {
-            format!("{} from {} now {}", f.cluster(), f.from, f.value)
-        });
-        (before, after)
-    }
-}
+/// What the fingerprint columns (blue at start, green from, green now) mean.
+pub const FINGERPRINT_LEGEND: &str = "fingerprint: a counter each app's pods advance on their volume. blue at start: read before the move; green from: the value green's pod found on the volume and continued from (blue's last write: blue kept writing until it stopped); green now: read after commit. green from ≥ blue at start, and green now ≥ green from: nothing lost, nothing forked.";
 
 /// A checked invariant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,13 +123,172 @@ pub struct Finding {
     pub severity: String,
     /// The object it concerns.
     pub object: String,
-    /// What it says (and the fix, when there is one).
+    /// What it says.
     pub message: String,
+    /// What to do about it, when there is something to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// Findings that say the same thing (step, severity, message and fix) about several
+/// objects: shown once, `×N`, with the objects listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingGroup<'a> {
+    /// Which step reported them.
+    pub step: &'a str,
+    /// Their severity.
+    pub severity: &'a str,
+    /// What they say.
+    pub message: &'a str,
+    /// Their fix.
+    pub fix: Option<&'a str>,
+    /// The objects, in the order reported.
+    pub objects: Vec<&'a str>,
+}
+
+/// `findings` grouped by what they say, in the order each was first reported.
+pub fn group(findings: &[Finding]) -> Vec<FindingGroup<'_>> {
+    let mut groups: Vec<FindingGroup<'_>> = Vec::new();
+    for f in findings {
+        let key = (
+            f.step.as_str(),
+            f.severity.as_str(),
+            f.message.as_str(),
+            f.fix.as_deref(),
+        );
+        match groups
+            .iter_mut()
+            .find(|g| (g.step, g.severity, g.message, g.fix) == key)
+        {
+            Some(g) => g.objects.push(&f.object),
+            None => groups.push(FindingGroup {
+                step: key.0,
+                severity: key.1,
+                message: key.2,
+                fix: key.3,
+                objects: vec![&f.object],
+            }),
+        }
+    }
+    groups
+}
+
+/// Grouped findings, one block per group: severity ×N and what it says, the objects
+/// (UUIDs cut, see the report or the JSON for the full names), the fix.
+pub fn text(groups: &[FindingGroup<'_>], with_step: bool, width: Option<usize>) -> String {
+    let mut o = String::new();
+    let head = groups.iter().map(|g| g.lead().chars().count()).max();
+    let head = head.unwrap_or(0);
+    let pad = " ".repeat(2 + head + 2);
+    for g in groups {
+        let step = if with_step {
+            format!("[{}] ", g.step)
+        } else {
+            String::new()
+        };
+        let text = format!("{step}{}", g.message);
+        let _ = writeln!(
+            o,
+            "  {:<head$}  {}",
+            g.lead(),
+            show::wrap(&text, pad.len(), &pad, width)
+        );
+        let (kind, names) = g.objects_shown();
+        let on = match kind {
+            Some(kind) => format!("on {kind}: {}", names.join(", ")),
+            None => format!("on {}", names.join(", ")),
+        };
+        let _ = writeln!(
+            o,
+            "{pad}{}",
+            show::wrap(&on, pad.len(), &format!("{pad}   "), width)
+        );
+        if let Some(fix) = g.fix {
+            let fix = format!("fix: {fix}");
+            let _ = writeln!(
+                o,
+                "{pad}{}",
+                show::wrap(&fix, pad.len(), &format!("{pad}     "), width)
+            );
+        }
+    }
+    o
+}
+
+impl FindingGroup<'_> {
+    /// `warn ×9`, or `warn` alone for one object.
+    pub fn lead(&self) -> String {
+        match self.objects.len() {
+            1 => self.severity.to_string(),
+            n => format!("{} ×{n}", self.severity),
+        }
+    }
+
+    /// The objects for reading, UUIDs cut: when they are all of one kind (their first
+    /// word), the kind counted once (`9 PersistentVolumes`) and the names after it.
+    pub fn objects_shown(&self) -> (Option<String>, Vec<String>) {
+        let kind = |o: &str| o.split_once(' ').map(|(k, _)| k.to_string());
+        let first = self.objects.first().and_then(|o| kind(o));
+        match first {
+            Some(k)
+                if self.objects.len() > 1
+                    && self.objects.iter().all(|o| kind(o).as_ref() == Some(&k)) =>
+            {
+                (
+                    Some(show::plural(self.objects.len(), &k)),
+                    self.objects
+                        .iter()
+                        .map(|o| show::short_name(o.split_once(' ').map_or(*o, |(_, n)| n)))
+                        .collect(),
+                )
+            }
+            _ => (
+                None,
+                self.objects.iter().map(|o| show::short_name(o)).collect(),
+            ),
+        }
+    }
 }
 
 impl DemoRecord {
+    /// Whether the run passed: no step failed and every invariant was checked and held.
+    pub fn passed(&self) -> bool {
+        !self.invariants.is_empty()
+            && self.invariants.iter().all(|i| i.held)
+            && self.steps.iter().all(|s| s.status != StepStatus::Failed)
+    }
+
     /// Saves it (atomically) in `dir`.
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
         write_json(&dir.join(FILE), self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(object: &str, message: &str) -> Finding {
+        Finding {
+            step: "preflight".into(),
+            severity: "warn".into(),
+            object: object.into(),
+            message: message.into(),
+            fix: Some("nothing".into()),
+        }
+    }
+
+    #[test]
+    fn findings_that_say_the_same_are_grouped_with_their_objects() {
+        let f = [
+            finding("pv a", "reclaim policy is Delete"),
+            finding("pv b", "in-tree"),
+            finding("pv c", "reclaim policy is Delete"),
+        ];
+        let g = group(&f);
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].message, "reclaim policy is Delete");
+        assert_eq!(g[0].objects, ["pv a", "pv c"]);
+        assert_eq!(g[1].objects, ["pv b"]);
     }
 }

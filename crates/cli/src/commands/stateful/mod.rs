@@ -24,6 +24,7 @@ use state::{RunInfo, StateDir};
 
 use super::files::write_json;
 use super::output::{confirm, emit_plan, render, table};
+use super::report::record::{self, Finding};
 use crate::args::{
     CommitArgs, MigrateArgs, Output, PlanArgs, RollbackArgs, StatusArgs, usage_error,
 };
@@ -86,7 +87,10 @@ fn plan_table(plan: &Plan) -> String {
                 } else {
                     "ok".into()
                 },
-                format!("{blocking} blocking, {warnings} warnings"),
+                format!(
+                    "{blocking} blocking, {}",
+                    crate::commands::show::plural(warnings, "warning")
+                ),
             ]
         })
         .collect();
@@ -145,21 +149,24 @@ fn plan_table(plan: &Plan) -> String {
         )
         .collect();
     if !problems.is_empty() {
-        out += "\nProblems:\n";
-        for (app, p) in problems {
-            out += &format!(
-                "  {:<8} {} [{}] {}: {}\n           fix: {}\n",
-                match p.severity {
+        // Problems that say the same (the reclaim policy of nine PVs) are one entry,
+        // ×N, with the objects listed.
+        let findings: Vec<Finding> = problems
+            .iter()
+            .map(|(app, p)| Finding {
+                step: String::new(),
+                severity: match p.severity {
                     Severity::Blocking => "BLOCKING",
                     Severity::Warning => "warning",
-                },
-                app,
-                p.code,
-                p.object,
-                p.message,
-                p.fix
-            );
-        }
+                }
+                .into(),
+                object: format!("{} ({app})", p.object),
+                message: format!("[{}] {}", p.code, p.message),
+                fix: Some(p.fix.clone()),
+            })
+            .collect();
+        out += "\nProblems:\n";
+        out += &record::text(&record::group(&findings), false, None);
     }
     out
 }
@@ -354,7 +361,7 @@ fn finish(
                         o.phase.name().into(),
                         o.mutations.to_string(),
                         o.window_seconds
-                            .map(|s| format!("{s:.1}s"))
+                            .map(crate::commands::show::secs)
                             .unwrap_or_else(|| "-".into()),
                         o.problem.clone().unwrap_or_default(),
                     ]

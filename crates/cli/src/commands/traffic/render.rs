@@ -11,19 +11,20 @@ use serde::Serialize;
 
 use crate::args::Output;
 use crate::commands::output::{render, table};
+use crate::commands::show::short_arn;
 
 /// The plan, before anything is written.
 pub fn plan(p: &ShiftPlan) -> String {
     let s = &p.split;
     let mut out = format!(
-        "traffic shift on listener {}{}\n  from {} to {}\n",
-        p.listener_arn,
+        "traffic shift on {}{}\n  from {} to {}\n",
+        short_arn(&p.listener_arn),
         p.rule_arn
             .as_ref()
-            .map(|r| format!(" rule {r}"))
+            .map(|r| format!(" {}", short_arn(r)))
             .unwrap_or_default(),
-        s.from_tg,
-        s.to_tg
+        short_arn(&s.from_tg),
+        short_arn(&s.to_tg)
     );
     if let Some(secs) = s.original.sticky_seconds() {
         out += &format!(
@@ -166,7 +167,7 @@ fn reading_cells(r: Option<&Reading>) -> Vec<String> {
             format!("{}/{}", r.healthy, r.registered),
             format!("{}", r.requests),
             format!("{:.2} %", r.ratio() * 100.0),
-            duration::show(Duration::from_millis(r.window_ms)),
+            crate::commands::show::ms(i64::try_from(r.window_ms).unwrap_or(i64::MAX)),
         ],
         None => vec!["-".to_owned(); 4],
     }
@@ -212,11 +213,11 @@ pub fn status(v: &StatusView, output: Output) -> anyhow::Result<String> {
         return render(v, output);
     }
     let mut out = format!(
-        "listener {}{}\n",
-        v.listener,
+        "{}{}\n",
+        short_arn(&v.listener),
         v.rule
             .as_ref()
-            .map(|r| format!(" rule {r}"))
+            .map(|r| format!(" {}", short_arn(r)))
             .unwrap_or_default()
     );
     if let Some(secs) = v.sticky_seconds {
