@@ -124,7 +124,13 @@ fn expected(e: &anyhow::Error) -> Option<&Expected> {
 /// Prints an error chain the way users read it and returns its code ([`code_of`]): a
 /// usage error as clap's own, a refusal as `refused: …` followed by "nothing was
 /// changed", anything else as `error: …` with its causes.
+///
+/// A closed stdout ([`StdoutClosed`]: `baton permissions | head -1`, the reader took what
+/// it wanted and left) is no failure: it ends quietly with [`code::OK`].
 pub fn report(e: &anyhow::Error) -> ExitCode {
+    if e.chain().any(|c| c.is::<StdoutClosed>()) {
+        return ExitCode::from(code::OK);
+    }
     let code = code_of(e);
     if let Some(Expected::Usage(usage)) = expected(e) {
         let _ = usage.print();
@@ -143,6 +149,20 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
     }
     ExitCode::from(code)
 }
+
+/// Writing to stdout failed because its reader closed the pipe. Only writes to stdout
+/// raise it (`commands::output::print`), so a broken pipe elsewhere (a connection to a
+/// cluster or AWS) still fails.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed by its reader")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
 
 /// Logs go to stderr; `-v` raises the level, `RUST_LOG` overrides. `quiet_emulator`
 /// (the demo, which runs the emulator in-process) keeps the emulator's own warnings out

@@ -1,13 +1,13 @@
 //! What every command prints: tables for people, JSON or YAML for scripts, and the
 //! question a changing command asks on a terminal.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
 use serde::Serialize;
 
 use crate::args::Output;
-use crate::exit::{Expected, Refused};
+use crate::exit::{Expected, Refused, StdoutClosed};
 
 /// Prints a plan as `output` asks (`table` is its table form) and, with `out`, writes it
 /// there as YAML when `-o yaml` was asked and as JSON otherwise (a file a later command
@@ -32,6 +32,17 @@ pub fn emit_plan<T: Serialize>(
         eprintln!("{what} written to {}", out.display());
     }
     Ok(())
+}
+
+/// Writes `text` to stdout, reporting a reader that closed the pipe (`| head -1`) as
+/// [`StdoutClosed`], which ends baton quietly with 0, and any other failure as an error
+/// (where `print!` would panic).
+pub fn print(text: impl AsRef<[u8]>) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_ref()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        r => r.context("failed to write to stdout"),
+    }
 }
 
 pub fn render<T: Serialize>(value: &T, output: Output) -> anyhow::Result<String> {

@@ -1,6 +1,7 @@
 //! `baton permissions`: the IAM policy document and the Kubernetes ClusterRole that
 //! baton's commands need, rendered from the table in `baton_core::permissions`.
 
+use std::fmt::Write;
 use std::process::ExitCode;
 
 use baton_core::permissions::{self, CommandPermissions};
@@ -25,14 +26,11 @@ pub fn run(a: &PermissionsArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    match a.output {
-        Output::Json => print!("{}", output::render(&iam_policy(&chosen), Output::Json)?),
-        Output::Yaml => print!(
-            "{}",
-            output::render(&cluster_role(&chosen, &a.role_name), Output::Yaml)?
-        ),
+    output::print(match a.output {
+        Output::Json => output::render(&iam_policy(&chosen), Output::Json)?,
+        Output::Yaml => output::render(&cluster_role(&chosen, &a.role_name), Output::Yaml)?,
         Output::Table => table(&chosen),
-    }
+    })?;
     Ok(ExitCode::from(code::OK))
 }
 
@@ -64,9 +62,10 @@ pub fn cluster_role(chosen: &[&CommandPermissions], name: &str) -> Value {
     })
 }
 
-fn table(chosen: &[&CommandPermissions]) {
+fn table(chosen: &[&CommandPermissions]) -> String {
+    let mut out = String::new();
     for c in chosen {
-        println!("{} (clusters: {})", c.command, c.clusters);
+        let _ = writeln!(out, "{} (clusters: {})", c.command, c.clusters);
         let rows: Vec<Vec<String>> = c
             .kube
             .iter()
@@ -86,16 +85,18 @@ fn table(chosen: &[&CommandPermissions]) {
             .collect();
         let text = output::table(&["", "API GROUPS", "RESOURCES", "VERBS"], &rows);
         for line in text.lines() {
-            println!("  {line}");
+            let _ = writeln!(out, "  {line}");
         }
         // IAM statements under the table: their action lists are too long for a column.
         for s in c.iam.iter() {
-            println!(
+            let _ = writeln!(
+                out,
                 "  iam  {}  on {}",
                 s.actions.join(", "),
                 s.resources.join(", ")
             );
         }
     }
-    println!("\n-o json: the IAM policy document; -o yaml: the ClusterRole.");
+    out.push_str("\n-o json: the IAM policy document; -o yaml: the ClusterRole.\n");
+    out
 }
