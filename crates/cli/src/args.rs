@@ -187,6 +187,51 @@ Examples:
     /// gated steps, reversibly.
     #[command(subcommand)]
     Traffic(TrafficCommand),
+    /// Print a shell completion script for baton (commands, flags, values) to stdout.
+    ///
+    /// Generated from the same definitions as `--help`, so it knows every command of this
+    /// version; write it again after an upgrade. New shells pick it up.
+    #[command(after_help = "\
+Install (once per user):
+  bash   baton completion bash > ~/.local/share/bash-completion/completions/baton
+         (needs the bash-completion package; or add to ~/.bashrc:
+          source <(baton completion bash))
+  zsh    mkdir -p ~/.zfunc && baton completion zsh > ~/.zfunc/_baton
+         and in ~/.zshrc, before compinit: fpath=(~/.zfunc $fpath)
+  fish   baton completion fish > ~/.config/fish/completions/baton.fish
+  powershell
+         baton completion powershell >> $PROFILE
+  elvish baton completion elvish >> ~/.config/elvish/rc.elv")]
+    Completion(CompletionArgs),
+    /// Print baton's man page (roff) to stdout, or write one page per command into a
+    /// directory.
+    ///
+    /// Generated from the same definitions as `--help`. Without --dir, baton.1 (the
+    /// commands, the global flags, the exit codes) goes to stdout; with --dir, baton.1 and
+    /// a page per subcommand (baton-migrate.1, baton-sim-up.1, …) are written there and
+    /// their paths printed on stderr.
+    #[command(after_help = "\
+Examples:
+  baton man | man -l -          # read it now
+  baton man --dir ~/.cargo/share/man/man1 && man baton-migrate
+      # beside `cargo install`'s ~/.cargo/bin: man-db searches ../share/man of each
+      # directory on $PATH")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete in.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write baton.1 and one page per subcommand into this directory (created if
+    /// missing) instead of baton.1 to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `baton traffic …`.
