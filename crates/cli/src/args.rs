@@ -1100,12 +1100,41 @@ pub struct SimUpArgs {
     pub pod_stop_delay_ms: Option<u64>,
 }
 
+/// The command tree as `--help`, usage lines and errors show it: named `kubectl baton` when
+/// kubectl started baton as its plugin, `baton` otherwise.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let argv0 = std::env::args_os().next().map(PathBuf::from);
+    if argv0.is_some_and(|a| is_plugin_name(&a)) {
+        cmd.bin_name("kubectl baton")
+    } else {
+        cmd
+    }
+}
+
+/// Whether baton was started by the name kubectl gives its plugin: `kubectl-baton`, the
+/// shim `cargo install` puts beside baton (which execs baton with that argv[0]) or the
+/// link krew makes to baton itself. kubectl passes the plugin's path as argv[0].
+fn is_plugin_name(argv0: &std::path::Path) -> bool {
+    argv0.file_stem().is_some_and(|s| s == "kubectl-baton")
+}
+
+/// Parses the command line as [`command`] names it; clap's own errors (and `--help`,
+/// `--version`) print and exit here, as `Cli::parse` would.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let mut cmd = command();
+    Cli::from_arg_matches_mut(&mut cmd.clone().get_matches())
+        .map_err(|e| e.format(&mut cmd))
+        .unwrap_or_else(|e| e.exit())
+}
+
 /// A command-line error found after parsing (what only another flag, the scenario or the
 /// terminal can refute), shaped like clap's own: it names the problem, prints the usage
 /// line of the command at `path` (e.g. `["sim", "up"]`) and exits 2.
 pub fn usage_error(path: &[&str], message: impl std::fmt::Display) -> Expected {
-    use clap::CommandFactory;
-    let mut cmd = Cli::command();
+    let mut cmd = command();
     cmd.build();
     for name in path {
         match cmd.find_subcommand(name) {

@@ -8,10 +8,8 @@ mod commands;
 mod exit;
 mod resolved;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = args::Cli::parse();
+    let cli = args::parse();
     exit::init_tracing(
         cli.global.verbose,
         matches!(cli.command, args::Command::Demo(_)),
