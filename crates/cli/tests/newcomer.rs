@@ -251,7 +251,7 @@ fn kubectl_finds_the_plugin_and_passes_baton_s_exit_codes_on() {
 }
 
 #[test]
-fn kubectl_baton_without_baton_says_where_it_looked_and_how_to_install() {
+fn kubectl_baton_alone_finds_baton_on_the_path_or_says_where_it_looked() {
     let tmp = tempfile::tempdir().unwrap();
     let lone = tmp.path().join("kubectl-baton");
     std::fs::copy(env!("CARGO_BIN_EXE_kubectl-baton"), &lone).unwrap();
@@ -270,6 +270,18 @@ fn kubectl_baton_without_baton_says_where_it_looked_and_how_to_install() {
         err.contains("cargo install --path crates/cli --locked"),
         "{err}"
     );
+
+    // With a baton elsewhere on the PATH, the shim runs that one.
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_baton"), elsewhere.join("baton")).unwrap();
+    let o = Command::new(&lone)
+        .arg("--help")
+        .env("PATH", &elsewhere)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("Usage: kubectl baton"));
 }
 
 /// Every printing command that needs no cluster, as `| head -1` ends it: the first line
