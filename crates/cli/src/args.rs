@@ -255,6 +255,51 @@ Examples:
     /// gated steps, reversibly.
     #[command(subcommand)]
     Traffic(TrafficCommand),
+    /// Print a shell completion script for baton (commands, flags, values) to stdout.
+    ///
+    /// Generated from the same definitions as `--help`, so it knows every command of this
+    /// version; write it again after an upgrade. New shells pick it up.
+    #[command(after_help = "\
+Install (once per user):
+  bash   baton completion bash > ~/.local/share/bash-completion/completions/baton
+         (needs the bash-completion package; or add to ~/.bashrc:
+          source <(baton completion bash))
+  zsh    mkdir -p ~/.zfunc && baton completion zsh > ~/.zfunc/_baton
+         and in ~/.zshrc, before compinit: fpath=(~/.zfunc $fpath)
+  fish   baton completion fish > ~/.config/fish/completions/baton.fish
+  powershell
+         baton completion powershell >> $PROFILE
+  elvish baton completion elvish >> ~/.config/elvish/rc.elv")]
+    Completion(CompletionArgs),
+    /// Print baton's man page (roff) to stdout, or write one page per command into a
+    /// directory.
+    ///
+    /// Generated from the same definitions as `--help`. Without --dir, baton.1 (the
+    /// commands, the global flags, the exit codes) goes to stdout; with --dir, baton.1 and
+    /// a page per subcommand (baton-migrate.1, baton-sim-up.1, …) are written there and
+    /// their paths printed on stderr.
+    #[command(after_help = "\
+Examples:
+  baton man | man -l -          # read it now
+  baton man --dir ~/.cargo/share/man/man1 && man baton-migrate
+      # beside `cargo install`'s ~/.cargo/bin: man-db searches ../share/man of each
+      # directory on $PATH")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete in.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write baton.1 and one page per subcommand into this directory (created if
+    /// missing) instead of baton.1 to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `baton traffic …`.
@@ -1087,12 +1132,41 @@ pub struct SimUpArgs {
     pub pod_stop_delay_ms: Option<u64>,
 }
 
+/// The command tree as `--help`, usage lines and errors show it: named `kubectl baton` when
+/// kubectl started baton as its plugin, `baton` otherwise.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let argv0 = std::env::args_os().next().map(PathBuf::from);
+    if argv0.is_some_and(|a| is_plugin_name(&a)) {
+        cmd.bin_name("kubectl baton")
+    } else {
+        cmd
+    }
+}
+
+/// Whether baton was started by the name kubectl gives its plugin: `kubectl-baton`, the
+/// shim `cargo install` puts beside baton (which execs baton with that argv[0]) or the
+/// link krew makes to baton itself. kubectl passes the plugin's path as argv[0].
+fn is_plugin_name(argv0: &std::path::Path) -> bool {
+    argv0.file_stem().is_some_and(|s| s == "kubectl-baton")
+}
+
+/// Parses the command line as [`command`] names it; clap's own errors (and `--help`,
+/// `--version`) print and exit here, as `Cli::parse` would.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let mut cmd = command();
+    Cli::from_arg_matches_mut(&mut cmd.clone().get_matches())
+        .map_err(|e| e.format(&mut cmd))
+        .unwrap_or_else(|e| e.exit())
+}
+
 /// A command-line error found after parsing (what only another flag, the scenario or the
 /// terminal can refute), shaped like clap's own: it names the problem, prints the usage
 /// line of the command at `path` (e.g. `["sim", "up"]`) and exits 2.
 pub fn usage_error(path: &[&str], message: impl std::fmt::Display) -> Expected {
-    use clap::CommandFactory;
-    let mut cmd = Cli::command();
+    let mut cmd = command();
     cmd.build();
     for name in path {
         match cmd.find_subcommand(name) {

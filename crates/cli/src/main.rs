@@ -14,10 +14,8 @@ mod commands;
 mod exit;
 mod resolved;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = args::Cli::parse();
+    let cli = args::parse();
     exit::init_tracing(
         cli.global.verbose,
         matches!(cli.command, args::Command::Demo(_)),

@@ -3,6 +3,7 @@
 mod backup;
 mod crash;
 mod demo;
+mod docs;
 mod files;
 mod network;
 mod output;
@@ -42,5 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Traffic(TrafficCommand::Shift(a)) => traffic::shift(a).await,
         Command::Traffic(TrafficCommand::Status(a)) => traffic::status(a).await,
         Command::Traffic(TrafficCommand::Rollback(a)) => traffic::rollback(a).await,
+        Command::Completion(a) => docs::completion(&a),
+        Command::Man(a) => docs::man(&a),
     }
 }

@@ -1,0 +1,390 @@
+//! A newcomer's first hour, literally: README.md's "Install" section run line by line in
+//! bash, in a scratch home, with `$HOME/.cargo/bin` first on the PATH; then what those
+//! lines promise (completions that load, man pages that render, `kubectl baton` through
+//! kubectl's own plugin mechanism with baton's exit codes), every printing command that
+//! needs no cluster ended by a closed pipe (`| head -1`), and the krew manifest.
+//!
+//! The install is a copy, not `cargo install`: copying `CARGO_BIN_EXE_baton` and
+//! `CARGO_BIN_EXE_kubectl-baton` into `$HOME/.cargo/bin` is what `cargo install --path
+//! crates/cli --locked` does after building (it installs the package's `[[bin]]`s and
+//! nothing else). Running cargo install itself was measured on 2 cores: into the test
+//! build's own target dir it rebuilds the dependency graph without the dev-dependencies'
+//! features (baton-aws's `testbed`, …): 3 min 3 s the first time (aws-sdk-ec2 again), then
+//! 0.9 s warm and 7 s after a change to baton-core — and it needs the crates.io index
+//! (`Updating crates.io index`) unless `--offline`. A first test run paying three
+//! minutes, or failing without a network, is not worth the little it would add.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::text;
+
+/// The scratch machine: `home` is `$HOME`, baton installed in `home/.cargo/bin`.
+struct Newcomer {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    bin: PathBuf,
+    path: std::ffi::OsString,
+}
+
+impl Newcomer {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let bin = home.join(".cargo/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        // What `cargo install --path crates/cli --locked` puts there (see the top).
+        for (name, built) in [
+            ("baton", env!("CARGO_BIN_EXE_baton")),
+            ("kubectl-baton", env!("CARGO_BIN_EXE_kubectl-baton")),
+        ] {
+            std::fs::copy(built, bin.join(name)).unwrap();
+        }
+        let mut dirs = vec![bin.clone()];
+        dirs.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+        let path = std::env::join_paths(dirs).unwrap();
+        Newcomer {
+            _tmp: tmp,
+            home,
+            bin,
+            path,
+        }
+    }
+
+    /// A command with the newcomer's environment: their home, the install first on the
+    /// PATH, no kubeconfig of the machine's, pages printed rather than paged.
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.current_dir(&self.home)
+            .env("HOME", &self.home)
+            .env("PATH", &self.path)
+            .env("KUBECONFIG", self.home.join(".kube/config"))
+            .env("MANPAGER", "cat")
+            .env("PAGER", "cat")
+            .env_remove("BASH_ENV")
+            .env_remove("MANPATH");
+        c
+    }
+
+    /// `bash -c LINE` as a terminal would run it (`set -e -o pipefail`).
+    fn bash(&self, line: &str) -> Output {
+        self.command("bash")
+            .args(["--noprofile", "--norc", "-e", "-o", "pipefail", "-c", line])
+            .output()
+            .unwrap()
+    }
+
+    /// `baton ARGS…`, found on the PATH.
+    fn baton(&self, args: &[&str]) -> Output {
+        self.command("baton").args(args).output().unwrap()
+    }
+
+    fn has(&self, program: &str) -> bool {
+        std::env::split_paths(&self.path).any(|d| d.join(program).is_file())
+    }
+}
+
+#[track_caller]
+fn ok(what: &str, o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "{what}: {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
+/// README.md's "Install" section: its indented command lines, in order.
+fn readme_install_lines() -> Vec<String> {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("\n## Install\n")
+        .expect("README has an Install section");
+    let section = &readme[start + 1..];
+    let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
+    section[..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("    "))
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn readme_install_section_works_as_written_in_a_scratch_home() {
+    let n = Newcomer::new();
+    let lines = readme_install_lines();
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some("cargo install --path crates/cli --locked"),
+        "README's install line changed; this test's copy stands in for it: {lines:?}"
+    );
+    let mut ran = Vec::new();
+    for line in &lines[1..] {
+        // A segment whose program this machine lacks (man) is left out, saying so.
+        let segments: Vec<&str> = line
+            .split("&&")
+            .map(str::trim)
+            .filter(|seg| {
+                let program = seg.split_whitespace().next().unwrap_or_default();
+                let present = n.has(program);
+                if !present {
+                    eprintln!("SKIPPED: `{seg}`: {program} is not installed");
+                }
+                present
+            })
+            .collect();
+        let line = segments.join(" && ");
+        let out = n.bash(&line);
+        ok(&line, &out);
+        ran.push((line, out));
+    }
+    let stdout_of = |prefix: &str| {
+        ran.iter()
+            .find(|(l, _)| l.starts_with(prefix))
+            .map(|(_, o)| text(&o.stdout))
+            .unwrap_or_else(|| panic!("README's Install section lacks `{prefix}…`"))
+    };
+
+    assert_eq!(
+        stdout_of("baton --version").trim(),
+        format!("baton {}", env!("CARGO_PKG_VERSION"))
+    );
+    // The plugin's help is baton's, named as typed.
+    let help = stdout_of("kubectl baton --help");
+    assert!(help.contains("Usage: kubectl baton"), "{help}");
+    assert!(
+        help.contains("migrate") && help.contains("completion"),
+        "{help}"
+    );
+
+    // The bash completion loads and completes baton's subcommands.
+    let script = n
+        .home
+        .join(".local/share/bash-completion/completions/baton");
+    let bash_script = std::fs::read_to_string(&script).unwrap();
+    for sub in ["migrate", "rollback", "permissions", "completion"] {
+        assert!(bash_script.contains(sub), "bash completion lacks {sub}");
+    }
+    ok("bash -n", &n.bash(&format!("bash -n {}", script.display())));
+    let loaded = ok(
+        "source and complete -p",
+        &n.bash(&format!("source {} && complete -p baton", script.display())),
+    );
+    assert!(loaded.trim_end().ends_with(" baton"), "{loaded}");
+
+    // The man pages: baton.1 and one per subcommand, roff that man renders.
+    let man1 = n.home.join(".cargo/share/man/man1");
+    for page in [
+        "baton.1",
+        "baton-migrate.1",
+        "baton-sim-up.1",
+        "baton-man.1",
+    ] {
+        let roff = std::fs::read_to_string(man1.join(page)).unwrap();
+        assert!(
+            roff.lines().any(|l| l.starts_with(".TH ")),
+            "{page}: {roff}"
+        );
+    }
+    if n.has("man") {
+        let page = stdout_of("baton man --dir");
+        assert!(
+            page.contains("baton-migrate") && page.contains("SYNOPSIS"),
+            "{page}"
+        );
+        // The prose's `baton man | man -l -`.
+        let page = ok("baton man | man -l -", &n.bash("baton man | man -l -"));
+        assert!(
+            page.contains("SYNOPSIS") && page.contains("baton-migrate(1)"),
+            "{page}"
+        );
+    }
+}
+
+#[test]
+fn completions_for_zsh_and_fish_name_the_commands() {
+    let n = Newcomer::new();
+    for (shell, marker) in [("zsh", "#compdef baton"), ("fish", "complete -c baton")] {
+        let script = ok(shell, &n.baton(&["completion", shell]));
+        assert!(script.contains(marker), "{shell}: {script}");
+        for sub in ["migrate", "traffic", "man"] {
+            assert!(script.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    // A shell baton does not know is a usage error naming the ones it does.
+    let o = n.baton(&["completion", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("possible values: bash"));
+}
+
+#[test]
+fn kubectl_finds_the_plugin_and_passes_baton_s_exit_codes_on() {
+    let n = Newcomer::new();
+    let kubectl = |args: &[&str]| n.command("kubectl").args(args).output().unwrap();
+    // kubectl's own listing finds it first on the PATH, with no warning about it (a
+    // warning would name it, e.g. "overshadowed" or "not executable").
+    let list = kubectl(&["plugin", "list"]);
+    let listed = text(&list.stdout) + &text(&list.stderr);
+    let ours = n.bin.join("kubectl-baton").display().to_string();
+    assert!(listed.contains(&ours), "{listed}");
+    for line in listed.lines().filter(|l| l.contains(&ours)) {
+        assert!(!line.contains("warning"), "{line}");
+    }
+    // A usage error through kubectl: baton's code (2) and its usage line, as typed.
+    let o = kubectl(&["baton", "plan", "--to", "green"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("Usage: kubectl baton plan --from <CONTEXT>"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Run directly, baton keeps its own name.
+    assert!(text(&n.baton(&["plan", "--to", "green"]).stderr).contains("Usage: baton plan"));
+}
+
+#[test]
+fn kubectl_baton_alone_finds_baton_on_the_path_or_says_where_it_looked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lone = tmp.path().join("kubectl-baton");
+    std::fs::copy(env!("CARGO_BIN_EXE_kubectl-baton"), &lone).unwrap();
+    let o = Command::new(&lone)
+        .arg("--help")
+        .env("PATH", tmp.path().join("empty"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(&tmp.path().join("baton").display().to_string()),
+        "{err}"
+    );
+    assert!(
+        err.contains("cargo install --path crates/cli --locked"),
+        "{err}"
+    );
+
+    // With a baton elsewhere on the PATH, the shim runs that one.
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_baton"), elsewhere.join("baton")).unwrap();
+    let o = Command::new(&lone)
+        .arg("--help")
+        .env("PATH", &elsewhere)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("Usage: kubectl baton"));
+}
+
+/// Every printing command that needs no cluster, as `| head -1` ends it: the first line
+/// arrives, then the pipe closes; baton exits 0 without a panic. Checked twice: through a
+/// real `| head -1` (which may close only after baton is done), and with stdout a pipe
+/// whose reader is already gone, so that every write fails.
+#[test]
+fn printing_commands_end_quietly_when_the_pipe_closes() {
+    let n = Newcomer::new();
+    let commands: &[&[&str]] = &[
+        &["--help"],
+        &["--version"],
+        &["migrate", "--help"],
+        &["help", "traffic", "shift"],
+        &["completion", "bash"],
+        &["completion", "zsh"],
+        &["completion", "fish"],
+        &["man"],
+        // These three print through commands::output::print, which turns a closed
+        // stdout into a quiet exit 0 (the broken-pipe fix in main must keep them so).
+        &["permissions"],
+        &["permissions", "-o", "json"],
+        &["permissions", "-o", "yaml"],
+    ];
+    for args in commands {
+        let what = format!("baton {}", args.join(" "));
+        let line = format!("{what} | head -1");
+        let first = ok(&line, &n.bash(&line));
+        assert_eq!(first.lines().count(), 1, "{line}: {first}");
+
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = n
+            .command("baton")
+            .args(*args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{what} into a closed pipe: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        assert_eq!(err, "", "{what} into a closed pipe should end quietly");
+
+        // And the first line a reader does get is the command's own.
+        let mut child = n
+            .command("baton")
+            .args(*args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut head = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut head)
+            .unwrap();
+        assert!(!head.trim().is_empty(), "{what}: empty first line");
+        assert!(child.wait().unwrap().success(), "{what}");
+    }
+}
+
+/// plugins/baton.yaml: a krew Plugin for baton at the crate's version, every platform's
+/// archive named for that version and linked as `bin: baton`, and no digest made up.
+#[test]
+fn krew_manifest_describes_this_version() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/baton.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    let m: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(
+        m["apiVersion"],
+        "krew.googlecontainertools.github.com/v1alpha2"
+    );
+    assert_eq!(m["kind"], "Plugin");
+    assert_eq!(m["metadata"]["name"], "baton");
+    let version = format!("v{}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(m["spec"]["version"], version.as_str());
+    let short = m["spec"]["shortDescription"].as_str().unwrap();
+    assert!(!short.is_empty() && short.len() <= 70, "{short}");
+    let platforms = m["spec"]["platforms"].as_array().unwrap();
+    let mut seen = Vec::new();
+    for p in platforms {
+        let labels = &p["selector"]["matchLabels"];
+        let (os, arch) = (
+            labels["os"].as_str().unwrap(),
+            labels["arch"].as_str().unwrap(),
+        );
+        seen.push(format!("{os}/{arch}"));
+        assert_eq!(p["bin"], "baton", "{os}/{arch}");
+        let uri = p["uri"].as_str().unwrap();
+        assert!(
+            uri.contains(&format!("/{version}/baton-{version}-")) && uri.ends_with(".tar.gz"),
+            "{uri}"
+        );
+        // A real digest, or the placeholder the header says is filled at release.
+        let sha = p["sha256"].as_str().unwrap();
+        assert!(
+            sha == "FILL-AT-RELEASE"
+                || (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{os}/{arch}: sha256 {sha}"
+        );
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["darwin/amd64", "darwin/arm64", "linux/amd64", "linux/arm64"]
+    );
+}
