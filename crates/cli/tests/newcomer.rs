@@ -388,3 +388,303 @@ fn krew_manifest_describes_this_version() {
         ["darwin/amd64", "darwin/arm64", "linux/amd64", "linux/arm64"]
     );
 }
+
+/// A kubeconfig naming blue and green at ports where nothing listens.
+fn kubeconfig_of_nothing(dir: &Path) -> PathBuf {
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port()
+    };
+    let path = dir.join("kubeconfig");
+    let (b, g) = (port(), port());
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n\
+             - {{name: blue, cluster: {{server: 'https://127.0.0.1:{b}', insecure-skip-tls-verify: true}}}}\n\
+             - {{name: green, cluster: {{server: 'https://127.0.0.1:{g}', insecure-skip-tls-verify: true}}}}\n\
+             users:\n- {{name: u, user: {{token: t}}}}\ncontexts:\n\
+             - {{name: blue, context: {{cluster: blue, user: u}}}}\n\
+             - {{name: green, context: {{cluster: green, user: u}}}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Asserts a first-hour error: its exit code, every piece it must name, each hint once,
+/// and no colour codes or log noise in a stderr that is not a terminal.
+#[track_caller]
+fn says(o: &Output, code: i32, names: &[&str]) -> String {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    for name in names {
+        assert!(err.contains(name), "stderr lacks {name:?}:\n{err}");
+    }
+    assert!(
+        !err.contains('\x1b'),
+        "colour in a non-terminal stderr:\n{err}"
+    );
+    assert!(
+        !err.contains("ERROR") && !err.contains("WARN"),
+        "log noise:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let hints: Vec<&str> = err.lines().filter(|l| l.starts_with("hint: ")).collect();
+    assert_eq!(hints.len(), 1, "one hint, last:\n{err}");
+    assert!(
+        err.trim_end().ends_with(hints[0]),
+        "the hint comes last:\n{err}"
+    );
+    err
+}
+
+/// What a newcomer meets first when something is not there: a cluster that is down, a
+/// kubeconfig that is missing, a context mistyped, AWS unreachable or without
+/// credentials or region. Each says what failed, on what (URL, context, file), and what
+/// to do next, once, in seconds.
+#[test]
+fn first_errors_say_what_failed_where_and_what_to_do_next() {
+    let n = Newcomer::new();
+    let dir = n.home.clone();
+    let down = kubeconfig_of_nothing(&dir);
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let started = std::time::Instant::now();
+        let o = n
+            .command("baton")
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("KUBECONFIG")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (o, started.elapsed())
+    };
+
+    // A cluster that is down: the URL, the context, the kubeconfig, the attempts, and
+    // where to look next, in a few seconds (it was 12.8 s of retries).
+    let kc = down.to_str().unwrap();
+    for cmd in [
+        &["plan", "--from", "blue", "--to", "green"][..],
+        &["backup", "--from", "blue"],
+    ] {
+        let (o, took) = run(&[cmd, &["--kubeconfig", kc]].concat(), &[]);
+        says(
+            &o,
+            1,
+            &[
+                "failed to reach blue at https://127.0.0.1:",
+                "context \"blue\"",
+                kc,
+                "3 attempts in",
+                "hint: ",
+                "kubectl --context blue cluster-info",
+                "baton sim up",
+            ],
+        );
+        assert!(
+            took < std::time::Duration::from_secs(6),
+            "{cmd:?} took {took:?}"
+        );
+    }
+    // Preflight names it too, under its own code for "could not check".
+    let (o, _) = run(
+        &["preflight", "--from", "blue", "--to", "green"],
+        &[("KUBECONFIG", kc)],
+    );
+    says(
+        &o,
+        3,
+        &[
+            "could not check",
+            "failed to reach blue",
+            &format!("{kc} ($KUBECONFIG)"),
+        ],
+    );
+
+    // A kubeconfig that is not there: said once, with where its name came from.
+    let missing = dir.join("nope").display().to_string();
+    let (o, _) = run(
+        &[
+            "plan",
+            "--from",
+            "blue",
+            "--to",
+            "green",
+            "--kubeconfig",
+            &missing,
+        ],
+        &[],
+    );
+    let err = says(
+        &o,
+        3,
+        &[
+            &format!("{missing} (--kubeconfig)"),
+            "No such file",
+            "nothing was changed",
+            "hint: pass --kubeconfig",
+            "source .baton/sim/env",
+        ],
+    );
+    assert_eq!(
+        err.matches("kubeconfig").count(),
+        3,
+        "the file named once, then the hint:\n{err}"
+    );
+    let (o, _) = run(&["plan", "--from", "blue", "--to", "green"], &[]);
+    says(
+        &o,
+        3,
+        &["~/.kube/config (the default: no --kubeconfig, $KUBECONFIG unset)"],
+    );
+
+    // A mistyped context: the contexts there are, and the command that lists them.
+    let (o, _) = run(
+        &[
+            "plan",
+            "--from",
+            "bleu",
+            "--to",
+            "green",
+            "--kubeconfig",
+            kc,
+        ],
+        &[],
+    );
+    says(
+        &o,
+        3,
+        &[
+            "\"bleu\"",
+            "blue, green",
+            "--from",
+            "kubectl config get-contexts",
+        ],
+    );
+
+    // A usage error is 2, as README says, with the flag named.
+    let (o, _) = run(&["plan", "--to", "green"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("--from <CONTEXT>"));
+}
+
+/// AWS that does not answer, refuses the credentials or has no region, behind clusters
+/// that do answer: said at once, with the endpoint and the command that checks it.
+#[test]
+fn aws_errors_come_before_any_work_and_say_what_to_check() {
+    let sim = common::sim_up();
+    // No shared AWS files to find credentials or a region in (empty ones: a file that is
+    // not there is rightly warned about).
+    let empty = sim.dir.path().join("empty-aws-file");
+    std::fs::write(&empty, "").unwrap();
+    let run = |env: &[(&str, &str)], remove: &[&str]| {
+        let started = std::time::Instant::now();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+        cmd.args(["plan", "--from", "blue", "--to", "green"])
+            .envs(&sim.env)
+            .env("HOME", sim.dir.path())
+            .env("AWS_CONFIG_FILE", &empty)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .current_dir(sim.dir.path());
+        for k in remove {
+            cmd.env_remove(k);
+        }
+        let o = cmd.envs(env.iter().copied()).output().unwrap();
+        (o, started.elapsed())
+    };
+    let (o, took) = run(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:1")], &[]);
+    says(
+        &o,
+        1,
+        &[
+            "failed to reach AWS at http://127.0.0.1:1",
+            "Connection refused",
+            "3 attempts in",
+            "hint: `aws sts get-caller-identity`",
+            "AWS_ENDPOINT_URL",
+        ],
+    );
+    assert!(took < std::time::Duration::from_secs(6), "took {took:?}");
+    assert!(
+        !text(&o.stderr).contains("DispatchFailure {"),
+        "no Debug dumps"
+    );
+
+    let (o, _) = run(&[], &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
+    says(
+        &o,
+        1,
+        &[
+            "failed to reach AWS",
+            "credentials",
+            "1 attempt in",
+            "hint: baton found no usable AWS credentials",
+            "aws sso login",
+        ],
+    );
+
+    let (o, _) = run(&[], &["AWS_REGION", "AWS_DEFAULT_REGION"]);
+    says(
+        &o,
+        1,
+        &[
+            "no AWS region",
+            "--region",
+            "hint: for the emulator, `source .baton/sim/env`",
+        ],
+    );
+}
+
+/// The commands that read clusters end quietly too when their reader leaves: `| head -1`
+/// and a pipe closed before they write exit 0 with nothing on stderr, a dry run included
+/// (the issue's `baton migrate --dry-run | head -2` panicked with exit 101).
+#[test]
+fn cluster_commands_end_quietly_when_the_pipe_closes() {
+    let sim = common::sim_up();
+    let commands: &[&[&str]] = &[
+        &["plan", "--from", "blue", "--to", "green"],
+        &["plan", "--from", "blue", "--to", "green", "-o", "json"],
+        &["plan", "--from", "blue", "--to", "green", "-o", "yaml"],
+        &["migrate", "--from", "blue", "--to", "green", "--dry-run"],
+        &["permissions", "--command", "plan"],
+    ];
+    for args in commands {
+        let what = format!("baton {}", args.join(" "));
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(*args)
+            .envs(&sim.env)
+            .current_dir(sim.dir.path())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{what} into a closed pipe: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+
+        let line = format!("{what} | head -1");
+        let o = Command::new("bash")
+            .args([
+                "-o",
+                "pipefail",
+                "-c",
+                &format!("\"$BATON\" {} | head -1", args.join(" ")),
+            ])
+            .env("BATON", env!("CARGO_BIN_EXE_baton"))
+            .envs(&sim.env)
+            .current_dir(sim.dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{line}: {}", text(&o.stderr));
+        assert_eq!(text(&o.stdout).lines().count(), 1, "{line}");
+    }
+}
