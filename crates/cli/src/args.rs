@@ -621,7 +621,12 @@ pub struct NetworkPlanArgs {
     pub cidr_quota: u32,
     /// Blue's kubeconfig context (formerly --blue): read its ENIConfigs and its nodes'
     /// subnets. Without it the plan knows none of blue's ranges.
-    #[arg(long, value_name = "CONTEXT", alias = "blue")]
+    #[arg(
+        long,
+        value_name = "CONTEXT",
+        alias = "blue",
+        visible_alias = "context"
+    )]
     pub from: Option<String>,
     /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
     #[arg(long, value_name = "FILE", requires = "from")]
@@ -697,6 +702,9 @@ pub struct MirrorRulesArgs {
     /// instead of the table, and add nothing.
     #[arg(long, conflicts_with = "apply")]
     pub dry_run: bool,
+    /// With --apply: do not ask for confirmation (required without a terminal).
+    #[arg(short, long, requires = "apply")]
+    pub yes: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
@@ -736,7 +744,12 @@ pub struct ClusterArgs {
 #[derive(Debug, Args, Clone)]
 pub struct BlueArgs {
     /// Blue's kubeconfig context (the cluster being left).
-    #[arg(long, value_name = "CONTEXT", alias = "blue")]
+    #[arg(
+        long,
+        value_name = "CONTEXT",
+        alias = "blue",
+        visible_alias = "context"
+    )]
     pub from: String,
     /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
     #[arg(long, value_name = "FILE")]
@@ -840,6 +853,10 @@ pub struct BackupArgs {
     /// goes on), e.g. 1h, 30m or 90s.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration, requires = "wait")]
     pub velero_timeout: Duration,
+    /// Output format: the table (what was saved, Velero's progress) for people; with
+    /// json or yaml the same lines go to stderr and stdout holds one summary object.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -946,6 +963,9 @@ pub struct RollbackArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+    /// Output format of the per-app outcome.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
@@ -966,6 +986,9 @@ pub struct CommitArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+    /// Output format of the per-app outcome.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]

@@ -442,6 +442,7 @@ fn network_plan_apply_and_mirror_rules_on_the_default_scenario() {
         "--plan",
         "big.yaml",
         "--apply",
+        "--yes",
         "-o",
         "json",
     ]))
@@ -475,7 +476,14 @@ fn network_plan_apply_and_mirror_rules_on_the_default_scenario() {
         assert!(now.contains(g), "{g} not admitted on 5432: {now:?}");
     }
     assert!(blue_only.is_subset(&now));
-    let second = sim.ok(&["network", "mirror-rules", "--plan", "big.yaml", "--apply"]);
+    let second = sim.ok(&[
+        "network",
+        "mirror-rules",
+        "--plan",
+        "big.yaml",
+        "--apply",
+        "--yes",
+    ]);
     assert!(second.contains("No rule to add"), "{second}");
     assert_eq!(admitted(&sim), now);
     // The explicit form finds the same group.

@@ -14,8 +14,9 @@ use baton_kube::backup::Saved;
 use baton_kube::velero::{VeleroPhase, VeleroRequest, VeleroStatus};
 use serde::Serialize;
 
+use super::output::render;
 use super::stateful::world::connect_blue;
-use crate::args::BackupArgs;
+use crate::args::{BackupArgs, Output};
 use crate::exit::{Refused, code};
 use crate::resolved::Blue;
 
@@ -108,23 +109,79 @@ pub async fn run(a: BackupArgs) -> anyhow::Result<ExitCode> {
     for o in &objects {
         *by_kind.entry(o.kind.as_str()).or_default() += 1;
     }
-    outln!(
-        "Saved {} objects of {} ({} that a move touches) to {}",
-        objects.len(),
-        from.context,
-        touched,
-        out.display()
+    let human = a.output == Output::Table;
+    say(
+        human,
+        format_args!(
+            "Saved {} objects of {} ({} that a move touches) to {}",
+            objects.len(),
+            from.context,
+            touched,
+            out.display()
+        ),
     );
-    for (kind, n) in by_kind {
-        outln!("  {kind:<28} {n}");
+    for (kind, n) in &by_kind {
+        say(human, format_args!("  {kind:<28} {n}"));
     }
     if !a.include_secrets {
-        outln!("Secrets were not saved (pass --include-secrets to save them).");
+        say(
+            human,
+            format_args!("Secrets were not saved (pass --include-secrets to save them)."),
+        );
     }
-    if a.velero {
-        return velero(&blue, &a, &namespaces, &now).await;
+    let mut saved = BackupSummary {
+        context: from.context.clone(),
+        dir: out.display().to_string(),
+        objects: objects.len(),
+        touched,
+        kinds: by_kind
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), n))
+            .collect(),
+        secrets_saved: a.include_secrets,
+        velero: None,
+    };
+    let code = if a.velero {
+        velero(&blue, &a, &namespaces, &now, &mut saved).await?
+    } else {
+        ExitCode::from(code::OK)
+    };
+    if !human {
+        out!("{}", render(&saved, a.output)?);
     }
-    Ok(ExitCode::from(code::OK))
+    Ok(code)
+}
+
+/// What `backup -o json|yaml` prints.
+#[derive(Debug, Serialize)]
+struct BackupSummary {
+    context: String,
+    dir: String,
+    objects: usize,
+    touched: usize,
+    kinds: BTreeMap<String, usize>,
+    secrets_saved: bool,
+    velero: Option<VeleroSaved>,
+}
+
+/// The Velero Backup made, and how it ended when followed (`--wait`).
+#[derive(Debug, Serialize)]
+struct VeleroSaved {
+    namespace: String,
+    name: String,
+    phase: Option<String>,
+    items_backed_up: Option<u64>,
+    errors: Option<u64>,
+    warnings: Option<u64>,
+}
+
+/// A line for people: stdout with the table, stderr when stdout holds JSON or YAML.
+fn say(human: bool, line: std::fmt::Arguments<'_>) {
+    if human {
+        outln!("{line}");
+    } else {
+        errln!("{line}");
+    }
 }
 
 /// Refuses, before anything is written, when Velero cannot take the Backup.
@@ -154,7 +211,9 @@ async fn velero(
     a: &BackupArgs,
     namespaces: &[String],
     now: &jiff::Timestamp,
+    saved: &mut BackupSummary,
 ) -> anyhow::Result<ExitCode> {
+    let human = a.output == Output::Table;
     let name = format!(
         "baton-{}-{}",
         dns_label(&a.blue.from),
@@ -171,29 +230,51 @@ async fn velero(
     // is scaled to 0, which is the consistent point; a Velero snapshot taken now, with
     // the apps running, would only be crash-consistent and double the EBS snapshot cost.
     blue.create_velero_backup(&request).await?;
-    outln!(
-        "Velero Backup {}/{name} created (namespaces: {})",
-        a.velero_namespace,
-        namespaces.join(", ")
+    saved.velero = Some(VeleroSaved {
+        namespace: a.velero_namespace.clone(),
+        name: name.clone(),
+        phase: None,
+        items_backed_up: None,
+        errors: None,
+        warnings: None,
+    });
+    say(
+        human,
+        format_args!(
+            "Velero Backup {}/{name} created (namespaces: {})",
+            a.velero_namespace,
+            namespaces.join(", ")
+        ),
     );
     if !a.wait {
-        outln!(
-            "Follow it with: kubectl --context {} -n {} get backup {name} -w",
-            a.blue.from,
-            a.velero_namespace
+        say(
+            human,
+            format_args!(
+                "Follow it with: kubectl --context {} -n {} get backup {name} -w",
+                a.blue.from, a.velero_namespace
+            ),
         );
         return Ok(ExitCode::from(code::OK));
     }
     let status = blue
         .follow_velero_backup(&a.velero_namespace, &name, a.velero_timeout, |s| {
-            outln!("  {}", describe(s));
+            say(human, format_args!("  {}", describe(s)));
         })
         .await?;
+    if let Some(v) = saved.velero.as_mut() {
+        v.phase = Some(status.phase.to_string());
+        v.items_backed_up = Some(status.items_backed_up.into());
+        v.errors = Some(status.errors.into());
+        v.warnings = Some(status.warnings.into());
+    }
     match status.phase {
         VeleroPhase::Completed => {
-            outln!(
-                "Velero Backup {name} Completed: {} items",
-                status.items_backed_up
+            say(
+                human,
+                format_args!(
+                    "Velero Backup {name} Completed: {} items",
+                    status.items_backed_up
+                ),
             );
             Ok(ExitCode::from(code::OK))
         }

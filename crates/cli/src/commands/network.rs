@@ -646,7 +646,17 @@ pub async fn mirror_rules(a: MirrorRulesArgs) -> anyhow::Result<ExitCode> {
         errln!("dry run: {} rule(s) to add, none added", requests.len());
         return Ok(ExitCode::from(code::OK));
     }
-    if a.apply {
+    if a.apply && !requests.is_empty() {
+        for r in &requests {
+            errln!("{r}");
+        }
+        confirm(
+            a.yes,
+            &format!(
+                "add {} to the security groups above",
+                crate::commands::show::plural(requests.len(), "rule")
+            ),
+        )?;
         for r in &requests {
             match aws.authorize_ingress(r).await {
                 Ok(()) => {}

@@ -446,6 +446,7 @@ impl Demo {
                     "--plan",
                     "network/plan.json",
                     "--apply",
+                    "--yes",
                     "-o",
                     "json",
                 ]),

@@ -576,7 +576,7 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         false,
     )
     .await?;
-    finish(&outcomes, Mode::Rollback, Output::Table, &a.state_dir)
+    finish(&outcomes, Mode::Rollback, a.output, &a.state_dir)
 }
 
 /// `baton commit`.
@@ -620,5 +620,5 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let _ = write_json(&a.state_dir.join("committed.json"), &outcomes);
-    finish(&outcomes, mode, Output::Table, &a.state_dir)
+    finish(&outcomes, mode, a.output, &a.state_dir)
 }
