@@ -6,4 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-moto.sh
-exec cargo run --quiet -p baton -- demo "$@"
+echo "demo.sh: building baton (debug profile). The first build takes 7-11 minutes on 2 cores," >&2
+echo "         most of it aws-sdk-ec2; cargo shows its progress below. Later runs start in seconds." >&2
+cargo build -p baton --bin baton
+echo "demo.sh: running baton demo (about 30 s)" >&2
+exec "${CARGO_TARGET_DIR:-target}/debug/baton" demo "$@"

@@ -26,6 +26,8 @@ fi
 cargo fmt --all -- --check
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+echo "test.sh: building and running every test. The first build takes 7-11 minutes on 2 cores" >&2
+echo "         (most of it aws-sdk-ec2; cargo shows its progress); the tests then take a few minutes." >&2
 set +e
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

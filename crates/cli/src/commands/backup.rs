@@ -263,9 +263,9 @@ async fn velero(
         .await?;
     if let Some(v) = saved.velero.as_mut() {
         v.phase = Some(status.phase.to_string());
-        v.items_backed_up = Some(status.items_backed_up.into());
-        v.errors = Some(status.errors.into());
-        v.warnings = Some(status.warnings.into());
+        v.items_backed_up = Some(status.items_backed_up);
+        v.errors = Some(status.errors);
+        v.warnings = Some(status.warnings);
     }
     match status.phase {
         VeleroPhase::Completed => {

@@ -647,8 +647,12 @@ pub async fn mirror_rules(a: MirrorRulesArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(code::OK));
     }
     if a.apply && !requests.is_empty() {
-        for r in &requests {
-            errln!("{r}");
+        // What the question is about, when there is one (the table after says what
+        // was added; --dry-run prints these lines on stdout).
+        if !a.yes {
+            for r in &requests {
+                errln!("{r}");
+            }
         }
         confirm(
             a.yes,
