@@ -18,8 +18,9 @@ use crate::error::{Call, Error};
 pub const PROBE_ATTEMPTS: u32 = 3;
 /// [`Aws::reach`] tries again only while less than this has passed.
 pub const PROBE_RETRY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
-/// The longest one attempt of [`Aws::reach`] waits for an answer.
-const PROBE_ATTEMPT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The longest one attempt of [`Aws::reach`] waits, fetching the credentials included
+/// (an SSO or assume-role fetch, a `credential_process`, may take a few seconds).
+const PROBE_ATTEMPT: std::time::Duration = std::time::Duration::from_secs(20);
 /// The longest wait for a connection during [`Aws::reach`].
 const PROBE_CONNECT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -169,6 +170,18 @@ impl Aws {
                         let message = e.err().message().unwrap_or("no message");
                         return Err(unreachable(attempts, format!("{code}: {message}"), true));
                     }
+                    // Something answered that is not STS (a web server at a wrong
+                    // AWS_ENDPOINT_URL: no AWS error code, or a 404).
+                    let status = e.raw().status().as_u16();
+                    if code.is_empty() || status == 404 {
+                        return Err(unreachable(
+                            attempts,
+                            format!(
+                                "HTTP {status} without an AWS error: the endpoint answers, but not as AWS STS"
+                            ),
+                            false,
+                        ));
+                    }
                     // Any other answer (a 5xx, throttling): AWS is there, and the calls
                     // that matter retry patiently.
                     return Ok(String::new());
@@ -176,7 +189,7 @@ impl Aws {
                 Err(e) => {
                     let reason = crate::error::transport_detail(&e);
                     // The credential chain found nothing: no retry will find more.
-                    let credentials = reason.contains("credentials");
+                    let credentials = reason.contains("credential");
                     if credentials
                         || attempts >= PROBE_ATTEMPTS
                         || started.elapsed() >= PROBE_RETRY_WITHIN

@@ -148,7 +148,9 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
                 None => own.push(line),
             }
         }
-        lines.push(format!("{prefix}: {}", own.join("\n")));
+        if !own.is_empty() {
+            lines.push(format!("{prefix}: {}", own.join("\n")));
+        }
     }
     for line in lines {
         errln!("{line}");

@@ -42,14 +42,6 @@ impl Clusters {
             kubeconfig: a.kubeconfig.clone(),
         })
     }
-
-    /// Blue alone.
-    pub fn blue(&self) -> Blue {
-        Blue {
-            context: self.from.clone(),
-            kubeconfig: self.kubeconfig.clone(),
-        }
-    }
 }
 
 /// Blue alone: a kubeconfig context.

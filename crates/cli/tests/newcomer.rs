@@ -300,8 +300,7 @@ fn printing_commands_end_quietly_when_the_pipe_closes() {
         &["completion", "zsh"],
         &["completion", "fish"],
         &["man"],
-        // These three print through commands::output::print, which turns a closed
-        // stdout into a quiet exit 0 (the broken-pipe fix in main must keep them so).
+        // These three print through crate::out's macros (a table, JSON, YAML).
         &["permissions"],
         &["permissions", "-o", "json"],
         &["permissions", "-o", "yaml"],
@@ -389,16 +388,11 @@ fn krew_manifest_describes_this_version() {
     );
 }
 
-/// A kubeconfig naming blue and green at ports where nothing listens.
+/// A kubeconfig naming blue and green at ports where nothing listens (1 and 2: below
+/// the ephemeral range, so no test's server can take them meanwhile).
 fn kubeconfig_of_nothing(dir: &Path) -> PathBuf {
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port()
-    };
     let path = dir.join("kubeconfig");
-    let (b, g) = (port(), port());
+    let (b, g) = (1, 2);
     std::fs::write(
         &path,
         format!(
@@ -451,9 +445,7 @@ fn first_errors_say_what_failed_where_and_what_to_do_next() {
     let dir = n.home.clone();
     let down = kubeconfig_of_nothing(&dir);
     let run = |args: &[&str], env: &[(&str, &str)]| {
-        let started = std::time::Instant::now();
-        let o = n
-            .command("baton")
+        n.command("baton")
             .args(args)
             .current_dir(&dir)
             .env_remove("KUBECONFIG")
@@ -463,8 +455,7 @@ fn first_errors_say_what_failed_where_and_what_to_do_next() {
             .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
             .envs(env.iter().copied())
             .output()
-            .unwrap();
-        (o, started.elapsed())
+            .unwrap()
     };
 
     // A cluster that is down: the URL, the context, the kubeconfig, the attempts, and
@@ -474,7 +465,7 @@ fn first_errors_say_what_failed_where_and_what_to_do_next() {
         &["plan", "--from", "blue", "--to", "green"][..],
         &["backup", "--from", "blue"],
     ] {
-        let (o, took) = run(&[cmd, &["--kubeconfig", kc]].concat(), &[]);
+        let o = run(&[cmd, &["--kubeconfig", kc]].concat(), &[]);
         says(
             &o,
             1,
@@ -482,19 +473,14 @@ fn first_errors_say_what_failed_where_and_what_to_do_next() {
                 "failed to reach blue at https://127.0.0.1:",
                 "context \"blue\"",
                 kc,
-                "3 attempts in",
-                "hint: ",
-                "kubectl --context blue cluster-info",
-                "baton sim up",
+                " attempts in ",
+                &format!("kubectl --kubeconfig {kc} --context blue cluster-info"),
+                "is `baton sim up` running",
             ],
-        );
-        assert!(
-            took < std::time::Duration::from_secs(6),
-            "{cmd:?} took {took:?}"
         );
     }
     // Preflight names it too, under its own code for "could not check".
-    let (o, _) = run(
+    let o = run(
         &["preflight", "--from", "blue", "--to", "green"],
         &[("KUBECONFIG", kc)],
     );
@@ -510,7 +496,7 @@ fn first_errors_say_what_failed_where_and_what_to_do_next() {
 
     // A kubeconfig that is not there: said once, with where its name came from.
     let missing = dir.join("nope").display().to_string();
-    let (o, _) = run(
+    let o = run(
         &[
             "plan",
             "--from",
@@ -538,7 +524,7 @@ fn first_errors_say_what_failed_where_and_what_to_do_next() {
         3,
         "the file named once, then the hint:\n{err}"
     );
-    let (o, _) = run(&["plan", "--from", "blue", "--to", "green"], &[]);
+    let o = run(&["plan", "--from", "blue", "--to", "green"], &[]);
     says(
         &o,
         3,
@@ -546,7 +532,7 @@ fn first_errors_say_what_failed_where_and_what_to_do_next() {
     );
 
     // A mistyped context: the contexts there are, and the command that lists them.
-    let (o, _) = run(
+    let o = run(
         &[
             "plan",
             "--from",
@@ -570,7 +556,7 @@ fn first_errors_say_what_failed_where_and_what_to_do_next() {
     );
 
     // A usage error is 2, as README says, with the flag named.
-    let (o, _) = run(&["plan", "--to", "green"], &[]);
+    let o = run(&["plan", "--to", "green"], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("--from <CONTEXT>"));
 }
@@ -585,7 +571,6 @@ fn aws_errors_come_before_any_work_and_say_what_to_check() {
     let empty = sim.dir.path().join("empty-aws-file");
     std::fs::write(&empty, "").unwrap();
     let run = |env: &[(&str, &str)], remove: &[&str]| {
-        let started = std::time::Instant::now();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
         cmd.args(["plan", "--from", "blue", "--to", "green"])
             .envs(&sim.env)
@@ -597,28 +582,26 @@ fn aws_errors_come_before_any_work_and_say_what_to_check() {
         for k in remove {
             cmd.env_remove(k);
         }
-        let o = cmd.envs(env.iter().copied()).output().unwrap();
-        (o, started.elapsed())
+        cmd.envs(env.iter().copied()).output().unwrap()
     };
-    let (o, took) = run(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:1")], &[]);
+    let o = run(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:1")], &[]);
     says(
         &o,
         1,
         &[
             "failed to reach AWS at http://127.0.0.1:1",
             "Connection refused",
-            "3 attempts in",
+            " attempts in ",
             "hint: `aws sts get-caller-identity`",
             "AWS_ENDPOINT_URL",
         ],
     );
-    assert!(took < std::time::Duration::from_secs(6), "took {took:?}");
     assert!(
         !text(&o.stderr).contains("DispatchFailure {"),
         "no Debug dumps"
     );
 
-    let (o, _) = run(&[], &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
+    let o = run(&[], &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
     says(
         &o,
         1,
@@ -631,7 +614,7 @@ fn aws_errors_come_before_any_work_and_say_what_to_check() {
         ],
     );
 
-    let (o, _) = run(&[], &["AWS_REGION", "AWS_DEFAULT_REGION"]);
+    let o = run(&[], &["AWS_REGION", "AWS_DEFAULT_REGION"]);
     says(
         &o,
         1,
@@ -670,6 +653,9 @@ fn cluster_commands_end_quietly_when_the_pipe_closes() {
         let err = text(&o.stderr);
         assert_eq!(o.status.code(), Some(0), "{what} into a closed pipe: {err}");
         assert!(!err.contains("panicked"), "{what}: {err}");
+        // A dry run says on stderr that nothing was changed; nothing else is said.
+        let said: Vec<&str> = err.lines().filter(|l| !l.starts_with("dry run:")).collect();
+        assert!(said.is_empty(), "{what} into a closed pipe: {err}");
 
         let line = format!("{what} | head -1");
         let o = Command::new("bash")

@@ -106,12 +106,14 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
         "{skew:#?}"
     );
 
-    // The security-group finding's fix, run as printed, makes it pass.
+    // The security-group finding's fix, run as printed, makes it pass (with --yes: a
+    // test has no terminal to answer its question on).
     let sg = findings(&base, "sg-blue-only");
     assert_eq!(sg.len(), 1, "{base:#}");
     assert!(sg[0]["object"].as_str().unwrap().contains("orders-db"));
     let fix = sg[0]["fix"].as_str().unwrap();
-    let argv: Vec<&str> = fix.split_whitespace().skip(1).collect();
+    let mut argv: Vec<&str> = fix.split_whitespace().skip(1).collect();
+    argv.push("--yes");
     sim.ok(&argv);
     let (code, after) = preflight(&sim, &[]);
     assert!(!checks(&after).contains("sg-blue-only"), "{after:#}");

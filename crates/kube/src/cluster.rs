@@ -27,6 +27,10 @@ use crate::{KubeError, KubeconfigSource};
 /// Field manager baton writes as.
 pub const MANAGER: &str = "baton";
 
+/// The longest [`Cluster::reach`] waits for one answer: a server that takes the
+/// connection and then says nothing is as good as down.
+pub const REACH_ANSWER: Duration = Duration::from_secs(10);
+
 /// A cluster through one context. Clones share the client and the watch cache.
 #[derive(Clone)]
 pub struct Cluster {
@@ -107,32 +111,41 @@ impl Cluster {
     /// Checks that the API server answers at all (`GET /version`, which every
     /// authenticated and anonymous caller may read), before a command starts its work:
     /// a server that is down, a wrong URL or a TLS failure is [`KubeError::Unreachable`]
-    /// within a few seconds (refused or reset connections are tried again while less than
-    /// 2 s have passed, at most 3 times) rather than after a read's retries. Any HTTP
-    /// answer, even an error, means the server is there.
+    /// within seconds (refused or reset connections are tried again while less than 2 s
+    /// have passed, at most 3 times; one attempt waits at most [`REACH_ANSWER`]), and
+    /// credentials the context's user cannot produce (an exec plugin that fails) are
+    /// [`KubeError::Auth`], rather than either surfacing after a read's retries. Any
+    /// HTTP answer, even an error, means the server is there.
     pub async fn reach(&self) -> Result<(), KubeError> {
         let started = std::time::Instant::now();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.client.apiserver_version().await {
-                Err(e) if crate::unanswered(&e) => {
-                    let elapsed = started.elapsed();
-                    if attempts < 3 && elapsed < Duration::from_secs(2) {
-                        tokio::time::sleep(Duration::from_millis(250) * attempts).await;
-                        continue;
+            let reason =
+                match tokio::time::timeout(REACH_ANSWER, self.client.apiserver_version()).await {
+                    Err(_) => format!("no answer within {} s", REACH_ANSWER.as_secs()),
+                    Ok(Err(e)) if crate::auth_failed(&e) => {
+                        return Err(KubeError::Auth {
+                            context: self.context.clone(),
+                            reason: crate::plain(&e),
+                        });
                     }
-                    return Err(KubeError::Unreachable {
-                        context: self.context.clone(),
-                        server: self.server.clone(),
-                        kubeconfig: self.kubeconfig.clone(),
-                        reason: crate::innermost(&e),
-                        attempts,
-                        elapsed,
-                    });
-                }
-                _ => return Ok(()),
+                    Ok(Err(e)) if crate::unanswered(&e) => crate::innermost(&e),
+                    Ok(_) => return Ok(()),
+                };
+            let elapsed = started.elapsed();
+            if attempts < 3 && elapsed < Duration::from_secs(2) {
+                tokio::time::sleep(Duration::from_millis(250) * attempts).await;
+                continue;
             }
+            return Err(KubeError::Unreachable {
+                context: self.context.clone(),
+                server: self.server.clone(),
+                kubeconfig: self.kubeconfig.clone(),
+                reason,
+                attempts,
+                elapsed,
+            });
         }
     }
 

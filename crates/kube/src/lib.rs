@@ -102,13 +102,42 @@ pub enum KubeError {
         reason: String,
     },
     /// The client could not be built from the context (TLS, auth plugin, …).
-    #[error("failed to build a client for context {context:?}: {source}")]
+    #[error("failed to build a client for context {context:?}: {reason}")]
     Client {
         /// The context.
         context: String,
-        /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        /// Why, as [`plain`] tells it.
+        reason: String,
     },
+    /// The context's user could not produce credentials when a request was sent (an exec
+    /// plugin such as `aws eks get-token` that failed, a token file that cannot be read).
+    #[error("failed to get credentials for context {context:?}: {reason}")]
+    Auth {
+        /// The context.
+        context: String,
+        /// Why, as [`plain`] tells it.
+        reason: String,
+    },
+}
+
+/// An error's text for people: the chain's messages, each once, cut before the first
+/// `Output {` — kube-rs prints an exec plugin's whole captured output as Debug bytes
+/// there, which reads as noise (and might echo what the plugin printed).
+pub(crate) fn plain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut layer = Some(e);
+    while let Some(l) = layer {
+        let mut text = l.to_string();
+        if let Some(cut) = text.find("Output {") {
+            text.truncate(cut);
+            text = text.trim_end_matches([' ', ':', ',']).to_string();
+        }
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        layer = l.source();
+    }
+    parts.join(": ")
 }
 
 /// An API error as people read it: the server's message, reason and code; for a 403,
@@ -159,8 +188,23 @@ pub(crate) fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Whether a call failed before any HTTP answer: the connection could not be made or
 /// was lost, or TLS failed. An answer of any status means the server is there.
+/// Credentials that could not be produced (an exec plugin, a token file) arrive the same
+/// way, as a service error, and are not this: see [`auth_failed`].
 pub fn unanswered(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::HyperError(_) | kube::Error::Service(_))
+    matches!(e, kube::Error::HyperError(_) | kube::Error::Service(_)) && !auth_failed(e)
+}
+
+/// Whether the request was never sent because the context's user could not produce
+/// credentials (kube-rs's `AuthError`, somewhere in the chain).
+pub fn auth_failed(e: &kube::Error) -> bool {
+    let mut layer: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(l) = layer {
+        if l.is::<kube::client::AuthError>() {
+            return true;
+        }
+        layer = l.source();
+    }
+    false
 }
 
 /// Whether the API server refused the call for lack of permission (RBAC).
@@ -270,14 +314,14 @@ impl KubeconfigSource {
             .await
             .map_err(|e| KubeError::Client {
                 context: context.to_string(),
-                source: Box::new(e),
+                reason: plain(&e),
             })?;
         config.connect_timeout = Some(CONNECT_TIMEOUT);
         let server = config.cluster_url.to_string();
         let server = server.strip_suffix('/').unwrap_or(&server).to_string();
         let client = kube::Client::try_from(config).map_err(|e| KubeError::Client {
             context: context.to_string(),
-            source: Box::new(e),
+            reason: plain(&e),
         })?;
         Ok((client, server))
     }

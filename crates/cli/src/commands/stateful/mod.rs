@@ -514,7 +514,7 @@ async fn reopen(
         to: info.to.clone(),
         kubeconfig: info.kubeconfig.clone(),
     };
-    let (blue, green, aws) = world::connect(&clusters, aws).await?;
+    let (blue, green, aws) = world::reconnect(&clusters, aws).await?;
     Ok((
         state,
         plan,

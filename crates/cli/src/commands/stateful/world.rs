@@ -16,68 +16,107 @@ use crate::commands::retry::is_transient;
 use crate::exit::Refused;
 use crate::resolved::{AwsTarget, Blue, Clusters, Selection};
 
-/// Connects to both contexts and AWS, failing before anything else on a bad context.
+/// Connects to both contexts and AWS for a command that starts work: both contexts
+/// resolved (a bad one refused) before either cluster is contacted, then each cluster
+/// and AWS checked to answer ([`reach`], [`connect_aws`]), so that what is not there is
+/// said in seconds.
 pub async fn connect(
     clusters: &Clusters,
     aws: &AwsTarget,
 ) -> anyhow::Result<(Cluster, Cluster, Aws)> {
-    let blue = connect_blue(&clusters.blue()).await?;
-    let green = cluster(clusters.kubeconfig.as_deref(), &clusters.to, "--to").await?;
+    let kubeconfig = clusters.kubeconfig.as_deref();
+    let blue = open(kubeconfig, &clusters.from, Some("--from")).await?;
+    let green = open(kubeconfig, &clusters.to, Some("--to")).await?;
+    reach(&blue, kubeconfig).await?;
+    reach(&green, kubeconfig).await?;
     Ok((blue, green, connect_aws(aws).await?))
 }
 
-/// Connects to blue alone.
-pub async fn connect_blue(blue: &Blue) -> anyhow::Result<Cluster> {
-    cluster(blue.kubeconfig.as_deref(), &blue.context, "--from").await
+/// Connects again to the clusters and AWS a migration's state dir names, to resume,
+/// roll back or commit it: nothing is checked up front, so a cluster or AWS that is
+/// briefly away (an API server restarting mid-window) gets every call's patient retries
+/// instead of a quick verdict. The contexts and the kubeconfig must still be there.
+pub async fn reconnect(
+    clusters: &Clusters,
+    aws: &AwsTarget,
+) -> anyhow::Result<(Cluster, Cluster, Aws)> {
+    let kubeconfig = clusters.kubeconfig.as_deref();
+    let blue = open(kubeconfig, &clusters.from, None).await?;
+    let green = open(kubeconfig, &clusters.to, None).await?;
+    Ok((blue, green, open_aws(aws).await?))
 }
 
-/// A client for `context` whose server answers; a context the kubeconfig lacks, or a
-/// kubeconfig that cannot be read, is refused (the user names another), naming `flag`;
-/// a server that does not answer fails in seconds, saying where baton looked.
-async fn cluster(kubeconfig: Option<&Path>, context: &str, flag: &str) -> anyhow::Result<Cluster> {
+/// Connects to blue alone, checked to answer.
+pub async fn connect_blue(blue: &Blue) -> anyhow::Result<Cluster> {
+    let kubeconfig = blue.kubeconfig.as_deref();
+    let cluster = open(kubeconfig, &blue.context, Some("--from")).await?;
+    reach(&cluster, kubeconfig).await?;
+    Ok(cluster)
+}
+
+/// A client for `context`, contacting nothing; a context the kubeconfig lacks, or a
+/// kubeconfig that cannot be read, is refused, with a hint naming `flag` (None: the
+/// context came from a state dir).
+async fn open(
+    kubeconfig: Option<&Path>,
+    context: &str,
+    flag: Option<&str>,
+) -> anyhow::Result<Cluster> {
     let source = match kubeconfig {
         Some(p) => KubeconfigSource::file(p),
         None => KubeconfigSource::default(),
     };
-    let connected = match Cluster::connect(&source, context).await {
-        Ok(c) => c.reach().await.map(|()| c),
-        Err(e) => Err(e),
-    };
-    match connected {
+    match Cluster::connect(&source, context).await {
         Ok(c) => Ok(c),
-        Err(e @ KubeError::UnknownContext { .. }) => Err(Refused(format!(
-            "{e}\nhint: pass the right context to {flag} (`kubectl config get-contexts` lists them), or another kubeconfig with --kubeconfig"
-        ))
+        Err(e @ KubeError::UnknownContext { .. }) => Err(Refused(match flag {
+            Some(flag) => format!(
+                "{e}\nhint: pass the right context to {flag} (`kubectl config get-contexts` lists them), or another kubeconfig with --kubeconfig"
+            ),
+            None => format!(
+                "{e}\nhint: the state dir names this context and kubeconfig (run.json); put the context back in that kubeconfig (`kubectl config get-contexts` lists what is there)"
+            ),
+        })
         .into()),
-        Err(e @ KubeError::Kubeconfig { .. }) => Err(Refused(format!(
-            "{e}\nhint: pass --kubeconfig FILE or set KUBECONFIG; for the emulator, `source .baton/sim/env` after `baton sim up --state-dir .baton/sim`"
-        ))
+        Err(e @ KubeError::Kubeconfig { .. }) => Err(Refused(match flag {
+            Some(_) => format!(
+                "{e}\nhint: pass --kubeconfig FILE or set KUBECONFIG; for the emulator, `source .baton/sim/env` after `baton sim up --state-dir .baton/sim`"
+            ),
+            None => format!(
+                "{e}\nhint: the state dir names this kubeconfig (run.json); put it back, or run from where it was"
+            ),
+        })
         .into()),
-        Err(e @ KubeError::Unreachable { .. }) => Err(anyhow::anyhow!(
-            "{e}\nhint: is the cluster up, and is {context:?} the right context? `kubectl --context {context} cluster-info` tries the same server; for the emulator, is `baton sim up` running and this shell's KUBECONFIG its kubeconfig (`source .baton/sim/env`)?"
+        Err(e @ KubeError::Client { .. }) => Err(anyhow::anyhow!(
+            "{e}\nhint: check the context's cluster and user in the kubeconfig; `kubectl --context {context} get --raw /version` reads them the same way"
         )),
         Err(e) => Err(e.into()),
     }
 }
 
-/// AWS access as `aws` says.
-pub async fn connect_aws(aws: &AwsTarget) -> anyhow::Result<Aws> {
-    let mut cfg = AwsConfig::default();
-    if let Some(p) = &aws.profile {
-        cfg = cfg.profile(p);
-    }
-    if let Some(r) = &aws.region {
-        cfg = cfg.region(r);
-    }
-    let aws = match Aws::connect(&cfg).await {
-        Ok(aws) => aws,
-        Err(e @ baton_aws::Error::Config { .. }) => {
-            return Err(anyhow::anyhow!(
-                "failed to set up AWS access: {e}\nhint: for the emulator, `source .baton/sim/env` sets the region, endpoint and credentials"
-            ));
-        }
-        Err(e) => return Err(anyhow::Error::new(e).context("failed to set up AWS access")),
+/// Checks that `cluster` answers and takes its credentials ([`Cluster::reach`]),
+/// turning what does not into an error that says where to look next.
+async fn reach(cluster: &Cluster, kubeconfig: Option<&Path>) -> anyhow::Result<()> {
+    let context = &cluster.context;
+    let kubectl = match kubeconfig {
+        Some(p) => format!("kubectl --kubeconfig {} --context {context}", p.display()),
+        None => format!("kubectl --context {context}"),
     };
+    match cluster.reach().await {
+        Ok(()) => Ok(()),
+        Err(e @ KubeError::Unreachable { .. }) => Err(anyhow::anyhow!(
+            "{e}\nhint: is the cluster up, and is {context:?} the right context? `{kubectl} cluster-info` tries the same server; for the emulator, is `baton sim up` running and this shell's KUBECONFIG its kubeconfig (`source .baton/sim/env`)?"
+        )),
+        Err(e @ KubeError::Auth { .. }) => Err(anyhow::anyhow!(
+            "{e}\nhint: the kubeconfig's user for {context:?} could not produce credentials; for EKS (`aws eks get-token`), `aws sso login` renews an expired session; `{kubectl} get --raw /version` shows the plugin's own message"
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// AWS access as `aws` says, checked to answer and to take the credentials
+/// ([`Aws::reach`]) before any work.
+pub async fn connect_aws(aws: &AwsTarget) -> anyhow::Result<Aws> {
+    let aws = open_aws(aws).await?;
     match aws.reach().await {
         Ok(caller) => {
             tracing::info!(%caller, region = aws.region(), "AWS answers");
@@ -93,6 +132,25 @@ pub async fn connect_aws(aws: &AwsTarget) -> anyhow::Result<Aws> {
         Err(e) => Err(anyhow::anyhow!(
             "{e}\nhint: `aws sts get-caller-identity` tries the same endpoint; check AWS_ENDPOINT_URL and the network; for the emulator, is `baton sim up` running and this shell's environment its own (`source .baton/sim/env`)?"
         )),
+    }
+}
+
+/// AWS access as `aws` says, contacting nothing (each call retries patiently): for
+/// the commands that continue or undo work already under way.
+pub async fn open_aws(aws: &AwsTarget) -> anyhow::Result<Aws> {
+    let mut cfg = AwsConfig::default();
+    if let Some(p) = &aws.profile {
+        cfg = cfg.profile(p);
+    }
+    if let Some(r) = &aws.region {
+        cfg = cfg.region(r);
+    }
+    match Aws::connect(&cfg).await {
+        Ok(aws) => Ok(aws),
+        Err(e @ baton_aws::Error::Config { .. }) => Err(anyhow::anyhow!(
+            "failed to set up AWS access: {e}\nhint: for the emulator, `source .baton/sim/env` sets the region, endpoint and credentials"
+        )),
+        Err(e) => Err(anyhow::Error::new(e).context("failed to set up AWS access")),
     }
 }
 

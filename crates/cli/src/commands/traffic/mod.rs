@@ -21,7 +21,7 @@ use self::drive::{from_aws, now_ms};
 use self::journal::{Journal, next_record};
 use super::output::confirm;
 use super::progress::Progress;
-use super::stateful::world::connect_aws;
+use super::stateful::world::{connect_aws, open_aws};
 use crate::args::{
     Inconclusive, Output, TrafficRollbackArgs, TrafficShiftArgs, TrafficStatusArgs, usage_error,
 };
@@ -70,7 +70,8 @@ pub async fn shift(a: TrafficShiftArgs) -> anyhow::Result<ExitCode> {
 
 /// `baton traffic rollback`.
 pub async fn rollback(a: TrafficRollbackArgs) -> anyhow::Result<ExitCode> {
-    let aws = connect_aws(&AwsTarget::from(&a.aws)).await?;
+    // Undoing a shift: every call's patient retries, no quick verdict up front.
+    let aws = open_aws(&AwsTarget::from(&a.aws)).await?;
     let reason = "asked for by `baton traffic rollback`";
     if a.dry_run {
         let mut records = Journal::read(&a.state_dir)?;
