@@ -110,7 +110,7 @@ pub enum Command {
 Examples:
   baton demo
   baton demo --state-dir /tmp/demo --keep     # then, in another shell: source /tmp/demo/sim/env
-  baton report --state-dir /tmp/demo -o /tmp/demo.html")]
+  baton report --state-dir /tmp/demo --out /tmp/demo.html")]
     Demo(DemoArgs),
     /// Draw one self-contained HTML page from a state dir: each app's timeline (prepare,
     /// window, after), downtime per app, green's traffic weight and 5xx ratio over time,
@@ -122,7 +122,7 @@ Examples:
     #[command(after_help = "\
 Examples:
   baton report --state-dir .baton/demo
-  baton report --state-dir .baton/m1 -o migration.html")]
+  baton report --state-dir .baton/m1 --out migration.html")]
     Report(ReportArgs),
     /// The emulated EKS environment baton is tested on, for rehearsals and for kubectl.
     #[command(subcommand)]
@@ -229,7 +229,8 @@ Examples:
   baton backup --from blue
   baton backup --from blue -n orders -n streaming --out backups/before-move
   baton backup --from blue --touched-only --include-secrets
-  baton backup --from blue --velero --wait")]
+  baton backup --from blue --velero --dry-run
+  baton backup --from blue --velero --wait --yes")]
     Backup(BackupArgs),
     /// The least IAM policy and Kubernetes ClusterRole baton's commands need.
     ///
@@ -857,6 +858,14 @@ pub struct BackupArgs {
     /// json or yaml the same lines go to stderr and stdout holds one summary object.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
+    /// Write nothing and create nothing: say what would be saved and print the request
+    /// that would create the Velero Backup, exactly as it would be sent.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --velero: do not ask before creating the Velero Backup (required without a
+    /// terminal).
+    #[arg(short, long, requires = "velero")]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -963,8 +972,8 @@ pub struct RollbackArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
-    /// Output format of the per-app outcome.
-    #[arg(short, long, value_enum, default_value = "table")]
+    /// Output format of the per-app outcome (a dry run prints requests, one a line).
+    #[arg(short, long, value_enum, default_value = "table", conflicts_with = "dry_run")]
     pub output: Output,
     #[command(flatten)]
     pub run: RunArgs,
@@ -986,8 +995,8 @@ pub struct CommitArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
-    /// Output format of the per-app outcome.
-    #[arg(short, long, value_enum, default_value = "table")]
+    /// Output format of the per-app outcome (a dry run prints requests, one a line).
+    #[arg(short, long, value_enum, default_value = "table", conflicts_with = "dry_run")]
     pub output: Output,
     #[command(flatten)]
     pub run: RunArgs,
@@ -1017,8 +1026,9 @@ pub struct ReportArgs {
     /// The state dir to draw: a demo's, a migration's or a traffic shift's.
     #[arg(long, value_name = "DIR")]
     pub state_dir: PathBuf,
-    /// Where to write the page (default: DIR/report.html).
-    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    /// Where to write the page (default: DIR/report.html). `--out`, not `-o`: elsewhere
+    /// `-o` is the output format.
+    #[arg(long = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
 

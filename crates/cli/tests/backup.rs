@@ -143,9 +143,49 @@ fn backup_writes_what_a_move_touches_and_secrets_only_when_asked() {
 fn backup_velero_follows_the_backup_to_its_phase_and_refuses_without_velero() {
     let sim = sim_up();
     let out = |n: &str| sim.dir.path().join(n).to_str().unwrap().to_string();
+
+    // The dry run prints the request that would create the Backup and changes nothing;
+    // without a terminal, the real run needs --yes (asked on a terminal), nothing done.
+    let o0 = out("v0");
+    let dry = sim.ok(&[
+        "backup",
+        "--from",
+        "blue",
+        "-n",
+        "orders",
+        "--out",
+        &o0,
+        "--velero",
+        "--dry-run",
+    ]);
+    assert!(dry.contains("would save"), "{dry}");
+    assert!(
+        dry.contains("POST   /apis/velero.io/v1/namespaces/velero/backups {")
+            && dry.contains("\"includedNamespaces\":[\"orders\"]")
+            && dry.contains("\"snapshotVolumes\":false"),
+        "{dry}"
+    );
+    let unasked = sim.baton(&[
+        "backup", "--from", "blue", "-n", "orders", "--out", &o0, "--velero",
+    ]);
+    assert_eq!(
+        unasked.status.code(),
+        Some(2),
+        "{}",
+        common::text(&unasked.stderr)
+    );
+    assert!(common::text(&unasked.stderr).contains("--yes"));
+    assert!(!std::path::Path::new(&o0).exists(), "nothing written");
+    let none = sim.kubectl_json("blue", &["-n", "velero", "get", "backups.velero.io"]);
+    assert_eq!(
+        none["items"].as_array().unwrap().len(),
+        0,
+        "nothing created: {none:#}"
+    );
+
     let o1 = out("v1");
     let printed = sim.ok(&[
-        "backup", "--from", "blue", "-n", "orders", "--out", &o1, "--velero", "--wait",
+        "backup", "--from", "blue", "-n", "orders", "--out", &o1, "--velero", "--yes", "--wait",
     ]);
     assert!(printed.contains("InProgress"), "progress shown: {printed}");
     assert!(printed.contains("Completed"), "{printed}");
@@ -180,6 +220,7 @@ fn backup_velero_follows_the_backup_to_its_phase_and_refuses_without_velero() {
         "--out",
         &out("v2"),
         "--velero",
+        "--yes",
         "--wait",
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -206,6 +247,7 @@ fn backup_velero_follows_the_backup_to_its_phase_and_refuses_without_velero() {
         "--out",
         &out("v3"),
         "--velero",
+        "--yes",
         "--wait",
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -237,6 +279,7 @@ fn backup_velero_follows_the_backup_to_its_phase_and_refuses_without_velero() {
         "--out",
         &out("v4"),
         "--velero",
+        "--yes",
     ]);
     assert!(
         printed.contains("Velero Backup velero/baton-blue-"),
@@ -246,7 +289,7 @@ fn backup_velero_follows_the_backup_to_its_phase_and_refuses_without_velero() {
     // Not installed: refused before anything is written.
     let o5 = out("v5");
     let o = sim.baton(&[
-        "backup", "--from", "green", "--out", &o5, "--velero", "--wait",
+        "backup", "--from", "green", "--out", &o5, "--velero", "--yes", "--wait",
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "{err}");
@@ -259,6 +302,7 @@ fn backup_velero_follows_the_backup_to_its_phase_and_refuses_without_velero() {
         "--out",
         &o5,
         "--velero",
+        "--yes",
         "--velero-namespace",
         "backups",
     ]);

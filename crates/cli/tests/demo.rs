@@ -252,7 +252,7 @@ fn readable(out: &str, summary: &str) {
 fn report_renders(tmp: &Path, snapshots: &[(String, String)], migration: &str) {
     let o = baton(
         tmp,
-        &["report", "--state-dir", "demo", "-o", "page/report.html"],
+        &["report", "--state-dir", "demo", "--out", "page/report.html"],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let page = tmp.join("page/report.html");

@@ -221,7 +221,7 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
     check(
         "backup",
         &[
-            "backup", "--from", "blue", "-n", "orders", "--out", "b", "--velero", "--wait",
+            "backup", "--from", "blue", "-n", "orders", "--out", "b", "--velero", "--yes", "--wait",
         ],
         &[0],
     );

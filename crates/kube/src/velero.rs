@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 use crate::KubeError;
-use crate::cluster::{Cluster, MANAGER, api_err};
+use crate::cluster::{Cluster, api_err};
+use crate::request::{Method, Mutation, Tolerate};
 
 /// A Backup's phase, as Velero writes it in `status.phase`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +133,34 @@ pub struct VeleroRequest {
     pub labels: Vec<(String, String)>,
 }
 
+impl VeleroRequest {
+    /// The write that creates the Backup, as `--dry-run` prints it and
+    /// [`Cluster::create_velero_backup`] sends it: no volume snapshots and no file-system
+    /// backup (baton snapshots the volumes it moves itself, inside the window).
+    pub fn mutation(&self) -> Mutation {
+        let labels: serde_json::Map<String, Value> = self
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        Mutation {
+            method: Method::Post,
+            path: format!("/apis/velero.io/v1/namespaces/{}/backups", self.namespace),
+            body: Some(json!({
+                "apiVersion": "velero.io/v1", "kind": "Backup",
+                "metadata": { "name": self.name, "namespace": self.namespace, "labels": labels },
+                "spec": {
+                    "includedNamespaces": self.included_namespaces,
+                    "snapshotVolumes": false,
+                    "defaultVolumesToFsBackup": false,
+                },
+            })),
+            tolerate: Tolerate::Nothing,
+            what: format!("create Velero Backup {}/{}", self.namespace, self.name),
+        }
+    }
+}
+
 impl Cluster {
     /// Whether the cluster serves Velero's `velero.io/v1` Backup (its CRD is installed);
     /// `Err` only when discovery itself failed.
@@ -155,32 +184,7 @@ impl Cluster {
     /// Creates a Backup. Volumes are not snapshotted by Velero (see the CLI's reasons),
     /// nor copied by its file-system backup.
     pub async fn create_velero_backup(&self, r: &VeleroRequest) -> Result<(), KubeError> {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &r.namespace, &backups());
-        let labels: serde_json::Map<String, Value> = r
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        let obj: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "velero.io/v1", "kind": "Backup",
-            "metadata": { "name": r.name, "namespace": r.namespace, "labels": labels },
-            "spec": {
-                "includedNamespaces": r.included_namespaces,
-                "snapshotVolumes": false,
-                "defaultVolumesToFsBackup": false,
-            },
-        }))
-        .expect("a Backup manifest decodes");
-        let pp = PostParams {
-            field_manager: Some(MANAGER.into()),
-            ..PostParams::default()
-        };
-        api.create(&pp, &obj).await.map_err(api_err(
-            &self.context,
-            format!("create Velero Backup {}/{}", r.namespace, r.name),
-        ))?;
-        Ok(())
+        self.send(&r.mutation()).await.map(|_| ())
     }
 
     /// Follows a Backup on a watch until its phase is final (or `timeout` passes),

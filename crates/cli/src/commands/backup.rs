@@ -14,7 +14,7 @@ use baton_kube::backup::Saved;
 use baton_kube::velero::{VeleroPhase, VeleroRequest, VeleroStatus};
 use serde::Serialize;
 
-use super::output::render;
+use super::output::{confirm, render};
 use super::stateful::world::connect_blue;
 use crate::args::{BackupArgs, Output};
 use crate::exit::{Refused, code};
@@ -92,6 +92,42 @@ pub async fn run(a: BackupArgs) -> anyhow::Result<ExitCode> {
         }
     }
     objects.sort_by_key(|o| (o.namespace.clone(), o.kind.clone(), o.name.clone()));
+    let velero_request = a.velero.then(|| VeleroRequest {
+        namespace: a.velero_namespace.clone(),
+        name: format!(
+            "baton-{}-{}",
+            dns_label(&a.blue.from),
+            now.strftime("%Y%m%dt%H%M%Sz")
+        ),
+        included_namespaces: namespaces.clone(),
+        labels: vec![("app.kubernetes.io/managed-by".into(), "baton".into())],
+    });
+    if a.dry_run {
+        outln!(
+            "would save {} objects of {} ({} that a move touches) to {}",
+            objects.len(),
+            from.context,
+            objects.iter().filter(|o| o.touched).count(),
+            out.display()
+        );
+        if let Some(r) = &velero_request {
+            outln!("{}", r.mutation());
+        }
+        errln!("dry run: nothing was written or created");
+        return Ok(ExitCode::from(code::OK));
+    }
+    if let Some(r) = &velero_request {
+        confirm(
+            a.yes,
+            &format!(
+                "create Velero Backup {}/{} of {} in {}",
+                r.namespace,
+                r.name,
+                r.included_namespaces.join(", "),
+                from.context
+            ),
+        )?;
+    }
     let entries = write_all(&out, &objects)?;
     let index = Index {
         context: from.context.clone(),
@@ -141,8 +177,8 @@ pub async fn run(a: BackupArgs) -> anyhow::Result<ExitCode> {
         secrets_saved: a.include_secrets,
         velero: None,
     };
-    let code = if a.velero {
-        velero(&blue, &a, &namespaces, &now, &mut saved).await?
+    let code = if let Some(request) = &velero_request {
+        velero(&blue, &a, request, &mut saved).await?
     } else {
         ExitCode::from(code::OK)
     };
@@ -209,27 +245,13 @@ async fn check_velero(blue: &Cluster, ns: &str) -> anyhow::Result<()> {
 async fn velero(
     blue: &Cluster,
     a: &BackupArgs,
-    namespaces: &[String],
-    now: &jiff::Timestamp,
+    request: &VeleroRequest,
     saved: &mut BackupSummary,
 ) -> anyhow::Result<ExitCode> {
     let human = a.output == Output::Table;
-    let name = format!(
-        "baton-{}-{}",
-        dns_label(&a.blue.from),
-        now.strftime("%Y%m%dt%H%M%Sz")
-    );
-    let request = VeleroRequest {
-        namespace: a.velero_namespace.clone(),
-        name: name.clone(),
-        included_namespaces: namespaces.to_vec(),
-        labels: vec![("app.kubernetes.io/managed-by".into(), "baton".into())],
-    };
-    // Volumes are left out of Velero's backup (snapshotVolumes: false, no file-system
-    // backup): baton snapshots every volume it moves itself, inside the window after blue
-    // is scaled to 0, which is the consistent point; a Velero snapshot taken now, with
-    // the apps running, would only be crash-consistent and double the EBS snapshot cost.
-    blue.create_velero_backup(&request).await?;
+    let name = request.name.clone();
+    let namespaces = &request.included_namespaces;
+    blue.create_velero_backup(request).await?;
     saved.velero = Some(VeleroSaved {
         namespace: a.velero_namespace.clone(),
         name: name.clone(),
