@@ -973,7 +973,13 @@ pub struct RollbackArgs {
     #[arg(short, long)]
     pub yes: bool,
     /// Output format of the per-app outcome (a dry run prints requests, one a line).
-    #[arg(short, long, value_enum, default_value = "table", conflicts_with = "dry_run")]
+    #[arg(
+        short,
+        long,
+        value_enum,
+        default_value = "table",
+        conflicts_with = "dry_run"
+    )]
     pub output: Output,
     #[command(flatten)]
     pub run: RunArgs,
@@ -996,7 +1002,13 @@ pub struct CommitArgs {
     #[arg(short, long)]
     pub yes: bool,
     /// Output format of the per-app outcome (a dry run prints requests, one a line).
-    #[arg(short, long, value_enum, default_value = "table", conflicts_with = "dry_run")]
+    #[arg(
+        short,
+        long,
+        value_enum,
+        default_value = "table",
+        conflicts_with = "dry_run"
+    )]
     pub output: Output,
     #[command(flatten)]
     pub run: RunArgs,

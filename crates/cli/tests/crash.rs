@@ -96,7 +96,9 @@ fn crash_after_every_mutation_then_resume_or_roll_back() {
         assert_eq!(
             snapshotted.len(),
             usize::from(k >= 3),
-            "k={k}: {snapshotted:?}"
+            "k={k}: {snapshotted:?}; the journal:\n{}",
+            std::fs::read_to_string(sim.dir.path().join(&dir).join("journal.jsonl"))
+                .unwrap_or_default()
         );
 
         // Odd k: resume to the end, then roll back. Even k: roll back from the crash.
