@@ -34,13 +34,17 @@ const CREDENTIAL_CODES: &[&str] = &[
     "InvalidAccessKeyId",
 ];
 
-/// Access to EC2/EBS, ELBv2, CloudWatch and EKS in one account and region.
+/// Access to EC2/EBS, ELBv2, CloudWatch, EKS, IAM and KMS in one account and region.
 #[derive(Clone)]
 pub struct Aws {
     pub(crate) ec2: aws_sdk_ec2::Client,
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
     pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
     pub(crate) eks: aws_sdk_eks::Client,
+    #[allow(dead_code, reason = "read by the volume handover (issue 18), under way")]
+    pub(crate) iam: aws_sdk_iam::Client,
+    #[allow(dead_code, reason = "read by the volume handover (issue 18), under way")]
+    pub(crate) kms: aws_sdk_kms::Client,
     /// STS with a short retry budget, for [`Aws::reach`] alone.
     probe: aws_sdk_sts::Client,
     /// Where calls go, for messages: the configured endpoint or AWS's own.
@@ -133,6 +137,8 @@ impl Aws {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
             eks: aws_sdk_eks::Client::new(&sdk),
+            iam: aws_sdk_iam::Client::new(&sdk),
+            kms: aws_sdk_kms::Client::new(&sdk),
             page_size: config.page_size,
             max_attempts: config.retry.max_attempts.max(1),
             bounds: config.timeouts.describe(),
