@@ -234,8 +234,8 @@ Examples:
     Backup(BackupArgs),
     /// The least IAM policy and Kubernetes ClusterRole baton's commands need.
     ///
-    /// Derived from the table of what each command's code calls
-    /// (crates/core/src/permissions.rs), which a test checks against every request
+    /// Derived from baton's table of what each command's code calls, which a test
+    /// checks against every request
     /// the commands make on the emulator and moto, run as a ServiceAccount bound only to
     /// this ClusterRole with the emulator enforcing RBAC. -o json prints the IAM policy
     /// document (for `aws iam create-policy --policy-document`), -o yaml the ClusterRole
@@ -778,6 +778,10 @@ pub struct AwsArgs {
     /// AWS region (default: AWS_REGION / the profile's).
     #[arg(long)]
     pub region: Option<String>,
+    /// Send every AWS call to this URL, as the aws CLI's --endpoint-url does (default:
+    /// AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>, or AWS's own endpoints).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
 }
 
 /// Which StatefulSets.

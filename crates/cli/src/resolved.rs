@@ -69,6 +69,8 @@ pub struct AwsTarget {
     pub profile: Option<String>,
     /// `--region` (none: `AWS_REGION` or the profile's).
     pub region: Option<String>,
+    /// `--endpoint-url` (none: `AWS_ENDPOINT_URL` and its per-service variants).
+    pub endpoint_url: Option<String>,
 }
 
 impl From<&AwsArgs> for AwsTarget {
@@ -76,6 +78,7 @@ impl From<&AwsArgs> for AwsTarget {
         Self {
             profile: a.profile.clone(),
             region: a.region.clone(),
+            endpoint_url: a.endpoint_url.clone(),
         }
     }
 }

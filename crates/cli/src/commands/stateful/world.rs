@@ -130,7 +130,7 @@ pub async fn connect_aws(aws: &AwsTarget) -> anyhow::Result<Aws> {
             "{e}\nhint: baton found no usable AWS credentials, or AWS refused them: `aws sts get-caller-identity` (with the same --profile or AWS_PROFILE) checks them; `aws sso login` renews an SSO session; for the emulator, `source .baton/sim/env`"
         )),
         Err(e) => Err(anyhow::anyhow!(
-            "{e}\nhint: `aws sts get-caller-identity` tries the same endpoint; check AWS_ENDPOINT_URL and the network; for the emulator, is `baton sim up` running and this shell's environment its own (`source .baton/sim/env`)?"
+            "{e}\nhint: `aws sts get-caller-identity` tries the same endpoint; check --endpoint-url or AWS_ENDPOINT_URL, and the network; for the emulator, is `baton sim up` running and this shell's environment its own (`source .baton/sim/env`)?"
         )),
     }
 }
@@ -144,6 +144,9 @@ pub async fn open_aws(aws: &AwsTarget) -> anyhow::Result<Aws> {
     }
     if let Some(r) = &aws.region {
         cfg = cfg.region(r);
+    }
+    if let Some(url) = &aws.endpoint_url {
+        cfg = cfg.endpoint_url(url);
     }
     match Aws::connect(&cfg).await {
         Ok(aws) => Ok(aws),
