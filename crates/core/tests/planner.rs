@@ -83,6 +83,7 @@ fn world() -> World {
                 multi_attach: false,
                 state: "in-use".into(),
                 attached_to: vec!["i-1".into()],
+                tags: Default::default(),
             },
         )]),
         vpcs: (
@@ -102,6 +103,7 @@ fn run(w: &World, options: &PlanOptions) -> Plan {
             vpcs: w.vpcs.clone(),
             aws_region: w.aws_region.clone(),
             now: "2026-11-25T00:00:00Z".into(),
+            drivers: Default::default(),
         },
         &Selection::default(),
         options,
@@ -287,6 +289,7 @@ fn selection_by_namespace_and_label() {
                 vpcs: w.vpcs.clone(),
                 aws_region: w.aws_region.clone(),
                 now: String::new(),
+                drivers: Default::default(),
             },
             &sel,
             &PlanOptions::default(),

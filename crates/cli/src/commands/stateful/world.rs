@@ -222,6 +222,7 @@ async fn read_and_plan(
         vpcs: vpcs.clone(),
         aws_region: aws.region().to_string(),
         now: jiff::Timestamp::now().to_string(),
+        drivers: Default::default(),
     };
     let plan = planner::plan(&inputs, &selection.filter, &selection.options);
     Ok((
@@ -277,6 +278,7 @@ pub async fn describe(aws: &Aws, ids: &[String]) -> anyhow::Result<BTreeMap<Stri
                         .iter()
                         .map(|a| a.instance_id.clone())
                         .collect(),
+                    tags: v.tags.clone(),
                 },
             );
         }
