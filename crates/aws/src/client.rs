@@ -41,9 +41,11 @@ pub struct Aws {
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
     pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
     pub(crate) eks: aws_sdk_eks::Client,
-    #[allow(dead_code, reason = "read by the volume handover (issue 18), under way")]
     pub(crate) iam: aws_sdk_iam::Client,
-    #[allow(dead_code, reason = "read by the volume handover (issue 18), under way")]
+    #[allow(
+        dead_code,
+        reason = "read by the volume handover (issue 18), under way"
+    )]
     pub(crate) kms: aws_sdk_kms::Client,
     /// STS with a short retry budget, for [`Aws::reach`] alone.
     probe: aws_sdk_sts::Client,

@@ -795,6 +795,23 @@ pub struct SelectionArgs {
     /// Create green's PVs for in-tree awsElasticBlockStore volumes in CSI form.
     #[arg(long)]
     pub convert_to_csi: bool,
+    /// The IAM role a cluster's EBS CSI driver runs as (CONTEXT=ARN, repeatable), when its
+    /// ServiceAccount kube-system/ebs-csi-controller-sa has no eks.amazonaws.com/role-arn
+    /// (EKS Pod Identity) or to override it: its policies decide which tags green's driver
+    /// needs on the volumes, which baton sets in the window.
+    #[arg(long = "ebs-csi-role", value_name = "CONTEXT=ARN", value_parser = parse_role)]
+    pub ebs_csi_roles: Vec<(String, String)>,
+}
+
+fn parse_role(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((c, arn)) if !c.is_empty() && arn.starts_with("arn:") && arn.contains(":role/") => {
+            Ok((c.to_string(), arn.to_string()))
+        }
+        _ => Err(format!(
+            "{s:?} is not CONTEXT=ARN of an IAM role (arn:aws:iam::ACCOUNT:role/NAME)"
+        )),
+    }
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
