@@ -918,6 +918,10 @@ pub struct PreflightArgs {
     /// (you stop every writer yourself): the multi-attach check then passes.
     #[arg(long)]
     pub allow_multi_attach: bool,
+    /// The IAM role a cluster's EBS CSI driver runs as (CONTEXT=ARN, repeatable), as for
+    /// `baton plan`: its policies decide the tags baton sets on the volumes in the window.
+    #[arg(long = "ebs-csi-role", value_name = "CONTEXT=ARN", value_parser = parse_role)]
+    pub ebs_csi_roles: Vec<(String, String)>,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
