@@ -925,7 +925,9 @@ fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
 /// same on every volume); the first group's.
 fn restore_tags(app: &AppPlan, obs: &Observed) -> Option<Decision> {
     let change = app.handover.as_ref()?;
-    let mut groups: BTreeMap<(Vec<(String, String)>, Vec<String>), Vec<String>> = BTreeMap::new();
+    // (tags to set, keys to remove) → the volumes that need exactly that.
+    type Change = (Vec<(String, String)>, Vec<String>);
+    let mut groups: BTreeMap<Change, Vec<String>> = BTreeMap::new();
     for v in &app.volumes {
         let Some(e) = obs.ec2.get(&v.volume_id) else {
             continue;

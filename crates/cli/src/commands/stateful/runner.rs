@@ -548,8 +548,11 @@ mod tests {
         down: Mutex<(usize, usize)>,
         /// Per tag change made: what held the volumes then (blue's pods and
         /// attachments, green's, and whether EC2 had every volume available).
-        retags: Mutex<Vec<(u32, u32, u32, u32, bool)>>,
+        retags: Mutex<Vec<Holders>>,
     }
+
+    /// Blue's pods and attachments, green's, and whether EC2 had every volume available.
+    type Holders = (u32, u32, u32, u32, bool);
 
     impl Simulated {
         fn with(apps: &[(AppPlan, Observed)]) -> Self {
