@@ -227,14 +227,13 @@ async fn read_and_plan(
     let ((blue_vpcs, blue_name), (green_vpcs, green_name)) =
         futures::try_join!(nodes_of(aws, &bi), nodes_of(aws, &gi))?;
     let vpcs = (blue_vpcs, green_vpcs);
-    let (blue_driver, green_driver) = futures::try_join!(
-        driver(blue, aws, &selection.ebs_csi_roles, blue_name.as_deref()),
-        driver(green, aws, &selection.ebs_csi_roles, green_name.as_deref()),
-    )?;
+    // Green's driver decides the re-tag; blue's is not read (nothing in the plan depends
+    // on it: blue's tags are the volumes' tags now, and rollback puts them back as read).
+    let green_driver = driver(green, aws, &selection.ebs_csi_roles, green_name.as_deref()).await?;
     let drivers = Drivers {
         blue_name,
         green_name,
-        blue: Some(blue_driver),
+        blue: None,
         green: Some(green_driver),
     };
     let inputs = Inputs {
