@@ -41,10 +41,6 @@ pub struct Aws {
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
     pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
     pub(crate) eks: aws_sdk_eks::Client,
-    #[allow(
-        dead_code,
-        reason = "read by the volume handover (issue 18), under way"
-    )]
     pub(crate) iam: aws_sdk_iam::Client,
     #[allow(
         dead_code,

@@ -42,6 +42,7 @@ mod elb;
 mod elb_forward;
 mod error;
 mod forward;
+mod iam;
 mod instances;
 mod metrics;
 mod security_groups;
@@ -66,10 +67,11 @@ pub use forward::{
     ForwardConfig, ForwardTarget, MAX_STICKINESS_SECONDS, MAX_TARGET_GROUPS, MAX_WEIGHT,
     Stickiness, WeightedTargetGroup,
 };
+pub use iam::{RolePolicies, decode_document, role_name};
 pub use instances::Instance;
 pub use metrics::{ALB_NAMESPACE, AlbMetricDims, RequestStats};
 pub use security_groups::{AuthorizeSecurityGroupIngress, IngressRule, SecurityGroup};
 pub use seed::NODE_AMI;
 pub use snapshots::{NewSnapshot, Snapshot};
-pub use tags::{Filter, Tags};
+pub use tags::{Filter, NewTags, RemovedTags, Tags};
 pub use vpc::{AssociateVpcCidrBlock, CidrBlock, NewSubnet, Subnet, Vpc};

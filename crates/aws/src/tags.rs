@@ -134,3 +134,107 @@ impl Aws {
         Ok(())
     }
 }
+
+/// A `CreateTags` call as a value: what `--dry-run` shows is what is sent. Sets (adds or
+/// overwrites) the tags on every resource.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NewTags {
+    /// The resources (volume ids, …).
+    pub resources: Vec<String>,
+    /// The tags.
+    #[serde(serialize_with = "key_values")]
+    pub tags: Tags,
+}
+
+request_line!(NewTags, "ec2", "CreateTags");
+
+/// A `DeleteTags` call as a value: removes the keys (whatever their values) from every
+/// resource.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RemovedTags {
+    /// The resources.
+    pub resources: Vec<String>,
+    /// The keys.
+    #[serde(rename = "Tags", serialize_with = "keys_only")]
+    pub keys: Vec<String>,
+}
+
+request_line!(RemovedTags, "ec2", "DeleteTags");
+
+fn key_values<S: serde::Serializer>(tags: &Tags, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(tags.len()))?;
+    for (k, v) in tags {
+        seq.serialize_element(&BTreeMap::from([("Key", k), ("Value", v)]))?;
+    }
+    seq.end()
+}
+
+fn keys_only<S: serde::Serializer>(keys: &[String], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(keys.len()))?;
+    for k in keys {
+        seq.serialize_element(&BTreeMap::from([("Key", k)]))?;
+    }
+    seq.end()
+}
+
+impl Aws {
+    /// Sends a [`NewTags`]. EC2 answers nothing but success; setting tags a resource
+    /// has already is a no-op, so a repeat after a crash is harmless.
+    pub async fn send_tags(&self, req: &NewTags) -> Result<(), Error> {
+        self.create_tags(&req.resources, &req.tags).await
+    }
+
+    /// Sends a [`RemovedTags`]. Removing a key a resource does not have is a no-op.
+    pub async fn remove_tags(&self, req: &RemovedTags) -> Result<(), Error> {
+        let call = self.call("remove tags", req.resources.join(", "));
+        if req.resources.is_empty() || req.keys.is_empty() {
+            return Err(call.invalid("need at least one resource id and one key"));
+        }
+        self.ec2
+            .delete_tags()
+            .set_resources(Some(req.resources.clone()))
+            .set_tags(Some(
+                req.keys
+                    .iter()
+                    .map(|k| aws_sdk_ec2::types::Tag::builder().key(k).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_requests_print_as_the_api_names_them() {
+        let add = NewTags {
+            resources: vec!["vol-1".into(), "vol-2".into()],
+            tags: [(
+                "ebs.csi.aws.com/cluster-name".to_string(),
+                "green".to_string(),
+            )]
+            .into(),
+        };
+        assert_eq!(
+            add.to_string(),
+            r#"ec2    CreateTags {"Resources":["vol-1","vol-2"],"Tags":[{"Key":"ebs.csi.aws.com/cluster-name","Value":"green"}]}"#
+        );
+        let remove = RemovedTags {
+            resources: vec!["vol-1".into()],
+            keys: vec!["kubernetes.io/cluster/blue".into()],
+        };
+        assert_eq!(
+            remove.to_string(),
+            r#"ec2    DeleteTags {"Resources":["vol-1"],"Tags":[{"Key":"kubernetes.io/cluster/blue"}]}"#
+        );
+    }
+}

@@ -464,6 +464,7 @@ async fn run_naive(bed: &Bed, parallel: usize) -> Value {
                     multi_attach: v.multi_attach,
                     state: "in-use".into(),
                     attached_to: vec![],
+                    tags: Default::default(),
                 },
             );
         }
@@ -476,6 +477,7 @@ async fn run_naive(bed: &Bed, parallel: usize) -> Value {
             vpcs: Default::default(),
             aws_region: String::new(),
             now: String::new(),
+            drivers: Default::default(),
         },
         &Default::default(),
         &Default::default(),

@@ -799,6 +799,23 @@ pub struct SelectionArgs {
     /// Create green's PVs for in-tree awsElasticBlockStore volumes in CSI form.
     #[arg(long)]
     pub convert_to_csi: bool,
+    /// The IAM role a cluster's EBS CSI driver runs as (CONTEXT=ARN, repeatable), when its
+    /// ServiceAccount kube-system/ebs-csi-controller-sa has no eks.amazonaws.com/role-arn
+    /// (EKS Pod Identity) or to override it: its policies decide which tags green's driver
+    /// needs on the volumes, which baton sets in the window.
+    #[arg(long = "ebs-csi-role", value_name = "CONTEXT=ARN", value_parser = parse_role)]
+    pub ebs_csi_roles: Vec<(String, String)>,
+}
+
+fn parse_role(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((c, arn)) if !c.is_empty() && arn.starts_with("arn:") && arn.contains(":role/") => {
+            Ok((c.to_string(), arn.to_string()))
+        }
+        _ => Err(format!(
+            "{s:?} is not CONTEXT=ARN of an IAM role (arn:aws:iam::ACCOUNT:role/NAME)"
+        )),
+    }
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -905,6 +922,10 @@ pub struct PreflightArgs {
     /// (you stop every writer yourself): the multi-attach check then passes.
     #[arg(long)]
     pub allow_multi_attach: bool,
+    /// The IAM role a cluster's EBS CSI driver runs as (CONTEXT=ARN, repeatable), as for
+    /// `baton plan`: its policies decide the tags baton sets on the volumes in the window.
+    #[arg(long = "ebs-csi-role", value_name = "CONTEXT=ARN", value_parser = parse_role)]
+    pub ebs_csi_roles: Vec<(String, String)>,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,

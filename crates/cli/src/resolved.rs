@@ -90,6 +90,8 @@ pub struct Selection {
     pub filter: planner::Selection,
     /// `--allow-multi-attach`, `--convert-to-csi`.
     pub options: PlanOptions,
+    /// `--ebs-csi-role CONTEXT=ARN`.
+    pub ebs_csi_roles: Vec<(String, String)>,
 }
 
 impl From<&SelectionArgs> for Selection {
@@ -103,6 +105,7 @@ impl From<&SelectionArgs> for Selection {
                 allow_multi_attach: a.allow_multi_attach,
                 convert_to_csi: a.convert_to_csi,
             },
+            ebs_csi_roles: a.ebs_csi_roles.clone(),
         }
     }
 }

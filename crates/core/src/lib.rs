@@ -6,6 +6,7 @@
 //! Kubernetes or AWS clients: the adapters fill the world types, the runner in the binary
 //! carries out the decisions.
 
+pub mod handover;
 pub mod journal;
 pub mod machine;
 pub mod network;

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{AppPlan, VolumePlan};
-use crate::world::{Ec2Volume, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet};
+use crate::world::{Ec2Volume, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet, Tags};
 
 /// What a run is doing to an app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +92,17 @@ impl Observed {
             Answer::Snapshot { volume_id, id } => {
                 self.snapshots.insert(volume_id, id);
             }
+            Answer::Retagged {
+                volumes,
+                add,
+                remove,
+            } => {
+                for id in &volumes {
+                    if let Some(v) = self.ec2.get_mut(id) {
+                        retag(&mut v.tags, &add, &remove);
+                    }
+                }
+            }
             Answer::Unknown => return false,
         }
         true
@@ -117,8 +128,26 @@ pub enum Answer {
         /// The snapshot.
         id: String,
     },
+    /// EC2 took a tag change on these volumes (CreateTags and DeleteTags answer
+    /// nothing but success).
+    Retagged {
+        /// The volumes.
+        volumes: Vec<String>,
+        /// Tags set.
+        add: Tags,
+        /// Keys removed.
+        remove: Vec<String>,
+    },
     /// Nothing that tells the effect (a delete).
     Unknown,
+}
+
+/// A tag change's effect on one volume's tags.
+pub fn retag(tags: &mut Tags, add: &Tags, remove: &[String]) {
+    for k in remove {
+        tags.remove(k);
+    }
+    tags.extend(add.iter().map(|(k, v)| (k.clone(), v.clone())));
 }
 
 impl Answer {
@@ -231,6 +260,21 @@ pub enum Action {
         /// The policy to set.
         policy: ReclaimPolicy,
     },
+    /// Change the ownership tags of the app's volumes (one CreateTags, one DeleteTags):
+    /// to what green's EBS CSI driver needs once blue has let go of them, or back to
+    /// blue's once green has (rollback).
+    RetagVolumes {
+        /// The volumes.
+        volumes: Vec<String>,
+        /// Tags to set.
+        add: Tags,
+        /// Keys to remove.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        remove: Vec<String>,
+        /// Blue's values of the touched keys per volume before the hand-over (what the
+        /// journal keeps for a rollback by hand).
+        blue: BTreeMap<String, Tags>,
+    },
 }
 
 impl Action {
@@ -255,7 +299,7 @@ impl Action {
             | Self::RestoreBlueClaims { .. }
             | Self::DeleteBlueClaim { .. }
             | Self::DeleteBlueVolume { .. } => "blue",
-            Self::StartSnapshot { .. } => "ec2",
+            Self::StartSnapshot { .. } | Self::RetagVolumes { .. } => "ec2",
             _ => "green",
         }
     }
@@ -295,6 +339,21 @@ impl Action {
             Self::DeleteBlueVolume { pv } => format!("delete blue PV {pv} (volume kept)"),
             Self::RestoreGreenVolume { pv, policy } => {
                 format!("restore green PV {pv} to {policy}")
+            }
+            Self::RetagVolumes {
+                volumes,
+                add,
+                remove,
+                ..
+            } => {
+                let mut parts: Vec<String> = add.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                parts.extend(remove.iter().map(|k| format!("-{k}")));
+                format!(
+                    "tag {} volume{} {}",
+                    volumes.len(),
+                    if volumes.len() == 1 { "" } else { "s" },
+                    parts.join(" ")
+                )
             }
         }
     }
@@ -707,6 +766,28 @@ fn next_migrate(app: &AppPlan, obs: &Observed) -> Decision {
         }
     }
 
+    // Blue has let go of every volume: its ownership tags may now become green's.
+    if let Some(change) = &app.handover {
+        let volumes: Vec<String> = app
+            .volumes
+            .iter()
+            .filter(|v| {
+                obs.ec2
+                    .get(&v.volume_id)
+                    .is_some_and(|e| !change.made_on(&e.tags))
+            })
+            .map(|v| v.volume_id.clone())
+            .collect();
+        if !volumes.is_empty() {
+            return act(Action::RetagVolumes {
+                volumes,
+                add: change.add.clone(),
+                remove: change.remove.clone(),
+                blue: change.blue.clone(),
+            });
+        }
+    }
+
     // Hand over, volume by volume: snapshot started, claim, then PV with the claim's uid.
     for v in &app.volumes {
         if !obs.snapshots.contains_key(&v.volume_id) {
@@ -810,6 +891,10 @@ fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
                 return wait(Wait::VolumesAvailable);
             }
         }
+        // Green has let go: blue's driver gets its tags back before blue starts.
+        if let Some(d) = restore_tags(app, obs) {
+            return d;
+        }
         return act(Action::ScaleBlue {
             replicas: app.replicas,
         });
@@ -833,6 +918,36 @@ fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
         });
     }
     Decision::Done
+}
+
+/// Rollback's tag step: the volumes whose touched tags are not blue's, grouped by the
+/// change that puts them back (one group, and so one call, when blue's values were the
+/// same on every volume); the first group's.
+fn restore_tags(app: &AppPlan, obs: &Observed) -> Option<Decision> {
+    let change = app.handover.as_ref()?;
+    // (tags to set, keys to remove) → the volumes that need exactly that.
+    type Change = (Vec<(String, String)>, Vec<String>);
+    let mut groups: BTreeMap<Change, Vec<String>> = BTreeMap::new();
+    for v in &app.volumes {
+        let Some(e) = obs.ec2.get(&v.volume_id) else {
+            continue;
+        };
+        let (add, remove) = change.restore(&v.volume_id, &e.tags);
+        if add.is_empty() && remove.is_empty() {
+            continue;
+        }
+        groups
+            .entry((add.into_iter().collect(), remove))
+            .or_default()
+            .push(v.volume_id.clone());
+    }
+    let ((add, remove), volumes) = groups.into_iter().next()?;
+    Some(act(Action::RetagVolumes {
+        volumes,
+        add: add.into_iter().collect(),
+        remove,
+        blue: change.blue.clone(),
+    }))
 }
 
 fn next_commit(app: &AppPlan, obs: &Observed, restore: bool) -> Decision {

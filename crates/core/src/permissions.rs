@@ -102,6 +102,36 @@ const EC2_READ: IamStatement = IamStatement {
     resources: &["*"],
 };
 
+/// The EBS CSI driver's ServiceAccount, for its IRSA role (`plan`'s reads).
+const DRIVER_ACCOUNT: KubeRule = KubeRule {
+    groups: &[""],
+    resources: &["serviceaccounts"],
+    verbs: &["get"],
+};
+
+/// The EBS CSI driver roles and their policies, which decide the volumes' tags.
+const IAM_DRIVER_ROLE: IamStatement = IamStatement {
+    actions: &[
+        "iam:GetRole",
+        "iam:ListAttachedRolePolicies",
+        "iam:ListRolePolicies",
+        "iam:GetRolePolicy",
+    ],
+    resources: &["arn:aws:iam::*:role/*"],
+};
+
+/// The driver roles' managed policies (AWS's own included: `arn:aws:iam::aws:policy/…`).
+const IAM_DRIVER_POLICIES: IamStatement = IamStatement {
+    actions: &["iam:GetPolicy", "iam:GetPolicyVersion"],
+    resources: &["arn:aws:iam::*:policy/*"],
+};
+
+/// The volumes' ownership tags handed to green in the window (and back on rollback).
+const RETAG: IamStatement = IamStatement {
+    actions: &["ec2:CreateTags", "ec2:DeleteTags"],
+    resources: &["arn:aws:ec2:*:*:volume/*"],
+};
+
 /// The stateful move's writes to Kubernetes (both clusters).
 const MOVE: &[KubeRule] = &[
     KubeRule {
@@ -132,16 +162,29 @@ pub const COMMANDS: &[CommandPermissions] = &[
     CommandPermissions {
         command: "plan",
         clusters: "blue, green",
-        kube: VIEW,
-        iam: &[EC2_READ],
+        kube: &[VIEW[0], VIEW[1], VIEW[2], VIEW[3], DRIVER_ACCOUNT],
+        iam: &[EC2_READ, IAM_DRIVER_ROLE, IAM_DRIVER_POLICIES],
     },
     CommandPermissions {
         command: "migrate, rollback, commit",
         clusters: "blue, green",
         kube: &[
-            VIEW[0], VIEW[1], VIEW[2], VIEW[3], MOVE[0], MOVE[1], MOVE[2],
+            VIEW[0],
+            VIEW[1],
+            VIEW[2],
+            VIEW[3],
+            DRIVER_ACCOUNT,
+            MOVE[0],
+            MOVE[1],
+            MOVE[2],
         ],
-        iam: &[EC2_READ, SNAPSHOT],
+        iam: &[
+            EC2_READ,
+            SNAPSHOT,
+            RETAG,
+            IAM_DRIVER_ROLE,
+            IAM_DRIVER_POLICIES,
+        ],
     },
     CommandPermissions {
         command: "preflight",
@@ -151,6 +194,7 @@ pub const COMMANDS: &[CommandPermissions] = &[
             VIEW[1],
             VIEW[2],
             VIEW[3],
+            DRIVER_ACCOUNT,
             KubeRule {
                 // Helm v3 release records and kubectl's last-applied annotations.
                 groups: &[""],
@@ -176,6 +220,8 @@ pub const COMMANDS: &[CommandPermissions] = &[
         ],
         iam: &[
             EC2_READ,
+            IAM_DRIVER_ROLE,
+            IAM_DRIVER_POLICIES,
             IamStatement {
                 actions: &["eks:DescribeCluster", "eks:ListNodegroups"],
                 resources: &["arn:aws:eks:*:*:cluster/*"],
@@ -346,5 +392,10 @@ mod tests {
             !iam_allows(&all, "ec2:DeleteVolume"),
             "baton never deletes a volume"
         );
+        let migrate = select(&["migrate".into()]);
+        for a in ["ec2:CreateTags", "ec2:DeleteTags", "iam:GetPolicyVersion"] {
+            assert!(iam_allows(&migrate, a), "{a}");
+        }
+        assert!(kube_allows(&migrate, "", "serviceaccounts", "get"));
     }
 }

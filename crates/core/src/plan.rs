@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::handover::TagChange;
 use crate::world::{ReclaimPolicy, RetentionPolicy, VolumeSource};
 
 /// The plan file's format version.
@@ -51,6 +52,10 @@ pub struct AppPlan {
     pub volumes: Vec<VolumePlan>,
     /// What stands in the way, or deserves attention.
     pub problems: Vec<Problem>,
+    /// The tag change green's EBS CSI driver needs on the volumes, made in the window
+    /// once blue has let go of them (None: none needed, or no driver role known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<TagChange>,
 }
 
 impl AppPlan {

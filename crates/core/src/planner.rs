@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::handover::{self, Driver, Drivers};
 use crate::plan::{AppPlan, GreenReadiness, PLAN_VERSION, Plan, Problem, VolumePlan};
 use crate::quantity::format_bytes;
 use crate::world::{ClusterView, Ec2Volume, ReclaimPolicy, StatefulSet, VolumeSource};
@@ -50,6 +51,8 @@ pub struct Inputs<'a> {
     pub aws_region: String,
     /// When (RFC 3339).
     pub now: String,
+    /// Both clusters' EBS CSI drivers and names (default: not looked for, no re-tag).
+    pub drivers: Drivers,
 }
 
 /// Plans the selected StatefulSets.
@@ -69,6 +72,23 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
         ));
     }
     problems.extend(region_problems(inputs));
+    for (side, driver, context) in [
+        ("blue", &inputs.drivers.blue, &inputs.blue.context),
+        ("green", &inputs.drivers.green, &inputs.green.context),
+    ] {
+        if let Some(Driver::Unknown(why)) = driver {
+            problems.push(Problem::warning(
+                "ebs-csi-role-unknown",
+                format!("the EBS CSI driver of {context}"),
+                format!(
+                    "{why}; baton cannot tell which volume tags {side}'s driver needs, and plans no re-tag"
+                ),
+                format!(
+                    "annotate kube-system/ebs-csi-controller-sa with eks.amazonaws.com/role-arn in {context}, or pass --ebs-csi-role {context}=ARN"
+                ),
+            ));
+        }
+    }
     let mut apps: Vec<AppPlan> = inputs
         .blue
         .statefulsets
@@ -402,6 +422,7 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
             });
         }
     }
+    let handover = handover_problems(inputs, &volumes, &mut problems);
     readiness.migrated = all_ours && !volumes.is_empty();
     if readiness.exists && readiness.replicas > 0 && !readiness.migrated {
         problems.push(Problem::blocking(
@@ -434,6 +455,91 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
         green: readiness,
         volumes,
         problems,
+        handover,
+    }
+}
+
+/// The volumes' ownership tags: any naming a cluster that is neither blue nor green
+/// refuses the app; green's driver needing tags the volumes lack plans a re-tag in the
+/// window (a warning says which and why).
+fn handover_problems(
+    inputs: &Inputs<'_>,
+    volumes: &[VolumePlan],
+    problems: &mut Vec<Problem>,
+) -> Option<handover::TagChange> {
+    let d = &inputs.drivers;
+    let tags: BTreeMap<String, crate::world::Tags> = volumes
+        .iter()
+        .filter_map(|v| {
+            inputs
+                .ec2
+                .get(&v.volume_id)
+                .map(|e| (v.volume_id.clone(), e.tags.clone()))
+        })
+        .collect();
+    if let (Some(b), Some(g)) = (&d.blue_name, &d.green_name) {
+        let mut foreign = false;
+        for (id, t) in &tags {
+            for (key, cluster) in handover::foreign_owners(t, b, g) {
+                foreign = true;
+                problems.push(Problem::blocking(
+                    "volume-foreign-cluster",
+                    format!("EBS volume {id}"),
+                    format!(
+                        "its tag {key} names cluster {cluster}, which is neither blue ({b}) nor green ({g}); that cluster's EBS CSI driver may still use it"
+                    ),
+                    format!(
+                        "find out why {id} names {cluster}; if it belongs to {b}, fix the tag (aws ec2 create-tags / delete-tags --resources {id}), then plan again"
+                    ),
+                ));
+            }
+        }
+        if foreign {
+            return None;
+        }
+    }
+    let Some(Driver::Known { role, access }) = &d.green else {
+        return None;
+    };
+    let why = format!(
+        "green's EBS CSI driver role {role} may attach and detach only {}",
+        access.describe()
+    );
+    match handover::plan_change(access, d.blue_name.as_deref(), &tags, &why) {
+        Ok(None) => None,
+        Ok(Some(change)) => {
+            problems.push(Problem::warning(
+                "retag",
+                format!(
+                    "EBS volumes {}",
+                    tags.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                format!(
+                    "baton re-tags {} in the window, after blue has let go of them ({}): {why}",
+                    plural_volumes(tags.len()),
+                    change.describe()
+                ),
+                "nothing: rollback puts blue's tags back, commit keeps green's",
+            ));
+            Some(change)
+        }
+        Err(reason) => {
+            problems.push(Problem::warning(
+                "green-driver-cannot-attach",
+                format!("the EBS CSI driver of {}", inputs.green.context),
+                format!("{reason} (role {role})"),
+                "give green's driver role a policy that allows ec2:AttachVolume and ec2:DetachVolume on these volumes (e.g. AmazonEBSCSIDriverPolicy), or pass --ebs-csi-role with the right role",
+            ));
+            None
+        }
+    }
+}
+
+fn plural_volumes(n: usize) -> String {
+    if n == 1 {
+        "1 volume".into()
+    } else {
+        format!("{n} volumes")
     }
 }
 

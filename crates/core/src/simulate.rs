@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::machine::{Action, Decision, Mode, Observed, Side, Wait, next};
+use crate::machine::{Action, Decision, Mode, Observed, Side, Wait, next, retag};
 use crate::plan::{AppPlan, GreenReadiness, VolumePlan};
 use crate::world::{
     ClaimRef, Ec2Volume, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet, VolumeSource,
@@ -140,6 +140,18 @@ fn apply_action(app: &AppPlan, obs: &mut Observed, a: &Action) {
                 p.reclaim_policy = *policy;
             }
         }
+        Action::RetagVolumes {
+            volumes,
+            add,
+            remove,
+            ..
+        } => {
+            for id in volumes {
+                if let Some(e) = obs.ec2.get_mut(id) {
+                    retag(&mut e.tags, add, remove);
+                }
+            }
+        }
     }
 }
 
@@ -252,7 +264,8 @@ fn example_set(
 
 /// A hand-built app for tests and examples: blue runs `replicas` pods of
 /// `namespace/name` with one 10 GiB gp3 CSI claim each (`data-NAME-i` on `pvc-i`, EBS
-/// `vol-i` in us-east-1a, attached); green has the set at 0; migration `m-1`.
+/// `vol-i` in us-east-1a, attached, tagged `ebs.csi.aws.com/cluster=true` and
+/// `kubernetes.io/cluster/blue=owned`); green has the set at 0; migration `m-1`.
 pub fn example(
     namespace: &str,
     name: &str,
@@ -330,6 +343,14 @@ pub fn example(
                 multi_attach: false,
                 state: "in-use".into(),
                 attached_to: vec![format!("i-blue-{i}")],
+                tags: [
+                    ("ebs.csi.aws.com/cluster".to_string(), "true".to_string()),
+                    (
+                        "kubernetes.io/cluster/blue".to_string(),
+                        "owned".to_string(),
+                    ),
+                ]
+                .into(),
             },
         );
         volumes.push(VolumePlan {
@@ -370,6 +391,7 @@ pub fn example(
         },
         volumes,
         problems: vec![],
+        handover: None,
     };
     (app, obs)
 }

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// Resource tags, key → value.
+pub type Tags = BTreeMap<String, String>;
+
 /// `persistentVolumeReclaimPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReclaimPolicy {
@@ -280,4 +283,8 @@ pub struct Ec2Volume {
     pub state: String,
     /// Instances it is attached to.
     pub attached_to: Vec<String>,
+    /// Its tags (the EBS CSI driver's IAM policy may allow it only volumes tagged for
+    /// its cluster: see [`crate::handover`]).
+    #[serde(default)]
+    pub tags: Tags,
 }

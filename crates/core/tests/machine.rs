@@ -59,6 +59,34 @@ fn invariants(mode: Mode, app: &AppPlan, obs: &Observed) {
             v.claim
         );
     }
+    // The volumes' ownership tags are blue's or green's, never a mix neither driver can
+    // use, and each side holds a volume only while its driver can use the tags.
+    if let Some(change) = &app.handover {
+        for v in &app.volumes {
+            let tags = &obs.ec2[&v.volume_id].tags;
+            let blue_s = change.restore(&v.volume_id, tags) == (Default::default(), vec![]);
+            let green_s = change.made_on(tags);
+            assert!(
+                blue_s || green_s,
+                "{} tagged for neither: {tags:?}",
+                v.volume_id
+            );
+            if !blue_s {
+                assert!(
+                    obs.blue.pods == 0 && obs.blue.attachments == 0,
+                    "blue holds {} re-tagged for green",
+                    v.volume_id
+                );
+            }
+            if !green_s {
+                assert!(
+                    obs.green.pods == 0 && obs.green.attachments == 0,
+                    "green holds {} still tagged for blue",
+                    v.volume_id
+                );
+            }
+        }
+    }
     // 3: never both sides running pods on the volumes.
     assert!(
         obs.blue.pods == 0 || obs.green.pods == 0,
@@ -355,4 +383,129 @@ fn only_a_migration_s_non_destructive_steps_are_taken_on_a_cached_view() {
         claim: "data-db-0".into(),
     });
     assert!(!trusts_cached_view(Mode::Migrate, &delete));
+}
+
+/// Blue's app whose green driver runs under the cluster-scoped policy: the plan re-tags
+/// `ebs.csi.aws.com/cluster-name` blue → green (and the example's volumes have it blue).
+fn scoped_world(replicas: i32) -> (AppPlan, Observed) {
+    use baton_core::handover::{Access, plan_change};
+    let (mut app, mut obs) = world(replicas, ReclaimPolicy::Delete, RetentionPolicy::default());
+    for e in obs.ec2.values_mut() {
+        e.tags
+            .insert("ebs.csi.aws.com/cluster-name".into(), "blue".into());
+    }
+    let green = Access {
+        attach: vec![
+            [(
+                "ebs.csi.aws.com/cluster-name".to_string(),
+                "green".to_string(),
+            )]
+            .into(),
+        ],
+        detach: vec![
+            [(
+                "ebs.csi.aws.com/cluster-name".to_string(),
+                "green".to_string(),
+            )]
+            .into(),
+        ],
+        skipped: vec![],
+    };
+    let tags = obs
+        .ec2
+        .iter()
+        .map(|(id, e)| (id.clone(), e.tags.clone()))
+        .collect();
+    app.handover = plan_change(&green, Some("blue"), &tags, "test").unwrap();
+    assert!(app.handover.is_some());
+    (app, obs)
+}
+
+#[test]
+fn the_retag_is_made_once_blue_has_let_go_and_before_green_needs_its_driver() {
+    let (app, obs) = scoped_world(2);
+    let (ds, worlds) = walk(Mode::Migrate, &app, obs);
+    let a = actions(&ds);
+    let at = a
+        .iter()
+        .position(|s| s.starts_with("tag 2 volumes"))
+        .expect("a re-tag");
+    assert_eq!(a[at], "tag 2 volumes ebs.csi.aws.com/cluster-name=green");
+    assert_eq!(a[at - 1], "wait for EC2 to report the volumes available");
+    assert_eq!(a[at + 1], "start snapshot of vol-0 (data-db-0)");
+    assert_eq!(
+        a.iter().filter(|s| s.starts_with("tag ")).count(),
+        1,
+        "one call for all the app's volumes"
+    );
+    // No blue node held a volume when it was re-tagged.
+    let before = &worlds[at];
+    assert_eq!((before.blue.pods, before.blue.attachments), (0, 0));
+    assert!(before.ec2.values().all(|e| e.state == "available"));
+    let Decision::Act(Action::RetagVolumes { blue, .. }) = &ds[at] else {
+        panic!()
+    };
+    assert_eq!(
+        blue["vol-0"]["ebs.csi.aws.com/cluster-name"], "blue",
+        "journaled with blue's"
+    );
+    let end = worlds.last().unwrap();
+    assert!(
+        end.ec2
+            .values()
+            .all(|e| e.tags["ebs.csi.aws.com/cluster-name"] == "green")
+    );
+
+    // Resumed from any world (a crash after any step): converges, never re-tags twice
+    // once done, and the invariants hold on the way.
+    for (k, w) in worlds.iter().enumerate() {
+        let (ds2, ws2) = walk(Mode::Migrate, &app, w.clone());
+        assert_eq!(ws2.last().unwrap(), end, "from step {k}");
+        let retags = ds2
+            .iter()
+            .filter(|d| matches!(d, Decision::Act(Action::RetagVolumes { .. })))
+            .count();
+        assert_eq!(retags, usize::from(k <= at), "from step {k}");
+    }
+
+    // Commit keeps green's tags.
+    let commit = Mode::Commit {
+        restore_reclaim_policy: false,
+    };
+    let (ds, ws) = walk(commit, &app, end.clone());
+    assert!(
+        !ds.iter()
+            .any(|d| matches!(d, Decision::Act(Action::RetagVolumes { .. })))
+    );
+    assert!(
+        ws.last()
+            .unwrap()
+            .ec2
+            .values()
+            .all(|e| e.tags["ebs.csi.aws.com/cluster-name"] == "green")
+    );
+}
+
+#[test]
+fn rollback_puts_blue_s_tags_back_after_green_let_go_and_before_blue_starts() {
+    let (app, obs) = scoped_world(2);
+    let original: Vec<_> = obs.ec2.values().map(|e| e.tags.clone()).collect();
+    let (_, worlds) = walk(Mode::Migrate, &app, obs);
+    for (k, w) in worlds.iter().enumerate() {
+        let (ds, ws) = walk(Mode::Rollback, &app, w.clone());
+        let end = ws.last().unwrap();
+        let tags: Vec<_> = end.ec2.values().map(|e| e.tags.clone()).collect();
+        assert_eq!(tags, original, "from step {k}");
+        let a = actions(&ds);
+        if let Some(at) = a.iter().position(|s| s.starts_with("tag ")) {
+            assert_eq!(
+                a[at], "tag 2 volumes ebs.csi.aws.com/cluster-name=blue",
+                "from step {k}"
+            );
+            let scale = a.iter().position(|s| s == "scale blue to 2").unwrap();
+            assert!(at < scale, "from step {k}: {a:#?}");
+            assert_eq!(ws[at].green.attachments, 0);
+            assert!(ws[at].ec2.values().all(|e| e.state == "available"));
+        }
+    }
 }

@@ -83,6 +83,7 @@ fn world() -> World {
                 multi_attach: false,
                 state: "in-use".into(),
                 attached_to: vec!["i-1".into()],
+                tags: Default::default(),
             },
         )]),
         vpcs: (
@@ -102,6 +103,7 @@ fn run(w: &World, options: &PlanOptions) -> Plan {
             vpcs: w.vpcs.clone(),
             aws_region: w.aws_region.clone(),
             now: "2026-11-25T00:00:00Z".into(),
+            drivers: Default::default(),
         },
         &Selection::default(),
         options,
@@ -287,6 +289,7 @@ fn selection_by_namespace_and_label() {
                 vpcs: w.vpcs.clone(),
                 aws_region: w.aws_region.clone(),
                 now: String::new(),
+                drivers: Default::default(),
             },
             &sel,
             &PlanOptions::default(),
@@ -338,4 +341,95 @@ fn zones_name_their_region() {
     ] {
         assert_eq!(region_of_zone(zone).as_deref(), region, "{zone}");
     }
+}
+
+#[test]
+fn volume_ownership_tags_and_the_drivers_decide_the_handover() {
+    use baton_core::handover::{Access, Driver, Drivers};
+    let mut w = world();
+    let id = w.ec2.keys().next().unwrap().clone();
+    w.ec2.get_mut(&id).unwrap().tags = [
+        (
+            "ebs.csi.aws.com/cluster-name".to_string(),
+            "blue".to_string(),
+        ),
+        (
+            "kubernetes.io/cluster/blue".to_string(),
+            "owned".to_string(),
+        ),
+    ]
+    .into();
+    let run_with = |w: &World, drivers: Drivers| {
+        plan(
+            &Inputs {
+                blue: &w.blue,
+                green: &w.green,
+                ec2: &w.ec2,
+                vpcs: w.vpcs.clone(),
+                aws_region: w.aws_region.clone(),
+                now: String::new(),
+                drivers,
+            },
+            &Selection::default(),
+            &PlanOptions::default(),
+        )
+    };
+    let scoped = |c: &str| Access {
+        attach: vec![[("ebs.csi.aws.com/cluster-name".to_string(), c.to_string())].into()],
+        detach: vec![[("ebs.csi.aws.com/cluster-name".to_string(), c.to_string())].into()],
+        skipped: vec![],
+    };
+    let known = Drivers {
+        blue_name: Some("blue".into()),
+        green_name: Some("green".into()),
+        blue: Some(Driver::Unknown("no role".into())),
+        green: Some(Driver::Known {
+            role: "arn:aws:iam::1:role/green-ebs".into(),
+            access: scoped("green"),
+        }),
+    };
+
+    // Green's cluster-scoped driver: a re-tag planned and said; blue's unknown driver
+    // is a warning naming the flag.
+    let p = run_with(&w, known.clone());
+    assert!(blocking(&p).is_empty(), "{p:#?}");
+    let change = p.apps[0].handover.as_ref().expect("a re-tag");
+    assert_eq!(change.add["ebs.csi.aws.com/cluster-name"], "green");
+    assert_eq!(change.blue[&id]["ebs.csi.aws.com/cluster-name"], "blue");
+    let retag = p.apps[0]
+        .problems
+        .iter()
+        .find(|x| x.code == "retag")
+        .unwrap();
+    assert!(retag.message.contains("blue→green") && retag.message.contains("green-ebs"));
+    let unknown = p
+        .problems
+        .iter()
+        .find(|x| x.code == "ebs-csi-role-unknown")
+        .unwrap();
+    assert!(
+        unknown.fix.contains("--ebs-csi-role blue=ARN"),
+        "{unknown:?}"
+    );
+
+    // No role known for green: no re-tag (today's behaviour).
+    let mut none = known.clone();
+    none.green = Some(Driver::Unknown("no role".into()));
+    assert!(run_with(&w, none).apps[0].handover.is_none());
+
+    // A volume claimed by a third cluster is refused, naming the volume, tag and cluster.
+    w.ec2
+        .get_mut(&id)
+        .unwrap()
+        .tags
+        .insert("KubernetesCluster".into(), "payments".into());
+    let p = run_with(&w, known);
+    assert_eq!(blocking(&p), ["volume-foreign-cluster"]);
+    let f = &p.blocking()[0];
+    assert!(
+        f.object.contains(&id)
+            && f.message.contains("KubernetesCluster")
+            && f.message.contains("payments")
+    );
+    assert!(p.apps[0].handover.is_none());
 }

@@ -85,6 +85,7 @@ fn world() -> World {
                 multi_attach: false,
                 state: "in-use".into(),
                 attached_to: vec!["i-1".into()],
+                tags: Default::default(),
             },
         )]),
         vpcs: (
@@ -125,6 +126,7 @@ fn planned(w: &World) -> Plan {
             vpcs: w.vpcs.clone(),
             aws_region: "us-east-1".into(),
             now: "2025-01-01T00:00:00Z".into(),
+            drivers: Default::default(),
         },
         &Selection::default(),
         &PlanOptions::default(),

@@ -27,6 +27,13 @@ use crate::{KubeError, KubeconfigSource};
 /// Field manager baton writes as.
 pub const MANAGER: &str = "baton";
 
+/// The EBS CSI driver controller's ServiceAccount (namespace, name), as the add-on and
+/// the Helm chart install it.
+pub const EBS_CSI_SERVICE_ACCOUNT: (&str, &str) = ("kube-system", "ebs-csi-controller-sa");
+
+/// The IRSA annotation naming the IAM role a ServiceAccount's pods assume.
+pub const IRSA_ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+
 /// The longest [`Cluster::reach`] waits for one answer: a server that takes the
 /// connection and then says nothing is as good as down.
 pub const REACH_ANSWER: Duration = Duration::from_secs(10);
@@ -299,6 +306,26 @@ impl Cluster {
             .filter(|id| id.starts_with("i-"))
             .map(String::from)
             .collect())
+    }
+
+    /// The IAM role the EBS CSI driver's controller runs as, from its ServiceAccount's
+    /// IRSA annotation ([`EBS_CSI_SERVICE_ACCOUNT`], `eks.amazonaws.com/role-arn`); None
+    /// when the ServiceAccount or the annotation is not there (EKS Pod Identity keeps
+    /// the role outside the cluster: `--ebs-csi-role` names it then).
+    pub async fn ebs_csi_role(&self) -> Result<Option<String>, KubeError> {
+        let (ns, name) = EBS_CSI_SERVICE_ACCOUNT;
+        let sa =
+            Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(self.client.clone(), ns)
+                .get_opt(name)
+                .await
+                .map_err(api_err(
+                    &self.context,
+                    format!("get ServiceAccount {ns}/{name}"),
+                ))?;
+        Ok(sa
+            .and_then(|s| s.metadata.annotations)
+            .and_then(|a| a.get(IRSA_ROLE_ANNOTATION).cloned())
+            .filter(|r| !r.is_empty()))
     }
 
     /// A claim, if it exists.

@@ -26,6 +26,7 @@ pub async fn run(a: PreflightArgs) -> anyhow::Result<ExitCode> {
     let mut selection = Selection::default();
     selection.filter.namespaces.clone_from(&a.namespaces);
     selection.options.allow_multi_attach = a.allow_multi_attach;
+    selection.ebs_csi_roles.clone_from(&a.ebs_csi_roles);
     match check(&a, &clusters, &selection, &AwsTarget::from(&a.aws)).await {
         Ok(report) => {
             match a.output {

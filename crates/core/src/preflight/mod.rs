@@ -371,6 +371,15 @@ fn why_of(code: &str) -> &'static str {
             "the in-tree EBS plugin is gone from new clusters: green mounts such a PV only if CSI migration routes it to the EBS CSI driver"
         }
         "blue-at-zero" | "nothing-to-move" => "the move hands over only the claims that exist",
+        "retag" => {
+            "green's EBS CSI driver policy lets it attach only volumes tagged for it; baton changes the tags in the window, once blue's driver has detached them (earlier, blue could not detach)"
+        }
+        "volume-foreign-cluster" => {
+            "a volume another cluster claims as its own may be attached or deleted by that cluster's driver"
+        }
+        "ebs-csi-role-unknown" | "green-driver-cannot-attach" => {
+            "without knowing what green's EBS CSI driver may attach, a tag-scoped policy can fail green's attach inside the window"
+        }
         _ => "the stateful move refuses an app with this problem (see `baton plan`)",
     }
 }

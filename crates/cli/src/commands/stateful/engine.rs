@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use baton_aws::{Aws, Filter, NewSnapshot};
+use baton_aws::{Aws, Filter, NewSnapshot, NewTags, RemovedTags};
 use baton_core::machine::{Action, Answer, Observed, Seen, Wait, Watched};
 use baton_core::plan::AppPlan;
 use baton_core::world::{ReclaimPolicy, RetentionPolicy};
@@ -248,9 +248,24 @@ impl Engine {
             Action::RestoreGreenVolume { pv, policy } => {
                 Request::Kube(request::set_reclaim(pv, None, *policy, None))
             }
+            Action::RetagVolumes {
+                volumes,
+                add,
+                remove,
+                ..
+            } => Request::Tags(Retag {
+                create: (!add.is_empty()).then(|| NewTags {
+                    resources: volumes.clone(),
+                    tags: add.clone(),
+                }),
+                delete: (!remove.is_empty()).then(|| RemovedTags {
+                    resources: volumes.clone(),
+                    keys: remove.clone(),
+                }),
+            }),
         };
         let context = match &request {
-            Request::Ec2(_) => "ec2".to_string(),
+            Request::Ec2(_) | Request::Tags(_) => "ec2".to_string(),
             Request::Kube(_) => self.cluster(action).context.clone(),
         };
         Ok(Prepared {
@@ -272,6 +287,41 @@ impl Engine {
                 return Ok(Answer::Snapshot {
                     volume_id: s.volume_id.clone(),
                     id: made.id,
+                });
+            }
+            Request::Tags(r) => {
+                // One round trip: the two calls touch different keys.
+                let (volumes, add, remove) = match action {
+                    Action::RetagVolumes {
+                        volumes,
+                        add,
+                        remove,
+                        ..
+                    } => (volumes.clone(), add.clone(), remove.clone()),
+                    _ => bail!("a tag request for {}", action.describe()),
+                };
+                futures::try_join!(
+                    async {
+                        match &r.create {
+                            Some(c) => self.aws.send_tags(c).await.with_context(|| {
+                                format!("failed to tag {}", c.resources.join(", "))
+                            }),
+                            None => Ok(()),
+                        }
+                    },
+                    async {
+                        match &r.delete {
+                            Some(d) => self.aws.remove_tags(d).await.with_context(|| {
+                                format!("failed to remove tags from {}", d.resources.join(", "))
+                            }),
+                            None => Ok(()),
+                        }
+                    },
+                )?;
+                return Ok(Answer::Retagged {
+                    volumes,
+                    add,
+                    remove,
                 });
             }
             Request::Kube(m) => m,
@@ -357,6 +407,17 @@ pub enum Request {
     Kube(Mutation),
     /// An EC2 call.
     Ec2(NewSnapshot),
+    /// A volumes' tag change: CreateTags and/or DeleteTags, sent together.
+    Tags(Retag),
+}
+
+/// The two calls of a tag change (at least one is there).
+#[derive(Debug, Clone)]
+pub struct Retag {
+    /// The tags set.
+    pub create: Option<NewTags>,
+    /// The keys removed.
+    pub delete: Option<RemovedTags>,
 }
 
 /// One of blue's objects' manifest, kept in the state dir before baton changes or
@@ -398,6 +459,16 @@ impl fmt::Display for Prepared {
             Request::Kube(m) => write!(f, "{:<6} {m}", self.context),
             // `ec2    CreateSnapshot {…}`: the value names its service.
             Request::Ec2(s) => write!(f, "{s}"),
+            // One line per call, CreateTags first.
+            Request::Tags(r) => {
+                let lines: Vec<String> = r
+                    .create
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(r.delete.iter().map(ToString::to_string))
+                    .collect();
+                f.write_str(&lines.join("\n"))
+            }
         }
     }
 }

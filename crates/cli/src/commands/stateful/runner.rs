@@ -546,7 +546,13 @@ mod tests {
         observes: AtomicUsize,
         /// Apps down now (blue stopped, green not Ready), and the most ever at once.
         down: Mutex<(usize, usize)>,
+        /// Per tag change made: what held the volumes then (blue's pods and
+        /// attachments, green's, and whether EC2 had every volume available).
+        retags: Mutex<Vec<Holders>>,
     }
+
+    /// Blue's pods and attachments, green's, and whether EC2 had every volume available.
+    type Holders = (u32, u32, u32, u32, bool);
 
     impl Simulated {
         fn with(apps: &[(AppPlan, Observed)]) -> Self {
@@ -601,6 +607,15 @@ mod tests {
             }
             let mut worlds = self.worlds.lock().unwrap();
             let w = worlds.get_mut(&app.key()).unwrap();
+            if let Action::RetagVolumes { volumes, .. } = action {
+                self.retags.lock().unwrap().push((
+                    w.blue.pods,
+                    w.blue.attachments,
+                    w.green.pods,
+                    w.green.attachments,
+                    volumes.iter().all(|v| w.ec2[v].state == "available"),
+                ));
+            }
             simulate::apply(app, w, &Decision::Act(action.clone()));
             if matches!(action, Action::ScaleBlue { replicas: 0 }) {
                 let mut d = self.down.lock().unwrap();
@@ -629,6 +644,16 @@ mod tests {
                 Action::RetainBlueClaims { .. } | Action::RestoreBlueClaims { .. } => {
                     Answer::StatefulSet(side.sts.clone().unwrap())
                 }
+                Action::RetagVolumes {
+                    volumes,
+                    add,
+                    remove,
+                    ..
+                } => Answer::Retagged {
+                    volumes: volumes.clone(),
+                    add: add.clone(),
+                    remove: remove.clone(),
+                },
                 _ => Answer::Unknown,
             })
         }
@@ -781,5 +806,68 @@ mod tests {
             "rollback trusted a cached view ({} reads)",
             world.observes.load(Ordering::SeqCst)
         );
+    }
+
+    #[tokio::test]
+    async fn volumes_are_re_tagged_only_while_no_node_holds_them() {
+        use baton_core::handover::{Access, plan_change};
+        let mut fixtures = apps(2);
+        let scoped: baton_core::world::Tags = [(
+            "ebs.csi.aws.com/cluster-name".to_string(),
+            "green".to_string(),
+        )]
+        .into();
+        let green = Access {
+            attach: vec![scoped.clone()],
+            detach: vec![scoped],
+            skipped: vec![],
+        };
+        for (app, obs) in &mut fixtures {
+            let tags = obs
+                .ec2
+                .iter()
+                .map(|(id, e)| (id.clone(), e.tags.clone()))
+                .collect();
+            app.handover = plan_change(&green, Some("blue"), &tags, "test").unwrap();
+        }
+        let original: Vec<_> = fixtures.iter().map(|(_, o)| o.ec2.clone()).collect();
+        let world = Simulated::with(&fixtures);
+        let plans: Vec<AppPlan> = fixtures.iter().map(|(a, _)| a.clone()).collect();
+        let out = run_all(&world, &plans, Mode::Migrate, Parallel::of(2)).await;
+        assert!(out.iter().all(|o| o.phase == AppPhase::Migrated), "{out:?}");
+        for app in &plans {
+            assert!(
+                world
+                    .world(app)
+                    .ec2
+                    .values()
+                    .all(|e| e.tags["ebs.csi.aws.com/cluster-name"] == "green")
+            );
+        }
+        let out = run_all(&world, &plans, Mode::Rollback, Parallel::of(2)).await;
+        assert!(
+            out.iter().all(|o| o.phase == AppPhase::RolledBack),
+            "{out:?}"
+        );
+        for (app, before) in plans.iter().zip(&original) {
+            let tags = |m: &BTreeMap<String, baton_core::world::Ec2Volume>| {
+                m.values().map(|e| e.tags.clone()).collect::<Vec<_>>()
+            };
+            assert_eq!(
+                tags(&world.world(app).ec2),
+                tags(before),
+                "blue's tags back"
+            );
+        }
+        let retags = world.retags.lock().unwrap();
+        // One call per app each way.
+        assert_eq!(retags.len(), 4, "{retags:?}");
+        for r in retags.iter() {
+            assert_eq!(
+                *r,
+                (0, 0, 0, 0, true),
+                "re-tagged while a node held a volume"
+            );
+        }
     }
 }

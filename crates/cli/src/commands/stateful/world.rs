@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use backon::{ExponentialBuilder, Retryable};
 use baton_aws::{Aws, AwsConfig, Filter, VolumeState};
+use baton_core::handover::{self, Driver, Drivers};
 use baton_core::plan::Plan;
 use baton_core::planner::{self, Inputs};
 use baton_core::world::{ClusterView, Ec2Volume};
@@ -206,6 +207,15 @@ async fn read_and_plan(
     aws: &Aws,
     selection: &Selection,
 ) -> anyhow::Result<(Plan, World)> {
+    for (context, _) in &selection.ebs_csi_roles {
+        if context != &blue.context && context != &green.context {
+            return Err(Refused(format!(
+                "--ebs-csi-role names context {context:?}, which is neither --from ({}) nor --to ({})\nhint: pass --ebs-csi-role {}=ARN or {}=ARN",
+                blue.context, green.context, blue.context, green.context
+            ))
+            .into());
+        }
+    }
     let namespaces = &selection.filter.namespaces;
     let (b, g) = futures::try_join!(blue.view(namespaces), green.view(namespaces))?;
     let ids: Vec<String> = b
@@ -217,7 +227,18 @@ async fn read_and_plan(
         .collect();
     let ec2 = describe(aws, &ids).await?;
     let (bi, gi) = futures::try_join!(blue.node_instances(), green.node_instances())?;
-    let vpcs = futures::try_join!(vpcs_of(aws, &bi), vpcs_of(aws, &gi))?;
+    let ((blue_vpcs, blue_name), (green_vpcs, green_name)) =
+        futures::try_join!(nodes_of(aws, &bi), nodes_of(aws, &gi))?;
+    let vpcs = (blue_vpcs, green_vpcs);
+    // Green's driver decides the re-tag; blue's is not read (nothing in the plan depends
+    // on it: blue's tags are the volumes' tags now, and rollback puts them back as read).
+    let green_driver = driver(green, aws, &selection.ebs_csi_roles, green_name.as_deref()).await?;
+    let drivers = Drivers {
+        blue_name,
+        green_name,
+        blue: None,
+        green: Some(green_driver),
+    };
     let inputs = Inputs {
         blue: &b,
         green: &g,
@@ -225,6 +246,7 @@ async fn read_and_plan(
         vpcs: vpcs.clone(),
         aws_region: aws.region().to_string(),
         now: jiff::Timestamp::now().to_string(),
+        drivers,
     };
     let plan = planner::plan(&inputs, &selection.filter, &selection.options);
     Ok((
@@ -237,15 +259,102 @@ async fn read_and_plan(
     ))
 }
 
-async fn vpcs_of(aws: &Aws, instances: &[String]) -> anyhow::Result<BTreeSet<String>> {
+/// The VPCs of a cluster's nodes, and its EKS name as they carry it (`eks:cluster-name`,
+/// which EKS sets on managed node groups' instances; None when they disagree or lack it).
+async fn nodes_of(
+    aws: &Aws,
+    instances: &[String],
+) -> anyhow::Result<(BTreeSet<String>, Option<String>)> {
     if instances.is_empty() {
-        return Ok(BTreeSet::new());
+        return Ok((BTreeSet::new(), None));
     }
     let found = aws
         .describe_instances(&[Filter::new("instance-id", instances.iter().cloned())])
         .await
         .context("failed to read the nodes' EC2 instances")?;
-    Ok(found.into_iter().filter_map(|i| i.vpc_id).collect())
+    let names: BTreeSet<String> = found
+        .iter()
+        .filter_map(|i| i.tags.get(EKS_CLUSTER_NAME_TAG).cloned())
+        .collect();
+    let name = (names.len() == 1).then(|| names.into_iter().next().unwrap_or_default());
+    Ok((found.into_iter().filter_map(|i| i.vpc_id).collect(), name))
+}
+
+/// The tag EKS puts on a managed node group's instances.
+const EKS_CLUSTER_NAME_TAG: &str = "eks:cluster-name";
+/// The session tag EKS Pod Identity gives a pod's credentials (and the tag an IRSA role
+/// carries for the cluster-scoped EBS CSI policy).
+const PRINCIPAL_CLUSTER_TAG: &str = "eks-cluster-name";
+
+/// A cluster's EBS CSI driver: its role (`--ebs-csi-role CONTEXT=ARN`, else its
+/// ServiceAccount's IRSA annotation) and what that role's policies let it attach and
+/// detach. A role given by flag is taken to be used through EKS Pod Identity, whose
+/// session tag `eks-cluster-name` (the cluster's EKS name, `name`) the role's own tags
+/// do not override. What cannot be found or read is `Driver::Unknown`, with why (a
+/// transient error fails the read, which is retried).
+async fn driver(
+    cluster: &Cluster,
+    aws: &Aws,
+    flags: &[(String, String)],
+    name: Option<&str>,
+) -> anyhow::Result<Driver> {
+    let context = &cluster.context;
+    let flagged = flags
+        .iter()
+        .find(|(c, _)| c == context)
+        .map(|(_, a)| a.clone());
+    let from_flag = flagged.is_some();
+    let role = match flagged {
+        Some(r) => r,
+        None => match cluster.ebs_csi_role().await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return Ok(Driver::Unknown(format!(
+                    "no IAM role found for {context}'s EBS CSI driver (ServiceAccount kube-system/ebs-csi-controller-sa has no eks.amazonaws.com/role-arn)"
+                )));
+            }
+            Err(e) => {
+                let e = anyhow::Error::new(e);
+                if is_transient(&e) {
+                    return Err(e);
+                }
+                return Ok(Driver::Unknown(format!(
+                    "could not read {context}'s EBS CSI ServiceAccount: {e:#}"
+                )));
+            }
+        },
+    };
+    let read = match aws.role_policies(&role).await {
+        Ok(r) => r,
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            if is_transient(&e) {
+                return Err(e);
+            }
+            return Ok(Driver::Unknown(format!(
+                "could not read {context}'s EBS CSI driver role: {e:#}"
+            )));
+        }
+    };
+    let mut principal = read.tags.clone();
+    if from_flag && let Some(n) = name {
+        principal.insert(PRINCIPAL_CLUSTER_TAG.to_string(), n.to_string());
+    }
+    let mut documents = Vec::new();
+    for (source, text) in &read.documents {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v) => documents.push(v),
+            Err(e) => {
+                return Ok(Driver::Unknown(format!(
+                    "the policy {source} of {role} is not JSON baton can read: {e}"
+                )));
+            }
+        }
+    }
+    Ok(Driver::Known {
+        role,
+        access: handover::access(&documents, &principal),
+    })
 }
 
 /// EC2's view of the volumes (unknown ids are simply absent).
@@ -280,6 +389,7 @@ pub async fn describe(aws: &Aws, ids: &[String]) -> anyhow::Result<BTreeMap<Stri
                         .iter()
                         .map(|a| a.instance_id.clone())
                         .collect(),
+                    tags: v.tags.clone(),
                 },
             );
         }

@@ -1,0 +1,150 @@
+//! Issue 18: baton hands each volume's ownership tags to green. Green's EBS CSI driver
+//! gets a role under a cluster-scoped policy (attach and detach only volumes whose
+//! `ebs.csi.aws.com/cluster-name` is the role's `eks-cluster-name`), named by its
+//! ServiceAccount's IRSA annotation; the plan says the re-tag, the dry run prints the
+//! CreateTags it will send, migrate leaves the volumes tagged for green, rollback puts
+//! blue's tags back. (The test bed does not deny yet: this checks tags, not denials.)
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::sim_up;
+use serde_json::json;
+
+const SCOPED: &str = r#"{"Version":"2012-10-17","Statement":[
+ {"Sid":"AttachDetachClusterVolumes","Effect":"Allow","Action":["ec2:AttachVolume","ec2:DetachVolume"],
+  "Resource":"arn:aws:ec2:*:*:volume/*",
+  "Condition":{"StringEquals":{"aws:ResourceTag/ebs.csi.aws.com/cluster-name":"${aws:PrincipalTag/eks-cluster-name}"}}},
+ {"Sid":"AttachDetachClusterInstances","Effect":"Allow","Action":["ec2:AttachVolume","ec2:DetachVolume"],
+  "Resource":"arn:aws:ec2:*:*:instance/*",
+  "Condition":{"StringEquals":{"aws:ResourceTag/eks:cluster-name":"${aws:PrincipalTag/eks-cluster-name}"}}}]}"#;
+
+const KEY: &str = "ebs.csi.aws.com/cluster-name";
+
+/// The ownership tags of the volumes (what the hand-over touches and keeps).
+fn ownership(
+    tags: &BTreeMap<String, BTreeMap<String, String>>,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    tags.iter()
+        .map(|(id, t)| {
+            let kept = t
+                .iter()
+                .filter(|(k, _)| {
+                    k.starts_with("ebs.csi.aws.com/") || k.starts_with("kubernetes.io/cluster/")
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            (id.clone(), kept)
+        })
+        .collect()
+}
+
+#[test]
+fn green_s_cluster_scoped_driver_gets_the_volumes_tagged_for_it_and_rollback_gives_them_back() {
+    let sim = sim_up();
+    let role = sim.ec2(async |aws| {
+        baton_aws::testbed::iam::role_with_policy(
+            aws,
+            "green-ebs-csi",
+            &[("eks-cluster-name".to_string(), "green".to_string())].into(),
+            SCOPED,
+        )
+        .await
+    });
+    sim.kubectl(&[
+        "--context",
+        "green",
+        "-n",
+        "kube-system",
+        "create",
+        "serviceaccount",
+        "ebs-csi-controller-sa",
+    ]);
+    sim.kubectl(&[
+        "--context",
+        "green",
+        "-n",
+        "kube-system",
+        "annotate",
+        "serviceaccount",
+        "ebs-csi-controller-sa",
+        &format!("eks.amazonaws.com/role-arn={role}"),
+    ]);
+
+    // The plan: one re-tag for orders-db, said as a warning, blue's values kept.
+    let plan: serde_json::Value = serde_json::from_str(&sim.ok(&[
+        "plan", "--from", "blue", "--to", "green", "-n", "orders", "-o", "json",
+    ]))
+    .unwrap();
+    let app = &plan["apps"][0];
+    assert_eq!(app["name"], "orders-db");
+    assert_eq!(app["handover"]["add"], json!({ KEY: "green" }), "{app:#}");
+    let retag = app["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "retag")
+        .unwrap_or_else(|| panic!("{app:#}"));
+    assert!(
+        retag["message"].as_str().unwrap().contains("green-ebs-csi"),
+        "{retag}"
+    );
+    let ids = common::plan_volume_ids(&plan);
+    assert!(!ids.is_empty());
+    let before = ownership(&sim.tags(&ids));
+    assert!(
+        before
+            .values()
+            .all(|t| t["kubernetes.io/cluster/blue"] == "owned" && !t.contains_key(KEY))
+    );
+
+    // The dry run prints the CreateTags it would send, exactly.
+    let dry = sim.ok(&[
+        "migrate",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "-n",
+        "orders",
+        "--dry-run",
+    ]);
+    let line = format!(
+        r#"ec2    CreateTags {{"Resources":[{}],"Tags":[{{"Key":"{KEY}","Value":"green"}}]}}"#,
+        ids.iter()
+            .map(|i| format!("{i:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert!(dry.lines().any(|l| l == line), "{line}\nnot in\n{dry}");
+    let scale = dry.find("orders-db/scale").unwrap();
+    let tag = dry.find("CreateTags").unwrap();
+    let claim = dry.find("persistentvolumeclaims").unwrap();
+    assert!(
+        scale < tag && tag < claim,
+        "blue stops, then the tags, then green's claims: {dry}"
+    );
+    assert_eq!(
+        ownership(&sim.tags(&ids)),
+        before,
+        "the dry run changed tags"
+    );
+
+    // Migrate: green's driver can use every volume; blue's other tags are kept.
+    sim.migrate_ok("m1", &["-n", "orders"]);
+    let after = ownership(&sim.tags(&ids));
+    for (id, t) in &after {
+        assert_eq!(t.get(KEY).map(String::as_str), Some("green"), "{id}: {t:?}");
+        assert_eq!(t["kubernetes.io/cluster/blue"], "owned", "{id}");
+    }
+    let journal = std::fs::read_to_string(sim.dir.path().join("m1/journal.jsonl")).unwrap();
+    assert!(
+        journal.contains(r#""action":"retag-volumes""#) && journal.contains(r#""blue":{"#),
+        "the re-tag is journaled with blue's tags"
+    );
+
+    // Rollback: blue's tags back (the key blue never had is removed).
+    sim.ok(&["rollback", "--state-dir", "m1", "--yes"]);
+    assert_eq!(ownership(&sim.tags(&ids)), before, "blue's tags are back");
+}
