@@ -29,6 +29,7 @@
 //!   allowed if moto allows it).
 
 pub mod auth;
+pub mod aws_auth;
 pub mod cluster;
 pub mod controllers;
 mod crd;
