@@ -15,6 +15,7 @@
 
 pub mod api;
 mod attach;
+mod authz;
 mod binder;
 mod deployment;
 mod kubelet;
