@@ -77,10 +77,9 @@ impl Aws {
             .send()
             .await
             .map_err(|e| call.sdk(e))?;
-        Ok(out
-            .role()
+        out.role()
             .map(|r| r.arn().to_owned())
-            .ok_or_else(|| call.missing("the role"))?)
+            .ok_or_else(|| call.missing("the role"))
     }
 
     /// Creates a customer-managed policy (or finds the one of that name) and attaches

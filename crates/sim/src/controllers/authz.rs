@@ -100,9 +100,7 @@ fn unauthorized(
 ) -> String {
     let action = format!("ec2:{operation}");
     let why = match decision {
-        Decision::ExplicitDeny => {
-            format!("with an explicit deny in an identity-based policy")
-        }
+        Decision::ExplicitDeny => "with an explicit deny in an identity-based policy".to_string(),
         _ => format!("because no identity-based policy allows the {action} action"),
     };
     let account = aws_auth::account_of(role_arn);

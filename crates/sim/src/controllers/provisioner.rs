@@ -403,3 +403,43 @@ fn pick_zone(ctx: &Ctx, sc: &Value) -> Option<String> {
         .filter_map(|n| n["metadata"]["labels"][ZONE_KEY].as_str().map(String::from))
         .min()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn claim() -> Value {
+        json!({ "metadata": { "name": "data-db-0", "namespace": "orders" } })
+    }
+
+    #[test]
+    fn the_csi_driver_writes_the_cluster_name_tag_only_with_a_cluster_id() {
+        let plain = volume_tags("green", false, None, &claim(), "pvc-1");
+        assert_eq!(plain[CSI_VOLUME_NAME_TAG], "pvc-1");
+        assert_eq!(plain[CSI_CLUSTER_TAG], "true");
+        assert_eq!(plain["kubernetes.io/created-for/pvc/name"], "data-db-0");
+        assert_eq!(plain["kubernetes.io/created-for/pvc/namespace"], "orders");
+        assert_eq!(plain[PV_NAME_TAG], "pvc-1");
+        assert!(!plain.contains_key(CSI_CLUSTER_NAME_TAG));
+        assert!(!plain.contains_key("kubernetes.io/cluster/green"));
+        let tagged = volume_tags("green", false, Some("green"), &claim(), "pvc-1");
+        assert_eq!(tagged[CSI_CLUSTER_NAME_TAG], "green");
+        assert_eq!(tagged["kubernetes.io/cluster/green"], "owned");
+        assert_eq!(tagged["KubernetesCluster"], "green");
+        assert_eq!(tagged["Name"], "green-dynamic-pvc-1");
+    }
+
+    #[test]
+    fn the_legacy_in_tree_plugin_writes_no_driver_tags() {
+        let t = volume_tags("blue", true, Some("blue"), &claim(), "pvc-1");
+        assert_eq!(t["kubernetes.io/cluster/blue"], "owned");
+        assert_eq!(t["KubernetesCluster"], "blue");
+        assert_eq!(t["Name"], "kubernetes-dynamic-pvc-1");
+        assert_eq!(t["kubernetes.io/created-for/pvc/name"], "data-db-0");
+        for k in [CSI_VOLUME_NAME_TAG, CSI_CLUSTER_TAG, CSI_CLUSTER_NAME_TAG] {
+            assert!(!t.contains_key(k), "{k}");
+        }
+    }
+}
