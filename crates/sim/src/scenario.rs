@@ -691,8 +691,9 @@ async fn seed_authorization(
             })
             .collect::<Result<_, _>>()?;
         if !admitted.is_empty() {
-            // The statements the EBS CSI driver's docs ask for a key it uses
-            // (docs/install.md, "KMS"): use of the key, and grants for AWS resources.
+            // The key-user statements of KMS's default key policy ("Allow use of the
+            // key", "Allow attachment of persistent resources"), naming the roles:
+            // https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html
             statements.push(json!({
                 "Sid": "Allow use of the key by the EBS CSI driver", "Effect": "Allow",
                 "Principal": { "AWS": admitted },
