@@ -42,13 +42,16 @@ pub struct Aws {
     pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
     pub(crate) eks: aws_sdk_eks::Client,
     pub(crate) iam: aws_sdk_iam::Client,
-    #[allow(
-        dead_code,
-        reason = "read by the volume handover (issue 18), under way"
+    #[cfg_attr(
+        not(feature = "testbed"),
+        allow(
+            dead_code,
+            reason = "read by the volume handover (issue 18), under way"
+        )
     )]
     pub(crate) kms: aws_sdk_kms::Client,
-    /// STS with a short retry budget, for [`Aws::reach`] alone.
-    probe: aws_sdk_sts::Client,
+    /// STS with a short retry budget, for [`Aws::reach`] (and the test bed's account id).
+    pub(crate) probe: aws_sdk_sts::Client,
     /// Where calls go, for messages: the configured endpoint or AWS's own.
     endpoint: String,
     pub(crate) page_size: Option<i32>,

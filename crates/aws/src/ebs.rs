@@ -137,6 +137,9 @@ pub struct NewVolume {
     pub iops: Option<i32>,
     /// Multi-attach (io1/io2 only).
     pub multi_attach: bool,
+    /// A KMS key (id or ARN) to encrypt the volume with; `None` leaves encryption to
+    /// the account's default.
+    pub kms_key_id: Option<String>,
 }
 
 fn volume(v: &aws_sdk_ec2::types::Volume) -> Option<Volume> {
@@ -231,6 +234,8 @@ impl Aws {
             .volume_type(VolumeType::from(new.volume_type.as_str()))
             .set_iops(new.iops)
             .set_multi_attach_enabled(new.multi_attach.then_some(true))
+            .set_encrypted(new.kms_key_id.is_some().then_some(true))
+            .set_kms_key_id(new.kms_key_id.clone())
             .set_tag_specifications(tag_spec(ResourceType::Volume, &new.tags))
             .send()
             .await

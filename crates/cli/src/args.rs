@@ -1043,7 +1043,8 @@ pub struct CommitArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Scenario to run: `default`, or a path to a scenario YAML file (see
+    /// Scenario to run: `default`, `estate-2026` (default plus AWS authorization for EBS:
+    /// each driver's IAM role, a customer KMS key), or a path to a scenario YAML file (see
     /// crates/sim/scenarios/default.yaml).
     #[arg(long, default_value = "default")]
     pub scenario: String,

@@ -100,6 +100,10 @@ pub struct Cluster {
     pub(crate) passes: std::sync::Mutex<std::collections::BTreeMap<&'static str, PassStats>>,
     /// Service-account tokens minted through the TokenRequest API.
     pub(crate) tokens: auth::Tokens,
+    /// The in-tree `kubernetes.io/aws-ebs` plugin provisions as it did before CSI
+    /// migration (its own tags, no driver tags): volumes an older estate made before
+    /// it moved to the CSI driver. Off by default (migrated, as from 1.23).
+    pub legacy_in_tree_ebs: AtomicBool,
 }
 
 /// One controller's passes: how many, how many looked at everything, and their total
@@ -157,6 +161,7 @@ impl Cluster {
             knobs,
             passes: std::sync::Mutex::default(),
             tokens: auth::Tokens::default(),
+            legacy_in_tree_ebs: AtomicBool::new(false),
         });
         c.bootstrap();
         c

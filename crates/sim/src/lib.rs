@@ -24,11 +24,13 @@
 //! - pods are removed at once on delete unless `Cluster::graceful_pod_deletion` is set (a
 //!   kubelet then finishes them);
 //! - pod IPs are made up (`10.64.x.y`), not taken from the node's subnet or an ENIConfig;
-//! - no AWS authorization: the EBS CSI driver's IAM policy, KMS key policies and grants,
-//!   and IRSA trust are not evaluated (every EC2 call the emulated driver makes is
-//!   allowed if moto allows it).
+//! - AWS authorization only for the EBS CSI controller's AttachVolume/DetachVolume, and
+//!   only where a cluster declares the driver's role (`aws_auth`, ARCHITECTURE.md);
+//!   IRSA trust, snapshots, CreateVolume/DeleteVolume and the kubelets' calls are not
+//!   evaluated.
 
 pub mod auth;
+pub mod aws_auth;
 pub mod cluster;
 pub mod controllers;
 mod crd;

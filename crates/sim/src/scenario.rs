@@ -15,13 +15,37 @@ use crate::meta;
 
 /// The built-in default scenario.
 pub const DEFAULT_YAML: &str = include_str!("../scenarios/default.yaml");
+/// The default estate with AWS authorization for EBS declared (issue 18).
+pub const ESTATE_2026_YAML: &str = include_str!("../scenarios/estate-2026.yaml");
+
+/// The AWS managed policies for the EBS CSI driver, by the names scenarios use. moto
+/// has none of them (two were published in April 2026), so seeding creates
+/// customer-managed policies with the same names and documents (see
+/// `policies/README.md` for their sources).
+pub const EBS_CSI_POLICIES: [(&str, &str, &str); 3] = [
+    (
+        "classic",
+        "AmazonEBSCSIDriverPolicy",
+        include_str!("../policies/AmazonEBSCSIDriverPolicy.json"),
+    ),
+    (
+        "v2",
+        "AmazonEBSCSIDriverPolicyV2",
+        include_str!("../policies/AmazonEBSCSIDriverPolicyV2.json"),
+    ),
+    (
+        "cluster-scoped",
+        "AmazonEBSCSIDriverEKSClusterScopedPolicy",
+        include_str!("../policies/AmazonEBSCSIDriverEKSClusterScopedPolicy.json"),
+    ),
+];
 
 /// Failed to load or seed a scenario.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// The scenario name is neither built in nor a readable file.
     #[error(
-        "failed to find scenario {0:?}: built-in scenarios are `default` and `large`; otherwise give a path to a YAML file"
+        "failed to find scenario {0:?}: built-in scenarios are `default`, `estate-2026` and `large`; otherwise give a path to a YAML file"
     )]
     Unknown(String),
     /// The YAML is malformed.
@@ -67,6 +91,59 @@ pub struct Scenario {
     /// The applications.
     #[serde(default)]
     pub apps: Vec<Value>,
+    /// Customer-managed KMS keys and the apps whose volumes they encrypt.
+    #[serde(default)]
+    pub kms_keys: Vec<KmsKeySpec>,
+}
+
+/// The EBS CSI driver of one cluster, as AWS sees it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EbsCsiSpec {
+    /// The driver controller's IAM role (IRSA: `kube-system/ebs-csi-controller-sa` is
+    /// annotated with its ARN). Without one, nothing is enforced.
+    #[serde(default)]
+    pub role: Option<RoleSpec>,
+    /// The driver runs with `--k8s-tag-cluster-id=<cluster name>` (as the EKS add-on
+    /// does): new volumes carry `ebs.csi.aws.com/cluster-name`.
+    #[serde(default)]
+    pub tag_cluster_id: bool,
+    /// `legacy`: in-tree (`kubernetes.io/aws-ebs`) claims are provisioned by the legacy
+    /// in-tree plugin, with its tags (volumes made before the estate moved to CSI
+    /// migration); `migrated` (default): by the CSI driver.
+    #[serde(default)]
+    pub in_tree: Option<String>,
+}
+
+/// An IAM role for the EBS CSI driver.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RoleSpec {
+    /// Role name.
+    pub name: String,
+    /// `classic` (AmazonEBSCSIDriverPolicy), `v2` (AmazonEBSCSIDriverPolicyV2),
+    /// `cluster-scoped` (AmazonEBSCSIDriverEKSClusterScopedPolicy), or a policy document
+    /// (JSON) attached inline.
+    pub policy: String,
+    /// Role tags (e.g. `eks-cluster-name`, which the cluster-scoped policy reads).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A customer-managed KMS key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KmsKeySpec {
+    /// Name (the key's description, and the StorageClass that encrypts with it).
+    pub name: String,
+    /// Clusters whose driver roles the key policy names (allowed to use the key for
+    /// EBS: CreateGrant for AWS resources, Decrypt, …).
+    #[serde(default)]
+    pub admit: Vec<String>,
+    /// The key policy also allows the account root (`arn:aws:iam::ACCT:root`), i.e.
+    /// delegates to IAM policies (the default key policy's first statement).
+    #[serde(default)]
+    pub delegate_to_iam: bool,
+    /// Apps (`namespace/name`) whose volumes are encrypted with the key.
+    #[serde(default)]
+    pub apps: Vec<String>,
 }
 
 /// The VPC.
@@ -150,6 +227,9 @@ pub struct ClusterSpecYaml {
     /// Objects only this cluster gets, after the platform's (e.g. Velero on blue).
     #[serde(default)]
     pub objects: Vec<Value>,
+    /// The EBS CSI driver's identity and flags.
+    #[serde(default)]
+    pub ebs_csi: Option<EbsCsiSpec>,
 }
 
 /// Nodes in one subnet.
@@ -182,6 +262,12 @@ pub struct Seeded {
     pub target_groups: BTreeMap<String, String>,
     /// Cluster → node names.
     pub nodes: BTreeMap<String, Vec<String>>,
+    /// Cluster → the EBS CSI driver's role ARN.
+    #[serde(default)]
+    pub driver_roles: BTreeMap<String, String>,
+    /// KMS key name → ARN.
+    #[serde(default)]
+    pub kms_keys: BTreeMap<String, String>,
     /// How long seeding took.
     pub seconds: f64,
 }
@@ -191,6 +277,7 @@ impl Scenario {
     pub fn load(name: &str) -> Result<Self, ScenarioError> {
         match name {
             "default" => Self::parse("default", DEFAULT_YAML),
+            "estate-2026" => Self::parse("estate-2026", ESTATE_2026_YAML),
             "large" => Ok(large(250, 4)),
             path => {
                 let text = std::fs::read_to_string(path)
@@ -339,6 +426,7 @@ pub async fn seed(
             .await?;
         out.security_groups.insert(db.name.clone(), sg);
     }
+    seed_authorization(aws, s, &mut out).await?;
     let region = estate.region.clone();
     for c in &s.clusters {
         let running = estate
@@ -413,8 +501,48 @@ pub async fn seed(
             &[out.security_groups[&format!("eks-cluster-sg-{}", c.name)].clone()],
         )
         .await?;
+        let driver = c.ebs_csi.clone().unwrap_or_default();
+        cluster.legacy_in_tree_ebs.store(
+            driver.in_tree.as_deref() == Some("legacy"),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         for obj in s.platform.iter().chain(&c.objects) {
-            apply(cluster, obj.clone())?;
+            let mut obj = obj.clone();
+            if driver.tag_cluster_id && is_csi_controller(&obj) {
+                for container in obj["spec"]["template"]["spec"]["containers"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c["name"] == "ebs-plugin")
+                {
+                    let mut args = container["args"].as_array().cloned().unwrap_or_default();
+                    args.push(json!(format!("--k8s-tag-cluster-id={}", c.name)));
+                    container["args"] = json!(args);
+                }
+            }
+            apply(cluster, obj)?;
+        }
+        if let Some(role) = out.driver_roles.get(&c.name) {
+            apply(
+                cluster,
+                json!({
+                    "apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": { "name": crate::controllers::DRIVER_SA.1, "namespace": crate::controllers::DRIVER_SA.0,
+                                  "annotations": { crate::controllers::ROLE_ARN_ANNOTATION: role } },
+                }),
+            )?;
+        }
+        for key in &s.kms_keys {
+            apply(
+                cluster,
+                json!({
+                    "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                    "metadata": { "name": key.name },
+                    "provisioner": crate::controllers::EBS_CSI,
+                    "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",
+                    "parameters": { "type": "gp3", "encrypted": "true", "kmsKeyId": out.kms_keys[&key.name] },
+                }),
+            )?;
         }
         // Custom networking: the cluster's pod subnets, one ENIConfig per zone named
         // after it (what ENI_CONFIG_LABEL_DEF=topology.kubernetes.io/zone selects).
@@ -441,6 +569,16 @@ pub async fn seed(
             let mut obj = obj.clone();
             if c.apps == "stopped" && !obj["spec"]["replicas"].is_null() {
                 obj["spec"]["replicas"] = json!(0);
+            }
+            let app = format!("{}/{}", meta::namespace(&obj), meta::name(&obj));
+            if let Some(key) = s.kms_keys.iter().find(|k| k.apps.contains(&app)) {
+                for t in obj["spec"]["volumeClaimTemplates"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
+                    t["spec"]["storageClassName"] = json!(key.name);
+                }
             }
             apply(cluster, obj)?;
         }
@@ -491,6 +629,96 @@ pub async fn seed(
     }
     out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
+}
+
+fn is_csi_controller(obj: &Value) -> bool {
+    obj["kind"] == "Deployment"
+        && meta::namespace(obj) == crate::controllers::CSI_CONTROLLER.0
+        && meta::name(obj) == crate::controllers::CSI_CONTROLLER.1
+}
+
+/// The EBS CSI drivers' IAM roles (with their policies and tags) and the customer
+/// KMS keys (with key policies naming the admitted clusters' roles), on moto.
+async fn seed_authorization(
+    aws: &baton_aws::Aws,
+    s: &Scenario,
+    out: &mut Seeded,
+) -> Result<(), ScenarioError> {
+    for c in &s.clusters {
+        let Some(role) = c.ebs_csi.as_ref().and_then(|d| d.role.as_ref()) else {
+            continue;
+        };
+        let tags: baton_aws::Tags = role.tags.clone().into_iter().collect();
+        let arn = aws.create_role(&role.name, &tags).await?;
+        match EBS_CSI_POLICIES.iter().find(|(k, _, _)| *k == role.policy) {
+            Some((_, name, doc)) => {
+                aws.attach_new_policy(&role.name, name, &minified(doc)?)
+                    .await?;
+            }
+            None if role.policy.trim_start().starts_with('{') => {
+                aws.put_role_policy(&role.name, "ebs-csi-driver", &minified(&role.policy)?)
+                    .await?;
+            }
+            None => {
+                return Err(ScenarioError::Invalid(format!(
+                    "role {}: policy {:?} is none of classic, v2, cluster-scoped or a JSON document",
+                    role.name, role.policy
+                )));
+            }
+        }
+        out.driver_roles.insert(c.name.clone(), arn);
+    }
+    for key in &s.kms_keys {
+        let account = aws.account_id().await?;
+        let mut statements = Vec::new();
+        if key.delegate_to_iam {
+            statements.push(json!({
+                "Sid": "Enable IAM User Permissions", "Effect": "Allow",
+                "Principal": { "AWS": format!("arn:aws:iam::{account}:root") },
+                "Action": "kms:*", "Resource": "*",
+            }));
+        }
+        let admitted: Vec<&String> = key
+            .admit
+            .iter()
+            .map(|c| {
+                out.driver_roles.get(c).ok_or_else(|| {
+                    ScenarioError::Invalid(format!(
+                        "KMS key {} admits cluster {c}, which declares no EBS CSI driver role",
+                        key.name
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        if !admitted.is_empty() {
+            // The key-user statements of KMS's default key policy ("Allow use of the
+            // key", "Allow attachment of persistent resources"), naming the roles:
+            // https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html
+            statements.push(json!({
+                "Sid": "Allow use of the key by the EBS CSI driver", "Effect": "Allow",
+                "Principal": { "AWS": admitted },
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                "Resource": "*",
+            }));
+            statements.push(json!({
+                "Sid": "Allow attachment of persistent resources", "Effect": "Allow",
+                "Principal": { "AWS": admitted },
+                "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                "Resource": "*",
+                "Condition": { "Bool": { "kms:GrantIsForAWSResource": "true" } },
+            }));
+        }
+        let policy = json!({ "Version": "2012-10-17", "Statement": statements });
+        let (_, arn) = aws.create_kms_key(&key.name, &policy.to_string()).await?;
+        out.kms_keys.insert(key.name.clone(), arn);
+    }
+    Ok(())
+}
+
+fn minified(doc: &str) -> Result<String, ScenarioError> {
+    serde_json::from_str::<Value>(doc)
+        .map(|v| v.to_string())
+        .map_err(|e| ScenarioError::Invalid(format!("policy document is not JSON: {e}")))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -650,6 +878,30 @@ mod tests {
     }
 
     #[test]
+    fn estate_2026_is_default_with_authorization_declared() {
+        let s = Scenario::load("estate-2026").unwrap();
+        let d = Scenario::load("default").unwrap();
+        assert_eq!(s.apps, d.apps, "the same apps as default");
+        assert!(d.kms_keys.is_empty() && d.clusters.iter().all(|c| c.ebs_csi.is_none()));
+        let blue = s.clusters[0].ebs_csi.as_ref().unwrap();
+        let green = s.clusters[1].ebs_csi.as_ref().unwrap();
+        assert_eq!(blue.role.as_ref().unwrap().policy, "classic");
+        assert_eq!(blue.in_tree.as_deref(), Some("legacy"));
+        assert_eq!(green.role.as_ref().unwrap().policy, "cluster-scoped");
+        assert_eq!(
+            green.role.as_ref().unwrap().tags["eks-cluster-name"],
+            "green"
+        );
+        assert!(green.tag_cluster_id && !blue.tag_cluster_id);
+        assert_eq!(s.kms_keys[0].admit, ["blue"]);
+        assert_eq!(s.kms_keys[0].apps, ["orders/orders-db"]);
+        for (_, name, doc) in EBS_CSI_POLICIES {
+            let v: Value = serde_json::from_str(doc).unwrap();
+            assert!(v["Statement"].is_array(), "{name}");
+        }
+    }
+
+    #[test]
     fn large_scenario_has_enough_volumes() {
         let s = large(250, 4);
         let claims: usize = s
@@ -670,7 +922,7 @@ mod tests {
         let e = Scenario::load("/nonexistent/nope.yaml").unwrap_err();
         assert!(
             e.to_string()
-                .contains("built-in scenarios are `default` and `large`")
+                .contains("built-in scenarios are `default`, `estate-2026` and `large`")
         );
     }
 }

@@ -563,6 +563,7 @@ async fn tagged_estate(aws: &baton_aws::Aws) -> Vec<String> {
                 tags: t,
                 iops: None,
                 multi_attach: false,
+                kms_key_id: None,
             })
             .await
             .unwrap();

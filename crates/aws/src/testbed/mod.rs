@@ -4,6 +4,7 @@
 //! crate's own tests run the same two, so there is one launcher and one proxy. Not part
 //! of baton's AWS access: nothing outside this module uses it.
 
+pub mod authz;
 pub mod iam;
 pub mod moto;
 pub mod proxy;

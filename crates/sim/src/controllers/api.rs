@@ -74,6 +74,12 @@ pub const DEPLOYMENTS: Kind = Kind {
     version: "v1",
     plural: "deployments",
 };
+/// ServiceAccounts.
+pub const SERVICEACCOUNTS: Kind = Kind {
+    group: "",
+    version: "v1",
+    plural: "serviceaccounts",
+};
 /// StorageClasses.
 pub const STORAGECLASSES: Kind = Kind {
     group: "storage.k8s.io",

@@ -65,7 +65,34 @@ struct State {
     devices: Mutex<HashMap<String, u32>>,
     /// Each instance's zone, as EC2 reported it (an instance never changes zone).
     zones: Mutex<HashMap<String, String>>,
+    /// Attachments (attach / detach) AWS refused, with how many times in a row and
+    /// when to try again: the external-attacher's per-item exponential backoff
+    /// (`--retry-interval-start` 1 s doubling to `--retry-interval-max` 5 min).
+    backoff: Mutex<HashMap<(String, bool), (u32, Instant)>>,
 }
+
+/// A failed attach: an error the attacher retries every [`RETRY`], or a refusal by AWS
+/// authorization, retried with the external-attacher's backoff.
+enum Failure {
+    Error(String),
+    Refused(String),
+}
+
+impl From<String> for Failure {
+    fn from(m: String) -> Self {
+        Self::Error(m)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(m: &str) -> Self {
+        Self::Error(m.to_string())
+    }
+}
+
+/// The external-attacher's backoff bounds.
+const BACKOFF_START: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 impl Controller for Attacher {
     fn name(&self) -> &'static str {
@@ -396,6 +423,28 @@ impl State {
             .remove(&(va.to_string(), detach));
     }
 
+    /// When a refused attachment may be tried again, if it must wait.
+    fn backing_off(&self, va: &str, detach: bool) -> Option<Instant> {
+        lock(&self.backoff)
+            .get(&(va.to_string(), detach))
+            .map(|(_, at)| *at)
+            .filter(|at| Instant::now() < *at)
+    }
+
+    /// Records a refusal; returns when to try again.
+    fn refused(&self, va: &str, detach: bool) -> Instant {
+        let mut b = lock(&self.backoff);
+        let entry = b
+            .entry((va.to_string(), detach))
+            .or_insert((0, Instant::now()));
+        let wait = BACKOFF_START
+            .saturating_mul(1u32 << entry.0.min(16))
+            .min(BACKOFF_MAX);
+        entry.0 += 1;
+        entry.1 = Instant::now() + wait;
+        entry.1
+    }
+
     fn device_for(&self, instance: &str) -> String {
         let mut d = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         let n = d.entry(instance.to_string()).or_insert(0);
@@ -434,6 +483,9 @@ impl State {
         if Instant::now() < ready_at {
             return Some(ready_at);
         }
+        if let Some(at) = self.backing_off(name, false) {
+            return Some(at);
+        }
         let pv_name = va["spec"]["source"]["persistentVolumeName"]
             .as_str()
             .unwrap_or_default();
@@ -468,9 +520,17 @@ impl State {
                     );
                 }
                 self.forget(name, false);
+                lock(&self.backoff).remove(&(name.to_string(), false));
                 None
             }
-            Err(message) => {
+            Err(failure) => {
+                let (message, retry_at) = match failure {
+                    Failure::Error(m) => (m, Instant::now() + RETRY),
+                    Failure::Refused(m) => {
+                        let at = self.refused(name, false);
+                        (m, at)
+                    }
+                };
                 let status = json!({ "status": { "attached": false, "attachError": { "time": meta::now(), "message": message } } });
                 if va["status"]["attachError"]["message"] != message {
                     let _ = ctx.patch(VOLUMEATTACHMENTS, "", name, &status, Part::Status);
@@ -484,7 +544,7 @@ impl State {
                         "attachdetach-controller",
                     );
                 }
-                Some(Instant::now() + RETRY)
+                Some(retry_at)
             }
         }
     }
@@ -495,7 +555,7 @@ impl State {
         ctx: &Ctx,
         pv_name: &str,
         node_name: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, Failure> {
         let pv = ctx
             .get(PVS, "", pv_name)
             .ok_or_else(|| format!("persistentvolume \"{pv_name}\" not found"))?;
@@ -553,15 +613,41 @@ impl State {
         {
             return Ok(a.device.clone());
         }
+        // AWS authorizes a request before it validates it.
+        if let Some(role) = super::authz::driver_role(ctx) {
+            let inst = describe_instance(aws, &instance)
+                .await
+                .map_err(|e| rpc(e.to_string()))?;
+            match super::authz::authorize(aws, &role, "AttachVolume", &volume, &inst).await {
+                Ok(()) => {}
+                Err(super::authz::Refusal::Unauthorized(m)) => {
+                    return Err(Failure::Refused(rpc(format!(
+                        "could not attach volume \"{volume_id}\" to node \"{instance}\": {m}"
+                    ))));
+                }
+                // EC2 accepted the AttachVolume, KMS refused EBS the grant, the volume
+                // went back to `available`; the driver polled for an attachment that
+                // never came until the external-attacher's deadline (the deadline's
+                // length is not modelled; the modelled attach delay stands for it).
+                Err(super::authz::Refusal::KeyInaccessible(why)) => {
+                    tracing::debug!(volume = %volume_id, %why, "attach refused by KMS");
+                    return Err(Failure::Refused(
+                        "rpc error: code = DeadlineExceeded desc = context deadline exceeded"
+                            .to_string(),
+                    ));
+                }
+                Err(super::authz::Refusal::Error(m)) => return Err(rpc(m).into()),
+            }
+        }
         if !volume.attachments.is_empty() && !volume.multi_attach {
             return Err(rpc(format!(
                 "operation error EC2: AttachVolume, api error VolumeInUse: {volume_id} is already attached to an instance"
-            )));
+            )).into());
         }
         if volume.availability_zone != zone {
             return Err(rpc(format!(
                 "operation error EC2: AttachVolume, api error InvalidVolume.ZoneMismatch: The volume '{volume_id}' is not in the same availability zone as instance '{instance}'"
-            )));
+            )).into());
         }
         let device = self.device_for(&instance);
         aws.attach_volume(&volume_id, &instance, &device)
@@ -586,15 +672,45 @@ impl State {
         let volume_id = ctx.get(PVS, "", pv_name).and_then(|pv| ebs_volume_id(&pv));
         let instance = ctx.get(NODES, "", node_name).and_then(|n| instance_of(&n));
         if let (Some(v), Some(i), Some(aws)) = (&volume_id, &instance, &ctx.aws) {
+            if let Some(at) = self.backing_off(name, true) {
+                return Some(at);
+            }
             let attached_here = aws
                 .describe_volumes_by_id(std::slice::from_ref(v))
                 .await
                 .map(|vs| {
-                    vs.iter()
-                        .any(|vol| vol.attachments.iter().any(|a| &a.instance_id == i))
+                    vs.into_iter()
+                        .find(|vol| vol.attachments.iter().any(|a| &a.instance_id == i))
                 });
             match attached_here {
-                Ok(true) => {
+                Ok(Some(volume)) => {
+                    if let Some(role) = super::authz::driver_role(ctx) {
+                        let refusal = match describe_instance(aws, i).await {
+                            Ok(inst) => {
+                                super::authz::authorize(aws, &role, "DetachVolume", &volume, &inst)
+                                    .await
+                                    .err()
+                            }
+                            Err(e) => Some(super::authz::Refusal::Error(e.to_string())),
+                        };
+                        if let Some(r) = refusal {
+                            let (m, at) = match r {
+                                super::authz::Refusal::Unauthorized(m) => (
+                                    format!(
+                                        "could not detach volume \"{v}\" from node \"{i}\": {m}"
+                                    ),
+                                    self.refused(name, true),
+                                ),
+                                super::authz::Refusal::KeyInaccessible(m)
+                                | super::authz::Refusal::Error(m) => (m, Instant::now() + RETRY),
+                            };
+                            let msg = format!(
+                                "rpc error: code = Internal desc = Could not detach volume \"{v}\" from node \"{i}\": {m}"
+                            );
+                            let _ = ctx.patch(VOLUMEATTACHMENTS, "", name, &json!({ "status": { "detachError": { "time": meta::now(), "message": msg } } }), Part::Status);
+                            return Some(at);
+                        }
+                    }
                     if let Err(e) = aws.detach_volume(v, i).await {
                         let msg =
                             format!("DetachVolume.Detach failed for volume \"{pv_name}\" : {e}");
@@ -602,7 +718,7 @@ impl State {
                         return Some(Instant::now() + RETRY);
                     }
                 }
-                Ok(false) => {}
+                Ok(None) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "describe before detach failed");
@@ -622,6 +738,26 @@ impl State {
             Part::Main,
         );
         self.forget(name, true);
+        lock(&self.backoff).remove(&(name.to_string(), true));
         None
     }
+}
+
+/// One instance as EC2 describes it (its tags are read fresh: they decide
+/// authorization).
+async fn describe_instance(
+    aws: &baton_aws::Aws,
+    instance: &str,
+) -> Result<baton_aws::Instance, String> {
+    aws.describe_instances(&[baton_aws::Filter::new(
+        "instance-id",
+        [instance.to_string()],
+    )])
+    .await
+    .map_err(|e| e.to_string())?
+    .into_iter()
+    .next()
+    .ok_or_else(|| {
+        format!("InvalidInstanceID.NotFound: The instance ID '{instance}' does not exist")
+    })
 }

@@ -15,6 +15,7 @@
 
 pub mod api;
 mod attach;
+mod authz;
 mod binder;
 mod deployment;
 mod kubelet;
@@ -35,8 +36,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use api::Ctx;
+pub use authz::{DRIVER_SA, ROLE_ARN_ANNOTATION};
 /// The EC2 tags holding each volume's data fingerprint and its last writer.
 pub use kubelet::{FINGERPRINT_TAG, FINGERPRINT_WRITER_TAG};
+pub use provisioner::{CSI_CONTROLLER, EBS_CSI};
 
 use crate::store::Change;
 

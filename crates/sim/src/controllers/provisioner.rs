@@ -21,7 +21,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::api::{NODES, PVCS, PVS, STORAGECLASSES};
+use super::api::{DEPLOYMENTS, NODES, PVCS, PVS, STORAGECLASSES};
 use super::binder::parse_quantity;
 use super::{Controller, Ctx, Scope};
 use crate::meta;
@@ -194,8 +194,10 @@ impl Provisioner {
         );
         // Reuse a volume created for this claim by an earlier pass that did not finish.
         let existing = if self.may_exist(meta::uid(pvc)) {
+            // The CSI driver finds its volume by CSIVolumeName; the legacy in-tree
+            // plugin wrote no such tag, only the created-for ones.
             aws.describe_volumes(&[baton_aws::Filter::new(
-                format!("tag:{CSI_VOLUME_NAME_TAG}"),
+                format!("tag:{PV_NAME_TAG}"),
                 [pv_name.clone()],
             )])
             .await
@@ -205,26 +207,18 @@ impl Provisioner {
         let volume = match existing {
             Ok(mut vs) if !vs.is_empty() => vs.remove(0),
             Ok(_) => {
-                let tags = baton_aws::Tags::from([
-                    (CSI_VOLUME_NAME_TAG.to_string(), pv_name.clone()),
-                    ("ebs.csi.aws.com/cluster".to_string(), "true".to_string()),
-                    (
-                        "kubernetes.io/created-for/pvc/name".to_string(),
-                        meta::name(pvc).to_string(),
-                    ),
-                    (
-                        "kubernetes.io/created-for/pvc/namespace".to_string(),
-                        meta::namespace(pvc).to_string(),
-                    ),
-                    (
-                        "kubernetes.io/created-for/pv/name".to_string(),
-                        pv_name.clone(),
-                    ),
-                    (
-                        format!("kubernetes.io/cluster/{}", ctx.cluster.spec.name),
-                        "owned".to_string(),
-                    ),
-                ]);
+                let legacy = provisioner == IN_TREE_EBS
+                    && ctx
+                        .cluster
+                        .legacy_in_tree_ebs
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                let tags = volume_tags(
+                    &ctx.cluster.spec.name,
+                    legacy,
+                    tag_cluster_id(ctx).as_deref(),
+                    pvc,
+                    &pv_name,
+                );
                 let new = baton_aws::NewVolume {
                     availability_zone: zone.clone(),
                     size_gib,
@@ -234,6 +228,7 @@ impl Provisioner {
                         .as_str()
                         .and_then(|i| i.parse().ok()),
                     multi_attach: false,
+                    kms_key_id: sc["parameters"]["kmsKeyId"].as_str().map(String::from),
                 };
                 self.sending_create(meta::uid(pvc));
                 match aws.create_volume(&new).await {
@@ -302,6 +297,88 @@ impl Provisioner {
     }
 }
 
+/// The tag both provisioners write naming the PV (the external-provisioner passes it
+/// to the CSI driver with `--extra-create-metadata`, as the EKS add-on runs it).
+pub const PV_NAME_TAG: &str = "kubernetes.io/created-for/pv/name";
+/// The tag the CSI driver writes on every volume it creates.
+pub const CSI_CLUSTER_TAG: &str = "ebs.csi.aws.com/cluster";
+/// The tag the CSI driver writes (v1.58+) when started with `--k8s-tag-cluster-id`, which
+/// `AmazonEBSCSIDriverEKSClusterScopedPolicy` matches against the role's
+/// `eks-cluster-name` tag.
+pub const CSI_CLUSTER_NAME_TAG: &str = "ebs.csi.aws.com/cluster-name";
+/// The namespace and Deployment of the EBS CSI controller.
+pub const CSI_CONTROLLER: (&str, &str) = ("kube-system", "ebs-csi-controller");
+
+/// The `--k8s-tag-cluster-id` the EBS CSI controller's `ebs-plugin` container runs with
+/// (the Deployment's args; the EKS add-on sets it to the cluster's name).
+pub(crate) fn tag_cluster_id(ctx: &Ctx) -> Option<String> {
+    let d = ctx.get(DEPLOYMENTS, CSI_CONTROLLER.0, CSI_CONTROLLER.1)?;
+    let containers = d["spec"]["template"]["spec"]["containers"].as_array()?;
+    let args: Vec<&str> = containers
+        .iter()
+        .filter(|c| c["name"] == "ebs-plugin")
+        .flat_map(|c| c["args"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix("--k8s-tag-cluster-id=") {
+            return Some(v.to_string()).filter(|v| !v.is_empty());
+        }
+        if *a == "--k8s-tag-cluster-id" {
+            return it.next().map(|v| v.to_string()).filter(|v| !v.is_empty());
+        }
+    }
+    None
+}
+
+/// The tags a new volume gets from its provisioner.
+///
+/// The EBS CSI driver (also serving in-tree claims under CSI migration): `CSIVolumeName`,
+/// `ebs.csi.aws.com/cluster=true` and the external-provisioner's created-for tags; with
+/// `--k8s-tag-cluster-id=ID` also `kubernetes.io/cluster/ID=owned`, `Name=ID-dynamic-PV`,
+/// `KubernetesCluster=ID` and `ebs.csi.aws.com/cluster-name=ID`
+/// (aws-ebs-csi-driver `pkg/driver/controller.go` CreateVolume, docs/tagging.md).
+///
+/// The legacy in-tree `kubernetes.io/aws-ebs` plugin (before CSI migration): the
+/// created-for tags, `Name=kubernetes-dynamic-PV`, and the cloud provider's
+/// `kubernetes.io/cluster/CLUSTER=owned` and `KubernetesCluster=CLUSTER`
+/// (legacy-cloud-providers/aws `tags.go` buildTags) — no driver tags.
+pub(crate) fn volume_tags(
+    cluster: &str,
+    legacy_in_tree: bool,
+    tag_cluster_id: Option<&str>,
+    pvc: &Value,
+    pv_name: &str,
+) -> baton_aws::Tags {
+    let mut tags = baton_aws::Tags::from([
+        (
+            "kubernetes.io/created-for/pvc/name".to_string(),
+            meta::name(pvc).to_string(),
+        ),
+        (
+            "kubernetes.io/created-for/pvc/namespace".to_string(),
+            meta::namespace(pvc).to_string(),
+        ),
+        (PV_NAME_TAG.to_string(), pv_name.to_string()),
+    ]);
+    if legacy_in_tree {
+        tags.insert(format!("kubernetes.io/cluster/{cluster}"), "owned".into());
+        tags.insert("KubernetesCluster".into(), cluster.into());
+        tags.insert("Name".into(), format!("kubernetes-dynamic-{pv_name}"));
+        return tags;
+    }
+    tags.insert(CSI_VOLUME_NAME_TAG.into(), pv_name.into());
+    tags.insert(CSI_CLUSTER_TAG.into(), "true".into());
+    if let Some(id) = tag_cluster_id {
+        tags.insert(format!("kubernetes.io/cluster/{id}"), "owned".into());
+        tags.insert("Name".into(), format!("{id}-dynamic-{pv_name}"));
+        tags.insert("KubernetesCluster".into(), id.into());
+        tags.insert(CSI_CLUSTER_NAME_TAG.into(), id.into());
+    }
+    tags
+}
+
 /// A zone for an Immediate claim: the class's allowed topology, else the first zone (in
 /// name order) that has a node.
 fn pick_zone(ctx: &Ctx, sc: &Value) -> Option<String> {
@@ -325,4 +402,44 @@ fn pick_zone(ctx: &Ctx, sc: &Value) -> Option<String> {
         .iter()
         .filter_map(|n| n["metadata"]["labels"][ZONE_KEY].as_str().map(String::from))
         .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn claim() -> Value {
+        json!({ "metadata": { "name": "data-db-0", "namespace": "orders" } })
+    }
+
+    #[test]
+    fn the_csi_driver_writes_the_cluster_name_tag_only_with_a_cluster_id() {
+        let plain = volume_tags("green", false, None, &claim(), "pvc-1");
+        assert_eq!(plain[CSI_VOLUME_NAME_TAG], "pvc-1");
+        assert_eq!(plain[CSI_CLUSTER_TAG], "true");
+        assert_eq!(plain["kubernetes.io/created-for/pvc/name"], "data-db-0");
+        assert_eq!(plain["kubernetes.io/created-for/pvc/namespace"], "orders");
+        assert_eq!(plain[PV_NAME_TAG], "pvc-1");
+        assert!(!plain.contains_key(CSI_CLUSTER_NAME_TAG));
+        assert!(!plain.contains_key("kubernetes.io/cluster/green"));
+        let tagged = volume_tags("green", false, Some("green"), &claim(), "pvc-1");
+        assert_eq!(tagged[CSI_CLUSTER_NAME_TAG], "green");
+        assert_eq!(tagged["kubernetes.io/cluster/green"], "owned");
+        assert_eq!(tagged["KubernetesCluster"], "green");
+        assert_eq!(tagged["Name"], "green-dynamic-pvc-1");
+    }
+
+    #[test]
+    fn the_legacy_in_tree_plugin_writes_no_driver_tags() {
+        let t = volume_tags("blue", true, Some("blue"), &claim(), "pvc-1");
+        assert_eq!(t["kubernetes.io/cluster/blue"], "owned");
+        assert_eq!(t["KubernetesCluster"], "blue");
+        assert_eq!(t["Name"], "kubernetes-dynamic-pvc-1");
+        assert_eq!(t["kubernetes.io/created-for/pvc/name"], "data-db-0");
+        for k in [CSI_VOLUME_NAME_TAG, CSI_CLUSTER_TAG, CSI_CLUSTER_NAME_TAG] {
+            assert!(!t.contains_key(k), "{k}");
+        }
+    }
 }

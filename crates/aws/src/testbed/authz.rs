@@ -1,0 +1,408 @@
+//! The test bed's AWS authorization data on moto: the EBS CSI driver's IAM role with its
+//! policies and tags, customer-managed KMS keys with their key policies and grants.
+//! Seeding writes them through IAM and KMS as an administrator would; the emulated CSI
+//! controller reads them back on every attach and detach and evaluates them itself
+//! (`baton_sim::aws_auth`), because moto stores policies but enforces none.
+//!
+//! Bed-only: baton's own read side of IAM and KMS lives elsewhere.
+
+use crate::client::Aws;
+use crate::error::Error;
+use crate::tags::Tags;
+
+/// A role as the bed's evaluator needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleView {
+    /// The role's ARN.
+    pub arn: String,
+    /// The role's tags (`aws:PrincipalTag/…` of its sessions).
+    pub tags: Tags,
+    /// The documents of its attached managed policies (default versions) and inline
+    /// policies, as JSON text.
+    pub policies: Vec<String>,
+}
+
+/// A KMS key as the bed's evaluator needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyView {
+    /// The key's ARN.
+    pub arn: String,
+    /// The key's id.
+    pub id: String,
+    /// `CUSTOMER` or `AWS`.
+    pub manager: String,
+    /// The key policy (JSON text).
+    pub policy: String,
+    /// The key's grants.
+    pub grants: Vec<GrantView>,
+}
+
+/// One KMS grant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantView {
+    /// Who may use it (an ARN).
+    pub grantee: String,
+    /// The operations it allows (`Decrypt`, `CreateGrant`, …).
+    pub operations: Vec<String>,
+}
+
+/// The role name in a role ARN (`arn:aws:iam::ACCT:role/path/NAME` → `NAME`).
+pub fn role_name(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+impl Aws {
+    /// Creates an IAM role (trusting EKS's OIDC federation is not modelled: the trust
+    /// policy admits `sts:AssumeRoleWithWebIdentity` for any federated principal) with
+    /// tags; returns its ARN.
+    pub async fn create_role(&self, name: &str, tags: &Tags) -> Result<String, Error> {
+        let call = self.call("create IAM role", name);
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"*"},"Action":"sts:AssumeRoleWithWebIdentity"}]}"#;
+        let out = self
+            .iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| {
+                        aws_sdk_iam::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                            .expect("key and value are set")
+                    })
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        out.role()
+            .map(|r| r.arn().to_owned())
+            .ok_or_else(|| call.missing("the role"))
+    }
+
+    /// Creates a customer-managed policy (or finds the one of that name) and attaches
+    /// it to a role; returns the policy's ARN.
+    pub async fn attach_new_policy(
+        &self,
+        role: &str,
+        policy_name: &str,
+        document: &str,
+    ) -> Result<String, Error> {
+        let call = self.call("create IAM policy", policy_name);
+        let arn = match self
+            .iam
+            .create_policy()
+            .policy_name(policy_name)
+            .policy_document(document)
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .policy()
+                .and_then(|p| p.arn())
+                .map(str::to_owned)
+                .ok_or_else(|| call.missing("the policy ARN"))?,
+            Err(e) => {
+                let err = call.sdk(e);
+                if err.code() != Some("EntityAlreadyExists") {
+                    return Err(err);
+                }
+                let account = self.account_id().await?;
+                format!("arn:aws:iam::{account}:policy/{policy_name}")
+            }
+        };
+        let call = self.call("attach IAM policy to role", role);
+        self.iam
+            .attach_role_policy()
+            .role_name(role)
+            .policy_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(arn)
+    }
+
+    /// Puts an inline policy on a role.
+    pub async fn put_role_policy(
+        &self,
+        role: &str,
+        policy_name: &str,
+        document: &str,
+    ) -> Result<(), Error> {
+        let call = self.call("put inline policy on role", role);
+        self.iam
+            .put_role_policy()
+            .role_name(role)
+            .policy_name(policy_name)
+            .policy_document(document)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
+    }
+
+    /// Sets tags on a role.
+    pub async fn tag_role(&self, role: &str, tags: &Tags) -> Result<(), Error> {
+        let call = self.call("tag IAM role", role);
+        self.iam
+            .tag_role()
+            .role_name(role)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| {
+                        aws_sdk_iam::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                            .expect("key and value are set")
+                    })
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
+    }
+
+    /// The account the credentials belong to.
+    pub async fn account_id(&self) -> Result<String, Error> {
+        let call = self.call("get the caller identity of", "these credentials");
+        let out = self
+            .probe
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        out.account()
+            .map(str::to_owned)
+            .ok_or_else(|| call.missing("the account"))
+    }
+
+    /// A role's tags and policy documents (attached managed policies' default versions
+    /// and inline policies), read through IAM.
+    pub async fn role_view(&self, role_arn: &str) -> Result<RoleView, Error> {
+        let name = role_name(role_arn);
+        let call = self.call("read IAM role", name);
+        let tags = self
+            .iam
+            .list_role_tags()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        let mut view = RoleView {
+            arn: role_arn.to_owned(),
+            tags: tags
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                .collect(),
+            policies: Vec::new(),
+        };
+        let attached = self
+            .iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        for p in attached.attached_policies() {
+            let Some(arn) = p.policy_arn() else { continue };
+            let policy = self
+                .iam
+                .get_policy()
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|e| call.sdk(e))?;
+            let version = policy
+                .policy()
+                .and_then(|p| p.default_version_id())
+                .unwrap_or("v1");
+            let doc = self
+                .iam
+                .get_policy_version()
+                .policy_arn(arn)
+                .version_id(version)
+                .send()
+                .await
+                .map_err(|e| call.sdk(e))?;
+            if let Some(text) = doc.policy_version().and_then(|v| v.document()) {
+                view.policies.push(url_decoded(text));
+            }
+        }
+        let inline = self
+            .iam
+            .list_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        for p in inline.policy_names() {
+            let doc = self
+                .iam
+                .get_role_policy()
+                .role_name(name)
+                .policy_name(p)
+                .send()
+                .await
+                .map_err(|e| call.sdk(e))?;
+            view.policies.push(url_decoded(doc.policy_document()));
+        }
+        Ok(view)
+    }
+
+    /// Creates a customer-managed symmetric KMS key with a key policy; returns its id
+    /// and ARN.
+    pub async fn create_kms_key(
+        &self,
+        description: &str,
+        policy: &str,
+    ) -> Result<(String, String), Error> {
+        let call = self.call("create KMS key", description);
+        let out = self
+            .kms
+            .create_key()
+            .description(description)
+            .policy(policy)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        let meta = out
+            .key_metadata()
+            .ok_or_else(|| call.missing("the key metadata"))?;
+        Ok((
+            meta.key_id().to_owned(),
+            meta.arn()
+                .map(str::to_owned)
+                .ok_or_else(|| call.missing("the key ARN"))?,
+        ))
+    }
+
+    /// Grants `grantee` the `operations` on a key.
+    pub async fn create_kms_grant(
+        &self,
+        key: &str,
+        grantee: &str,
+        operations: &[&str],
+    ) -> Result<(), Error> {
+        let call = self.call("create KMS grant on", key);
+        self.kms
+            .create_grant()
+            .key_id(key)
+            .grantee_principal(grantee)
+            .set_operations(Some(
+                operations
+                    .iter()
+                    .map(|o| aws_sdk_kms::types::GrantOperation::from(*o))
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
+    }
+
+    /// A key's manager, policy and grants, read through KMS.
+    pub async fn kms_key_view(&self, key: &str) -> Result<KeyView, Error> {
+        let call = self.call("read KMS key", key);
+        let described = self
+            .kms
+            .describe_key()
+            .key_id(key)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        let meta = described
+            .key_metadata()
+            .ok_or_else(|| call.missing("the key metadata"))?;
+        let id = meta.key_id().to_owned();
+        let policy = self
+            .kms
+            .get_key_policy()
+            .key_id(&id)
+            .policy_name("default")
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        let grants = self
+            .kms
+            .list_grants()
+            .key_id(&id)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(KeyView {
+            arn: meta.arn().unwrap_or_default().to_owned(),
+            manager: meta
+                .key_manager()
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_else(|| "CUSTOMER".into()),
+            id,
+            policy: policy.policy().unwrap_or_default().to_owned(),
+            grants: grants
+                .grants()
+                .iter()
+                .map(|g| GrantView {
+                    grantee: g.grantee_principal().unwrap_or_default().to_owned(),
+                    operations: g
+                        .operations()
+                        .iter()
+                        .map(|o| o.as_str().to_owned())
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// IAM returns policy documents URL-encoded (RFC 3986); moto returns them as sent.
+/// A JSON document starts with `{`, so anything else is decoded.
+fn url_decoded(text: &str) -> String {
+    if text.trim_start().starts_with('{') {
+        return text.to_owned();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_url_decoded_only_when_encoded() {
+        assert_eq!(url_decoded(r#"{"a":1}"#), r#"{"a":1}"#);
+        assert_eq!(url_decoded("%7B%22a%22%3A1%7D"), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn role_names_come_from_arns() {
+        assert_eq!(role_name("arn:aws:iam::123456789012:role/x/ebs"), "ebs");
+    }
+}
