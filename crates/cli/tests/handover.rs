@@ -96,7 +96,7 @@ fn green_s_cluster_scoped_driver_gets_the_volumes_tagged_for_it_and_rollback_giv
     assert!(
         before
             .values()
-            .all(|t| t["kubernetes.io/cluster/blue"] == "owned" && !t.contains_key(KEY))
+            .all(|t| t["ebs.csi.aws.com/cluster"] == "true" && !t.contains_key(KEY))
     );
 
     // The dry run prints the CreateTags it would send, exactly.
@@ -136,7 +136,7 @@ fn green_s_cluster_scoped_driver_gets_the_volumes_tagged_for_it_and_rollback_giv
     let after = ownership(&sim.tags(&ids));
     for (id, t) in &after {
         assert_eq!(t.get(KEY).map(String::as_str), Some("green"), "{id}: {t:?}");
-        assert_eq!(t["kubernetes.io/cluster/blue"], "owned", "{id}");
+        assert_eq!(t["ebs.csi.aws.com/cluster"], "true", "{id}");
     }
     let journal = std::fs::read_to_string(sim.dir.path().join("m1/journal.jsonl")).unwrap();
     assert!(
