@@ -44,13 +44,12 @@ fn ownership(
 fn green_s_cluster_scoped_driver_gets_the_volumes_tagged_for_it_and_rollback_gives_them_back() {
     let sim = sim_up();
     let role = sim.ec2(async |aws| {
-        baton_aws::testbed::iam::role_with_policy(
-            aws,
-            "green-ebs-csi",
-            &[("eks-cluster-name".to_string(), "green".to_string())].into(),
-            SCOPED,
-        )
-        .await
+        let tags = [("eks-cluster-name".to_string(), "green".to_string())].into();
+        let arn = aws.create_role("green-ebs-csi", &tags).await.unwrap();
+        aws.attach_new_policy("green-ebs-csi", "green-ebs-csi-policy", SCOPED)
+            .await
+            .unwrap();
+        arn
     });
     sim.kubectl(&[
         "--context",

@@ -5,6 +5,5 @@
 //! of baton's AWS access: nothing outside this module uses it.
 
 pub mod authz;
-pub mod iam;
 pub mod moto;
 pub mod proxy;
