@@ -44,6 +44,7 @@ mod error;
 mod forward;
 mod iam;
 mod instances;
+mod kms;
 mod metrics;
 mod security_groups;
 mod seed;
@@ -69,6 +70,7 @@ pub use forward::{
 };
 pub use iam::{RolePolicies, decode_document, role_name};
 pub use instances::Instance;
+pub use kms::{KmsGrant, KmsKey, NewGrant, RevokedGrant};
 pub use metrics::{ALB_NAMESPACE, AlbMetricDims, RequestStats};
 pub use security_groups::{AuthorizeSecurityGroupIngress, IngressRule, SecurityGroup};
 pub use seed::NODE_AMI;

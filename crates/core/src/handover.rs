@@ -95,7 +95,7 @@ fn satisfied(required: &Tags, tags: &Tags) -> bool {
 }
 
 /// IAM's wildcard match (`*` any run, `?` one character), case-sensitive.
-fn glob(pattern: &str, s: &str) -> bool {
+pub(crate) fn glob(pattern: &str, s: &str) -> bool {
     let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
     let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
     while si < s.len() {
@@ -468,6 +468,21 @@ pub fn owners(tags: &Tags) -> Vec<(String, String)> {
     out
 }
 
+/// A volume's ownership tags as `key=value`, for people: the ones the EBS CSI driver's
+/// policies read (`ebs.csi.aws.com/cluster-name`, `ebs.csi.aws.com/cluster`) and the
+/// in-tree provider's (`kubernetes.io/cluster/<name>`, `KubernetesCluster`).
+pub fn ownership(tags: &Tags) -> Vec<String> {
+    tags.iter()
+        .filter(|(k, _)| {
+            *k == CLUSTER_NAME_TAG
+                || *k == CSI_CLUSTER_TAG
+                || *k == LEGACY_CLUSTER_TAG
+                || k.starts_with(CLUSTER_TAG_PREFIX)
+        })
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
 /// The ownership tags of a volume that name a cluster which is neither blue nor green.
 pub fn foreign_owners(tags: &Tags, blue: &str, green: &str) -> Vec<(String, String)> {
     owners(tags)
@@ -502,6 +517,19 @@ pub struct Drivers {
     pub blue: Option<Driver>,
     /// Green's.
     pub green: Option<Driver>,
+    /// The volumes' KMS keys (as EC2 names them), and whether green's driver may use
+    /// each for an attach.
+    #[serde(default)]
+    pub green_keys: BTreeMap<String, KeyCheck>,
+}
+
+/// Whether green's driver may use one KMS key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyCheck {
+    /// Read and evaluated.
+    Checked(crate::keys::KeyUse),
+    /// Not read or not evaluated: why.
+    Unknown(String),
 }
 
 #[cfg(test)]

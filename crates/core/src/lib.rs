@@ -8,6 +8,7 @@
 
 pub mod handover;
 pub mod journal;
+pub mod keys;
 pub mod machine;
 pub mod network;
 pub mod permissions;

@@ -126,6 +126,12 @@ const IAM_DRIVER_POLICIES: IamStatement = IamStatement {
     resources: &["arn:aws:iam::*:policy/*"],
 };
 
+/// The volumes' KMS keys: whether green's EBS CSI driver may use each.
+const KMS_READ: IamStatement = IamStatement {
+    actions: &["kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants"],
+    resources: &["arn:aws:kms:*:*:key/*"],
+};
+
 /// The volumes' ownership tags handed to green in the window (and back on rollback).
 const RETAG: IamStatement = IamStatement {
     actions: &["ec2:CreateTags", "ec2:DeleteTags"],
@@ -163,7 +169,24 @@ pub const COMMANDS: &[CommandPermissions] = &[
         command: "plan",
         clusters: "blue, green",
         kube: &[VIEW[0], VIEW[1], VIEW[2], VIEW[3], DRIVER_ACCOUNT],
-        iam: &[EC2_READ, IAM_DRIVER_ROLE, IAM_DRIVER_POLICIES],
+        iam: &[EC2_READ, IAM_DRIVER_ROLE, IAM_DRIVER_POLICIES, KMS_READ],
+    },
+    CommandPermissions {
+        command: "volumes grant",
+        clusters: "blue, green",
+        kube: &[VIEW[0], VIEW[1], VIEW[2], VIEW[3], DRIVER_ACCOUNT],
+        iam: &[
+            EC2_READ,
+            IAM_DRIVER_ROLE,
+            IAM_DRIVER_POLICIES,
+            KMS_READ,
+            IamStatement {
+                // The key policy must also let the account's IAM policies decide (KMS's
+                // default key policy does), or name baton's identity.
+                actions: &["kms:CreateGrant", "kms:RevokeGrant"],
+                resources: &["arn:aws:kms:*:*:key/*"],
+            },
+        ],
     },
     CommandPermissions {
         command: "migrate, rollback, commit",
@@ -184,6 +207,7 @@ pub const COMMANDS: &[CommandPermissions] = &[
             RETAG,
             IAM_DRIVER_ROLE,
             IAM_DRIVER_POLICIES,
+            KMS_READ,
         ],
     },
     CommandPermissions {
@@ -222,6 +246,7 @@ pub const COMMANDS: &[CommandPermissions] = &[
             EC2_READ,
             IAM_DRIVER_ROLE,
             IAM_DRIVER_POLICIES,
+            KMS_READ,
             IamStatement {
                 actions: &["eks:DescribeCluster", "eks:ListNodegroups"],
                 resources: &["arn:aws:eks:*:*:cluster/*"],

@@ -112,6 +112,9 @@ pub struct VolumePlan {
     pub volume_type: String,
     /// Encrypted at rest.
     pub encrypted: bool,
+    /// The KMS key it is encrypted with (its ARN), when EC2 names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
     /// Multi-attach enabled.
     pub multi_attach: bool,
     /// CSI or in-tree in blue.

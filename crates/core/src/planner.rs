@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::handover::{self, Driver, Drivers};
+use crate::handover::{self, Driver, Drivers, KeyCheck};
 use crate::plan::{AppPlan, GreenReadiness, PLAN_VERSION, Plan, Problem, VolumePlan};
 use crate::quantity::format_bytes;
 use crate::world::{ClusterView, Ec2Volume, ReclaimPolicy, StatefulSet, VolumeSource};
@@ -410,6 +410,7 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
                 size_gib: ec2.size_gib,
                 volume_type: ec2.volume_type.clone(),
                 encrypted: ec2.encrypted,
+                kms_key_id: ec2.kms_key_id.clone(),
                 multi_attach: ec2.multi_attach,
                 source,
                 reclaim_policy: pv.reclaim_policy,
@@ -423,6 +424,7 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
         }
     }
     let handover = handover_problems(inputs, &volumes, &mut problems);
+    key_problems(inputs, &volumes, &mut problems);
     readiness.migrated = all_ours && !volumes.is_empty();
     if readiness.exists && readiness.replicas > 0 && !readiness.migrated {
         problems.push(Problem::blocking(
@@ -508,19 +510,18 @@ fn handover_problems(
     match handover::plan_change(access, d.blue_name.as_deref(), &tags, &why) {
         Ok(None) => None,
         Ok(Some(change)) => {
-            problems.push(Problem::warning(
-                "retag",
-                format!(
-                    "EBS volumes {}",
-                    tags.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-                format!(
-                    "baton re-tags {} in the window, after blue has let go of them ({}): {why}",
-                    plural_volumes(tags.len()),
-                    change.describe()
-                ),
-                "nothing: rollback puts blue's tags back, commit keeps green's",
-            ));
+            // One per volume, alike, so that people see them grouped by volume.
+            for id in tags.keys() {
+                problems.push(Problem::warning(
+                    "retag",
+                    format!("EBS volume {id}"),
+                    format!(
+                        "baton re-tags it in the window, after blue has let go of it ({}): {why}",
+                        change.describe()
+                    ),
+                    "nothing: rollback puts blue's tags back, commit keeps green's",
+                ));
+            }
             Some(change)
         }
         Err(reason) => {
@@ -531,6 +532,61 @@ fn handover_problems(
                 "give green's driver role a policy that allows ec2:AttachVolume and ec2:DetachVolume on these volumes (e.g. AmazonEBSCSIDriverPolicy), or pass --ebs-csi-role with the right role",
             ));
             None
+        }
+    }
+}
+
+/// The volumes' KMS keys: one green's driver cannot use refuses the app (its attach
+/// would fail in the window, with the app down); one baton could not check is a warning.
+fn key_problems(inputs: &Inputs<'_>, volumes: &[VolumePlan], problems: &mut Vec<Problem>) {
+    let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for v in volumes {
+        if let Some(key) = inputs
+            .ec2
+            .get(&v.volume_id)
+            .and_then(|e| e.kms_key_id.as_deref())
+        {
+            by_key.entry(key).or_default().push(&v.volume_id);
+        }
+    }
+    let (from, to) = (&inputs.blue.context, &inputs.green.context);
+    for (key, vols) in by_key {
+        let object = format!("KMS key {key}");
+        let which = format!("{} ({})", plural_volumes(vols.len()), vols.join(", "));
+        match inputs.drivers.green_keys.get(key) {
+            Some(KeyCheck::Checked(u)) if u.usable() => {}
+            Some(KeyCheck::Checked(u)) => {
+                let unread = if u.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; statements baton does not evaluate were not counted: {}",
+                        u.skipped.join("; ")
+                    )
+                };
+                problems.push(Problem::blocking(
+                    "volume-key-green-cannot-use",
+                    object,
+                    format!(
+                        "green's EBS CSI driver role {} may not use this key ({} allowed neither by the key policy, nor by the role's IAM policies through it, nor by a grant): green's attach of {which} would fail in the window, with the app down{unread}",
+                        u.role,
+                        u.missing.join(", ")
+                    ),
+                    format!(
+                        "before the move, run `baton volumes grant --from {from} --to {to}` (a KMS grant on the key for {}), or add that role to the key policy's key-user statements; then plan again",
+                        u.role
+                    ),
+                ));
+            }
+            Some(KeyCheck::Unknown(why)) => problems.push(Problem::warning(
+                "volume-key-unchecked",
+                object,
+                format!(
+                    "{which} are encrypted with it and baton could not tell whether green's EBS CSI driver may use it: {why}"
+                ),
+                "give baton kms:DescribeKey, kms:GetKeyPolicy and kms:ListGrants on the key (see `baton permissions`), or check the key policy and grants by hand; green's attach fails in the window if its driver cannot use the key",
+            )),
+            None => {}
         }
     }
 }

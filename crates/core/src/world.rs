@@ -277,6 +277,9 @@ pub struct Ec2Volume {
     pub volume_type: String,
     /// Encrypted at rest.
     pub encrypted: bool,
+    /// The KMS key it is encrypted with (as EC2 names it: the key's ARN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
     /// io1/io2 multi-attach enabled.
     pub multi_attach: bool,
     /// `available`, `in-use`, `creating`, …

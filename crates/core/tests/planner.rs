@@ -80,6 +80,7 @@ fn world() -> World {
                 size_gib: 10,
                 volume_type: "gp3".into(),
                 encrypted: true,
+                kms_key_id: None,
                 multi_attach: false,
                 state: "in-use".into(),
                 attached_to: vec!["i-1".into()],
@@ -387,6 +388,7 @@ fn volume_ownership_tags_and_the_drivers_decide_the_handover() {
             role: "arn:aws:iam::1:role/green-ebs".into(),
             access: scoped("green"),
         }),
+        green_keys: Default::default(),
     };
 
     // Green's cluster-scoped driver: a re-tag planned and said; blue's unknown driver

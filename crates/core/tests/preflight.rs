@@ -82,6 +82,7 @@ fn world() -> World {
                 size_gib: 10,
                 volume_type: "gp3".into(),
                 encrypted: true,
+                kms_key_id: None,
                 multi_attach: false,
                 state: "in-use".into(),
                 attached_to: vec!["i-1".into()],

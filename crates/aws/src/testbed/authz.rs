@@ -305,53 +305,21 @@ impl Aws {
         Ok(())
     }
 
-    /// A key's manager, policy and grants, read through KMS.
+    /// A key's manager, policy and grants, read through KMS (the same read baton's
+    /// plan makes).
     pub async fn kms_key_view(&self, key: &str) -> Result<KeyView, Error> {
-        let call = self.call("read KMS key", key);
-        let described = self
-            .kms
-            .describe_key()
-            .key_id(key)
-            .send()
-            .await
-            .map_err(|e| call.sdk(e))?;
-        let meta = described
-            .key_metadata()
-            .ok_or_else(|| call.missing("the key metadata"))?;
-        let id = meta.key_id().to_owned();
-        let policy = self
-            .kms
-            .get_key_policy()
-            .key_id(&id)
-            .policy_name("default")
-            .send()
-            .await
-            .map_err(|e| call.sdk(e))?;
-        let grants = self
-            .kms
-            .list_grants()
-            .key_id(&id)
-            .send()
-            .await
-            .map_err(|e| call.sdk(e))?;
+        let k = self.kms_key(key).await?;
         Ok(KeyView {
-            arn: meta.arn().unwrap_or_default().to_owned(),
-            manager: meta
-                .key_manager()
-                .map(|m| m.as_str().to_owned())
-                .unwrap_or_else(|| "CUSTOMER".into()),
-            id,
-            policy: policy.policy().unwrap_or_default().to_owned(),
-            grants: grants
-                .grants()
-                .iter()
+            arn: k.arn,
+            id: k.id,
+            manager: k.manager,
+            policy: k.policy,
+            grants: k
+                .grants
+                .into_iter()
                 .map(|g| GrantView {
-                    grantee: g.grantee_principal().unwrap_or_default().to_owned(),
-                    operations: g
-                        .operations()
-                        .iter()
-                        .map(|o| o.as_str().to_owned())
-                        .collect(),
+                    grantee: g.grantee,
+                    operations: g.operations,
                 })
                 .collect(),
         })

@@ -377,6 +377,9 @@ fn why_of(code: &str) -> &'static str {
         "volume-foreign-cluster" => {
             "a volume another cluster claims as its own may be attached or deleted by that cluster's driver"
         }
+        "volume-key-green-cannot-use" | "volume-key-unchecked" => {
+            "EC2 attaches a volume under a customer-managed KMS key only for a caller that may use the key; otherwise the attach fails and the volume stays available, with the app down in the window (keys are fixed before the move, never in it)"
+        }
         "ebs-csi-role-unknown" | "green-driver-cannot-attach" => {
             "without knowing what green's EBS CSI driver may attach, a tag-scoped policy can fail green's attach inside the window"
         }
