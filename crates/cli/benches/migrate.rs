@@ -4,6 +4,12 @@
 //! 2 s polling) on a fresh estate for a side-by-side ratio. Prints a table and writes
 //! `$CARGO_TARGET_DIR/bench/migrate.json` (or `target/bench/migrate.json`).
 //!
+//! On the default estate green's EBS CSI driver is tag-scoped and one app's key admits
+//! blue's driver only, so both orders do what that estate needs: `baton volumes grant`
+//! before the move (not timed), and the ownership re-tag once blue has let go (baton's
+//! one CreateTags in the window; the naive order's the same call, after its wait for
+//! `available`).
+//!
 //!   cargo bench -p baton --bench migrate -- [--scenario large|default|FILE]
 //!       [--latency-ms 0,20] [--parallel 250] [--max-down 12] [--naive-parallel 64]
 //!       [--skip-naive]
@@ -202,7 +208,29 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// Before the move, as the runbook and baton's tour both do: green's EBS CSI driver role
+/// given the customer-managed KMS keys of blue's volumes (`baton volumes grant`; nothing
+/// on a scenario without such keys). Not timed.
+async fn grant_keys(bed: &Bed) {
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args([
+            "volumes", "grant", "--from", "blue", "--to", "green", "--yes",
+        ])
+        .arg("--state-dir")
+        .arg(bed.dir.path().join("grants"))
+        .envs(bed.env.iter().cloned())
+        .output()
+        .await
+        .expect("baton runs");
+    assert!(
+        o.status.success(),
+        "baton volumes grant: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 async fn run_baton(bed: &Bed, parallel: usize, max_down: Option<usize>) -> Value {
+    grant_keys(bed).await;
     let started = Instant::now();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
         .args([
@@ -355,6 +383,18 @@ mod naive {
                 break;
             }
         }
+        // Green's driver runs under the cluster-scoped policy: the volumes must name
+        // green before it may attach them (and not before blue has detached them).
+        aws.send_tags(&baton_aws::NewTags {
+            resources: ids.clone(),
+            tags: [(
+                baton_core::handover::CLUSTER_NAME_TAG.to_string(),
+                "green".to_string(),
+            )]
+            .into(),
+        })
+        .await
+        .unwrap();
         let origin = Origin {
             migration: "naive",
             from: "blue",
@@ -424,6 +464,7 @@ mod naive {
 
 async fn run_naive(bed: &Bed, parallel: usize) -> Value {
     use futures::StreamExt;
+    grant_keys(bed).await;
     let kubeconfig = baton_kube::KubeconfigSource::file(bed.dir.path().join("kubeconfig"));
     let blue = baton_kube::Cluster::connect(&kubeconfig, "blue")
         .await
@@ -461,6 +502,7 @@ async fn run_naive(bed: &Bed, parallel: usize) -> Value {
                     size_gib: v.size_gib,
                     volume_type: v.volume_type.clone(),
                     encrypted: v.encrypted,
+                    kms_key_id: v.kms_key_id.clone(),
                     multi_attach: v.multi_attach,
                     state: "in-use".into(),
                     attached_to: vec![],

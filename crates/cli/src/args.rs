@@ -248,6 +248,10 @@ Examples:
   baton permissions -o json > baton-policy.json
   baton permissions -o yaml --command plan --command migrate | kubectl apply -f -")]
     Permissions(PermissionsArgs),
+    /// What green's EBS CSI driver needs of blue's volumes before the move: access to
+    /// their KMS keys.
+    #[command(subcommand)]
+    Volumes(VolumesCommand),
     /// Green's address space inside the VPC blue uses: plan it, create it, and give it
     /// blue's security-group access.
     #[command(subcommand)]
@@ -517,6 +521,79 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
             "{s:?} is not a ratio between 0 and 1 (0.01 is 1 %)"
         )),
     }
+}
+
+/// `baton volumes …`.
+#[derive(Debug, Subcommand)]
+pub enum VolumesCommand {
+    /// Let green's EBS CSI driver use the customer-managed KMS keys of blue's volumes:
+    /// one KMS grant per key, made before the move (never in its window).
+    ///
+    /// EC2 attaches a volume encrypted with a customer-managed key only for a caller that
+    /// may use the key; a green driver role that the key policy does not admit would have
+    /// its attach fail inside the window, with the app down (`baton plan` refuses such a
+    /// volume, naming this command). For each key of the selected StatefulSets' volumes
+    /// that green's driver role (its ServiceAccount's eks.amazonaws.com/role-arn, or
+    /// --ebs-csi-role) cannot use, baton sends one CreateGrant: grantee that role,
+    /// operations CreateGrant, Decrypt, DescribeKey, GenerateDataKeyWithoutPlaintext,
+    /// ReEncryptFrom and ReEncryptTo (what the driver's documentation asks of a key),
+    /// named baton-<green's context>. A grant cannot carry the key policy condition
+    /// kms:GrantIsForAWSResource; it is limited to this key and this role instead. Keys
+    /// green can already use (key policy, IAM through the key policy, or a grant) and
+    /// AWS managed keys are left alone, so a second run changes nothing.
+    ///
+    /// Every request is journaled before and after in --state-dir (grants.jsonl). Commit
+    /// leaves the grants (green's driver needs them for every later attach); --revoke
+    /// removes the grants baton made for green's role, refusing (exit 3) one that a
+    /// volume green's PVs name still needs.
+    ///
+    /// Exit codes: 0 done (or nothing to do); 2 usage (no --yes without a terminal);
+    /// 3 refused, nothing changed (green's driver role unknown, a key baton cannot read,
+    /// a grant green still needs).
+    #[command(after_help = "\
+Examples:
+  baton volumes grant --from blue --to green --dry-run
+  baton volumes grant --from blue --to green --yes
+  baton volumes grant --from blue --to green -n orders --ebs-csi-role green=arn:aws:iam::123456789012:role/green-ebs-csi
+  baton volumes grant --from blue --to green --revoke --yes      # after a rollback")]
+    Grant(VolumesGrantArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumesGrantArgs {
+    #[command(flatten)]
+    pub clusters: ClusterArgs,
+    /// Only StatefulSets in this namespace (repeatable; default: all).
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Only StatefulSets with this label (KEY=VALUE, repeatable: all must match).
+    #[arg(short = 'l', long = "selector", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// The IAM role a cluster's EBS CSI driver runs as (CONTEXT=ARN), when its
+    /// ServiceAccount kube-system/ebs-csi-controller-sa has no eks.amazonaws.com/role-arn
+    /// (EKS Pod Identity) or to override it: green's is the grantee.
+    #[arg(long = "ebs-csi-role", value_name = "CONTEXT=ARN", value_parser = parse_role)]
+    pub ebs_csi_roles: Vec<(String, String)>,
+    /// Remove the grants baton made for green's driver role instead (after a rollback,
+    /// or once the key policy admits green's role).
+    #[arg(long)]
+    pub revoke: bool,
+    /// Print each KMS request it would send, one a line
+    /// (`kms    CreateGrant {"KeyId":…,"GranteePrincipal":…,"Operations":[…],"Name":…}`),
+    /// and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Where the journal of the grants is kept (grants.jsonl).
+    #[arg(long, value_name = "DIR", default_value = ".baton/grants")]
+    pub state_dir: PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 /// `baton network …`.
@@ -1043,8 +1120,9 @@ pub struct CommitArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Scenario to run: `default`, `estate-2026` (default plus AWS authorization for EBS:
-    /// each driver's IAM role, a customer KMS key), or a path to a scenario YAML file (see
+    /// Scenario to run: `default` (the 2026 estate: green's EBS CSI driver on the
+    /// cluster-scoped IAM policy, one app under a customer KMS key blue's driver alone may
+    /// use), `large`, or a path to a scenario YAML file (see
     /// crates/sim/scenarios/default.yaml).
     #[arg(long, default_value = "default")]
     pub scenario: String,

@@ -43,6 +43,9 @@ fn invariants(sim: &Sim, ids: &[String], when: &str) {
     }
 }
 
+/// The ownership tag green's cluster-scoped driver policy reads.
+const CLUSTER_NAME_TAG: &str = "ebs.csi.aws.com/cluster-name";
+
 fn ready(sim: &Sim, ctx: &str) -> bool {
     let s = sim.kubectl_json(ctx, &["get", "sts", "-n", "orders", "orders-db"]);
     s["spec"]["replicas"] == 1 && s["status"]["readyReplicas"] == 1
@@ -51,6 +54,7 @@ fn ready(sim: &Sim, ctx: &str) -> bool {
 #[test]
 fn crash_after_every_mutation_then_resume_or_roll_back() {
     let sim = common::sim_up();
+    sim.grant_keys();
     let plan: Value = serde_json::from_str(&sim.ok(&[
         "plan", "--from", "blue", "--to", "green", "-n", "orders", "-o", "json",
     ]))
@@ -80,8 +84,9 @@ fn crash_after_every_mutation_then_resume_or_roll_back() {
     assert!(ready(&sim, "blue"), "refused, yet blue was touched");
     sim.kubectl_delete("green", &["pvc", "-n", "orders", "data-orders-db-0"]);
 
-    // orders-db's move makes 6 mutations: Retain, scale blue, snapshot, claim, PV, scale green.
-    for k in 1..=6 {
+    // orders-db's move makes 7 mutations: Retain, scale blue, re-tag (green's driver is
+    // tag-scoped on the default estate), snapshot, claim, PV, scale green.
+    for k in 1..=7 {
         let dir = format!("crash-{k}");
         let o = sim.migrate_with(&dir, APP, &[("BATON_CRASH_AFTER_MUTATIONS", k.to_string())]);
         assert!(!o.status.success(), "k={k}: the run should have crashed");
@@ -91,11 +96,18 @@ fn crash_after_every_mutation_then_resume_or_roll_back() {
         )
         .unwrap();
         let migration = run["migration"].as_str().unwrap();
-        // The snapshot is the 3rd mutation: made once, and never again by a resume.
+        // The re-tag is the 3rd mutation: the volume names green from then on.
+        let named_green = |sim: &Sim| {
+            sim.tags(&ids)
+                .values()
+                .all(|t| t.get(CLUSTER_NAME_TAG).is_some_and(|v| v == "green"))
+        };
+        assert_eq!(named_green(&sim), k >= 3, "k={k}: {:?}", sim.tags(&ids));
+        // The snapshot is the 4th: made once, and never again by a resume.
         let snapshotted = sim.snapshotted_volumes(migration);
         assert_eq!(
             snapshotted.len(),
-            usize::from(k >= 3),
+            usize::from(k >= 4),
             "k={k}: {snapshotted:?}; the journal:\n{}",
             std::fs::read_to_string(sim.dir.path().join(&dir).join("journal.jsonl"))
                 .unwrap_or_default()
@@ -121,6 +133,14 @@ fn crash_after_every_mutation_then_resume_or_roll_back() {
         }
         sim.ok(&["rollback", "--state-dir", &dir, "--yes"]);
         invariants(&sim, &ids, &format!("after rolling back from {k}"));
+        // Blue's tags are back: the volume names no cluster, as blue's driver left it.
+        assert!(
+            sim.tags(&ids)
+                .values()
+                .all(|t| !t.contains_key(CLUSTER_NAME_TAG)),
+            "k={k}: {:?}",
+            sim.tags(&ids)
+        );
         assert!(ready(&sim, "blue"), "k={k}: blue not Ready after rollback");
         let green = sim.kubectl_json("green", &["get", "pvc", "-n", "orders"]);
         assert!(items(&green).is_empty(), "k={k}: green kept a claim");

@@ -35,18 +35,19 @@ fn the_demo_tells_the_whole_story_and_its_report_renders_in_a_browser() {
     // In the seed's order, each step done (none skipped).
     let mut at = 0;
     for step in [
-        "[1/12] environment",
-        "[2/12] network plan",
-        "[3/12] network apply",
-        "[4/12] database rules",
-        "[5/12] preflight",
-        "[6/12] backup",
-        "[7/12] green's stateless apps",
-        "[8/12] traffic shift",
-        "[9/12] stateful plan",
-        "[10/12] stateful move",
-        "[11/12] commit",
-        "[12/12] final check",
+        "[1/13] environment",
+        "[2/13] network plan",
+        "[3/13] network apply",
+        "[4/13] database rules",
+        "[5/13] volume keys",
+        "[6/13] preflight",
+        "[7/13] backup",
+        "[8/13] green's stateless apps",
+        "[9/13] traffic shift",
+        "[10/13] stateful plan",
+        "[11/13] stateful move",
+        "[12/13] commit",
+        "[13/13] final check",
     ] {
         let found = out[at..]
             .find(step)
@@ -106,7 +107,16 @@ fn the_demo_tells_the_whole_story_and_its_report_renders_in_a_browser() {
         assert!(v["before"]["writer"].as_str().unwrap().starts_with("blue/"));
         assert!(v["after"]["writer"].as_str().unwrap().starts_with("green/"));
         assert!(v["after"]["from"].as_u64().unwrap() >= before, "{v}");
+        // The owner tags, before and after: green's driver's tag after, never before.
+        let tag = "ebs.csi.aws.com/cluster-name=green";
+        let owned = |k: &str| v[k].as_array().unwrap().iter().any(|t| t == tag);
+        assert!(!owned("owner_before") && owned("owner_after"), "{v}");
     }
+    assert!(
+        summary.contains("volumes' ownership tags") && summary.contains("after commit"),
+        "{summary}"
+    );
+    assert!(dir.join("volumes-grant.json").exists());
     assert!(dir.join("preflight.json").exists());
     assert!(dir.join("backup/index.yaml").exists());
     // Every EBS snapshot the migration journaled is in the summary, by its volume.
@@ -173,7 +183,7 @@ fn shown_as_it_ran(out: &str, dir: &Path) -> Vec<String> {
         }
         commands.push(command);
     }
-    assert_eq!(commands.len(), 9, "{commands:#?}");
+    assert_eq!(commands.len(), 10, "{commands:#?}");
     let mut to_files = 0;
     for c in &commands {
         if c.contains("-o json") {
@@ -186,7 +196,7 @@ fn shown_as_it_ran(out: &str, dir: &Path) -> Vec<String> {
             to_files += 1;
         }
     }
-    assert_eq!(to_files, 3, "{commands:#?}");
+    assert_eq!(to_files, 4, "{commands:#?}");
     commands
 }
 

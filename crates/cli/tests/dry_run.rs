@@ -275,6 +275,42 @@ fn dry_runs_show_exactly_what_runs_send() {
             .unwrap();
     });
 
+    // volumes grant (before the move, as the default estate needs): the CreateGrant shown
+    // is the grant KMS then holds.
+    let (shown, _) = bed.baton(&[
+        "volumes",
+        "grant",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "--dry-run",
+    ]);
+    let shown: Vec<Value> = shown
+        .lines()
+        .filter_map(|l| l.strip_prefix("kms    CreateGrant "))
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect();
+    assert_eq!(shown.len(), 1, "one key to grant: {shown:?}");
+    bed.baton(&[
+        "volumes", "grant", "--from", "blue", "--to", "green", "--yes",
+    ]);
+    let key = shown[0]["KeyId"].as_str().unwrap().to_string();
+    let held: Vec<Value> = bed
+        .rt
+        .block_on(bed.estate.aws.kms_key(&key))
+        .unwrap()
+        .grants
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "KeyId": key, "GranteePrincipal": g.grantee,
+                "Operations": g.operations, "Name": g.name,
+            })
+        })
+        .collect();
+    assert_eq!(held, shown, "the grant made is the one shown");
+
     // migrate
     let (shown, _) = bed.baton(&["migrate", "--from", "blue", "--to", "green", "--dry-run"]);
     let shown = dry_run_lines(&shown);
@@ -313,9 +349,41 @@ fn dry_runs_show_exactly_what_runs_send() {
         .collect();
     let mut shown_snapshots: Vec<Line> = shown
         .iter()
-        .filter(|l| l.starts_with("ec2 "))
+        .filter(|l| l.starts_with("ec2 CreateSnapshot "))
         .cloned()
         .collect();
+    // Each CreateTags shown (the ownership tags green's driver needs) is on its volumes.
+    let retags: Vec<Value> = shown
+        .iter()
+        .filter_map(|l| l.strip_prefix("ec2 CreateTags "))
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect();
+    assert!(
+        !retags.is_empty(),
+        "green's tag-scoped driver needs a re-tag"
+    );
+    for r in &retags {
+        let ids: Vec<String> = r["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        let volumes = bed
+            .rt
+            .block_on(bed.estate.aws.describe_volumes_by_id(&ids))
+            .unwrap();
+        for v in volumes {
+            for t in r["Tags"].as_array().unwrap() {
+                assert_eq!(
+                    v.tags.get(t["Key"].as_str().unwrap()).map(String::as_str),
+                    t["Value"].as_str(),
+                    "{}: {r}",
+                    v.id
+                );
+            }
+        }
+    }
     made.sort();
     shown_snapshots.sort();
     assert!(!made.is_empty(), "the migration took no snapshot");

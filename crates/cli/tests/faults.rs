@@ -32,8 +32,17 @@ fn migrate_under_faults_completes_or_stops_cleanly_and_resumes() {
             "--fault",
             "aws:action=DescribeSnapshots:rate=0.1:throttle",
         ]);
-        // plan retries transient reads itself; a fault that outlasts its retries fails it,
-        // so try a few times — but never forever.
+        // plan (and volumes grant, which plans) retries transient reads itself; a fault
+        // that outlasts its retries fails it, so try a few times — but never forever.
+        (0..5)
+            .find(|_| {
+                sim.baton(&[
+                    "volumes", "grant", "--from", "blue", "--to", "green", "--yes",
+                ])
+                .status
+                .success()
+            })
+            .unwrap_or_else(|| panic!("seed {seed}: volumes grant failed five times"));
         let plan: Value = (0..5)
             .find_map(|_| {
                 let o = sim.baton(&["plan", "--from", "blue", "--to", "green", "-o", "json"]);

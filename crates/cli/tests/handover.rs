@@ -1,9 +1,9 @@
-//! Issue 18: baton hands each volume's ownership tags to green. Green's EBS CSI driver
-//! gets a role under a cluster-scoped policy (attach and detach only volumes whose
-//! `ebs.csi.aws.com/cluster-name` is the role's `eks-cluster-name`), named by its
-//! ServiceAccount's IRSA annotation; the plan says the re-tag, the dry run prints the
-//! CreateTags it will send, migrate leaves the volumes tagged for green, rollback puts
-//! blue's tags back. (The test bed does not deny yet: this checks tags, not denials.)
+//! Issue 18: baton hands each volume's ownership tags to green. On the default estate
+//! green's EBS CSI driver runs as a role under the cluster-scoped policy (attach and
+//! detach only volumes whose `ebs.csi.aws.com/cluster-name` is the role's
+//! `eks-cluster-name`), named by its ServiceAccount's IRSA annotation, and the bed
+//! enforces it; the plan says the re-tag, the dry run prints the CreateTags it will send,
+//! migrate leaves the volumes tagged for green, rollback puts blue's tags back.
 
 mod common;
 
@@ -11,14 +11,6 @@ use std::collections::BTreeMap;
 
 use common::sim_up;
 use serde_json::json;
-
-const SCOPED: &str = r#"{"Version":"2012-10-17","Statement":[
- {"Sid":"AttachDetachClusterVolumes","Effect":"Allow","Action":["ec2:AttachVolume","ec2:DetachVolume"],
-  "Resource":"arn:aws:ec2:*:*:volume/*",
-  "Condition":{"StringEquals":{"aws:ResourceTag/ebs.csi.aws.com/cluster-name":"${aws:PrincipalTag/eks-cluster-name}"}}},
- {"Sid":"AttachDetachClusterInstances","Effect":"Allow","Action":["ec2:AttachVolume","ec2:DetachVolume"],
-  "Resource":"arn:aws:ec2:*:*:instance/*",
-  "Condition":{"StringEquals":{"aws:ResourceTag/eks:cluster-name":"${aws:PrincipalTag/eks-cluster-name}"}}}]}"#;
 
 const KEY: &str = "ebs.csi.aws.com/cluster-name";
 
@@ -43,41 +35,21 @@ fn ownership(
 #[test]
 fn green_s_cluster_scoped_driver_gets_the_volumes_tagged_for_it_and_rollback_gives_them_back() {
     let sim = sim_up();
-    let role = sim.ec2(async |aws| {
-        let tags = [("eks-cluster-name".to_string(), "green".to_string())].into();
-        let arn = aws.create_role("green-ebs-csi", &tags).await.unwrap();
-        aws.attach_new_policy("green-ebs-csi", "green-ebs-csi-policy", SCOPED)
-            .await
-            .unwrap();
-        arn
-    });
-    sim.kubectl(&[
-        "--context",
-        "green",
-        "-n",
-        "kube-system",
-        "create",
-        "serviceaccount",
-        "ebs-csi-controller-sa",
-    ]);
-    sim.kubectl(&[
-        "--context",
-        "green",
-        "-n",
-        "kube-system",
-        "annotate",
-        "serviceaccount",
-        "ebs-csi-controller-sa",
-        &format!("eks.amazonaws.com/role-arn={role}"),
-    ]);
-
-    // The plan: one re-tag for orders-db, said as a warning, blue's values kept.
+    // The plan: one re-tag for events-broker, said per volume, blue's values kept.
     let plan: serde_json::Value = serde_json::from_str(&sim.ok(&[
-        "plan", "--from", "blue", "--to", "green", "-n", "orders", "-o", "json",
+        "plan",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "-n",
+        "streaming",
+        "-o",
+        "json",
     ]))
     .unwrap();
     let app = &plan["apps"][0];
-    assert_eq!(app["name"], "orders-db");
+    assert_eq!(app["name"], "events-broker");
     assert_eq!(app["handover"]["add"], json!({ KEY: "green" }), "{app:#}");
     let retag = app["problems"]
         .as_array()
@@ -86,7 +58,10 @@ fn green_s_cluster_scoped_driver_gets_the_volumes_tagged_for_it_and_rollback_giv
         .find(|p| p["code"] == "retag")
         .unwrap_or_else(|| panic!("{app:#}"));
     assert!(
-        retag["message"].as_str().unwrap().contains("green-ebs-csi"),
+        retag["message"]
+            .as_str()
+            .unwrap()
+            .contains("role/green-ebs-csi-driver"),
         "{retag}"
     );
     let ids = common::plan_volume_ids(&plan);
@@ -106,7 +81,7 @@ fn green_s_cluster_scoped_driver_gets_the_volumes_tagged_for_it_and_rollback_giv
         "--to",
         "green",
         "-n",
-        "orders",
+        "streaming",
         "--dry-run",
     ]);
     let line = format!(
@@ -117,7 +92,7 @@ fn green_s_cluster_scoped_driver_gets_the_volumes_tagged_for_it_and_rollback_giv
             .join(",")
     );
     assert!(dry.lines().any(|l| l == line), "{line}\nnot in\n{dry}");
-    let scale = dry.find("orders-db/scale").unwrap();
+    let scale = dry.find("events-broker/scale").unwrap();
     let tag = dry.find("CreateTags").unwrap();
     let claim = dry.find("persistentvolumeclaims").unwrap();
     assert!(
@@ -131,7 +106,7 @@ fn green_s_cluster_scoped_driver_gets_the_volumes_tagged_for_it_and_rollback_giv
     );
 
     // Migrate: green's driver can use every volume; blue's other tags are kept.
-    sim.migrate_ok("m1", &["-n", "orders"]);
+    sim.migrate_ok("m1", &["-n", "streaming"]);
     let after = ownership(&sim.tags(&ids));
     for (id, t) in &after {
         assert_eq!(t.get(KEY).map(String::as_str), Some("green"), "{id}: {t:?}");

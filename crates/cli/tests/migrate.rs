@@ -12,6 +12,7 @@ use common::{fingerprint, sim_up};
 #[test]
 fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
     let sim = sim_up();
+    sim.grant_keys();
 
     // Bad input changes nothing.
     let o = sim.baton(&["plan", "--from", "blue", "--to", "purple"]);

@@ -212,6 +212,26 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
             }
         }
     };
+    check(
+        "volumes grant",
+        &[
+            "volumes",
+            "grant",
+            "--from",
+            "blue",
+            "--to",
+            "green",
+            "--dry-run",
+        ],
+        &[0],
+    );
+    check(
+        "volumes grant",
+        &[
+            "volumes", "grant", "--from", "blue", "--to", "green", "--yes",
+        ],
+        &[0],
+    );
     check("plan", &["plan", "--from", "blue", "--to", "green"], &[0]);
     check(
         "preflight",
@@ -225,6 +245,26 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
         ],
         &[0],
     );
+    check(
+        "volumes grant",
+        &[
+            "volumes",
+            "grant",
+            "--from",
+            "blue",
+            "--to",
+            "green",
+            "--dry-run",
+        ],
+        &[0],
+    );
+    check(
+        "volumes grant",
+        &[
+            "volumes", "grant", "--from", "blue", "--to", "green", "--yes",
+        ],
+        &[0],
+    );
     check("migrate", &migrate("orders", "m1"), &[0]);
     check(
         "rollback",
@@ -233,6 +273,15 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
     );
     check("migrate", &migrate("orders", "m2"), &[0]);
     check("commit", &["commit", "--state-dir", "m2", "--yes"], &[0]);
+    // After the rollback of m1 and the commit of m2, green holds orders-db's volume: the
+    // revoke is refused after reading what it needs.
+    check(
+        "volumes grant",
+        &[
+            "volumes", "grant", "--from", "blue", "--to", "green", "--revoke", "--yes",
+        ],
+        &[3],
+    );
     assert!(
         missing.is_empty(),
         "calls the table does not grant:\n{}",

@@ -82,14 +82,18 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
     .unwrap();
     let vpc = facts["vpc_id"].as_str().unwrap().to_string();
 
-    // The seeded estate: only the database's group (admits blue alone) fails, and blue's
-    // Delete PVs warn.
+    // The seeded estate: the database's group (admits blue alone) and orders-db's KMS
+    // key (admits blue's driver alone) fail, blue's Delete PVs warn, and so do the
+    // volumes baton re-tags in the window.
     let (code, base) = preflight(&sim, &["--vpc", &vpc]);
     assert_eq!(code, 2, "{base:#}");
     assert_eq!(base["outcome"], "failures");
     let seen = checks(&base);
     assert!(
-        seen.contains("sg-blue-only") && seen.contains("reclaim-delete"),
+        seen.contains("sg-blue-only")
+            && seen.contains("volume-key-green-cannot-use")
+            && seen.contains("retag")
+            && seen.contains("reclaim-delete"),
         "{seen:?}"
     );
     for (check, _) in TRIPPED {
@@ -115,6 +119,21 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
     let mut argv: Vec<&str> = fix.split_whitespace().skip(1).collect();
     argv.push("--yes");
     sim.ok(&argv);
+    // The key's fix too: `baton volumes grant`, before the move.
+    let key = findings(&base, "volume-key-green-cannot-use");
+    assert_eq!(key.len(), 1, "{base:#}");
+    assert!(
+        key[0]["object"]
+            .as_str()
+            .unwrap()
+            .starts_with("KMS key arn:aws:kms:")
+    );
+    let fix = key[0]["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("`baton volumes grant --from blue --to green`"),
+        "{fix}"
+    );
+    sim.grant_keys();
     let (code, after) = preflight(&sim, &[]);
     assert!(!checks(&after).contains("sg-blue-only"), "{after:#}");
     assert_eq!(code, 1, "only warnings are left: {after:#}");

@@ -97,9 +97,12 @@ fn sim_up_serves_the_default_scenario_to_kubectl_and_ec2_and_stops_on_sigterm() 
         )
         .await
         .unwrap();
-        aws.describe_volumes(&[baton_aws::Filter::new("tag-key", ["CSIVolumeName"])])
-            .await
-            .unwrap()
+        aws.describe_volumes(&[baton_aws::Filter::new(
+            "tag-key",
+            ["kubernetes.io/created-for/pvc/name"],
+        )])
+        .await
+        .unwrap()
     });
     assert_eq!(in_use.len(), 9);
     assert!(

@@ -214,6 +214,7 @@ fn permissions_as_printed() {
 #[test]
 fn what_each_command_prints_on_the_default_scenario() {
     let sim = sim_up();
+    sim.grant_keys();
     let facts: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(sim.dir.path().join("sim/scenario.json")).unwrap(),
     )

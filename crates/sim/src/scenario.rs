@@ -13,10 +13,9 @@ use crate::cluster::Cluster;
 use crate::estate::Estate;
 use crate::meta;
 
-/// The built-in default scenario.
+/// The built-in default scenario: the 2026 estate, with AWS authorization for EBS
+/// declared (each driver's IAM role, a customer-managed KMS key).
 pub const DEFAULT_YAML: &str = include_str!("../scenarios/default.yaml");
-/// The default estate with AWS authorization for EBS declared (issue 18).
-pub const ESTATE_2026_YAML: &str = include_str!("../scenarios/estate-2026.yaml");
 
 /// The AWS managed policies for the EBS CSI driver, by the names scenarios use. moto
 /// has none of them (two were published in April 2026), so seeding creates
@@ -45,7 +44,7 @@ pub const EBS_CSI_POLICIES: [(&str, &str, &str); 3] = [
 pub enum ScenarioError {
     /// The scenario name is neither built in nor a readable file.
     #[error(
-        "failed to find scenario {0:?}: built-in scenarios are `default`, `estate-2026` and `large`; otherwise give a path to a YAML file"
+        "failed to find scenario {0:?}: built-in scenarios are `default` and `large`; otherwise give a path to a YAML file"
     )]
     Unknown(String),
     /// The YAML is malformed.
@@ -277,7 +276,6 @@ impl Scenario {
     pub fn load(name: &str) -> Result<Self, ScenarioError> {
         match name {
             "default" => Self::parse("default", DEFAULT_YAML),
-            "estate-2026" => Self::parse("estate-2026", ESTATE_2026_YAML),
             "large" => Ok(large(250, 4)),
             path => {
                 let text = std::fs::read_to_string(path)
@@ -311,6 +309,8 @@ pub fn large(statefulsets: usize, claims_per_app: usize) -> Scenario {
         Scenario::parse("default", DEFAULT_YAML).expect("the built-in default scenario parses");
     s.name = "large".into();
     s.alb = None;
+    // Its apps are all alike: no app under the default's customer-managed key.
+    s.kms_keys.clear();
     s.apps =
         vec![json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "bulk" } })];
     for i in 0..statefulsets {
@@ -878,11 +878,8 @@ mod tests {
     }
 
     #[test]
-    fn estate_2026_is_default_with_authorization_declared() {
-        let s = Scenario::load("estate-2026").unwrap();
-        let d = Scenario::load("default").unwrap();
-        assert_eq!(s.apps, d.apps, "the same apps as default");
-        assert!(d.kms_keys.is_empty() && d.clusters.iter().all(|c| c.ebs_csi.is_none()));
+    fn the_default_is_the_2026_estate_with_authorization_declared() {
+        let s = Scenario::load("default").unwrap();
         let blue = s.clusters[0].ebs_csi.as_ref().unwrap();
         let green = s.clusters[1].ebs_csi.as_ref().unwrap();
         assert_eq!(blue.role.as_ref().unwrap().policy, "classic");
@@ -922,7 +919,7 @@ mod tests {
         let e = Scenario::load("/nonexistent/nope.yaml").unwrap_err();
         assert!(
             e.to_string()
-                .contains("built-in scenarios are `default`, `estate-2026` and `large`")
+                .contains("built-in scenarios are `default` and `large`")
         );
     }
 }

@@ -17,10 +17,11 @@ mod sim;
 mod sim_fault;
 mod stateful;
 mod traffic;
+mod volumes;
 
 use std::process::ExitCode;
 
-use crate::args::{Cli, Command, NetworkCommand, SimCommand, TrafficCommand};
+use crate::args::{Cli, Command, NetworkCommand, SimCommand, TrafficCommand, VolumesCommand};
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Network(NetworkCommand::Plan(a)) => network::plan(a).await,
         Command::Network(NetworkCommand::Apply(a)) => network::apply(a).await,
         Command::Network(NetworkCommand::MirrorRules(a)) => network::mirror_rules(a).await,
+        Command::Volumes(VolumesCommand::Grant(a)) => volumes::grant(a).await,
         Command::Traffic(TrafficCommand::Shift(a)) => traffic::shift(a).await,
         Command::Traffic(TrafficCommand::Status(a)) => traffic::status(a).await,
         Command::Traffic(TrafficCommand::Rollback(a)) => traffic::rollback(a).await,

@@ -104,6 +104,23 @@ impl Sim {
         std::fs::read_to_string(self.dir.path().join("sim.err")).unwrap_or_default()
     }
 
+    /// `baton volumes grant --from blue --to green --yes`, which must succeed: on the
+    /// default estate green's EBS CSI driver may use orders-db's KMS key only then (the
+    /// plan refuses that app before).
+    pub fn grant_keys(&self) {
+        self.ok(&[
+            "volumes",
+            "grant",
+            "--from",
+            "blue",
+            "--to",
+            "green",
+            "--yes",
+            "--state-dir",
+            "grants",
+        ]);
+    }
+
     /// `baton sim fault --state-dir DIR/sim ARGS…`, which must succeed.
     pub fn fault(&self, args: &[&str]) -> Output {
         let out = self.baton(&[&["sim", "fault", "--state-dir", "sim"][..], args].concat());

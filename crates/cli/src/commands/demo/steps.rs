@@ -27,11 +27,12 @@ use crate::commands::show::{self, plural};
 
 /// The steps, in the seed's order: green's network first, then checks and a backup
 /// before anything moves, traffic before data, commit last, then the proof.
-pub const ORDER: [Step; 12] = [
+pub const ORDER: [Step; 13] = [
     Step::Environment,
     Step::NetworkPlan,
     Step::NetworkApply,
     Step::MirrorRules,
+    Step::VolumesGrant,
     Step::Preflight,
     Step::Backup,
     Step::GreenStateless,
@@ -41,6 +42,9 @@ pub const ORDER: [Step; 12] = [
     Step::Commit,
     Step::Verify,
 ];
+
+/// Where `baton volumes grant -o json`'s output is kept in the state dir.
+pub const GRANTS_FILE: &str = "volumes-grant.json";
 
 /// Where the preflight report is kept in the state dir (`baton report` shows it).
 pub const PREFLIGHT_FILE: &str = "preflight.json";
@@ -65,6 +69,8 @@ pub enum Step {
     NetworkApply,
     /// `baton network mirror-rules --apply`.
     MirrorRules,
+    /// `baton volumes grant`.
+    VolumesGrant,
     /// `baton preflight`.
     Preflight,
     /// `baton backup`.
@@ -91,6 +97,7 @@ impl Step {
             Self::NetworkPlan => "network plan",
             Self::NetworkApply => "network apply",
             Self::MirrorRules => "database rules",
+            Self::VolumesGrant => "volume keys",
             Self::Preflight => "preflight",
             Self::Backup => "backup",
             Self::GreenStateless => "green's stateless apps",
@@ -111,6 +118,9 @@ impl Step {
             Self::NetworkPlan => "find room in blue's VPC for green's nodes and pods",
             Self::NetworkApply => "create green's subnets (and CIDR blocks), apply its ENIConfigs",
             Self::MirrorRules => "give green the security-group access blue has (the database)",
+            Self::VolumesGrant => {
+                "let green's EBS CSI driver use the KMS keys of blue's volumes (before the move, never in it)"
+            }
             Self::Preflight => "read-only checks of blue and green before anything moves",
             Self::Backup => "save every manifest the move touches",
             Self::GreenStateless => {
@@ -236,6 +246,7 @@ impl Demo {
             Step::NetworkPlan => self.network_plan().await,
             Step::NetworkApply => self.network_apply().await,
             Step::MirrorRules => self.mirror_rules().await,
+            Step::VolumesGrant => self.volumes_grant().await,
             Step::Preflight => self.preflight().await,
             Step::Backup => self.backup().await,
             Step::GreenStateless => self.green_stateless().await,
@@ -505,6 +516,51 @@ impl Demo {
             "{} gained {} of green's",
             plural(rules, "security-group rule"),
             plural(added, "range")
+        )))
+    }
+
+    async fn volumes_grant(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        let (blue, green) = cluster_names(env);
+        let ran = env
+            .baton
+            .run_to_file(
+                &args([
+                    "volumes", "grant", "--from", &blue, "--to", &green, "--yes", "-o", "json",
+                ]),
+                GRANTS_FILE,
+            )
+            .await?;
+        if ran.code != Some(0) {
+            bail!("`baton volumes grant` exited {:?}", ran.code);
+        }
+        let report: serde_json::Value =
+            serde_json::from_str(&ran.stdout).context("failed to read volumes grant's output")?;
+        let keys = report["keys"].as_array().cloned().unwrap_or_default();
+        outln!("  {GRANTS_FILE}, in short:");
+        let mut granted = 0;
+        for k in &keys {
+            let action = k["action"].as_str().unwrap_or("?");
+            granted += usize::from(action == "granted");
+            outln!(
+                "    {} ({}): {action}{}",
+                k["key"].as_str().unwrap_or("?"),
+                plural(k["volumes"].as_array().map_or(0, Vec::len), "volume"),
+                k["grant_id"]
+                    .as_str()
+                    .map(|g| format!(" (grant {g})"))
+                    .unwrap_or_default()
+            );
+        }
+        if keys.is_empty() {
+            return Ok(Outcome::Skipped(
+                "no volume is under a customer-managed KMS key green's driver cannot use".into(),
+            ));
+        }
+        Ok(Outcome::Done(format!(
+            "{} for green's EBS CSI driver role {}",
+            plural(granted, "KMS grant"),
+            report["role"].as_str().unwrap_or("?")
         )))
     }
 
@@ -796,6 +852,7 @@ impl Demo {
             .flat_map(|a| a.volumes.iter().map(|v| v.volume_id.clone()))
             .collect();
         let before = verify::fingerprints(&env.estate.aws, &ids).await?;
+        let owners = verify::ownership(&env.estate.aws, &ids).await?;
         let values: Vec<u64> = before.values().map(|f| f.value).collect();
         outln!(
             "  data fingerprints read before the move (blue writing): {} of {}, {}\n  (the summary compares them with green's)",
@@ -808,6 +865,9 @@ impl Demo {
             }
         );
         self.volumes = verify::volumes_of(plan, &before);
+        for v in &mut self.volumes {
+            v.owner_before = owners.get(&v.volume_id).cloned().unwrap_or_default();
+        }
         self.record.volumes = self.volumes.clone();
         let (blue, green) = cluster_names(env);
         env.baton
@@ -878,8 +938,10 @@ impl Demo {
         tokio::time::sleep(FINGERPRINT_FLUSH + Duration::from_secs(1)).await;
         let ids: Vec<String> = self.volumes.iter().map(|v| v.volume_id.clone()).collect();
         let after = verify::fingerprints(&env.estate.aws, &ids).await?;
+        let owners = verify::ownership(&env.estate.aws, &ids).await?;
         for v in &mut self.volumes {
             v.after = after.get(&v.volume_id).cloned();
+            v.owner_after = owners.get(&v.volume_id).cloned().unwrap_or_default();
         }
         self.record.volumes = self.volumes.clone();
         let migration = self.migration()?;

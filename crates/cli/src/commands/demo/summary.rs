@@ -102,6 +102,49 @@ fn render(dir: &Path, record: &DemoRecord, width: Option<usize>) -> String {
             "  {}",
             show::wrap(record::FINGERPRINT_LEGEND, 2, "  ", width)
         );
+        let owned: Vec<Vec<String>> = record
+            .volumes
+            .iter()
+            .filter(|v| !v.owner_before.is_empty() || !v.owner_after.is_empty())
+            .map(|v| {
+                // One tag a line; after commit as the change from before (+ added or
+                // changed, − removed), which is what the hand-over did.
+                let before = if v.owner_before.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    v.owner_before.join("\n")
+                };
+                let key = |t: &String| t.split_once('=').map_or(t.clone(), |(k, _)| k.into());
+                let mut change: Vec<String> = v
+                    .owner_after
+                    .iter()
+                    .filter(|t| !v.owner_before.contains(t))
+                    .map(|t| format!("+{t}"))
+                    .collect();
+                change.extend(
+                    v.owner_before
+                        .iter()
+                        .filter(|t| !v.owner_after.iter().any(|a| key(a) == key(t)))
+                        .map(|t| format!("−{}", key(t))),
+                );
+                let after = if change.is_empty() {
+                    "(unchanged)".to_string()
+                } else {
+                    change.join("\n")
+                };
+                vec![v.volume_id.clone(), before, after]
+            })
+            .collect();
+        if !owned.is_empty() {
+            let _ = writeln!(
+                o,
+                "\nvolumes' ownership tags (what each cluster's EBS CSI driver policy reads):"
+            );
+            o += &indent(
+                &output::table(&["volume", "before the move", "after commit"], &owned),
+                "  ",
+            );
+        }
     }
     let subnets = loaded.as_ref().map(Loaded::subnets).unwrap_or_default();
     if !subnets.is_empty() {

@@ -44,6 +44,21 @@ pub async fn fingerprints(
         .collect())
 }
 
+/// Each volume's ownership tags (`key=value`), read on EC2.
+pub async fn ownership(aws: &Aws, ids: &[String]) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let volumes = aws
+        .describe_volumes_by_id(ids)
+        .await
+        .context("failed to read the volumes' tags")?;
+    Ok(volumes
+        .into_iter()
+        .map(|v| {
+            let tags: baton_core::world::Tags = v.tags.into_iter().collect();
+            (v.id, baton_core::handover::ownership(&tags))
+        })
+        .collect())
+}
+
 /// The volumes of a plan, with their fingerprints before the move.
 pub fn volumes_of(plan: &Plan, before: &BTreeMap<String, Fingerprint>) -> Vec<VolumeRecord> {
     plan.apps
@@ -55,6 +70,8 @@ pub fn volumes_of(plan: &Plan, before: &BTreeMap<String, Fingerprint>) -> Vec<Vo
                 volume_id: v.volume_id.clone(),
                 before: before.get(&v.volume_id).cloned(),
                 after: None,
+                owner_before: Vec::new(),
+                owner_after: Vec::new(),
             })
         })
         .collect()
@@ -399,6 +416,8 @@ mod tests {
             volume_id: "vol-1".into(),
             before,
             after,
+            owner_before: Vec::new(),
+            owner_after: Vec::new(),
         }
     }
 

@@ -98,6 +98,13 @@ pub struct VolumeRecord {
     pub before: Option<Fingerprint>,
     /// Read on EC2 after commit (green writing).
     pub after: Option<Fingerprint>,
+    /// Its ownership tags (`key=value`: the ones EBS CSI drivers' policies and the
+    /// in-tree provider read) before the move.
+    #[serde(default)]
+    pub owner_before: Vec<String>,
+    /// The same after commit.
+    #[serde(default)]
+    pub owner_after: Vec<String>,
 }
 
 /// What the fingerprint columns (blue at start, green from, green now) mean.
@@ -227,7 +234,7 @@ impl FindingGroup<'_> {
     /// The objects for reading, UUIDs cut: when they are all of one kind (their first
     /// word), the kind counted once (`9 PersistentVolumes`) and the names after it.
     pub fn objects_shown(&self) -> (Option<String>, Vec<String>) {
-        let kind = |o: &str| o.split_once(' ').map(|(k, _)| k.to_string());
+        let kind = |o: &str| split_kind(o).map(|(k, _)| k.to_string());
         let first = self.objects.first().and_then(|o| kind(o));
         match first {
             Some(k)
@@ -238,7 +245,7 @@ impl FindingGroup<'_> {
                     Some(show::plural(self.objects.len(), &k)),
                     self.objects
                         .iter()
-                        .map(|o| show::short_name(o.split_once(' ').map_or(*o, |(_, n)| n)))
+                        .map(|o| show::short_name(split_kind(o).map_or(*o, |(_, n)| n)))
                         .collect(),
                 )
             }
@@ -247,6 +254,17 @@ impl FindingGroup<'_> {
                 self.objects.iter().map(|o| show::short_name(o)).collect(),
             ),
         }
+    }
+}
+
+/// An object's kind and name: `PersistentVolume` and `blue/pvc-1 (ns/app)`; a kind
+/// led by an acronym keeps its noun (`EBS volume` and `vol-1`, `KMS key` and its ARN).
+fn split_kind(object: &str) -> Option<(&str, &str)> {
+    let (first, rest) = object.split_once(' ')?;
+    let acronym = first.len() <= 4 && first.chars().all(|c| c.is_ascii_uppercase());
+    match rest.split_once(' ') {
+        Some((noun, name)) if acronym => Some((&object[..first.len() + 1 + noun.len()], name)),
+        _ => Some((first, rest)),
     }
 }
 

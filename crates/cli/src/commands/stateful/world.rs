@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use backon::{ExponentialBuilder, Retryable};
 use baton_aws::{Aws, AwsConfig, Filter, VolumeState};
-use baton_core::handover::{self, Driver, Drivers};
+use baton_core::handover::{self, Driver, Drivers, KeyCheck};
+use baton_core::keys::{self, KeyUse};
 use baton_core::plan::Plan;
 use baton_core::planner::{self, Inputs};
 use baton_core::world::{ClusterView, Ec2Volume};
@@ -177,6 +178,8 @@ pub struct World {
     pub green: ClusterView,
     /// VPCs of blue's and green's nodes.
     pub vpcs: (BTreeSet<String>, BTreeSet<String>),
+    /// Both clusters' EBS CSI drivers, and whether green's may use the volumes' keys.
+    pub drivers: Drivers,
 }
 
 /// [`make_plan`], also returning what the plan was made from (preflight checks more of
@@ -232,12 +235,15 @@ async fn read_and_plan(
     let vpcs = (blue_vpcs, green_vpcs);
     // Green's driver decides the re-tag; blue's is not read (nothing in the plan depends
     // on it: blue's tags are the volumes' tags now, and rollback puts them back as read).
-    let green_driver = driver(green, aws, &selection.ebs_csi_roles, green_name.as_deref()).await?;
+    let (green_driver, documents) =
+        driver(green, aws, &selection.ebs_csi_roles, green_name.as_deref()).await?;
+    let green_keys = keys(aws, &ec2, &green_driver, &documents).await?;
     let drivers = Drivers {
         blue_name,
         green_name,
         blue: None,
         green: Some(green_driver),
+        green_keys,
     };
     let inputs = Inputs {
         blue: &b,
@@ -249,12 +255,14 @@ async fn read_and_plan(
         drivers,
     };
     let plan = planner::plan(&inputs, &selection.filter, &selection.options);
+    let drivers = inputs.drivers;
     Ok((
         plan,
         World {
             blue: b,
             green: g,
             vpcs,
+            drivers,
         },
     ))
 }
@@ -297,7 +305,7 @@ async fn driver(
     aws: &Aws,
     flags: &[(String, String)],
     name: Option<&str>,
-) -> anyhow::Result<Driver> {
+) -> anyhow::Result<(Driver, Vec<serde_json::Value>)> {
     let context = &cluster.context;
     let flagged = flags
         .iter()
@@ -309,7 +317,7 @@ async fn driver(
         None => match cluster.ebs_csi_role().await {
             Ok(Some(r)) => r,
             Ok(None) => {
-                return Ok(Driver::Unknown(format!(
+                return Ok(unknown(format!(
                     "no IAM role found for {context}'s EBS CSI driver (ServiceAccount kube-system/ebs-csi-controller-sa has no eks.amazonaws.com/role-arn)"
                 )));
             }
@@ -318,7 +326,7 @@ async fn driver(
                 if is_transient(&e) {
                     return Err(e);
                 }
-                return Ok(Driver::Unknown(format!(
+                return Ok(unknown(format!(
                     "could not read {context}'s EBS CSI ServiceAccount: {e:#}"
                 )));
             }
@@ -331,7 +339,7 @@ async fn driver(
             if is_transient(&e) {
                 return Err(e);
             }
-            return Ok(Driver::Unknown(format!(
+            return Ok(unknown(format!(
                 "could not read {context}'s EBS CSI driver role: {e:#}"
             )));
         }
@@ -345,16 +353,77 @@ async fn driver(
         match serde_json::from_str::<serde_json::Value>(text) {
             Ok(v) => documents.push(v),
             Err(e) => {
-                return Ok(Driver::Unknown(format!(
+                return Ok(unknown(format!(
                     "the policy {source} of {role} is not JSON baton can read: {e}"
                 )));
             }
         }
     }
-    Ok(Driver::Known {
-        role,
-        access: handover::access(&documents, &principal),
-    })
+    let access = handover::access(&documents, &principal);
+    Ok((Driver::Known { role, access }, documents))
+}
+
+fn unknown(why: String) -> (Driver, Vec<serde_json::Value>) {
+    (Driver::Unknown(why), Vec::new())
+}
+
+/// The customer-managed keys of the volumes, read through KMS, and whether green's
+/// driver role may use each for an attach (`baton_core::keys`). A key that cannot be
+/// read (no `kms:DescribeKey`/`kms:GetKeyPolicy`/`kms:ListGrants` for baton's
+/// credentials, or a key in another account) is `KeyCheck::Unknown`, with why.
+async fn keys(
+    aws: &Aws,
+    ec2: &BTreeMap<String, Ec2Volume>,
+    green: &Driver,
+    documents: &[serde_json::Value],
+) -> anyhow::Result<BTreeMap<String, KeyCheck>> {
+    let ids: BTreeSet<&String> = ec2.values().filter_map(|v| v.kms_key_id.as_ref()).collect();
+    let mut out = BTreeMap::new();
+    for id in ids {
+        let check = match aws.kms_key(id).await {
+            Ok(k) => match green {
+                Driver::Known { role, .. } => {
+                    KeyCheck::Checked(keys::evaluate(&key_of(&k), role, documents))
+                }
+                Driver::Unknown(_) if k.manager == "AWS" => KeyCheck::Checked(KeyUse {
+                    key: k.arn.clone(),
+                    aws_managed: true,
+                    ..KeyUse::default()
+                }),
+                Driver::Unknown(why) => {
+                    KeyCheck::Unknown(format!("green's EBS CSI driver role is unknown ({why})"))
+                }
+            },
+            Err(e) => {
+                let e = anyhow::Error::new(e);
+                if is_transient(&e) {
+                    return Err(e);
+                }
+                KeyCheck::Unknown(format!("baton could not read the key: {e:#}"))
+            }
+        };
+        out.insert(id.clone(), check);
+    }
+    Ok(out)
+}
+
+/// baton_aws's key as the core's evaluator takes it.
+pub fn key_of(k: &baton_aws::KmsKey) -> keys::Key {
+    keys::Key {
+        arn: k.arn.clone(),
+        manager: k.manager.clone(),
+        policy: k.policy.clone(),
+        grants: k
+            .grants
+            .iter()
+            .map(|g| keys::Grant {
+                id: g.id.clone(),
+                name: g.name.clone(),
+                grantee: g.grantee.clone(),
+                operations: g.operations.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// EC2's view of the volumes (unknown ids are simply absent).
@@ -374,6 +443,7 @@ pub async fn describe(aws: &Aws, ids: &[String]) -> anyhow::Result<BTreeMap<Stri
                     size_gib: v.size_gib,
                     volume_type: v.volume_type.clone(),
                     encrypted: v.encrypted,
+                    kms_key_id: v.kms_key_id.clone(),
                     multi_attach: v.multi_attach,
                     state: match &v.state {
                         VolumeState::Available => "available".into(),
