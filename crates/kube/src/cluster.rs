@@ -531,6 +531,7 @@ impl Cluster {
                     context: self.context.clone(),
                     what: format!("{ns}/{sts}"),
                     after: timeout,
+                    seen: attach_errors(&cache.attachments(pvs).unwrap_or_default()),
                 });
             }
             let timer = tokio::time::sleep_until(recheck.min(deadline));
@@ -557,6 +558,34 @@ impl Cluster {
             }
         }
     }
+}
+
+/// The attach and detach errors the external-attacher reported on these attachments, as
+/// `; VolumeAttachment NAME (PV P): attach error: MESSAGE` (empty when there are none):
+/// why a wait for pods to run or for volumes to be let go did not end.
+fn attach_errors(vas: &[k8s_openapi::api::storage::v1::VolumeAttachment]) -> String {
+    let mut out = String::new();
+    for va in vas {
+        let Some(status) = &va.status else { continue };
+        let pv = va
+            .spec
+            .source
+            .persistent_volume_name
+            .as_deref()
+            .unwrap_or("?");
+        let name = va.metadata.name.as_deref().unwrap_or("?");
+        for (what, e) in [
+            ("attach", &status.attach_error),
+            ("detach", &status.detach_error),
+        ] {
+            if let Some(m) = e.as_ref().and_then(|e| e.message.as_deref()) {
+                out.push_str(&format!(
+                    "; VolumeAttachment {name} (PV {pv}): {what} error: {m}"
+                ));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ pub enum KubeError {
         error: Box<kube::Error>,
     },
     /// A wait did not end in time.
-    #[error("failed to see {what} in {context} reach the expected state within {after:?}")]
+    #[error("failed to see {what} in {context} reach the expected state within {after:?}{seen}")]
     Timeout {
         /// The context.
         context: String,
@@ -90,6 +90,9 @@ pub enum KubeError {
         what: String,
         /// The time allowed.
         after: Duration,
+        /// What was seen that explains it (`; VolumeAttachment … attach error: …`), or
+        /// empty.
+        seen: String,
     },
     /// An object read could not be decoded (e.g. a Helm release record).
     #[error("failed to decode {what} in {context}: {reason}")]

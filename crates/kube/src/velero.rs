@@ -221,6 +221,7 @@ impl Cluster {
                 }
             }
             Err(KubeError::Timeout {
+                seen: String::new(),
                 context: self.context.clone(),
                 what: format!("Velero Backup {ns}/{name} (the watch ended)"),
                 after: timeout,
@@ -230,6 +231,7 @@ impl Cluster {
             .await
             .unwrap_or_else(|_| {
                 Err(KubeError::Timeout {
+                    seen: String::new(),
                     context: self.context.clone(),
                     what: format!("Velero Backup {ns}/{name}"),
                     after: timeout,
