@@ -226,3 +226,34 @@ fn ownership_tags_naming_a_third_cluster_are_found() {
         [("KubernetesCluster".to_string(), "payments".to_string())]
     );
 }
+
+/// The documents the test bed enforces (`crates/sim/policies`, as AWS publishes them):
+/// baton's reading of each says what the bed decides — classic: any volume; V2: the
+/// managed tag or the migration tag; cluster-scoped: the role's cluster name.
+#[test]
+fn the_published_documents_read_as_the_fixtures_do() {
+    let doc = |text: &str| -> Value { serde_json::from_str(text).unwrap() };
+    let classic = doc(include_str!(
+        "../../sim/policies/AmazonEBSCSIDriverPolicy.json"
+    ));
+    let v2 = doc(include_str!(
+        "../../sim/policies/AmazonEBSCSIDriverPolicyV2.json"
+    ));
+    let scoped = doc(include_str!(
+        "../../sim/policies/AmazonEBSCSIDriverEKSClusterScopedPolicy.json"
+    ));
+    assert!(access(&[classic], &role("green")).unrestricted());
+    let a = access(&[v2], &role("green"));
+    assert!(!a.unrestricted());
+    assert!(a.allows(&tags(&[("ebs.csi.aws.com/cluster", "true")])));
+    assert!(a.allows(&tags(&[("kubernetes.io/created-for/pvc/name", "d")])));
+    assert!(!a.allows(&tags(&[("kubernetes.io/cluster/blue", "owned")])));
+    let green = access(std::slice::from_ref(&scoped), &role("green"));
+    assert!(green.allows(&tags(&[("ebs.csi.aws.com/cluster-name", "green")])));
+    assert!(!green.allows(&tags(&[("ebs.csi.aws.com/cluster-name", "blue")])));
+    assert!(!green.allows(&blue_volume()));
+    let c = plan_change(&green, Some("blue"), &volumes(blue_volume()), "why")
+        .unwrap()
+        .expect("a change");
+    assert_eq!(c.add, tags(&[("ebs.csi.aws.com/cluster-name", "green")]));
+}

@@ -181,77 +181,14 @@ impl Aws {
     }
 
     /// A role's tags and policy documents (attached managed policies' default versions
-    /// and inline policies), read through IAM.
+    /// and inline policies), read through IAM: the same read baton's plan makes.
     pub async fn role_view(&self, role_arn: &str) -> Result<RoleView, Error> {
-        let name = role_name(role_arn);
-        let call = self.call("read IAM role", name);
-        let tags = self
-            .iam
-            .list_role_tags()
-            .role_name(name)
-            .send()
-            .await
-            .map_err(|e| call.sdk(e))?;
-        let mut view = RoleView {
-            arn: role_arn.to_owned(),
-            tags: tags
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_owned(), t.value().to_owned()))
-                .collect(),
-            policies: Vec::new(),
-        };
-        let attached = self
-            .iam
-            .list_attached_role_policies()
-            .role_name(name)
-            .send()
-            .await
-            .map_err(|e| call.sdk(e))?;
-        for p in attached.attached_policies() {
-            let Some(arn) = p.policy_arn() else { continue };
-            let policy = self
-                .iam
-                .get_policy()
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| call.sdk(e))?;
-            let version = policy
-                .policy()
-                .and_then(|p| p.default_version_id())
-                .unwrap_or("v1");
-            let doc = self
-                .iam
-                .get_policy_version()
-                .policy_arn(arn)
-                .version_id(version)
-                .send()
-                .await
-                .map_err(|e| call.sdk(e))?;
-            if let Some(text) = doc.policy_version().and_then(|v| v.document()) {
-                view.policies.push(url_decoded(text));
-            }
-        }
-        let inline = self
-            .iam
-            .list_role_policies()
-            .role_name(name)
-            .send()
-            .await
-            .map_err(|e| call.sdk(e))?;
-        for p in inline.policy_names() {
-            let doc = self
-                .iam
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(p)
-                .send()
-                .await
-                .map_err(|e| call.sdk(e))?;
-            view.policies.push(url_decoded(doc.policy_document()));
-        }
-        Ok(view)
+        let read = self.role_policies(role_arn).await?;
+        Ok(RoleView {
+            arn: read.arn,
+            tags: read.tags,
+            policies: read.documents.into_iter().map(|(_, text)| text).collect(),
+        })
     }
 
     /// Creates a customer-managed symmetric KMS key with a key policy; returns its id
@@ -326,48 +263,9 @@ impl Aws {
     }
 }
 
-/// IAM returns policy documents URL-encoded (RFC 3986); moto returns them as sent.
-/// A JSON document starts with `{`, so anything else is decoded.
-fn url_decoded(text: &str) -> String {
-    if text.trim_start().starts_with('{') {
-        return text.to_owned();
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn documents_are_url_decoded_only_when_encoded() {
-        assert_eq!(url_decoded(r#"{"a":1}"#), r#"{"a":1}"#);
-        assert_eq!(url_decoded("%7B%22a%22%3A1%7D"), r#"{"a":1}"#);
-    }
 
     #[test]
     fn role_names_come_from_arns() {
