@@ -398,6 +398,12 @@ pub fn plan_change(
         }
     }
     let Some(target) = best else {
+        if green.attach.is_empty() || green.detach.is_empty() {
+            return Err(
+                "green's EBS CSI driver may attach or detach no volume: no statement of its policies allows ec2:AttachVolume and ec2:DetachVolume on volumes"
+                    .to_string(),
+            );
+        }
         return Err(format!(
             "green's EBS CSI driver may attach and detach only {}, and baton cannot tag the volumes so",
             green.describe()

@@ -525,12 +525,30 @@ fn handover_problems(
             Some(change)
         }
         Err(reason) => {
-            problems.push(Problem::warning(
-                "green-driver-cannot-attach",
-                format!("the EBS CSI driver of {}", inputs.green.context),
-                format!("{reason} (role {role})"),
-                "give green's driver role a policy that allows ec2:AttachVolume and ec2:DetachVolume on these volumes (e.g. AmazonEBSCSIDriverPolicy), or pass --ebs-csi-role with the right role",
-            ));
+            // No tag lets green's driver attach them: the window would stall on green's
+            // attach. Sure only when every statement was read; else a warning.
+            let fix = "give green's driver role a policy that allows ec2:AttachVolume and ec2:DetachVolume on these volumes (e.g. AmazonEBSCSIDriverPolicy), or pass --ebs-csi-role with the right role";
+            let object = format!("the EBS CSI driver of {}", inputs.green.context);
+            if access.skipped.is_empty() {
+                problems.push(Problem::blocking(
+                    "green-driver-cannot-attach",
+                    object,
+                    format!(
+                        "{reason} (role {role}): green's attach would fail in the window, with the app down"
+                    ),
+                    fix,
+                ));
+            } else {
+                problems.push(Problem::warning(
+                    "green-driver-cannot-attach",
+                    object,
+                    format!(
+                        "{reason} (role {role}), as far as baton reads its policies (not read: {})",
+                        access.skipped.join("; ")
+                    ),
+                    fix,
+                ));
+            }
             None
         }
     }

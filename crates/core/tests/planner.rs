@@ -419,6 +419,31 @@ fn volume_ownership_tags_and_the_drivers_decide_the_handover() {
     none.green = Some(Driver::Unknown("no role".into()));
     assert!(run_with(&w, none).apps[0].handover.is_none());
 
+    // A green driver no tag can help (its policies allow no attach): refused, since the
+    // window would stall on green's attach; with a statement baton could not read, a
+    // warning only.
+    let mut nothing = known.clone();
+    nothing.green = Some(Driver::Known {
+        role: "arn:aws:iam::1:role/green-ebs".into(),
+        access: Access::default(),
+    });
+    let p = run_with(&w, nothing.clone());
+    assert_eq!(blocking(&p), ["green-driver-cannot-attach"], "{p:#?}");
+    if let Some(Driver::Known { access, .. }) = &mut nothing.green {
+        access
+            .skipped
+            .push("S1: NotAction/NotResource is not evaluated".into());
+    }
+    let p = run_with(&w, nothing);
+    assert!(blocking(&p).is_empty(), "{p:#?}");
+    assert!(
+        p.apps[0]
+            .problems
+            .iter()
+            .any(|x| x.code == "green-driver-cannot-attach" && x.message.contains("S1")),
+        "{p:#?}"
+    );
+
     // A volume claimed by a third cluster is refused, naming the volume, tag and cluster.
     w.ec2
         .get_mut(&id)
