@@ -178,29 +178,14 @@ async fn give(
             grant_id: None,
         });
     }
-    if a.dry_run {
-        for (_, r) in &requests {
-            outln!("{r}");
-        }
-        errln!(
-            "dry run: {} to create, none created",
-            plural(requests.len(), "grant")
-        );
+    let question = format!(
+        "give {role} {} on the keys above",
+        plural(requests.len(), "KMS grant")
+    );
+    if dry_run_or_confirm(a, &requests, ("create", "created"), &question)? {
         return Ok(ExitCode::from(code::OK));
     }
     if !requests.is_empty() {
-        if !a.yes {
-            for (_, r) in &requests {
-                errln!("{r}");
-            }
-        }
-        confirm(
-            a.yes,
-            &format!(
-                "give {role} {} on the keys above",
-                plural(requests.len(), "KMS grant")
-            ),
-        )?;
         let mut journal = open_journal(&a.state_dir)?;
         for (row, r) in &requests {
             append_line(
@@ -328,29 +313,14 @@ async fn revoke(
         ))
         .into());
     }
-    if a.dry_run {
-        for (_, r) in &requests {
-            outln!("{r}");
-        }
-        errln!(
-            "dry run: {} to revoke, none revoked",
-            plural(requests.len(), "grant")
-        );
+    let question = format!(
+        "revoke {} baton made for {role}",
+        plural(requests.len(), "KMS grant")
+    );
+    if dry_run_or_confirm(a, &requests, ("revoke", "revoked"), &question)? {
         return Ok(ExitCode::from(code::OK));
     }
     if !requests.is_empty() {
-        if !a.yes {
-            for (_, r) in &requests {
-                errln!("{r}");
-            }
-        }
-        confirm(
-            a.yes,
-            &format!(
-                "revoke {} baton made for {role}",
-                plural(requests.len(), "KMS grant")
-            ),
-        )?;
         let mut journal = open_journal(&a.state_dir)?;
         for (row, r) in &requests {
             append_line(
@@ -391,6 +361,36 @@ async fn revoke(
         "no grant baton made is left for",
     )?;
     Ok(ExitCode::from(code::OK))
+}
+
+/// With `--dry-run`, prints the requests (stdout, one a line) and says on stderr that
+/// none was sent: true, the command stops there. Otherwise, when there is something to
+/// send, shows the requests on stderr unless `--yes`, and asks `question`.
+fn dry_run_or_confirm<R: std::fmt::Display>(
+    a: &VolumesGrantArgs,
+    requests: &[(usize, R)],
+    (verb, done): (&str, &str),
+    question: &str,
+) -> anyhow::Result<bool> {
+    if a.dry_run {
+        for (_, r) in requests {
+            outln!("{r}");
+        }
+        errln!(
+            "dry run: {} to {verb}, none {done}",
+            plural(requests.len(), "grant")
+        );
+        return Ok(true);
+    }
+    if !requests.is_empty() {
+        if !a.yes {
+            for (_, r) in requests {
+                errln!("{r}");
+            }
+        }
+        confirm(a.yes, question)?;
+    }
+    Ok(false)
 }
 
 /// Green's driver role's IAM policy documents, for judging a key without baton's grant.
