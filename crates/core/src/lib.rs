@@ -7,6 +7,7 @@
 //! carries out the decisions.
 
 pub mod handover;
+pub mod identity;
 pub mod journal;
 pub mod keys;
 pub mod machine;
