@@ -248,6 +248,10 @@ Examples:
   baton permissions -o json > baton-policy.json
   baton permissions -o yaml --command plan --command migrate | kubectl apply -f -")]
     Permissions(PermissionsArgs),
+    /// What green's pods need of IAM before they start: their roles (IRSA) trusting
+    /// green's OIDC provider.
+    #[command(subcommand)]
+    Identity(IdentityCommand),
     /// What green's EBS CSI driver needs of blue's volumes before the move: access to
     /// their KMS keys.
     #[command(subcommand)]
@@ -521,6 +525,72 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
             "{s:?} is not a ratio between 0 and 1 (0.01 is 1 %)"
         )),
     }
+}
+
+/// `baton identity …`.
+#[derive(Debug, Subcommand)]
+pub enum IdentityCommand {
+    /// Show what IAM must change so that green's pods can assume the roles blue's assume.
+    ///
+    /// Read-only. Every ServiceAccount of the selected namespaces in blue that names a
+    /// role (`eks.amazonaws.com/role-arn`) is listed with its role; each role's trust
+    /// policy is read (IAM GetRole) and checked for green's IAM OIDC provider (green's EKS
+    /// issuer, from EKS DescribeCluster of the cluster its nodes name in
+    /// `eks:cluster-name`), for each ServiceAccount and its token audience. Per role: the
+    /// statement green needs, or that it trusts green already; whether green's provider
+    /// exists. A trust policy that would exceed IAM's 2,048-character limit with green's
+    /// statement, a role that does not exist or a trust policy baton cannot read refuses
+    /// (exit 3), naming the role. EKS Pod Identity associations are not handed over
+    /// (the command says so).
+    #[command(after_help = "\
+Examples:
+  baton identity plan --from blue --to green
+  baton identity plan --from blue --to green -n orders -o json")]
+    Plan(IdentityArgs),
+    /// Make the changes `identity plan` shows: green's IAM OIDC provider created if it is
+    /// missing, and green's statement added to each role's trust policy (blue's kept).
+    ///
+    /// Each request is journaled before and after in --state-dir (identity.jsonl); a run
+    /// again changes nothing (it plans afresh: what is there is not sent again). With
+    /// --dry-run it prints each request as it would be sent (`iam    UpdateAssumeRolePolicy
+    /// {"RoleName":…,"PolicyDocument":…}`) and changes nothing. Asks on a terminal; --yes
+    /// without one.
+    #[command(after_help = "\
+Examples:
+  baton identity apply --from blue --to green --dry-run
+  baton identity apply --from blue --to green --yes")]
+    Apply(IdentityApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityArgs {
+    #[command(flatten)]
+    pub clusters: ClusterArgs,
+    /// Only ServiceAccounts in this namespace (repeatable; default: every namespace but
+    /// kube-system, kube-public and kube-node-lease, whose add-ons green runs under its
+    /// own roles).
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityApplyArgs {
+    #[command(flatten)]
+    pub plan: IdentityArgs,
+    /// Print each IAM request it would send, one a line, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Where the journal is kept (identity.jsonl).
+    #[arg(long, value_name = "DIR", default_value = ".baton/identity")]
+    pub state_dir: PathBuf,
 }
 
 /// `baton volumes …`.

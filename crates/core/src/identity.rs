@@ -194,17 +194,18 @@ pub fn size(doc: &Value) -> usize {
 }
 
 /// `trust` with one more statement letting green's `provider` issue tokens for
-/// `subjects` (audience `sts.amazonaws.com`), every other statement kept as it is.
-/// Subjects it trusts already are left out; none left: the document unchanged.
+/// `subjects` with audience `aud`, every other statement kept as it is. Subjects it
+/// trusts already are left out; none left: the document unchanged.
 pub fn with_trust(
     trust: &Value,
     provider: &Provider,
     subjects: &[String],
+    aud: &str,
     limit: usize,
 ) -> Result<Value, TrustError> {
     let missing: Vec<&String> = subjects
         .iter()
-        .filter(|s| !matches!(trusts(trust, provider, s, DEFAULT_AUDIENCE), Ok(true)))
+        .filter(|s| !matches!(trusts(trust, provider, s, aud), Ok(true)))
         .collect();
     if missing.is_empty() {
         return Ok(trust.clone());
@@ -231,7 +232,7 @@ pub fn with_trust(
         "Action": ASSUME_WEB_IDENTITY,
         "Condition": { "StringEquals": {
             format!("{}:sub", provider.host): sub,
-            format!("{}:aud", provider.host): DEFAULT_AUDIENCE,
+            format!("{}:aud", provider.host): aud,
         }},
     }));
     let size = size(&doc);
@@ -322,7 +323,7 @@ mod tests {
     fn greens_statement_is_added_once_and_blues_kept() {
         let subs = vec![subject("orders", "db"), subject("web", "api")];
         let t = eks_trust(&blue(), &subs[0]);
-        let both = with_trust(&t, &green(), &subs, TRUST_POLICY_LIMIT).unwrap();
+        let both = with_trust(&t, &green(), &subs, DEFAULT_AUDIENCE, TRUST_POLICY_LIMIT).unwrap();
         for s in &subs {
             assert_eq!(trusts(&both, &green(), s, DEFAULT_AUDIENCE), Ok(true));
         }
@@ -334,7 +335,7 @@ mod tests {
         assert_eq!(both["Statement"].as_array().unwrap().len(), 2);
         // Again: nothing to add.
         assert_eq!(
-            with_trust(&both, &green(), &subs, TRUST_POLICY_LIMIT).unwrap(),
+            with_trust(&both, &green(), &subs, DEFAULT_AUDIENCE, TRUST_POLICY_LIMIT).unwrap(),
             both
         );
     }
@@ -343,7 +344,7 @@ mod tests {
     fn a_document_over_the_limit_is_refused_with_its_size() {
         let subs: Vec<String> = (0..60).map(|i| subject("ns", &format!("sa-{i}"))).collect();
         let t = eks_trust(&blue(), &subs[0]);
-        match with_trust(&t, &green(), &subs, TRUST_POLICY_LIMIT) {
+        match with_trust(&t, &green(), &subs, DEFAULT_AUDIENCE, TRUST_POLICY_LIMIT) {
             Err(TrustError::TooLarge { size, limit }) => {
                 assert!(size > limit && limit == 2048, "{size}");
             }

@@ -172,6 +172,56 @@ pub const COMMANDS: &[CommandPermissions] = &[
         iam: &[EC2_READ, IAM_DRIVER_ROLE, IAM_DRIVER_POLICIES, KMS_READ],
     },
     CommandPermissions {
+        command: "identity plan, apply",
+        clusters: "blue, green",
+        kube: &[
+            KubeRule {
+                // Blue's ServiceAccounts and their IRSA annotations.
+                groups: &[""],
+                resources: &["serviceaccounts"],
+                verbs: &["list"],
+            },
+            KubeRule {
+                // Each cluster's EKS name, from its nodes' instances.
+                groups: &[""],
+                resources: &["nodes"],
+                verbs: &["list"],
+            },
+        ],
+        iam: &[
+            EC2_READ,
+            IamStatement {
+                actions: &[
+                    "iam:GetRole",
+                    "iam:ListAttachedRolePolicies",
+                    "iam:ListRolePolicies",
+                    "iam:GetRolePolicy",
+                    "iam:UpdateAssumeRolePolicy",
+                ],
+                resources: &["arn:aws:iam::*:role/*"],
+            },
+            IAM_DRIVER_POLICIES,
+            IamStatement {
+                actions: &[
+                    "iam:ListOpenIDConnectProviders",
+                    "iam:CreateOpenIDConnectProvider",
+                ],
+                resources: &["*"],
+            },
+            IamStatement {
+                actions: &[
+                    "eks:DescribeCluster",
+                    "eks:ListPodIdentityAssociations",
+                    "eks:DescribePodIdentityAssociation",
+                ],
+                resources: &[
+                    "arn:aws:eks:*:*:cluster/*",
+                    "arn:aws:eks:*:*:podidentityassociation/*",
+                ],
+            },
+        ],
+    },
+    CommandPermissions {
         command: "volumes grant",
         clusters: "blue, green",
         kube: &[VIEW[0], VIEW[1], VIEW[2], VIEW[3], DRIVER_ACCOUNT],

@@ -33,6 +33,21 @@ pub const EBS_CSI_SERVICE_ACCOUNT: (&str, &str) = ("kube-system", "ebs-csi-contr
 
 /// The IRSA annotation naming the IAM role a ServiceAccount's pods assume.
 pub const IRSA_ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+/// The IRSA annotation naming the audience of a ServiceAccount's projected token.
+pub const IRSA_AUDIENCE_ANNOTATION: &str = "eks.amazonaws.com/audience";
+
+/// A ServiceAccount whose pods assume an IAM role through IRSA.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IrsaServiceAccount {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// The role's ARN.
+    pub role: String,
+    /// The audience of its pods' tokens.
+    pub audience: String,
+}
 
 /// The longest [`Cluster::reach`] waits for one answer: a server that takes the
 /// connection and then says nothing is as good as down.
@@ -326,6 +341,54 @@ impl Cluster {
             .and_then(|s| s.metadata.annotations)
             .and_then(|a| a.get(IRSA_ROLE_ANNOTATION).cloned())
             .filter(|r| !r.is_empty()))
+    }
+
+    /// The ServiceAccounts of `namespaces` (every namespace when empty) that name an IAM
+    /// role through IRSA (`eks.amazonaws.com/role-arn`), with the token audience their
+    /// pods get (`eks.amazonaws.com/audience`, default `sts.amazonaws.com`), sorted.
+    pub async fn irsa_service_accounts(
+        &self,
+        namespaces: &[String],
+    ) -> Result<Vec<IrsaServiceAccount>, KubeError> {
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let apis: Vec<(String, Api<ServiceAccount>)> = if namespaces.is_empty() {
+            vec![("all namespaces".into(), Api::all(self.client.clone()))]
+        } else {
+            namespaces
+                .iter()
+                .map(|ns| (ns.clone(), Api::namespaced(self.client.clone(), ns)))
+                .collect()
+        };
+        let mut out = Vec::new();
+        for (where_, api) in apis {
+            let list = api
+                .list(&kube::api::ListParams::default())
+                .await
+                .map_err(api_err(
+                    &self.context,
+                    format!("list ServiceAccounts in {where_}"),
+                ))?;
+            for sa in list.items {
+                let annotations = sa.metadata.annotations.unwrap_or_default();
+                let Some(role) = annotations
+                    .get(IRSA_ROLE_ANNOTATION)
+                    .filter(|r| !r.is_empty())
+                else {
+                    continue;
+                };
+                out.push(IrsaServiceAccount {
+                    namespace: sa.metadata.namespace.unwrap_or_default(),
+                    name: sa.metadata.name.unwrap_or_default(),
+                    role: role.clone(),
+                    audience: annotations
+                        .get(IRSA_AUDIENCE_ANNOTATION)
+                        .cloned()
+                        .unwrap_or_else(|| "sts.amazonaws.com".into()),
+                });
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// A claim, if it exists.

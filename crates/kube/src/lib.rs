@@ -23,7 +23,7 @@ pub mod velero;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, IrsaServiceAccount};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 

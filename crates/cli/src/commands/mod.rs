@@ -5,6 +5,7 @@ mod crash;
 mod demo;
 mod docs;
 mod files;
+mod identity;
 mod network;
 mod output;
 mod permissions;
@@ -21,7 +22,9 @@ mod volumes;
 
 use std::process::ExitCode;
 
-use crate::args::{Cli, Command, NetworkCommand, SimCommand, TrafficCommand, VolumesCommand};
+use crate::args::{
+    Cli, Command, IdentityCommand, NetworkCommand, SimCommand, TrafficCommand, VolumesCommand,
+};
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -42,6 +45,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Network(NetworkCommand::Apply(a)) => network::apply(a).await,
         Command::Network(NetworkCommand::MirrorRules(a)) => network::mirror_rules(a).await,
         Command::Volumes(VolumesCommand::Grant(a)) => volumes::grant(a).await,
+        Command::Identity(IdentityCommand::Plan(a)) => identity::plan(a).await,
+        Command::Identity(IdentityCommand::Apply(a)) => identity::apply(a).await,
         Command::Traffic(TrafficCommand::Shift(a)) => traffic::shift(a).await,
         Command::Traffic(TrafficCommand::Status(a)) => traffic::status(a).await,
         Command::Traffic(TrafficCommand::Rollback(a)) => traffic::rollback(a).await,

@@ -288,6 +288,13 @@ async fn nodes_of(
     Ok((found.into_iter().filter_map(|i| i.vpc_id).collect(), name))
 }
 
+/// A cluster's EKS name as its nodes carry it (`eks:cluster-name`; None when they lack
+/// it or disagree).
+pub async fn eks_name(cluster: &Cluster, aws: &Aws) -> anyhow::Result<Option<String>> {
+    let instances = cluster.node_instances().await?;
+    Ok(nodes_of(aws, &instances).await?.1)
+}
+
 /// The tag EKS puts on a managed node group's instances.
 const EKS_CLUSTER_NAME_TAG: &str = "eks:cluster-name";
 /// The session tag EKS Pod Identity gives a pod's credentials (and the tag an IRSA role
