@@ -286,6 +286,12 @@ pub const COMMANDS: &[CommandPermissions] = &[
                 verbs: &["list"],
             },
             KubeRule {
+                // ServiceAccounts naming IAM roles (IRSA).
+                groups: &[""],
+                resources: &["serviceaccounts"],
+                verbs: &["list"],
+            },
+            KubeRule {
                 // Objects of every served kind, for removed API versions in last-applied.
                 groups: &["*"],
                 resources: &["*"],
@@ -300,6 +306,21 @@ pub const COMMANDS: &[CommandPermissions] = &[
             IamStatement {
                 actions: &["eks:DescribeCluster", "eks:ListNodegroups"],
                 resources: &["arn:aws:eks:*:*:cluster/*"],
+            },
+            IamStatement {
+                // The IRSA checks: green's OIDC provider, blue's Pod Identity.
+                actions: &["iam:ListOpenIDConnectProviders"],
+                resources: &["*"],
+            },
+            IamStatement {
+                actions: &[
+                    "eks:ListPodIdentityAssociations",
+                    "eks:DescribePodIdentityAssociation",
+                ],
+                resources: &[
+                    "arn:aws:eks:*:*:cluster/*",
+                    "arn:aws:eks:*:*:podidentityassociation/*",
+                ],
             },
         ],
     },

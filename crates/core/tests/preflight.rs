@@ -115,6 +115,7 @@ fn clean_facts() -> Facts {
         blue_managers: Some(vec![]),
         network: Some(Network::default()),
         vpc: None,
+        identity: None,
     }
 }
 
@@ -424,4 +425,58 @@ fn an_unchecked_read_is_exit_3_whatever_else_was_found() {
     assert!(!codes(&r, Severity::Fail).is_empty());
     assert_eq!(r.outcome, Outcome::Unchecked);
     assert_eq!(r.outcome.exit_code(), 3);
+}
+
+#[test]
+fn roles_that_do_not_trust_greens_provider_fail_with_the_identity_fix() {
+    use baton_core::preflight::{IdentityFacts, RoleTrust};
+    let w = world();
+    let role = |name: &str, trusted: bool, problem: Option<&str>| RoleTrust {
+        role: format!("arn:aws:iam::1:role/{name}"),
+        service_accounts: vec![format!("orders/{name}")],
+        trusted,
+        problem: problem.map(String::from),
+    };
+    let mut facts = clean_facts();
+    facts.identity = Some(IdentityFacts {
+        provider: "arn:aws:iam::1:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/G".into(),
+        provider_exists: false,
+        roles: vec![
+            role("ok", true, None),
+            role("blue-only", false, None),
+            role("gone", false, Some("the role does not exist")),
+        ],
+    });
+    let r = run(&w, &facts);
+    let mut fails = codes(&r, Severity::Fail);
+    fails.sort();
+    assert_eq!(
+        fails,
+        [
+            "irsa-role-untrusted",
+            "irsa-role-unusable",
+            "oidc-provider-missing"
+        ],
+        "{r:#?}"
+    );
+    let untrusted = r
+        .findings
+        .iter()
+        .find(|f| f.check == "irsa-role-untrusted")
+        .unwrap();
+    assert!(
+        untrusted.object.ends_with("role/blue-only"),
+        "{untrusted:?}"
+    );
+    assert!(
+        untrusted.fix.starts_with("baton identity apply --from "),
+        "{untrusted:?}"
+    );
+    // Every role trusted and the provider there: nothing.
+    facts.identity = Some(IdentityFacts {
+        provider: "p".into(),
+        provider_exists: true,
+        roles: vec![role("ok", true, None)],
+    });
+    assert!(codes(&run(&w, &facts), Severity::Fail).is_empty());
 }

@@ -182,7 +182,42 @@ fn exit_of(plan: &Plan) -> u8 {
 async fn make(a: &IdentityArgs, command: &[&str]) -> anyhow::Result<(Plan, Vec<Request>, Aws)> {
     let clusters = Clusters::new(&a.clusters, command)?;
     let (blue, green, aws) = world::connect(&clusters, &AwsTarget::from(&a.aws)).await?;
-    let Some(green_name) = world::eks_name(&green, &aws).await? else {
+    let (plan, requests) = read(&blue, &green, &aws, &a.namespaces).await?;
+    Ok((plan, requests, aws))
+}
+
+/// What preflight checks of IRSA: green's provider, and each role's trust of it.
+pub async fn facts(
+    blue: &baton_kube::Cluster,
+    green: &baton_kube::Cluster,
+    aws: &Aws,
+    namespaces: &[String],
+) -> anyhow::Result<baton_core::preflight::IdentityFacts> {
+    let (plan, _) = read(blue, green, aws, namespaces).await?;
+    Ok(baton_core::preflight::IdentityFacts {
+        provider: plan.provider,
+        provider_exists: plan.provider_exists,
+        roles: plan
+            .roles
+            .into_iter()
+            .map(|r| baton_core::preflight::RoleTrust {
+                trusted: r.green == "trusted",
+                role: r.role,
+                service_accounts: r.service_accounts,
+                problem: r.problem,
+            })
+            .collect(),
+    })
+}
+
+/// Reads and decides, on clusters and AWS already connected.
+async fn read(
+    blue: &baton_kube::Cluster,
+    green: &baton_kube::Cluster,
+    aws: &Aws,
+    namespaces: &[String],
+) -> anyhow::Result<(Plan, Vec<Request>)> {
+    let Some(green_name) = world::eks_name(green, aws).await? else {
         return Err(Refused(format!(
             "failed to find {}'s EKS cluster name: its nodes carry no single eks:cluster-name tag (managed node groups' instances do)",
             green.context
@@ -202,12 +237,10 @@ async fn make(a: &IdentityArgs, command: &[&str]) -> anyhow::Result<(Plan, Vec<R
     // The add-ons' ServiceAccounts (kube-system's EBS CSI driver, load balancer
     // controller, …) have green's own roles: only a namespace named with -n brings them.
     let accounts: Vec<_> = blue
-        .irsa_service_accounts(&a.namespaces)
+        .irsa_service_accounts(namespaces)
         .await?
         .into_iter()
-        .filter(|sa| {
-            !a.namespaces.is_empty() || !SYSTEM_NAMESPACES.contains(&sa.namespace.as_str())
-        })
+        .filter(|sa| !namespaces.is_empty() || !SYSTEM_NAMESPACES.contains(&sa.namespace.as_str()))
         .collect();
     // One statement per (role, audience): its ServiceAccounts' subjects.
     let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
@@ -251,7 +284,7 @@ async fn make(a: &IdentityArgs, command: &[&str]) -> anyhow::Result<(Plan, Vec<R
             trust_characters: None,
             problem: None,
         };
-        match role_trust(&aws, &role).await? {
+        match role_trust(aws, &role).await? {
             Err(why) => line.problem = Some(why),
             Ok((name, trust)) => {
                 match identity::with_trust(
@@ -300,8 +333,8 @@ async fn make(a: &IdentityArgs, command: &[&str]) -> anyhow::Result<(Plan, Vec<R
     };
     Ok((
         Plan {
-            from: clusters.from.clone(),
-            to: clusters.to.clone(),
+            from: blue.context.clone(),
+            to: green.context.clone(),
             green_eks_cluster: green_name,
             green_issuer: issuer,
             provider: provider.arn,
@@ -310,7 +343,6 @@ async fn make(a: &IdentityArgs, command: &[&str]) -> anyhow::Result<(Plan, Vec<R
             pod_identity,
         },
         requests,
-        aws,
     ))
 }
 

@@ -58,7 +58,7 @@ async fn check(
         .await
         .context("failed to read blue, green and EC2 for the plan's checks")?;
     let mut unchecked = Vec::new();
-    let (live, helm, addons, drivers, kubelets, pdbs, managers, network) = tokio::join!(
+    let (live, helm, addons, drivers, kubelets, pdbs, managers, network, identity) = tokio::join!(
         blue.last_applied_api_uses(),
         blue.helm_api_uses(),
         green.addons(),
@@ -67,6 +67,7 @@ async fn check(
         blue.disruption_budgets(),
         blue.statefulset_managers(),
         read_network(&blue, &green, &aws, a.vpc.as_deref(), &world.vpcs.0),
+        crate::commands::identity::facts(&blue, &green, &aws, &selection.filter.namespaces),
     );
     // What was read is checked even when another source failed (that one is unchecked).
     let mut uses: Vec<ApiUse> = Vec::new();
@@ -120,6 +121,11 @@ async fn check(
             managers.map_err(Into::into),
         ),
         network: keep(&mut unchecked, "sg-blue-only (security groups)", network),
+        identity: keep(
+            &mut unchecked,
+            "irsa-role-untrusted (IAM roles of blue's ServiceAccounts)",
+            identity,
+        ),
         vpc: a.vpc.as_ref().map(|v| VpcFacts {
             expected: v.clone(),
             blue: world.vpcs.0.clone(),

@@ -253,6 +253,35 @@ pub struct Facts {
     pub network: Option<Network>,
     /// `--vpc`, and the VPCs of blue's and green's nodes.
     pub vpc: Option<VpcFacts>,
+    /// The IAM roles blue's ServiceAccounts assume (IRSA), and green's OIDC provider.
+    #[serde(default)]
+    pub identity: Option<IdentityFacts>,
+}
+
+/// What `baton identity plan` reads: green's IAM OIDC provider, and per role whether its
+/// trust policy lets green's provider issue tokens for the ServiceAccounts using it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityFacts {
+    /// Green's provider's ARN.
+    pub provider: String,
+    /// Whether it exists in IAM.
+    pub provider_exists: bool,
+    /// Per role.
+    pub roles: Vec<RoleTrust>,
+}
+
+/// One role blue's ServiceAccounts assume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleTrust {
+    /// The role's ARN.
+    pub role: String,
+    /// `NS/NAME` of the ServiceAccounts naming it.
+    pub service_accounts: Vec<String>,
+    /// Whether its trust policy admits them from green's provider.
+    pub trusted: bool,
+    /// Why it cannot be given green's trust (missing role, unreadable or over-long
+    /// trust policy), when so.
+    pub problem: Option<String>,
 }
 
 /// The VPC the user expects, and where the nodes are.
@@ -301,6 +330,9 @@ pub fn check(
     }
     if let Some(n) = &facts.network {
         findings.extend(security_groups(n, &blue.context, &green.context));
+    }
+    if let Some(i) = &facts.identity {
+        findings.extend(identity(i, &blue.context, &green.context));
     }
     // The planner reports a missing class per claim; one finding per object is enough.
     let mut seen = BTreeSet::new();
@@ -754,6 +786,50 @@ fn security_groups(n: &Network, blue_ctx: &str, green_ctx: &str) -> Vec<Finding>
             )
         })
         .collect()
+}
+
+fn identity(i: &IdentityFacts, blue_ctx: &str, green_ctx: &str) -> Vec<Finding> {
+    let fix = format!("baton identity apply --from {blue_ctx} --to {green_ctx}");
+    let why = format!(
+        "{green_ctx}'s pods get a role's credentials only if its trust policy trusts {green_ctx}'s IAM OIDC provider; otherwise they fail with AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity"
+    );
+    let mut out = Vec::new();
+    if !i.provider_exists && !i.roles.is_empty() {
+        out.push(finding(
+            Severity::Fail,
+            "oidc-provider-missing",
+            format!("IAM OIDC provider {}", i.provider),
+            format!("{green_ctx}'s issuer has no IAM OIDC provider: no role can trust it"),
+            why.clone(),
+            fix.clone(),
+        ));
+    }
+    for r in &i.roles {
+        let object = format!("IAM role {}", r.role);
+        let sas = r.service_accounts.join(", ");
+        match &r.problem {
+            Some(p) => out.push(finding(
+                Severity::Fail,
+                "irsa-role-unusable",
+                object,
+                format!("named by {blue_ctx}'s ServiceAccounts {sas}: {p}"),
+                why.clone(),
+                "fix the role or the ServiceAccounts' eks.amazonaws.com/role-arn, then `baton identity plan`",
+            )),
+            None if !r.trusted => out.push(finding(
+                Severity::Fail,
+                "irsa-role-untrusted",
+                object,
+                format!(
+                    "its trust policy does not let {green_ctx}'s OIDC provider issue tokens for {sas}"
+                ),
+                why.clone(),
+                fix.clone(),
+            )),
+            None => {}
+        }
+    }
+    out
 }
 
 fn join(nets: &[Ipv4Net]) -> String {
