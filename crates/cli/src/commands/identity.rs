@@ -315,7 +315,7 @@ async fn read(
         roles.push(line);
     }
     let pod_identity = match aws
-        .pod_identity_associations(&blue_name(&blue, &aws).await?)
+        .pod_identity_associations(&blue_name(blue, aws).await?)
         .await
     {
         Ok(list) if list.is_empty() => "blue has no EKS Pod Identity association".to_string(),
