@@ -234,6 +234,18 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
     );
     check("plan", &["plan", "--from", "blue", "--to", "green"], &[0]);
     check(
+        "identity",
+        &["identity", "plan", "--from", "blue", "--to", "green"],
+        &[0],
+    );
+    check(
+        "identity",
+        &[
+            "identity", "apply", "--from", "blue", "--to", "green", "--yes",
+        ],
+        &[0],
+    );
+    check(
         "preflight",
         &["preflight", "--from", "blue", "--to", "green"],
         &[0, 1, 2],
