@@ -1,5 +1,6 @@
 //! EKS cluster records: version (what API removals apply), VPC and subnets (blue and
-//! green must share the VPC), security groups, endpoint, status; and node groups.
+//! green must share the VPC), security groups, endpoint, status, OIDC issuer; and node
+//! groups.
 
 use crate::client::Aws;
 use crate::error::Error;
@@ -25,6 +26,10 @@ pub struct Cluster {
     pub security_group_ids: Vec<String>,
     /// The security group EKS created for the cluster.
     pub cluster_security_group_id: Option<String>,
+    /// Its IAM OIDC issuer (`https://oidc.eks.REGION.amazonaws.com/id/ID`): the `iss`
+    /// of its service account tokens, and the URL of the IAM OIDC provider IRSA's role
+    /// trust policies name.
+    pub oidc_issuer: Option<String>,
 }
 
 impl Aws {
@@ -62,6 +67,12 @@ impl Aws {
             cluster_security_group_id: vpc
                 .and_then(|v| v.cluster_security_group_id())
                 .filter(|v| !v.is_empty())
+                .map(str::to_owned),
+            oidc_issuer: c
+                .identity()
+                .and_then(|i| i.oidc())
+                .and_then(|o| o.issuer())
+                .filter(|i| !i.is_empty())
                 .map(str::to_owned),
         })
     }
