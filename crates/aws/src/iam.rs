@@ -13,6 +13,9 @@ pub struct RolePolicies {
     pub arn: String,
     /// The role's tags (`${aws:PrincipalTag/K}` resolves to these).
     pub tags: Tags,
+    /// Its trust policy (`AssumeRolePolicyDocument`, JSON, URL-decoded): who may assume
+    /// it, e.g. which clusters' OIDC providers for IRSA.
+    pub trust: String,
     /// Each policy's document (JSON, URL-decoded), with where it came from: the managed
     /// policy's ARN, or `inline:NAME`.
     pub documents: Vec<(String, String)>,
@@ -61,7 +64,8 @@ pub fn decode_document(doc: &str) -> String {
 }
 
 impl Aws {
-    /// Reads a role's tags and every permission policy document attached to it.
+    /// Reads a role's tags, its trust policy and every permission policy document
+    /// attached to it.
     pub async fn role_policies(&self, role_arn: &str) -> Result<RolePolicies, Error> {
         let call = self.call("read the IAM role", role_arn);
         let name = role_name(role_arn)
@@ -81,6 +85,11 @@ impl Aws {
                     .map(|t| (t.key().to_string(), t.value().to_string()))
                     .collect()
             })
+            .unwrap_or_default();
+        let trust = role
+            .role()
+            .and_then(|r| r.assume_role_policy_document())
+            .map(decode_document)
             .unwrap_or_default();
         let mut documents = Vec::new();
 
@@ -171,6 +180,7 @@ impl Aws {
         Ok(RolePolicies {
             arn: role_arn.to_string(),
             tags,
+            trust,
             documents,
         })
     }

@@ -649,7 +649,7 @@ async fn seed_authorization(
             continue;
         };
         let tags: baton_aws::Tags = role.tags.clone().into_iter().collect();
-        let arn = aws.create_role(&role.name, &tags).await?;
+        let arn = aws.create_role(&role.name, &tags, None).await?;
         match EBS_CSI_POLICIES.iter().find(|(k, _, _)| *k == role.policy) {
             Some((_, name, doc)) => {
                 aws.attach_new_policy(&role.name, name, &minified(doc)?)
