@@ -15,10 +15,14 @@
 //!   `${aws:PrincipalTag/eks-cluster-name}`) in condition values and resources;
 //! - KMS key policies: statements whose `Principal` is `*`, an account
 //!   (`arn:aws:iam::ACCT:root` or `ACCT`, which delegates to the account's IAM
-//!   policies) or a role ARN; and grants (grantee principal and operations).
+//!   policies) or a role ARN; and grants (grantee principal and operations);
+//! - role trust policies for `sts:AssumeRoleWithWebIdentity` (IRSA): statements whose
+//!   `Principal` is `*` or whose `Principal.Federated` names the token's IAM OIDC
+//!   provider, with the token's claims as condition keys (`ISSUER:sub`, `ISSUER:aud`).
 //!
 //! Not modelled: service control and resource control policies, permission boundaries,
-//! session policies, `NotPrincipal`, cross-account access, numeric/date/IP/ARN
+//! session policies, `NotPrincipal`, cross-account access, trust policies for other
+//! principals (`AWS`, `Service`) and other `sts:` actions, numeric/date/IP/ARN
 //! condition operators, condition keys other than those the caller puts in the request
 //! context, grant constraints and grant tokens, and the AWS managed key `aws/ebs`
 //! (whose policy admits every principal of the account through EC2).
@@ -325,6 +329,33 @@ fn named(statement: &Value, principal: &str) -> Named {
         }
     }
     out
+}
+
+/// Whether a trust policy statement's `Principal` is `*` or federates `provider` (an
+/// IAM OIDC provider ARN; `{"Federated": "*"}` names any).
+fn federates(statement: &Value, provider: &str) -> bool {
+    let p = &statement["Principal"];
+    if p.is_string() {
+        return strings(p).iter().any(|n| n == "*");
+    }
+    strings(&p["Federated"])
+        .iter()
+        .any(|n| n == "*" || n == provider)
+}
+
+/// Decides `sts:AssumeRoleWithWebIdentity` on a role (`req.resource`, its ARN) for a
+/// token from the IAM OIDC provider `provider`, by the role's trust policy `trust`, as
+/// STS does once the token and the provider have been checked
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-idp_oidc.html>):
+/// only statements naming that provider (or `*`) count; the token's claims are the
+/// context (`ISSUER:sub`, `ISSUER:aud`, with ISSUER the provider's host and path); a
+/// Deny wins, and without an Allow the role is not assumed.
+pub fn evaluate_trust(
+    trust: &Value,
+    provider: &str,
+    req: &Request<'_>,
+) -> Result<Decision, String> {
+    evaluate_where(std::slice::from_ref(trust), req, |s| federates(s, provider))
 }
 
 /// One KMS grant: its grantee and operations.
@@ -634,6 +665,104 @@ mod tests {
             .is_err(),
             "an unmodelled operator is an error, never a silent allow"
         );
+    }
+
+    const BLUE_ISSUER: &str =
+        "oidc.eks.us-east-1.amazonaws.com/id/B1B1B1B1B1B1B1B1B1B1B1B1B1B1B1B1";
+    const GREEN_ISSUER: &str =
+        "oidc.eks.us-east-1.amazonaws.com/id/6E6E6E6E6E6E6E6E6E6E6E6E6E6E6E6E";
+    const APP_ROLE: &str = "arn:aws:iam::123456789012:role/orders";
+
+    fn provider(issuer: &str) -> String {
+        format!("arn:aws:iam::123456789012:oidc-provider/{issuer}")
+    }
+
+    /// The trust policy eksctl writes for one ServiceAccount of one cluster.
+    fn irsa_trust(issuer: &str, op: &str, sub: &str) -> Value {
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Federated": provider(issuer)},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {op: {format!("{issuer}:sub"): sub,
+                               format!("{issuer}:aud"): "sts.amazonaws.com"}}}]})
+    }
+
+    /// A token of `issuer` for ServiceAccount `sub`, against `trust`.
+    fn assume(trust: &Value, issuer: &str, sub: &str) -> Decision {
+        let c = ctx(&[
+            (&format!("{issuer}:sub"), sub),
+            (&format!("{issuer}:aud"), "sts.amazonaws.com"),
+        ]);
+        evaluate_trust(
+            trust,
+            &provider(issuer),
+            &Request {
+                action: "sts:AssumeRoleWithWebIdentity",
+                resource: APP_ROLE,
+                context: &c,
+            },
+        )
+        .unwrap()
+    }
+
+    const ORDERS_SA: &str = "system:serviceaccount:orders:orders-db";
+
+    #[test]
+    fn a_trust_policy_admits_its_own_clusters_service_account() {
+        let t = irsa_trust(BLUE_ISSUER, "StringEquals", ORDERS_SA);
+        assert_eq!(assume(&t, BLUE_ISSUER, ORDERS_SA), Decision::Allow);
+    }
+
+    #[test]
+    fn another_clusters_issuer_is_implicitly_denied() {
+        let t = irsa_trust(BLUE_ISSUER, "StringEquals", ORDERS_SA);
+        assert_eq!(assume(&t, GREEN_ISSUER, ORDERS_SA), Decision::ImplicitDeny);
+    }
+
+    #[test]
+    fn another_service_account_is_implicitly_denied() {
+        let t = irsa_trust(BLUE_ISSUER, "StringEquals", ORDERS_SA);
+        assert_eq!(
+            assume(&t, BLUE_ISSUER, "system:serviceaccount:orders:default"),
+            Decision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn string_like_admits_every_service_account_of_a_namespace() {
+        let t = irsa_trust(BLUE_ISSUER, "StringLike", "system:serviceaccount:orders:*");
+        assert_eq!(assume(&t, BLUE_ISSUER, ORDERS_SA), Decision::Allow);
+        assert_eq!(
+            assume(&t, BLUE_ISSUER, "system:serviceaccount:billing:api"),
+            Decision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn a_deny_in_the_trust_policy_wins() {
+        let mut t = irsa_trust(BLUE_ISSUER, "StringLike", "system:serviceaccount:orders:*");
+        t["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Effect": "Deny",
+            "Principal": {"Federated": provider(BLUE_ISSUER)},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {format!("{BLUE_ISSUER}:sub"): ORDERS_SA}}}));
+        assert_eq!(assume(&t, BLUE_ISSUER, ORDERS_SA), Decision::ExplicitDeny);
+        assert_eq!(
+            assume(&t, BLUE_ISSUER, "system:serviceaccount:orders:web"),
+            Decision::Allow
+        );
+    }
+
+    #[test]
+    fn statements_for_other_principals_do_not_count() {
+        let t = json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:*"},
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:*"}]});
+        assert_eq!(assume(&t, BLUE_ISSUER, ORDERS_SA), Decision::ImplicitDeny);
+        let any = json!({"Statement": {"Effect": "Allow", "Principal": {"Federated": "*"},
+            "Action": "sts:AssumeRoleWithWebIdentity"}});
+        assert_eq!(assume(&any, GREEN_ISSUER, ORDERS_SA), Decision::Allow);
     }
 
     const ROLE: &str = "arn:aws:iam::123456789012:role/blue-ebs-csi";

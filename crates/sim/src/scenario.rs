@@ -93,6 +93,27 @@ pub struct Scenario {
     /// Customer-managed KMS keys and the apps whose volumes they encrypt.
     #[serde(default)]
     pub kms_keys: Vec<KmsKeySpec>,
+    /// IAM roles for apps' ServiceAccounts (IRSA), trusting the listed clusters.
+    #[serde(default)]
+    pub irsa_roles: Vec<IrsaRoleSpec>,
+}
+
+/// An IAM role for ServiceAccounts (IRSA): its trust policy admits the listed
+/// ServiceAccounts' tokens from the listed clusters' IAM OIDC providers only (one
+/// statement per cluster, as eksctl writes them), and those ServiceAccounts are
+/// annotated with its ARN in every cluster.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IrsaRoleSpec {
+    /// Role name.
+    pub name: String,
+    /// The clusters whose OIDC issuers the trust policy names.
+    #[serde(default)]
+    pub trusts: Vec<String>,
+    /// ServiceAccounts (`namespace/name`) that assume it (created where missing).
+    pub service_accounts: Vec<String>,
+    /// A permission policy document (JSON), put inline on the role.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 /// The EBS CSI driver of one cluster, as AWS sees it.
@@ -229,6 +250,11 @@ pub struct ClusterSpecYaml {
     /// The EBS CSI driver's identity and flags.
     #[serde(default)]
     pub ebs_csi: Option<EbsCsiSpec>,
+    /// The account has an IAM OIDC provider for the cluster's issuer (what `eksctl
+    /// utils associate-iam-oidc-provider` creates). Without one, no pod of the cluster
+    /// can assume an IRSA role; with one, the EBS CSI driver's role trusts it.
+    #[serde(default)]
+    pub oidc_provider: bool,
 }
 
 /// Nodes in one subnet.
@@ -267,6 +293,15 @@ pub struct Seeded {
     /// KMS key name → ARN.
     #[serde(default)]
     pub kms_keys: BTreeMap<String, String>,
+    /// Cluster → its EKS OIDC issuer.
+    #[serde(default)]
+    pub oidc_issuers: BTreeMap<String, String>,
+    /// Cluster → its IAM OIDC provider's ARN (clusters that have one).
+    #[serde(default)]
+    pub oidc_providers: BTreeMap<String, String>,
+    /// IRSA role name → ARN.
+    #[serde(default)]
+    pub irsa_roles: BTreeMap<String, String>,
     /// How long seeding took.
     pub seconds: f64,
 }
@@ -426,23 +461,11 @@ pub async fn seed(
             .await?;
         out.security_groups.insert(db.name.clone(), sg);
     }
+    seed_eks(estate, s, &mut out).await?;
     seed_authorization(aws, s, &mut out).await?;
     let region = estate.region.clone();
     for c in &s.clusters {
-        let running = estate
-            .server
-            .cluster(&c.name)
-            .ok_or_else(|| ScenarioError::Invalid(format!("cluster {} is not served", c.name)))?;
-        let cluster = &running.cluster;
-        // EKS and the kubelets report the version the API server serves.
-        let minor = cluster
-            .spec
-            .git_version
-            .trim_start_matches('v')
-            .split('.')
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(".");
+        let cluster = &served(estate, &c.name)?.cluster;
         let mut names = Vec::new();
         for ng in &c.nodes {
             let subnet = s
@@ -487,20 +510,6 @@ pub async fn seed(
             }
         }
         out.nodes.insert(c.name.clone(), names);
-        let subnet_ids: Vec<String> = s
-            .vpc
-            .subnets
-            .iter()
-            .filter(|sn| sn.cluster.as_deref() == Some(&c.name) && sn.role == "nodes")
-            .map(|sn| out.subnets[&sn.name].clone())
-            .collect();
-        aws.create_eks_cluster(
-            &c.name,
-            &minor,
-            &subnet_ids,
-            &[out.security_groups[&format!("eks-cluster-sg-{}", c.name)].clone()],
-        )
-        .await?;
         let driver = c.ebs_csi.clone().unwrap_or_default();
         cluster.legacy_in_tree_ebs.store(
             driver.in_tree.as_deref() == Some("legacy"),
@@ -531,6 +540,11 @@ pub async fn seed(
                                   "annotations": { crate::controllers::ROLE_ARN_ANNOTATION: role } },
                 }),
             )?;
+        }
+        for role in &s.irsa_roles {
+            for sa in &role.service_accounts {
+                annotate_service_account(cluster, sa, &out.irsa_roles[&role.name])?;
+            }
         }
         for key in &s.kms_keys {
             apply(
@@ -631,25 +645,156 @@ pub async fn seed(
     Ok(out)
 }
 
+/// The emulated API server of a scenario's cluster.
+fn served<'e>(
+    estate: &'e Estate,
+    name: &str,
+) -> Result<&'e crate::server::RunningCluster, ScenarioError> {
+    estate
+        .server
+        .cluster(name)
+        .ok_or_else(|| ScenarioError::Invalid(format!("cluster {name} is not served")))
+}
+
+/// Each cluster's EKS record (the version its API server serves, its node subnets and
+/// security group), its OIDC issuer, and the IAM OIDC provider where the scenario
+/// declares one.
+async fn seed_eks(estate: &Estate, s: &Scenario, out: &mut Seeded) -> Result<(), ScenarioError> {
+    let aws = &estate.aws;
+    for c in &s.clusters {
+        let cluster = &served(estate, &c.name)?.cluster;
+        // EKS and the kubelets report the version the API server serves.
+        let minor = cluster
+            .spec
+            .git_version
+            .trim_start_matches('v')
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".");
+        let subnet_ids: Vec<String> = s
+            .vpc
+            .subnets
+            .iter()
+            .filter(|sn| sn.cluster.as_deref() == Some(&c.name) && sn.role == "nodes")
+            .map(|sn| out.subnets[&sn.name].clone())
+            .collect();
+        aws.create_eks_cluster(
+            &c.name,
+            &minor,
+            &subnet_ids,
+            &[out.security_groups[&format!("eks-cluster-sg-{}", c.name)].clone()],
+        )
+        .await?;
+        let issuer = aws
+            .describe_cluster(&c.name)
+            .await?
+            .oidc_issuer
+            .ok_or_else(|| {
+                ScenarioError::Invalid(format!("EKS cluster {} has no OIDC issuer", c.name))
+            })?;
+        if c.oidc_provider {
+            let arn = aws.create_oidc_provider(&issuer).await?;
+            out.oidc_providers.insert(c.name.clone(), arn);
+        }
+        out.oidc_issuers.insert(c.name.clone(), issuer);
+    }
+    Ok(())
+}
+
+/// A trust policy admitting `service_accounts` (`namespace/name`) of each of `issuers`'
+/// clusters through their IAM OIDC providers, one statement per cluster, as eksctl and
+/// the EKS guide write it
+/// (<https://docs.aws.amazon.com/eks/latest/userguide/associate-service-account-role.html>).
+fn irsa_trust(account: &str, issuers: &[&String], service_accounts: &[String]) -> Value {
+    use baton_aws::testbed::authz::{STS_AUDIENCE, issuer_host_path, oidc_provider_arn};
+    let subjects: Vec<String> = service_accounts
+        .iter()
+        .map(|sa| format!("system:serviceaccount:{}", sa.replacen('/', ":", 1)))
+        .collect();
+    let statements: Vec<Value> = issuers
+        .iter()
+        .map(|issuer| {
+            let host = issuer_host_path(issuer);
+            json!({
+                "Effect": "Allow",
+                "Principal": { "Federated": oidc_provider_arn(account, issuer) },
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": { "StringEquals": {
+                    format!("{host}:sub"): subjects,
+                    format!("{host}:aud"): STS_AUDIENCE,
+                } },
+            })
+        })
+        .collect();
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// Creates the ServiceAccount `namespace/name` (and its namespace) with IRSA's role
+/// annotation, or annotates the one that exists.
+fn annotate_service_account(cluster: &Cluster, sa: &str, role: &str) -> Result<(), ScenarioError> {
+    let (ns, name) = sa.split_once('/').ok_or_else(|| {
+        ScenarioError::Invalid(format!("service account {sa:?} is not namespace/name"))
+    })?;
+    apply(
+        cluster,
+        json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }),
+    )?;
+    let def = cluster
+        .def("", "v1", "serviceaccounts")
+        .expect("serviceaccounts is built in");
+    let annotations = json!({ crate::controllers::ROLE_ARN_ANNOTATION: role });
+    let account =
+        json!({ "metadata": { "name": name, "namespace": ns, "annotations": annotations } });
+    match cluster.create(&def, ns, account, false) {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 => {
+            let patch = json!({ "metadata": { "annotations": annotations } });
+            cluster.patch(
+                &def,
+                ns,
+                name,
+                crate::patch::PatchType::Merge,
+                &serde_json::to_vec(&patch).expect("serializes"),
+                crate::ops::Part::Main,
+                false,
+            )?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn is_csi_controller(obj: &Value) -> bool {
     obj["kind"] == "Deployment"
         && meta::namespace(obj) == crate::controllers::CSI_CONTROLLER.0
         && meta::name(obj) == crate::controllers::CSI_CONTROLLER.1
 }
 
-/// The EBS CSI drivers' IAM roles (with their policies and tags) and the customer
+/// The EBS CSI drivers' IAM roles (with their policies and tags; trusting their own
+/// cluster's OIDC provider where it has one), the IRSA roles of apps, and the customer
 /// KMS keys (with key policies naming the admitted clusters' roles), on moto.
 async fn seed_authorization(
     aws: &baton_aws::Aws,
     s: &Scenario,
     out: &mut Seeded,
 ) -> Result<(), ScenarioError> {
+    let account = aws.account_id().await?;
     for c in &s.clusters {
         let Some(role) = c.ebs_csi.as_ref().and_then(|d| d.role.as_ref()) else {
             continue;
         };
         let tags: baton_aws::Tags = role.tags.clone().into_iter().collect();
-        let arn = aws.create_role(&role.name, &tags).await?;
+        let trust = out.oidc_providers.contains_key(&c.name).then(|| {
+            let (ns, sa) = crate::controllers::DRIVER_SA;
+            irsa_trust(
+                &account,
+                &[&out.oidc_issuers[&c.name]],
+                &[format!("{ns}/{sa}")],
+            )
+            .to_string()
+        });
+        let arn = aws.create_role(&role.name, &tags, trust.as_deref()).await?;
         match EBS_CSI_POLICIES.iter().find(|(k, _, _)| *k == role.policy) {
             Some((_, name, doc)) => {
                 aws.attach_new_policy(&role.name, name, &minified(doc)?)
@@ -668,8 +813,10 @@ async fn seed_authorization(
         }
         out.driver_roles.insert(c.name.clone(), arn);
     }
+    for role in &s.irsa_roles {
+        seed_irsa_role(aws, &account, role, out).await?;
+    }
     for key in &s.kms_keys {
-        let account = aws.account_id().await?;
         let mut statements = Vec::new();
         if key.delegate_to_iam {
             statements.push(json!({
@@ -712,6 +859,39 @@ async fn seed_authorization(
         let (_, arn) = aws.create_kms_key(&key.name, &policy.to_string()).await?;
         out.kms_keys.insert(key.name.clone(), arn);
     }
+    Ok(())
+}
+
+/// One IRSA role: its trust policy names the trusted clusters' issuers (a cluster
+/// without an IAM OIDC provider is named all the same, as a role can be written before
+/// the provider exists), and its permission policy is put inline.
+async fn seed_irsa_role(
+    aws: &baton_aws::Aws,
+    account: &str,
+    role: &IrsaRoleSpec,
+    out: &mut Seeded,
+) -> Result<(), ScenarioError> {
+    let issuers: Vec<&String> = role
+        .trusts
+        .iter()
+        .map(|c| {
+            out.oidc_issuers.get(c).ok_or_else(|| {
+                ScenarioError::Invalid(format!(
+                    "IRSA role {} trusts cluster {c}, which the scenario does not define",
+                    role.name
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let trust = irsa_trust(account, &issuers, &role.service_accounts).to_string();
+    let arn = aws
+        .create_role(&role.name, &baton_aws::Tags::new(), Some(&trust))
+        .await?;
+    if let Some(policy) = &role.policy {
+        aws.put_role_policy(&role.name, "app", &minified(policy)?)
+            .await?;
+    }
+    out.irsa_roles.insert(role.name.clone(), arn);
     Ok(())
 }
 

@@ -32,7 +32,7 @@ async fn driver_role(bed: &EstateBed, cluster: &str, policy: (&str, &str)) -> St
     let aws = &bed.estate.aws;
     let name = format!("{cluster}-ebs-csi-{}", uuid::Uuid::new_v4().simple());
     let tags = baton_aws::Tags::from([("eks-cluster-name".to_string(), cluster.to_string())]);
-    let arn = aws.create_role(&name, &tags).await.unwrap();
+    let arn = aws.create_role(&name, &tags, None).await.unwrap();
     let doc: serde_json::Value = serde_json::from_str(policy.1).unwrap();
     aws.attach_new_policy(&name, policy.0, &doc.to_string())
         .await

@@ -1,5 +1,6 @@
-//! The test bed's AWS authorization data on moto: the EBS CSI driver's IAM role with its
-//! policies and tags, customer-managed KMS keys with their key policies and grants.
+//! The test bed's AWS authorization data on moto: IAM roles (the EBS CSI driver's, IRSA
+//! roles of apps) with their trust policies, policies and tags, the clusters' IAM OIDC
+//! providers, customer-managed KMS keys with their key policies and grants.
 //! Seeding writes them through IAM and KMS as an administrator would; the emulated CSI
 //! controller reads them back on every attach and detach and evaluates them itself
 //! (`baton_sim::aws_auth`), because moto stores policies but enforces none.
@@ -17,10 +18,54 @@ pub struct RoleView {
     pub arn: String,
     /// The role's tags (`aws:PrincipalTag/…` of its sessions).
     pub tags: Tags,
+    /// Its trust policy (JSON text): who may assume it.
+    pub trust: String,
     /// The documents of its attached managed policies (default versions) and inline
     /// policies, as JSON text.
     pub policies: Vec<String>,
 }
+
+/// An IAM OIDC provider (what STS checks a web identity token's issuer and audience
+/// against).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OidcProviderView {
+    /// Its ARN, `arn:aws:iam::ACCT:oidc-provider/HOST/PATH`.
+    pub arn: String,
+    /// The issuer URL as IAM returns it: host and path, no scheme.
+    pub url: String,
+    /// The audiences (`aud`) it accepts.
+    pub client_ids: Vec<String>,
+}
+
+/// The audience EKS's IRSA tokens carry unless a ServiceAccount says otherwise, and
+/// the client id eksctl and the EKS guide register the provider with.
+pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
+
+/// The thumbprint eksctl and the EKS console register for an EKS issuer (IAM now
+/// trusts the issuer's certificate through its own CA library; moto checks none).
+pub const EKS_OIDC_THUMBPRINT: &str = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280";
+
+/// The IAM OIDC provider ARN for `issuer` in `account` (the issuer without its scheme).
+pub fn oidc_provider_arn(account: &str, issuer: &str) -> String {
+    format!(
+        "arn:aws:iam::{account}:oidc-provider/{}",
+        issuer_host_path(issuer)
+    )
+}
+
+/// An issuer URL without its scheme (`https://oidc.eks.R.amazonaws.com/id/X` →
+/// `oidc.eks.R.amazonaws.com/id/X`): the provider's name, and the prefix of the
+/// condition keys (`…:sub`, `…:aud`) trust policies use.
+pub fn issuer_host_path(issuer: &str) -> &str {
+    issuer
+        .strip_prefix("https://")
+        .unwrap_or(issuer)
+        .trim_end_matches('/')
+}
+
+/// The placeholder trust policy of a role created without one: any federated
+/// principal may assume it with a web identity.
+const ANY_WEB_IDENTITY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"*"},"Action":"sts:AssumeRoleWithWebIdentity"}]}"#;
 
 /// A KMS key as the bed's evaluator needs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,12 +97,17 @@ pub fn role_name(arn: &str) -> &str {
 }
 
 impl Aws {
-    /// Creates an IAM role (trusting EKS's OIDC federation is not modelled: the trust
-    /// policy admits `sts:AssumeRoleWithWebIdentity` for any federated principal) with
-    /// tags; returns its ARN.
-    pub async fn create_role(&self, name: &str, tags: &Tags) -> Result<String, Error> {
+    /// Creates an IAM role with tags and a trust policy (without one, a placeholder that
+    /// admits `sts:AssumeRoleWithWebIdentity` for any federated principal); returns its
+    /// ARN.
+    pub async fn create_role(
+        &self,
+        name: &str,
+        tags: &Tags,
+        trust: Option<&str>,
+    ) -> Result<String, Error> {
         let call = self.call("create IAM role", name);
-        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"*"},"Action":"sts:AssumeRoleWithWebIdentity"}]}"#;
+        let trust = trust.unwrap_or(ANY_WEB_IDENTITY);
         let out = self
             .iam
             .create_role()
@@ -80,6 +130,64 @@ impl Aws {
         out.role()
             .map(|r| r.arn().to_owned())
             .ok_or_else(|| call.missing("the role"))
+    }
+
+    /// Replaces a role's trust policy.
+    pub async fn update_trust(&self, role: &str, trust: &str) -> Result<(), Error> {
+        let call = self.call("update the trust policy of role", role);
+        self.iam
+            .update_assume_role_policy()
+            .role_name(role)
+            .policy_document(trust)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
+    }
+
+    /// Creates the IAM OIDC provider for an EKS cluster's issuer, as eksctl's
+    /// `utils associate-iam-oidc-provider` does (client id `sts.amazonaws.com`, the
+    /// usual EKS thumbprint); returns its ARN.
+    pub async fn create_oidc_provider(&self, issuer: &str) -> Result<String, Error> {
+        let call = self.call("create IAM OIDC provider", issuer);
+        let out = self
+            .iam
+            .create_open_id_connect_provider()
+            .url(issuer)
+            .client_id_list(STS_AUDIENCE)
+            .thumbprint_list(EKS_OIDC_THUMBPRINT)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        out.open_id_connect_provider_arn()
+            .map(str::to_owned)
+            .ok_or_else(|| call.missing("the provider ARN"))
+    }
+
+    /// The IAM OIDC provider of that ARN, if the account has it.
+    pub async fn oidc_provider(&self, arn: &str) -> Result<Option<OidcProviderView>, Error> {
+        let call = self.call("read IAM OIDC provider", arn);
+        let out = match self
+            .iam
+            .get_open_id_connect_provider()
+            .open_id_connect_provider_arn(arn)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let err = call.sdk(e);
+                return match err.code() {
+                    Some("NoSuchEntity") => Ok(None),
+                    _ => Err(err),
+                };
+            }
+        };
+        Ok(Some(OidcProviderView {
+            arn: arn.to_owned(),
+            url: out.url().unwrap_or_default().to_owned(),
+            client_ids: out.client_id_list().to_vec(),
+        }))
     }
 
     /// Creates a customer-managed policy (or finds the one of that name) and attaches
@@ -180,13 +288,15 @@ impl Aws {
             .ok_or_else(|| call.missing("the account"))
     }
 
-    /// A role's tags and policy documents (attached managed policies' default versions
-    /// and inline policies), read through IAM: the same read baton's plan makes.
+    /// A role's tags, trust policy and policy documents (attached managed policies'
+    /// default versions and inline policies), read through IAM: the same read baton's
+    /// plan makes.
     pub async fn role_view(&self, role_arn: &str) -> Result<RoleView, Error> {
         let read = self.role_policies(role_arn).await?;
         Ok(RoleView {
             arn: read.arn,
             tags: read.tags,
+            trust: read.trust,
             policies: read.documents.into_iter().map(|(_, text)| text).collect(),
         })
     }
@@ -270,5 +380,18 @@ mod tests {
     #[test]
     fn role_names_come_from_arns() {
         assert_eq!(role_name("arn:aws:iam::123456789012:role/x/ebs"), "ebs");
+    }
+
+    #[test]
+    fn provider_arns_name_the_issuer_without_its_scheme() {
+        let issuer = "https://oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF";
+        assert_eq!(
+            oidc_provider_arn("123456789012", issuer),
+            "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
+        );
+        assert_eq!(
+            issuer_host_path(issuer),
+            "oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
+        );
     }
 }

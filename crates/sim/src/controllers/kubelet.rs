@@ -3,6 +3,11 @@
 //! stops (after the modelled grace) and is removed, which lets detach and pvc-protection
 //! proceed.
 //!
+//! A pod whose ServiceAccount names an IAM role (`eks.amazonaws.com/role-arn`) starts
+//! only if STS would give it the role's credentials (`irsa.rs`); otherwise its
+//! containers crash-loop (`CrashLoopBackOff`, a `BackOff` Warning with the SDK's error,
+//! restarts with the kubelet's doubling back-off) until the role's trust admits it.
+//!
 //! While a pod runs, it advances a data fingerprint stored with each of its EBS volumes
 //! (the EC2 tag `baton.sim/fingerprint`): on start it reads the value the volume carries,
 //! counts up while running, and writes the value back when it stops (and periodically).
@@ -28,6 +33,7 @@ use tokio::time::Instant;
 use super::api::{NODES, PODS, PVCS, PVS, VOLUMEATTACHMENTS, pod_claims};
 use super::attach::attachment_name;
 use super::binder::ebs_volume_id;
+use super::irsa;
 use super::workers::Workers;
 use super::{Controller, Ctx, Scope};
 use crate::meta;
@@ -40,6 +46,9 @@ pub const FINGERPRINT_WRITER_TAG: &str = "baton.sim/fingerprint-writer";
 
 /// Pods synced at once.
 const CONCURRENCY: usize = 16;
+
+/// The kubelet's longest back-off before restarting a failed container.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone)]
 struct Running {
@@ -73,6 +82,8 @@ struct State {
     starting: Mutex<HashMap<String, Instant>>,
     stopping: Mutex<HashMap<String, Instant>>,
     running: Mutex<HashMap<String, Running>>,
+    /// Crash-looping pods (uid) → when their containers are restarted.
+    backoff: Mutex<HashMap<String, Instant>>,
     next_ip: Mutex<u32>,
 }
 
@@ -104,7 +115,10 @@ impl Controller for Kubelet {
                     continue;
                 };
                 // Only a stopping or a starting pod has work.
-                if !(meta::is_deleting(&pod) || pod["status"]["phase"] == "Pending") {
+                if !(meta::is_deleting(&pod)
+                    || pod["status"]["phase"] == "Pending"
+                    || crash_looping(&pod))
+                {
                     continue;
                 }
                 let (state, wctx) = (self.state.clone(), ctx.for_worker());
@@ -158,10 +172,16 @@ impl State {
             }
             lock(&self.stopping).remove(&uid);
             lock(&self.starting).remove(&uid);
+            lock(&self.backoff).remove(&uid);
             return None;
         }
-        if pod["status"]["phase"] != "Pending" {
+        if pod["status"]["phase"] != "Pending" && !crash_looping(pod) {
             return None;
+        }
+        if let Some(&restart_at) = lock(&self.backoff).get(&uid)
+            && Instant::now() < restart_at
+        {
+            return Some(restart_at);
         }
         let volumes = match volumes_ready(ctx, pod, node) {
             Ok(v) => v,
@@ -184,6 +204,10 @@ impl State {
             .or_insert_with(|| Instant::now() + ctx.delays.pod_start);
         if Instant::now() < start_at {
             return Some(start_at);
+        }
+        if let Err(refusal) = irsa::pod_credentials(ctx, pod).await {
+            lock(&self.starting).remove(&uid);
+            return Some(self.back_off(ctx, pod, node, &refusal));
         }
         let mut fingerprints = Vec::new();
         if let Some(aws) = &ctx.aws
@@ -213,23 +237,14 @@ impl State {
             }
         }
         let now = meta::now();
-        let n = {
-            let mut ip = lock(&self.next_ip);
-            *ip += 1;
-            *ip
-        };
-        let pod_ip = format!(
-            "10.{}.{}.{}",
-            64 + (n >> 16) % 64,
-            (n >> 8) & 0xff,
-            (n & 0xff).max(2)
-        );
+        let pod_ip = self.pod_ip(pod);
+        let restarts = restarts(pod);
         let statuses: Vec<Value> = containers(pod)
             .iter()
             .map(|c| json!({
                 "name": c["name"], "image": c["image"], "imageID": format!("{}@sha256:0", c["image"].as_str().unwrap_or_default()),
                 "containerID": format!("containerd://{}", uuid::Uuid::new_v4().simple()),
-                "ready": true, "started": true, "restartCount": 0, "state": { "running": { "startedAt": now } },
+                "ready": true, "started": true, "restartCount": restarts, "state": { "running": { "startedAt": now } },
             }))
             .collect();
         let status = json!({ "status": {
@@ -243,7 +258,7 @@ impl State {
             ],
             "hostIP": host_ip(ctx, node),
             "podIP": pod_ip, "podIPs": [{ "ip": pod_ip }],
-            "startTime": now,
+            "startTime": start_time(pod, &now),
             "containerStatuses": statuses,
         } });
         if ctx.patch(PODS, ns, name, &status, Part::Status).is_ok() {
@@ -258,7 +273,84 @@ impl State {
             lock(&self.running).insert(uid.clone(), r);
         }
         lock(&self.starting).remove(&uid);
+        lock(&self.backoff).remove(&uid);
         None
+    }
+
+    /// The pod's address: the one it has, or the next free one.
+    fn pod_ip(&self, pod: &Value) -> String {
+        if let Some(ip) = pod["status"]["podIP"].as_str().filter(|ip| !ip.is_empty()) {
+            return ip.to_string();
+        }
+        let n = {
+            let mut ip = lock(&self.next_ip);
+            *ip += 1;
+            *ip
+        };
+        format!(
+            "10.{}.{}.{}",
+            64 + (n >> 16) % 64,
+            (n >> 8) & 0xff,
+            (n & 0xff).max(2)
+        )
+    }
+
+    /// The pod's containers ran and failed (its SDK got no credentials): the pod runs
+    /// not Ready, its containers wait in `CrashLoopBackOff`, and a `BackOff` Warning
+    /// says why. Returns when they are restarted.
+    fn back_off(&self, ctx: &Ctx, pod: &Value, node: &str, why: &irsa::Refusal) -> Instant {
+        let (ns, name, uid) = (meta::namespace(pod), meta::name(pod), meta::uid(pod));
+        let restarts = restarts(pod);
+        let delay = backoff(ctx.delays.restart_backoff, restarts);
+        let restart_at = Instant::now() + delay;
+        lock(&self.backoff).insert(uid.to_string(), restart_at);
+        let now = meta::now();
+        let pod_ip = self.pod_ip(pod);
+        let names: Vec<&str> = containers_names(pod);
+        let statuses: Vec<Value> = containers(pod)
+            .iter()
+            .map(|c| {
+                let cname = c["name"].as_str().unwrap_or_default();
+                json!({
+                    "name": c["name"], "image": c["image"], "imageID": format!("{}@sha256:0", c["image"].as_str().unwrap_or_default()),
+                    "containerID": format!("containerd://{}", uuid::Uuid::new_v4().simple()),
+                    "ready": false, "started": false, "restartCount": restarts,
+                    "state": { "waiting": { "reason": "CrashLoopBackOff",
+                        "message": format!("back-off {}s restarting failed container={cname} pod={name}_{ns}({uid})", delay.as_secs()) } },
+                    "lastState": { "terminated": { "exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now } },
+                })
+            })
+            .collect();
+        let unready = format!("containers with unready status: [{}]", names.join(" "));
+        let status = json!({ "status": {
+            "phase": "Running",
+            "conditions": [
+                { "type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": now },
+                { "type": "Initialized", "status": "True", "lastTransitionTime": now },
+                { "type": "Ready", "status": "False", "reason": "ContainersNotReady", "message": unready, "lastTransitionTime": now },
+                { "type": "ContainersReady", "status": "False", "reason": "ContainersNotReady", "message": unready, "lastTransitionTime": now },
+                { "type": "PodScheduled", "status": "True", "lastTransitionTime": now },
+            ],
+            "hostIP": host_ip(ctx, node),
+            "podIP": pod_ip, "podIPs": [{ "ip": pod_ip }],
+            "startTime": start_time(pod, &now),
+            "containerStatuses": statuses,
+        } });
+        if ctx.patch(PODS, ns, name, &status, Part::Status).is_ok() {
+            for c in names {
+                ctx.event(
+                    pod,
+                    true,
+                    "BackOff",
+                    &format!(
+                        "Back-off restarting failed container {c} in pod {name}_{ns}({uid}): {why}"
+                    ),
+                    "kubelet",
+                );
+            }
+        }
+        tracing::debug!(pod = name, %why, "pod refused its IAM role's credentials");
+        restart_at
     }
 
     /// When the next periodic fingerprint write is due, if any pod runs on EBS volumes.
@@ -319,6 +411,48 @@ async fn flush(ctx: &Ctx, r: &Running) {
     }
 }
 
+/// Whether the pod's containers wait to be restarted after failing.
+fn crash_looping(pod: &Value) -> bool {
+    pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+}
+
+/// The restart count of the pod's next containers: one more than a crash-looping
+/// pod's, none for a first start.
+fn restarts(pod: &Value) -> u64 {
+    if crash_looping(pod) {
+        pod["status"]["containerStatuses"][0]["restartCount"]
+            .as_u64()
+            .unwrap_or(0)
+            + 1
+    } else {
+        0
+    }
+}
+
+/// The kubelet's back-off after `restarts` restarts: `first`, doubled each time, at
+/// most five minutes.
+fn backoff(first: Duration, restarts: u64) -> Duration {
+    let factor = 1u32 << restarts.min(16);
+    first.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+/// When the pod was first started (kept across restarts).
+fn start_time(pod: &Value, now: &str) -> Value {
+    match &pod["status"]["startTime"] {
+        Value::Null => json!(now),
+        t => t.clone(),
+    }
+}
+
+fn containers_names(pod: &Value) -> Vec<&str> {
+    pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect()
+}
+
 fn containers(pod: &Value) -> Vec<Value> {
     pod["spec"]["containers"]
         .as_array()
@@ -364,4 +498,29 @@ fn volumes_ready(ctx: &Ctx, pod: &Value, node: &str) -> Result<Vec<String>, Stri
         }
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restart_back_off_doubles_up_to_five_minutes() {
+        let first = Duration::from_secs(10);
+        assert_eq!(backoff(first, 0), Duration::from_secs(10));
+        assert_eq!(backoff(first, 1), Duration::from_secs(20));
+        assert_eq!(backoff(first, 4), Duration::from_secs(160));
+        assert_eq!(backoff(first, 5), MAX_BACKOFF);
+        assert_eq!(backoff(first, 1000), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn restarts_count_only_after_a_failure() {
+        let fresh = json!({ "status": { "phase": "Pending" } });
+        assert_eq!(restarts(&fresh), 0);
+        let looping = json!({ "status": { "containerStatuses": [{ "restartCount": 2,
+            "state": { "waiting": { "reason": "CrashLoopBackOff" } } }] } });
+        assert!(crash_looping(&looping));
+        assert_eq!(restarts(&looping), 3);
+    }
 }

@@ -18,6 +18,7 @@ mod attach;
 mod authz;
 mod binder;
 mod deployment;
+mod irsa;
 mod kubelet;
 mod provisioner;
 mod scheduler;
@@ -37,6 +38,7 @@ use tokio::time::Instant;
 
 pub use api::Ctx;
 pub use authz::{DRIVER_SA, ROLE_ARN_ANNOTATION};
+pub use irsa::AUDIENCE_ANNOTATION;
 /// The EC2 tags holding each volume's data fingerprint and its last writer.
 pub use kubelet::{FINGERPRINT_TAG, FINGERPRINT_WRITER_TAG};
 pub use provisioner::{CSI_CONTROLLER, EBS_CSI};
@@ -61,6 +63,9 @@ pub struct Delays {
     /// From a Velero Backup being picked up to its final phase (half its items are
     /// reported backed up halfway through).
     pub velero_backup: Duration,
+    /// The kubelet's first back-off before restarting a failed container (it doubles on
+    /// each failure, up to 5 minutes): a pod refused its IRSA credentials crash-loops.
+    pub restart_backoff: Duration,
 }
 
 impl Default for Delays {
@@ -73,6 +78,7 @@ impl Default for Delays {
             fingerprint_every: Duration::from_millis(200),
             fingerprint_flush: Duration::from_secs(30),
             velero_backup: Duration::from_secs(1),
+            restart_backoff: Duration::from_secs(10),
         }
     }
 }
