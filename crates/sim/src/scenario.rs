@@ -1079,6 +1079,48 @@ mod tests {
     }
 
     #[test]
+    fn an_irsa_trust_names_each_clusters_provider_and_the_service_accounts() {
+        let blue = "https://oidc.eks.us-east-1.amazonaws.com/id/B1".to_string();
+        let green = "https://oidc.eks.us-east-1.amazonaws.com/id/6E".to_string();
+        let t = irsa_trust(
+            "123456789012",
+            &[&blue, &green],
+            &["orders/api".to_string()],
+        );
+        let statements = t["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 2, "one statement per cluster");
+        let s = &statements[1];
+        assert_eq!(
+            s["Principal"]["Federated"],
+            "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/6E"
+        );
+        assert_eq!(s["Action"], "sts:AssumeRoleWithWebIdentity");
+        let cond = &s["Condition"]["StringEquals"];
+        assert_eq!(
+            cond["oidc.eks.us-east-1.amazonaws.com/id/6E:sub"],
+            json!(["system:serviceaccount:orders:api"])
+        );
+        assert_eq!(
+            cond["oidc.eks.us-east-1.amazonaws.com/id/6E:aud"],
+            "sts.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn irsa_fields_parse_and_default_off() {
+        let mut yaml = DEFAULT_YAML.to_string();
+        yaml.push_str(
+            "irsa_roles:\n  - { name: orders, trusts: [blue], service_accounts: [orders/api] }\n",
+        );
+        let s = Scenario::parse("t", &yaml).unwrap();
+        assert_eq!(s.irsa_roles[0].trusts, ["blue"]);
+        assert_eq!(s.irsa_roles[0].service_accounts, ["orders/api"]);
+        let default = Scenario::load("default").unwrap();
+        assert!(default.irsa_roles.is_empty());
+        assert!(default.clusters.iter().all(|c| !c.oidc_provider));
+    }
+
+    #[test]
     fn large_scenario_has_enough_volumes() {
         let s = large(250, 4);
         let claims: usize = s

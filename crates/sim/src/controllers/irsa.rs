@@ -150,10 +150,21 @@ pub(crate) async fn assume(aws: &baton_aws::Aws, who: &WebIdentity<'_>) -> Resul
     }
 }
 
+/// What a pod's ServiceAccount asks of IRSA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PodRole {
+    /// The ServiceAccount's name.
+    service_account: String,
+    /// The role it names.
+    role_arn: String,
+    /// Its tokens' audience.
+    audience: String,
+}
+
 /// The role a pod's ServiceAccount (`spec.serviceAccountName`, default `default`)
 /// names, with the token audience, if it names one. The EBS CSI controller's is left
 /// out: the emulated driver is no pod, and `authz.rs` takes its role as assumed.
-fn pod_role(ctx: &Ctx, pod: &Value) -> Option<(String, String, String)> {
+fn pod_role(ctx: &Ctx, pod: &Value) -> Option<PodRole> {
     let ns = meta::namespace(pod);
     let sa = pod["spec"]["serviceAccountName"]
         .as_str()
@@ -171,18 +182,23 @@ fn pod_role(ctx: &Ctx, pod: &Value) -> Option<(String, String, String)> {
         .as_str()
         .filter(|a| !a.is_empty())
         .unwrap_or(STS_AUDIENCE);
-    Some((sa.to_string(), role.to_string(), audience.to_string()))
+    Some(PodRole {
+        service_account: sa.to_string(),
+        role_arn: role.to_string(),
+        audience: audience.to_string(),
+    })
 }
 
 /// Whether a pod may start as far as IRSA goes: yes when its ServiceAccount names no
 /// role; else whether STS gives it the role, for its cluster's issuer (read from EKS).
 pub(crate) async fn pod_credentials(ctx: &Ctx, pod: &Value) -> Result<(), Refusal> {
-    let Some((sa, role, audience)) = pod_role(ctx, pod) else {
+    let Some(asked) = pod_role(ctx, pod) else {
         return Ok(());
     };
     let Some(aws) = &ctx.aws else {
         return Err(Refusal::Error(format!(
-            "no AWS endpoint to assume {role} with"
+            "no AWS endpoint to assume {} with",
+            asked.role_arn
         )));
     };
     let cluster = &ctx.cluster.spec.name;
@@ -197,9 +213,9 @@ pub(crate) async fn pod_credentials(ctx: &Ctx, pod: &Value) -> Result<(), Refusa
         &WebIdentity {
             issuer: &issuer,
             namespace: meta::namespace(pod),
-            service_account: &sa,
-            role_arn: &role,
-            audience: &audience,
+            service_account: &asked.service_account,
+            role_arn: &asked.role_arn,
+            audience: &asked.audience,
         },
     )
     .await
