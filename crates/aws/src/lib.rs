@@ -73,7 +73,7 @@ pub use iam::{RolePolicies, decode_document, role_name};
 pub use instances::Instance;
 pub use kms::{KmsGrant, KmsKey, NewGrant, RevokedGrant};
 pub use metrics::{ALB_NAMESPACE, AlbMetricDims, RequestStats};
-pub use oidc::{NewOidcProvider, STS_AUDIENCE, UpdateAssumeRolePolicy};
+pub use oidc::{EKS_ISSUER_THUMBPRINT, NewOidcProvider, STS_AUDIENCE, UpdateAssumeRolePolicy};
 pub use security_groups::{AuthorizeSecurityGroupIngress, IngressRule, SecurityGroup};
 pub use seed::NODE_AMI;
 pub use snapshots::{NewSnapshot, Snapshot};

@@ -12,6 +12,10 @@ use crate::error::Error;
 /// an IRSA provider must list.
 pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
 
+/// The thumbprint eksctl and the EKS console register for an EKS issuer (IAM now
+/// trusts EKS issuers' certificates through its own CA library; moto checks none).
+pub const EKS_ISSUER_THUMBPRINT: &str = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280";
+
 /// A `CreateOpenIDConnectProvider` call as a value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]

@@ -6,7 +6,6 @@
 
 mod common;
 
-use baton_aws::UpdateAssumeRolePolicy;
 use common::{sim_up, text};
 use serde_json::{Value, json};
 
@@ -69,15 +68,10 @@ fn green_is_trusted_beside_blue_and_what_cannot_be_is_refused() {
     let blue_issuer = format!("{blue_issuer}-blue");
     let blue_trust = trust(&blue_issuer, &["system:serviceaccount:orders:db-sa"]);
     sim.ec2(async |aws| {
-        aws.create_role("orders-app", &Default::default())
+        let trust = blue_trust.to_string();
+        aws.create_role("orders-app", &Default::default(), Some(&trust))
             .await
             .unwrap();
-        aws.update_trust(&UpdateAssumeRolePolicy {
-            role_name: "orders-app".into(),
-            policy_document: blue_trust.to_string(),
-        })
-        .await
-        .unwrap();
     });
     irsa(&sim, "orders", "db-sa", "orders-app");
 
@@ -187,28 +181,27 @@ fn green_is_trusted_beside_blue_and_what_cannot_be_is_refused() {
 
     // A trust policy that green's statement would push past 2,048 characters, and a
     // role that is not there: refused, named, nothing changed.
-    let many: Vec<String> = (0..5)
-        .map(|i| format!("system:serviceaccount:web:sa-{i}"))
-        .collect();
-    let big = trust(
-        &blue_issuer,
-        &many.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    assert!(
-        big.to_string().len() < 2048 && big.to_string().len() > 1600,
-        "{}",
-        big.to_string().len()
-    );
+    // As many statements for blue's ServiceAccounts as fit under the limit: one more
+    // (green's) does not.
+    let statements = |n: usize| {
+        let subs: Vec<String> = (0..n)
+            .map(|i| format!("system:serviceaccount:web:sa-{i}"))
+            .collect();
+        trust(
+            &blue_issuer,
+            &subs.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let n = (1..)
+        .find(|n| statements(n + 1).to_string().len() > 2048)
+        .unwrap();
+    let big = statements(n);
+    assert!(big.to_string().len() <= 2048);
     sim.ec2(async |aws| {
-        aws.create_role("web-app", &Default::default())
+        let trust = big.to_string();
+        aws.create_role("web-app", &Default::default(), Some(&trust))
             .await
             .unwrap();
-        aws.update_trust(&UpdateAssumeRolePolicy {
-            role_name: "web-app".into(),
-            policy_document: big.to_string(),
-        })
-        .await
-        .unwrap();
     });
     irsa(&sim, "web", "sa-0", "web-app");
     irsa(&sim, "web", "ghost", "nope");

@@ -694,7 +694,7 @@ async fn seed_eks(estate: &Estate, s: &Scenario, out: &mut Seeded) -> Result<(),
                 ScenarioError::Invalid(format!("EKS cluster {} has no OIDC issuer", c.name))
             })?;
         if c.oidc_provider {
-            let arn = aws.create_oidc_provider(&issuer).await?;
+            let arn = aws.create_eks_oidc_provider(&issuer).await?;
             out.oidc_providers.insert(c.name.clone(), arn);
         }
         out.oidc_issuers.insert(c.name.clone(), issuer);

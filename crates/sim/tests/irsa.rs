@@ -369,9 +369,14 @@ async fn fixing_the_trust_policy_lets_the_pod_start() {
             format!("{issuer}:sub"): "system:serviceaccount:orders:orders-api",
             format!("{issuer}:aud"): "sts.amazonaws.com" } },
     }));
-    aws.update_trust(&bed.role, &trust.to_string())
-        .await
-        .unwrap();
+    aws.update_trust(&baton_aws::UpdateAssumeRolePolicy {
+        role_name: baton_aws::role_name(&bed.role)
+            .unwrap_or(&bed.role)
+            .to_string(),
+        policy_document: trust.to_string(),
+    })
+    .await
+    .unwrap();
     bed.until(&bed.green, "Ready", |pods| {
         !pods.is_empty() && pods.iter().all(ready)
     })

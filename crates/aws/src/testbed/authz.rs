@@ -37,13 +37,7 @@ pub struct OidcProviderView {
     pub client_ids: Vec<String>,
 }
 
-/// The audience EKS's IRSA tokens carry unless a ServiceAccount says otherwise, and
-/// the client id eksctl and the EKS guide register the provider with.
-pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
-
-/// The thumbprint eksctl and the EKS console register for an EKS issuer (IAM now
-/// trusts the issuer's certificate through its own CA library; moto checks none).
-pub const EKS_OIDC_THUMBPRINT: &str = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280";
+pub use crate::oidc::{EKS_ISSUER_THUMBPRINT, STS_AUDIENCE};
 
 /// The IAM OIDC provider ARN for `issuer` in `account` (the issuer without its scheme).
 pub fn oidc_provider_arn(account: &str, issuer: &str) -> String {
@@ -132,36 +126,16 @@ impl Aws {
             .ok_or_else(|| call.missing("the role"))
     }
 
-    /// Replaces a role's trust policy.
-    pub async fn update_trust(&self, role: &str, trust: &str) -> Result<(), Error> {
-        let call = self.call("update the trust policy of role", role);
-        self.iam
-            .update_assume_role_policy()
-            .role_name(role)
-            .policy_document(trust)
-            .send()
-            .await
-            .map_err(|e| call.sdk(e))?;
-        Ok(())
-    }
-
     /// Creates the IAM OIDC provider for an EKS cluster's issuer, as eksctl's
     /// `utils associate-iam-oidc-provider` does (client id `sts.amazonaws.com`, the
-    /// usual EKS thumbprint); returns its ARN.
-    pub async fn create_oidc_provider(&self, issuer: &str) -> Result<String, Error> {
-        let call = self.call("create IAM OIDC provider", issuer);
-        let out = self
-            .iam
-            .create_open_id_connect_provider()
-            .url(issuer)
-            .client_id_list(STS_AUDIENCE)
-            .thumbprint_list(EKS_OIDC_THUMBPRINT)
-            .send()
-            .await
-            .map_err(|e| call.sdk(e))?;
-        out.open_id_connect_provider_arn()
-            .map(str::to_owned)
-            .ok_or_else(|| call.missing("the provider ARN"))
+    /// usual EKS thumbprint) — baton's own request; returns its ARN.
+    pub async fn create_eks_oidc_provider(&self, issuer: &str) -> Result<String, Error> {
+        self.create_oidc_provider(&crate::NewOidcProvider {
+            url: issuer.to_owned(),
+            client_id_list: vec![STS_AUDIENCE.to_owned()],
+            thumbprint_list: vec![EKS_ISSUER_THUMBPRINT.to_owned()],
+        })
+        .await
     }
 
     /// The IAM OIDC provider of that ARN, if the account has it.

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use baton_aws::{Aws, NewOidcProvider, STS_AUDIENCE, UpdateAssumeRolePolicy};
+use baton_aws::{
+    Aws, EKS_ISSUER_THUMBPRINT, NewOidcProvider, STS_AUDIENCE, UpdateAssumeRolePolicy,
+};
 use baton_core::identity::{self, Provider, TRUST_POLICY_LIMIT, TrustError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,10 +27,6 @@ const JOURNAL: &str = "identity.jsonl";
 /// Namespaces left out unless named with `-n`: their ServiceAccounts belong to each
 /// cluster's add-ons, which green runs under roles of its own.
 const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
-
-/// The thumbprint EKS's issuers are created with (the root CA of
-/// `oidc.eks.*.amazonaws.com`); IAM checks EKS issuers with its own trusted CAs.
-const EKS_ISSUER_THUMBPRINT: &str = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280";
 
 /// One role's line.
 #[derive(Debug, Clone, Serialize)]
