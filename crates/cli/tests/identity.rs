@@ -236,3 +236,62 @@ fn green_is_trusted_beside_blue_and_what_cannot_be_is_refused() {
     });
     assert_eq!(unchanged, big, "a refusal changed nothing");
 }
+
+/// The default estate with blue's IAM OIDC provider and orders' default ServiceAccount
+/// assuming a role that trusts blue only, as the bed enforces it: moved without the
+/// hand-over, green's pod crash-loops on STS's refusal; after `identity apply` it runs.
+#[test]
+fn greens_pods_get_their_role_only_after_identity_apply() {
+    let scenario = tempfile::NamedTempFile::new().unwrap();
+    let yaml = baton_sim::scenario::DEFAULT_YAML
+        .replacen("name: default\n", "name: irsa\n", 1)
+        .replacen(
+            "  - name: blue\n    version: v1.27.16-eks-2f008fe\n",
+            "  - name: blue\n    version: v1.27.16-eks-2f008fe\n    oidc_provider: true\n",
+            1,
+        )
+        + "\nirsa_roles:\n  - { name: orders-app, trusts: [blue], service_accounts: [orders/default] }\n";
+    assert!(
+        yaml.contains("oidc_provider: true"),
+        "the default's blue moved"
+    );
+    std::fs::write(scenario.path(), yaml).unwrap();
+    let sim = common::sim_up_with(&["--scenario", scenario.path().to_str().unwrap()]);
+    sim.grant_keys();
+    let o = sim.migrate(
+        "m1",
+        &["-n", "orders", "--wait-timeout", "8s", "-o", "json"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let events = sim.kubectl_json("green", &["get", "events", "-n", "orders"]);
+    assert!(
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "BackOff"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("AssumeRoleWithWebIdentity"))),
+        "{events:#}"
+    );
+    sim.ok(&["rollback", "--state-dir", "m1", "--yes"]);
+    let (code, plan) = plan(&sim);
+    assert_eq!(code, Some(0), "{plan:#}");
+    assert_eq!(plan["roles"][0]["green"], "add", "{plan:#}");
+    sim.ok(&[
+        "identity", "apply", "--from", "blue", "--to", "green", "--yes",
+    ]);
+    sim.migrate_ok("m2", &["-n", "orders", "--wait-timeout", "60s"]);
+    let pods = sim.kubectl_json("green", &["get", "pods", "-n", "orders"]);
+    assert!(
+        pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["status"]["conditions"].as_array().is_some_and(|c| c
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True"))),
+        "{pods:#}"
+    );
+}
