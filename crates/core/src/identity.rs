@@ -19,6 +19,7 @@
 
 use serde_json::{Value, json};
 
+use crate::conditions::{self, Key};
 use crate::handover::glob;
 
 /// The action a web identity token is exchanged with.
@@ -91,45 +92,20 @@ fn names(statement: &Value, provider: &Provider) -> bool {
     }
 }
 
-/// Whether a statement's conditions hold for the token; Err: what is not read.
+/// Whether a statement's conditions hold for the token: its `sub` and `aud` under this
+/// provider's issuer; another issuer's `sub`/`aud` are absent from it.
 fn holds(statement: &Value, provider: &Provider, sub: &str, aud: &str) -> Result<bool, String> {
-    let Some(cond) = statement.get("Condition") else {
-        return Ok(true);
-    };
-    let Value::Object(ops) = cond else {
-        return Err("a Condition that is not an object".into());
-    };
-    for (op, block) in ops {
-        let (base, if_exists) = match op.strip_suffix("IfExists") {
-            Some(b) => (b, true),
-            None => (op.as_str(), false),
-        };
-        let Value::Object(keys) = block else {
-            return Err(format!("condition {op} is not an object"));
-        };
-        for (key, wanted) in keys {
-            let value = if key.eq_ignore_ascii_case(&format!("{}:sub", provider.host)) {
-                sub
-            } else if key.eq_ignore_ascii_case(&format!("{}:aud", provider.host)) {
-                aud
-            } else if if_exists && (key.contains(":sub") || key.contains(":aud")) {
-                // Another issuer's key: absent from this token, so `…IfExists` holds.
-                continue;
-            } else {
-                return Err(format!("condition key {key} is not one baton reads"));
-            };
-            let wanted = strings(Some(wanted));
-            let ok = match base {
-                "StringEquals" => wanted.iter().any(|w| w == value),
-                "StringLike" => wanted.iter().any(|w| glob(w, value)),
-                other => return Err(format!("condition operator {other} is not read")),
-            };
-            if !ok {
-                return Ok(false);
-            }
+    conditions::hold(statement, |k| {
+        if k.eq_ignore_ascii_case(&format!("{}:sub", provider.host)) {
+            Key::Is(sub.to_string())
+        } else if k.eq_ignore_ascii_case(&format!("{}:aud", provider.host)) {
+            Key::Is(aud.to_string())
+        } else if k.ends_with(":sub") || k.ends_with(":aud") {
+            Key::Absent
+        } else {
+            Key::Unread
         }
-    }
-    Ok(true)
+    })
 }
 
 /// Whether `trust` lets a token from `provider` for `sub` and `aud` assume the role;

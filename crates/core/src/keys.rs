@@ -25,6 +25,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::conditions::{self, Key as Carried};
 use crate::handover::glob;
 
 /// What EC2 does with the caller's permissions on the key when it attaches a volume.
@@ -184,45 +185,17 @@ fn context(key: &str, role: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Whether a statement's conditions hold in `ctx`; Err: what is not understood.
+/// Whether a statement's conditions hold in `ctx`; a key outside it is one EC2's calls
+/// do not carry, unless it is a `kms:` or `aws:` key baton does not model.
 fn conditions_hold(statement: &Value, ctx: &[(&str, String)]) -> Result<bool, String> {
-    let Some(cond) = statement.get("Condition") else {
-        return Ok(true);
-    };
-    let Value::Object(ops) = cond else {
-        return Err("a Condition that is not an object".into());
-    };
-    for (op, block) in ops {
-        let (base, if_exists) = match op.strip_suffix("IfExists") {
-            Some(b) => (b, true),
-            None => (op.as_str(), false),
-        };
-        let Value::Object(keys) = block else {
-            return Err(format!("condition {op} is not an object"));
-        };
-        for (k, wanted) in keys {
-            let lower = k.to_ascii_lowercase();
-            let Some((_, value)) = ctx.iter().find(|(c, _)| *c == lower) else {
-                if if_exists && !lower.starts_with("kms:") && !lower.starts_with("aws:") {
-                    continue;
-                }
-                return Err(format!("condition key {k} is not one EC2's calls carry"));
-            };
-            let wanted = strings(Some(wanted));
-            let holds = match base {
-                "Bool" | "StringEqualsIgnoreCase" => {
-                    wanted.iter().any(|w| w.eq_ignore_ascii_case(value))
-                }
-                "StringEquals" => wanted.iter().any(|w| w == value),
-                "StringLike" => wanted.iter().any(|w| glob(w, value)),
-                other => return Err(format!("condition operator {other} is not evaluated")),
-            };
-            if !holds {
-                return Ok(false);
-            }
+    conditions::hold(statement, |k| {
+        let lower = k.to_ascii_lowercase();
+        match ctx.iter().find(|(c, _)| *c == lower) {
+            Some((_, v)) => Carried::Is(v.clone()),
+            None if lower.starts_with("kms:") || lower.starts_with("aws:") => Carried::Unread,
+            None => Carried::Absent,
         }
-    }
-    Ok(true)
+    })
 }
 
 fn covers(statement: &Value, action: &str) -> bool {

@@ -6,6 +6,7 @@
 //! Kubernetes or AWS clients: the adapters fill the world types, the runner in the binary
 //! carries out the decisions.
 
+mod conditions;
 pub mod handover;
 pub mod identity;
 pub mod journal;

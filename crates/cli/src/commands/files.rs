@@ -67,3 +67,18 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<
         }),
     }
 }
+
+/// Opens the append-only journal `name` in `dir`, making both when missing.
+pub fn open_journal(dir: &Path, name: &str) -> anyhow::Result<File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
+        .with_context(|| format!("failed to open {}", dir.join(name).display()))
+}
+
+/// Now, as journals record it (RFC 3339, UTC).
+pub fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}

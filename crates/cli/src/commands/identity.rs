@@ -3,7 +3,6 @@
 //! if missing. The decision is `baton_core::identity`'s; this reads and sends.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::args::{IdentityApplyArgs, IdentityArgs, Output};
-use crate::commands::files::append_line;
+use crate::commands::files::{append_line, now, open_journal};
 use crate::commands::output::{confirm, render, table};
 use crate::commands::show::plural;
 use crate::commands::stateful::world;
@@ -129,7 +128,7 @@ pub async fn apply(a: IdentityApplyArgs) -> anyhow::Result<ExitCode> {
                 plural(requests.len(), "IAM request")
             ),
         )?;
-        let mut journal = open_journal(&a.state_dir)?;
+        let mut journal = open_journal(&a.state_dir, JOURNAL)?;
         for r in &requests {
             let line = r.to_string();
             append_line(
@@ -369,19 +368,6 @@ async fn role_trust(aws: &Aws, role: &str) -> anyhow::Result<Result<(String, Val
         )),
         Err(e) => Err(e).with_context(|| format!("failed to read IAM role {role}")),
     }
-}
-
-fn open_journal(dir: &Path) -> anyhow::Result<std::fs::File> {
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(JOURNAL))
-        .with_context(|| format!("failed to open {}", dir.join(JOURNAL).display()))
-}
-
-fn now() -> String {
-    jiff::Timestamp::now().to_string()
 }
 
 fn print(plan: &Plan, output: Output) -> anyhow::Result<()> {

@@ -7,7 +7,6 @@
 //! the crash counts), RevokeGrant accepts a grant already gone.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -18,7 +17,7 @@ use baton_core::plan::Plan;
 use serde::{Deserialize, Serialize};
 
 use crate::args::{Output, VolumesGrantArgs};
-use crate::commands::files::{append_line, read_lines};
+use crate::commands::files::{append_line, now, open_journal, read_lines};
 use crate::commands::output::{confirm, render, table};
 use crate::commands::show::plural;
 use crate::commands::stateful::world::{self, World};
@@ -186,7 +185,7 @@ async fn give(
         return Ok(ExitCode::from(code::OK));
     }
     if !requests.is_empty() {
-        let mut journal = open_journal(&a.state_dir)?;
+        let mut journal = open_journal(&a.state_dir, JOURNAL)?;
         for (row, r) in &requests {
             append_line(
                 &mut journal,
@@ -321,7 +320,7 @@ async fn revoke(
         return Ok(ExitCode::from(code::OK));
     }
     if !requests.is_empty() {
-        let mut journal = open_journal(&a.state_dir)?;
+        let mut journal = open_journal(&a.state_dir, JOURNAL)?;
         for (row, r) in &requests {
             append_line(
                 &mut journal,
@@ -406,19 +405,6 @@ async fn role_documents(aws: &Aws, role: &str) -> anyhow::Result<Vec<serde_json:
                 .with_context(|| format!("the policy {source} of {role} is not JSON"))
         })
         .collect()
-}
-
-fn open_journal(dir: &Path) -> anyhow::Result<std::fs::File> {
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(JOURNAL))
-        .with_context(|| format!("failed to open {}", dir.join(JOURNAL).display()))
-}
-
-fn now() -> String {
-    jiff::Timestamp::now().to_string()
 }
 
 fn print(
