@@ -209,28 +209,34 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 }
 
 /// Before the move, as the runbook and baton's tour both do: green's EBS CSI driver role
-/// given the customer-managed KMS keys of blue's volumes (`baton volumes grant`; nothing
-/// on a scenario without such keys). Not timed.
-async fn grant_keys(bed: &Bed) {
-    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args([
-            "volumes", "grant", "--from", "blue", "--to", "green", "--yes",
-        ])
-        .arg("--state-dir")
-        .arg(bed.dir.path().join("grants"))
-        .envs(bed.env.iter().cloned())
-        .output()
-        .await
-        .expect("baton runs");
-    assert!(
-        o.status.success(),
-        "baton volumes grant: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+/// given the customer-managed KMS keys of blue's volumes (`baton volumes grant`), and the
+/// IAM roles blue's pods assume made to trust green (`baton identity apply`); nothing
+/// on a scenario without such keys or roles. Not timed.
+async fn authorize_green(bed: &Bed) {
+    for (command, dir) in [
+        (["volumes", "grant"], "grants"),
+        (["identity", "apply"], "identity"),
+    ] {
+        let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(command)
+            .args(["--from", "blue", "--to", "green", "--yes"])
+            .arg("--state-dir")
+            .arg(bed.dir.path().join(dir))
+            .envs(bed.env.iter().cloned())
+            .output()
+            .await
+            .expect("baton runs");
+        assert!(
+            o.status.success(),
+            "baton {}: {}",
+            command.join(" "),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }
 
 async fn run_baton(bed: &Bed, parallel: usize, max_down: Option<usize>) -> Value {
-    grant_keys(bed).await;
+    authorize_green(bed).await;
     let started = Instant::now();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
         .args([
@@ -464,7 +470,7 @@ mod naive {
 
 async fn run_naive(bed: &Bed, parallel: usize) -> Value {
     use futures::StreamExt;
-    grant_keys(bed).await;
+    authorize_green(bed).await;
     let kubeconfig = baton_kube::KubeconfigSource::file(bed.dir.path().join("kubeconfig"));
     let blue = baton_kube::Cluster::connect(&kubeconfig, "blue")
         .await
@@ -520,6 +526,7 @@ async fn run_naive(bed: &Bed, parallel: usize) -> Value {
             aws_region: String::new(),
             now: String::new(),
             drivers: Default::default(),
+            pod_roles: None,
         },
         &Default::default(),
         &Default::default(),

@@ -55,6 +55,7 @@ fn ready(sim: &Sim, ctx: &str) -> bool {
 fn crash_after_every_mutation_then_resume_or_roll_back() {
     let sim = common::sim_up();
     sim.grant_keys();
+    sim.trust_green();
     let plan: Value = serde_json::from_str(&sim.ok(&[
         "plan", "--from", "blue", "--to", "green", "-n", "orders", "-o", "json",
     ]))

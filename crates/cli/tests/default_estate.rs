@@ -209,15 +209,29 @@ fn baton_grants_the_key_then_hands_every_default_app_over_and_back() {
             .contains("baton volumes grant --from blue --to green"),
         "{refusal}"
     );
-    // Only that: the other apps' volumes are re-tagged in the window, not refused.
-    let blocking: Vec<&Value> = plan["apps"]
+    // Only that, and orders-db's IAM role (trusting blue only, handed over by `identity
+    // apply`): the other apps' volumes are re-tagged in the window, not refused.
+    let blocking: Vec<(&str, &str)> = plan["apps"]
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|a| a["problems"].as_array().unwrap())
-        .filter(|p| p["severity"] == "Blocking")
+        .flat_map(|a| {
+            a["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["severity"] == "Blocking")
+                .map(|p| (a["name"].as_str().unwrap(), p["code"].as_str().unwrap()))
+        })
         .collect();
-    assert_eq!(blocking.len(), 1, "{blocking:#?}");
+    assert_eq!(
+        blocking,
+        [
+            ("orders-db", "volume-key-green-cannot-use"),
+            ("orders-db", "pod-role-green-untrusted")
+        ],
+        "{plan:#}"
+    );
     let grants = |sim: &common::Sim| sim.ec2(async |aws| aws.kms_key(&key).await.unwrap().grants);
 
     // --dry-run prints the request and sends nothing.
@@ -263,6 +277,7 @@ fn baton_grants_the_key_then_hands_every_default_app_over_and_back() {
     assert_eq!(again["keys"][0]["action"], "none", "{again:#}");
     assert_eq!(grants(&sim), made);
 
+    sim.trust_green();
     sim.ok(&["plan", "--from", "blue", "--to", "green"]);
     sim.migrate_ok("m1", &[]);
     let tags = sim.tags(&ids);

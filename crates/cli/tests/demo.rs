@@ -35,19 +35,20 @@ fn the_demo_tells_the_whole_story_and_its_report_renders_in_a_browser() {
     // In the seed's order, each step done (none skipped).
     let mut at = 0;
     for step in [
-        "[1/13] environment",
-        "[2/13] network plan",
-        "[3/13] network apply",
-        "[4/13] database rules",
-        "[5/13] volume keys",
-        "[6/13] preflight",
-        "[7/13] backup",
-        "[8/13] green's stateless apps",
-        "[9/13] traffic shift",
-        "[10/13] stateful plan",
-        "[11/13] stateful move",
-        "[12/13] commit",
-        "[13/13] final check",
+        "[1/14] environment",
+        "[2/14] network plan",
+        "[3/14] network apply",
+        "[4/14] database rules",
+        "[5/14] volume keys",
+        "[6/14] pod identities",
+        "[7/14] preflight",
+        "[8/14] backup",
+        "[9/14] green's stateless apps",
+        "[10/14] traffic shift",
+        "[11/14] stateful plan",
+        "[12/14] stateful move",
+        "[13/14] commit",
+        "[14/14] final check",
     ] {
         let found = out[at..]
             .find(step)
@@ -59,6 +60,7 @@ fn the_demo_tells_the_whole_story_and_its_report_renders_in_a_browser() {
     let commands = shown_as_it_ran(&out, &tmp.path().join("demo"));
     for command in [
         "baton network apply --plan network/plan.json",
+        "baton identity apply --from blue --to green --yes -o json > identity.json",
         "baton traffic shift --listener arn:aws:elasticloadbalancing:",
         "baton migrate --from blue --to green --plan plan.json --yes --state-dir migration",
         "baton commit --state-dir migration --yes",
@@ -183,7 +185,7 @@ fn shown_as_it_ran(out: &str, dir: &Path) -> Vec<String> {
         }
         commands.push(command);
     }
-    assert_eq!(commands.len(), 10, "{commands:#?}");
+    assert_eq!(commands.len(), 11, "{commands:#?}");
     let mut to_files = 0;
     for c in &commands {
         if c.contains("-o json") {
@@ -196,7 +198,7 @@ fn shown_as_it_ran(out: &str, dir: &Path) -> Vec<String> {
             to_files += 1;
         }
     }
-    assert_eq!(to_files, 4, "{commands:#?}");
+    assert_eq!(to_files, 5, "{commands:#?}");
     commands
 }
 

@@ -311,6 +311,47 @@ fn dry_runs_show_exactly_what_runs_send() {
         .collect();
     assert_eq!(held, shown, "the grant made is the one shown");
 
+    // identity apply (before green's apps start, as the default estate needs): each
+    // trust policy shown is the one IAM then holds.
+    let (shown, _) = bed.baton(&[
+        "identity",
+        "apply",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "--dry-run",
+    ]);
+    let shown: Vec<Value> = shown
+        .lines()
+        .filter_map(|l| l.strip_prefix("iam    UpdateAssumeRolePolicy "))
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect();
+    assert_eq!(
+        shown.len(),
+        2,
+        "orders-db's and the storefront's roles: {shown:?}"
+    );
+    bed.baton(&[
+        "identity", "apply", "--from", "blue", "--to", "green", "--yes",
+    ]);
+    let account = bed.rt.block_on(bed.estate.aws.account_id()).unwrap();
+    for update in &shown {
+        let role = update["RoleName"].as_str().unwrap();
+        let held = bed
+            .rt
+            .block_on(
+                bed.estate
+                    .aws
+                    .role_policies(&format!("arn:aws:iam::{account}:role/{role}")),
+            )
+            .unwrap()
+            .trust;
+        let held: Value = serde_json::from_str(&held).unwrap();
+        let sent: Value = serde_json::from_str(update["PolicyDocument"].as_str().unwrap()).unwrap();
+        assert_eq!(held, sent, "{role}'s trust is the one shown");
+    }
+
     // migrate
     let (shown, _) = bed.baton(&["migrate", "--from", "blue", "--to", "green", "--dry-run"]);
     let shown = dry_run_lines(&shown);

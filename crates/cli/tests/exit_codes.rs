@@ -164,6 +164,7 @@ fn usage_errors_exit_2_and_local_refusals_3_before_anything_is_reached() {
 fn refusals_against_clusters_exit_3_and_change_nothing() {
     let sim = common::sim_up();
     sim.grant_keys();
+    sim.trust_green();
     let pvs = || sim.kubectl_json("blue", &["get", "pv"])["items"].clone();
     let before = pvs();
 

@@ -43,6 +43,15 @@ fn migrate_under_faults_completes_or_stops_cleanly_and_resumes() {
                 .success()
             })
             .unwrap_or_else(|| panic!("seed {seed}: volumes grant failed five times"));
+        (0..5)
+            .find(|_| {
+                sim.baton(&[
+                    "identity", "apply", "--from", "blue", "--to", "green", "--yes",
+                ])
+                .status
+                .success()
+            })
+            .unwrap_or_else(|| panic!("seed {seed}: identity apply failed five times"));
         let plan: Value = (0..5)
             .find_map(|_| {
                 let o = sim.baton(&["plan", "--from", "blue", "--to", "green", "-o", "json"]);

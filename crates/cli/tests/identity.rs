@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{sim_up, text};
+use common::text;
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "123456789012";
@@ -55,7 +55,20 @@ fn plan(sim: &common::Sim) -> (Option<i32>, Value) {
 
 #[test]
 fn green_is_trusted_beside_blue_and_what_cannot_be_is_refused() {
-    let sim = sim_up();
+    // The default estate, but green made without its IAM OIDC provider.
+    let scenario = tempfile::NamedTempFile::new().unwrap();
+    let yaml = baton_sim::scenario::DEFAULT_YAML.replacen(
+        "The apps' roles do not trust it yet.\n    oidc_provider: true\n",
+        "The apps' roles do not trust it yet.\n    oidc_provider: false\n",
+        1,
+    );
+    assert_ne!(
+        yaml,
+        baton_sim::scenario::DEFAULT_YAML,
+        "the default's green moved"
+    );
+    std::fs::write(scenario.path(), yaml).unwrap();
+    let sim = common::sim_up_with(&["--scenario", scenario.path().to_str().unwrap()]);
     let blue_issuer = sim.ec2(async |aws| {
         aws.describe_cluster("blue")
             .await
@@ -97,7 +110,8 @@ fn green_is_trusted_beside_blue_and_what_cannot_be_is_refused() {
         "{checks:?}"
     );
 
-    // The dry run: the provider, then the role's whole new trust; nothing sent.
+    // The dry run: the provider, then each role's whole new trust (this one's, and the
+    // default estate's orders-db-archive and storefront); nothing sent.
     let dry = sim.ok(&[
         "identity",
         "apply",
@@ -108,7 +122,7 @@ fn green_is_trusted_beside_blue_and_what_cannot_be_is_refused() {
         "--dry-run",
     ]);
     let lines: Vec<&str> = dry.lines().collect();
-    assert_eq!(lines.len(), 2, "{dry}");
+    assert_eq!(lines.len(), 4, "{dry}");
     assert!(
         lines[0].starts_with("iam    CreateOpenIDConnectProvider {"),
         "{dry}"
@@ -175,8 +189,8 @@ fn green_is_trusted_beside_blue_and_what_cannot_be_is_refused() {
         std::fs::read_to_string(sim.dir.path().join(".baton/identity/identity.jsonl")).unwrap();
     assert_eq!(
         journal.lines().count(),
-        4,
-        "sending and sent, twice: {journal}"
+        8,
+        "sending and sent, for each of 4 requests: {journal}"
     );
 
     // A trust policy that green's statement would push past 2,048 characters, and a
@@ -237,61 +251,142 @@ fn green_is_trusted_beside_blue_and_what_cannot_be_is_refused() {
     assert_eq!(unchanged, big, "a refusal changed nothing");
 }
 
-/// The default estate with blue's IAM OIDC provider and orders' default ServiceAccount
-/// assuming a role that trusts blue only, as the bed enforces it: moved without the
-/// hand-over, green's pod crash-loops on STS's refusal; after `identity apply` it runs.
+/// The default estate as the bed enforces IRSA: orders-db's and the storefront's roles
+/// trust blue's OIDC provider only. The plan refuses orders-db, naming the role and
+/// `identity apply`; green's storefront scaled up by hand crash-loops on STS's refusal;
+/// after `identity apply` both trust policies name both providers, the storefront and
+/// the moved orders-db run in green, and blue's pods are still Ready.
 #[test]
 fn greens_pods_get_their_role_only_after_identity_apply() {
-    let scenario = tempfile::NamedTempFile::new().unwrap();
-    let yaml = baton_sim::scenario::DEFAULT_YAML
-        .replacen("name: default\n", "name: irsa\n", 1)
-        .replacen(
-            "  - name: blue\n    version: v1.27.16-eks-2f008fe\n",
-            "  - name: blue\n    version: v1.27.16-eks-2f008fe\n    oidc_provider: true\n",
-            1,
-        )
-        + "\nirsa_roles:\n  - { name: orders-app, trusts: [blue], service_accounts: [orders/default] }\n";
-    assert!(
-        yaml.contains("oidc_provider: true"),
-        "the default's blue moved"
-    );
-    std::fs::write(scenario.path(), yaml).unwrap();
-    let sim = common::sim_up_with(&["--scenario", scenario.path().to_str().unwrap()]);
+    let sim = common::sim_up();
     sim.grant_keys();
-    let o = sim.migrate(
-        "m1",
-        &["-n", "orders", "--wait-timeout", "8s", "-o", "json"],
-    );
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    let events = sim.kubectl_json("green", &["get", "events", "-n", "orders"]);
+    let o = sim.baton(&[
+        "plan", "--from", "blue", "--to", "green", "-n", "orders", "-o", "json",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    let refused: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let problem = refused["apps"][0]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "pod-role-green-untrusted")
+        .unwrap_or_else(|| panic!("{refused:#}"))
+        .clone();
+    let detail = problem["message"].as_str().unwrap();
+    assert!(detail.contains("role/orders-db-archive"), "{problem:#}");
     assert!(
-        events["items"]
-            .as_array()
+        problem["fix"]
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|e| e["reason"] == "BackOff"
-                && e["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("AssumeRoleWithWebIdentity"))),
-        "{events:#}"
+            .contains("baton identity apply --from blue --to green -n orders"),
+        "{problem:#}"
     );
-    sim.ok(&["rollback", "--state-dir", "m1", "--yes"]);
+    // What the plan prevents: a green pod whose role does not trust green.
+    sim.kubectl(&[
+        "--context",
+        "green",
+        "-n",
+        "web",
+        "scale",
+        "deploy/web",
+        "--replicas=1",
+    ]);
+    let refused_by_sts = || {
+        let events = sim.kubectl_json("green", &["get", "events", "-n", "web"]);
+        events["items"].as_array().unwrap().iter().any(|e| {
+            e["reason"] == "BackOff"
+                && e["message"].as_str().is_some_and(|m| {
+                    m.contains("AccessDenied")
+                        && m.contains("Not authorized to perform sts:AssumeRoleWithWebIdentity")
+                })
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !refused_by_sts() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no AccessDenied event for green's storefront"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        !ready(&sim, "green", "web"),
+        "green's storefront is Ready without its role"
+    );
     let (code, plan) = plan(&sim);
     assert_eq!(code, Some(0), "{plan:#}");
-    assert_eq!(plan["roles"][0]["green"], "add", "{plan:#}");
-    sim.ok(&[
-        "identity", "apply", "--from", "blue", "--to", "green", "--yes",
-    ]);
-    sim.migrate_ok("m2", &["-n", "orders", "--wait-timeout", "60s"]);
-    let pods = sim.kubectl_json("green", &["get", "pods", "-n", "orders"]);
-    assert!(
-        pods["items"]
+    let adds: Vec<_> = plan["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["role"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+                r["green"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        adds,
+        [
+            ("orders-db-archive".to_string(), json!("add")),
+            ("storefront".to_string(), json!("add"))
+        ],
+        "{plan:#}"
+    );
+    sim.trust_green();
+    for role in ["orders-db-archive", "storefront"] {
+        let trust = role_trust(&sim, role);
+        let federated: Vec<&str> = trust["Statement"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|p| p["status"]["conditions"].as_array().is_some_and(|c| c
-                .iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True"))),
-        "{pods:#}"
+            .filter_map(|s| s["Principal"]["Federated"].as_str())
+            .collect();
+        assert_eq!(federated.len(), 2, "{role}: {trust:#}");
+        assert_ne!(federated[0], federated[1], "{role}: {trust:#}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready(&sim, "green", "web") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "green's storefront is not Ready after identity apply"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    sim.migrate_ok("m1", &["-n", "orders", "--wait-timeout", "60s"]);
+    assert!(
+        ready(&sim, "green", "orders"),
+        "green's orders-db is not Ready"
     );
+    assert!(
+        ready(&sim, "blue", "web"),
+        "blue's storefront lost its role"
+    );
+}
+
+/// Whether every pod of the namespace in the context is Ready (and there is one).
+fn ready(sim: &common::Sim, ctx: &str, ns: &str) -> bool {
+    let pods = sim.kubectl_json(ctx, &["get", "pods", "-n", ns]);
+    let items = pods["items"].as_array().unwrap();
+    !items.is_empty()
+        && items.iter().all(|p| {
+            p["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+}
+
+/// A role's trust policy as IAM holds it.
+fn role_trust(sim: &common::Sim, role: &str) -> Value {
+    let arn = format!("arn:aws:iam::{ACCOUNT}:role/{role}");
+    let read = sim.ec2(async |aws| aws.role_policies(&arn).await.unwrap());
+    serde_json::from_str(&read.trust).unwrap()
 }

@@ -13,6 +13,7 @@ use common::{fingerprint, sim_up};
 fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
     let sim = sim_up();
     sim.grant_keys();
+    sim.trust_green();
 
     // Bad input changes nothing.
     let o = sim.baton(&["plan", "--from", "blue", "--to", "purple"]);

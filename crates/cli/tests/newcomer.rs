@@ -633,6 +633,7 @@ fn aws_errors_come_before_any_work_and_say_what_to_check() {
 fn cluster_commands_end_quietly_when_the_pipe_closes() {
     let sim = common::sim_up();
     sim.grant_keys();
+    sim.trust_green();
     let commands: &[&[&str]] = &[
         &["plan", "--from", "blue", "--to", "green"],
         &["plan", "--from", "blue", "--to", "green", "-o", "json"],
@@ -752,7 +753,8 @@ fn readme_tour_works_as_written() {
         let o = n.bash(&format!("source .baton/sim/env\n{line}"));
         let code = o.status.code();
         // The README says preflight exits 2 (a security group to mirror, a key green
-        // cannot use) and plan 3 (that key), before `volumes grant`.
+        // cannot use, roles that do not trust green) and plan 3 (that key and orders-db's
+        // role), before `volumes grant` and `identity apply`.
         let allowed: &[i32] = if line.starts_with("baton preflight") {
             &[2]
         } else if line.starts_with("baton plan") {

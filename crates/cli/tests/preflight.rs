@@ -134,6 +134,7 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
         "{fix}"
     );
     sim.grant_keys();
+    sim.trust_green();
     let (code, after) = preflight(&sim, &[]);
     assert!(!checks(&after).contains("sg-blue-only"), "{after:#}");
     assert_eq!(code, 1, "only warnings are left: {after:#}");

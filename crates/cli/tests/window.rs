@@ -17,6 +17,7 @@ fn requests(sim: &common::Sim, ctx: &str) -> Value {
 fn a_run_watches_each_cluster_once_whatever_its_apps_and_waits() {
     let sim = common::sim_up();
     sim.grant_keys();
+    sim.trust_green();
     sim.migrate_ok("m", &[]);
     let status: Value =
         serde_json::from_str(&sim.ok(&["status", "--state-dir", "m", "-o", "json"])).unwrap();
@@ -82,6 +83,7 @@ fn windows_at_once(journal: &str) -> (usize, usize) {
 fn max_down_bounds_the_apps_in_their_window_at_once() {
     let sim = common::sim_up();
     sim.grant_keys();
+    sim.trust_green();
     sim.migrate_ok("m", &["--parallel", "3", "--max-down", "1"]);
     let journal = std::fs::read_to_string(sim.dir.path().join("m/journal.jsonl")).unwrap();
     let (most, windows) = windows_at_once(&journal);
@@ -102,6 +104,7 @@ fn an_app_stopped_inside_its_window_keeps_its_slot_and_the_rest_stay_up() {
         "green:method=POST:resource=persistentvolumes:rate=1:500",
     ]);
     sim.grant_keys();
+    sim.trust_green();
     let o = sim.migrate("m", &["--parallel", "3", "--max-down", "1", "-o", "json"]);
     assert!(!o.status.success(), "the run must report its stopped apps");
     let status: Value =

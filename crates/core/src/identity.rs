@@ -218,6 +218,17 @@ pub fn with_trust(
     Ok(doc)
 }
 
+/// What the planner knows of the IAM roles the apps' pods assume: which of blue's
+/// ServiceAccounts name a role, and whether green's pods could assume each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodRoles {
+    /// `NS/NAME` of blue's ServiceAccounts that name an IAM role → the role's ARN.
+    pub accounts: std::collections::BTreeMap<String, String>,
+    /// Green's IAM OIDC provider and each role's trust of it, as read; Err: why they
+    /// could not be read.
+    pub green: Result<crate::preflight::IdentityFacts, String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,6 +157,20 @@ const MOVE: &[KubeRule] = &[
     },
 ];
 
+/// The apps' ServiceAccounts naming IAM roles (IRSA), read by every plan.
+const IRSA_ACCOUNTS: KubeRule = KubeRule {
+    groups: &[""],
+    resources: &["serviceaccounts"],
+    verbs: &["list"],
+};
+
+/// Whether green's pods may assume those roles: green's issuer (EKS) and IAM OIDC
+/// provider, and each role's trust policy (`IAM_DRIVER_ROLE`'s `iam:GetRole`).
+const IRSA_READ: IamStatement = IamStatement {
+    actions: &["iam:ListOpenIDConnectProviders", "eks:DescribeCluster"],
+    resources: &["*"],
+};
+
 /// Snapshots of the moved volumes, tagged with the migration id at creation.
 const SNAPSHOT: IamStatement = IamStatement {
     actions: &["ec2:CreateSnapshot", "ec2:CreateTags"],
@@ -168,8 +182,21 @@ pub const COMMANDS: &[CommandPermissions] = &[
     CommandPermissions {
         command: "plan",
         clusters: "blue, green",
-        kube: &[VIEW[0], VIEW[1], VIEW[2], VIEW[3], DRIVER_ACCOUNT],
-        iam: &[EC2_READ, IAM_DRIVER_ROLE, IAM_DRIVER_POLICIES, KMS_READ],
+        kube: &[
+            VIEW[0],
+            VIEW[1],
+            VIEW[2],
+            VIEW[3],
+            DRIVER_ACCOUNT,
+            IRSA_ACCOUNTS,
+        ],
+        iam: &[
+            EC2_READ,
+            IAM_DRIVER_ROLE,
+            IAM_DRIVER_POLICIES,
+            KMS_READ,
+            IRSA_READ,
+        ],
     },
     CommandPermissions {
         command: "identity plan, apply",
@@ -224,12 +251,20 @@ pub const COMMANDS: &[CommandPermissions] = &[
     CommandPermissions {
         command: "volumes grant",
         clusters: "blue, green",
-        kube: &[VIEW[0], VIEW[1], VIEW[2], VIEW[3], DRIVER_ACCOUNT],
+        kube: &[
+            VIEW[0],
+            VIEW[1],
+            VIEW[2],
+            VIEW[3],
+            DRIVER_ACCOUNT,
+            IRSA_ACCOUNTS,
+        ],
         iam: &[
             EC2_READ,
             IAM_DRIVER_ROLE,
             IAM_DRIVER_POLICIES,
             KMS_READ,
+            IRSA_READ,
             IamStatement {
                 // The key policy must also let the account's IAM policies decide (KMS's
                 // default key policy does), or name baton's identity.
@@ -247,6 +282,7 @@ pub const COMMANDS: &[CommandPermissions] = &[
             VIEW[2],
             VIEW[3],
             DRIVER_ACCOUNT,
+            IRSA_ACCOUNTS,
             MOVE[0],
             MOVE[1],
             MOVE[2],
@@ -258,6 +294,7 @@ pub const COMMANDS: &[CommandPermissions] = &[
             IAM_DRIVER_ROLE,
             IAM_DRIVER_POLICIES,
             KMS_READ,
+            IRSA_READ,
         ],
     },
     CommandPermissions {

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::handover::{self, Driver, Drivers, KeyCheck};
+use crate::identity::PodRoles;
 use crate::plan::{AppPlan, GreenReadiness, PLAN_VERSION, Plan, Problem, VolumePlan};
 use crate::quantity::format_bytes;
 use crate::world::{ClusterView, Ec2Volume, ReclaimPolicy, StatefulSet, VolumeSource};
@@ -53,6 +54,9 @@ pub struct Inputs<'a> {
     pub now: String,
     /// Both clusters' EBS CSI drivers and names (default: not looked for, no re-tag).
     pub drivers: Drivers,
+    /// The IAM roles the apps' pods assume through IRSA, and whether green's pods may
+    /// (None: no selected app's ServiceAccount names a role, or not looked for).
+    pub pod_roles: Option<PodRoles>,
 }
 
 /// Plans the selected StatefulSets.
@@ -425,6 +429,7 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
     }
     let handover = handover_problems(inputs, &volumes, &mut problems);
     key_problems(inputs, &volumes, &mut problems);
+    identity_problems(inputs, s, &mut problems);
     readiness.migrated = all_ours && !volumes.is_empty();
     if readiness.exists && readiness.replicas > 0 && !readiness.migrated {
         problems.push(Problem::blocking(
@@ -607,6 +612,88 @@ fn key_problems(inputs: &Inputs<'_>, volumes: &[VolumePlan], problems: &mut Vec<
             None => {}
         }
     }
+}
+
+/// The IAM role the app's pods assume: one green's pods could not assume refuses the
+/// app (they would crash-loop on STS's AccessDenied in the window, with the app down);
+/// one baton could not check is a warning.
+fn identity_problems(inputs: &Inputs<'_>, s: &StatefulSet, problems: &mut Vec<Problem>) {
+    let Some(roles) = &inputs.pod_roles else {
+        return;
+    };
+    let account = format!("{}/{}", s.namespace, s.service_account);
+    let Some(role) = roles.accounts.get(&account) else {
+        return;
+    };
+    let (from, to) = (&inputs.blue.context, &inputs.green.context);
+    let object = format!("ServiceAccount {account}");
+    let fix = format!(
+        "before the move, run `baton identity apply --from {from} --to {to} -n {}` (it creates green's IAM OIDC provider if it is missing and adds green's statement to the role's trust policy, keeping blue's); then plan again",
+        s.namespace
+    );
+    let facts = match &roles.green {
+        Ok(f) => f,
+        Err(why) => {
+            problems.push(Problem::warning(
+                "pod-role-unchecked",
+                object,
+                format!(
+                    "the pods of {} assume IAM role {role}, and baton could not tell whether green's pods may: {why}",
+                    s.key()
+                ),
+                format!(
+                    "run `baton identity plan --from {from} --to {to} -n {}` to see why; green's pods crash-loop in the window if the role does not trust green",
+                    s.namespace
+                ),
+            ));
+            return;
+        }
+    };
+    let Some(trust) = facts
+        .roles
+        .iter()
+        .find(|r| r.role == *role && r.service_accounts.contains(&account))
+    else {
+        problems.push(Problem::warning(
+            "pod-role-unchecked",
+            object,
+            format!(
+                "the pods of {} assume IAM role {role}, whose trust of green was not read",
+                s.key()
+            ),
+            fix,
+        ));
+        return;
+    };
+    if trust.trusted && facts.provider_exists {
+        return;
+    }
+    let why = match (&trust.problem, trust.trusted) {
+        (Some(p), _) => format!("green cannot be given the role: {p}"),
+        (None, true) => format!(
+            "its trust policy names green's IAM OIDC provider {}, which does not exist in IAM",
+            facts.provider
+        ),
+        (None, false) if !facts.provider_exists => format!(
+            "green's IAM OIDC provider {} does not exist, and the role's trust policy does not admit {} from it",
+            facts.provider,
+            crate::identity::subject(&s.namespace, &s.service_account)
+        ),
+        (None, false) => format!(
+            "its trust policy does not admit {} from green's IAM OIDC provider {}",
+            crate::identity::subject(&s.namespace, &s.service_account),
+            facts.provider
+        ),
+    };
+    problems.push(Problem::blocking(
+        "pod-role-green-untrusted",
+        object,
+        format!(
+            "the pods of {} assume IAM role {role}; {why}: green's pods would crash-loop on AccessDenied from sts:AssumeRoleWithWebIdentity in the window, with the app down",
+            s.key()
+        ),
+        fix,
+    ));
 }
 
 fn plural_volumes(n: usize) -> String {

@@ -259,6 +259,7 @@ fn example_set(
         templates: vec![],
         retention,
         scalers: vec![],
+        service_account: "default".into(),
     }
 }
 

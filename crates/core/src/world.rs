@@ -193,6 +193,14 @@ pub struct StatefulSet {
     pub retention: RetentionPolicy,
     /// Names of HorizontalPodAutoscalers (or other known scalers) targeting it.
     pub scalers: Vec<String>,
+    /// The ServiceAccount its pods run as (`spec.template.spec.serviceAccountName`,
+    /// `default` when unset): the IAM role they assume through IRSA hangs off it.
+    #[serde(default = "default_service_account")]
+    pub service_account: String,
+}
+
+fn default_service_account() -> String {
+    "default".into()
 }
 
 impl StatefulSet {

@@ -27,6 +27,7 @@ fn sts(ctx_replicas: i32) -> StatefulSet {
         templates: vec![template()],
         retention: RetentionPolicy::default(),
         scalers: vec![],
+        service_account: "default".into(),
     }
 }
 
@@ -105,6 +106,7 @@ fn run(w: &World, options: &PlanOptions) -> Plan {
             aws_region: w.aws_region.clone(),
             now: "2026-11-25T00:00:00Z".into(),
             drivers: Default::default(),
+            pod_roles: None,
         },
         &Selection::default(),
         options,
@@ -291,6 +293,7 @@ fn selection_by_namespace_and_label() {
                 aws_region: w.aws_region.clone(),
                 now: String::new(),
                 drivers: Default::default(),
+                pod_roles: None,
             },
             &sel,
             &PlanOptions::default(),
@@ -370,6 +373,7 @@ fn volume_ownership_tags_and_the_drivers_decide_the_handover() {
                 aws_region: w.aws_region.clone(),
                 now: String::new(),
                 drivers,
+                pod_roles: None,
             },
             &Selection::default(),
             &PlanOptions::default(),

@@ -47,6 +47,7 @@ fn world() -> World {
         templates: vec![template.clone()],
         retention: RetentionPolicy::default(),
         scalers: vec![],
+        service_account: "default".into(),
     };
     let claim = common::claim();
     let pv = common::pv();
@@ -129,6 +130,7 @@ fn planned(w: &World) -> Plan {
             aws_region: "us-east-1".into(),
             now: "2025-01-01T00:00:00Z".into(),
             drivers: Default::default(),
+            pod_roles: None,
         },
         &Selection::default(),
         &PlanOptions::default(),

@@ -229,6 +229,13 @@ pub fn statefulset(s: &K8sStatefulSet) -> StatefulSet {
             .collect(),
         retention,
         scalers: Vec::new(),
+        service_account: spec
+            .template
+            .spec
+            .as_ref()
+            .and_then(|p| p.service_account_name.clone())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into()),
     }
 }
 

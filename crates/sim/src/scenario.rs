@@ -1108,16 +1108,30 @@ mod tests {
 
     #[test]
     fn irsa_fields_parse_and_default_off() {
-        let mut yaml = DEFAULT_YAML.to_string();
+        let mut yaml = DEFAULT_YAML
+            .split("\nirsa_roles:")
+            .next()
+            .unwrap()
+            .to_string();
         yaml.push_str(
-            "irsa_roles:\n  - { name: orders, trusts: [blue], service_accounts: [orders/api] }\n",
+            "\nirsa_roles:\n  - { name: orders, trusts: [blue], service_accounts: [orders/api] }\n",
         );
         let s = Scenario::parse("t", &yaml).unwrap();
         assert_eq!(s.irsa_roles[0].trusts, ["blue"]);
         assert_eq!(s.irsa_roles[0].service_accounts, ["orders/api"]);
         let default = Scenario::load("default").unwrap();
-        assert!(default.irsa_roles.is_empty());
-        assert!(default.clusters.iter().all(|c| !c.oidc_provider));
+        let trusted: Vec<_> = default.irsa_roles.iter().map(|r| &r.trusts).collect();
+        assert_eq!(
+            trusted,
+            [&["blue"], &["blue"]],
+            "the default's roles trust blue only"
+        );
+        let providers: Vec<_> = default.clusters.iter().map(|c| c.oidc_provider).collect();
+        assert_eq!(
+            providers,
+            [true, true],
+            "both clusters have IAM OIDC providers"
+        );
     }
 
     #[test]

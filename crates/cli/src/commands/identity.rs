@@ -179,7 +179,7 @@ fn exit_of(plan: &Plan) -> u8 {
 async fn make(a: &IdentityArgs, command: &[&str]) -> anyhow::Result<(Plan, Vec<Request>, Aws)> {
     let clusters = Clusters::new(&a.clusters, command)?;
     let (blue, green, aws) = world::connect(&clusters, &AwsTarget::from(&a.aws)).await?;
-    let (plan, requests) = read(&blue, &green, &aws, &a.namespaces).await?;
+    let (plan, requests) = read(&blue, &green, &aws, &a.namespaces, true).await?;
     Ok((plan, requests, aws))
 }
 
@@ -190,7 +190,7 @@ pub async fn facts(
     aws: &Aws,
     namespaces: &[String],
 ) -> anyhow::Result<baton_core::preflight::IdentityFacts> {
-    let (plan, _) = read(blue, green, aws, namespaces).await?;
+    let (plan, _) = read(blue, green, aws, namespaces, false).await?;
     Ok(baton_core::preflight::IdentityFacts {
         provider: plan.provider,
         provider_exists: plan.provider_exists,
@@ -207,12 +207,14 @@ pub async fn facts(
     })
 }
 
-/// Reads and decides, on clusters and AWS already connected.
+/// Reads and decides, on clusters and AWS already connected; with `pod_identity`, also
+/// lists blue's EKS Pod Identity associations for people.
 async fn read(
     blue: &baton_kube::Cluster,
     green: &baton_kube::Cluster,
     aws: &Aws,
     namespaces: &[String],
+    pod_identity: bool,
 ) -> anyhow::Result<(Plan, Vec<Request>)> {
     let Some(green_name) = world::eks_name(green, aws).await? else {
         return Err(Refused(format!(
@@ -311,22 +313,26 @@ async fn read(
         }
         roles.push(line);
     }
-    let pod_identity = match aws
-        .pod_identity_associations(&blue_name(blue, aws).await?)
-        .await
-    {
-        Ok(list) if list.is_empty() => "blue has no EKS Pod Identity association".to_string(),
-        Ok(list) => format!(
-            "blue has {} (not handed over by baton: create green's with `aws eks create-pod-identity-association --cluster-name {green_name} --namespace NS --service-account SA --role-arn ARN`): {}",
-            plural(list.len(), "EKS Pod Identity association"),
-            list.iter()
-                .map(|(ns, sa, role)| format!("{ns}/{sa} → {role}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Err(e) => format!(
-            "EKS Pod Identity associations were not read, so not handed over ({e}); list blue's with `aws eks list-pod-identity-associations --cluster-name BLUE` and create green's with `aws eks create-pod-identity-association --cluster-name {green_name} …`"
-        ),
+    let pod_identity = if !pod_identity {
+        String::new()
+    } else {
+        match aws
+            .pod_identity_associations(&blue_name(blue, aws).await?)
+            .await
+        {
+            Ok(list) if list.is_empty() => "blue has no EKS Pod Identity association".to_string(),
+            Ok(list) => format!(
+                "blue has {} (not handed over by baton: create green's with `aws eks create-pod-identity-association --cluster-name {green_name} --namespace NS --service-account SA --role-arn ARN`): {}",
+                plural(list.len(), "EKS Pod Identity association"),
+                list.iter()
+                    .map(|(ns, sa, role)| format!("{ns}/{sa} → {role}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => format!(
+                "EKS Pod Identity associations were not read, so not handed over ({e}); list blue's with `aws eks list-pod-identity-associations --cluster-name BLUE` and create green's with `aws eks create-pod-identity-association --cluster-name {green_name} …`"
+            ),
+        }
     };
     Ok((
         Plan {
@@ -341,6 +347,44 @@ async fn read(
         },
         requests,
     ))
+}
+
+/// The IAM roles the selected StatefulSets' pods assume (their ServiceAccounts in blue
+/// naming one), and whether green's pods may assume each, for the stateful plan. None
+/// when no app's ServiceAccount names a role: then nothing is read from AWS. A
+/// non-transient failure to read green's side is kept as why (a warning in the plan).
+pub async fn pod_roles(
+    blue: &baton_kube::Cluster,
+    green: &baton_kube::Cluster,
+    aws: &Aws,
+    apps: &[&baton_core::world::StatefulSet],
+) -> anyhow::Result<Option<identity::PodRoles>> {
+    let mut namespaces: Vec<String> = apps.iter().map(|s| s.namespace.clone()).collect();
+    namespaces.sort();
+    namespaces.dedup();
+    if namespaces.is_empty() {
+        return Ok(None);
+    }
+    let used: std::collections::BTreeSet<String> = apps
+        .iter()
+        .map(|s| format!("{}/{}", s.namespace, s.service_account))
+        .collect();
+    let accounts: BTreeMap<String, String> = blue
+        .irsa_service_accounts(&namespaces)
+        .await?
+        .into_iter()
+        .map(|sa| (format!("{}/{}", sa.namespace, sa.name), sa.role))
+        .filter(|(k, _)| used.contains(k))
+        .collect();
+    if accounts.is_empty() {
+        return Ok(None);
+    }
+    let green = match facts(blue, green, aws, &namespaces).await {
+        Ok(f) => Ok(f),
+        Err(e) if crate::commands::retry::is_transient(&e) => return Err(e),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    Ok(Some(identity::PodRoles { accounts, green }))
 }
 
 /// Blue's EKS name, for its Pod Identity associations (its context when its nodes do

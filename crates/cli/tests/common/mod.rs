@@ -121,6 +121,24 @@ impl Sim {
         ]);
     }
 
+    /// `baton identity apply --from blue --to green --yes`, which must succeed: on the
+    /// default estate orders-db's and the storefront's IAM roles trust blue's OIDC
+    /// provider only, so green's pods using them crash-loop (and the plan refuses
+    /// orders-db) until green is trusted.
+    pub fn trust_green(&self) {
+        self.ok(&[
+            "identity",
+            "apply",
+            "--from",
+            "blue",
+            "--to",
+            "green",
+            "--yes",
+            "--state-dir",
+            "identity",
+        ]);
+    }
+
     /// `baton sim fault --state-dir DIR/sim ARGS…`, which must succeed.
     pub fn fault(&self, args: &[&str]) -> Output {
         let out = self.baton(&[&["sim", "fault", "--state-dir", "sim"][..], args].concat());

@@ -27,12 +27,13 @@ use crate::commands::show::{self, plural};
 
 /// The steps, in the seed's order: green's network first, then checks and a backup
 /// before anything moves, traffic before data, commit last, then the proof.
-pub const ORDER: [Step; 13] = [
+pub const ORDER: [Step; 14] = [
     Step::Environment,
     Step::NetworkPlan,
     Step::NetworkApply,
     Step::MirrorRules,
     Step::VolumesGrant,
+    Step::Identity,
     Step::Preflight,
     Step::Backup,
     Step::GreenStateless,
@@ -46,6 +47,8 @@ pub const ORDER: [Step; 13] = [
 /// Where `baton volumes grant -o json`'s output is kept in the state dir.
 pub const GRANTS_FILE: &str = "volumes-grant.json";
 
+/// Where `baton identity apply -o json`'s output is kept in the state dir.
+pub const IDENTITY_FILE: &str = "identity.json";
 /// Where the preflight report is kept in the state dir (`baton report` shows it).
 pub const PREFLIGHT_FILE: &str = "preflight.json";
 /// Where `network apply -o json` and `network mirror-rules -o json` go.
@@ -71,6 +74,8 @@ pub enum Step {
     MirrorRules,
     /// `baton volumes grant`.
     VolumesGrant,
+    /// `baton identity apply`.
+    Identity,
     /// `baton preflight`.
     Preflight,
     /// `baton backup`.
@@ -98,6 +103,7 @@ impl Step {
             Self::NetworkApply => "network apply",
             Self::MirrorRules => "database rules",
             Self::VolumesGrant => "volume keys",
+            Self::Identity => "pod identities",
             Self::Preflight => "preflight",
             Self::Backup => "backup",
             Self::GreenStateless => "green's stateless apps",
@@ -120,6 +126,9 @@ impl Step {
             Self::MirrorRules => "give green the security-group access blue has (the database)",
             Self::VolumesGrant => {
                 "let green's EBS CSI driver use the KMS keys of blue's volumes (before the move, never in it)"
+            }
+            Self::Identity => {
+                "make the IAM roles blue's pods assume trust green's OIDC issuer too (before green's apps start)"
             }
             Self::Preflight => "read-only checks of blue and green before anything moves",
             Self::Backup => "save every manifest the move touches",
@@ -247,6 +256,7 @@ impl Demo {
             Step::NetworkApply => self.network_apply().await,
             Step::MirrorRules => self.mirror_rules().await,
             Step::VolumesGrant => self.volumes_grant().await,
+            Step::Identity => self.identity().await,
             Step::Preflight => self.preflight().await,
             Step::Backup => self.backup().await,
             Step::GreenStateless => self.green_stateless().await,
@@ -516,6 +526,69 @@ impl Demo {
             "{} gained {} of green's",
             plural(rules, "security-group rule"),
             plural(added, "range")
+        )))
+    }
+
+    async fn identity(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        let (blue, green) = cluster_names(env);
+        let ran = env
+            .baton
+            .run_to_file(
+                &args([
+                    "identity", "apply", "--from", &blue, "--to", &green, "--yes", "-o", "json",
+                ]),
+                IDENTITY_FILE,
+            )
+            .await?;
+        if ran.code != Some(0) {
+            bail!("`baton identity apply` exited {:?}", ran.code);
+        }
+        let after: serde_json::Value =
+            serde_json::from_str(&ran.stdout).context("failed to read identity apply's output")?;
+        let roles = after["roles"].as_array().cloned().unwrap_or_default();
+        if roles.is_empty() {
+            return Ok(Outcome::Skipped(
+                "no ServiceAccount of blue's apps names an IAM role".into(),
+            ));
+        }
+        outln!("  {IDENTITY_FILE}, in short:");
+        outln!(
+            "    green's IAM OIDC provider {}",
+            after["provider"]
+                .as_str()
+                .and_then(|p| p.split_once(":oidc-provider/"))
+                .map_or("?", |(_, host)| host)
+        );
+        for r in &roles {
+            outln!(
+                "    role {} ({}): {}",
+                r["role"]
+                    .as_str()
+                    .and_then(|r| r.rsplit_once('/'))
+                    .map_or("?", |(_, name)| name),
+                r["service_accounts"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default(),
+                r["green"].as_str().unwrap_or("?")
+            );
+        }
+        let sent = std::fs::read_to_string(self.dir.join(".baton/identity/identity.jsonl"))
+            .map(|j| {
+                j.lines()
+                    .filter(|l| l.contains("\"event\":\"sent\""))
+                    .count()
+            })
+            .unwrap_or(0);
+        Ok(Outcome::Done(format!(
+            "{} trust green's OIDC issuer beside blue's ({} sent)",
+            plural(roles.len(), "IAM role"),
+            plural(sent, "IAM request")
         )))
     }
 

@@ -238,6 +238,12 @@ async fn read_and_plan(
     let (green_driver, documents) =
         driver(green, aws, &selection.ebs_csi_roles, green_name.as_deref()).await?;
     let green_keys = keys(aws, &ec2, &green_driver, &documents).await?;
+    let apps: Vec<_> = b
+        .statefulsets
+        .iter()
+        .filter(|s| selection.filter.selects(s))
+        .collect();
+    let pod_roles = crate::commands::identity::pod_roles(blue, green, aws, &apps).await?;
     let drivers = Drivers {
         blue_name,
         green_name,
@@ -253,6 +259,7 @@ async fn read_and_plan(
         aws_region: aws.region().to_string(),
         now: jiff::Timestamp::now().to_string(),
         drivers,
+        pod_roles,
     };
     let plan = planner::plan(&inputs, &selection.filter, &selection.options);
     let drivers = inputs.drivers;
