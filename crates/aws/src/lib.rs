@@ -40,6 +40,7 @@ mod ebs;
 mod eks;
 mod elb;
 mod elb_forward;
+mod elb_tags;
 mod error;
 mod forward;
 mod iam;

@@ -375,6 +375,71 @@ Examples:
   baton traffic rollback --state-dir .baton/traffic
   baton traffic rollback --state-dir .baton/traffic --force --yes")]
     Rollback(TrafficRollbackArgs),
+    /// Give green a TargetGroupBinding into green's target group for each of blue's, so
+    /// green's AWS Load Balancer Controller registers green's pods before traffic moves.
+    ///
+    /// Reads blue's TargetGroupBindings (elbv2.k8s.aws/v1beta1) and finds green's target
+    /// group for each: the one --map names, else the one whose tags equal blue's group's
+    /// on every key but the cluster's (elbv2.k8s.aws/cluster, eks:cluster-name,
+    /// kubernetes.io/cluster/NAME) and whose cluster tag names green. Green's binding is
+    /// blue's spec with green's targetGroupARN; for ip targets green's namespace gets
+    /// elbv2.k8s.aws/pod-readiness-gate-inject=enabled, so a green pod is Ready only once
+    /// its target is healthy. A green binding into a group blue is bound to is refused
+    /// unless both set multiClusterTargetGroup: the two controllers would deregister each
+    /// other's targets (aws-load-balancer-controller issues 2173, 2757).
+    ///
+    /// Prints the plan by default (exit 3 if any binding is refused); --apply creates
+    /// what is missing (journaled in --state-dir; running it again creates nothing).
+    #[command(after_help = "\
+Examples:
+  baton traffic bindings --from blue --to green
+  baton traffic bindings --from blue --to green --map web-blue=web-green -o json
+  baton traffic bindings --from blue --to green --apply --dry-run
+  baton traffic bindings --from blue --to green --apply --yes")]
+    Bindings(TrafficBindingsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrafficBindingsArgs {
+    #[command(flatten)]
+    pub clusters: ClusterArgs,
+    /// Only blue's bindings in this namespace (repeatable; default: every namespace).
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Green's target group for one of blue's, by name or ARN (repeatable); without it,
+    /// found by tags.
+    #[arg(long, value_name = "BLUE_TG=GREEN_TG", value_parser = parse_map)]
+    pub map: Vec<(String, String)>,
+    /// Green's cluster name as target groups' tags name it (default: its nodes'
+    /// eks:cluster-name, else the --to context).
+    #[arg(long, value_name = "NAME")]
+    pub green_cluster: Option<String>,
+    /// Create green's bindings (and label namespaces); without it, only print.
+    #[arg(long)]
+    pub apply: bool,
+    /// With --apply: print each request it would send, one a line, and change nothing.
+    #[arg(long, requires = "apply")]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Where --apply journals (bindings.jsonl).
+    #[arg(long, value_name = "DIR", default_value = ".baton/bindings")]
+    pub state_dir: PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+fn parse_map(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_string(), b.to_string())),
+        _ => Err(format!(
+            "expected BLUE_TG=GREEN_TG (names or ARNs), got {s:?}"
+        )),
+    }
 }
 
 /// What an inconclusive gate (too few requests) means.

@@ -298,6 +298,40 @@ pub const COMMANDS: &[CommandPermissions] = &[
         ],
     },
     CommandPermissions {
+        command: "traffic bindings",
+        clusters: "blue, green",
+        kube: &[
+            KubeRule {
+                // Blue's bindings read; green's read and created.
+                groups: &["elbv2.k8s.aws"],
+                resources: &["targetgroupbindings"],
+                verbs: &["list", "create"],
+            },
+            KubeRule {
+                // Green's namespaces: which carry the readiness-gate label; the label set.
+                groups: &[""],
+                resources: &["namespaces"],
+                verbs: &["list", "patch"],
+            },
+            KubeRule {
+                // Green's EKS name, from its nodes' instances.
+                groups: &[""],
+                resources: &["nodes"],
+                verbs: &["list"],
+            },
+        ],
+        iam: &[
+            EC2_READ,
+            IamStatement {
+                actions: &[
+                    "elasticloadbalancing:DescribeTargetGroups",
+                    "elasticloadbalancing:DescribeTags",
+                ],
+                resources: &["*"],
+            },
+        ],
+    },
+    CommandPermissions {
         command: "preflight",
         clusters: "blue, green",
         kube: &[

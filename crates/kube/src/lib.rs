@@ -10,6 +10,7 @@
 //! kubectl does, so an SRE's existing kubeconfig works unchanged.
 
 pub mod backup;
+pub mod bindings;
 pub mod cache;
 pub mod cluster;
 pub mod convert;

@@ -50,6 +50,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Traffic(TrafficCommand::Shift(a)) => traffic::shift(a).await,
         Command::Traffic(TrafficCommand::Status(a)) => traffic::status(a).await,
         Command::Traffic(TrafficCommand::Rollback(a)) => traffic::rollback(a).await,
+        Command::Traffic(TrafficCommand::Bindings(a)) => traffic::bindings::run(a).await,
         Command::Completion(a) => docs::completion(&a),
         Command::Man(a) => docs::man(&a),
     }

@@ -9,6 +9,7 @@
 //!   which decides the one next thing to do from that state and the weights read now.
 //! - [`duration`]: intervals printed as the command line writes them (`5m`, `500ms`).
 
+pub mod bindings;
 pub mod duration;
 pub mod gate;
 pub mod machine;

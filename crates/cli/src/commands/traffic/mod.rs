@@ -4,6 +4,7 @@
 //! module checks the input (every refusal before the first write, exit 3), prints, and
 //! maps outcomes to exit codes.
 
+pub mod bindings;
 mod drive;
 mod dry_run;
 mod journal;
