@@ -195,8 +195,17 @@ impl Cluster {
                 obj["spec"]["clusterIP"] = json!(ip);
                 obj["spec"]["clusterIPs"] = json!([ip]);
             }
-            "Pod" if obj["spec"]["serviceAccountName"].is_null() => {
-                obj["spec"]["serviceAccountName"] = json!("default");
+            "Pod" => {
+                if obj["spec"]["serviceAccountName"].is_null() {
+                    obj["spec"]["serviceAccountName"] = json!("default");
+                }
+                // The AWS Load Balancer Controller's pod webhook, where it is installed.
+                if self
+                    .def("elbv2.k8s.aws", "v1beta1", "targetgroupbindings")
+                    .is_some()
+                {
+                    crate::controllers::inject_readiness_gates(t, obj);
+                }
             }
             _ => {}
         }
