@@ -563,6 +563,10 @@ impl Controller for TargetGroupBindings {
             if !ctx.serves(TARGETGROUPBINDINGS) || ctx.aws.is_none() {
                 return None;
             }
+            let bindings = ctx.list(TARGETGROUPBINDINGS, None);
+            if bindings.is_empty() {
+                return None;
+            }
             // The namespaces whose bindings a change may concern (None: all of them).
             let touched: Option<HashSet<String>> = (!scope.is_all() && !scope.touches("", "nodes"))
                 .then(|| {
@@ -580,7 +584,7 @@ impl Controller for TargetGroupBindings {
             let now = Instant::now();
             let mut wake: Option<Instant> = None;
             let mut later = |at: Instant| wake = Some(wake.map_or(at, |w: Instant| w.min(at)));
-            for b in ctx.list(TARGETGROUPBINDINGS, None) {
+            for b in bindings {
                 let key = key_of(&b);
                 let backoff = lock(&self.state.failures).get(&key).map(|(_, at)| *at);
                 let requeue = lock(&self.state.requeue).get(&key).copied();
