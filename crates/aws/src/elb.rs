@@ -352,24 +352,27 @@ impl Aws {
         Ok(out
             .target_health_descriptions()
             .iter()
-            .filter_map(|d| {
-                let target = d.target()?;
-                let health = d.target_health();
-                Some(TargetHealth {
-                    id: target.id()?.to_owned(),
-                    port: target.port(),
-                    state: health
-                        .and_then(|h| h.state())
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
-                    reason: health
-                        .and_then(|h| h.reason())
-                        .map(|r| r.as_str().to_owned()),
-                    description: health.and_then(|h| h.description()).map(str::to_owned),
-                })
-            })
+            .filter_map(target_health)
             .collect())
     }
+}
+
+/// One target's health as baton reads it (none without a target id).
+pub(crate) fn target_health(d: &sdk::TargetHealthDescription) -> Option<TargetHealth> {
+    let target = d.target()?;
+    let health = d.target_health();
+    Some(TargetHealth {
+        id: target.id()?.to_owned(),
+        port: target.port(),
+        state: health
+            .and_then(|h| h.state())
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        reason: health
+            .and_then(|h| h.reason())
+            .map(|r| r.as_str().to_owned()),
+        description: health.and_then(|h| h.description()).map(str::to_owned),
+    })
 }
 
 fn listener(call: &Call, l: &sdk::Listener) -> Result<Listener, Error> {

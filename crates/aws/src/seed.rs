@@ -159,6 +159,19 @@ impl Aws {
         vpc_id: &str,
         port: i32,
     ) -> Result<String, Error> {
+        self.create_target_group_of_type(name, vpc_id, port, "ip")
+            .await
+    }
+
+    /// Creates a target group of `target_type` (`ip` or `instance`) on HTTP `port`;
+    /// returns its ARN.
+    pub async fn create_target_group_of_type(
+        &self,
+        name: &str,
+        vpc_id: &str,
+        port: i32,
+        target_type: &str,
+    ) -> Result<String, Error> {
         let call = self.call("create target group", name);
         let out = self
             .elb
@@ -167,7 +180,7 @@ impl Aws {
             .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
             .port(port)
             .vpc_id(vpc_id)
-            .target_type(TargetTypeEnum::Ip)
+            .target_type(TargetTypeEnum::from(target_type))
             .health_check_path("/healthz")
             .send()
             .await
@@ -178,6 +191,18 @@ impl Aws {
             .and_then(|t| t.target_group_arn())
             .ok_or_else(|| call.missing("the target group ARN"))?
             .to_owned())
+    }
+
+    /// Deletes a target group (tests take a group away from under its binding).
+    pub async fn delete_target_group(&self, target_group_arn: &str) -> Result<(), Error> {
+        let call = self.call("delete target group", target_group_arn);
+        self.elb
+            .delete_target_group()
+            .target_group_arn(target_group_arn)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
     }
 
     /// Creates an HTTP listener whose default action forwards to one target group.

@@ -6,9 +6,9 @@
 //! cluster. Faithful where baton's safety is decided: resourceVersion and watch semantics,
 //! optimistic concurrency, finalizers, immutable fields, server defaults, `Status` errors.
 //!
-//! Known gaps (none hides a Kubernetes rule baton's safety relies on; the last two are AWS
-//! behaviour the bed does not model yet, and a move that passes here may still stall on them
-//! in a real account):
+//! Known gaps (none hides a Kubernetes rule baton's safety relies on; the last three are AWS
+//! behaviour the bed does not model yet, and a move or a traffic shift that passes here may
+//! still stall on them in a real account):
 //! - server-side apply is approximated as a strategic merge of the applied object: fields a
 //!   manager stops applying are not removed (no managedFields ownership);
 //! - JSON only, but for `/openapi/v2`, which is an empty document (its protobuf is zero
@@ -16,18 +16,49 @@
 //!   what kubectl needs to send `fieldValidation`, and unknown fields are accepted;
 //!   `Table` responses carry the real printers' columns for the kinds baton's users look
 //!   at (pods, claims, PVs, StatefulSets…), NAME and AGE for the rest;
-//! - no admission webhooks; RBAC is enforced for service-account tokens (minted with
+//! - no admission webhooks but the AWS Load Balancer Controller's pod readiness-gate
+//!   injection (where its CRD is served); its TargetGroupBinding webhooks are not modelled
+//!   (defaulting `targetType`, `ipAddressType`, `vpcID` and the protocol from
+//!   DescribeTargetGroups, refusing a binding whose group does not exist or is already
+//!   bound in the cluster without `multiClusterTargetGroup`): such a binding is accepted
+//!   and fails when reconciled. RBAC is enforced for service-account tokens (minted with
 //!   `kubectl create token`) but not for the admin token, and without ClusterRole
 //!   aggregation or the legacy Secret-based service-account tokens;
+//! - a Service's node ports are allocated and checked (30000–32767, free), its cluster IP
+//!   allocated, but no EndpointSlices or Endpoints are served: the AWS Load Balancer
+//!   Controller computes from the pods the endpoints the EndpointSlice controller would
+//!   publish;
 //! - DaemonSets, HorizontalPodAutoscalers and PodDisruptionBudgets are stored and served,
 //!   but no controller acts on them (no daemon pods, no autoscaling, no budget status);
 //! - pods are removed at once on delete unless `Cluster::graceful_pod_deletion` is set (a
 //!   kubelet then finishes them);
-//! - pod IPs are made up (`10.64.x.y`), not taken from the node's subnet or an ENIConfig;
+//! - pod IPs are made up (`10.64.x.y`), not taken from the node's subnet or an ENIConfig,
+//!   and each cluster counts its own, so two clusters' pods may share an address (a target
+//!   group shared by two clusters' ip bindings would see one target for both);
+//! - the AWS Load Balancer Controller is its TargetGroupBinding controller only
+//!   (`controllers/tgb.rs`, modelled on v3.5.0): no Ingress, Service or Gateway
+//!   reconcilers, no `networking` (security-group rules), `targetGroupName` lookup,
+//!   `iamRoleArnToAssume`, QUIC server ids, `--max-targets-per-target-group`, nor
+//!   `AvailabilityZone: all` for pod IPs outside the VPC; its deferred checkpoint reset
+//!   (30–45 minutes after a 10-hour resync) is not modelled, so a binding whose endpoints
+//!   and spec do not change is not looked at again in a bed's run (as in the first 10 hours
+//!   of a real one);
 //! - AWS authorization only for the EBS CSI controller's AttachVolume/DetachVolume, and
 //!   only where a cluster declares the driver's role (`aws_auth`, ARCHITECTURE.md);
-//!   IRSA trust, snapshots, CreateVolume/DeleteVolume and the kubelets' calls are not
-//!   evaluated.
+//!   IRSA trust, snapshots, CreateVolume/DeleteVolume, the kubelets' calls and the AWS Load
+//!   Balancer Controller's ELBv2 calls are not evaluated;
+//! - moto's ELBv2, which the bed takes as it is: a target group keys its targets by id
+//!   only (registering an address at a second port replaces the first, deregistering
+//!   `id:port` removes the id whatever the port; the emulated controller deregisters before
+//!   it registers, as the real one, so a changed target port still converges); registered
+//!   targets are `healthy` at once (no `initial` while health checks run, no `unused` in a
+//!   group no load balancer uses, no `draining` for the deregistration delay: deregistered
+//!   targets vanish), so a pod's readiness gate turns True on the reconcile after its
+//!   registration, and tests hold a gate by refusing DescribeTargetHealth through the AWS
+//!   fault proxy; RegisterTargets checks neither the group's target type nor that an IP is
+//!   in its VPC; DescribeTargetHealth of an address never registered answers `unavailable`
+//!   (AWS: `unused`, `Target.NotRegistered`), and DeregisterTargets of a target not
+//!   registered answers `InvalidTarget`.
 
 pub mod auth;
 pub mod aws_auth;

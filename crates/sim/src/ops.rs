@@ -195,10 +195,23 @@ impl Cluster {
                 obj["spec"]["clusterIP"] = json!(ip);
                 obj["spec"]["clusterIPs"] = json!([ip]);
             }
-            "Pod" if obj["spec"]["serviceAccountName"].is_null() => {
-                obj["spec"]["serviceAccountName"] = json!("default");
+            "Pod" => {
+                if obj["spec"]["serviceAccountName"].is_null() {
+                    obj["spec"]["serviceAccountName"] = json!("default");
+                }
+                // The AWS Load Balancer Controller's pod webhook, where it is installed.
+                if self
+                    .def("elbv2.k8s.aws", "v1beta1", "targetgroupbindings")
+                    .is_some()
+                {
+                    crate::controllers::inject_readiness_gates(t, obj);
+                }
             }
             _ => {}
+        }
+        if def.kind == "Service" && def.group.is_empty() {
+            allocate_node_ports(t, obj, None)
+                .map_err(|errs| ApiError::invalid(target(def, meta::name(obj)), errs))?;
         }
         // StorageObjectInUseProtection.
         let protection = match def.kind.as_str() {
@@ -433,6 +446,10 @@ impl Cluster {
         new["apiVersion"] = json!(def.api_version());
         new["kind"] = json!(def.kind);
         defaults::apply(&def.kind, &mut new);
+        if def.kind == "Service" && def.group.is_empty() && part != Part::Status {
+            allocate_node_ports(t, &mut new, Some(old))
+                .map_err(|errs| ApiError::invalid(target(def, &name), errs))?;
+        }
         if meta::is_deleting(old) {
             let added: Vec<String> = meta::finalizers(&new)
                 .into_iter()
@@ -882,6 +899,112 @@ fn check_type_meta(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 /// NamespaceLifecycle admission: the namespace must exist and not be terminating.
+/// The NodePort range of the API server (`--service-node-port-range`).
+const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
+
+/// A Service's node ports, as the API server's allocator and validation give them: a
+/// NodePort or LoadBalancer Service's port without one gets a free port of the range (on
+/// update, the one it had), one given must be in the range and free; a ClusterIP Service
+/// may name none (those it kept from a NodePort type are dropped, as the server does when
+/// the type changes).
+fn allocate_node_ports(
+    t: &Txn<'_>,
+    svc: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), Vec<FieldError>> {
+    let wants = matches!(
+        svc["spec"]["type"].as_str(),
+        Some("NodePort" | "LoadBalancer")
+    ) && svc["spec"]["allocateLoadBalancerNodePorts"] != false;
+    let old_port = |port: &Value| -> Option<i64> {
+        old?["spec"]["ports"]
+            .as_array()?
+            .iter()
+            .find(|p| p["port"] == port["port"] && p["protocol"] == port["protocol"])
+            .and_then(|p| p["nodePort"].as_i64())
+    };
+    let ty = svc["spec"]["type"]
+        .as_str()
+        .unwrap_or("ClusterIP")
+        .to_string();
+    let uid = meta::uid(svc).to_string();
+    let mut used: std::collections::BTreeSet<i64> = t
+        .list(
+            &crate::resources::GroupResource {
+                group: String::new(),
+                plural: "services".into(),
+            },
+            None,
+        )
+        .iter()
+        .filter(|o| uid.is_empty() || meta::uid(o) != uid)
+        .flat_map(|o| {
+            o["spec"]["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["nodePort"].as_i64())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut errs = Vec::new();
+    let Some(ports) = svc["spec"]["ports"].as_array_mut() else {
+        return Ok(());
+    };
+    for (i, port) in ports.iter_mut().enumerate() {
+        let field = format!("spec.ports[{i}].nodePort");
+        let given = port["nodePort"].as_i64().filter(|n| *n != 0);
+        if !wants {
+            if given.is_some() && given == old_port(port) {
+                port.as_object_mut().map(|m| m.remove("nodePort"));
+            } else if given.is_some() {
+                errs.push(FieldError::forbidden(
+                    field,
+                    format!("may not be used when `type` is '{ty}'"),
+                ));
+            }
+            continue;
+        }
+        let n = match given.or_else(|| old_port(port)) {
+            Some(n) if !NODE_PORTS.contains(&n) => {
+                errs.push(FieldError::invalid(
+                    field,
+                    n.to_string(),
+                    "provided port is not in the valid range. The range of valid ports is 30000-32767",
+                ));
+                continue;
+            }
+            Some(n) if used.contains(&n) => {
+                errs.push(FieldError::invalid(
+                    field,
+                    n.to_string(),
+                    "provided port is already allocated",
+                ));
+                continue;
+            }
+            Some(n) => n,
+            None => {
+                // At random, as the allocator does; the next free one after a taken pick.
+                let span = NODE_PORTS.end() - NODE_PORTS.start() + 1;
+                let start = rand::random_range(0..span);
+                match (0..span)
+                    .map(|k| NODE_PORTS.start() + (start + k) % span)
+                    .find(|n| !used.contains(n))
+                {
+                    Some(n) => n,
+                    None => {
+                        errs.push(FieldError::invalid(field, "0", "range is full"));
+                        continue;
+                    }
+                }
+            }
+        };
+        used.insert(n);
+        port["nodePort"] = json!(n);
+    }
+    if errs.is_empty() { Ok(()) } else { Err(errs) }
+}
+
 fn admit_namespace(t: &Txn<'_>, namespace: &str) -> Result<(), ApiError> {
     let gr = crate::resources::GroupResource {
         group: String::new(),
@@ -943,5 +1066,89 @@ impl ContinueToken {
             namespace: v["ns"].as_str().ok_or_else(bad)?.to_string(),
             name: v["start"].as_str().ok_or_else(bad)?.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::ClusterSpec;
+
+    fn service(c: &Cluster, name: &str, spec: Value) -> Result<Value, ApiError> {
+        let def = c.def("", "v1", "services").unwrap();
+        c.create(
+            &def,
+            "default",
+            json!({ "metadata": { "name": name }, "spec": spec }),
+            false,
+        )
+    }
+
+    fn node_port(svc: &Value) -> i64 {
+        svc["spec"]["ports"][0]["nodePort"].as_i64().unwrap()
+    }
+
+    #[test]
+    fn node_ports_are_allocated_free_in_range_kept_on_update_and_dropped_for_cluster_ip() {
+        let c = Cluster::new(ClusterSpec::new("t", "v1.31.0"));
+        let port = |p: Value| json!({ "type": "NodePort", "ports": [p] });
+        let a = service(&c, "a", port(json!({ "port": 80 }))).unwrap();
+        let n = node_port(&a);
+        assert!(NODE_PORTS.contains(&n), "{n}");
+        assert!(
+            service(
+                &c,
+                "lb",
+                json!({ "type": "LoadBalancer", "ports": [{ "port": 80 }] })
+            )
+            .is_ok_and(|s| node_port(&s) != n),
+            "a LoadBalancer Service gets one too, another"
+        );
+        let taken = service(&c, "b", port(json!({ "port": 80, "nodePort": n }))).unwrap_err();
+        assert_eq!(taken.code, 422);
+        assert!(
+            taken.message.contains("provided port is already allocated"),
+            "{}",
+            taken.message
+        );
+        let out = service(&c, "c", port(json!({ "port": 80, "nodePort": 80 }))).unwrap_err();
+        assert!(
+            out.message
+                .contains("The range of valid ports is 30000-32767")
+        );
+        let cip = service(
+            &c,
+            "d",
+            json!({ "ports": [{ "port": 80, "nodePort": 30500 }] }),
+        );
+        assert!(
+            cip.unwrap_err()
+                .message
+                .contains("may not be used when `type` is 'ClusterIP'")
+        );
+        assert!(
+            service(&c, "e", json!({ "ports": [{ "port": 80 }] })).unwrap()["spec"]["ports"][0]
+                .get("nodePort")
+                .is_none()
+        );
+
+        // An update that leaves the node port out keeps it; one to ClusterIP drops it.
+        let def = c.def("", "v1", "services").unwrap();
+        let mut replaced = a.clone();
+        replaced["spec"]["ports"] = json!([{ "port": 80, "protocol": "TCP" }]);
+        let kept = c
+            .update(&def, "default", "a", replaced, Part::Main, false)
+            .unwrap();
+        assert_eq!(node_port(&kept), n);
+        let mut to_cluster_ip = kept.clone();
+        to_cluster_ip["spec"]["type"] = json!("ClusterIP");
+        let dropped = c
+            .update(&def, "default", "a", to_cluster_ip, Part::Main, false)
+            .unwrap();
+        assert!(dropped["spec"]["ports"][0].get("nodePort").is_none());
+        assert!(
+            service(&c, "f", port(json!({ "port": 80, "nodePort": n }))).is_ok(),
+            "a dropped node port is free again"
+        );
     }
 }

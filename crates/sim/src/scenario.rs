@@ -220,7 +220,9 @@ pub struct AlbSpec {
     pub forward_to: String,
 }
 
-/// One target group, fed by an app's pods.
+/// One target group, fed by an app's pods: through a TargetGroupBinding in its cluster
+/// (the AWS Load Balancer Controller registers the Service's endpoints), or, without
+/// one, registered once by seeding.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetGroupSpec {
     /// Name.
@@ -231,6 +233,34 @@ pub struct TargetGroupSpec {
     pub app: String,
     /// Their namespace.
     pub namespace: String,
+    /// The TargetGroupBinding (ip targets) that keeps the group's targets, created in
+    /// `cluster`'s `namespace` once the group exists.
+    #[serde(default)]
+    pub binding: Option<BindingSpec>,
+}
+
+/// A TargetGroupBinding of a scenario's target group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BindingSpec {
+    /// The binding's name (its pods' readiness gate is `target-health.elbv2.k8s.aws/<name>`).
+    pub name: String,
+    /// The Service whose endpoints are the targets.
+    pub service: String,
+    /// The Service's port, by number or name.
+    pub port: ServicePortRef,
+    /// `multiClusterTargetGroup`: other clusters may register in the same group.
+    #[serde(default)]
+    pub multi_cluster: bool,
+}
+
+/// A Service port by number or by name (`serviceRef.port`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ServicePortRef {
+    /// The port's number.
+    Number(i32),
+    /// The port's name.
+    Name(String),
 }
 
 /// One cluster.
@@ -285,6 +315,9 @@ pub struct Seeded {
     pub listener_arn: Option<String>,
     /// Target group name → ARN.
     pub target_groups: BTreeMap<String, String>,
+    /// Target group name → its TargetGroupBinding, `cluster/namespace/name`.
+    #[serde(default)]
+    pub target_group_bindings: BTreeMap<String, String>,
     /// Cluster → node names.
     pub nodes: BTreeMap<String, Vec<String>>,
     /// Cluster → the EBS CSI driver's role ARN.
@@ -616,6 +649,7 @@ pub async fn seed(
                 })
                 .collect::<Result<_, _>>()?;
         let lb = aws.create_load_balancer(&alb.name, &subnets, &[]).await?;
+        let mut bindings = Vec::new();
         for tg in &alb.target_groups {
             let arn = aws.create_target_group(&tg.name, &out.vpc_id, 8080).await?;
             let cluster = &estate
@@ -628,9 +662,24 @@ pub async fn seed(
                     ))
                 })?
                 .cluster;
-            let ips = pod_ips(cluster, &tg.namespace, &tg.app);
-            aws.register_ip_targets(&arn, &ips, 8080).await?;
+            match &tg.binding {
+                Some(b) => {
+                    apply(cluster, binding(tg, b, &arn))?;
+                    out.target_group_bindings.insert(
+                        tg.name.clone(),
+                        format!("{}/{}/{}", tg.cluster, tg.namespace, b.name),
+                    );
+                    bindings.push((cluster.clone(), tg.namespace.clone(), b.name.clone()));
+                }
+                None => {
+                    let ips = pod_ips(cluster, &tg.namespace, &tg.app);
+                    aws.register_ip_targets(&arn, &ips, 8080).await?;
+                }
+            }
             out.target_groups.insert(tg.name.clone(), arn);
+        }
+        for (cluster, ns, name) in &bindings {
+            wait_reconciled(cluster, ns, name, timeout.saturating_sub(started.elapsed())).await?;
         }
         let to = out.target_groups.get(&alb.forward_to).ok_or_else(|| {
             ScenarioError::Invalid(format!(
@@ -957,6 +1006,65 @@ fn apply(cluster: &Cluster, obj: Value) -> Result<(), ScenarioError> {
     }
 }
 
+/// A target group's TargetGroupBinding (ip targets), as an operator writes it.
+fn binding(tg: &TargetGroupSpec, b: &BindingSpec, arn: &str) -> Value {
+    let port = match &b.port {
+        ServicePortRef::Number(n) => json!(n),
+        ServicePortRef::Name(s) => json!(s),
+    };
+    let mut spec = json!({
+        "serviceRef": { "name": b.service, "port": port },
+        "targetGroupARN": arn,
+        "targetType": "ip",
+    });
+    if b.multi_cluster {
+        spec["multiClusterTargetGroup"] = json!(true);
+    }
+    json!({
+        "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+        "metadata": { "name": b.name, "namespace": tg.namespace },
+        "spec": spec,
+    })
+}
+
+/// Waits (on the change stream) until the AWS Load Balancer Controller has reconciled
+/// a binding: its `status.observedGeneration` is its generation, which it writes only
+/// after the targets are registered.
+async fn wait_reconciled(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), ScenarioError> {
+    use tokio::sync::broadcast::error::RecvError;
+    let gr = crate::resources::GroupResource {
+        group: "elbv2.k8s.aws".into(),
+        plural: "targetgroupbindings".into(),
+    };
+    let mut changes = cluster.store.subscribe();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let b = cluster.store.txn(|t| t.get(&gr, ns, name));
+        if b.as_ref().is_some_and(|b| {
+            !b["metadata"]["generation"].is_null()
+                && b["status"]["observedGeneration"] == b["metadata"]["generation"]
+        }) {
+            return Ok(());
+        }
+        tokio::select! {
+            msg = changes.recv() => if let Err(RecvError::Closed) = msg {
+                return Err(ScenarioError::Timeout(format!("cluster {} stopped", cluster.spec.name)));
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(ScenarioError::Timeout(format!(
+                    "cluster {}: TargetGroupBinding {ns}/{name} not reconciled after {timeout:?}",
+                    cluster.spec.name
+                )));
+            }
+        }
+    }
+}
+
 fn pod_ips(cluster: &Cluster, ns: &str, app: &str) -> Vec<String> {
     let gr = crate::resources::GroupResource {
         group: String::new(),
@@ -1132,6 +1240,73 @@ mod tests {
             [true, true],
             "both clusters have IAM OIDC providers"
         );
+    }
+
+    #[test]
+    fn blue_keeps_its_target_group_through_a_binding_and_green_has_none() {
+        let s = Scenario::load("default").unwrap();
+        let alb = s.alb.as_ref().unwrap();
+        let group = |n: &str| alb.target_groups.iter().find(|t| t.name == n).unwrap();
+        let blue = group("storefront-blue");
+        let b = blue.binding.as_ref().unwrap();
+        assert_eq!(
+            (
+                b.name.as_str(),
+                b.service.as_str(),
+                &b.port,
+                b.multi_cluster
+            ),
+            ("storefront-blue", "web", &ServicePortRef::Number(80), false)
+        );
+        assert!(group("storefront-green").binding.is_none());
+        let tgb = binding(
+            blue,
+            b,
+            "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/y",
+        );
+        assert_eq!(tgb["metadata"]["namespace"], "web");
+        assert_eq!(
+            tgb["spec"],
+            json!({ "serviceRef": { "name": "web", "port": 80 }, "targetType": "ip",
+                    "targetGroupARN": "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/y" })
+        );
+        assert!(
+            s.platform
+                .iter()
+                .any(|o| o["metadata"]["name"] == "targetgroupbindings.elbv2.k8s.aws"),
+            "both clusters run the AWS Load Balancer Controller"
+        );
+        let svc = s
+            .apps
+            .iter()
+            .find(|o| o["kind"] == "Service" && o["metadata"]["name"] == "web")
+            .unwrap();
+        assert_eq!(
+            svc["spec"]["ports"][0]["targetPort"], 8080,
+            "the target groups' port"
+        );
+        let web = s
+            .apps
+            .iter()
+            .find(|o| o["kind"] == "Namespace" && o["metadata"]["name"] == "web")
+            .unwrap();
+        assert!(
+            web["metadata"]["labels"][crate::controllers::INJECT_LABEL].is_null(),
+            "no readiness gates in the default estate"
+        );
+        assert!(large(1, 1).alb.is_none());
+    }
+
+    #[test]
+    fn a_binding_takes_a_named_port_and_multi_cluster() {
+        let yaml = DEFAULT_YAML.replace(
+            "binding: { name: storefront-blue, service: web, port: 80 }",
+            "binding: { name: shared, service: web, port: http, multi_cluster: true }",
+        );
+        let s = Scenario::parse("t", &yaml).unwrap();
+        let b = s.alb.unwrap().target_groups[0].binding.clone().unwrap();
+        assert_eq!(b.port, ServicePortRef::Name("http".into()));
+        assert!(b.multi_cluster);
     }
 
     #[test]

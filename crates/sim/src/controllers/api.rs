@@ -93,6 +93,27 @@ pub const VOLUMEATTACHMENTS: Kind = Kind {
     plural: "volumeattachments",
 };
 
+/// Services.
+pub const SERVICES: Kind = Kind {
+    group: "",
+    version: "v1",
+    plural: "services",
+};
+/// ConfigMaps.
+pub const CONFIGMAPS: Kind = Kind {
+    group: "",
+    version: "v1",
+    plural: "configmaps",
+};
+
+/// The AWS Load Balancer Controller's TargetGroupBindings (served only once their CRD
+/// is installed).
+pub const TARGETGROUPBINDINGS: Kind = Kind {
+    group: "elbv2.k8s.aws",
+    version: "v1beta1",
+    plural: "targetgroupbindings",
+};
+
 /// Velero's Backups (served only once their CRD is installed).
 pub const VELERO_BACKUPS: Kind = Kind {
     group: "velero.io",
@@ -257,6 +278,20 @@ impl Ctx {
         patch: &Value,
         part: Part,
     ) -> Result<Value, ApiError> {
+        self.patch_as(k, namespace, name, PatchType::Merge, patch, part)
+    }
+
+    /// Patches an object (or its status) with a patch of the given type (a strategic
+    /// merge patch merges lists such as a pod's conditions by their keys).
+    pub fn patch_as(
+        &self,
+        k: Kind,
+        namespace: &str,
+        name: &str,
+        kind: PatchType,
+        patch: &Value,
+        part: Part,
+    ) -> Result<Value, ApiError> {
         let body = serde_json::to_vec(patch).expect("a JSON value serializes");
         // A no-op patch returns the object unchanged: compare versions (only when audited).
         let before = self
@@ -264,19 +299,23 @@ impl Ctx {
             .on()
             .then(|| self.get(k, namespace, name))
             .flatten();
-        let out = self.cluster.patch(
-            &self.def(k),
-            namespace,
-            name,
-            PatchType::Merge,
-            &body,
-            part,
-            false,
-        );
+        let out = self
+            .cluster
+            .patch(&self.def(k), namespace, name, kind, &body, part, false);
         if let (Some(b), Ok(a)) = (&before, &out) {
             self.audit
                 .count(k, meta::resource_version(b) != meta::resource_version(a));
         }
+        out
+    }
+
+    /// Replaces an object (PUT; unconditional when `obj` names no resourceVersion).
+    pub fn update(&self, k: Kind, namespace: &str, obj: Value) -> Result<Value, ApiError> {
+        let name = meta::name(&obj).to_string();
+        let out = self
+            .cluster
+            .update(&self.def(k), namespace, &name, obj, Part::Main, false);
+        self.audit.count(k, out.is_ok());
         out
     }
 

@@ -3,6 +3,11 @@
 //! stops (after the modelled grace) and is removed, which lets detach and pvc-protection
 //! proceed.
 //!
+//! A pod with readiness gates (`spec.readinessGates`) is Ready only when its containers
+//! are and every gate's condition is True; the kubelet writes its own conditions and keeps
+//! the others (a gate's, which its controller owns), and while the pod runs its Ready
+//! follows them.
+//!
 //! A pod whose ServiceAccount names an IAM role (`eks.amazonaws.com/role-arn`) starts
 //! only if STS would give it the role's credentials (`irsa.rs`); otherwise its
 //! containers crash-loop (`CrashLoopBackOff`, a `BackOff` Warning with the SDK's error,
@@ -38,6 +43,7 @@ use super::workers::Workers;
 use super::{Controller, Ctx, Scope};
 use crate::meta;
 use crate::ops::Part;
+use crate::patch::PatchType;
 
 /// The EC2 tag holding a volume's data fingerprint.
 pub const FINGERPRINT_TAG: &str = "baton.sim/fingerprint";
@@ -114,6 +120,12 @@ impl Controller for Kubelet {
                 else {
                     continue;
                 };
+                if pod["status"]["phase"] == "Running"
+                    && !meta::is_deleting(&pod)
+                    && !crash_looping(&pod)
+                {
+                    follow_readiness_gates(ctx, &pod);
+                }
                 // Only a stopping or a starting pod has work.
                 if !(meta::is_deleting(&pod)
                     || pod["status"]["phase"] == "Pending"
@@ -249,13 +261,13 @@ impl State {
             .collect();
         let status = json!({ "status": {
             "phase": "Running",
-            "conditions": [
+            "conditions": with_others(pod, json!([
                 { "type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": now },
                 { "type": "Initialized", "status": "True", "lastTransitionTime": now },
-                { "type": "Ready", "status": "True", "lastTransitionTime": now },
+                ready_condition(pod, &now),
                 { "type": "ContainersReady", "status": "True", "lastTransitionTime": now },
                 { "type": "PodScheduled", "status": "True", "lastTransitionTime": now },
-            ],
+            ])),
             "hostIP": host_ip(ctx, node),
             "podIP": pod_ip, "podIPs": [{ "ip": pod_ip }],
             "startTime": start_time(pod, &now),
@@ -324,13 +336,13 @@ impl State {
         let unready = format!("containers with unready status: [{}]", names.join(" "));
         let status = json!({ "status": {
             "phase": "Running",
-            "conditions": [
+            "conditions": with_others(pod, json!([
                 { "type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": now },
                 { "type": "Initialized", "status": "True", "lastTransitionTime": now },
                 { "type": "Ready", "status": "False", "reason": "ContainersNotReady", "message": unready, "lastTransitionTime": now },
                 { "type": "ContainersReady", "status": "False", "reason": "ContainersNotReady", "message": unready, "lastTransitionTime": now },
                 { "type": "PodScheduled", "status": "True", "lastTransitionTime": now },
-            ],
+            ])),
             "hostIP": host_ip(ctx, node),
             "podIP": pod_ip, "podIPs": [{ "ip": pod_ip }],
             "startTime": start_time(pod, &now),
@@ -408,6 +420,87 @@ async fn flush(ctx: &Ctx, r: &Running) {
         if let Err(e) = aws.create_tags(std::slice::from_ref(volume), &tags).await {
             tracing::warn!(error = %e, volume, "fingerprint not written");
         }
+    }
+}
+
+/// The Ready condition of a pod whose containers are ready: True only if every
+/// readiness gate's condition is True (the kubelet's `GeneratePodReadyCondition`).
+fn ready_condition(pod: &Value, now: &str) -> Value {
+    let conditions = pod["status"]["conditions"].as_array();
+    let unready: Vec<String> = pod["spec"]["readinessGates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["conditionType"].as_str())
+        .filter_map(
+            |gate| match conditions.and_then(|cs| cs.iter().find(|c| c["type"] == gate)) {
+                None => Some(format!(
+                    "corresponding condition of pod readiness gate \"{gate}\" does not exist."
+                )),
+                Some(c) if c["status"] != "True" => Some(format!(
+                    "the status of pod readiness gate \"{gate}\" is not \"True\", but {}",
+                    c["status"].as_str().unwrap_or_default()
+                )),
+                Some(_) => None,
+            },
+        )
+        .collect();
+    if unready.is_empty() {
+        json!({ "type": "Ready", "status": "True", "lastTransitionTime": now })
+    } else {
+        json!({ "type": "Ready", "status": "False", "reason": "ReadinessGatesNotReady",
+                "message": unready.join(", "), "lastTransitionTime": now })
+    }
+}
+
+/// The kubelet's conditions followed by the pod's conditions of other types (a
+/// readiness gate's, which another controller owns), as its status manager keeps them.
+fn with_others(pod: &Value, kubelet: Value) -> Value {
+    let mut all = kubelet.as_array().cloned().unwrap_or_default();
+    let owned: Vec<Value> = all.iter().map(|c| c["type"].clone()).collect();
+    all.extend(
+        pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| !owned.contains(&c["type"]))
+            .cloned(),
+    );
+    json!(all)
+}
+
+/// A running pod with readiness gates and ready containers: its Ready condition follows
+/// the gates' conditions (written by their controllers), as the kubelet recomputes it.
+/// Only that condition is written (a strategic merge, by type).
+fn follow_readiness_gates(ctx: &Ctx, pod: &Value) {
+    let conditions = pod["status"]["conditions"].as_array();
+    let find = |t: &str| conditions.and_then(|cs| cs.iter().find(|c| c["type"] == t));
+    if pod["spec"]["readinessGates"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+        || find("ContainersReady").is_none_or(|c| c["status"] != "True")
+    {
+        return;
+    }
+    let now = meta::now();
+    let mut want = ready_condition(pod, &now);
+    let have = find("Ready");
+    let same = |k: &str| have.is_some_and(|h| h[k] == want[k]);
+    if same("status") && same("reason") && same("message") {
+        return;
+    }
+    if same("status") {
+        want["lastTransitionTime"] = have.map_or(Value::Null, |h| h["lastTransitionTime"].clone());
+    }
+    for k in ["reason", "message"] {
+        if want.get(k).is_none() {
+            want[k] = Value::Null;
+        }
+    }
+    let patch = json!({ "status": { "conditions": [want] } });
+    let (ns, name) = (meta::namespace(pod), meta::name(pod));
+    if let Err(e) = ctx.patch_as(PODS, ns, name, PatchType::Strategic, &patch, Part::Status) {
+        tracing::debug!(pod = name, error = %e.message, "Ready not updated from readiness gates");
     }
 }
 
@@ -512,6 +605,55 @@ mod tests {
         assert_eq!(backoff(first, 4), Duration::from_secs(160));
         assert_eq!(backoff(first, 5), MAX_BACKOFF);
         assert_eq!(backoff(first, 1000), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_pod_is_ready_only_when_every_readiness_gate_is_true() {
+        let pod = |conditions: Value| {
+            json!({ "spec": { "readinessGates": [{ "conditionType": "a/x" }, { "conditionType": "b/y" }] },
+                    "status": { "conditions": conditions } })
+        };
+        let missing = ready_condition(&pod(json!([])), "now");
+        assert_eq!(missing["status"], "False");
+        assert_eq!(missing["reason"], "ReadinessGatesNotReady");
+        assert_eq!(
+            missing["message"],
+            "corresponding condition of pod readiness gate \"a/x\" does not exist., corresponding condition of pod readiness gate \"b/y\" does not exist."
+        );
+        let one = ready_condition(
+            &pod(
+                json!([{ "type": "a/x", "status": "True" }, { "type": "b/y", "status": "False" }]),
+            ),
+            "now",
+        );
+        assert_eq!(
+            one["message"],
+            "the status of pod readiness gate \"b/y\" is not \"True\", but False"
+        );
+        let all = ready_condition(
+            &pod(json!([{ "type": "a/x", "status": "True" }, { "type": "b/y", "status": "True" }])),
+            "now",
+        );
+        assert_eq!(all["status"], "True");
+        assert!(all.get("reason").is_none());
+        let none = ready_condition(&json!({ "spec": {} }), "now");
+        assert_eq!(
+            none["status"], "True",
+            "no gates, ready with its containers"
+        );
+    }
+
+    #[test]
+    fn the_kubelet_keeps_conditions_it_does_not_own() {
+        let pod = json!({ "status": { "conditions": [
+            { "type": "Ready", "status": "False" },
+            { "type": "a/x", "status": "True", "reason": "theirs" },
+        ] } });
+        let out = with_others(&pod, json!([{ "type": "Ready", "status": "True" }]));
+        assert_eq!(
+            out,
+            json!([{ "type": "Ready", "status": "True" }, { "type": "a/x", "status": "True", "reason": "theirs" }])
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod kubelet;
 mod provisioner;
 mod scheduler;
 mod statefulset;
+mod tgb;
 mod velero;
 mod workers;
 
@@ -42,6 +43,13 @@ pub use irsa::AUDIENCE_ANNOTATION;
 /// The EC2 tags holding each volume's data fingerprint and its last writer.
 pub use kubelet::{FINGERPRINT_TAG, FINGERPRINT_WRITER_TAG};
 pub use provisioner::{CSI_CONTROLLER, EBS_CSI};
+pub(crate) use tgb::inject_readiness_gates;
+/// The AWS Load Balancer Controller's names: its finalizer, checkpoint annotation,
+/// readiness gates and the namespace label that injects them, the multicluster ConfigMap.
+pub use tgb::{
+    CHECKPOINT, CHECKPOINT_TIMESTAMP, FINALIZER as TGB_FINALIZER, GATE_PREFIX, INJECT_LABEL,
+    TRACKED_PREFIX, gate as readiness_gate,
+};
 
 use crate::store::Change;
 
@@ -66,6 +74,14 @@ pub struct Delays {
     /// The kubelet's first back-off before restarting a failed container (it doubles on
     /// each failure, up to 5 minutes): a pod refused its IRSA credentials crash-loops.
     pub restart_backoff: Duration,
+    /// How long the AWS Load Balancer Controller trusts its view of a target group's
+    /// targets (filled by DescribeTargetHealth, then updated only with its own
+    /// registrations and the targets it did not know healthy): 5 minutes, as its
+    /// targets cache. Another writer's targets stay unseen that long.
+    pub lbc_targets_cache: Duration,
+    /// `--targetgroupbinding-requeue-duration` (15 s): when the AWS Load Balancer
+    /// Controller looks again at targets whose health a readiness gate waits for.
+    pub lbc_requeue: Duration,
 }
 
 impl Default for Delays {
@@ -79,6 +95,8 @@ impl Default for Delays {
             fingerprint_flush: Duration::from_secs(30),
             velero_backup: Duration::from_secs(1),
             restart_backoff: Duration::from_secs(10),
+            lbc_targets_cache: Duration::from_secs(300),
+            lbc_requeue: Duration::from_secs(15),
         }
     }
 }
@@ -176,6 +194,7 @@ impl ControlPlane {
             Arc::new(attach::Attacher::default()),
             Arc::new(kubelet::Kubelet::default()),
             Arc::new(velero::Velero::default()),
+            Arc::new(tgb::TargetGroupBindings::default()),
         ];
         let tasks = controllers
             .into_iter()

@@ -51,6 +51,18 @@ pub struct EstateBed {
 impl EstateBed {
     /// blue and green, with `nodes` nodes per cluster spread over us-east-1a/b.
     pub async fn start(nodes: usize) -> Self {
+        Self::start_with(
+            nodes,
+            Delays {
+                fingerprint_every: Duration::from_millis(20),
+                ..Delays::default()
+            },
+        )
+        .await
+    }
+
+    /// As [`EstateBed::start`], with the controllers' modelled delays given.
+    pub async fn start_with(nodes: usize, delays: Delays) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -61,10 +73,7 @@ impl EstateBed {
                 ClusterSpec::new("green", "v1.31.4-eks-1f3c2b8"),
             ],
             aws_endpoint: Some(moto_endpoint()),
-            delays: Delays {
-                fingerprint_every: Duration::from_millis(20),
-                ..Delays::default()
-            },
+            delays,
             ..EstateOptions::default()
         };
         let estate = Estate::start(opts).await.expect("estate starts");
