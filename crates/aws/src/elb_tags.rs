@@ -38,4 +38,27 @@ impl Aws {
         }
         Ok(out)
     }
+
+    /// Adds tags to a target group (or any ELBv2 resource): how the bed marks which
+    /// cluster and app each of its target groups serves.
+    pub async fn add_elb_tags(&self, arn: &str, tags: &Tags) -> Result<(), Error> {
+        let call = self.call("tag", arn);
+        let tags: Vec<_> = tags
+            .iter()
+            .map(|(k, v)| {
+                aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+            })
+            .collect();
+        self.elb
+            .add_tags()
+            .resource_arns(arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
+    }
 }

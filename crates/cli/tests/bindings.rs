@@ -9,23 +9,6 @@ mod common;
 use common::{Sim, text};
 use serde_json::{Value, json};
 
-/// The controller's CRD, as far as the API server needs it to serve the kind.
-fn crd() -> Value {
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": { "name": "targetgroupbindings.elbv2.k8s.aws" },
-        "spec": {
-            "group": "elbv2.k8s.aws", "scope": "Namespaced",
-            "names": { "kind": "TargetGroupBinding", "listKind": "TargetGroupBindingList",
-                       "plural": "targetgroupbindings", "singular": "targetgroupbinding" },
-            "versions": [{ "name": "v1beta1", "served": true, "storage": true,
-                           "subresources": { "status": {} },
-                           "schema": { "openAPIV3Schema": { "type": "object",
-                                        "x-kubernetes-preserve-unknown-fields": true } } }]
-        }
-    })
-}
-
 fn target_groups(sim: &Sim) -> (String, String) {
     let seeded: Value = serde_json::from_str(
         &std::fs::read_to_string(sim.dir.path().join("sim/scenario.json")).unwrap(),
@@ -48,25 +31,14 @@ fn bindings(sim: &Sim, extra: &[&str]) -> (Option<i32>, Value, String) {
 fn green_gets_blues_binding_into_its_own_target_group() {
     let sim = common::sim_up();
     let (blue_tg, green_tg) = target_groups(&sim);
-    // Without the controller's CRD in blue: refused, naming it.
-    let (code, _, err) = bindings(&sim, &[]);
-    assert_eq!(code, Some(3), "{err}");
-    assert!(err.contains("TargetGroupBinding"), "{err}");
-    for ctx in ["blue", "green"] {
-        sim.kubectl_apply(ctx, &crd());
-    }
-    sim.kubectl_apply(
+    // The default estate: blue's web pods reach storefront-blue through binding
+    // web/storefront-blue; green has none. Green's group is found by its tags.
+    let blue_binding = sim.kubectl_json(
         "blue",
-        &json!({
-            "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
-            "metadata": { "name": "web", "namespace": "web" },
-            "spec": { "serviceRef": { "name": "web", "port": 80 },
-                      "targetGroupARN": blue_tg, "targetType": "ip" }
-        }),
+        &["get", "targetgroupbindings", "-n", "web", "storefront-blue"],
     );
-    let map = format!("storefront-blue={green_tg}");
-
-    let (code, plan, err) = bindings(&sim, &["--map", &map]);
+    assert_eq!(blue_binding["spec"]["targetGroupARN"], blue_tg.as_str());
+    let (code, plan, err) = bindings(&sim, &[]);
     assert_eq!(code, Some(0), "{err}");
     let line = &plan["bindings"][0];
     assert_eq!(line["action"], "create", "{plan:#}");
@@ -81,8 +53,6 @@ fn green_gets_blues_binding_into_its_own_target_group() {
         "blue",
         "--to",
         "green",
-        "--map",
-        &map,
         "--apply",
         "--dry-run",
     ]);
@@ -105,14 +75,17 @@ fn green_gets_blues_binding_into_its_own_target_group() {
     assert_eq!(none["items"], json!([]), "the dry run created something");
     // No terminal and no --yes: usage.
     let o = sim.baton(&[
-        "traffic", "bindings", "--from", "blue", "--to", "green", "--map", &map, "--apply",
+        "traffic", "bindings", "--from", "blue", "--to", "green", "--apply",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
 
-    let (code, after, err) = bindings(&sim, &["--map", &map, "--apply", "--yes"]);
+    let (code, after, err) = bindings(&sim, &["--apply", "--yes"]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(after["bindings"][0]["action"], "exists", "{after:#}");
-    let made = sim.kubectl_json("green", &["get", "targetgroupbindings", "-n", "web", "web"]);
+    let made = sim.kubectl_json(
+        "green",
+        &["get", "targetgroupbindings", "-n", "web", "storefront-blue"],
+    );
     assert_eq!(made["spec"]["targetGroupARN"], green_tg.as_str());
     assert_eq!(
         made["spec"]["serviceRef"],
@@ -124,7 +97,7 @@ fn green_gets_blues_binding_into_its_own_target_group() {
         "enabled"
     );
     // Again: nothing to send.
-    let (code, _, err) = bindings(&sim, &["--map", &map, "--apply", "--yes"]);
+    let (code, _, err) = bindings(&sim, &["--apply", "--yes"]);
     assert_eq!(code, Some(0), "{err}");
     let journal =
         std::fs::read_to_string(sim.dir.path().join(".baton/bindings/bindings.jsonl")).unwrap();
@@ -135,7 +108,10 @@ fn green_gets_blues_binding_into_its_own_target_group() {
     );
 
     // Green bound into blue's own group, blue's binding not multi-cluster: refused.
-    sim.kubectl_delete("green", &["targetgroupbindings", "-n", "web", "web"]);
+    sim.kubectl_delete(
+        "green",
+        &["targetgroupbindings", "-n", "web", "storefront-blue"],
+    );
     let (code, refused, err) = bindings(
         &sim,
         &[
@@ -150,4 +126,13 @@ fn green_gets_blues_binding_into_its_own_target_group() {
     assert!(problem.contains("multiClusterTargetGroup"), "{problem}");
     let none = sim.kubectl_json("green", &["get", "targetgroupbindings", "-A"]);
     assert_eq!(none["items"], json!([]), "a refusal created something");
+
+    // A green without the controller's CRD: refused, naming it.
+    sim.kubectl_delete("green", &["crd", "targetgroupbindings.elbv2.k8s.aws"]);
+    let (code, _, err) = bindings(&sim, &["--map", &format!("storefront-blue={green_tg}")]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("install the AWS Load Balancer Controller"),
+        "{err}"
+    );
 }

@@ -652,6 +652,14 @@ pub async fn seed(
         let mut bindings = Vec::new();
         for tg in &alb.target_groups {
             let arn = aws.create_target_group(&tg.name, &out.vpc_id, 8080).await?;
+            // Which cluster and app the group serves, as teams tag the groups they make
+            // for TargetGroupBindings (the load balancer controller's cluster tag key).
+            let tags: baton_aws::Tags = [
+                ("elbv2.k8s.aws/cluster".to_string(), tg.cluster.clone()),
+                ("app".to_string(), tg.app.clone()),
+            ]
+            .into();
+            aws.add_elb_tags(&arn, &tags).await?;
             let cluster = &estate
                 .server
                 .cluster(&tg.cluster)
