@@ -61,6 +61,7 @@ fn the_demo_tells_the_whole_story_and_its_report_renders_in_a_browser() {
     for command in [
         "baton network apply --plan network/plan.json",
         "baton identity apply --from blue --to green --yes -o json > identity.json",
+        "baton traffic bindings --from blue --to green --apply --yes -o json > bindings.json",
         "baton traffic shift --listener arn:aws:elasticloadbalancing:",
         "baton migrate --from blue --to green --plan plan.json --yes --state-dir migration",
         "baton commit --state-dir migration --yes",
@@ -185,7 +186,7 @@ fn shown_as_it_ran(out: &str, dir: &Path) -> Vec<String> {
         }
         commands.push(command);
     }
-    assert_eq!(commands.len(), 11, "{commands:#?}");
+    assert_eq!(commands.len(), 12, "{commands:#?}");
     let mut to_files = 0;
     for c in &commands {
         if c.contains("-o json") {
@@ -198,7 +199,7 @@ fn shown_as_it_ran(out: &str, dir: &Path) -> Vec<String> {
             to_files += 1;
         }
     }
-    assert_eq!(to_files, 5, "{commands:#?}");
+    assert_eq!(to_files, 6, "{commands:#?}");
     commands
 }
 

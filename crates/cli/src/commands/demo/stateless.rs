@@ -13,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use baton_aws::{AlbMetricDims, Aws, ForwardTarget, RequestStats};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 
 /// Requests per second the clients send to the listener, all groups together.
@@ -55,35 +54,31 @@ pub async fn roll_out(
     Ok(scaled)
 }
 
-/// Waits (up to `timeout`) until `want` Running pods labelled `app=APP` in `namespace`
-/// have IPs; returns the IPs.
-pub async fn pod_ips(
-    client: &kube::Client,
-    namespace: &str,
-    app: &str,
+/// Waits (up to `timeout`) until `want` targets of the target group are healthy (green's
+/// load balancer controller registers green's pods through their binding); returns
+/// their ids.
+pub async fn healthy_targets(
+    aws: &baton_aws::Aws,
+    target_group_arn: &str,
     want: usize,
     timeout: Duration,
 ) -> anyhow::Result<Vec<String>> {
-    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
     let deadline = Instant::now() + timeout;
     loop {
-        let list = pods
-            .list(&ListParams::default().labels(&format!("app={app}")))
-            .await
-            .with_context(|| format!("failed to list pods of {namespace}/{app}"))?;
-        let ips: Vec<String> = list
-            .items
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        let healthy: Vec<String> = aws
+            .describe_target_health(target_group_arn)
+            .await?
+            .into_iter()
+            .filter(|t| t.state == "healthy")
+            .map(|t| t.id)
             .collect();
-        if ips.len() >= want {
-            return Ok(ips);
+        if healthy.len() >= want {
+            return Ok(healthy);
         }
         if Instant::now() > deadline {
             anyhow::bail!(
-                "{namespace}/{app} has {} of {want} pods running after {timeout:?}",
-                ips.len()
+                "{} of {want} targets healthy after {timeout:?}",
+                healthy.len()
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -49,6 +49,8 @@ pub const GRANTS_FILE: &str = "volumes-grant.json";
 
 /// Where `baton identity apply -o json`'s output is kept in the state dir.
 pub const IDENTITY_FILE: &str = "identity.json";
+/// Where `baton traffic bindings --apply -o json`'s output is kept in the state dir.
+pub const BINDINGS_FILE: &str = "bindings.json";
 /// Where the preflight report is kept in the state dir (`baton report` shows it).
 pub const PREFLIGHT_FILE: &str = "preflight.json";
 /// Where `network apply -o json` and `network mirror-rules -o json` go.
@@ -133,7 +135,7 @@ impl Step {
             Self::Preflight => "read-only checks of blue and green before anything moves",
             Self::Backup => "save every manifest the move touches",
             Self::GreenStateless => {
-                "green's stateless apps up and in its target group (your CD's and load balancer controller's job)"
+                "green's target group bindings, then its stateless apps, registered by its controller"
             }
             Self::TrafficShift => "move the ALB's traffic to green in gated steps",
             Self::StatefulPlan => "plan the move of every StatefulSet on its own EBS volumes",
@@ -730,6 +732,22 @@ impl Demo {
             ));
         };
         let green_name = &env.scenario.clusters[1].name;
+        let (blue, green) = cluster_names(env);
+        // Green's load balancer controller registers green's pods once green has a
+        // binding for each of blue's (and, for ip targets, new pods wait for theirs).
+        let ran = env
+            .baton
+            .run_to_file(
+                &args([
+                    "traffic", "bindings", "--from", &blue, "--to", &green, "--apply", "--yes",
+                    "-o", "json",
+                ]),
+                BINDINGS_FILE,
+            )
+            .await?;
+        if ran.code != Some(0) {
+            bail!("`baton traffic bindings --apply` exited {:?}", ran.code);
+        }
         let mut done = Vec::new();
         let mut green_tg = None;
         for tg in alb
@@ -744,26 +762,22 @@ impl Demo {
                 .map(|(_, r, _)| usize::try_from(*r).unwrap_or(0))
                 .sum::<usize>()
                 .max(1);
-            let ips = stateless::pod_ips(
-                &env.green,
-                &tg.namespace,
-                &tg.app,
-                want,
-                Duration::from_secs(120),
-            )
-            .await?;
             let arn = env
                 .seeded
                 .target_groups
                 .get(&tg.name)
                 .with_context(|| format!("target group {} was not seeded", tg.name))?;
-            env.estate
-                .aws
-                .register_ip_targets(arn, &ips, 8080)
-                .await
-                .with_context(|| format!("failed to register green's pods in {}", tg.name))?;
+            let ips =
+                stateless::healthy_targets(&env.estate.aws, arn, want, Duration::from_secs(120))
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "green's load balancer controller did not register its pods in {}",
+                            tg.name
+                        )
+                    })?;
             outln!(
-                "  green: {} scaled up; pods {} registered in {}",
+                "  green: {} scaled up; its controller registered {} in {}",
                 scaled
                     .iter()
                     .map(|(n, r, _)| format!("{}/{n} to {r}", tg.namespace))
