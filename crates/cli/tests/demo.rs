@@ -35,20 +35,21 @@ fn the_demo_tells_the_whole_story_and_its_report_renders_in_a_browser() {
     // In the seed's order, each step done (none skipped).
     let mut at = 0;
     for step in [
-        "[1/14] environment",
-        "[2/14] network plan",
-        "[3/14] network apply",
-        "[4/14] database rules",
-        "[5/14] volume keys",
-        "[6/14] pod identities",
-        "[7/14] preflight",
-        "[8/14] backup",
-        "[9/14] green's stateless apps",
-        "[10/14] traffic shift",
-        "[11/14] stateful plan",
-        "[12/14] stateful move",
-        "[13/14] commit",
-        "[14/14] final check",
+        "[1/15] environment",
+        "[2/15] network plan",
+        "[3/15] network apply",
+        "[4/15] database rules",
+        "[5/15] volume keys",
+        "[6/15] pod identities",
+        "[7/15] target group bindings",
+        "[8/15] preflight",
+        "[9/15] backup",
+        "[10/15] green's stateless apps",
+        "[11/15] traffic shift",
+        "[12/15] stateful plan",
+        "[13/15] stateful move",
+        "[14/15] commit",
+        "[15/15] final check",
     ] {
         let found = out[at..]
             .find(step)

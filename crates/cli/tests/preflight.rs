@@ -135,6 +135,15 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
     );
     sim.grant_keys();
     sim.trust_green();
+    // Blue's storefront binding has no green counterpart until traffic bindings makes it.
+    let (_, unbound) = preflight(&sim, &[]);
+    assert!(
+        checks(&unbound).contains("target-group-binding-missing"),
+        "{unbound:#}"
+    );
+    sim.ok(&[
+        "traffic", "bindings", "--from", "blue", "--to", "green", "--apply", "--yes",
+    ]);
     let (code, after) = preflight(&sim, &[]);
     assert!(!checks(&after).contains("sg-blue-only"), "{after:#}");
     assert_eq!(code, 1, "only warnings are left: {after:#}");

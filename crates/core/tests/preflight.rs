@@ -117,7 +117,31 @@ fn clean_facts() -> Facts {
         network: Some(Network::default()),
         vpc: None,
         identity: None,
+        unbound: Some(vec![]),
     }
+}
+
+#[test]
+fn a_blue_binding_without_greens_fails_naming_traffic_bindings() {
+    let w = world();
+    let mut f = clean_facts();
+    f.unbound = Some(vec![("web/web".into(), "arn:tg/web-blue".into())]);
+    let report = run(&w, &f);
+    assert_eq!(
+        codes(&report, Severity::Fail),
+        ["target-group-binding-missing"]
+    );
+    let binding = report
+        .findings
+        .iter()
+        .find(|x| x.check == "target-group-binding-missing")
+        .unwrap_or_else(|| panic!("{:#?}", report.findings));
+    assert_eq!(binding.severity, Severity::Fail);
+    assert!(binding.object.ends_with("/web/web"), "{binding:?}");
+    assert!(
+        binding.fix.contains("baton traffic bindings --from"),
+        "{binding:?}"
+    );
 }
 
 fn planned(w: &World) -> Plan {

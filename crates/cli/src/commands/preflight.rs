@@ -58,7 +58,7 @@ async fn check(
         .await
         .context("failed to read blue, green and EC2 for the plan's checks")?;
     let mut unchecked = Vec::new();
-    let (live, helm, addons, drivers, kubelets, pdbs, managers, network, identity) = tokio::join!(
+    let (live, helm, addons, drivers, kubelets, pdbs, managers, network, identity, unbound) = tokio::join!(
         blue.last_applied_api_uses(),
         blue.helm_api_uses(),
         green.addons(),
@@ -68,6 +68,7 @@ async fn check(
         blue.statefulset_managers(),
         read_network(&blue, &green, &aws, a.vpc.as_deref(), &world.vpcs.0),
         crate::commands::identity::facts(&blue, &green, &aws, &selection.filter.namespaces),
+        unbound_bindings(&blue, &green, &selection.filter.namespaces),
     );
     // What was read is checked even when another source failed (that one is unchecked).
     let mut uses: Vec<ApiUse> = Vec::new();
@@ -125,6 +126,11 @@ async fn check(
             &mut unchecked,
             "irsa-role-untrusted (IAM roles of blue's ServiceAccounts)",
             identity,
+        ),
+        unbound: keep(
+            &mut unchecked,
+            "target-group-binding-missing (TargetGroupBindings)",
+            unbound,
         ),
         vpc: a.vpc.as_ref().map(|v| VpcFacts {
             expected: v.clone(),
@@ -303,4 +309,29 @@ fn table(r: &Report) -> String {
         r.outcome.exit_code()
     );
     out
+}
+
+/// Blue's TargetGroupBindings without a green binding of the same namespace and name
+/// (none when blue runs no load balancer controller).
+async fn unbound_bindings(
+    blue: &baton_kube::Cluster,
+    green: &baton_kube::Cluster,
+    namespaces: &[String],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let Some(blue_bindings) = blue.target_group_bindings(namespaces).await? else {
+        return Ok(Vec::new());
+    };
+    let green_bindings = green
+        .target_group_bindings(namespaces)
+        .await?
+        .unwrap_or_default();
+    Ok(blue_bindings
+        .iter()
+        .filter(|b| {
+            !green_bindings
+                .iter()
+                .any(|g| g.namespace == b.namespace && g.name == b.name)
+        })
+        .map(|b| (b.key(), b.target_group().to_string()))
+        .collect())
 }

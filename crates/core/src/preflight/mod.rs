@@ -256,6 +256,10 @@ pub struct Facts {
     /// The IAM roles blue's ServiceAccounts assume (IRSA), and green's OIDC provider.
     #[serde(default)]
     pub identity: Option<IdentityFacts>,
+    /// Blue's TargetGroupBindings (`namespace/name` → target group ARN) that green has
+    /// no binding of the same namespace and name for.
+    #[serde(default)]
+    pub unbound: Option<Vec<(String, String)>>,
 }
 
 /// What `baton identity plan` reads: green's IAM OIDC provider, and per role whether its
@@ -333,6 +337,22 @@ pub fn check(
     }
     if let Some(i) = &facts.identity {
         findings.extend(identity(i, &blue.context, &green.context));
+    }
+    for (binding, tg) in facts.unbound.iter().flatten() {
+        findings.push(finding(
+            Severity::Fail,
+            "target-group-binding-missing",
+            format!("TargetGroupBinding {}/{binding}", blue.context),
+            format!(
+                "{} has no binding like it: nothing registers green's pods in a target group of green's (blue's registers into {tg})",
+                green.context
+            ),
+            "with an ALB managed outside Kubernetes, each cluster's load balancer controller registers its own pods through its own binding; a traffic shift to a green group nobody registers into sends requests to no target",
+            format!(
+                "baton traffic bindings --from {} --to {} --apply",
+                blue.context, green.context
+            ),
+        ));
     }
     // The planner reports a missing class per claim; one finding per object is enough.
     let mut seen = BTreeSet::new();

@@ -27,13 +27,14 @@ use crate::commands::show::{self, plural};
 
 /// The steps, in the seed's order: green's network first, then checks and a backup
 /// before anything moves, traffic before data, commit last, then the proof.
-pub const ORDER: [Step; 14] = [
+pub const ORDER: [Step; 15] = [
     Step::Environment,
     Step::NetworkPlan,
     Step::NetworkApply,
     Step::MirrorRules,
     Step::VolumesGrant,
     Step::Identity,
+    Step::Bindings,
     Step::Preflight,
     Step::Backup,
     Step::GreenStateless,
@@ -78,6 +79,8 @@ pub enum Step {
     VolumesGrant,
     /// `baton identity apply`.
     Identity,
+    /// `baton traffic bindings --apply`.
+    Bindings,
     /// `baton preflight`.
     Preflight,
     /// `baton backup`.
@@ -106,6 +109,7 @@ impl Step {
             Self::MirrorRules => "database rules",
             Self::VolumesGrant => "volume keys",
             Self::Identity => "pod identities",
+            Self::Bindings => "target group bindings",
             Self::Preflight => "preflight",
             Self::Backup => "backup",
             Self::GreenStateless => "green's stateless apps",
@@ -131,6 +135,9 @@ impl Step {
             }
             Self::Identity => {
                 "make the IAM roles blue's pods assume trust green's OIDC issuer too (before green's apps start)"
+            }
+            Self::Bindings => {
+                "give green a TargetGroupBinding into its own target group for each of blue's"
             }
             Self::Preflight => "read-only checks of blue and green before anything moves",
             Self::Backup => "save every manifest the move touches",
@@ -259,6 +266,7 @@ impl Demo {
             Step::MirrorRules => self.mirror_rules().await,
             Step::VolumesGrant => self.volumes_grant().await,
             Step::Identity => self.identity().await,
+            Step::Bindings => self.bindings().await,
             Step::Preflight => self.preflight().await,
             Step::Backup => self.backup().await,
             Step::GreenStateless => self.green_stateless().await,
@@ -531,6 +539,63 @@ impl Demo {
         )))
     }
 
+    async fn bindings(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        let bound = env
+            .scenario
+            .alb
+            .iter()
+            .flat_map(|a| &a.target_groups)
+            .any(|t| t.binding.is_some());
+        if !bound {
+            return Ok(Outcome::Skipped(
+                "blue registers no target group through a TargetGroupBinding".into(),
+            ));
+        }
+        let (blue, green) = cluster_names(env);
+        // Green's load balancer controller registers green's pods once green has a
+        // binding for each of blue's (and, for ip targets, new pods wait for theirs).
+        let ran = env
+            .baton
+            .run_to_file(
+                &args([
+                    "traffic", "bindings", "--from", &blue, "--to", &green, "--apply", "--yes",
+                    "-o", "json",
+                ]),
+                BINDINGS_FILE,
+            )
+            .await?;
+        if ran.code != Some(0) {
+            bail!("`baton traffic bindings --apply` exited {:?}", ran.code);
+        }
+        let after: serde_json::Value =
+            serde_json::from_str(&ran.stdout).context("failed to read traffic bindings' output")?;
+        let made = after["bindings"].as_array().cloned().unwrap_or_default();
+        if made.is_empty() {
+            return Ok(Outcome::Skipped("blue has no TargetGroupBinding".into()));
+        }
+        outln!("  {BINDINGS_FILE}, in short:");
+        for b in &made {
+            let short = |k: &str| {
+                b[k].as_str()
+                    .and_then(|a| a.split('/').nth(1))
+                    .unwrap_or("?")
+                    .to_string()
+            };
+            outln!(
+                "    {} (Service {}): {} → {}",
+                b["binding"].as_str().unwrap_or("?"),
+                b["service"].as_str().unwrap_or("?"),
+                short("blue_target_group"),
+                short("green_target_group")
+            );
+        }
+        Ok(Outcome::Done(format!(
+            "green has {} into its own target groups",
+            plural(made.len(), "TargetGroupBinding")
+        )))
+    }
+
     async fn identity(&mut self) -> anyhow::Result<Outcome> {
         let env = running(&self.env)?;
         let (blue, green) = cluster_names(env);
@@ -732,22 +797,6 @@ impl Demo {
             ));
         };
         let green_name = &env.scenario.clusters[1].name;
-        let (blue, green) = cluster_names(env);
-        // Green's load balancer controller registers green's pods once green has a
-        // binding for each of blue's (and, for ip targets, new pods wait for theirs).
-        let ran = env
-            .baton
-            .run_to_file(
-                &args([
-                    "traffic", "bindings", "--from", &blue, "--to", &green, "--apply", "--yes",
-                    "-o", "json",
-                ]),
-                BINDINGS_FILE,
-            )
-            .await?;
-        if ran.code != Some(0) {
-            bail!("`baton traffic bindings --apply` exited {:?}", ran.code);
-        }
         let mut done = Vec::new();
         let mut green_tg = None;
         for tg in alb
