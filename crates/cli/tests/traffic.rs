@@ -273,7 +273,7 @@ fn bad_input_is_refused_and_nothing_changes() {
         (
             shift_args_with(l, b, g, "state", &[]),
             3,
-            "0 healthy of 0 registered",
+            "baton traffic bindings --from BLUE --to GREEN --apply",
         ),
         (
             shift_args_with(&missing_listener, b, g, "state", &[]),

@@ -122,6 +122,12 @@ pub fn judge(gates: &Gates, r: &Reading, holds: u32) -> Verdict {
 /// Whether green is healthy enough to send it any traffic at all (checked before the
 /// first write, so an empty or sick group never gets a first step).
 pub fn ready_for_traffic(gates: &Gates, healthy: u32, registered: u32) -> Result<(), String> {
+    if registered == 0 && gates.min_healthy > 0 {
+        return Err(format!(
+            "green's target group has no registered target (--min-healthy {}): nothing registers green's pods in it; where the AWS Load Balancer Controller does, give green a TargetGroupBinding into this group (`baton traffic bindings --from BLUE --to GREEN --apply` makes one for each of blue's), scale green's Service up, and wait until its targets pass the health check",
+            gates.min_healthy
+        ));
+    }
     if healthy < gates.min_healthy {
         return Err(format!(
             "green's target group has {healthy} healthy of {registered} registered targets, fewer than --min-healthy {}: register green's pods (or instances) in it and wait until they pass the health check",
@@ -142,6 +148,15 @@ mod tests {
         on_inconclusive: OnInconclusive::Hold,
         max_holds: 2,
     };
+
+    #[test]
+    fn an_empty_green_group_names_the_binding_to_make() {
+        let e = ready_for_traffic(&GATES, 0, 0).unwrap_err();
+        assert!(e.contains("baton traffic bindings"), "{e}");
+        let e = ready_for_traffic(&GATES, 1, 3).unwrap_err();
+        assert!(e.contains("1 healthy of 3"), "{e}");
+        assert!(ready_for_traffic(&GATES, 2, 3).is_ok());
+    }
 
     fn reading(healthy: u32, requests: f64, target_5xx: f64) -> Reading {
         Reading {
@@ -202,6 +217,6 @@ mod tests {
     fn no_traffic_is_refused_up_front() {
         assert!(ready_for_traffic(&GATES, 2, 2).is_ok());
         let err = ready_for_traffic(&GATES, 0, 0).unwrap_err();
-        assert!(err.contains("register green's pods"), "{err}");
+        assert!(err.contains("registers green's pods"), "{err}");
     }
 }
