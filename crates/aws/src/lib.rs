@@ -40,6 +40,7 @@ mod ebs;
 mod eks;
 mod elb;
 mod elb_forward;
+mod enis;
 mod error;
 mod forward;
 mod iam;
@@ -64,6 +65,7 @@ pub use elb::{
     ActionSummary, Listener, LoadBalancer, Rule, RuleCondition, TargetGroup, TargetHealth,
 };
 pub use elb_forward::{ElbAction, ForwardChange, ModifyListener, ModifyRule};
+pub use enis::{EniAttachment, EniLimits, NetworkInterface, NewNetworkInterface};
 pub use error::Error;
 pub use forward::{
     ForwardConfig, ForwardTarget, MAX_STICKINESS_SECONDS, MAX_TARGET_GROUPS, MAX_WEIGHT,
