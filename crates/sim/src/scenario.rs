@@ -466,6 +466,37 @@ pub async fn seed(
     let region = estate.region.clone();
     for c in &s.clusters {
         let cluster = &served(estate, &c.name)?.cluster;
+        // The cluster's CRDs and ENIConfigs come before its nodes, as on EKS, where the
+        // VPC CNI reads a node's ENIConfig when the node starts (custom networking).
+        for obj in s
+            .platform
+            .iter()
+            .chain(&c.objects)
+            .filter(|o| o["kind"] == "CustomResourceDefinition")
+        {
+            apply(cluster, obj.clone())?;
+        }
+        // Custom networking: the cluster's pod subnets, one ENIConfig per zone named
+        // after it (what ENI_CONFIG_LABEL_DEF=topology.kubernetes.io/zone selects).
+        for sn in s
+            .vpc
+            .subnets
+            .iter()
+            .filter(|sn| sn.cluster.as_deref() == Some(&c.name) && sn.role == "pods")
+        {
+            apply(
+                cluster,
+                json!({
+                    "apiVersion": "crd.k8s.amazonaws.com/v1alpha1",
+                    "kind": "ENIConfig",
+                    "metadata": { "name": sn.az },
+                    "spec": {
+                        "subnet": out.subnets[&sn.name],
+                        "securityGroups": [out.security_groups[&format!("eks-cluster-sg-{}", c.name)]],
+                    },
+                }),
+            )?;
+        }
         let mut names = Vec::new();
         for ng in &c.nodes {
             let subnet = s
@@ -515,7 +546,12 @@ pub async fn seed(
             driver.in_tree.as_deref() == Some("legacy"),
             std::sync::atomic::Ordering::Relaxed,
         );
-        for obj in s.platform.iter().chain(&c.objects) {
+        for obj in s
+            .platform
+            .iter()
+            .chain(&c.objects)
+            .filter(|o| o["kind"] != "CustomResourceDefinition")
+        {
             let mut obj = obj.clone();
             if driver.tag_cluster_id && is_csi_controller(&obj) {
                 for container in obj["spec"]["template"]["spec"]["containers"]
@@ -558,27 +594,6 @@ pub async fn seed(
                 }),
             )?;
         }
-        // Custom networking: the cluster's pod subnets, one ENIConfig per zone named
-        // after it (what ENI_CONFIG_LABEL_DEF=topology.kubernetes.io/zone selects).
-        for sn in s
-            .vpc
-            .subnets
-            .iter()
-            .filter(|sn| sn.cluster.as_deref() == Some(&c.name) && sn.role == "pods")
-        {
-            apply(
-                cluster,
-                json!({
-                    "apiVersion": "crd.k8s.amazonaws.com/v1alpha1",
-                    "kind": "ENIConfig",
-                    "metadata": { "name": sn.az },
-                    "spec": {
-                        "subnet": out.subnets[&sn.name],
-                        "securityGroups": [out.security_groups[&format!("eks-cluster-sg-{}", c.name)]],
-                    },
-                }),
-            )?;
-        }
         for obj in &s.apps {
             let mut obj = obj.clone();
             if c.apps == "stopped" && !obj["spec"]["replicas"].is_null() {
@@ -604,6 +619,14 @@ pub async fn seed(
             .expect("checked above")
             .cluster;
         wait_ready(cluster, timeout.saturating_sub(started.elapsed())).await?;
+    }
+    // The pods' address pools refill after the last pods start: wait for them, so that
+    // what EC2 shows of the nodes' ENIs and the subnets' free addresses is settled.
+    let until = tokio::time::Instant::now() + timeout.saturating_sub(started.elapsed());
+    if !estate.addresses_settled(until).await {
+        return Err(ScenarioError::Timeout(format!(
+            "the nodes' pod address pools were not filled after {timeout:?}"
+        )));
     }
     if let Some(alb) = &s.alb {
         let subnets: Vec<String> =
