@@ -594,6 +594,12 @@ pub async fn seed(
                 }),
             )?;
         }
+        // The add-ons run and the nodes' pod address pools are filled before the apps
+        // come, as on a cluster whose apps are deployed once its nodes have joined: the
+        // apps' pods then find their nodes ready, and their placement does not depend on
+        // how far the nodes' first ENIs have come.
+        wait_ready(cluster, timeout.saturating_sub(started.elapsed())).await?;
+        settled(estate, timeout, started).await?;
         for obj in &s.apps {
             let mut obj = obj.clone();
             if c.apps == "stopped" && !obj["spec"]["replicas"].is_null() {
@@ -622,12 +628,7 @@ pub async fn seed(
     }
     // The pods' address pools refill after the last pods start: wait for them, so that
     // what EC2 shows of the nodes' ENIs and the subnets' free addresses is settled.
-    let until = tokio::time::Instant::now() + timeout.saturating_sub(started.elapsed());
-    if !estate.addresses_settled(until).await {
-        return Err(ScenarioError::Timeout(format!(
-            "the nodes' pod address pools were not filled after {timeout:?}"
-        )));
-    }
+    settled(estate, timeout, started).await?;
     if let Some(alb) = &s.alb {
         let subnets: Vec<String> =
             alb.subnets
@@ -666,6 +667,23 @@ pub async fn seed(
     }
     out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
+}
+
+/// Waits until every node's pod address pool is filled (see
+/// [`Estate::addresses_settled`]), within what is left of `timeout`.
+async fn settled(
+    estate: &Estate,
+    timeout: Duration,
+    started: std::time::Instant,
+) -> Result<(), ScenarioError> {
+    let until = tokio::time::Instant::now() + timeout.saturating_sub(started.elapsed());
+    if estate.addresses_settled(until).await {
+        Ok(())
+    } else {
+        Err(ScenarioError::Timeout(format!(
+            "the nodes' pod address pools were not filled after {timeout:?}"
+        )))
+    }
 }
 
 /// The emulated API server of a scenario's cluster.
