@@ -12,6 +12,8 @@ pub struct Instance {
     pub id: String,
     /// Its availability zone.
     pub availability_zone: String,
+    /// Its type (`m5.xlarge`).
+    pub instance_type: String,
     /// Its primary private IPv4 address.
     pub private_ip: Option<String>,
     /// `pending`, `running`, `stopping`, `stopped`, `shutting-down`, `terminated`.
@@ -54,6 +56,10 @@ impl Aws {
                         .and_then(|p| p.availability_zone())
                         .unwrap_or("")
                         .to_owned(),
+                    instance_type: i
+                        .instance_type()
+                        .map(|t| t.as_str().to_owned())
+                        .unwrap_or_default(),
                     private_ip: i.private_ip_address().map(str::to_owned),
                     state: i
                         .state()

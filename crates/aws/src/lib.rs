@@ -41,6 +41,7 @@ mod eks;
 mod elb;
 mod elb_forward;
 mod elb_tags;
+mod enis;
 mod error;
 mod forward;
 mod iam;
@@ -65,6 +66,7 @@ pub use elb::{
     ActionSummary, Listener, LoadBalancer, Rule, RuleCondition, TargetGroup, TargetHealth,
 };
 pub use elb_forward::{ElbAction, ForwardChange, ModifyListener, ModifyRule};
+pub use enis::{EniAttachment, EniLimits, NetworkInterface, NewNetworkInterface};
 pub use error::Error;
 pub use forward::{
     ForwardConfig, ForwardTarget, MAX_STICKINESS_SECONDS, MAX_TARGET_GROUPS, MAX_WEIGHT,

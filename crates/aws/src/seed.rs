@@ -68,6 +68,7 @@ impl Aws {
                 .and_then(|p| p.availability_zone())
                 .unwrap_or_default()
                 .to_owned(),
+            instance_type: instance_type.to_owned(),
             private_ip: i.private_ip_address().map(str::to_owned),
             state: i
                 .state()

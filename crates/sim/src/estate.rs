@@ -149,6 +149,17 @@ impl Estate {
         )
     }
 
+    /// Waits (at most until `until`) until every cluster's nodes have their pods'
+    /// address pools filled (see [`ControlPlane::addresses_settled`]); whether they do.
+    pub async fn addresses_settled(&self, until: tokio::time::Instant) -> bool {
+        for p in &self.planes {
+            if !p.addresses_settled(until).await {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Stops controllers, clusters and moto.
     pub async fn shutdown(self) {
         for p in self.planes {

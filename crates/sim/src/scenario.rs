@@ -499,6 +499,37 @@ pub async fn seed(
     let region = estate.region.clone();
     for c in &s.clusters {
         let cluster = &served(estate, &c.name)?.cluster;
+        // The cluster's CRDs and ENIConfigs come before its nodes, as on EKS, where the
+        // VPC CNI reads a node's ENIConfig when the node starts (custom networking).
+        for obj in s
+            .platform
+            .iter()
+            .chain(&c.objects)
+            .filter(|o| o["kind"] == "CustomResourceDefinition")
+        {
+            apply(cluster, obj.clone())?;
+        }
+        // Custom networking: the cluster's pod subnets, one ENIConfig per zone named
+        // after it (what ENI_CONFIG_LABEL_DEF=topology.kubernetes.io/zone selects).
+        for sn in s
+            .vpc
+            .subnets
+            .iter()
+            .filter(|sn| sn.cluster.as_deref() == Some(&c.name) && sn.role == "pods")
+        {
+            apply(
+                cluster,
+                json!({
+                    "apiVersion": "crd.k8s.amazonaws.com/v1alpha1",
+                    "kind": "ENIConfig",
+                    "metadata": { "name": sn.az },
+                    "spec": {
+                        "subnet": out.subnets[&sn.name],
+                        "securityGroups": [out.security_groups[&format!("eks-cluster-sg-{}", c.name)]],
+                    },
+                }),
+            )?;
+        }
         let mut names = Vec::new();
         for ng in &c.nodes {
             let subnet = s
@@ -548,7 +579,12 @@ pub async fn seed(
             driver.in_tree.as_deref() == Some("legacy"),
             std::sync::atomic::Ordering::Relaxed,
         );
-        for obj in s.platform.iter().chain(&c.objects) {
+        for obj in s
+            .platform
+            .iter()
+            .chain(&c.objects)
+            .filter(|o| o["kind"] != "CustomResourceDefinition")
+        {
             let mut obj = obj.clone();
             if driver.tag_cluster_id && is_csi_controller(&obj) {
                 for container in obj["spec"]["template"]["spec"]["containers"]
@@ -591,27 +627,12 @@ pub async fn seed(
                 }),
             )?;
         }
-        // Custom networking: the cluster's pod subnets, one ENIConfig per zone named
-        // after it (what ENI_CONFIG_LABEL_DEF=topology.kubernetes.io/zone selects).
-        for sn in s
-            .vpc
-            .subnets
-            .iter()
-            .filter(|sn| sn.cluster.as_deref() == Some(&c.name) && sn.role == "pods")
-        {
-            apply(
-                cluster,
-                json!({
-                    "apiVersion": "crd.k8s.amazonaws.com/v1alpha1",
-                    "kind": "ENIConfig",
-                    "metadata": { "name": sn.az },
-                    "spec": {
-                        "subnet": out.subnets[&sn.name],
-                        "securityGroups": [out.security_groups[&format!("eks-cluster-sg-{}", c.name)]],
-                    },
-                }),
-            )?;
-        }
+        // The add-ons run and the nodes' pod address pools are filled before the apps
+        // come, as on a cluster whose apps are deployed once its nodes have joined: the
+        // apps' pods then find their nodes ready, and their placement does not depend on
+        // how far the nodes' first ENIs have come.
+        wait_ready(cluster, timeout.saturating_sub(started.elapsed())).await?;
+        settled(estate, timeout, started).await?;
         for obj in &s.apps {
             let mut obj = obj.clone();
             if c.apps == "stopped" && !obj["spec"]["replicas"].is_null() {
@@ -638,6 +659,9 @@ pub async fn seed(
             .cluster;
         wait_ready(cluster, timeout.saturating_sub(started.elapsed())).await?;
     }
+    // The pods' address pools refill after the last pods start: wait for them, so that
+    // what EC2 shows of the nodes' ENIs and the subnets' free addresses is settled.
+    settled(estate, timeout, started).await?;
     if let Some(alb) = &s.alb {
         let subnets: Vec<String> =
             alb.subnets
@@ -700,6 +724,23 @@ pub async fn seed(
     }
     out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
+}
+
+/// Waits until every node's pod address pool is filled (see
+/// [`Estate::addresses_settled`]), within what is left of `timeout`.
+async fn settled(
+    estate: &Estate,
+    timeout: Duration,
+    started: std::time::Instant,
+) -> Result<(), ScenarioError> {
+    let until = tokio::time::Instant::now() + timeout.saturating_sub(started.elapsed());
+    if estate.addresses_settled(until).await {
+        Ok(())
+    } else {
+        Err(ScenarioError::Timeout(format!(
+            "the nodes' pod address pools were not filled after {timeout:?}"
+        )))
+    }
 }
 
 /// The emulated API server of a scenario's cluster.

@@ -137,6 +137,9 @@ pub struct Ctx {
     pub(crate) audit: Arc<Audit>,
     /// Its workers' requests for a pass (each controller has its own).
     pub(crate) wake: Arc<super::workers::Wake>,
+    /// The nodes' pod address pools (the VPC CNI's), which the ipamd fills and the
+    /// kubelets take from: one per cluster, shared by its controllers.
+    pub(crate) pools: Arc<super::ipamd::Pools>,
 }
 
 /// Writes (other than Events) that changed an object while auditing is on: a resync pass
@@ -212,6 +215,7 @@ impl Ctx {
             events: Arc::default(),
             audit: Arc::default(),
             wake: Arc::default(),
+            pools: Arc::default(),
         }
     }
 

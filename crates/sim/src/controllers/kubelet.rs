@@ -19,6 +19,11 @@
 //! A test can so prove green continues from blue's last value — nothing lost, nothing
 //! forked. `baton.sim/fingerprint-writer` names the pod and the value it started from.
 //!
+//! A pod's address is taken, when its sandbox is made (after its volumes), from its
+//! node's warm pool of VPC addresses (`ipamd.rs`), without an AWS call; a pod whose
+//! node has none free waits in `ContainerCreating`, and its address returns to the pool
+//! when it stops.
+//!
 //! Each pod is synced by a worker of its own (at most [`CONCURRENCY`] at once), as
 //! kubelets on different nodes are independent, outside the pass, so one pod's EC2 calls
 //! hold up no other pod. A stopped pod's last fingerprint is written before it is
@@ -36,8 +41,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::api::{NODES, PODS, PVCS, PVS, VOLUMEATTACHMENTS, pod_claims};
-use super::attach::attachment_name;
+use super::attach::{attachment_name, instance_of};
 use super::binder::ebs_volume_id;
+use super::ipamd::NoAddress;
 use super::irsa;
 use super::workers::Workers;
 use super::{Controller, Ctx, Scope};
@@ -182,6 +188,8 @@ impl State {
             if ctx.delete(PODS, ns, name, true).is_ok() {
                 ctx.event(pod, false, "Killing", "Stopping container", "kubelet");
             }
+            // The sandbox is gone: the CNI gives its address back to the node's pool.
+            ctx.pools.release(&uid);
             lock(&self.stopping).remove(&uid);
             lock(&self.starting).remove(&uid);
             lock(&self.backoff).remove(&uid);
@@ -198,15 +206,7 @@ impl State {
         let volumes = match volumes_ready(ctx, pod, node) {
             Ok(v) => v,
             Err(waiting) => {
-                if pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
-                    != "ContainerCreating"
-                {
-                    let statuses: Vec<Value> = containers(pod)
-                        .iter()
-                        .map(|c| json!({ "name": c["name"], "image": c["image"], "imageID": "", "ready": false, "started": false, "restartCount": 0, "state": { "waiting": { "reason": "ContainerCreating" } } }))
-                        .collect();
-                    let _ = ctx.patch(PODS, ns, name, &json!({ "status": { "containerStatuses": statuses, "hostIP": host_ip(ctx, node) } }), Part::Status);
-                }
+                container_creating(ctx, pod, node);
                 tracing::trace!(pod = name, waiting, "pod waits for its volumes");
                 return None;
             }
@@ -217,9 +217,23 @@ impl State {
         if Instant::now() < start_at {
             return Some(start_at);
         }
+        // The sandbox's network: the pod's address, from its node's warm pool (no AWS
+        // call); without one the pod waits, and is woken when its node's pool has one.
+        let pod_ip = match self.pod_ip(ctx, pod, node) {
+            Ok(ip) => ip,
+            Err(why) => {
+                container_creating(ctx, pod, node);
+                if let NoAddress::Exhausted(detail) = &why {
+                    let sandbox = meta::uid(pod).replace('-', "").repeat(2);
+                    ctx.event(pod, true, "FailedCreatePodSandBox", &format!("Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox \"{sandbox}\": plugin type=\"aws-cni\" name=\"aws-cni\" failed (add): add cmd: failed to assign an IP address to container"), "kubelet");
+                    tracing::debug!(pod = name, node, ?detail, "no address for the pod");
+                }
+                return None;
+            }
+        };
         if let Err(refusal) = irsa::pod_credentials(ctx, pod).await {
             lock(&self.starting).remove(&uid);
-            return Some(self.back_off(ctx, pod, node, &refusal));
+            return Some(self.back_off(ctx, pod, node, &pod_ip, &refusal));
         }
         let mut fingerprints = Vec::new();
         if let Some(aws) = &ctx.aws
@@ -249,7 +263,6 @@ impl State {
             }
         }
         let now = meta::now();
-        let pod_ip = self.pod_ip(pod);
         let restarts = restarts(pod);
         let statuses: Vec<Value> = containers(pod)
             .iter()
@@ -289,35 +302,64 @@ impl State {
         None
     }
 
-    /// The pod's address: the one it has, or the next free one.
-    fn pod_ip(&self, pod: &Value) -> String {
+    /// The pod's address: the one it has (kept in its node's pool); its node's for a
+    /// host-network pod; on a node that is an EC2 instance, a free one of the node's pool
+    /// (the VPC CNI's, `ipamd.rs`), taken without an AWS call; on a node that is none (a
+    /// control plane without AWS), the next of 10.64.0.0/10, in no network.
+    fn pod_ip(&self, ctx: &Ctx, pod: &Value, node: &str) -> Result<String, NoAddress> {
+        if pod["spec"]["hostNetwork"] == true
+            && let Some(ip) = host_ip(ctx, node).as_str()
+        {
+            return Ok(ip.to_string());
+        }
+        let instance = ctx
+            .aws
+            .as_ref()
+            .and_then(|_| ctx.get(NODES, "", node))
+            .and_then(|n| instance_of(&n));
+        let uid = meta::uid(pod);
         if let Some(ip) = pod["status"]["podIP"].as_str().filter(|ip| !ip.is_empty()) {
-            return ip.to_string();
+            if let (Some(_), Ok(addr)) = (&instance, ip.parse()) {
+                ctx.pools.keep(node, uid, addr);
+            }
+            return Ok(ip.to_string());
+        }
+        if let Some(instance) = instance {
+            return ctx
+                .pools
+                .take(node, &instance, uid, &ctx.wake)
+                .map(|ip| ip.to_string());
         }
         let n = {
             let mut ip = lock(&self.next_ip);
             *ip += 1;
             *ip
         };
-        format!(
+        Ok(format!(
             "10.{}.{}.{}",
             64 + (n >> 16) % 64,
             (n >> 8) & 0xff,
             (n & 0xff).max(2)
-        )
+        ))
     }
 
     /// The pod's containers ran and failed (its SDK got no credentials): the pod runs
     /// not Ready, its containers wait in `CrashLoopBackOff`, and a `BackOff` Warning
     /// says why. Returns when they are restarted.
-    fn back_off(&self, ctx: &Ctx, pod: &Value, node: &str, why: &irsa::Refusal) -> Instant {
+    fn back_off(
+        &self,
+        ctx: &Ctx,
+        pod: &Value,
+        node: &str,
+        pod_ip: &str,
+        why: &irsa::Refusal,
+    ) -> Instant {
         let (ns, name, uid) = (meta::namespace(pod), meta::name(pod), meta::uid(pod));
         let restarts = restarts(pod);
         let delay = backoff(ctx.delays.restart_backoff, restarts);
         let restart_at = Instant::now() + delay;
         lock(&self.backoff).insert(uid.to_string(), restart_at);
         let now = meta::now();
-        let pod_ip = self.pod_ip(pod);
         let names: Vec<&str> = containers_names(pod);
         let statuses: Vec<Value> = containers(pod)
             .iter()
@@ -551,6 +593,24 @@ fn containers(pod: &Value) -> Vec<Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
+}
+
+/// The pod waits in `ContainerCreating` (its volumes, its sandbox's address).
+fn container_creating(ctx: &Ctx, pod: &Value, node: &str) {
+    if pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating" {
+        return;
+    }
+    let statuses: Vec<Value> = containers(pod)
+        .iter()
+        .map(|c| json!({ "name": c["name"], "image": c["image"], "imageID": "", "ready": false, "started": false, "restartCount": 0, "state": { "waiting": { "reason": "ContainerCreating" } } }))
+        .collect();
+    let _ = ctx.patch(
+        PODS,
+        meta::namespace(pod),
+        meta::name(pod),
+        &json!({ "status": { "containerStatuses": statuses, "hostIP": host_ip(ctx, node) } }),
+        Part::Status,
+    );
 }
 
 fn host_ip(ctx: &Ctx, node: &str) -> Value {

@@ -18,6 +18,7 @@ mod attach;
 mod authz;
 mod binder;
 mod deployment;
+mod ipamd;
 mod irsa;
 mod kubelet;
 mod provisioner;
@@ -178,6 +179,8 @@ pub(crate) trait Controller: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct ControlPlane {
     tasks: Vec<JoinHandle<()>>,
+    /// The cluster's handle, for [`ControlPlane::addresses_settled`].
+    ctx: Ctx,
 }
 
 impl ControlPlane {
@@ -193,6 +196,7 @@ impl ControlPlane {
             Arc::new(scheduler::Scheduler),
             Arc::new(attach::Attacher::default()),
             Arc::new(kubelet::Kubelet::default()),
+            Arc::new(ipamd::Ipamd::default()),
             Arc::new(velero::Velero::default()),
             Arc::new(tgb::TargetGroupBindings::default()),
         ];
@@ -200,7 +204,24 @@ impl ControlPlane {
             .into_iter()
             .map(|c| tokio::spawn(run(c, ctx.for_controller())))
             .collect();
-        Self { tasks }
+        Self { tasks, ctx }
+    }
+
+    /// Waits (at most until `until`) until the address pool of every node that is an EC2
+    /// instance has been read and filled to its warm target (or to its instance type's
+    /// limits, or its fill failed and waits to be tried again), so that what EC2 shows
+    /// of the nodes' ENIs no longer changes on its own. Whether it did.
+    pub async fn addresses_settled(&self, until: Instant) -> bool {
+        if self.ctx.aws.is_none() {
+            return true;
+        }
+        let nodes: Vec<(String, String)> = self
+            .ctx
+            .list(api::NODES, None)
+            .iter()
+            .filter_map(|n| Some((crate::meta::name(n).to_string(), attach::instance_of(n)?)))
+            .collect();
+        self.ctx.pools.settled_changed(&nodes, until).await
     }
 
     /// Stops the controllers.
