@@ -62,7 +62,7 @@ fn the_demo_tells_the_whole_story_and_its_report_renders_in_a_browser() {
     for command in [
         "baton network apply --plan network/plan.json",
         "baton identity apply --from blue --to green --yes -o json > identity.json",
-        "baton traffic bindings --from blue --to green --apply --yes -o json > bindings.json",
+        "baton traffic bindings --apply --from blue --to green --yes -o json > bindings.json",
         "baton traffic shift --listener arn:aws:elasticloadbalancing:",
         "baton migrate --from blue --to green --plan plan.json --yes --state-dir migration",
         "baton commit --state-dir migration --yes",

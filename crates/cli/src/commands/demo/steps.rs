@@ -552,24 +552,10 @@ impl Demo {
                 "blue registers no target group through a TargetGroupBinding".into(),
             ));
         }
-        let (blue, green) = cluster_names(env);
         // Green's load balancer controller registers green's pods once green has a
         // binding for each of blue's (and, for ip targets, new pods wait for theirs).
-        let ran = env
-            .baton
-            .run_to_file(
-                &args([
-                    "traffic", "bindings", "--from", &blue, "--to", &green, "--apply", "--yes",
-                    "-o", "json",
-                ]),
-                BINDINGS_FILE,
-            )
-            .await?;
-        if ran.code != Some(0) {
-            bail!("`baton traffic bindings --apply` exited {:?}", ran.code);
-        }
-        let after: serde_json::Value =
-            serde_json::from_str(&ran.stdout).context("failed to read traffic bindings' output")?;
+        let after =
+            blue_to_green_json(env, &["traffic", "bindings", "--apply"], BINDINGS_FILE).await?;
         let made = after["bindings"].as_array().cloned().unwrap_or_default();
         if made.is_empty() {
             return Ok(Outcome::Skipped("blue has no TargetGroupBinding".into()));
@@ -598,21 +584,7 @@ impl Demo {
 
     async fn identity(&mut self) -> anyhow::Result<Outcome> {
         let env = running(&self.env)?;
-        let (blue, green) = cluster_names(env);
-        let ran = env
-            .baton
-            .run_to_file(
-                &args([
-                    "identity", "apply", "--from", &blue, "--to", &green, "--yes", "-o", "json",
-                ]),
-                IDENTITY_FILE,
-            )
-            .await?;
-        if ran.code != Some(0) {
-            bail!("`baton identity apply` exited {:?}", ran.code);
-        }
-        let after: serde_json::Value =
-            serde_json::from_str(&ran.stdout).context("failed to read identity apply's output")?;
+        let after = blue_to_green_json(env, &["identity", "apply"], IDENTITY_FILE).await?;
         let roles = after["roles"].as_array().cloned().unwrap_or_default();
         if roles.is_empty() {
             return Ok(Outcome::Skipped(
@@ -661,21 +633,7 @@ impl Demo {
 
     async fn volumes_grant(&mut self) -> anyhow::Result<Outcome> {
         let env = running(&self.env)?;
-        let (blue, green) = cluster_names(env);
-        let ran = env
-            .baton
-            .run_to_file(
-                &args([
-                    "volumes", "grant", "--from", &blue, "--to", &green, "--yes", "-o", "json",
-                ]),
-                GRANTS_FILE,
-            )
-            .await?;
-        if ran.code != Some(0) {
-            bail!("`baton volumes grant` exited {:?}", ran.code);
-        }
-        let report: serde_json::Value =
-            serde_json::from_str(&ran.stdout).context("failed to read volumes grant's output")?;
+        let report = blue_to_green_json(env, &["volumes", "grant"], GRANTS_FILE).await?;
         let keys = report["keys"].as_array().cloned().unwrap_or_default();
         outln!("  {GRANTS_FILE}, in short:");
         let mut granted = 0;
@@ -1123,6 +1081,28 @@ impl Demo {
         }
         Ok(Outcome::Done(format!("all {total} invariants held")))
     }
+}
+
+/// Runs `baton COMMAND --from BLUE --to GREEN --yes -o json > FILE` in the demo's dir,
+/// which must exit 0, and reads what it printed.
+async fn blue_to_green_json(
+    env: &Env,
+    command: &[&str],
+    file: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let (blue, green) = cluster_names(env);
+    let line: Vec<String> = command
+        .iter()
+        .copied()
+        .chain(["--from", &blue, "--to", &green, "--yes", "-o", "json"])
+        .map(String::from)
+        .collect();
+    let ran = env.baton.run_to_file(&line, file).await?;
+    let shown = command.join(" ");
+    if ran.code != Some(0) {
+        bail!("`baton {shown}` exited {:?}", ran.code);
+    }
+    serde_json::from_str(&ran.stdout).with_context(|| format!("failed to read {shown}'s output"))
 }
 
 /// Blue's and green's context names (the scenario's first and second clusters).
