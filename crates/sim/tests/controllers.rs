@@ -398,7 +398,14 @@ async fn pod_without_a_node_in_its_volume_zone_stays_pending_with_failed_schedul
     )
     .await
     .unwrap();
-    let message = common::event_message(&client, "default", "far-0", "FailedScheduling").await;
+    let message = common::event_message_containing(
+        &client,
+        "default",
+        "far-0",
+        "FailedScheduling",
+        "volume node affinity conflict",
+    )
+    .await;
     assert!(
         message.contains("volume node affinity conflict"),
         "{message}"

@@ -73,6 +73,36 @@ pub async fn event_message(client: &kube::Client, ns: &str, object: &str, reason
     event.message.unwrap_or_default()
 }
 
+/// The first `reason` Event message of `object` containing `text`, waiting up to 20 s
+/// (a scheduler reports what blocks a pod now, so an earlier reason may come first).
+pub async fn event_message_containing(
+    client: &kube::Client,
+    ns: &str,
+    object: &str,
+    reason: &str,
+    text: &str,
+) -> String {
+    use futures::TryStreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(client.clone(), ns);
+    let selector = format!("involvedObject.name={object},reason={reason}");
+    let mut events = std::pin::pin!(
+        watcher(api, watcher::Config::default().fields(&selector)).applied_objects()
+    );
+    let found = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(e) = events.try_next().await.expect("event watch") {
+            let m = e.message.unwrap_or_default();
+            if m.contains(text) {
+                return m;
+            }
+        }
+        String::new()
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no {reason} event for {object} saying {text:?} within 20s"))
+}
+
 /// What a kubectl run printed.
 pub struct Out {
     pub ok: bool,
