@@ -363,9 +363,8 @@ impl Pools {
         }
     }
 
-    /// The node's pool (a new one for a new instance); whether a fill is wanted now, in
-    /// which case it is marked as filling.
-    fn start_fill(&self, node: &str, instance: &str) -> bool {
+    /// Whether the node's pool (a new one for a new instance) wants a fill now.
+    fn wants_fill(&self, node: &str, instance: &str) -> bool {
         let mut nodes = lock(&self.nodes);
         let pool = nodes
             .entry(node.to_string())
@@ -373,14 +372,22 @@ impl Pools {
         if pool.instance != instance {
             *pool = NodePool::new(instance);
         }
-        let wanted = pool.wants_fill(Instant::now());
-        if wanted {
-            pool.filling = true;
-        }
-        wanted
+        pool.wants_fill(Instant::now())
     }
 
-    /// A fill ended: when to try again after a failure.
+    /// A fill's worker starts (the workers run one per node at a time): marks the pool
+    /// as filling, unless it is gone.
+    fn begin_fill(&self, node: &str) -> bool {
+        let mut nodes = lock(&self.nodes);
+        let Some(pool) = nodes.get_mut(node) else {
+            return false;
+        };
+        pool.filling = true;
+        true
+    }
+
+    /// A fill ended: when to look at the pool again — after a failure, when to try again;
+    /// now, if pods took addresses after the fill's last step.
     fn end_fill(&self, node: &str, result: Result<(), String>) -> Option<Instant> {
         let at = {
             let mut nodes = lock(&self.nodes);
@@ -391,7 +398,7 @@ impl Pools {
                     match result {
                         Ok(()) => {
                             pool.retry = None;
-                            None
+                            pool.wants_fill(Instant::now()).then(Instant::now)
                         }
                         Err(why) => {
                             let failures = pool.retry.as_ref().map_or(0, |r| r.1) + 1;
@@ -632,11 +639,16 @@ impl Controller for Ipamd {
                     continue;
                 };
                 let name = meta::name(&node).to_string();
-                if !pools.start_fill(&name, &instance) {
+                if !pools.wants_fill(&name, &instance) {
                     continue;
                 }
+                // A fill already under way for the node is marked by the workers, and
+                // its end asks for a pass over the node again.
                 let wctx = ctx.for_worker();
                 self.fills.spawn(name.clone(), &ctx.wake, async move {
+                    if !wctx.pools.begin_fill(&name) {
+                        return None;
+                    }
                     let result = fill(&wctx, &name, &instance).await;
                     wctx.pools.end_fill(&name, result)
                 });
@@ -990,6 +1002,29 @@ mod tests {
             Ok(b),
             "pod-b is gone"
         );
+    }
+
+    #[test]
+    fn addresses_taken_during_a_fill_get_the_pool_looked_at_again_when_it_ends() {
+        let (pools, wake) = pool(setup(false, 14, 0));
+        assert!(!pools.wants_fill("n", "i-1"), "at its warm target");
+        assert!(pools.begin_fill("n"));
+        // Taken while the fill runs (it had found nothing to do): no pass is asked for
+        // then, as a fill is under way...
+        pools.take("n", "i-1", "pod-a", &wake).unwrap();
+        assert!(!pools.wants_fill("n", "i-1"));
+        // ...so its end asks for one, and the next pass fills.
+        assert!(pools.end_fill("n", Ok(())).is_some());
+        assert!(pools.wants_fill("n", "i-1"));
+        assert!(
+            pools.wants_fill("n", "i-1"),
+            "asking does not mark the pool"
+        );
+        // A failed fill is tried again later, not at once.
+        assert!(pools.begin_fill("n"));
+        let at = pools.end_fill("n", Err("throttled".into())).unwrap();
+        assert!(at > Instant::now());
+        assert!(!pools.wants_fill("n", "i-1"));
     }
 
     #[test]
