@@ -6,8 +6,8 @@
 //! cluster. Faithful where baton's safety is decided: resourceVersion and watch semantics,
 //! optimistic concurrency, finalizers, immutable fields, server defaults, `Status` errors.
 //!
-//! Known gaps (none hides a Kubernetes rule baton's safety relies on; the last two are AWS
-//! behaviour the bed does not model yet, and a move that passes here may still stall on them
+//! Known gaps (none hides a Kubernetes rule baton's safety relies on; the last three are AWS
+//! behaviour the bed models only in part, and a move that passes here may still stall on them
 //! in a real account):
 //! - server-side apply is approximated as a strategic merge of the applied object: fields a
 //!   manager stops applying are not removed (no managedFields ownership);
@@ -23,7 +23,30 @@
 //!   but no controller acts on them (no daemon pods, no autoscaling, no budget status);
 //! - pods are removed at once on delete unless `Cluster::graceful_pod_deletion` is set (a
 //!   kubelet then finishes them);
-//! - pod IPs are made up (`10.64.x.y`), not taken from the node's subnet or an ENIConfig;
+//! - pods' addresses are the Amazon VPC CNI's (`controllers/ipamd.rs`): secondary
+//!   addresses of ENIs made in EC2 and attached to the node's instance, in its subnet or
+//!   its zone's ENIConfig subnet, from a warm pool sized as ipamd's defaults size it. Not
+//!   modelled: prefix delegation, IPv6, security groups for pods (branch ENIs),
+//!   `WARM_IP_TARGET`/`MINIMUM_IP_TARGET`, the cooldown before a released address is
+//!   reused, giving surplus ENIs back, a node being NotReady until its CNI is, ENIs left
+//!   behind by a deleted node, and `max-pods` (the scheduler places pods beyond what a
+//!   node's ENIs hold; they wait in `ContainerCreating` with `FailedCreatePodSandBox`, as
+//!   on a node whose max-pods is set too high). Pods on a node that is no EC2 instance (a
+//!   control plane without AWS) are numbered from 10.64.0.0/10, in no network;
+//! - moto's ENIs, which the bed's CNI works around rather than relies on: given a count
+//!   (`SecondaryPrivateIpAddressCount`), CreateNetworkInterface and
+//!   AssignPrivateIpAddresses pick addresses at random anywhere in the subnet's block
+//!   (its network and broadcast addresses and AWS's reserved ones included), repeat them,
+//!   and never check them against the addresses of other ENIs or instances; given
+//!   addresses, they take them even outside the subnet or held elsewhere; there is no
+//!   limit on ENIs per instance or addresses per ENI; AttachNetworkInterface takes an ENI
+//!   of another zone and a device index in use; DeleteNetworkInterface deletes an
+//!   attached ENI; instances get addresses from the bottom of the block without looking
+//!   at ENIs'. (`AvailableIpAddressCount` does count every ENI address.) So the bed
+//!   chooses free addresses itself, from the top of the block down, under a lock per
+//!   subnet, passes them explicitly, and keeps the instance type's limits and the zone
+//!   rule; an address another client gives an ENI or an instance at the same moment is
+//!   not seen;
 //! - AWS authorization only for the EBS CSI controller's AttachVolume/DetachVolume, and
 //!   only where a cluster declares the driver's role (`aws_auth`, ARCHITECTURE.md);
 //!   IRSA trust, snapshots, CreateVolume/DeleteVolume and the kubelets' calls are not
