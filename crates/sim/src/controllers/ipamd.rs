@@ -66,6 +66,9 @@ pub const ENICONFIGS: Kind = Kind {
     plural: "eniconfigs",
 };
 
+/// The well-known label of a node's instance type.
+const INSTANCE_TYPE_KEY: &str = "node.kubernetes.io/instance-type";
+
 /// Nodes filled at once.
 const CONCURRENCY: usize = 16;
 /// The first wait before a failed fill is tried again (doubling on each failure).
@@ -792,14 +795,24 @@ async fn read_instance(
     node: &str,
     instance: &str,
 ) -> Result<Setup, String> {
-    let found = aws
-        .describe_instances(&[Filter::new("instance-id", [instance])])
-        .await
-        .map_err(|e| e.to_string())?;
-    let inst = found
-        .first()
-        .ok_or_else(|| format!("node {node}: instance {instance} does not exist"))?;
-    let limits = ctx.pools.limits(aws, &inst.instance_type).await?;
+    // The instance type, as ipamd reads it from the instance metadata: the node's label
+    // (the kubelet's, from the same source), or EC2 for a node without one.
+    let node_object = ctx.get(NODES, "", node);
+    let labelled = node_object
+        .as_ref()
+        .and_then(|n| n["metadata"]["labels"][INSTANCE_TYPE_KEY].as_str())
+        .map(String::from);
+    let instance_type = match labelled {
+        Some(t) => t,
+        None => aws
+            .describe_instances(&[Filter::new("instance-id", [instance])])
+            .await
+            .map_err(|e| e.to_string())?
+            .first()
+            .map(|i| i.instance_type.clone())
+            .ok_or_else(|| format!("node {node}: instance {instance} does not exist"))?,
+    };
+    let limits = ctx.pools.limits(aws, &instance_type).await?;
     let attached = aws
         .describe_network_interfaces(&[Filter::new("attachment.instance-id", [instance])])
         .await
@@ -826,10 +839,14 @@ async fn read_instance(
     let enis: Vec<Eni> = attached.iter().filter(|e| device(e) > 0).map(eni).collect();
     let devices = attached.iter().map(device).filter(|d| *d > 0).collect();
     let custom = ctx.serves(ENICONFIGS) && !ctx.list(ENICONFIGS, None).is_empty();
-    let zone = ctx
-        .get(NODES, "", node)
+    let primary_zone = attached
+        .iter()
+        .find(|e| device(e) == 0)
+        .map(|e| e.availability_zone.clone())
+        .unwrap_or_default();
+    let zone = node_object
         .and_then(|n| n["metadata"]["labels"][ZONE_KEY].as_str().map(String::from))
-        .unwrap_or_else(|| inst.availability_zone.clone());
+        .unwrap_or(primary_zone);
     Ok(Setup {
         custom,
         limits,
