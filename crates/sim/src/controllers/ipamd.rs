@@ -22,7 +22,8 @@
 //!   with `ENI_CONFIG_LABEL_DEF=topology.kubernetes.io/zone`): the subnet of the
 //!   ENIConfig named after the node's zone, on ENIs created there with the ENIConfig's
 //!   security groups (the primary ENI's when it names none); the primary ENI serves no
-//!   pod. A node whose zone has no ENIConfig gets no address (its pods wait), and is
+//!   pod. A node whose zone has no ENIConfig gets no address (its pods wait in
+//!   `ContainerCreating` with `FailedCreatePodSandBox`, not in the node's subnet), and is
 //!   tried again when ENIConfigs change. Whether a node uses custom networking is decided
 //!   when its pool is first filled, as ipamd reads its configuration when it starts: an
 //!   ENIConfig applied later takes effect on new nodes, as on EKS, where existing nodes
