@@ -7,8 +7,8 @@
 //! optimistic concurrency, finalizers, immutable fields, server defaults, `Status` errors.
 //!
 //! Known gaps (none hides a Kubernetes rule baton's safety relies on; the last three are AWS
-//! behaviour the bed does not model yet, and a move or a traffic shift that passes here may
-//! still stall on them in a real account):
+//! behaviour the bed models only in part, and a move or a traffic shift that passes here
+//! may still stall on them in a real account):
 //! - server-side apply is approximated as a strategic merge of the applied object: fields a
 //!   manager stops applying are not removed (no managedFields ownership);
 //! - JSON only, but for `/openapi/v2`, which is an empty document (its protobuf is zero
@@ -32,9 +32,30 @@
 //!   but no controller acts on them (no daemon pods, no autoscaling, no budget status);
 //! - pods are removed at once on delete unless `Cluster::graceful_pod_deletion` is set (a
 //!   kubelet then finishes them);
-//! - pod IPs are made up (`10.64.x.y`), not taken from the node's subnet or an ENIConfig,
-//!   and each cluster counts its own, so two clusters' pods may share an address (a target
-//!   group shared by two clusters' ip bindings would see one target for both);
+//! - pods' addresses are the Amazon VPC CNI's (`controllers/ipamd.rs`): secondary
+//!   addresses of ENIs made in EC2 and attached to the node's instance, in its subnet or
+//!   its zone's ENIConfig subnet, from a warm pool sized as ipamd's defaults size it. Not
+//!   modelled: prefix delegation, IPv6, security groups for pods (branch ENIs),
+//!   `WARM_IP_TARGET`/`MINIMUM_IP_TARGET`, the cooldown before a released address is
+//!   reused, giving surplus ENIs back, a node being NotReady until its CNI is, ENIs left
+//!   behind by a deleted node, and `max-pods` (the scheduler places pods beyond what a
+//!   node's ENIs hold; they wait in `ContainerCreating` with `FailedCreatePodSandBox`, as
+//!   on a node whose max-pods is set too high). Pods on a node that is no EC2 instance (a
+//!   control plane without AWS) are numbered from 10.64.0.0/10, in no network;
+//! - moto's ENIs, which the bed's CNI works around rather than relies on: given a count
+//!   (`SecondaryPrivateIpAddressCount`), CreateNetworkInterface and
+//!   AssignPrivateIpAddresses pick addresses at random anywhere in the subnet's block
+//!   (its network and broadcast addresses and AWS's reserved ones included), repeat them,
+//!   and never check them against the addresses of other ENIs or instances; given
+//!   addresses, they take them even outside the subnet or held elsewhere; there is no
+//!   limit on ENIs per instance or addresses per ENI; AttachNetworkInterface takes an ENI
+//!   of another zone and a device index in use; DeleteNetworkInterface deletes an
+//!   attached ENI; instances get addresses from the bottom of the block without looking
+//!   at ENIs'. (`AvailableIpAddressCount` does count every ENI address.) So the bed
+//!   chooses free addresses itself, from the top of the block down, under a lock per
+//!   subnet, passes them explicitly, and keeps the instance type's limits and the zone
+//!   rule; an address another client gives an ENI or an instance at the same moment is
+//!   not seen;
 //! - the AWS Load Balancer Controller is its TargetGroupBinding controller only
 //!   (`controllers/tgb.rs`, modelled on v3.5.0): no Ingress, Service or Gateway
 //!   reconcilers, no `networking` (security-group rules), `targetGroupName` lookup,
@@ -43,9 +64,11 @@
 //!   (30–45 minutes after a 10-hour resync) is not modelled, so a binding whose endpoints
 //!   and spec do not change is not looked at again in a bed's run (as in the first 10 hours
 //!   of a real one);
-//! - AWS authorization only for the EBS CSI controller's AttachVolume/DetachVolume, and
-//!   only where a cluster declares the driver's role (`aws_auth`, ARCHITECTURE.md);
-//!   IRSA trust, snapshots, CreateVolume/DeleteVolume, the kubelets' calls and the AWS Load
+//! - AWS authorization only for the EBS CSI controller's AttachVolume/DetachVolume (only
+//!   where a cluster declares the driver's role: `aws_auth`, ARCHITECTURE.md) and for a
+//!   pod's IRSA role (its trust policy and the cluster's OIDC provider, as STS checks them:
+//!   no token signature, thumbprint or trust-policy size limit); snapshots,
+//!   CreateVolume/DeleteVolume, the kubelets' and ipamd's EC2 calls and the AWS Load
 //!   Balancer Controller's ELBv2 calls are not evaluated;
 //! - moto's ELBv2, which the bed takes as it is: a target group keys its targets by id
 //!   only (registering an address at a second port replaces the first, deregistering

@@ -627,12 +627,21 @@ pub async fn seed(
                 }),
             )?;
         }
-        // The add-ons run and the nodes' pod address pools are filled before the apps
-        // come, as on a cluster whose apps are deployed once its nodes have joined: the
-        // apps' pods then find their nodes ready, and their placement does not depend on
-        // how far the nodes' first ENIs have come.
-        wait_ready(cluster, timeout.saturating_sub(started.elapsed())).await?;
-        settled(estate, timeout, started).await?;
+    }
+    // The add-ons run and the nodes' pod address pools are filled (every cluster's at
+    // once) before the apps come, as on clusters whose apps are deployed once their nodes
+    // have joined: the apps' pods then find their nodes ready, and their placement does
+    // not depend on how far the nodes' first ENIs have come.
+    for c in &s.clusters {
+        wait_ready(
+            &served(estate, &c.name)?.cluster,
+            timeout.saturating_sub(started.elapsed()),
+        )
+        .await?;
+    }
+    settled(estate, timeout, started).await?;
+    for c in &s.clusters {
+        let cluster = &served(estate, &c.name)?.cluster;
         for obj in &s.apps {
             let mut obj = obj.clone();
             if c.apps == "stopped" && !obj["spec"]["replicas"].is_null() {

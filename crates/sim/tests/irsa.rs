@@ -196,6 +196,11 @@ impl Irsa {
             pods.iter().any(crash_looping)
         })
         .await;
+        // The kubelet writes the pod's status, then the Warning.
+        self.until(cluster, "a BackOff Warning", |_| {
+            !self.back_offs(cluster).is_empty()
+        })
+        .await;
         self.back_offs(cluster)
             .into_iter()
             .next()

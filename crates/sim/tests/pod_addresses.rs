@@ -36,8 +36,8 @@ type NodeGroup<'a> = (&'a str, usize, &'a str);
 struct Shape<'a> {
     /// Per cluster (named `NAME-ID`): its node groups.
     clusters: &'a [(&'a str, &'a [NodeGroup<'a>])],
-    /// Pod subnets (and so ENIConfigs) for the first cluster.
-    custom: bool,
+    /// The zones (`a`, `b`) with a pod subnet, and so an ENIConfig, for the first cluster.
+    pod_zones: &'a [&'a str],
     /// Replicas of the Deployment `app/web` in every cluster.
     replicas: usize,
 }
@@ -54,10 +54,12 @@ fn scenario_yaml(id: &str, octet: u8, shape: &Shape<'_>) -> String {
         ),
     ];
     let mut extra = String::new();
-    if shape.custom {
+    if !shape.pod_zones.is_empty() {
         extra = format!("  extra_cidrs: [100.{cgnat}.0.0/16]\n");
-        subnets.push(format!("{{ name: pods-a, az: us-east-1a, cidr: 100.{cgnat}.0.0/20, cluster: {first}-{id}, role: pods }}"));
-        subnets.push(format!("{{ name: pods-b, az: us-east-1b, cidr: 100.{cgnat}.16.0/20, cluster: {first}-{id}, role: pods }}"));
+    }
+    for zone in shape.pod_zones {
+        let third = if *zone == "a" { 0 } else { 16 };
+        subnets.push(format!("{{ name: pods-{zone}, az: us-east-1{zone}, cidr: 100.{cgnat}.{third}.0/20, cluster: {first}-{id}, role: pods }}"));
     }
     let clusters: Vec<String> = shape
         .clusters
@@ -184,16 +186,46 @@ impl Bed {
 
     /// Creates the bare pod `app/NAME` in `cluster`.
     fn create_pod(&self, cluster: &str, name: &str) {
+        self.create_pod_in(cluster, name, None);
+    }
+
+    /// Creates the bare pod `app/NAME` in `cluster`, in zone `us-east-1ZONE` if given.
+    fn create_pod_in(&self, cluster: &str, name: &str, zone: Option<&str>) {
         let c = self.cluster(cluster);
         let def = c.def("", "v1", "pods").unwrap();
-        c.create(
-            &def,
-            "app",
-            json!({ "metadata": { "name": name, "namespace": "app" },
-                    "spec": { "containers": [{ "name": "c", "image": "busybox:1.36" }] } }),
-            false,
-        )
-        .unwrap();
+        let mut pod = json!({ "metadata": { "name": name, "namespace": "app" },
+                              "spec": { "containers": [{ "name": "c", "image": "busybox:1.36" }] } });
+        if let Some(z) = zone {
+            pod["spec"]["nodeSelector"] =
+                json!({ "topology.kubernetes.io/zone": format!("us-east-1{z}") });
+        }
+        c.create(&def, "app", pod, false).unwrap();
+    }
+
+    /// Waits for a `FailedCreatePodSandBox` Warning on pod `app/NAME`: its node gave it
+    /// no address.
+    async fn no_address(&self, cluster: &str, name: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let events = self.list(cluster, "events", "");
+            if events.iter().any(|e| {
+                e["involvedObject"]["name"] == name
+                    && e["reason"] == "FailedCreatePodSandBox"
+                    && e["type"] == "Warning"
+                    && e["message"]
+                        .as_str()
+                        .unwrap()
+                        .ends_with("failed to assign an IP address to container")
+            }) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no FailedCreatePodSandBox for {name}: {:#?}",
+                self.pods(cluster)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn delete_pod(&self, cluster: &str, name: &str) {
@@ -287,7 +319,7 @@ async fn a_pods_address_lies_in_its_nodes_subnet_when_the_cluster_has_no_eniconf
             "c",
             &[("nodes-a", 1, "m5.large"), ("nodes-b", 1, "m5.large")],
         )],
-        custom: false,
+        pod_zones: &[],
         replicas: 4,
     })
     .await;
@@ -332,7 +364,7 @@ async fn a_pods_address_lies_in_its_zones_eniconfig_subnet_when_the_cluster_has_
             "c",
             &[("nodes-a", 1, "m5.large"), ("nodes-b", 1, "m5.large")],
         )],
-        custom: true,
+        pod_zones: &["a", "b"],
         replicas: 4,
     })
     .await;
@@ -378,7 +410,7 @@ async fn describe_network_interfaces_shows_the_eni_attached_to_the_nodes_instanc
             "c",
             &[("nodes-a", 1, "m5.large"), ("nodes-b", 1, "m5.large")],
         )],
-        custom: true,
+        pod_zones: &["a", "b"],
         replicas: 3,
     })
     .await;
@@ -440,7 +472,7 @@ async fn a_deleted_pods_address_is_released_for_the_next_pod() {
     // address on each ENI, so two pods.
     let bed = Bed::start(Shape {
         clusters: &[("c", &[("nodes-a", 1, "t3.micro")])],
-        custom: false,
+        pod_zones: &[],
         replicas: 0,
     })
     .await;
@@ -456,26 +488,7 @@ async fn a_deleted_pods_address_is_released_for_the_next_pod() {
     assert_ne!(a, b);
     // The node's addresses are all in use: the third pod waits for one.
     bed.create_pod("c", "c");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let events = bed.list("c", "events", "");
-        if events.iter().any(|e| {
-            e["involvedObject"]["name"] == "c"
-                && e["reason"] == "FailedCreatePodSandBox"
-                && e["message"]
-                    .as_str()
-                    .unwrap()
-                    .ends_with("failed to assign an IP address to container")
-        }) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no FailedCreatePodSandBox for c: {:#?}",
-            bed.pods("c")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    bed.no_address("c", "c").await;
     let c = bed
         .pods("c")
         .into_iter()
@@ -516,7 +529,7 @@ async fn two_pods_never_share_an_address() {
             ("blue", &[("nodes-a", 2, "m5.large")]),
             ("green", &[("nodes-a", 2, "m5.large")]),
         ],
-        custom: false,
+        pod_zones: &[],
         replicas: 24,
     })
     .await;
@@ -562,4 +575,62 @@ async fn two_pods_never_share_an_address() {
         .filter(|a| subnet.cidr.contains(*a))
         .count();
     assert_eq!(subnet.available_ips as usize, 256 - 5 - used);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_custom_networking_a_zone_without_an_eniconfig_gives_no_address_until_one_exists() {
+    // ENIConfigs (custom networking) for us-east-1a only.
+    let bed = Bed::start(Shape {
+        clusters: &[(
+            "c",
+            &[("nodes-a", 1, "m5.large"), ("nodes-b", 1, "m5.large")],
+        )],
+        pod_zones: &["a"],
+        replicas: 0,
+    })
+    .await;
+    bed.create_pod_in("c", "in-b", Some("b"));
+    bed.no_address("c", "in-b").await;
+    let pod = bed.pods("c").remove(0);
+    assert!(pod["status"]["podIP"].is_null(), "{pod:#?}");
+    // Nor did the node fall back to its own subnet: only its primary ENI is attached.
+    assert_eq!(bed.enis("c", node(&pod)).await.len(), 1);
+
+    // us-east-1b's pod subnet and ENIConfig come: the node's pool is filled from it.
+    let pods_a = bed.subnet(&bed.seeded.subnets["pods-a"]).await;
+    let octets = pods_a.cidr.network().octets();
+    let pods_b = bed
+        .estate
+        .aws
+        .create_subnet(&baton_aws::NewSubnet {
+            vpc_id: bed.seeded.vpc_id.clone(),
+            availability_zone: "us-east-1b".into(),
+            cidr: format!("{}.{}.16.0/20", octets[0], octets[1])
+                .parse()
+                .unwrap(),
+            tags: Default::default(),
+        })
+        .await
+        .unwrap();
+    let c = bed.cluster("c");
+    let def = c
+        .def("crd.k8s.amazonaws.com", "v1alpha1", "eniconfigs")
+        .unwrap();
+    c.create(
+        &def,
+        "",
+        json!({ "apiVersion": "crd.k8s.amazonaws.com/v1alpha1", "kind": "ENIConfig",
+                "metadata": { "name": "us-east-1b" }, "spec": { "subnet": pods_b.id } }),
+        false,
+    )
+    .unwrap();
+    bed.until("c", "in-b running", |pods| pods.iter().all(running))
+        .await;
+    let pod = bed.pods("c").remove(0);
+    assert!(
+        pods_b.cidr.contains(&ip(&pod)),
+        "{} outside {}",
+        ip(&pod),
+        pods_b.cidr
+    );
 }

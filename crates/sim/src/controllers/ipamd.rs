@@ -22,7 +22,8 @@
 //!   with `ENI_CONFIG_LABEL_DEF=topology.kubernetes.io/zone`): the subnet of the
 //!   ENIConfig named after the node's zone, on ENIs created there with the ENIConfig's
 //!   security groups (the primary ENI's when it names none); the primary ENI serves no
-//!   pod. A node whose zone has no ENIConfig gets no address (its pods wait), and is
+//!   pod. A node whose zone has no ENIConfig gets no address (its pods wait in
+//!   `ContainerCreating` with `FailedCreatePodSandBox`, not in the node's subnet), and is
 //!   tried again when ENIConfigs change. Whether a node uses custom networking is decided
 //!   when its pool is first filled, as ipamd reads its configuration when it starts: an
 //!   ENIConfig applied later takes effect on new nodes, as on EKS, where existing nodes
@@ -65,6 +66,9 @@ pub const ENICONFIGS: Kind = Kind {
     version: "v1alpha1",
     plural: "eniconfigs",
 };
+
+/// The well-known label of a node's instance type.
+const INSTANCE_TYPE_KEY: &str = "node.kubernetes.io/instance-type";
 
 /// Nodes filled at once.
 const CONCURRENCY: usize = 16;
@@ -363,9 +367,8 @@ impl Pools {
         }
     }
 
-    /// The node's pool (a new one for a new instance); whether a fill is wanted now, in
-    /// which case it is marked as filling.
-    fn start_fill(&self, node: &str, instance: &str) -> bool {
+    /// Whether the node's pool (a new one for a new instance) wants a fill now.
+    fn wants_fill(&self, node: &str, instance: &str) -> bool {
         let mut nodes = lock(&self.nodes);
         let pool = nodes
             .entry(node.to_string())
@@ -373,14 +376,22 @@ impl Pools {
         if pool.instance != instance {
             *pool = NodePool::new(instance);
         }
-        let wanted = pool.wants_fill(Instant::now());
-        if wanted {
-            pool.filling = true;
-        }
-        wanted
+        pool.wants_fill(Instant::now())
     }
 
-    /// A fill ended: when to try again after a failure.
+    /// A fill's worker starts (the workers run one per node at a time): marks the pool
+    /// as filling, unless it is gone.
+    fn begin_fill(&self, node: &str) -> bool {
+        let mut nodes = lock(&self.nodes);
+        let Some(pool) = nodes.get_mut(node) else {
+            return false;
+        };
+        pool.filling = true;
+        true
+    }
+
+    /// A fill ended: when to look at the pool again — after a failure, when to try again;
+    /// now, if pods took addresses after the fill's last step.
     fn end_fill(&self, node: &str, result: Result<(), String>) -> Option<Instant> {
         let at = {
             let mut nodes = lock(&self.nodes);
@@ -391,7 +402,7 @@ impl Pools {
                     match result {
                         Ok(()) => {
                             pool.retry = None;
-                            None
+                            pool.wants_fill(Instant::now()).then(Instant::now)
                         }
                         Err(why) => {
                             let failures = pool.retry.as_ref().map_or(0, |r| r.1) + 1;
@@ -632,11 +643,16 @@ impl Controller for Ipamd {
                     continue;
                 };
                 let name = meta::name(&node).to_string();
-                if !pools.start_fill(&name, &instance) {
+                if !pools.wants_fill(&name, &instance) {
                     continue;
                 }
+                // A fill already under way for the node is marked by the workers, and
+                // its end asks for a pass over the node again.
                 let wctx = ctx.for_worker();
                 self.fills.spawn(name.clone(), &ctx.wake, async move {
+                    if !wctx.pools.begin_fill(&name) {
+                        return None;
+                    }
                     let result = fill(&wctx, &name, &instance).await;
                     wctx.pools.end_fill(&name, result)
                 });
@@ -780,14 +796,24 @@ async fn read_instance(
     node: &str,
     instance: &str,
 ) -> Result<Setup, String> {
-    let found = aws
-        .describe_instances(&[Filter::new("instance-id", [instance])])
-        .await
-        .map_err(|e| e.to_string())?;
-    let inst = found
-        .first()
-        .ok_or_else(|| format!("node {node}: instance {instance} does not exist"))?;
-    let limits = ctx.pools.limits(aws, &inst.instance_type).await?;
+    // The instance type, as ipamd reads it from the instance metadata: the node's label
+    // (the kubelet's, from the same source), or EC2 for a node without one.
+    let node_object = ctx.get(NODES, "", node);
+    let labelled = node_object
+        .as_ref()
+        .and_then(|n| n["metadata"]["labels"][INSTANCE_TYPE_KEY].as_str())
+        .map(String::from);
+    let instance_type = match labelled {
+        Some(t) => t,
+        None => aws
+            .describe_instances(&[Filter::new("instance-id", [instance])])
+            .await
+            .map_err(|e| e.to_string())?
+            .first()
+            .map(|i| i.instance_type.clone())
+            .ok_or_else(|| format!("node {node}: instance {instance} does not exist"))?,
+    };
+    let limits = ctx.pools.limits(aws, &instance_type).await?;
     let attached = aws
         .describe_network_interfaces(&[Filter::new("attachment.instance-id", [instance])])
         .await
@@ -814,10 +840,14 @@ async fn read_instance(
     let enis: Vec<Eni> = attached.iter().filter(|e| device(e) > 0).map(eni).collect();
     let devices = attached.iter().map(device).filter(|d| *d > 0).collect();
     let custom = ctx.serves(ENICONFIGS) && !ctx.list(ENICONFIGS, None).is_empty();
-    let zone = ctx
-        .get(NODES, "", node)
+    let primary_zone = attached
+        .iter()
+        .find(|e| device(e) == 0)
+        .map(|e| e.availability_zone.clone())
+        .unwrap_or_default();
+    let zone = node_object
         .and_then(|n| n["metadata"]["labels"][ZONE_KEY].as_str().map(String::from))
-        .unwrap_or_else(|| inst.availability_zone.clone());
+        .unwrap_or(primary_zone);
     Ok(Setup {
         custom,
         limits,
@@ -990,6 +1020,29 @@ mod tests {
             Ok(b),
             "pod-b is gone"
         );
+    }
+
+    #[test]
+    fn addresses_taken_during_a_fill_get_the_pool_looked_at_again_when_it_ends() {
+        let (pools, wake) = pool(setup(false, 14, 0));
+        assert!(!pools.wants_fill("n", "i-1"), "at its warm target");
+        assert!(pools.begin_fill("n"));
+        // Taken while the fill runs (it had found nothing to do): no pass is asked for
+        // then, as a fill is under way...
+        pools.take("n", "i-1", "pod-a", &wake).unwrap();
+        assert!(!pools.wants_fill("n", "i-1"));
+        // ...so its end asks for one, and the next pass fills.
+        assert!(pools.end_fill("n", Ok(())).is_some());
+        assert!(pools.wants_fill("n", "i-1"));
+        assert!(
+            pools.wants_fill("n", "i-1"),
+            "asking does not mark the pool"
+        );
+        // A failed fill is tried again later, not at once.
+        assert!(pools.begin_fill("n"));
+        let at = pools.end_fill("n", Err("throttled".into())).unwrap();
+        assert!(at > Instant::now());
+        assert!(!pools.wants_fill("n", "i-1"));
     }
 
     #[test]

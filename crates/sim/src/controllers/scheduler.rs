@@ -18,6 +18,9 @@ use crate::ops::Part;
 
 pub(crate) struct Scheduler;
 
+/// The annotation naming the node a delayed-binding claim is provisioned for.
+const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+
 impl Controller for Scheduler {
     fn name(&self) -> &'static str {
         "default-scheduler"
@@ -64,10 +67,42 @@ impl Controller for Scheduler {
                 .filter(|n| node_ready(n))
                 .collect();
             let mut spread = spread_index(ctx, &pods, &nodes);
+            // A node's load: its pods, and the pods assumed on it — those whose claims
+            // have it selected and wait to bind before the pod is (kube-scheduler's
+            // assume). Without them every pod of a burst of StatefulSets would select
+            // the same least-loaded node.
+            let unbound = |p: &Value| {
+                p["spec"]["nodeName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .is_empty()
+            };
+            let selections: HashMap<(String, String), String> =
+                if pods.iter().any(|p| unbound(p) && !pod_claims(p).is_empty()) {
+                    ctx.list(PVCS, None)
+                        .iter()
+                        .filter_map(|c| {
+                            let node = c["metadata"]["annotations"][SELECTED_NODE].as_str()?;
+                            let key = (meta::namespace(c).to_string(), meta::name(c).to_string());
+                            Some((key, node.to_string()))
+                        })
+                        .collect()
+                } else {
+                    HashMap::new()
+                };
             let mut load: BTreeMap<String, usize> = BTreeMap::new();
             for p in &pods {
-                if let Some(n) = p["spec"]["nodeName"].as_str() {
-                    *load.entry(n.to_string()).or_default() += 1;
+                let node = if unbound(p) {
+                    pod_claims(p).into_iter().find_map(|c| {
+                        selections
+                            .get(&(meta::namespace(p).to_string(), c))
+                            .cloned()
+                    })
+                } else {
+                    p["spec"]["nodeName"].as_str().map(String::from)
+                };
+                if let Some(n) = node {
+                    *load.entry(n).or_default() += 1;
                 }
             }
             for pod in candidates {
@@ -239,6 +274,8 @@ fn schedule(
     let ns = meta::namespace(pod);
     let mut delayed_claims = Vec::new();
     let mut affinities = Vec::new();
+    // The node the pod's claims have selected: the pass counted the pod on it.
+    let mut assumed: Option<String> = None;
     for claim in pod_claims(pod) {
         let Some(pvc) = ctx.get(PVCS, ns, &claim) else {
             ctx.event(
@@ -253,6 +290,11 @@ fn schedule(
             );
             return;
         };
+        if assumed.is_none() {
+            assumed = pvc["metadata"]["annotations"][SELECTED_NODE]
+                .as_str()
+                .map(String::from);
+        }
         if meta::is_deleting(&pvc) {
             ctx.event(
                 pod,
@@ -379,16 +421,23 @@ fn schedule(
             let _ = ctx.patch(PVCS, ns, meta::name(pvc), &patch, Part::Main);
         }
     }
+    // Counted on its node from now on, as the pass counted pods assumed there.
+    let newly_placed = assumed.as_deref() != Some(node_name.as_str());
     // Delayed-binding claims must bind (provisioner, binder) before the pod is bound, and
     // the pod is bound by a pass that saw them Bound, so their volumes' zones constrain
     // the node: one that raced this pass may have been provisioned elsewhere.
     if !delayed_claims.is_empty() {
+        if newly_placed {
+            *load.entry(node_name).or_default() += 1;
+        }
         return;
     }
     let binding = json!({ "apiVersion": "v1", "kind": "Binding", "metadata": { "name": meta::name(pod) }, "target": { "kind": "Node", "name": node_name } });
     match ctx.cluster.bind_pod(ns, meta::name(pod), &binding) {
         Ok(_) => {
-            *load.entry(node_name.clone()).or_default() += 1;
+            if newly_placed {
+                *load.entry(node_name.clone()).or_default() += 1;
+            }
             ctx.event(
                 pod,
                 false,
@@ -432,6 +481,77 @@ mod tests {
     fn node_of_pod(ctx: &Ctx) -> Option<String> {
         ctx.get(PODS, "default", "app")
             .and_then(|p| p["spec"]["nodeName"].as_str().map(String::from))
+    }
+
+    /// A pod whose claims wait for their first consumer is assumed on the node they
+    /// select: the next pods of the burst see it there, and spread over the nodes rather
+    /// than all selecting the first least-loaded one (whose addresses, on EKS, would run
+    /// out).
+    #[tokio::test]
+    async fn pods_with_delayed_claims_count_on_the_node_their_claims_selected() {
+        let ctx = Ctx::for_test();
+        for (n, z) in [
+            ("node-a", "zone-a"),
+            ("node-b", "zone-b"),
+            ("node-c", "zone-c"),
+        ] {
+            node(&ctx, n, z);
+        }
+        ctx.create(
+            STORAGECLASSES,
+            "",
+            json!({ "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                    "metadata": { "name": "gp3" }, "provisioner": "ebs.csi.aws.com",
+                    "volumeBindingMode": "WaitForFirstConsumer" }),
+        )
+        .unwrap();
+        let claim_and_pod = |i: usize| {
+            ctx.create(
+                PVCS,
+                "default",
+                json!({ "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                        "metadata": { "name": format!("data-{i}") },
+                        "spec": { "accessModes": ["ReadWriteOnce"], "storageClassName": "gp3",
+                                  "resources": { "requests": { "storage": "1Gi" } } } }),
+            )
+            .unwrap();
+            ctx.create(
+                PODS,
+                "default",
+                json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": format!("app-{i}") },
+                        "spec": { "containers": [{ "name": "c", "image": "x" }],
+                                  "volumes": [{ "name": "d", "persistentVolumeClaim": { "claimName": format!("data-{i}") } }] } }),
+            )
+            .unwrap();
+        };
+        let selections = |ctx: &Ctx| -> Vec<String> {
+            let mut out: Vec<String> = ctx
+                .list(PVCS, Some("default"))
+                .iter()
+                .filter_map(|c| {
+                    c["metadata"]["annotations"][SELECTED_NODE]
+                        .as_str()
+                        .map(String::from)
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        // Three in one pass.
+        for i in 0..3 {
+            claim_and_pod(i);
+        }
+        Scheduler.reconcile(&ctx, &Scope::All).await;
+        assert_eq!(selections(&ctx), ["node-a", "node-b", "node-c"]);
+        // Three more in a later pass, while the first three still wait for their volumes.
+        for i in 3..6 {
+            claim_and_pod(i);
+        }
+        Scheduler.reconcile(&ctx, &Scope::All).await;
+        assert_eq!(
+            selections(&ctx),
+            ["node-a", "node-a", "node-b", "node-b", "node-c", "node-c"]
+        );
     }
 
     /// The race behind a pod stuck on ZoneMismatch: while a delayed claim is unbound, a
