@@ -363,7 +363,7 @@ impl Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Wait {
-    /// Blue's pods of the app are gone.
+    /// Blue's pods of the app are gone, and its StatefulSet is seen at 0 replicas.
     BluePodsGone,
     /// Blue's VolumeAttachments of the app's PVs are gone.
     BlueDetached,
@@ -373,7 +373,7 @@ pub enum Wait {
     GreenBound,
     /// Green's StatefulSet has all replicas Ready.
     GreenReady,
-    /// Green's pods of the app are gone.
+    /// Green's pods of the app are gone, and its StatefulSet is seen at 0 replicas.
     GreenPodsGone,
     /// Green's VolumeAttachments of the app's PVs are gone.
     GreenDetached,
@@ -415,7 +415,12 @@ impl Wait {
                 .is_some_and(|x| x.ready_replicas >= app.replicas && x.observed)
         };
         match self {
-            Self::BluePodsGone | Self::GreenPodsGone => side.pods == 0,
+            // Both follow a scale to 0: the view must show that scale too, or a cache
+            // whose pod deletions overtook the StatefulSet's update would ask for the
+            // scale again (harmless, but a mutation more than the move makes).
+            Self::BluePodsGone | Self::GreenPodsGone => {
+                side.pods == 0 && side.sts.as_ref().is_none_or(|s| s.replicas == 0)
+            }
             Self::BlueDetached | Self::GreenDetached => side.attachments == 0,
             Self::GreenBound => app.volumes.iter().all(|v| holds(v, side, migration)),
             Self::GreenReady | Self::BlueReady => ready(side),
@@ -562,8 +567,8 @@ impl AppPhase {
 ///   follows (pods 0, attachments 0, claims Bound to our PV, readyReplicas ≥ N with
 ///   `observedGeneration == generation`), so a lagging view only makes a wait longer;
 /// - creations, scaling, snapshots, Retain: yes — a view older than one of baton's own
-///   writes can at worst ask for that write again, which finds it made (every step is
-///   idempotent); a snapshot is never started from a view that has not read this
+///   writes can at worst ask for that write again, which would find it made (every step
+///   is idempotent); the runner does not send it but reads fresh instead; a snapshot is never started from a view that has not read this
 ///   migration's snapshots (the runner's job);
 /// - [`Decision::Done`]: yes — green Ready on the volumes is never seen before it happens;
 /// - a deletion: never (none is decided in Migrate; the guard stays for safety);

@@ -206,6 +206,11 @@ struct AppRun<'a, H> {
     /// `known` holds a cluster's side from its watch cache (since the last fresh read;
     /// the answers of writes made on it do not make it fresh).
     cached: bool,
+    /// The writes made since the last fresh read. A cached view that asks for one of
+    /// them again lags that write (its kind's watch event has not arrived yet, while
+    /// another kind's, which ended the wait, has): the step is decided on a fresh read
+    /// instead, so a lagging cache never costs a mutation.
+    written: Vec<Action>,
     /// This migration's snapshots of the app's volumes as read from EC2 in this run (and
     /// since the last error: a failed start may still have made one), plus the ones it
     /// started. None: not read, so the machine must not be let start one. A migration
@@ -249,6 +254,7 @@ impl<'a, H: Hands> AppRun<'a, H> {
             window_open: None,
             known: None,
             cached: false,
+            written: Vec::new(),
             snapshots: hands.new_migration().then(BTreeMap::new),
             retries: 0,
         }
@@ -301,6 +307,7 @@ impl<'a, H: Hands> AppRun<'a, H> {
         }
         let mut o = self.hands.observe(self.app).await?;
         self.cached = false;
+        self.written.clear();
         o.snapshots = self.snapshots.clone().unwrap_or_default();
         Ok(o)
     }
@@ -325,7 +332,10 @@ impl<'a, H: Hands> AppRun<'a, H> {
                 }
             }
         }
-        if self.cached && !trusts_cached_view(self.mode, &d) {
+        if self.cached
+            && (!trusts_cached_view(self.mode, &d)
+                || matches!(&d, Decision::Act(a) if self.written.contains(a)))
+        {
             // Decide this one again on a fresh read.
             return Flow::Next;
         }
@@ -449,6 +459,7 @@ impl<'a, H: Hands> AppRun<'a, H> {
             match r {
                 Ok(answer) => {
                     self.outcome.mutations += 1;
+                    self.written.push(action.clone());
                     crash_point();
                     let result = answer.id();
                     // The answer stands in for a re-read; one that does not tell the
@@ -529,7 +540,7 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use baton_core::machine::Watched;
+    use baton_core::machine::{Side, Watched};
     use baton_core::plan::Plan;
     use baton_core::world::{ReclaimPolicy, RetentionPolicy};
 
@@ -549,6 +560,9 @@ mod tests {
         /// Per tag change made: what held the volumes then (blue's pods and
         /// attachments, green's, and whether EC2 had every volume available).
         retags: Mutex<Vec<Holders>>,
+        /// Blue's PVs as the apps began: when set, the wait for blue's attachments
+        /// answers with them, as a watch cache whose PV events lag would.
+        lagging_pvs: Option<BTreeMap<String, Side>>,
     }
 
     /// Blue's pods and attachments, green's, and whether EC2 had every volume available.
@@ -666,6 +680,13 @@ mod tests {
             simulate::apply(app, w, &Decision::Wait { wait });
             if wait == Wait::GreenReady {
                 self.down.lock().unwrap().0 -= 1;
+            }
+            if wait == Wait::BlueDetached
+                && let Some(first) = &self.lagging_pvs
+            {
+                let mut blue = w.blue.clone();
+                blue.volumes = first[&app.key()].volumes.clone();
+                return Ok(Seen::Blue(blue));
             }
             // A cluster's side as its watch cache would show it; EC2's read fresh.
             Ok(match wait.watched() {
@@ -805,6 +826,34 @@ mod tests {
             world.observes.load(Ordering::SeqCst) >= 4,
             "rollback trusted a cached view ({} reads)",
             world.observes.load(Ordering::SeqCst)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cached_view_lagging_a_write_is_read_again_not_written_again() {
+        // The wait for blue's attachments answers with blue's PVs as they were before
+        // Retain (their watch events behind the attachments'): the runner must read
+        // fresh rather than send the Retain again.
+        let fixtures = apps(1);
+        let plans: Vec<AppPlan> = fixtures.iter().map(|(a, _)| a.clone()).collect();
+        let world = Simulated::with(&fixtures);
+        let out = run_all(&world, &plans, Mode::Migrate, Parallel::of(1)).await;
+        let mutations = out[0].mutations;
+
+        let mut world = Simulated::with(&fixtures);
+        world.lagging_pvs = Some(
+            fixtures
+                .iter()
+                .map(|(a, o)| (a.key(), o.blue.clone()))
+                .collect(),
+        );
+        let out = run_all(&world, &plans, Mode::Migrate, Parallel::of(1)).await;
+        assert_eq!(out[0].phase, AppPhase::Migrated, "{out:?}");
+        assert_eq!(out[0].mutations, mutations, "a lagging view cost a write");
+        assert_eq!(
+            world.observes.load(Ordering::SeqCst),
+            2,
+            "one fresh read at the start, one for the lagging view"
         );
     }
 
