@@ -262,8 +262,8 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 age,
                 json!(or_none(s(&st["podIP"]))),
                 json!(or_none(s(&spec["nodeName"]))),
-                json!("<none>"),
-                json!("<none>"),
+                json!(or_none(s(&st["nominatedNodeName"]))),
+                json!(readiness_gates(spec, st)),
             ]
         }
         "PersistentVolumeClaim" => {
@@ -479,6 +479,33 @@ fn age(ts: Option<&str>) -> String {
     }
 }
 
+/// kubectl's READINESS GATES cell: `<none>` without gates, else how many of the pod's
+/// gates have their condition True, of how many (`1/1`).
+fn readiness_gates(spec: &Value, status: &Value) -> String {
+    let gates: Vec<&str> = spec["readinessGates"]
+        .as_array()
+        .map(|g| {
+            g.iter()
+                .filter_map(|g| g["conditionType"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    if gates.is_empty() {
+        return "<none>".into();
+    }
+    let conditions = status["conditions"].as_array();
+    let met = gates
+        .iter()
+        .filter(|gate| {
+            conditions.is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == **gate && c["status"] == "True")
+            })
+        })
+        .count();
+    format!("{met}/{}", gates.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,6 +532,23 @@ mod tests {
             (c[3].as_str(), c[4].as_str(), c[5].as_str()),
             (Some("Retain"), Some("Bound"), Some("db/data-db-0"))
         );
+    }
+
+    #[test]
+    fn pod_rows_count_readiness_gates_met_as_kubectl_does() {
+        let gate = "target-health.elbv2.k8s.aws/web";
+        let pod = |status: &str| {
+            json!({ "metadata": { "name": "web-1" },
+                    "spec": { "nodeName": "n1", "containers": [{ "name": "c" }],
+                              "readinessGates": [{ "conditionType": gate }] },
+                    "status": { "phase": "Running", "podIP": "10.1.0.9",
+                                "conditions": [{ "type": gate, "status": status }] } })
+        };
+        assert_eq!(cells("Pod", &pod("False"))[8], "0/1");
+        assert_eq!(cells("Pod", &pod("True"))[8], "1/1");
+        let plain =
+            json!({ "metadata": { "name": "db-0" }, "spec": { "containers": [] }, "status": {} });
+        assert_eq!(cells("Pod", &plain)[8], "<none>");
     }
 
     #[test]
