@@ -247,6 +247,29 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
         &[0],
     );
     check("plan", &["plan", "--from", "blue", "--to", "green"], &[0]);
+    // Green's counterpart of blue's web binding: printed, then made (with the
+    // readiness-gate label on green's namespace).
+    check(
+        "traffic bindings",
+        &["traffic", "bindings", "--from", "blue", "--to", "green"],
+        &[0],
+    );
+    check(
+        "traffic bindings",
+        &[
+            "traffic", "bindings", "--from", "blue", "--to", "green", "--apply", "--yes",
+        ],
+        &[0],
+    );
+    let green = &estate.server.cluster("green").unwrap().cluster;
+    let tgb = green
+        .def("elbv2.k8s.aws", "v1beta1", "targetgroupbindings")
+        .unwrap();
+    assert_eq!(
+        green.store.txn(|t| t.list(&tgb.key(), None)).len(),
+        1,
+        "green's binding was made"
+    );
     check(
         "preflight",
         &["preflight", "--from", "blue", "--to", "green"],
