@@ -82,3 +82,36 @@ pub fn open_journal(dir: &Path, name: &str) -> anyhow::Result<File> {
 pub fn now() -> String {
     jiff::Timestamp::now().to_string()
 }
+
+/// The journal of a command that sends a list of requests (`identity apply`, `traffic
+/// bindings --apply`): each request's line is written before it is sent and again once
+/// it is answered, so a run that stopped in between shows which request it was in.
+pub struct RequestJournal(File);
+
+/// One line of a [`RequestJournal`].
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+enum RequestEntry<'a> {
+    Sending { at: String, request: &'a str },
+    Sent { at: String, request: &'a str },
+}
+
+impl RequestJournal {
+    /// Opens (or makes) the journal `name` in `dir`.
+    pub fn open(dir: &Path, name: &str) -> anyhow::Result<Self> {
+        open_journal(dir, name).map(Self)
+    }
+
+    /// Journals `request`, awaits `call` (which sends it), and journals the answer; an
+    /// error leaves only the first line.
+    pub async fn send<T>(
+        &mut self,
+        request: &str,
+        call: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        append_line(&mut self.0, &RequestEntry::Sending { at: now(), request })?;
+        let answer = call.await?;
+        append_line(&mut self.0, &RequestEntry::Sent { at: now(), request })?;
+        Ok(answer)
+    }
+}

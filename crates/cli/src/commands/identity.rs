@@ -10,11 +10,11 @@ use baton_aws::{
     Aws, EKS_ISSUER_THUMBPRINT, NewOidcProvider, STS_AUDIENCE, UpdateAssumeRolePolicy,
 };
 use baton_core::identity::{self, Provider, TRUST_POLICY_LIMIT, TrustError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::{IdentityApplyArgs, IdentityArgs, Output};
-use crate::commands::files::{append_line, now, open_journal};
+use crate::commands::files::RequestJournal;
 use crate::commands::output::{confirm, render, table};
 use crate::commands::show::plural;
 use crate::commands::stateful::world;
@@ -73,14 +73,6 @@ impl std::fmt::Display for Request {
     }
 }
 
-/// One line of the journal.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
-enum Entry {
-    Sending { at: String, request: String },
-    Sent { at: String, request: String },
-}
-
 /// `baton identity plan`.
 pub async fn plan(a: IdentityArgs) -> anyhow::Result<ExitCode> {
     let (plan, _, _) = make(&a, &["identity", "plan"]).await?;
@@ -128,37 +120,26 @@ pub async fn apply(a: IdentityApplyArgs) -> anyhow::Result<ExitCode> {
                 plural(requests.len(), "IAM request")
             ),
         )?;
-        let mut journal = open_journal(&a.state_dir, JOURNAL)?;
+        let mut journal = RequestJournal::open(&a.state_dir, JOURNAL)?;
         for r in &requests {
             let line = r.to_string();
-            append_line(
-                &mut journal,
-                &Entry::Sending {
-                    at: now(),
-                    request: line.clone(),
-                },
-            )?;
-            let sent = match r {
-                Request::Provider(p) => match aws.create_oidc_provider(p).await {
-                    Ok(_) => Ok(()),
-                    // Made since it was read (another run): what was wanted is there.
-                    Err(e) if e.code() == Some("EntityAlreadyExists") => Ok(()),
-                    Err(e) => Err(e),
-                },
-                Request::Trust(t) => aws.update_trust(t).await,
+            let send = async {
+                match r {
+                    Request::Provider(p) => match aws.create_oidc_provider(p).await {
+                        Ok(_) => Ok(()),
+                        // Made since it was read (another run): what was wanted is there.
+                        Err(e) if e.code() == Some("EntityAlreadyExists") => Ok(()),
+                        Err(e) => Err(e),
+                    },
+                    Request::Trust(t) => aws.update_trust(t).await,
+                }
+                .with_context(|| {
+                    format!(
+                        "failed to send `{line}` (requests sent before it stay; run again to finish)"
+                    )
+                })
             };
-            sent.with_context(|| {
-                format!(
-                    "failed to send `{line}` (requests sent before it stay; run again to finish)"
-                )
-            })?;
-            append_line(
-                &mut journal,
-                &Entry::Sent {
-                    at: now(),
-                    request: line,
-                },
-            )?;
+            journal.send(&line, send).await?;
         }
     }
     let (after, _, _) = make(&a.plan, &["identity", "apply"]).await?;

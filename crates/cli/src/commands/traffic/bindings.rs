@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use baton_core::traffic::bindings::{self, BindingPlan, READINESS_GATE_LABEL, TargetGroupView};
 use baton_kube::request::Mutation;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::args::{Output, TrafficBindingsArgs};
-use crate::commands::files::{append_line, now, open_journal};
+use crate::commands::files::RequestJournal;
 use crate::commands::output::{confirm, render, table};
 use crate::commands::show::plural;
 use crate::commands::stateful::world;
@@ -27,14 +27,6 @@ struct Report {
     to: String,
     green_cluster: String,
     bindings: Vec<BindingPlan>,
-}
-
-/// One line of the journal.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
-enum Entry {
-    Sending { at: String, request: String },
-    Sent { at: String, request: String },
 }
 
 /// `baton traffic bindings`.
@@ -89,26 +81,14 @@ pub async fn run(a: TrafficBindingsArgs) -> anyhow::Result<ExitCode> {
                 green.context
             ),
         )?;
-        let mut journal = open_journal(&a.state_dir, JOURNAL)?;
+        let mut journal = RequestJournal::open(&a.state_dir, JOURNAL)?;
         for (what, m) in &requests {
-            let line = m.to_string();
-            append_line(
-                &mut journal,
-                &Entry::Sending {
-                    at: now(),
-                    request: line.clone(),
-                },
-            )?;
-            green.send(m).await.with_context(|| {
-                format!("failed to {what} (requests sent before it stay; run again to finish)")
-            })?;
-            append_line(
-                &mut journal,
-                &Entry::Sent {
-                    at: now(),
-                    request: line,
-                },
-            )?;
+            let send = async {
+                green.send(m).await.with_context(|| {
+                    format!("failed to {what} (requests sent before it stay; run again to finish)")
+                })
+            };
+            journal.send(&m.to_string(), send).await?;
         }
     }
     let after = read(&a, &blue, &green, &aws).await?;
