@@ -177,26 +177,45 @@ const SNAPSHOT: IamStatement = IamStatement {
     resources: &["arn:aws:ec2:*:*:volume/*", "arn:aws:ec2:*::snapshot/*"],
 };
 
+/// `parts` one after the other, as an array (`N` must be their total length): the
+/// commands' lists are composed of the shared ones above without repeating them.
+const fn join<T: Copy, const N: usize>(parts: &[&[T]]) -> [T; N] {
+    let mut out = [parts[0][0]; N];
+    let (mut i, mut n) = (0, 0);
+    while i < parts.len() {
+        let mut j = 0;
+        while j < parts[i].len() {
+            out[n] = parts[i][j];
+            n += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    assert!(n == N, "join: N is not the parts' total length");
+    out
+}
+
+/// What every plan reads in Kubernetes: the clusters' views, the EBS CSI driver's
+/// ServiceAccount and the apps' ServiceAccounts (IRSA).
+const PLAN_KUBE: [KubeRule; 6] = join(&[VIEW, &[DRIVER_ACCOUNT, IRSA_ACCOUNTS]]);
+
+/// What every plan reads in AWS: volumes and the VPC, the driver roles' policies, the
+/// volumes' keys, green's OIDC provider and the apps' roles' trust.
+const PLAN_IAM: [IamStatement; 5] = [
+    EC2_READ,
+    IAM_DRIVER_ROLE,
+    IAM_DRIVER_POLICIES,
+    KMS_READ,
+    IRSA_READ,
+];
+
 /// Every command and what it needs.
 pub const COMMANDS: &[CommandPermissions] = &[
     CommandPermissions {
         command: "plan",
         clusters: "blue, green",
-        kube: &[
-            VIEW[0],
-            VIEW[1],
-            VIEW[2],
-            VIEW[3],
-            DRIVER_ACCOUNT,
-            IRSA_ACCOUNTS,
-        ],
-        iam: &[
-            EC2_READ,
-            IAM_DRIVER_ROLE,
-            IAM_DRIVER_POLICIES,
-            KMS_READ,
-            IRSA_READ,
-        ],
+        kube: &PLAN_KUBE,
+        iam: &PLAN_IAM,
     },
     CommandPermissions {
         command: "identity plan, apply",
@@ -251,51 +270,22 @@ pub const COMMANDS: &[CommandPermissions] = &[
     CommandPermissions {
         command: "volumes grant",
         clusters: "blue, green",
-        kube: &[
-            VIEW[0],
-            VIEW[1],
-            VIEW[2],
-            VIEW[3],
-            DRIVER_ACCOUNT,
-            IRSA_ACCOUNTS,
-        ],
-        iam: &[
-            EC2_READ,
-            IAM_DRIVER_ROLE,
-            IAM_DRIVER_POLICIES,
-            KMS_READ,
-            IRSA_READ,
-            IamStatement {
+        kube: &PLAN_KUBE,
+        iam: &join::<_, 6>(&[
+            &PLAN_IAM,
+            &[IamStatement {
                 // The key policy must also let the account's IAM policies decide (KMS's
                 // default key policy does), or name baton's identity.
                 actions: &["kms:CreateGrant", "kms:RevokeGrant"],
                 resources: &["arn:aws:kms:*:*:key/*"],
-            },
-        ],
+            }],
+        ]),
     },
     CommandPermissions {
         command: "migrate, rollback, commit",
         clusters: "blue, green",
-        kube: &[
-            VIEW[0],
-            VIEW[1],
-            VIEW[2],
-            VIEW[3],
-            DRIVER_ACCOUNT,
-            IRSA_ACCOUNTS,
-            MOVE[0],
-            MOVE[1],
-            MOVE[2],
-        ],
-        iam: &[
-            EC2_READ,
-            SNAPSHOT,
-            RETAG,
-            IAM_DRIVER_ROLE,
-            IAM_DRIVER_POLICIES,
-            KMS_READ,
-            IRSA_READ,
-        ],
+        kube: &join::<_, 9>(&[&PLAN_KUBE, MOVE]),
+        iam: &join::<_, 7>(&[&PLAN_IAM, &[SNAPSHOT, RETAG]]),
     },
     CommandPermissions {
         command: "traffic bindings",
@@ -334,41 +324,33 @@ pub const COMMANDS: &[CommandPermissions] = &[
     CommandPermissions {
         command: "preflight",
         clusters: "blue, green",
-        kube: &[
-            VIEW[0],
-            VIEW[1],
-            VIEW[2],
-            VIEW[3],
-            DRIVER_ACCOUNT,
-            KubeRule {
-                // Helm v3 release records and kubectl's last-applied annotations.
-                groups: &[""],
-                resources: &["secrets"],
-                verbs: &["list"],
-            },
-            KubeRule {
-                groups: &["apps"],
-                resources: &["daemonsets"],
-                verbs: &["list"],
-            },
-            KubeRule {
-                groups: &["policy"],
-                resources: &["poddisruptionbudgets"],
-                verbs: &["list"],
-            },
-            KubeRule {
-                // ServiceAccounts naming IAM roles (IRSA).
-                groups: &[""],
-                resources: &["serviceaccounts"],
-                verbs: &["list"],
-            },
-            KubeRule {
-                // Objects of every served kind, for removed API versions in last-applied.
-                groups: &["*"],
-                resources: &["*"],
-                verbs: &["list"],
-            },
-        ],
+        kube: &join::<_, 10>(&[
+            &PLAN_KUBE,
+            &[
+                KubeRule {
+                    // Helm v3 release records and kubectl's last-applied annotations.
+                    groups: &[""],
+                    resources: &["secrets"],
+                    verbs: &["list"],
+                },
+                KubeRule {
+                    groups: &["apps"],
+                    resources: &["daemonsets"],
+                    verbs: &["list"],
+                },
+                KubeRule {
+                    groups: &["policy"],
+                    resources: &["poddisruptionbudgets"],
+                    verbs: &["list"],
+                },
+                KubeRule {
+                    // Objects of every served kind, for removed API versions in last-applied.
+                    groups: &["*"],
+                    resources: &["*"],
+                    verbs: &["list"],
+                },
+            ],
+        ]),
         iam: &[
             EC2_READ,
             IAM_DRIVER_ROLE,

@@ -8,12 +8,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use baton_aws::{AlbMetricDims, Aws, ForwardTarget, RequestStats};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ListParams, Patch, PatchParams};
+
+use crate::commands::retry::poll_until;
 
 /// Requests per second the clients send to the listener, all groups together.
 pub const REQUESTS_PER_SECOND: f64 = 400.0;
@@ -63,8 +65,8 @@ pub async fn healthy_targets(
     want: usize,
     timeout: Duration,
 ) -> anyhow::Result<Vec<String>> {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let seen = std::cell::Cell::new(0);
+    let look = || async {
         let healthy: Vec<String> = aws
             .describe_target_health(target_group_arn)
             .await?
@@ -72,16 +74,18 @@ pub async fn healthy_targets(
             .filter(|t| t.state == "healthy")
             .map(|t| t.id)
             .collect();
-        if healthy.len() >= want {
-            return Ok(healthy);
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!(
-                "{} of {want} targets healthy after {timeout:?}",
-                healthy.len()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        seen.set(healthy.len());
+        Ok((healthy.len() >= want).then_some(healthy))
+    };
+    let polled = poll_until(
+        look,
+        Duration::from_millis(100),
+        Duration::from_secs(1),
+        timeout,
+    );
+    match polled.await? {
+        Some(healthy) => Ok(healthy),
+        None => anyhow::bail!("{} of {want} targets healthy after {timeout:?}", seen.get()),
     }
 }
 
