@@ -1011,6 +1011,11 @@ pub struct SelectionArgs {
     /// Create green's PVs for in-tree awsElasticBlockStore volumes in CSI form.
     #[arg(long)]
     pub convert_to_csi: bool,
+    /// Move workloads owned by a custom resource of this KIND (repeatable): you have
+    /// paused its operator the way it documents, so it will not scale blue back up or
+    /// fight the move (baton cannot pause an operator itself).
+    #[arg(long = "allow-operator", value_name = "KIND")]
+    pub allow_operators: Vec<String>,
     /// The IAM role a cluster's EBS CSI driver runs as (CONTEXT=ARN, repeatable), when its
     /// ServiceAccount kube-system/ebs-csi-controller-sa has no eks.amazonaws.com/role-arn
     /// (EKS Pod Identity) or to override it: its policies decide which tags green's driver

@@ -88,7 +88,7 @@ impl From<&AwsArgs> for AwsTarget {
 pub struct Selection {
     /// Namespaces and labels (`-n`, `-l`).
     pub filter: planner::Selection,
-    /// `--allow-multi-attach`, `--convert-to-csi`.
+    /// `--allow-multi-attach`, `--convert-to-csi`, `--allow-operator`.
     pub options: PlanOptions,
     /// `--ebs-csi-role CONTEXT=ARN`.
     pub ebs_csi_roles: Vec<(String, String)>,
@@ -104,6 +104,7 @@ impl From<&SelectionArgs> for Selection {
             options: PlanOptions {
                 allow_multi_attach: a.allow_multi_attach,
                 convert_to_csi: a.convert_to_csi,
+                allow_operators: a.allow_operators.clone(),
             },
             ebs_csi_roles: a.ebs_csi_roles.clone(),
         }

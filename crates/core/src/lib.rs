@@ -7,6 +7,7 @@
 //! carries out the decisions.
 
 mod conditions;
+pub mod fences;
 pub mod handover;
 pub mod identity;
 pub mod journal;

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fences::{Fence, FenceSeen};
 use crate::plan::{AppPlan, VolumePlan};
 use crate::world::{Ec2Volume, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet, Tags};
 
@@ -58,6 +59,10 @@ pub struct Observed {
     pub snapshots: BTreeMap<String, String>,
     /// This migration's id: green objects carrying it in their annotation are baton's.
     pub migration: String,
+    /// The app's fences in blue as last read, by [`Fence::key`] (absent: gone, or not
+    /// read). Read fresh, never from a watch cache: a wait leaves them as they were.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fences: BTreeMap<String, FenceSeen>,
 }
 
 impl Observed {
@@ -103,6 +108,9 @@ impl Observed {
                     }
                 }
             }
+            Answer::Fence { key, seen } => {
+                self.fences.insert(key, seen);
+            }
             Answer::Unknown => return false,
         }
         true
@@ -121,6 +129,13 @@ pub enum Answer {
     StatefulSet(StatefulSet),
     /// A StatefulSet's `scale` subresource: its desired replicas.
     Replicas(i32),
+    /// A fence's object as the patch answered it.
+    Fence {
+        /// [`Fence::key`].
+        key: String,
+        /// What it shows now.
+        seen: FenceSeen,
+    },
     /// A snapshot EC2 started of a volume.
     Snapshot {
         /// The volume.
@@ -184,6 +199,19 @@ pub enum Action {
     RetainBlueClaims {
         /// The policy it had.
         original: RetentionPolicy,
+    },
+    /// Pause what could scale blue's workload back up, recording in the object the
+    /// value it replaces.
+    PauseFence {
+        /// The object.
+        fence: Fence,
+    },
+    /// Put a fence's recorded value back (rollback).
+    ResumeFence {
+        /// The object.
+        fence: Fence,
+        /// The value to put back, as recorded when it was paused.
+        original: serde_json::Value,
     },
     /// Scale blue's StatefulSet.
     ScaleBlue {
@@ -295,6 +323,8 @@ impl Action {
             Self::RetainBlueVolume { .. }
             | Self::RetainBlueClaims { .. }
             | Self::ScaleBlue { .. }
+            | Self::PauseFence { .. }
+            | Self::ResumeFence { .. }
             | Self::RestoreBlueVolume { .. }
             | Self::RestoreBlueClaims { .. }
             | Self::DeleteBlueClaim { .. }
@@ -315,6 +345,12 @@ impl Action {
                 original.when_scaled, original.when_deleted
             ),
             Self::ScaleBlue { replicas } => format!("scale blue to {replicas}"),
+            Self::PauseFence { fence } => {
+                format!("pause {fence} ({})", fence.kind.field())
+            }
+            Self::ResumeFence { fence, original } => {
+                format!("restore {fence}'s {} to {original}", fence.kind.field())
+            }
             Self::StartSnapshot { volume_id, claim } => {
                 format!("start snapshot of {volume_id} ({claim})")
             }
@@ -691,6 +727,13 @@ fn next_migrate(app: &AppPlan, obs: &Observed) -> Decision {
     if let Some(d) = retain_first(app, obs) {
         return d;
     }
+    // Nothing may scale blue back up once it is stopped: fences first (and again,
+    // should one be undone while the app moves).
+    for f in &app.fences {
+        if obs.fences.get(&f.key()).is_some_and(|seen| seen.active) {
+            return act(Action::PauseFence { fence: f.clone() });
+        }
+    }
     let Some(green) = &obs.green.sts else {
         return blocked(format!(
             "StatefulSet {key} does not exist in green; deploy it with replicas: 0, then resume"
@@ -922,6 +965,19 @@ fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
             policy: app.retention.clone(),
         });
     }
+    // Blue runs again: what baton paused may scale it again.
+    for f in &app.fences {
+        if let Some(FenceSeen {
+            active: false,
+            original: Some(original),
+        }) = obs.fences.get(&f.key())
+        {
+            return act(Action::ResumeFence {
+                fence: f.clone(),
+                original: original.clone(),
+            });
+        }
+    }
     Decision::Done
 }
 
@@ -966,6 +1022,13 @@ fn next_commit(app: &AppPlan, obs: &Observed, restore: bool) -> Decision {
         return blocked(format!(
             "blue runs {key} again; scale it to 0 in blue (green holds the volumes), then commit"
         ));
+    }
+    // Blue must never come back (with its claims gone it would provision new, empty
+    // volumes): its fences stay, and one undone since the move is paused again.
+    for f in &app.fences {
+        if obs.fences.get(&f.key()).is_some_and(|seen| seen.active) {
+            return act(Action::PauseFence { fence: f.clone() });
+        }
     }
     // Deleting blue's claim or PV must never delete the volume.
     for v in &app.volumes {

@@ -164,6 +164,33 @@ const IRSA_ACCOUNTS: KubeRule = KubeRule {
     verbs: &["list"],
 };
 
+/// The objects that could scale a stopped blue workload back up (`fences`), listed in
+/// every namespace by every plan; a kind whose CRD is not installed costs a 404.
+const FENCE_GROUPS: &[&str] = &[
+    "argoproj.io",
+    "kustomize.toolkit.fluxcd.io",
+    "helm.toolkit.fluxcd.io",
+    "keda.sh",
+];
+const FENCE_RESOURCES: &[&str] = &[
+    "applications",
+    "kustomizations",
+    "helmreleases",
+    "scaledobjects",
+];
+const FENCE_LIST: KubeRule = KubeRule {
+    groups: FENCE_GROUPS,
+    resources: FENCE_RESOURCES,
+    verbs: &["list"],
+};
+
+/// The move pauses them before blue stops (a merge patch) and restores them on rollback.
+const FENCE_WRITE: KubeRule = KubeRule {
+    groups: FENCE_GROUPS,
+    resources: FENCE_RESOURCES,
+    verbs: &["get", "patch"],
+};
+
 /// Whether green's pods may assume those roles: green's issuer (EKS) and IAM OIDC
 /// provider, and each role's trust policy (`IAM_DRIVER_ROLE`'s `iam:GetRole`).
 const IRSA_READ: IamStatement = IamStatement {
@@ -196,8 +223,8 @@ const fn join<T: Copy, const N: usize>(parts: &[&[T]]) -> [T; N] {
 }
 
 /// What every plan reads in Kubernetes: the clusters' views, the EBS CSI driver's
-/// ServiceAccount and the apps' ServiceAccounts (IRSA).
-const PLAN_KUBE: [KubeRule; 6] = join(&[VIEW, &[DRIVER_ACCOUNT, IRSA_ACCOUNTS]]);
+/// ServiceAccount, the apps' ServiceAccounts (IRSA) and what could scale them back up.
+const PLAN_KUBE: [KubeRule; 7] = join(&[VIEW, &[DRIVER_ACCOUNT, IRSA_ACCOUNTS, FENCE_LIST]]);
 
 /// What every plan reads in AWS: volumes and the VPC, the driver roles' policies, the
 /// volumes' keys, green's OIDC provider and the apps' roles' trust.
@@ -284,7 +311,7 @@ pub const COMMANDS: &[CommandPermissions] = &[
     CommandPermissions {
         command: "migrate, rollback, commit",
         clusters: "blue, green",
-        kube: &join::<_, 9>(&[&PLAN_KUBE, MOVE]),
+        kube: &join::<_, 11>(&[&PLAN_KUBE, MOVE, &[FENCE_WRITE]]),
         iam: &join::<_, 7>(&[&PLAN_IAM, &[SNAPSHOT, RETAG]]),
     },
     CommandPermissions {
@@ -324,7 +351,7 @@ pub const COMMANDS: &[CommandPermissions] = &[
     CommandPermissions {
         command: "preflight",
         clusters: "blue, green",
-        kube: &join::<_, 10>(&[
+        kube: &join::<_, 11>(&[
             &PLAN_KUBE,
             &[
                 KubeRule {

@@ -56,6 +56,10 @@ pub struct AppPlan {
     /// once blue has let go of them (None: none needed, or no driver role known).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handover: Option<TagChange>,
+    /// What could scale blue's workload back up: paused before blue stops, restored on
+    /// rollback, kept on commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fences: Vec<crate::fences::Fence>,
 }
 
 impl AppPlan {

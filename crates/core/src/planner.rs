@@ -35,6 +35,8 @@ pub struct PlanOptions {
     pub allow_multi_attach: bool,
     /// `--convert-to-csi`.
     pub convert_to_csi: bool,
+    /// `--allow-operator KIND`: operators whose own pause the user has done.
+    pub allow_operators: Vec<String>,
 }
 
 /// The inputs of one planning.
@@ -160,10 +162,63 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
         problems.push(Problem::warning(
             "scaler",
             format!("{scaler} in {}", blue.context),
-            format!("{scaler} can scale {key} in blue back up during the move"),
-            "pause it (or delete it in blue) before `baton migrate`",
+            format!(
+                "{scaler} has minReplicas 0 (HPAScaleToZero): unlike an HPA with a minimum, it can scale {key} in blue up from 0 during the move"
+            ),
+            "set its minReplicas to 1 in blue (an HPA leaves a target at 0 alone), or delete it there, before `baton migrate`",
         ));
     }
+    // Operators: a custom resource owning the workload reconciles it back.
+    for (api_version, kind, name) in &s.owners {
+        let builtin = !api_version.contains('/') || api_version.starts_with("apps/");
+        if builtin {
+            continue;
+        }
+        let allowed = options
+            .allow_operators
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(kind));
+        if allowed {
+            problems.push(Problem::warning(
+                "operator-owned",
+                sts_obj(&blue.context),
+                format!(
+                    "owned by {kind} {}/{name} ({api_version}); --allow-operator {kind} says its operator is paused",
+                    s.namespace
+                ),
+                "keep the operator paused until the move is committed or rolled back",
+            ));
+        } else {
+            problems.push(Problem::blocking(
+                "operator-owned",
+                sts_obj(&blue.context),
+                format!(
+                    "owned by {kind} {}/{name} ({api_version}): its operator would scale blue back up or fight the move, and baton cannot pause it",
+                    s.namespace
+                ),
+                format!(
+                    "pause that operator's reconciliation of {kind} {name} the way it documents, then pass --allow-operator {kind}"
+                ),
+            ));
+        }
+    }
+    // GitOps and autoscalers that re-apply or scale it: fenced in the move.
+    let mut fences = Vec::new();
+    for f in &blue.fences {
+        if f.active && f.manages("StatefulSet", &s.namespace, &s.name, &s.labels) {
+            problems.push(Problem::warning(
+                "fenced",
+                format!("{} in {}", f.fence, blue.context),
+                format!(
+                    "{} would scale {key} in blue back up inside its window; baton pauses it ({}) before blue stops, restores it on rollback and keeps it paused after commit",
+                    f.fence, f.fence.kind.field()
+                ),
+                "after commit, make the pause permanent where the object comes from (Git, Helm values), or retire blue",
+            ));
+            fences.push(f.fence.clone());
+        }
+    }
+    fences.sort();
 
     // Green's StatefulSet.
     let green_sts = green.statefulset(&s.namespace, &s.name);
@@ -463,6 +518,7 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
         volumes,
         problems,
         handover,
+        fences,
     }
 }
 

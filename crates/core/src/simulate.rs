@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::fences::FenceSeen;
 use crate::machine::{Action, Decision, Mode, Observed, Side, Wait, next, retag};
 use crate::plan::{AppPlan, GreenReadiness, VolumePlan};
 use crate::world::{
@@ -32,6 +33,23 @@ fn apply_action(app: &AppPlan, obs: &mut Observed, a: &Action) {
             if let Some(s) = &mut obs.blue.sts {
                 s.retention = RetentionPolicy::default();
             }
+        }
+        Action::PauseFence { fence } => {
+            let seen = obs.fences.entry(fence.key()).or_insert(FenceSeen {
+                active: true,
+                original: None,
+            });
+            seen.active = false;
+            seen.original.get_or_insert(serde_json::Value::Bool(true));
+        }
+        Action::ResumeFence { fence, .. } => {
+            obs.fences.insert(
+                fence.key(),
+                FenceSeen {
+                    active: true,
+                    original: None,
+                },
+            );
         }
         Action::ScaleBlue { replicas } => {
             if let Some(s) = &mut obs.blue.sts {
@@ -260,6 +278,7 @@ fn example_set(
         retention,
         scalers: vec![],
         service_account: "default".into(),
+        owners: vec![],
     }
 }
 
@@ -395,6 +414,7 @@ pub fn example(
         volumes,
         problems: vec![],
         handover: None,
+        fences: vec![],
     };
     (app, obs)
 }

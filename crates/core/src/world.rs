@@ -197,6 +197,10 @@ pub struct StatefulSet {
     /// `default` when unset): the IAM role they assume through IRSA hangs off it.
     #[serde(default = "default_service_account")]
     pub service_account: String,
+    /// Its ownerReferences, as (apiVersion, kind, name): a custom resource among them
+    /// is an operator that reconciles it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<(String, String, String)>,
 }
 
 fn default_service_account() -> String {
@@ -249,6 +253,11 @@ pub struct ClusterView {
     pub nodes: Vec<Node>,
     /// All StorageClasses.
     pub storage_classes: Vec<StorageClass>,
+    /// Objects that can scale workloads back up (Argo CD Applications, Flux
+    /// Kustomizations and HelmReleases, KEDA ScaledObjects) of every namespace, for
+    /// the kinds the cluster serves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fences: Vec<crate::fences::FenceObject>,
 }
 
 impl ClusterView {

@@ -509,3 +509,88 @@ fn rollback_puts_blue_s_tags_back_after_green_let_go_and_before_blue_starts() {
         }
     }
 }
+
+/// orders/db with a self-healing Argo CD Application and a KEDA ScaledObject on blue.
+fn fenced_world() -> (AppPlan, Observed) {
+    use baton_core::fences::{Fence, FenceKind, FenceSeen};
+    let (mut app, mut obs) = world(1, ReclaimPolicy::Delete, RetentionPolicy::default());
+    for (kind, ns, name) in [
+        (FenceKind::Application, "argocd", "orders"),
+        (FenceKind::ScaledObject, "orders", "db"),
+    ] {
+        let f = Fence {
+            kind,
+            namespace: ns.into(),
+            name: name.into(),
+        };
+        obs.fences.insert(
+            f.key(),
+            FenceSeen {
+                active: true,
+                original: None,
+            },
+        );
+        app.fences.push(f);
+    }
+    (app, obs)
+}
+
+#[test]
+fn fences_are_paused_before_blue_stops_restored_on_rollback_and_kept_on_commit() {
+    let (app, obs) = fenced_world();
+    let (ds, worlds) = walk(Mode::Migrate, &app, obs.clone());
+    let a = actions(&ds);
+    let scale = a.iter().position(|s| s == "scale blue to 0").unwrap();
+    for f in &app.fences {
+        let pause = a
+            .iter()
+            .position(|s| s.starts_with(&format!("pause {f}")))
+            .unwrap_or_else(|| panic!("{f} not paused: {a:#?}"));
+        assert!(pause < scale, "{a:#?}");
+    }
+    // No world where blue is stopped has an active fence.
+    for w in &worlds {
+        if w.blue.sts.as_ref().is_some_and(|s| s.replicas == 0) {
+            assert!(w.fences.values().all(|f| !f.active), "{w:#?}");
+        }
+    }
+    let migrated = worlds.last().unwrap().clone();
+
+    // Rollback from every state: blue back and Ready before any fence is resumed, and
+    // every fence as it was at the end.
+    for (k, w) in worlds.iter().enumerate() {
+        let (ds, ws) = walk(Mode::Rollback, &app, w.clone());
+        let a = actions(&ds);
+        assert_eq!(ds.last(), Some(&Decision::Done), "from {k}: {a:#?}");
+        let end = ws.last().unwrap();
+        assert!(
+            end.fences
+                .values()
+                .all(|f| f.active && f.original.is_none()),
+            "from {k}"
+        );
+        if let Some(resume) = a.iter().position(|s| s.starts_with("restore Application")) {
+            let ready = a
+                .iter()
+                .position(|s| s == "wait for blue's pods to be Ready");
+            assert!(ready.is_none_or(|r| r < resume), "from {k}: {a:#?}");
+        }
+    }
+
+    // Commit keeps them, and pauses again one undone since the move.
+    let mut undone = migrated.clone();
+    let key = app.fences[0].key();
+    undone.fences.get_mut(&key).unwrap().active = true;
+    let (ds, ws) = walk(
+        Mode::Commit {
+            restore_reclaim_policy: false,
+        },
+        &app,
+        undone,
+    );
+    assert_eq!(
+        actions(&ds)[0],
+        format!("pause {} (spec.syncPolicy.automated)", app.fences[0])
+    );
+    assert!(ws.last().unwrap().fences.values().all(|f| !f.active));
+}

@@ -28,6 +28,7 @@ fn sts(ctx_replicas: i32) -> StatefulSet {
         retention: RetentionPolicy::default(),
         scalers: vec![],
         service_account: "default".into(),
+        owners: vec![],
     }
 }
 
@@ -63,6 +64,7 @@ fn world() -> World {
             volumes: vec![pv],
             nodes: vec![node("us-east-1a")],
             storage_classes: vec![class.clone()],
+            fences: vec![],
         },
         green: ClusterView {
             context: "green".into(),
@@ -72,6 +74,7 @@ fn world() -> World {
             volumes: vec![],
             nodes: vec![node("us-east-1a")],
             storage_classes: vec![class],
+            fences: vec![],
         },
         ec2: BTreeMap::from([(
             "vol-1".into(),
@@ -218,7 +221,7 @@ fn flags_and_warnings_that_do_not_block() {
         &w,
         &PlanOptions {
             allow_multi_attach: true,
-            convert_to_csi: false,
+            ..Default::default()
         },
     );
     assert!(blocking(&p).is_empty(), "--allow-multi-attach");
@@ -246,8 +249,8 @@ fn flags_and_warnings_that_do_not_block() {
     let p = run(
         &w,
         &PlanOptions {
-            allow_multi_attach: false,
             convert_to_csi: true,
+            ..Default::default()
         },
     );
     assert!(
@@ -463,4 +466,74 @@ fn volume_ownership_tags_and_the_drivers_decide_the_handover() {
             && f.message.contains("payments")
     );
     assert!(p.apps[0].handover.is_none());
+}
+
+#[test]
+fn what_could_scale_blue_back_up_is_fenced_and_an_operator_refused_unless_allowed() {
+    use baton_core::fences::{FenceKind, FenceObject};
+    use serde_json::json;
+    let mut w = world();
+    w.blue.fences = vec![
+        // A self-healing Application that lists orders/db among its resources.
+        FenceObject::of(
+            FenceKind::Application,
+            &json!({ "metadata": { "name": "orders", "namespace": "argocd" },
+                     "spec": { "syncPolicy": { "automated": { "selfHeal": true } } },
+                     "status": { "resources": [
+                         { "group": "apps", "kind": "StatefulSet", "namespace": "orders", "name": "db" } ] } }),
+        ),
+        // One already without automated sync: nothing to fence.
+        FenceObject::of(
+            FenceKind::Application,
+            &json!({ "metadata": { "name": "manual", "namespace": "argocd" },
+                     "spec": { "syncPolicy": {} },
+                     "status": { "resources": [
+                         { "kind": "StatefulSet", "namespace": "orders", "name": "db" } ] } }),
+        ),
+        // A ScaledObject of another workload.
+        FenceObject::of(
+            FenceKind::ScaledObject,
+            &json!({ "metadata": { "name": "other", "namespace": "orders" },
+                     "spec": { "scaleTargetRef": { "name": "worker" } } }),
+        ),
+    ];
+    let p = run(&w, &PlanOptions::default());
+    assert!(blocking(&p).is_empty());
+    let fences: Vec<String> = p.apps[0].fences.iter().map(ToString::to_string).collect();
+    assert_eq!(fences, ["Application argocd/orders"]);
+    assert!(p.apps[0].problems.iter().any(|p| p.code == "fenced"));
+
+    // An HPA with a minimum leaves a target at 0 alone: no warning; minReplicas 0 warns.
+    w.blue.statefulsets[0].scalers = vec![];
+    let p = run(&w, &PlanOptions::default());
+    assert!(!p.apps[0].problems.iter().any(|p| p.code == "scaler"));
+
+    // Owned by a custom resource: refused, unless --allow-operator names its kind.
+    w.blue.statefulsets[0].owners = vec![(
+        "postgres-operator.crunchydata.com/v1beta1".into(),
+        "PostgresCluster".into(),
+        "orders".into(),
+    )];
+    let p = run(&w, &PlanOptions::default());
+    assert_eq!(blocking(&p), ["operator-owned"]);
+    let refusal = &p.apps[0]
+        .problems
+        .iter()
+        .find(|p| p.code == "operator-owned")
+        .unwrap();
+    assert!(
+        refusal.fix.contains("--allow-operator PostgresCluster"),
+        "{refusal:?}"
+    );
+    let p = run(
+        &w,
+        &PlanOptions {
+            allow_operators: vec!["postgrescluster".into()],
+            ..Default::default()
+        },
+    );
+    assert!(blocking(&p).is_empty());
+    // A StatefulSet owned by a built-in kind is no operator's.
+    w.blue.statefulsets[0].owners = vec![("apps/v1".into(), "Deployment".into(), "x".into())];
+    assert!(blocking(&run(&w, &PlanOptions::default())).is_empty());
 }

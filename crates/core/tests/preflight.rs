@@ -48,6 +48,7 @@ fn world() -> World {
         retention: RetentionPolicy::default(),
         scalers: vec![],
         service_account: "default".into(),
+        owners: vec![],
     };
     let claim = common::claim();
     let pv = common::pv();
@@ -65,6 +66,7 @@ fn world() -> World {
             volumes: vec![pv],
             nodes: vec![node("b1")],
             storage_classes: vec![class()],
+            fences: vec![],
         },
         green: ClusterView {
             context: "green".into(),
@@ -74,6 +76,7 @@ fn world() -> World {
             volumes: vec![],
             nodes: vec![node("g1")],
             storage_classes: vec![class()],
+            fences: vec![],
         },
         ec2: BTreeMap::from([(
             "vol-1".into(),

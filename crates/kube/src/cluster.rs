@@ -261,7 +261,7 @@ impl Cluster {
             }
             view.claims.extend(claims.iter().map(convert::pvc));
         }
-        let (pvs, nodes, classes) = futures::try_join!(
+        let (pvs, nodes, classes, fences) = futures::try_join!(
             self.list(
                 Api::<PersistentVolume>::all(self.client.clone()),
                 "persistentvolumes"
@@ -271,15 +271,19 @@ impl Cluster {
                 Api::<StorageClass>::all(self.client.clone()),
                 "storageclasses"
             ),
+            self.fence_objects(),
         )?;
+        view.fences = fences;
         view.volumes = pvs.iter().map(convert::pv).collect();
         view.nodes = nodes.iter().map(convert::node).collect();
         view.storage_classes = classes.iter().map(convert::storage_class).collect();
         Ok(view)
     }
 
-    /// HorizontalPodAutoscalers targeting StatefulSets, by (namespace, name). A cluster
-    /// that does not serve autoscaling/v2 has none.
+    /// HorizontalPodAutoscalers with `minReplicas: 0` (the alpha HPAScaleToZero gate)
+    /// targeting StatefulSets, by (namespace, name): the only ones that scale a target up
+    /// from 0 (with a minimum, the HPA controller leaves a target at 0 alone:
+    /// `ScalingDisabled`). A cluster that does not serve autoscaling/v2 has none.
     async fn scalers(
         &self,
         ns: Option<&str>,
@@ -293,7 +297,7 @@ impl Cluster {
         let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
         for h in items {
             let Some(spec) = h.spec else { continue };
-            if spec.scale_target_ref.kind == "StatefulSet" {
+            if spec.scale_target_ref.kind == "StatefulSet" && spec.min_replicas == Some(0) {
                 out.entry((
                     h.metadata.namespace.clone().unwrap_or_default(),
                     spec.scale_target_ref.name.clone(),

@@ -236,6 +236,13 @@ pub fn statefulset(s: &K8sStatefulSet) -> StatefulSet {
             .and_then(|p| p.service_account_name.clone())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "default".into()),
+        owners: s
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .map(|o| (o.api_version.clone(), o.kind.clone(), o.name.clone()))
+            .collect(),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod bindings;
 pub mod cache;
 pub mod cluster;
 pub mod convert;
+pub mod fences;
 pub mod helm;
 pub mod manifest;
 pub mod network;

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use baton_aws::{Aws, Filter, NewSnapshot, NewTags, RemovedTags};
+use baton_core::fences::FenceSeen;
 use baton_core::machine::{Action, Answer, Observed, Seen, Wait, Watched};
 use baton_core::plan::AppPlan;
 use baton_core::world::{ReclaimPolicy, RetentionPolicy};
+use baton_kube::fences;
 use baton_kube::manifest::{Origin, green_claim, green_volume, reserved_for};
 use baton_kube::request::{self, Mutation};
 use baton_kube::{Cluster, convert};
@@ -93,12 +95,26 @@ impl Engine {
             },
             describe(&self.aws, &ids),
         )?;
+        // Fences are read fresh, one GET each (an app has few; most have none).
+        let mut fences = BTreeMap::new();
+        let seen = futures::future::try_join_all(
+            app.fences
+                .iter()
+                .map(|f| async move { Ok::<_, anyhow::Error>((f, self.blue.fence(f).await?)) }),
+        )
+        .await?;
+        for (f, obj) in seen {
+            if let Some(obj) = obj {
+                fences.insert(f.key(), FenceSeen::of(f.kind, &obj));
+            }
+        }
         Ok(Observed {
             blue,
             green,
             ec2,
             snapshots: BTreeMap::new(),
             migration: self.migration.clone(),
+            fences,
         })
     }
 
@@ -171,6 +187,24 @@ impl Engine {
                 Some(original),
             )),
             Action::ScaleBlue { replicas } => Request::Kube(request::scale(ns, name, *replicas)),
+            Action::PauseFence { fence } => {
+                // Read fresh: the value it replaces is recorded only if no record exists.
+                let current = self
+                    .blue
+                    .fence(fence)
+                    .await?
+                    .with_context(|| format!("{fence} is gone from {}", self.blue.context))?;
+                keep = Some(Keep::of(
+                    fence.kind.plural(),
+                    &fence.namespace,
+                    &fence.name,
+                    &current,
+                ));
+                Request::Kube(fences::pause(fence, &current))
+            }
+            Action::ResumeFence { fence, original } => {
+                Request::Kube(fences::restore(fence, original))
+            }
             Action::StartSnapshot { volume_id, claim } => Request::Ec2(NewSnapshot {
                 volume_id: volume_id.clone(),
                 description: format!("baton {}: {ns}/{claim} at hand-over", self.migration),
@@ -354,6 +388,10 @@ impl Engine {
                         .map_err(|e| decode("StatefulSet", e))?,
                 ))
             }
+            Action::PauseFence { fence } | Action::ResumeFence { fence, .. } => Answer::Fence {
+                key: fence.key(),
+                seen: FenceSeen::of(fence.kind, &obj),
+            },
             Action::ScaleBlue { .. } | Action::ScaleGreen { .. } => {
                 match obj["spec"]["replicas"].as_i64() {
                     Some(r) => Answer::Replicas(r as i32),

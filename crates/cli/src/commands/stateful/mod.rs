@@ -610,7 +610,7 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
             engine.blue.context
         ),
     )?;
-    let outcomes = start(
+    let mut outcomes = start(
         &engine,
         &state,
         &plan.apps,
@@ -619,6 +619,45 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
         false,
     )
     .await?;
+    for o in &mut outcomes {
+        if o.phase == AppPhase::Committed
+            && let Some(app) = plan.apps.iter().find(|p| p.key() == o.app)
+        {
+            o.fences_kept = app.fences.iter().map(ToString::to_string).collect();
+        }
+    }
     let _ = write_json(&a.state_dir.join("committed.json"), &outcomes);
-    finish(&outcomes, mode, a.output, &a.state_dir)
+    let code = finish(&outcomes, mode, a.output, &a.state_dir)?;
+    if a.output == Output::Table {
+        print_kept_fences(&plan.apps, &outcomes);
+    }
+    Ok(code)
+}
+
+/// Commit's list of what stays paused in blue, with the change to make where each
+/// object comes from.
+fn print_kept_fences(apps: &[AppPlan], outcomes: &[Outcome]) {
+    let rows: Vec<Vec<String>> = outcomes
+        .iter()
+        .flat_map(|o| {
+            let app = apps.iter().find(|a| a.key() == o.app);
+            o.fences_kept.iter().map(move |f| {
+                let field = app
+                    .and_then(|a| a.fences.iter().find(|x| &x.to_string() == f))
+                    .map(|x| x.kind.field())
+                    .unwrap_or_default();
+                vec![f.clone(), field.to_string(), o.app.clone()]
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    out!(
+        "\nKept paused in blue (blue must never scale these apps up again: their claims are gone):\n{}",
+        table(&["FENCE", "FIELD", "APP"], &rows)
+    );
+    out!(
+        "Make each pause permanent where the object comes from (Git, Helm values), or remove the object with blue when you retire it."
+    );
 }

@@ -63,6 +63,10 @@ pub struct Outcome {
     pub mutations: u32,
     /// Downtime window seen in this run (blue scaled to 0 → green Ready), seconds.
     pub window_seconds: Option<f64>,
+    /// Commit: the fences kept paused in blue (`Kind namespace/name`), for its
+    /// retirement: blue must never come back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fences_kept: Vec<String>,
 }
 
 /// How many apps run at once.
@@ -248,6 +252,7 @@ impl<'a, H: Hands> AppRun<'a, H> {
                 problem: None,
                 mutations: 0,
                 window_seconds: None,
+                fences_kept: Vec::new(),
             },
             key,
             last_phase: None,

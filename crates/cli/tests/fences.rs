@@ -1,0 +1,276 @@
+//! Fences on the emulator: what could scale blue's app back up inside its window (here
+//! an Argo CD Application with self-heal and a Flux Kustomization that manage orders-db)
+//! is paused before blue stops, exactly restored by rollback, and kept by commit, whose
+//! summary lists it. The objects are made by hand (CRDs and all), as the tools' own
+//! installs make them; which controllers act on them is the bed's business (its
+//! conformance tests), not this test's.
+
+mod common;
+
+use common::Sim;
+use serde_json::{Value, json};
+
+const APP: &[&str] = &["-n", "orders"];
+
+fn crd(group: &str, version: &str, kind: &str, plural: &str) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": format!("{plural}.{group}") },
+        "spec": {
+            "group": group, "scope": "Namespaced",
+            "names": { "kind": kind, "listKind": format!("{kind}List"), "plural": plural,
+                       "singular": kind.to_lowercase() },
+            "versions": [{ "name": version, "served": true, "storage": true,
+                           "schema": { "openAPIV3Schema": { "type": "object",
+                                        "x-kubernetes-preserve-unknown-fields": true } } }],
+        },
+    })
+}
+
+fn automated() -> Value {
+    json!({ "prune": true, "selfHeal": true })
+}
+
+/// Argo CD's Application managing orders-db, and Flux's Kustomization whose labels
+/// orders-db carries.
+fn install(sim: &Sim) {
+    sim.kubectl_create(
+        "blue",
+        &crd("argoproj.io", "v1alpha1", "Application", "applications"),
+    );
+    sim.kubectl_create(
+        "blue",
+        &crd(
+            "kustomize.toolkit.fluxcd.io",
+            "v1",
+            "Kustomization",
+            "kustomizations",
+        ),
+    );
+    for ns in ["argocd", "flux-system"] {
+        sim.kubectl(&["--context", "blue", "create", "namespace", ns]);
+    }
+    // The CRDs are served once established: wait for discovery to list them.
+    for _ in 0..50 {
+        let o = sim.kubectl_output(&["--context", "blue", "get", "applications", "-A"]);
+        if o.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    sim.kubectl_create(
+        "blue",
+        &json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": { "name": "orders", "namespace": "argocd" },
+            "spec": {
+                "project": "default",
+                "source": { "repoURL": "https://git.example.com/orders.git", "path": "db" },
+                "destination": { "server": "https://kubernetes.default.svc", "namespace": "orders" },
+                "syncPolicy": { "automated": automated(), "syncOptions": ["ServerSideApply=true"] },
+            },
+            "status": { "resources": [
+                { "group": "apps", "version": "v1", "kind": "StatefulSet",
+                  "namespace": "orders", "name": "orders-db", "status": "Synced" } ] },
+        }),
+    );
+    sim.kubectl_create(
+        "blue",
+        &json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": { "name": "orders", "namespace": "flux-system" },
+            "spec": { "interval": "10m", "path": "./orders", "prune": true,
+                      "sourceRef": { "kind": "GitRepository", "name": "estate" } },
+        }),
+    );
+    sim.kubectl(&[
+        "--context",
+        "blue",
+        "label",
+        "statefulset",
+        "-n",
+        "orders",
+        "orders-db",
+        "kustomize.toolkit.fluxcd.io/name=orders",
+        "kustomize.toolkit.fluxcd.io/namespace=flux-system",
+    ]);
+}
+
+fn application(sim: &Sim) -> Value {
+    sim.kubectl_json("blue", &["get", "application", "-n", "argocd", "orders"])
+}
+
+fn kustomization(sim: &Sim) -> Value {
+    sim.kubectl_json(
+        "blue",
+        &["get", "kustomization", "-n", "flux-system", "orders"],
+    )
+}
+
+#[test]
+fn gitops_is_paused_before_blue_stops_restored_by_rollback_and_kept_by_commit() {
+    let sim = common::sim_up();
+    sim.grant_keys();
+    sim.trust_green();
+    install(&sim);
+
+    let plan: Value = serde_json::from_str(&sim.ok(&[
+        "plan", "--from", "blue", "--to", "green", "-n", "orders", "-o", "json",
+    ]))
+    .unwrap();
+    let fences: Vec<String> = plan["apps"][0]["fences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{} {}/{}", f["kind"], f["namespace"], f["name"]))
+        .collect();
+    assert_eq!(
+        fences,
+        [
+            "\"Application\" \"argocd\"/\"orders\"",
+            "\"Kustomization\" \"flux-system\"/\"orders\""
+        ]
+    );
+
+    // --dry-run shows the two patches, before the scale, and sends nothing.
+    let dry = sim.ok(&[
+        "migrate",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "-n",
+        "orders",
+        "--dry-run",
+    ]);
+    let pause_app = dry
+        .find("/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/orders")
+        .unwrap_or_else(|| panic!("{dry}"));
+    let pause_ks = dry
+        .find("/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/orders")
+        .unwrap_or_else(|| panic!("{dry}"));
+    let scale = dry.find("statefulsets/orders-db/scale").unwrap();
+    assert!(pause_app < scale && pause_ks < scale, "{dry}");
+    assert_eq!(
+        application(&sim)["spec"]["syncPolicy"]["automated"],
+        automated()
+    );
+
+    sim.migrate_ok("m1", APP);
+    let app = application(&sim);
+    assert!(
+        app["spec"]["syncPolicy"]["automated"].is_null(),
+        "automated sync still on: {app}"
+    );
+    assert_eq!(
+        app["spec"]["syncPolicy"]["syncOptions"],
+        json!(["ServerSideApply=true"]),
+        "the rest of syncPolicy is kept"
+    );
+    let recorded: Value = serde_json::from_str(
+        app["metadata"]["annotations"]["baton.io/fence-original"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(recorded, automated());
+    assert_eq!(kustomization(&sim)["spec"]["suspend"], true);
+    // The journal holds each pause before and after.
+    let journal = std::fs::read_to_string(sim.dir.path().join("m1/journal.jsonl")).unwrap();
+    assert_eq!(
+        journal.matches("\"action\":\"pause-fence\"").count(),
+        4,
+        "{journal}"
+    );
+
+    // Rollback: blue back, then each fence exactly as it was.
+    sim.ok(&["rollback", "--state-dir", "m1", "--yes"]);
+    let app = application(&sim);
+    assert_eq!(app["spec"]["syncPolicy"]["automated"], automated());
+    assert!(app["metadata"]["annotations"]["baton.io/fence-original"].is_null());
+    let ks = kustomization(&sim);
+    assert!(ks["spec"].get("suspend").is_none_or(Value::is_null), "{ks}");
+
+    // Move again and commit: the fences stay, and commit lists them.
+    sim.migrate_ok("m2", APP);
+    let summary = sim.ok(&["commit", "--state-dir", "m2", "--yes"]);
+    assert!(
+        summary.contains("Kept paused in blue")
+            && summary.contains("Application argocd/orders")
+            && summary.contains("Kustomization flux-system/orders"),
+        "{summary}"
+    );
+    assert!(application(&sim)["spec"]["syncPolicy"]["automated"].is_null());
+    assert_eq!(kustomization(&sim)["spec"]["suspend"], true);
+    let json = sim.ok(&["commit", "--state-dir", "m2", "--yes", "-o", "json"]);
+    let outcomes: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        outcomes[0]["fences_kept"],
+        json!([
+            "Application argocd/orders",
+            "Kustomization flux-system/orders"
+        ])
+    );
+}
+
+#[test]
+fn an_operator_owned_statefulset_is_refused_until_allowed() {
+    let sim = common::sim_up();
+    sim.grant_keys();
+    sim.trust_green();
+    // The operator's custom resource (a real owner: the garbage collector would take
+    // a StatefulSet whose owner does not exist).
+    sim.kubectl_create(
+        "blue",
+        &crd(
+            "postgres-operator.crunchydata.com",
+            "v1beta1",
+            "PostgresCluster",
+            "postgresclusters",
+        ),
+    );
+    let owner = json!({ "apiVersion": "postgres-operator.crunchydata.com/v1beta1",
+                        "kind": "PostgresCluster",
+                        "metadata": { "name": "orders", "namespace": "orders" } });
+    for _ in 0..50 {
+        let o = sim.kubectl_output(&["--context", "blue", "get", "postgresclusters", "-A"]);
+        if o.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    sim.kubectl_create("blue", &owner);
+    let owner = sim.kubectl_json(
+        "blue",
+        &["get", "postgrescluster", "-n", "orders", "orders"],
+    );
+    let patch = json!({ "metadata": { "ownerReferences": [{
+        "apiVersion": "postgres-operator.crunchydata.com/v1beta1", "kind": "PostgresCluster",
+        "name": "orders", "uid": owner["metadata"]["uid"] }] } });
+    sim.kubectl(&[
+        "--context",
+        "blue",
+        "patch",
+        "statefulset",
+        "-n",
+        "orders",
+        "orders-db",
+        "--type",
+        "merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+    let o = sim.migrate("refused", APP);
+    assert_eq!(o.status.code(), Some(3), "{}", common::text(&o.stderr));
+    let err = common::text(&o.stderr);
+    assert!(
+        err.contains("operator-owned") && err.contains("--allow-operator PostgresCluster"),
+        "{err}"
+    );
+    let sts = sim.kubectl_json("blue", &["get", "sts", "-n", "orders", "orders-db"]);
+    assert_eq!(sts["spec"]["replicas"], 1, "refused, yet blue was touched");
+    sim.migrate_ok(
+        "allowed",
+        &["-n", "orders", "--allow-operator", "PostgresCluster"],
+    );
+}

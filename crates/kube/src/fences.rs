@@ -1,0 +1,90 @@
+//! The objects that could scale a stopped blue workload back up (Argo CD Applications,
+//! Flux Kustomizations and HelmReleases, KEDA ScaledObjects: `baton_core::fences`),
+//! read for the plan and the runner, and the patches that pause and restore them.
+
+use baton_core::fences::{Fence, FenceKind, FenceObject};
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use serde_json::Value;
+
+use crate::KubeError;
+use crate::cluster::{Cluster, api_err};
+use crate::request::{Method, Mutation, Tolerate};
+
+fn resource(kind: FenceKind) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind()),
+        kind.plural(),
+    )
+}
+
+fn path(f: &Fence) -> String {
+    format!(
+        "/apis/{}/{}/namespaces/{}/{}/{}",
+        f.kind.group(),
+        f.kind.version(),
+        f.namespace,
+        f.kind.plural(),
+        f.name
+    )
+}
+
+/// Pauses `f`, whose object as just read is `current` (the patch records the value it
+/// replaces unless a record is there already).
+pub fn pause(f: &Fence, current: &Value) -> Mutation {
+    Mutation {
+        method: Method::Patch,
+        path: path(f),
+        body: Some(f.kind.pause(current)),
+        tolerate: Tolerate::Nothing,
+        what: format!("pause {f}"),
+    }
+}
+
+/// Puts `original` back into `f`'s fenced field and removes baton's record.
+pub fn restore(f: &Fence, original: &Value) -> Mutation {
+    Mutation {
+        method: Method::Patch,
+        path: path(f),
+        body: Some(f.kind.restore(original)),
+        tolerate: Tolerate::Nothing,
+        what: format!("restore {f}"),
+    }
+}
+
+impl Cluster {
+    /// Every object of the fence kinds the cluster serves, in all namespaces (a kind
+    /// whose CRD is not installed has none).
+    pub async fn fence_objects(&self) -> Result<Vec<FenceObject>, KubeError> {
+        let lists = FenceKind::ALL.map(|kind| async move {
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource(kind));
+            match api.list(&ListParams::default()).await {
+                Ok(l) => Ok(l
+                    .items
+                    .iter()
+                    .map(|o| FenceObject::of(kind, &serde_json::to_value(o).unwrap_or(Value::Null)))
+                    .collect::<Vec<_>>()),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+                Err(e) => Err(api_err(&self.context, format!("list {}", kind.plural()))(e)),
+            }
+        });
+        let mut out: Vec<FenceObject> = futures::future::try_join_all(lists)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        out.sort_by(|a, b| a.fence.cmp(&b.fence));
+        Ok(out)
+    }
+
+    /// One fence's object (None: gone, or its kind no longer served).
+    pub async fn fence(&self, f: &Fence) -> Result<Option<Value>, KubeError> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &f.namespace, &resource(f.kind));
+        match api.get_opt(&f.name).await {
+            Ok(o) => Ok(o.map(|o| serde_json::to_value(o).unwrap_or(Value::Null))),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+            Err(e) => Err(api_err(&self.context, format!("read {f}"))(e)),
+        }
+    }
+}
