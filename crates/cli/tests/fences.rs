@@ -274,3 +274,51 @@ fn an_operator_owned_statefulset_is_refused_until_allowed() {
         &["-n", "orders", "--allow-operator", "PostgresCluster"],
     );
 }
+
+/// Crash after every mutation of a fenced move, then resume or roll back: blue is never
+/// seen stopped with a fence active, rollback leaves each fence as it was, and a resumed
+/// move ends with them paused.
+#[test]
+fn a_crash_at_any_mutation_never_leaves_blue_stopped_unfenced() {
+    let sim = common::sim_up();
+    sim.grant_keys();
+    sim.trust_green();
+    install(&sim);
+    let fenced = |sim: &Sim| {
+        application(sim)["spec"]["syncPolicy"]["automated"].is_null()
+            && kustomization(sim)["spec"]["suspend"] == true
+    };
+    let stopped = |sim: &Sim| {
+        sim.kubectl_json("blue", &["get", "sts", "-n", "orders", "orders-db"])["spec"]["replicas"]
+            == 0
+    };
+    // orders-db's move: Retain, two pauses, scale blue, re-tag, snapshot, claim, PV,
+    // scale green.
+    for k in 1..=9 {
+        let dir = format!("crash-{k}");
+        let o = sim.migrate_with(&dir, APP, &[("BATON_CRASH_AFTER_MUTATIONS", k.to_string())]);
+        assert!(!o.status.success(), "k={k}: the run should have crashed");
+        assert!(
+            !stopped(&sim) || fenced(&sim),
+            "k={k}: blue stopped while a fence is active"
+        );
+        if k % 2 == 1 {
+            sim.ok(&["migrate", "--resume", "--state-dir", &dir, "--yes"]);
+            assert!(fenced(&sim), "k={k}: resumed without its fences");
+        }
+        sim.ok(&["rollback", "--state-dir", &dir, "--yes"]);
+        let app = application(&sim);
+        assert_eq!(app["spec"]["syncPolicy"]["automated"], automated(), "k={k}");
+        assert!(
+            app["metadata"]["annotations"]["baton.io/fence-original"].is_null(),
+            "k={k}"
+        );
+        assert!(
+            kustomization(&sim)["spec"]
+                .get("suspend")
+                .is_none_or(Value::is_null),
+            "k={k}"
+        );
+        assert!(!stopped(&sim), "k={k}: blue not back");
+    }
+}
