@@ -358,6 +358,33 @@ fn operators_and_gitops_managing_a_moved_app_warn() {
 }
 
 #[test]
+fn gitops_that_migrate_fences_is_only_information() {
+    use baton_core::fences::{FenceKind, FenceObject};
+    let mut w = world();
+    w.blue.fences = vec![FenceObject::of(
+        FenceKind::Application,
+        &serde_json::json!({ "metadata": { "name": "orders", "namespace": "argocd" },
+                             "spec": { "syncPolicy": { "automated": { "selfHeal": true } } },
+                             "status": { "resources": [
+                                 { "kind": "StatefulSet", "namespace": "orders", "name": "db" } ] } }),
+    )];
+    let mut f = clean_facts();
+    f.blue_managers = Some(vec![Manager {
+        statefulset: "orders/db".into(),
+        by: "Argo CD application orders".into(),
+        kind: ManagerKind::GitOps,
+    }]);
+    let r = run(&w, &f);
+    let found = r.findings.iter().find(|x| x.check == "managed-by").unwrap();
+    assert_eq!(found.severity, Severity::Info, "{found:?}");
+    assert!(found.why.contains("Application argocd/orders"), "{found:?}");
+    // Tracking labels but no object in blue to pause (Argo CD in another cluster): warn.
+    let r = run(&world(), &f);
+    let found = r.findings.iter().find(|x| x.check == "managed-by").unwrap();
+    assert_eq!(found.severity, Severity::Warn, "{found:?}");
+}
+
+#[test]
 fn security_groups_admitting_blue_but_not_green_fail() {
     let net = |cidrs: &[&str]| Network {
         groups: vec![Group {

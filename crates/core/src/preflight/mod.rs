@@ -742,13 +742,32 @@ fn managers(plan: &Plan, managers: &[Manager], ctx: &str) -> Vec<Finding> {
         .iter()
         .filter(|m| moved.contains(&m.statefulset))
         .map(|m| {
+            let fences: Vec<String> = plan
+                .apps
+                .iter()
+                .filter(|a| a.key() == m.statefulset)
+                .flat_map(|a| a.fences.iter().map(ToString::to_string))
+                .collect();
+            if m.kind == ManagerKind::GitOps && !fences.is_empty() {
+                return finding(
+                    Severity::Info,
+                    "managed-by",
+                    format!("StatefulSet {ctx}/{}", m.statefulset),
+                    format!("managed by {}", m.by),
+                    format!(
+                        "GitOps would scale blue back up during the move; `baton migrate` pauses {} before blue stops, rollback restores, commit keeps the pause",
+                        fences.join(", ")
+                    ),
+                    "nothing before the move; after commit, make the pause permanent in Git",
+                );
+            }
             let (why, fix) = match m.kind {
                 ManagerKind::Operator => (
                     "an operator reconciles its StatefulSet: it can scale blue back up, or recreate what baton stopped",
                     format!("pause the operator's reconciliation of {} (or scale the operator to 0 in {ctx}) before `baton migrate`", m.by),
                 ),
                 ManagerKind::GitOps => (
-                    "GitOps self-heal re-applies the replicas from Git: blue would be scaled back up during the move",
+                    "GitOps self-heal re-applies the replicas from Git: blue would be scaled back up during the move, and baton found no Application, Kustomization or HelmRelease in this cluster to pause (an Argo CD that runs in another cluster?)",
                     format!("disable auto-sync/self-heal of {} (or suspend the Flux Kustomization) before `baton migrate`", m.by),
                 ),
             };
