@@ -33,6 +33,9 @@ struct Overlay {
     /// Appended to each named cluster's own objects.
     #[serde(default)]
     objects: BTreeMap<String, Vec<Value>>,
+    /// Appended to each named cluster's objects made after its apps.
+    #[serde(default)]
+    after_apps: BTreeMap<String, Vec<Value>>,
 }
 
 /// The `shapes` scenario: `default` with [`SHAPES_YAML`] laid over it.
@@ -46,13 +49,22 @@ pub fn shapes() -> Result<Scenario, ScenarioError> {
     s.name = "shapes".into();
     s.platform.extend(overlay.platform);
     s.apps.extend(overlay.apps);
-    for (cluster, objects) in overlay.objects {
+    for (cluster, objects, after) in overlay
+        .objects
+        .into_iter()
+        .map(|(c, o)| (c, o, false))
+        .chain(overlay.after_apps.into_iter().map(|(c, o)| (c, o, true)))
+    {
         let c = s
             .clusters
             .iter_mut()
             .find(|c| c.name == cluster)
             .ok_or_else(|| ScenarioError::Invalid(format!("shapes: no cluster {cluster}")))?;
-        c.objects.extend(objects);
+        if after {
+            c.after_apps.extend(objects);
+        } else {
+            c.objects.extend(objects);
+        }
     }
     Ok(s)
 }
@@ -318,6 +330,11 @@ pub struct ClusterSpecYaml {
     /// Objects only this cluster gets, after the platform's (e.g. Velero on blue).
     #[serde(default)]
     pub objects: Vec<Value>,
+    /// Objects only this cluster gets once its apps are created: what manages them
+    /// (GitOps objects, autoscalers), which find them deployed, as on a cluster where they
+    /// deployed them.
+    #[serde(default)]
+    pub after_apps: Vec<Value>,
     /// The EBS CSI driver's identity and flags.
     #[serde(default)]
     pub ebs_csi: Option<EbsCsiSpec>,
@@ -703,6 +720,9 @@ pub async fn seed(
                 }
             }
             apply(cluster, obj)?;
+        }
+        for obj in &c.after_apps {
+            apply(cluster, obj.clone())?;
         }
     }
     for c in &s.clusters {
@@ -1449,7 +1469,7 @@ mod tests {
                 .map(|o| format!("{}/{}", meta::namespace(o), meta::name(o)))
                 .collect()
         };
-        let blue = &s.clusters[0].objects;
+        let blue = &s.clusters[0].after_apps;
         assert_eq!(named(blue, "Application"), ["argocd/catalog"]);
         assert_eq!(named(blue, "Kustomization"), ["flux-system/ledger"]);
         assert_eq!(named(blue, "ScaledObject"), ["jobs/report-worker"]);

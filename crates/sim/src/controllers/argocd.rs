@@ -28,9 +28,9 @@
 //! A sync re-applies the desired replicas of the OutOfSync resources and records
 //! `status.operationState` (`initiatedBy.automated`, `autoHealAttemptsCount`, `syncResult`)
 //! and `status.history`, with the `OperationStarted`/`OperationCompleted` Events. When
-//! an automated Application first sees its resources, it records the sync that deployed
-//! them (its `operationState` for that revision), so the first drift after is a self-heal,
-//! as on a cluster whose Application deployed them. The annotation
+//! an automated Application first sees resources (they join its stand-in repository), it
+//! records the sync that deployed them (an `operationState` for that revision), so the
+//! first drift after is a self-heal, as on a cluster whose Application deployed them. The annotation
 //! `argocd.argoproj.io/skip-reconcile: "true"` (Argo CD ≥ 2.7) stops all processing of an
 //! Application: no status update, no sync. Deleting an Application with the finalizer
 //! `resources-finalizer.argocd.argoproj.io` (or its `/background` form) deletes its
@@ -143,7 +143,7 @@ impl Applications {
             self.finalize(ctx, app, &managed);
             return None;
         }
-        let git = gitops::record(ctx, ARGO_APPLICATIONS, app, &managed);
+        let (git, grew) = gitops::record(ctx, ARGO_APPLICATIONS, app, &managed);
         let revision = gitops::revision(&git);
         let mut status = app["status"].clone();
         if !status.is_object() {
@@ -153,8 +153,9 @@ impl Applications {
         let auto = automated.is_object() && automated["enabled"] != false;
         let drifted = drift(&git, &managed);
         let mut wake = None;
-        if auto && status["operationState"].is_null() && drifted.is_empty() {
-            // The sync that deployed what it finds (see the module docs).
+        let first_sight = status["operationState"].is_null() || grew;
+        if auto && first_sight && drifted.is_empty() {
+            // The sync that deployed what it finds for the first time (module docs).
             let resources = managed.iter().map(|m| (m, "created")).collect::<Vec<_>>();
             status["operationState"] = operation(app, &revision, 0, &resources);
             push_history(&mut status, app, &revision);

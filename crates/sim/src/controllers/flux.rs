@@ -220,7 +220,7 @@ fn drifted<'a>(git: &BTreeMap<String, i64>, managed: &'a [Managed]) -> Vec<&'a M
 
 /// One kustomize-controller reconcile: apply everything, record the status.
 fn kustomize(ctx: &Ctx, o: &Value, managed: &[Managed]) {
-    let git = gitops::record(ctx, FLUX_KUSTOMIZATIONS, o, managed);
+    let (git, _) = gitops::record(ctx, FLUX_KUSTOMIZATIONS, o, managed);
     let revision = format!("main@sha1:{}", gitops::revision(&git));
     let lines = apply(ctx, &git, &drifted(&git, managed));
     if !lines.is_empty() {
@@ -268,7 +268,7 @@ fn kustomize(ctx: &Ctx, o: &Value, managed: &[Managed]) {
 /// One helm-controller reconcile: an upgrade for a new revision, else drift detection
 /// as `spec.driftDetection.mode` says.
 fn helm(ctx: &Ctx, o: &Value, managed: &[Managed]) {
-    let git = gitops::record(ctx, FLUX_HELMRELEASES, o, managed);
+    let (git, _) = gitops::record(ctx, FLUX_HELMRELEASES, o, managed);
     let digest = format!("sha256:{}", gitops::revision(&git));
     let mut status = o["status"].clone();
     if !status.is_object() {

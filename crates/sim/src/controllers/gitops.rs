@@ -74,13 +74,13 @@ pub(crate) fn desired(obj: &Value) -> BTreeMap<String, i64> {
 }
 
 /// The desired state, with the workloads seen for the first time added at their live
-/// replicas (written back to the object's annotation when it grew).
+/// replicas (written back to the object's annotation when it grew); whether it grew.
 pub(crate) fn record(
     ctx: &Ctx,
     k: Kind,
     obj: &Value,
     managed: &[Managed],
-) -> BTreeMap<String, i64> {
+) -> (BTreeMap<String, i64>, bool) {
     let mut git = desired(obj);
     let mut grew = false;
     for m in managed {
@@ -94,7 +94,7 @@ pub(crate) fn record(
         let patch = json!({ "metadata": { "annotations": { GIT: text } } });
         let _ = ctx.patch(k, meta::namespace(obj), meta::name(obj), &patch, Part::Main);
     }
-    git
+    (git, grew)
 }
 
 /// A workload's `spec.replicas` (1 when unset, the API server's default).

@@ -171,11 +171,23 @@ impl ScaledObjects {
         let wake = self.converge(ctx, so, &mut status, &mut conds);
         status["conditions"] = json!(conds);
         if status != so["status"] {
+            // A merge patch removes a field by naming it null.
+            let mut patch = status.clone();
+            for k in so["status"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k)
+            {
+                if status.get(k).is_none() {
+                    patch[k] = Value::Null;
+                }
+            }
             let _ = ctx.patch(
                 KEDA_SCALEDOBJECTS,
                 ns,
                 name,
-                &json!({ "status": status }),
+                &json!({ "status": patch }),
                 Part::Status,
             );
         }
