@@ -1360,7 +1360,9 @@ pub struct SimUpArgs {
     /// Port for green's API server on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub green_port: u16,
-    /// Scenario to seed: `default`, `large`, or a path to a scenario YAML file.
+    /// Scenario to seed: `default`, `shapes` (default plus the app shapes and GitOps and
+    /// autoscaling controllers baton cannot move yet), `large`, or a path to a scenario
+    /// YAML file.
     #[arg(long, default_value = "default")]
     pub scenario: String,
     /// Use this AWS endpoint (e.g. a moto you run) instead of starting moto.

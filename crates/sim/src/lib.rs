@@ -28,8 +28,20 @@
 //!   allocated, but no EndpointSlices or Endpoints are served: the AWS Load Balancer
 //!   Controller computes from the pods the endpoints the EndpointSlice controller would
 //!   publish;
-//! - DaemonSets, HorizontalPodAutoscalers and PodDisruptionBudgets are stored and served,
-//!   but no controller acts on them (no daemon pods, no autoscaling, no budget status);
+//! - DaemonSets and PodDisruptionBudgets are stored and served, but no controller acts on
+//!   them (no daemon pods, no budget status). HorizontalPodAutoscalers are acted on
+//!   (`controllers/hpa.rs`) without metrics: no metrics API is served, so an HPA only keeps
+//!   its target within its bounds (and leaves a target at 0 alone), never scales on load;
+//!   no `behavior`, stabilization or `ScalingLimited`;
+//! - the adversaries of a move are modelled as far as they scale workloads
+//!   (`controllers/argocd.rs`, `flux.rs`, `keda.rs`, while their CRDs are served): their
+//!   desired state is each workload's `spec.replicas` kept in the object's
+//!   `baton.sim/git-replicas` annotation (filled when first seen), the bed's stand-in for a
+//!   Git repository; only Deployments and StatefulSets, only replicas; Argo CD only in
+//!   namespace `argocd`, without sync windows, hooks, prune, retries, AppProjects; Flux
+//!   without sources, health checks, dependencies or drift ignore rules; KEDA with one
+//!   trigger type (`metrics-api`, its value read from the ConfigMap `baton-sim-metrics`),
+//!   no metrics adapter, fallback, idle replicas or ScaledJobs;
 //! - pods are removed at once on delete unless `Cluster::graceful_pod_deletion` is set (a
 //!   kubelet then finishes them);
 //! - pods' addresses are the Amazon VPC CNI's (`controllers/ipamd.rs`): secondary

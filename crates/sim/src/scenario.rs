@@ -17,6 +17,58 @@ use crate::meta;
 /// declared (each driver's IAM role, a customer-managed KMS key).
 pub const DEFAULT_YAML: &str = include_str!("../scenarios/default.yaml");
 
+/// The built-in `shapes` scenario's overlay on the default: app shapes baton cannot move
+/// yet, and the controllers that scale blue's workloads back up (GitOps, autoscalers).
+pub const SHAPES_YAML: &str = include_str!("../scenarios/shapes.yaml");
+
+/// What an overlay scenario adds to another.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Overlay {
+    /// Appended to the platform objects.
+    #[serde(default)]
+    platform: Vec<Value>,
+    /// Appended to the apps.
+    #[serde(default)]
+    apps: Vec<Value>,
+    /// Appended to each named cluster's own objects.
+    #[serde(default)]
+    objects: BTreeMap<String, Vec<Value>>,
+    /// Appended to each named cluster's objects made after its apps.
+    #[serde(default)]
+    after_apps: BTreeMap<String, Vec<Value>>,
+}
+
+/// The `shapes` scenario: `default` with [`SHAPES_YAML`] laid over it.
+pub fn shapes() -> Result<Scenario, ScenarioError> {
+    let mut s = Scenario::parse("default", DEFAULT_YAML)?;
+    let overlay: Overlay =
+        serde_saphyr::from_str(SHAPES_YAML).map_err(|e| ScenarioError::Parse {
+            name: "shapes".into(),
+            reason: e.to_string(),
+        })?;
+    s.name = "shapes".into();
+    s.platform.extend(overlay.platform);
+    s.apps.extend(overlay.apps);
+    for (cluster, objects, after) in overlay
+        .objects
+        .into_iter()
+        .map(|(c, o)| (c, o, false))
+        .chain(overlay.after_apps.into_iter().map(|(c, o)| (c, o, true)))
+    {
+        let c = s
+            .clusters
+            .iter_mut()
+            .find(|c| c.name == cluster)
+            .ok_or_else(|| ScenarioError::Invalid(format!("shapes: no cluster {cluster}")))?;
+        if after {
+            c.after_apps.extend(objects);
+        } else {
+            c.objects.extend(objects);
+        }
+    }
+    Ok(s)
+}
+
 /// The AWS managed policies for the EBS CSI driver, by the names scenarios use. moto
 /// has none of them (two were published in April 2026), so seeding creates
 /// customer-managed policies with the same names and documents (see
@@ -44,7 +96,7 @@ pub const EBS_CSI_POLICIES: [(&str, &str, &str); 3] = [
 pub enum ScenarioError {
     /// The scenario name is neither built in nor a readable file.
     #[error(
-        "failed to find scenario {0:?}: built-in scenarios are `default` and `large`; otherwise give a path to a YAML file"
+        "failed to find scenario {0:?}: built-in scenarios are `default`, `shapes` and `large`; otherwise give a path to a YAML file"
     )]
     Unknown(String),
     /// The YAML is malformed.
@@ -272,11 +324,17 @@ pub struct ClusterSpecYaml {
     pub version: String,
     /// Node groups.
     pub nodes: Vec<NodeGroupSpec>,
-    /// `running` (apps at their replicas) or `stopped` (apps at 0).
+    /// `running` (apps at their replicas) or `stopped` (apps at 0, and none of the apps'
+    /// standalone claims: a move brings those with their volumes).
     pub apps: String,
     /// Objects only this cluster gets, after the platform's (e.g. Velero on blue).
     #[serde(default)]
     pub objects: Vec<Value>,
+    /// Objects only this cluster gets once its apps are created: what manages them
+    /// (GitOps objects, autoscalers), which find them deployed, as on a cluster where they
+    /// deployed them.
+    #[serde(default)]
+    pub after_apps: Vec<Value>,
     /// The EBS CSI driver's identity and flags.
     #[serde(default)]
     pub ebs_csi: Option<EbsCsiSpec>,
@@ -344,6 +402,7 @@ impl Scenario {
     pub fn load(name: &str) -> Result<Self, ScenarioError> {
         match name {
             "default" => Self::parse("default", DEFAULT_YAML),
+            "shapes" => shapes(),
             "large" => Ok(large(250, 4)),
             path => {
                 let text = std::fs::read_to_string(path)
@@ -643,6 +702,9 @@ pub async fn seed(
     for c in &s.clusters {
         let cluster = &served(estate, &c.name)?.cluster;
         for obj in &s.apps {
+            if c.apps == "stopped" && obj["kind"] == "PersistentVolumeClaim" {
+                continue;
+            }
             let mut obj = obj.clone();
             if c.apps == "stopped" && !obj["spec"]["replicas"].is_null() {
                 obj["spec"]["replicas"] = json!(0);
@@ -658,6 +720,9 @@ pub async fn seed(
                 }
             }
             apply(cluster, obj)?;
+        }
+        for obj in &c.after_apps {
+            apply(cluster, obj.clone())?;
         }
     }
     for c in &s.clusters {
@@ -1388,7 +1453,57 @@ mod tests {
         let e = Scenario::load("/nonexistent/nope.yaml").unwrap_err();
         assert!(
             e.to_string()
-                .contains("built-in scenarios are `default` and `large`")
+                .contains("built-in scenarios are `default`, `shapes` and `large`")
         );
+    }
+
+    #[test]
+    fn shapes_is_the_default_plus_the_adversaries_on_blue_only() {
+        let default = Scenario::load("default").unwrap();
+        let s = Scenario::load("shapes").unwrap();
+        assert_eq!(s.name, "shapes");
+        assert_eq!(s.apps[..default.apps.len()], default.apps[..]);
+        let named = |objs: &[Value], kind: &str| -> Vec<String> {
+            objs.iter()
+                .filter(|o| o["kind"] == kind)
+                .map(|o| format!("{}/{}", meta::namespace(o), meta::name(o)))
+                .collect()
+        };
+        let blue = &s.clusters[0].after_apps;
+        assert_eq!(named(blue, "Application"), ["argocd/catalog"]);
+        assert_eq!(named(blue, "Kustomization"), ["flux-system/ledger"]);
+        assert_eq!(named(blue, "ScaledObject"), ["jobs/report-worker"]);
+        let green = &s.clusters[1].objects;
+        for kind in [
+            "CustomResourceDefinition",
+            "Application",
+            "Kustomization",
+            "ScaledObject",
+        ] {
+            assert!(named(green, kind).is_empty(), "green has no {kind}");
+        }
+        assert_eq!(
+            named(&s.apps, "PersistentVolumeClaim"),
+            [
+                "media/thumbnailer-data",
+                "archive/archive-data",
+                "jobs/report-worker-data"
+            ]
+        );
+        // The unmounted claim binds at once: its class is Immediate.
+        let archive = s
+            .apps
+            .iter()
+            .find(|o| meta::name(o) == "archive-data")
+            .unwrap();
+        let class = s
+            .platform
+            .iter()
+            .find(|o| {
+                o["kind"] == "StorageClass"
+                    && o["metadata"]["name"] == archive["spec"]["storageClassName"]
+            })
+            .unwrap();
+        assert_eq!(class["volumeBindingMode"], "Immediate");
     }
 }

@@ -121,6 +121,41 @@ pub const VELERO_BACKUPS: Kind = Kind {
     plural: "backups",
 };
 
+/// HorizontalPodAutoscalers.
+pub const HPAS: Kind = Kind {
+    group: "autoscaling",
+    version: "v2",
+    plural: "horizontalpodautoscalers",
+};
+
+/// Argo CD's Applications (served only once their CRD is installed).
+pub const ARGO_APPLICATIONS: Kind = Kind {
+    group: "argoproj.io",
+    version: "v1alpha1",
+    plural: "applications",
+};
+
+/// Flux's Kustomizations (served only once their CRD is installed).
+pub const FLUX_KUSTOMIZATIONS: Kind = Kind {
+    group: "kustomize.toolkit.fluxcd.io",
+    version: "v1",
+    plural: "kustomizations",
+};
+
+/// Flux's HelmReleases (served only once their CRD is installed).
+pub const FLUX_HELMRELEASES: Kind = Kind {
+    group: "helm.toolkit.fluxcd.io",
+    version: "v2",
+    plural: "helmreleases",
+};
+
+/// KEDA's ScaledObjects (served only once their CRD is installed).
+pub const KEDA_SCALEDOBJECTS: Kind = Kind {
+    group: "keda.sh",
+    version: "v1alpha1",
+    plural: "scaledobjects",
+};
+
 /// A controller's handle on its cluster (and on AWS, for the storage controllers).
 #[derive(Debug, Clone)]
 pub struct Ctx {
@@ -321,6 +356,60 @@ impl Ctx {
             .update(&self.def(k), namespace, &name, obj, Part::Main, false);
         self.audit.count(k, out.is_ok());
         out
+    }
+
+    /// Writes a workload's `scale` subresource (`spec.replicas`), as autoscalers do: any
+    /// kind served with one, named by `apiVersion` and `kind` as a `scaleTargetRef` is.
+    pub fn scale(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        replicas: i64,
+    ) -> Result<Value, ApiError> {
+        let def = self.scalable(api_version, kind).ok_or_else(|| {
+            ApiError::not_found(crate::error::Target {
+                group: "",
+                plural: "scale",
+                kind: "Scale",
+                name,
+            })
+        })?;
+        let body = serde_json::to_vec(&json!({ "spec": { "replicas": replicas } }))
+            .expect("a JSON value serializes");
+        let before = self
+            .audit
+            .on()
+            .then(|| self.cluster.get_scale(&def, namespace, name));
+        let out = self.cluster.write_scale(
+            &def,
+            namespace,
+            name,
+            crate::ops::ScaleChange::Patch(PatchType::Merge, &body),
+            false,
+        );
+        if let (Some(Ok(b)), Ok(a)) = (&before, &out) {
+            self.audit.count(
+                DEPLOYMENTS,
+                meta::resource_version(b) != meta::resource_version(a),
+            );
+        }
+        out
+    }
+
+    /// The served kind a `scaleTargetRef` names, if it has a `scale` subresource.
+    pub fn scalable(&self, api_version: &str, kind: &str) -> Option<ResourceDef> {
+        self.cluster
+            .def_by_kind(api_version, kind)
+            .filter(|d| d.scale.is_some())
+    }
+
+    /// One object of a kind given by definition.
+    pub fn get_def(&self, def: &ResourceDef, namespace: &str, name: &str) -> Option<Arc<Value>> {
+        self.cluster
+            .store
+            .txn(|t| t.get(&def.key(), namespace, name))
     }
 
     /// Deletes an object (grace 0 finishes a pod's deletion, as the kubelet does).

@@ -14,12 +14,17 @@
 //! warning naming the controller: its change-driven scope missed something.
 
 pub mod api;
+mod argocd;
 mod attach;
 mod authz;
 mod binder;
 mod deployment;
+mod flux;
+pub mod gitops;
+mod hpa;
 mod ipamd;
 mod irsa;
+mod keda;
 mod kubelet;
 mod provisioner;
 mod scheduler;
@@ -83,6 +88,13 @@ pub struct Delays {
     /// `--targetgroupbinding-requeue-duration` (15 s): when the AWS Load Balancer
     /// Controller looks again at targets whose health a readiness gate waits for.
     pub lbc_requeue: Duration,
+    /// `--horizontal-pod-autoscaler-sync-period` (15 s): how often the HPA controller
+    /// looks at each HorizontalPodAutoscaler.
+    pub hpa_sync_period: Duration,
+    /// Argo CD's `--self-heal-backoff-timeout-seconds` (2 s, 3.x): the first step of the
+    /// back-off between self-heals of one revision (×3 each time, at most 5 minutes; the
+    /// first self-heal after a sync is not delayed).
+    pub argocd_self_heal_backoff: Duration,
 }
 
 impl Default for Delays {
@@ -98,6 +110,8 @@ impl Default for Delays {
             restart_backoff: Duration::from_secs(10),
             lbc_targets_cache: Duration::from_secs(300),
             lbc_requeue: Duration::from_secs(15),
+            hpa_sync_period: Duration::from_secs(15),
+            argocd_self_heal_backoff: Duration::from_secs(2),
         }
     }
 }
@@ -199,6 +213,11 @@ impl ControlPlane {
             Arc::new(ipamd::Ipamd::default()),
             Arc::new(velero::Velero::default()),
             Arc::new(tgb::TargetGroupBindings::default()),
+            Arc::new(hpa::Autoscalers::default()),
+            Arc::new(argocd::Applications::default()),
+            Arc::new(flux::Kustomizations::default()),
+            Arc::new(flux::HelmReleases::default()),
+            Arc::new(keda::ScaledObjects::default()),
         ];
         let tasks = controllers
             .into_iter()
