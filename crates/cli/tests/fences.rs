@@ -322,3 +322,76 @@ fn a_crash_at_any_mutation_never_leaves_blue_stopped_unfenced() {
         assert!(!stopped(&sim), "k={k}: blue not back");
     }
 }
+
+/// On the `shapes` estate the adversaries are live: catalog-db's Argo CD Application
+/// self-heals at once, ledger-db's Flux Kustomization re-applies on its interval. With
+/// their fences the two StatefulSets move, blue stays at 0 while Argo CD would have
+/// healed it many times over, rollback hands Argo CD back a blue it agrees with, and a
+/// commit keeps both paused.
+#[test]
+fn live_gitops_controllers_are_held_off_by_the_fences() {
+    let sim = common::sim_up_with(&["--scenario", "shapes"]);
+    sim.grant_keys();
+    sim.trust_green();
+    let apps = ["-n", "catalog", "-n", "ledger"];
+    let blue_replicas = |ns: &str, name: &str| {
+        sim.kubectl_json("blue", &["get", "sts", "-n", ns, name])["spec"]["replicas"].clone()
+    };
+    let argo =
+        |sim: &Sim| sim.kubectl_json("blue", &["get", "application", "-n", "argocd", "catalog"]);
+    let flux = |sim: &Sim| {
+        sim.kubectl_json(
+            "blue",
+            &["get", "kustomization", "-n", "flux-system", "ledger"],
+        )
+    };
+    let plan: Value = serde_json::from_str(&sim.ok(&[
+        "plan", "--from", "blue", "--to", "green", "-n", "catalog", "-n", "ledger", "-o", "json",
+    ]))
+    .unwrap();
+    let fenced: Vec<String> = plan["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["fences"].as_array().cloned().unwrap_or_default())
+        .map(|f| {
+            format!(
+                "{}/{}",
+                f["kind"].as_str().unwrap(),
+                f["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(fenced, ["Application/catalog", "Kustomization/ledger"]);
+
+    sim.migrate_ok("m1", &apps);
+    // Argo CD heals drift within a second: after five, blue must still be at 0.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(blue_replicas("catalog", "catalog-db"), 0);
+    assert_eq!(blue_replicas("ledger", "ledger-db"), 0);
+    assert!(argo(&sim)["spec"]["syncPolicy"]["automated"].is_null());
+    assert_eq!(flux(&sim)["spec"]["suspend"], true);
+    let green = sim.kubectl_json("green", &["get", "sts", "-n", "catalog", "catalog-db"]);
+    assert_eq!(green["status"]["readyReplicas"], 1, "{green}");
+
+    sim.ok(&["rollback", "--state-dir", "m1", "--yes"]);
+    assert_eq!(
+        argo(&sim)["spec"]["syncPolicy"]["automated"],
+        json!({ "prune": true, "selfHeal": true })
+    );
+    assert!(flux(&sim)["spec"].get("suspend").is_none_or(Value::is_null));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(blue_replicas("catalog", "catalog-db"), 1);
+    let green = sim.kubectl_json("green", &["get", "sts", "-n", "catalog", "catalog-db"]);
+    assert_eq!(green["spec"]["replicas"], 0);
+
+    sim.migrate_ok("m2", &apps);
+    let summary = sim.ok(&["commit", "--state-dir", "m2", "--yes"]);
+    assert!(
+        summary.contains("Application argocd/catalog")
+            && summary.contains("Kustomization flux-system/ledger"),
+        "{summary}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(blue_replicas("catalog", "catalog-db"), 0, "blue came back");
+}
