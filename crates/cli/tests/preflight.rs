@@ -246,12 +246,14 @@ fn every_check_passes_on_the_seeded_estate_and_trips_on_its_problem() {
             r#"{"spec":{"persistentVolumeClaimRetentionPolicy":{"whenScaled":"Delete"}}}"#,
         ],
     );
-    // An HPA that can scale events-broker back up.
+    // An HPA that can scale events-broker back up from 0: minReplicas 0, as a cluster
+    // with the alpha HPAScaleToZero gate allows (with a minimum, an HPA leaves a target
+    // at 0 alone, and nothing is reported).
     sim.kubectl_create("blue",
         &json!({ "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": { "name": "events-broker", "namespace": "streaming" },
         "spec": { "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "StatefulSet", "name": "events-broker" },
-                  "minReplicas": 3, "maxReplicas": 6 } }),
+                  "minReplicas": 0, "maxReplicas": 6 } }),
     );
     // A budget that allows no eviction of orders-db's one pod.
     sim.kubectl_create(

@@ -411,7 +411,7 @@ fn why_of(code: &str) -> &'static str {
             "deleting the claim of a Delete PV deletes the EBS volume with the data"
         }
         "scaler" => {
-            "an autoscaler can scale blue back up after baton stopped it, so both clusters would write the volume"
+            "an HPA with minReplicas 0 (HPAScaleToZero) can scale blue up from 0 after baton stopped it, so both clusters would write the volume (one with a minimum leaves a target at 0 alone)"
         }
         "class-missing-in-green" => {
             "moved claims bind, but green cannot provision the claims of a scale-up"
