@@ -302,12 +302,63 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
         ],
         &[0],
     );
+    // A KEDA ScaledObject scales orders-db: the move pauses it (get, patch) and the
+    // rollback restores it, both with the table's rights only.
+    let blue_cluster = &estate.server.cluster("blue").unwrap().cluster;
+    let crds = blue_cluster
+        .def("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .unwrap();
+    blue_cluster
+        .create(
+            &crds,
+            "",
+            json!({
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": { "name": "scaledobjects.keda.sh" },
+                "spec": { "group": "keda.sh", "scope": "Namespaced",
+                          "names": { "kind": "ScaledObject", "listKind": "ScaledObjectList",
+                                     "plural": "scaledobjects", "singular": "scaledobject" },
+                          "versions": [{ "name": "v1alpha1", "served": true, "storage": true,
+                                         "schema": { "openAPIV3Schema": { "type": "object",
+                                                     "x-kubernetes-preserve-unknown-fields": true } } }] },
+            }),
+            false,
+        )
+        .unwrap();
+    let mut scaled_objects = None;
+    for _ in 0..100 {
+        scaled_objects = blue_cluster.def("keda.sh", "v1alpha1", "scaledobjects");
+        if scaled_objects.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let scaled_objects = scaled_objects.expect("the ScaledObject CRD is served");
+    blue_cluster
+        .create(
+            &scaled_objects,
+            "orders",
+            json!({ "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                    "metadata": { "name": "orders-db", "namespace": "orders" },
+                    "spec": { "scaleTargetRef": { "kind": "StatefulSet", "name": "orders-db" },
+                              "minReplicaCount": 1 } }),
+            false,
+        )
+        .unwrap();
+    let paused = || {
+        blue_cluster
+            .get(&scaled_objects, "orders", "orders-db")
+            .unwrap()["metadata"]["annotations"]["autoscaling.keda.sh/paused-replicas"]
+            == "0"
+    };
     check("migrate", &migrate("orders", "m1"), &[0]);
+    assert!(paused(), "migrate paused the ScaledObject");
     check(
         "rollback",
         &["rollback", "--state-dir", "m1", "--yes"],
         &[0],
     );
+    assert!(!paused(), "rollback restored the ScaledObject");
     check("migrate", &migrate("orders", "m2"), &[0]);
     check("commit", &["commit", "--state-dir", "m2", "--yes"], &[0]);
     // After the rollback of m1 and the commit of m2, green holds orders-db's volume: the
