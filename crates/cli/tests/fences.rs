@@ -395,3 +395,59 @@ fn live_gitops_controllers_are_held_off_by_the_fences() {
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert_eq!(blue_replicas("catalog", "catalog-db"), 0, "blue came back");
 }
+
+/// The fenced move under injected faults on both clusters (500s, 409s, 429s) with the
+/// adversaries live: the run completes or stops cleanly, blue is never stopped with a
+/// fence active, a resume finishes it, and rollback restores the fences.
+#[test]
+fn fences_hold_under_faults() {
+    let sim = common::sim_up_with(&[
+        "--scenario",
+        "shapes",
+        "--seed",
+        "7",
+        "--fault",
+        "blue:rate=0.05:500",
+        "--fault",
+        "green:rate=0.05:500",
+        "--fault",
+        "blue:rate=0.03:409",
+        "--fault",
+        "blue:rate=0.03:429=1",
+    ]);
+    let apps = ["-n", "catalog", "-n", "ledger", "--wait-timeout", "60"];
+    let first = sim.migrate("m", &apps);
+    let code = first.status.code();
+    assert!(
+        matches!(code, Some(0) | Some(1) | Some(3)),
+        "exit {code:?}: {}",
+        common::text(&first.stderr)
+    );
+    let clear = sim.baton(&["sim", "fault", "--state-dir", "sim", "clear"]);
+    assert!(clear.status.success(), "{}", common::text(&clear.stderr));
+    let argo =
+        |sim: &Sim| sim.kubectl_json("blue", &["get", "application", "-n", "argocd", "catalog"]);
+    let stopped = |ns: &str, name: &str| {
+        sim.kubectl_json("blue", &["get", "sts", "-n", ns, name])["spec"]["replicas"] == 0
+    };
+    if stopped("catalog", "catalog-db") {
+        assert!(
+            argo(&sim)["spec"]["syncPolicy"]["automated"].is_null(),
+            "catalog-db stopped with its Application self-healing"
+        );
+    }
+    if code != Some(0) {
+        if sim.dir.path().join("m/run.json").exists() {
+            sim.ok(&["migrate", "--resume", "--state-dir", "m", "--yes"]);
+        } else {
+            sim.migrate_ok("m", &apps);
+        }
+    }
+    assert!(stopped("catalog", "catalog-db") && stopped("ledger", "ledger-db"));
+    sim.ok(&["rollback", "--state-dir", "m", "--yes"]);
+    assert_eq!(
+        argo(&sim)["spec"]["syncPolicy"]["automated"],
+        json!({ "prune": true, "selfHeal": true })
+    );
+    assert!(!stopped("catalog", "catalog-db") && !stopped("ledger", "ledger-db"));
+}
