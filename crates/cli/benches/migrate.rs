@@ -357,7 +357,7 @@ mod naive {
         loop {
             tokio::time::sleep(POLL).await;
             if done(
-                &c.side(&app.namespace, &app.name, &claims, &pvs)
+                &c.side(&app.namespace, app.kind, &app.name, &claims, &pvs)
                     .await
                     .unwrap(),
             ) {
@@ -374,7 +374,9 @@ mod naive {
     ) -> f64 {
         let t0 = Instant::now();
         let ns = &app.namespace;
-        blue.send(&request::scale(ns, &app.name, 0)).await.unwrap();
+        blue.send(&request::scale(app.kind, ns, &app.name, 0))
+            .await
+            .unwrap();
         poll_side(blue, app, |s| s.pods == 0).await;
         let ids: Vec<String> = app.volumes.iter().map(|v| v.volume_id.clone()).collect();
         loop {
@@ -456,7 +458,7 @@ mod naive {
         })
         .await;
         green
-            .send(&request::scale(ns, &app.name, app.replicas))
+            .send(&request::scale(app.kind, ns, &app.name, app.replicas))
             .await
             .unwrap();
         let r = app.replicas;

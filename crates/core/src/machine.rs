@@ -736,7 +736,8 @@ fn next_migrate(app: &AppPlan, obs: &Observed) -> Decision {
     }
     let Some(green) = &obs.green.sts else {
         return blocked(format!(
-            "StatefulSet {key} does not exist in green; deploy it with replicas: 0, then resume"
+            "{} {key} does not exist in green; deploy it with replicas: 0, then resume",
+            app.kind
         ));
     };
     if app.volumes.iter().all(|v| green_holds(v, obs)) {
@@ -891,7 +892,8 @@ fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
     }
     if obs.blue.sts.is_none() {
         return blocked(format!(
-            "StatefulSet {key} is gone from blue; re-create it there (replicas 0), then roll back"
+            "{} {key} is gone from blue; re-create it there (replicas 0), then roll back",
+            app.kind
         ));
     }
     // Stop green and make it let go of the volumes (its PVs Retain first).

@@ -147,7 +147,7 @@ const MOVE: &[KubeRule] = &[
     },
     KubeRule {
         groups: &["apps"],
-        resources: &["statefulsets", "statefulsets/scale"],
+        resources: &["statefulsets", "statefulsets/scale", "deployments/scale"],
         verbs: &["patch"],
     },
     KubeRule {

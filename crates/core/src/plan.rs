@@ -35,6 +35,9 @@ pub struct Plan {
 /// One StatefulSet's move.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppPlan {
+    /// StatefulSet or Deployment.
+    #[serde(default, skip_serializing_if = "is_statefulset")]
+    pub kind: crate::world::WorkloadKind,
     /// Namespace.
     pub namespace: String,
     /// Name (the same in blue and green).
@@ -216,12 +219,13 @@ impl Plan {
         }
         for app in &self.apps {
             let Some(cur) = now.apps.iter().find(|a| a.key() == app.key()) else {
-                out.push(format!("StatefulSet {} is no longer in blue", app.key()));
+                out.push(format!("{} {} is no longer in blue", app.kind, app.key()));
                 continue;
             };
             if cur.blue_uid != app.blue_uid {
                 out.push(format!(
-                    "StatefulSet {} was re-created (uid {} → {})",
+                    "{} {} was re-created (uid {} → {})",
+                    app.kind,
                     app.key(),
                     app.blue_uid,
                     cur.blue_uid
@@ -253,4 +257,8 @@ impl Plan {
         }
         out
     }
+}
+
+fn is_statefulset(k: &crate::world::WorkloadKind) -> bool {
+    *k == crate::world::WorkloadKind::StatefulSet
 }

@@ -9,7 +9,9 @@ use crate::handover::{self, Driver, Drivers, KeyCheck};
 use crate::identity::PodRoles;
 use crate::plan::{AppPlan, GreenReadiness, PLAN_VERSION, Plan, Problem, VolumePlan};
 use crate::quantity::format_bytes;
-use crate::world::{ClusterView, Ec2Volume, ReclaimPolicy, StatefulSet, VolumeSource};
+use crate::world::{
+    ClusterView, Ec2Volume, ReclaimPolicy, StatefulSet, VolumeSource, WorkloadKind,
+};
 
 /// Which StatefulSets to plan.
 #[derive(Debug, Clone, Default)]
@@ -99,11 +101,33 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
         .blue
         .statefulsets
         .iter()
-        .filter(|s| selection.selects(s))
         .filter(|s| !s.templates.is_empty())
+        .chain(
+            inputs
+                .blue
+                .deployments
+                .iter()
+                .filter(|d| !d.claims.is_empty()),
+        )
+        .filter(|s| selection.selects(s))
         .map(|s| plan_app(inputs, s, options))
         .collect();
-    apps.sort_by_key(|a| a.key());
+    apps.sort_by_key(|a| (a.key(), a.kind));
+    // An app is its namespace and name everywhere (journal, status, --app): a
+    // Deployment named as a StatefulSet beside it cannot be told apart.
+    for i in 1..apps.len() {
+        if apps[i].key() == apps[i - 1].key() {
+            let key = apps[i].key();
+            apps[i].problems.push(Problem::blocking(
+                "name-taken",
+                format!("Deployment {}/{key}", inputs.blue.context),
+                format!(
+                    "StatefulSet {key} has the same name; baton names apps by namespace and name"
+                ),
+                "move one of them alone (select it with -l), then the other",
+            ));
+        }
+    }
     Plan {
         version: PLAN_VERSION,
         from: inputs.blue.context.clone(),
@@ -123,12 +147,22 @@ fn join(s: &BTreeSet<String>) -> String {
 fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppPlan {
     let (blue, green) = (inputs.blue, inputs.green);
     let key = s.key();
-    let sts_obj = |ctx: &str| format!("StatefulSet {ctx}/{key}");
+    let kind = s.kind;
+    let sts_obj = |ctx: &str| format!("{kind} {ctx}/{key}");
     let mut problems = Vec::new();
 
-    // Replicas to move: blue's, or (blue already at 0) the ordinals whose claims exist.
+    // Replicas to move: blue's, or (blue already at 0) the ordinals whose claims exist
+    // (a Deployment's claims are there whatever its replicas: one).
     let replicas = if s.replicas > 0 {
         s.replicas
+    } else if kind == WorkloadKind::Deployment {
+        problems.push(Problem::warning(
+            "blue-at-zero",
+            sts_obj(&blue.context),
+            "blue is already at 0 replicas; green will run 1 on its claims",
+            "nothing, if blue was stopped on purpose",
+        ));
+        1
     } else {
         let mut n = 0;
         while s.templates.iter().all(|t| {
@@ -205,7 +239,7 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
     // GitOps and autoscalers that re-apply or scale it: fenced in the move.
     let mut fences = Vec::new();
     for f in &blue.fences {
-        if f.active && f.manages("StatefulSet", &s.namespace, &s.name, &s.labels) {
+        if f.active && f.manages(kind.as_str(), &s.namespace, &s.name, &s.labels) {
             problems.push(Problem::warning(
                 "fenced",
                 format!("{} in {}", f.fence, blue.context),
@@ -220,8 +254,8 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
     }
     fences.sort();
 
-    // Green's StatefulSet.
-    let green_sts = green.statefulset(&s.namespace, &s.name);
+    // Green's workload.
+    let green_sts = green.workload(kind, &s.namespace, &s.name);
     let mut readiness = GreenReadiness {
         exists: green_sts.is_some(),
         replicas: green_sts.map_or(0, |g| g.replicas),
@@ -233,12 +267,33 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
         None => problems.push(Problem::blocking(
             "green-missing",
             sts_obj(&green.context),
-            format!("StatefulSet {key} does not exist in {}", green.context),
-            format!(
-                "deploy it in {} with replicas: 0 and the same volumeClaimTemplates",
-                green.context
-            ),
+            format!("{kind} {key} does not exist in {}", green.context),
+            match kind {
+                WorkloadKind::StatefulSet => format!(
+                    "deploy it in {} with replicas: 0 and the same volumeClaimTemplates",
+                    green.context
+                ),
+                WorkloadKind::Deployment => format!(
+                    "deploy it in {} with replicas: 0, its pods mounting the same claims",
+                    green.context
+                ),
+            },
         )),
+        Some(g) if kind == WorkloadKind::Deployment => {
+            let want: BTreeSet<&String> = s.claims.iter().map(|(_, c)| c).collect();
+            let have: BTreeSet<&String> = g.claims.iter().map(|(_, c)| c).collect();
+            readiness.templates_match = want == have;
+            if want != have {
+                problems.push(Problem::blocking(
+                    "claims-differ",
+                    sts_obj(&green.context),
+                    format!(
+                        "green's pods mount claims {have:?}, blue's {want:?}: green would not start on the moved volumes"
+                    ),
+                    "make green's Deployment mount the same claims (by name) as blue's",
+                ));
+            }
+        }
         Some(g) => {
             let mismatch: Vec<String> = template_differences(s, g);
             readiness.templates_match = mismatch.is_empty();
@@ -261,9 +316,28 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
         .collect();
     let mut volumes = Vec::new();
     let mut all_ours = true;
-    for ordinal in 0..replicas {
-        for t in &s.templates {
-            let claim_name = format!("{}-{}-{ordinal}", t.name, s.name);
+    // The claims that move: a StatefulSet's per ordinal and template, a Deployment's by
+    // name (pod volume name as the template, ordinal 0).
+    let wanted: Vec<(String, String, i32)> = match kind {
+        WorkloadKind::StatefulSet => (0..replicas)
+            .flat_map(|ordinal| {
+                s.templates.iter().map(move |t| {
+                    (
+                        format!("{}-{}-{ordinal}", t.name, s.name),
+                        t.name.clone(),
+                        ordinal,
+                    )
+                })
+            })
+            .collect(),
+        WorkloadKind::Deployment => s
+            .claims
+            .iter()
+            .map(|(volume, claim)| (claim.clone(), volume.clone(), 0))
+            .collect(),
+    };
+    {
+        for (claim_name, template, ordinal) in wanted {
             let claim_obj = format!(
                 "PersistentVolumeClaim {}/{}/{claim_name}",
                 blue.context, s.namespace
@@ -459,7 +533,7 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
             all_ours &= ours;
             volumes.push(VolumePlan {
                 claim: claim_name,
-                template: t.name.clone(),
+                template,
                 ordinal,
                 blue_claim_uid: claim.uid.clone(),
                 pv: pv.name.clone(),
@@ -482,6 +556,30 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
             });
         }
     }
+    // A Deployment of several replicas on a ReadWriteOnce claim runs only while every
+    // replica shares one node; green would schedule them anywhere.
+    if kind == WorkloadKind::Deployment && replicas > 1 {
+        let rwo: Vec<&str> = volumes
+            .iter()
+            .filter(|v| {
+                v.access_modes
+                    .iter()
+                    .any(|m| m == "ReadWriteOnce" || m == "ReadWriteOncePod")
+            })
+            .map(|v| v.claim.as_str())
+            .collect();
+        if !rwo.is_empty() {
+            problems.push(Problem::blocking(
+                "rwo-shared",
+                sts_obj(&blue.context),
+                format!(
+                    "{replicas} replicas share the ReadWriteOnce claim(s) {}: that works only while every replica runs on one node, and green would place them anywhere",
+                    rwo.join(", ")
+                ),
+                "scale it to 1 in blue (or make it a StatefulSet with a claim per replica), then plan again",
+            ));
+        }
+    }
     let handover = handover_problems(inputs, &volumes, &mut problems);
     key_problems(inputs, &volumes, &mut problems);
     identity_problems(inputs, s, &mut problems);
@@ -495,8 +593,11 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
                 readiness.replicas
             ),
             format!(
-                "kubectl --context {} -n {} scale sts {} --replicas=0 (and delete any claims it created)",
-                green.context, s.namespace, s.name
+                "kubectl --context {} -n {} scale {} {} --replicas=0 (and delete any claims it created)",
+                green.context,
+                s.namespace,
+                kind.as_str().to_lowercase(),
+                s.name
             ),
         ));
     }
@@ -509,6 +610,7 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
         ));
     }
     AppPlan {
+        kind,
         namespace: s.namespace.clone(),
         name: s.name.clone(),
         blue_uid: s.uid.clone(),

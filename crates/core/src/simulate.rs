@@ -279,6 +279,8 @@ fn example_set(
         scalers: vec![],
         service_account: "default".into(),
         owners: vec![],
+        claims: vec![],
+        kind: Default::default(),
     }
 }
 
@@ -399,6 +401,7 @@ pub fn example(
         });
     }
     let app = AppPlan {
+        kind: Default::default(),
         namespace: namespace.into(),
         name: name.into(),
         blue_uid: format!("{namespace}-{name}-uid"),

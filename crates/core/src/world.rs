@@ -168,9 +168,52 @@ pub struct ClaimTemplate {
     pub volume_mode: String,
 }
 
-/// A StatefulSet, as far as baton cares.
+/// The kind of workload an app is.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum WorkloadKind {
+    /// A StatefulSet: its claims come from its volumeClaimTemplates, one per ordinal.
+    #[default]
+    StatefulSet,
+    /// A Deployment whose pods mount claims by name.
+    Deployment,
+}
+
+impl WorkloadKind {
+    /// `StatefulSet`, `Deployment`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StatefulSet => "StatefulSet",
+            Self::Deployment => "Deployment",
+        }
+    }
+
+    /// The API resource (`statefulsets`, `deployments`).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::StatefulSet => "statefulsets",
+            Self::Deployment => "deployments",
+        }
+    }
+
+    fn is_statefulset(&self) -> bool {
+        *self == Self::StatefulSet
+    }
+}
+
+impl std::fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A workload (a StatefulSet, or a Deployment with volumes), as far as baton cares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatefulSet {
+    /// StatefulSet or Deployment.
+    #[serde(default, skip_serializing_if = "WorkloadKind::is_statefulset")]
+    pub kind: WorkloadKind,
     /// Namespace.
     pub namespace: String,
     /// Name.
@@ -201,6 +244,9 @@ pub struct StatefulSet {
     /// is an operator that reconciles it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owners: Vec<(String, String, String)>,
+    /// A Deployment's claims, as (pod volume name, claim name), from its pod template.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<(String, String)>,
 }
 
 fn default_service_account() -> String {
@@ -245,6 +291,9 @@ pub struct ClusterView {
     pub version: String,
     /// StatefulSets (of the selected namespaces).
     pub statefulsets: Vec<StatefulSet>,
+    /// Deployments whose pods mount claims (of the selected namespaces).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<StatefulSet>,
     /// Claims (of the selected namespaces).
     pub claims: Vec<Pvc>,
     /// All PVs.
@@ -266,6 +315,15 @@ impl ClusterView {
         self.statefulsets
             .iter()
             .find(|s| s.namespace == ns && s.name == name)
+    }
+
+    /// A workload of `kind` by namespace and name.
+    pub fn workload(&self, kind: WorkloadKind, ns: &str, name: &str) -> Option<&StatefulSet> {
+        let list = match kind {
+            WorkloadKind::StatefulSet => &self.statefulsets,
+            WorkloadKind::Deployment => &self.deployments,
+        };
+        list.iter().find(|s| s.namespace == ns && s.name == name)
     }
 
     /// A claim by namespace and name.

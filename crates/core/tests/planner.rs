@@ -29,6 +29,8 @@ fn sts(ctx_replicas: i32) -> StatefulSet {
         scalers: vec![],
         service_account: "default".into(),
         owners: vec![],
+        claims: vec![],
+        kind: Default::default(),
     }
 }
 
@@ -65,6 +67,7 @@ fn world() -> World {
             nodes: vec![node("us-east-1a")],
             storage_classes: vec![class.clone()],
             fences: vec![],
+            deployments: vec![],
         },
         green: ClusterView {
             context: "green".into(),
@@ -75,6 +78,7 @@ fn world() -> World {
             nodes: vec![node("us-east-1a")],
             storage_classes: vec![class],
             fences: vec![],
+            deployments: vec![],
         },
         ec2: BTreeMap::from([(
             "vol-1".into(),
@@ -536,4 +540,57 @@ fn what_could_scale_blue_back_up_is_fenced_and_an_operator_refused_unless_allowe
     // A StatefulSet owned by a built-in kind is no operator's.
     w.blue.statefulsets[0].owners = vec![("apps/v1".into(), "Deployment".into(), "x".into())];
     assert!(blocking(&run(&w, &PlanOptions::default())).is_empty());
+}
+
+#[test]
+fn a_deployment_moves_the_claims_its_pods_mount_and_is_refused_with_replicas_on_rwo() {
+    use baton_core::world::WorkloadKind;
+    let mut w = world();
+    let deployment = |replicas: i32, claims: &[&str]| StatefulSet {
+        kind: WorkloadKind::Deployment,
+        name: "web".into(),
+        templates: vec![],
+        claims: claims
+            .iter()
+            .map(|c| ("data".to_string(), c.to_string()))
+            .collect(),
+        replicas,
+        ..sts(replicas)
+    };
+    // Blue's claim data-db-0 is mounted by the Deployment orders/web instead.
+    w.blue.statefulsets.clear();
+    w.green.statefulsets.clear();
+    w.blue.deployments = vec![deployment(1, &["data-db-0"])];
+    w.green.deployments = vec![deployment(0, &["data-db-0"])];
+    let p = run(&w, &PlanOptions::default());
+    assert!(blocking(&p).is_empty(), "{:?}", p.apps[0].problems);
+    let app = &p.apps[0];
+    assert_eq!(app.kind, WorkloadKind::Deployment);
+    assert_eq!(app.key(), "orders/web");
+    assert_eq!(
+        (
+            app.volumes[0].claim.as_str(),
+            app.volumes[0].template.as_str()
+        ),
+        ("data-db-0", "data")
+    );
+
+    // Two replicas on one ReadWriteOnce claim: refused.
+    w.blue.deployments = vec![deployment(2, &["data-db-0"])];
+    assert_eq!(blocking(&run(&w, &PlanOptions::default())), ["rwo-shared"]);
+
+    // Green's pods mounting another claim: refused.
+    w.blue.deployments = vec![deployment(1, &["data-db-0"])];
+    w.green.deployments = vec![deployment(0, &["other"])];
+    assert_eq!(
+        blocking(&run(&w, &PlanOptions::default())),
+        ["claims-differ"]
+    );
+
+    // No Deployment in green.
+    w.green.deployments.clear();
+    assert_eq!(
+        blocking(&run(&w, &PlanOptions::default())),
+        ["green-missing"]
+    );
 }

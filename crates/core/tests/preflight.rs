@@ -49,6 +49,8 @@ fn world() -> World {
         scalers: vec![],
         service_account: "default".into(),
         owners: vec![],
+        claims: vec![],
+        kind: Default::default(),
     };
     let claim = common::claim();
     let pv = common::pv();
@@ -67,6 +69,7 @@ fn world() -> World {
             nodes: vec![node("b1")],
             storage_classes: vec![class()],
             fences: vec![],
+            deployments: vec![],
         },
         green: ClusterView {
             context: "green".into(),
@@ -77,6 +80,7 @@ fn world() -> World {
             nodes: vec![node("g1")],
             storage_classes: vec![class()],
             fences: vec![],
+            deployments: vec![],
         },
         ec2: BTreeMap::from([(
             "vol-1".into(),

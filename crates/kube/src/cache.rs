@@ -44,8 +44,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use baton_core::machine::Side;
+use baton_core::world::WorkloadKind;
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::VolumeAttachment;
 use kube::Api;
@@ -123,6 +124,12 @@ impl Cached for PersistentVolumeClaim {
 impl Cached for StatefulSet {
     fn shard<'a>(objects: &'a mut Objects, ns: Option<&str>) -> Option<&'a mut Shard<Self>> {
         Some(&mut objects.namespaces.get_mut(ns?)?.sets)
+    }
+}
+
+impl Cached for Deployment {
+    fn shard<'a>(objects: &'a mut Objects, ns: Option<&str>) -> Option<&'a mut Shard<Self>> {
+        Some(&mut objects.namespaces.get_mut(ns?)?.deploys)
     }
 }
 
@@ -245,9 +252,13 @@ struct Namespace {
     pods: Shard<Pod>,
     claims: Shard<PersistentVolumeClaim>,
     sets: Shard<StatefulSet>,
+    deploys: Shard<Deployment>,
+    /// The Deployments' store writer until their watch is started (by the first
+    /// Deployment app of the namespace).
+    deploys_writer: Option<Writer<Deployment>>,
 }
 
-/// The writers of a namespace's stores, for their reflectors.
+/// The writers of a namespace's stores that are watched at once, for their reflectors.
 type NamespaceWriters = (
     Writer<Pod>,
     Writer<PersistentVolumeClaim>,
@@ -259,7 +270,17 @@ impl Namespace {
         let (pods, wp) = Shard::new();
         let (claims, wc) = Shard::new();
         let (sets, ws) = Shard::new();
-        (Self { pods, claims, sets }, (wp, wc, ws))
+        let (deploys, wd) = Shard::new();
+        (
+            Self {
+                pods,
+                claims,
+                sets,
+                deploys,
+                deploys_writer: Some(wd),
+            },
+            (wp, wc, ws),
+        )
     }
 }
 
@@ -297,29 +318,59 @@ impl Objects {
     fn parts<'a>(
         &'a self,
         ns: &str,
+        kind: WorkloadKind,
         sts: &str,
         claims: &[String],
         pvs: &[String],
     ) -> Option<Parts<'a>> {
         let n = self.namespaces.get(ns)?;
+        let workload_synced = match kind {
+            WorkloadKind::StatefulSet => n.sets.synced,
+            WorkloadKind::Deployment => n.deploys.synced,
+        };
         if !(n.pods.synced
             && n.claims.synced
-            && n.sets.synced
+            && workload_synced
             && self.pvs.synced
             && self.vas.synced)
         {
             return None;
         }
-        let set = n.sets.get(Some(ns), sts);
-        // The app's pods: named `<sts>-<ordinal>` or owned by the set, from the index
-        // only (one state of the pod watch).
-        let mut app_pods: BTreeMap<&String, &Arc<Pod>> =
-            n.pods.indexed(&ordinal_key(sts)).collect();
-        if let Some(uid) = set.as_ref().and_then(|s| s.metadata.uid.as_deref()) {
-            app_pods.extend(n.pods.indexed(&owner_key(uid)));
-        }
+        let (set, pods) = match kind {
+            WorkloadKind::StatefulSet => {
+                let set = n.sets.get(Some(ns), sts);
+                // The app's pods: named `<sts>-<ordinal>` or owned by the set, from the
+                // index only (one state of the pod watch).
+                let mut app_pods: BTreeMap<&String, &Arc<Pod>> =
+                    n.pods.indexed(&ordinal_key(sts)).collect();
+                if let Some(uid) = set.as_ref().and_then(|s| s.metadata.uid.as_deref()) {
+                    app_pods.extend(n.pods.indexed(&owner_key(uid)));
+                }
+                let pods = app_pods.into_values().cloned().collect();
+                (set.map(Owned::StatefulSet), pods)
+            }
+            WorkloadKind::Deployment => {
+                // Its pods are its ReplicaSets', told by its selector: the namespace's
+                // pods are scanned (Deployments with volumes are few).
+                let d = n.deploys.get(Some(ns), sts);
+                let pods = match d.as_ref().and_then(|d| d.spec.as_ref()) {
+                    Some(spec) => n
+                        .pods
+                        .store
+                        .state()
+                        .into_iter()
+                        .filter(|p| {
+                            let labels = p.metadata.labels.clone().unwrap_or_default();
+                            convert::selects(&spec.selector, &labels)
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                (d.map(Owned::Deployment), pods)
+            }
+        };
         Some(Parts {
-            pods: app_pods,
+            pods,
             attachments: pvs.iter().flat_map(|pv| self.vas.indexed(pv)).collect(),
             claims: claims
                 .iter()
@@ -331,18 +382,43 @@ impl Objects {
     }
 }
 
+/// The cached workload an app's side is made of.
+enum Owned {
+    StatefulSet(Arc<StatefulSet>),
+    Deployment(Arc<Deployment>),
+}
+
+impl Owned {
+    fn workload(&self) -> convert::Workload<'_> {
+        match self {
+            Self::StatefulSet(s) => convert::Workload::StatefulSet(s),
+            Self::Deployment(d) => convert::Workload::Deployment(d),
+        }
+    }
+
+    fn metadata(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            Self::StatefulSet(s) => &s.metadata,
+            Self::Deployment(d) => &d.metadata,
+        }
+    }
+}
+
 #[cfg(test)]
 impl Objects {
     /// The app's side; None until every watch it reads is synced.
     fn side(&self, ns: &str, sts: &str, claims: &[String], pvs: &[String]) -> Option<Side> {
-        Some(self.parts(ns, sts, claims, pvs)?.side(sts, claims, pvs))
+        Some(
+            self.parts(ns, WorkloadKind::StatefulSet, sts, claims, pvs)?
+                .side(sts, claims, pvs),
+        )
     }
 }
 
 /// The cached objects an app's side is made of.
 struct Parts<'a> {
-    set: Option<Arc<StatefulSet>>,
-    pods: BTreeMap<&'a String, &'a Arc<Pod>>,
+    set: Option<Owned>,
+    pods: Vec<Arc<Pod>>,
     attachments: BTreeMap<&'a String, &'a Arc<VolumeAttachment>>,
     claims: Vec<Arc<PersistentVolumeClaim>>,
     pvs: Vec<Arc<PersistentVolume>>,
@@ -352,8 +428,8 @@ impl Parts<'_> {
     fn side(&self, sts: &str, claims: &[String], pvs: &[String]) -> Side {
         convert::side(
             sts,
-            self.set.as_deref(),
-            self.pods.values().map(|p| p.as_ref()),
+            self.set.as_ref().map(Owned::workload),
+            self.pods.iter().map(|p| p.as_ref()),
             self.attachments.values().map(|a| a.as_ref()),
             self.claims.iter().map(|c| c.as_ref()),
             self.pvs.iter().map(|p| p.as_ref()),
@@ -371,9 +447,9 @@ impl Parts<'_> {
             (kind, &m.name, &m.resource_version).hash(&mut h);
         };
         if let Some(s) = &self.set {
-            add(0, &s.metadata);
+            add(0, s.metadata());
         }
-        self.pods.values().for_each(|p| add(1, &p.metadata));
+        self.pods.iter().for_each(|p| add(1, &p.metadata));
         self.attachments.values().for_each(|a| add(2, &a.metadata));
         self.claims.iter().for_each(|c| add(3, &c.metadata));
         self.pvs.iter().for_each(|p| add(4, &p.metadata));
@@ -436,26 +512,44 @@ impl WatchCache {
         cache
     }
 
-    /// Watches pods, claims and StatefulSets in `ns` too (once).
-    pub(crate) fn watch_namespace(&self, ns: &str) {
-        let writers = {
+    /// Watches pods, claims and StatefulSets in `ns` too (once), and its Deployments when
+    /// an app there is one (once): a namespace of StatefulSets costs no Deployment watch.
+    pub(crate) fn watch_namespace(&self, ns: &str, kind: WorkloadKind) {
+        let (writers, deploys) = {
             let mut o = self.objects.write().unwrap_or_else(PoisonError::into_inner);
-            if o.namespaces.contains_key(ns) {
-                return;
-            }
-            let (namespace, writers) = Namespace::new();
-            o.namespaces.insert(ns.to_string(), namespace);
-            writers
+            let writers = if o.namespaces.contains_key(ns) {
+                None
+            } else {
+                let (namespace, writers) = Namespace::new();
+                o.namespaces.insert(ns.to_string(), namespace);
+                Some(writers)
+            };
+            let deploys = match kind {
+                WorkloadKind::Deployment => o
+                    .namespaces
+                    .get_mut(ns)
+                    .and_then(|n| n.deploys_writer.take()),
+                WorkloadKind::StatefulSet => None,
+            };
+            (writers, deploys)
         };
-        let (pods, claims, sets) = writers;
         let c = &self.client;
-        self.spawn(Api::<Pod>::namespaced(c.clone(), ns), pods, Some(ns));
-        self.spawn(Api::namespaced(c.clone(), ns), claims, Some(ns));
-        self.spawn(
-            Api::<StatefulSet>::namespaced(c.clone(), ns),
-            sets,
-            Some(ns),
-        );
+        if let Some((pods, claims, sets)) = writers {
+            self.spawn(Api::<Pod>::namespaced(c.clone(), ns), pods, Some(ns));
+            self.spawn(Api::namespaced(c.clone(), ns), claims, Some(ns));
+            self.spawn(
+                Api::<StatefulSet>::namespaced(c.clone(), ns),
+                sets,
+                Some(ns),
+            );
+        }
+        if let Some(deploys) = deploys {
+            self.spawn(
+                Api::<Deployment>::namespaced(c.clone(), ns),
+                deploys,
+                Some(ns),
+            );
+        }
     }
 
     /// Runs one watch through its reflector into `writer`'s store, and keeps baton's
@@ -517,13 +611,14 @@ impl WatchCache {
     pub(crate) fn side_if_changed(
         &self,
         ns: &str,
+        kind: WorkloadKind,
         sts: &str,
         claims: &[String],
         pvs: &[String],
         stamp: &mut Option<u64>,
     ) -> Option<Side> {
         let o = self.objects.read().unwrap_or_else(PoisonError::into_inner);
-        let parts = o.parts(ns, sts, claims, pvs)?;
+        let parts = o.parts(ns, kind, sts, claims, pvs)?;
         let now = parts.stamp();
         if *stamp == Some(now) {
             return None;
@@ -720,7 +815,7 @@ mod tests {
         );
         let fresh = convert::side(
             "db",
-            Some(&set),
+            Some(convert::Workload::StatefulSet(&set)),
             &pods,
             &vas,
             &claims,
@@ -740,6 +835,8 @@ mod tests {
             pods: synced(pods),
             claims: synced(claims),
             sets: Shard::new().0,
+            deploys: synced(vec![]),
+            deploys_writer: None,
         };
         objects.namespaces.insert("db".into(), namespace);
         assert_eq!(
@@ -771,11 +868,17 @@ mod tests {
                 pods: synced(pods),
                 claims: synced(vec![]),
                 sets: synced(vec![]),
+                deploys: synced(vec![]),
+                deploys_writer: None,
             };
             o.namespaces.insert("ns".into(), namespace);
             o
         };
-        let stamp = |o: &Objects| o.parts("ns", "db", &[], &[]).unwrap().stamp();
+        let stamp = |o: &Objects| {
+            o.parts("ns", WorkloadKind::StatefulSet, "db", &[], &[])
+                .unwrap()
+                .stamp()
+        };
         let base = stamp(&objects(vec![pod("db-0", "1"), pod("web-0", "1")]));
         assert_eq!(
             base,

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use baton_core::machine::Side;
-use baton_core::world::ClusterView;
-use k8s_openapi::api::apps::v1::StatefulSet;
+use baton_core::world::{ClusterView, WorkloadKind};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::{StorageClass, VolumeAttachment};
@@ -176,13 +176,14 @@ impl Cluster {
             .get_or_init(|| WatchCache::start(self.client.clone(), &self.context))
     }
 
-    /// Starts the shared watches of pods, claims and StatefulSets in `namespaces` (and of
-    /// PVs and VolumeAttachments), so that their first LIST is done before the first wait
-    /// needs them. Waits start what they need themselves; this only moves the cost earlier.
-    pub fn watch(&self, namespaces: &[String]) {
+    /// Starts the shared watches of pods, claims and StatefulSets in the apps'
+    /// namespaces, of Deployments where an app is one (and of PVs and VolumeAttachments),
+    /// so that their first LIST is done before the first wait needs them. Waits start
+    /// what they need themselves; this only moves the cost earlier.
+    pub fn watch(&self, apps: &[(String, WorkloadKind)]) {
         let cache = self.cache();
-        for ns in namespaces {
-            cache.watch_namespace(ns);
+        for (ns, kind) in apps {
+            cache.watch_namespace(ns, *kind);
         }
     }
 
@@ -243,21 +244,36 @@ impl Cluster {
             ..Default::default()
         };
         for ns in scopes {
-            let (sets, claims, scalers) = futures::try_join!(
+            let (sets, deploys, claims, scalers) = futures::try_join!(
                 self.list(self.namespaced::<StatefulSet>(ns), "statefulsets"),
+                self.list(self.namespaced::<Deployment>(ns), "deployments"),
                 self.list(
                     self.namespaced::<PersistentVolumeClaim>(ns),
                     "persistentvolumeclaims"
                 ),
                 self.scalers(ns),
             )?;
-            for s in &sets {
-                let mut s = convert::statefulset(s);
+            let scaled = |s: &mut baton_core::world::StatefulSet| {
                 s.scalers = scalers
-                    .get(&(s.namespace.clone(), s.name.clone()))
+                    .get(&(
+                        s.kind.as_str().to_string(),
+                        s.namespace.clone(),
+                        s.name.clone(),
+                    ))
                     .cloned()
                     .unwrap_or_default();
+            };
+            for s in &sets {
+                let mut s = convert::statefulset(s);
+                scaled(&mut s);
                 view.statefulsets.push(s);
+            }
+            for d in &deploys {
+                let mut d = convert::deployment(d);
+                if !d.claims.is_empty() {
+                    scaled(&mut d);
+                    view.deployments.push(d);
+                }
             }
             view.claims.extend(claims.iter().map(convert::pvc));
         }
@@ -280,25 +296,26 @@ impl Cluster {
         Ok(view)
     }
 
-    /// HorizontalPodAutoscalers with `minReplicas: 0` (the alpha HPAScaleToZero gate)
-    /// targeting StatefulSets, by (namespace, name): the only ones that scale a target up
+    /// HorizontalPodAutoscalers with `minReplicas: 0` (the alpha HPAScaleToZero gate),
+    /// by their target's (kind, namespace, name): the only ones that scale a target up
     /// from 0 (with a minimum, the HPA controller leaves a target at 0 alone:
     /// `ScalingDisabled`). A cluster that does not serve autoscaling/v2 has none.
     async fn scalers(
         &self,
         ns: Option<&str>,
-    ) -> Result<BTreeMap<(String, String), Vec<String>>, KubeError> {
+    ) -> Result<BTreeMap<(String, String, String), Vec<String>>, KubeError> {
         let api = self.namespaced::<HorizontalPodAutoscaler>(ns);
         let items = match api.list(&ListParams::default()).await {
             Ok(l) => l.items,
             Err(e) if is_status(&e, 404) => Vec::new(),
             Err(e) => return Err(api_err(&self.context, "list horizontalpodautoscalers")(e)),
         };
-        let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        let mut out: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
         for h in items {
             let Some(spec) = h.spec else { continue };
-            if spec.scale_target_ref.kind == "StatefulSet" && spec.min_replicas == Some(0) {
+            if spec.min_replicas == Some(0) {
                 out.entry((
+                    spec.scale_target_ref.kind.clone(),
                     h.metadata.namespace.clone().unwrap_or_default(),
                     spec.scale_target_ref.name.clone(),
                 ))
@@ -422,6 +439,27 @@ impl Cluster {
         Ok(set.as_ref().map(convert::statefulset))
     }
 
+    /// A workload of `kind` as baton sees it (no scalers), if it exists; transient
+    /// failures are retried (a read).
+    pub async fn workload(
+        &self,
+        kind: WorkloadKind,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<baton_core::world::StatefulSet>, KubeError> {
+        match kind {
+            WorkloadKind::StatefulSet => self.statefulset(ns, name).await,
+            WorkloadKind::Deployment => {
+                let api = Api::<Deployment>::namespaced(self.client.clone(), ns);
+                let d = reread(|| api.get_opt(name)).await.map_err(api_err(
+                    &self.context,
+                    format!("get Deployment {ns}/{name}"),
+                ))?;
+                Ok(d.as_ref().map(convert::deployment))
+            }
+        }
+    }
+
     /// A PV, if it exists.
     pub async fn volume(&self, name: &str) -> Result<Option<PersistentVolume>, KubeError> {
         Api::<PersistentVolume>::all(self.client.clone())
@@ -442,11 +480,12 @@ impl Cluster {
     pub async fn side(
         &self,
         ns: &str,
+        kind: WorkloadKind,
         sts: &str,
         claims: &[String],
         pvs: &[String],
     ) -> Result<Side, KubeError> {
-        self.read_side(ns, sts, claims, pvs, None).await
+        self.read_side(ns, kind, sts, claims, pvs, None).await
     }
 
     /// [`Cluster::side`], with the attachments taken from `cached` when given (the
@@ -454,12 +493,14 @@ impl Cluster {
     async fn read_side(
         &self,
         ns: &str,
+        kind: WorkloadKind,
         sts: &str,
         claims: &[String],
         pvs: &[String],
         cached: Option<Vec<VolumeAttachment>>,
     ) -> Result<Side, KubeError> {
         let sets: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
+        let deploys: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let vas: Api<VolumeAttachment> = Api::all(self.client.clone());
         let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
@@ -469,22 +510,35 @@ impl Cluster {
         // failed call of several does not cost the caller a whole observation.
         let ((set, pod_list), va_list, claim_objects, pv_objects) = futures::try_join!(
             async {
-                let set = reread(|| sets.get_opt(sts))
-                    .await
-                    .map_err(api_err(ctx, format!("get StatefulSet {ns}/{sts}")))?;
-                // Without a set (or a selector) only ordinal names tell its pods: all
-                // of the namespace's are read.
-                let params = match set
-                    .as_ref()
-                    .and_then(|s| selector_string(&s.spec.as_ref()?.selector))
-                {
+                let (set, deploy) = match kind {
+                    WorkloadKind::StatefulSet => (
+                        reread(|| sets.get_opt(sts))
+                            .await
+                            .map_err(api_err(ctx, format!("get StatefulSet {ns}/{sts}")))?,
+                        None,
+                    ),
+                    WorkloadKind::Deployment => (
+                        None,
+                        reread(|| deploys.get_opt(sts))
+                            .await
+                            .map_err(api_err(ctx, format!("get Deployment {ns}/{sts}")))?,
+                    ),
+                };
+                // Without a workload (or a selector) only ordinal names tell its pods:
+                // all of the namespace's are read.
+                let selector = match (&set, &deploy) {
+                    (Some(s), _) => s.spec.as_ref().map(|x| &x.selector),
+                    (_, Some(d)) => d.spec.as_ref().map(|x| &x.selector),
+                    _ => None,
+                };
+                let params = match selector.and_then(selector_string) {
                     Some(sel) => ListParams::default().labels(&sel),
                     None => ListParams::default(),
                 };
                 let pod_list = reread(|| pods.list(&params))
                     .await
                     .map_err(api_err(ctx, format!("list pods in {ns}")))?;
-                Ok((set, pod_list.items))
+                Ok(((set, deploy), pod_list.items))
             },
             async {
                 match cached {
@@ -512,9 +566,15 @@ impl Cluster {
                 }
             })),
         )?;
+        let (set, deploy) = set;
+        let workload = match (&set, &deploy) {
+            (Some(s), _) => Some(convert::Workload::StatefulSet(s)),
+            (_, Some(d)) => Some(convert::Workload::Deployment(d)),
+            _ => None,
+        };
         Ok(convert::side(
             sts,
-            set.as_ref(),
+            workload,
             &pod_list,
             &va_list,
             claim_objects.iter().flatten(),
@@ -566,8 +626,7 @@ impl Cluster {
     /// before the write this wait follows (see [`crate::cache`]).
     pub async fn wait_for(
         &self,
-        ns: &str,
-        sts: &str,
+        (ns, kind, sts): (&str, WorkloadKind, &str),
         claims: &[String],
         pvs: &[String],
         timeout: Duration,
@@ -577,7 +636,7 @@ impl Cluster {
         const RECHECK_MAX: Duration = Duration::from_secs(30);
         let mut gap = RECHECK;
         let cache = self.cache();
-        cache.watch_namespace(ns);
+        cache.watch_namespace(ns, kind);
         let mut changes = cache.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut recheck = tokio::time::Instant::now() + RECHECK;
@@ -587,7 +646,7 @@ impl Cluster {
         loop {
             // Seen before reading: a change applied after this wakes the next select.
             changes.borrow_and_update();
-            if let Some(side) = cache.side_if_changed(ns, sts, claims, pvs, &mut stamp)
+            if let Some(side) = cache.side_if_changed(ns, kind, sts, claims, pvs, &mut stamp)
                 && done(&side)
             {
                 return Ok(side);
@@ -617,7 +676,7 @@ impl Cluster {
                 // Attachments from the cache: they cannot be read by PV, and EC2's
                 // volume state, read fresh, is what a handover waits on last.
                 let side = self
-                    .read_side(ns, sts, claims, pvs, cache.attachments(pvs))
+                    .read_side(ns, kind, sts, claims, pvs, cache.attachments(pvs))
                     .await?;
                 if done(&side) {
                     return Ok(side);

@@ -8,13 +8,14 @@ use baton_core::machine::Side;
 use baton_core::quantity::parse_bytes;
 use baton_core::world::{
     ClaimRef, ClaimTemplate, Node, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet,
-    StorageClass, VolumeSource,
+    StorageClass, VolumeSource, WorkloadKind,
 };
-use k8s_openapi::api::apps::v1::StatefulSet as K8sStatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet as K8sStatefulSet};
 use k8s_openapi::api::core::v1::{
     Node as K8sNode, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod,
 };
 use k8s_openapi::api::storage::v1::{StorageClass as K8sStorageClass, VolumeAttachment};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 /// Annotation holding the reclaim policy a PV had before baton set Retain.
 pub const ORIGINAL_RECLAIM: &str = "baton.io/original-reclaim-policy";
@@ -202,6 +203,7 @@ pub fn statefulset(s: &K8sStatefulSet) -> StatefulSet {
         })
         .unwrap_or_default();
     StatefulSet {
+        kind: WorkloadKind::StatefulSet,
         namespace: s.metadata.namespace.clone().unwrap_or_default(),
         name: s.metadata.name.clone().unwrap_or_default(),
         uid: s.metadata.uid.clone().unwrap_or_default(),
@@ -243,7 +245,109 @@ pub fn statefulset(s: &K8sStatefulSet) -> StatefulSet {
             .flatten()
             .map(|o| (o.api_version.clone(), o.kind.clone(), o.name.clone()))
             .collect(),
+        claims: Vec::new(),
     }
+}
+
+/// A Deployment as baton sees it: its claims are the ones its pod template mounts by
+/// name (`scalers` are filled by the reader).
+pub fn deployment(d: &Deployment) -> StatefulSet {
+    let spec = d.spec.clone().unwrap_or_default();
+    let status = d.status.clone().unwrap_or_default();
+    let pod = spec.template.spec.clone().unwrap_or_default();
+    StatefulSet {
+        kind: WorkloadKind::Deployment,
+        namespace: d.metadata.namespace.clone().unwrap_or_default(),
+        name: d.metadata.name.clone().unwrap_or_default(),
+        uid: d.metadata.uid.clone().unwrap_or_default(),
+        replicas: spec.replicas.unwrap_or(1),
+        status_replicas: status.replicas.unwrap_or(0),
+        ready_replicas: status.ready_replicas.unwrap_or(0),
+        observed: status.observed_generation.is_some()
+            && status.observed_generation == d.metadata.generation,
+        labels: d.metadata.labels.clone().unwrap_or_default(),
+        templates: Vec::new(),
+        retention: RetentionPolicy::default(),
+        scalers: Vec::new(),
+        service_account: pod
+            .service_account_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into()),
+        owners: d
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .map(|o| (o.api_version.clone(), o.kind.clone(), o.name.clone()))
+            .collect(),
+        claims: pod
+            .volumes
+            .iter()
+            .flatten()
+            .filter_map(|v| {
+                let c = v.persistent_volume_claim.as_ref()?;
+                Some((v.name.clone(), c.claim_name.clone()))
+            })
+            .collect(),
+    }
+}
+
+/// The workload whose pods an app's side counts.
+#[derive(Debug, Clone, Copy)]
+pub enum Workload<'a> {
+    /// Pods named `<sts>-<ordinal>` or owned by the set.
+    StatefulSet(&'a K8sStatefulSet),
+    /// Pods its selector matches (they are owned by its ReplicaSets).
+    Deployment(&'a Deployment),
+}
+
+impl Workload<'_> {
+    fn converted(&self) -> StatefulSet {
+        match self {
+            Self::StatefulSet(s) => statefulset(s),
+            Self::Deployment(d) => deployment(d),
+        }
+    }
+
+    /// The selector of its pods.
+    pub fn selector(&self) -> Option<&LabelSelector> {
+        match self {
+            Self::StatefulSet(s) => s.spec.as_ref().map(|s| &s.selector),
+            Self::Deployment(d) => d.spec.as_ref().map(|s| &s.selector),
+        }
+    }
+}
+
+/// Whether `labels` satisfy `selector` (matchLabels and matchExpressions, as the API
+/// server's label selectors; an empty selector matches nothing, as a workload's must
+/// not be empty).
+pub fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let by_label = selector.match_labels.iter().flatten();
+    let exprs = selector.match_expressions.iter().flatten();
+    let mut any = false;
+    for (k, v) in by_label {
+        any = true;
+        if labels.get(k) != Some(v) {
+            return false;
+        }
+    }
+    for e in exprs {
+        any = true;
+        let values = e.values.clone().unwrap_or_default();
+        let got = labels.get(&e.key);
+        let ok = match e.operator.as_str() {
+            "In" => got.is_some_and(|g| values.contains(g)),
+            "NotIn" => got.is_none_or(|g| !values.contains(g)),
+            "Exists" => got.is_some(),
+            "DoesNotExist" => got.is_none(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    any
 }
 
 /// A node: name, zone, readiness.
@@ -296,7 +400,7 @@ pub fn attached_pv(va: &VolumeAttachment) -> Option<&str> {
 )]
 pub fn side<'a>(
     sts: &str,
-    set: Option<&K8sStatefulSet>,
+    set: Option<Workload<'_>>,
     pods: impl IntoIterator<Item = &'a Pod>,
     attachments: impl IntoIterator<Item = &'a VolumeAttachment>,
     claim_objects: impl IntoIterator<Item = &'a PersistentVolumeClaim>,
@@ -304,22 +408,34 @@ pub fn side<'a>(
     claims: &[String],
     pvs: &[String],
 ) -> Side {
-    let uid = set.and_then(|s| s.metadata.uid.as_deref());
-    let owned = |p: &Pod| {
-        p.metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|o| Some(o.uid.as_str()) == uid)
-            || p.metadata
-                .name
-                .as_deref()
-                .is_some_and(|n| is_ordinal_pod(sts, n))
+    let owned = |p: &Pod| match set {
+        Some(Workload::Deployment(d)) => {
+            let labels = p.metadata.labels.clone().unwrap_or_default();
+            Workload::Deployment(d)
+                .selector()
+                .is_some_and(|s| selects(s, &labels))
+        }
+        Some(Workload::StatefulSet(s)) => {
+            p.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| Some(o.uid.as_str()) == s.metadata.uid.as_deref())
+                || p.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| is_ordinal_pod(sts, n))
+        }
+        None => p
+            .metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| is_ordinal_pod(sts, n)),
     };
     let named =
         |n: &Option<String>, among: &[String]| n.as_ref().is_some_and(|n| among.contains(n));
     Side {
-        sts: set.map(statefulset),
+        sts: set.map(|w| w.converted()),
         pods: pods.into_iter().filter(|p| owned(p)).count() as u32,
         attachments: attachments
             .into_iter()

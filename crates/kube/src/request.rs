@@ -6,8 +6,8 @@
 
 use std::fmt;
 
-use baton_core::world::{ReclaimPolicy, RetentionPolicy};
-use k8s_openapi::api::apps::v1::StatefulSet;
+use baton_core::world::{ReclaimPolicy, RetentionPolicy, WorkloadKind};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::Resource;
 use serde::Serialize;
@@ -173,11 +173,15 @@ pub fn set_retention(
     }
 }
 
-/// Scales a StatefulSet through its `scale` subresource.
-pub fn scale(ns: &str, name: &str, replicas: i32) -> Mutation {
+/// Scales a StatefulSet or a Deployment through its `scale` subresource.
+pub fn scale(kind: WorkloadKind, ns: &str, name: &str, replicas: i32) -> Mutation {
+    let path = match kind {
+        WorkloadKind::StatefulSet => statefulset_path(ns, name),
+        WorkloadKind::Deployment => format!("{}/{name}", Deployment::url_path(&(), Some(ns))),
+    };
     Mutation {
         method: Method::Patch,
-        path: format!("{}/scale", statefulset_path(ns, name)),
+        path: format!("{path}/scale"),
         body: Some(json!({ "spec": { "replicas": replicas } })),
         tolerate: Tolerate::Nothing,
         what: format!("scale {ns}/{name} to {replicas}"),
@@ -238,8 +242,12 @@ mod tests {
     #[test]
     fn paths_are_the_api_servers() {
         assert_eq!(
-            scale("orders", "db", 0).path,
+            scale(WorkloadKind::StatefulSet, "orders", "db", 0).path,
             "/apis/apps/v1/namespaces/orders/statefulsets/db/scale"
+        );
+        assert_eq!(
+            scale(WorkloadKind::Deployment, "media", "web", 1).path,
+            "/apis/apps/v1/namespaces/media/deployments/web/scale"
         );
         assert_eq!(
             delete_claim("orders", "data-db-0").path,

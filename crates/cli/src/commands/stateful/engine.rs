@@ -63,9 +63,9 @@ impl Engine {
     /// Starts the shared watches of both clusters for the apps' namespaces before the
     /// apps need them, so no wait in a window pays for a first LIST.
     pub fn watch(&self, apps: &[AppPlan]) {
-        let namespaces: Vec<String> = apps
+        let namespaces: Vec<(String, baton_core::world::WorkloadKind)> = apps
             .iter()
-            .map(|a| a.namespace.clone())
+            .map(|a| (a.namespace.clone(), a.kind))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -83,14 +83,14 @@ impl Engine {
             async {
                 Ok::<_, anyhow::Error>(
                     self.blue
-                        .side(&app.namespace, &app.name, &claims, &pvs)
+                        .side(&app.namespace, app.kind, &app.name, &claims, &pvs)
                         .await?,
                 )
             },
             async {
                 Ok(self
                     .green
-                    .side(&app.namespace, &app.name, &claims, &pvs)
+                    .side(&app.namespace, app.kind, &app.name, &claims, &pvs)
                     .await?)
             },
             describe(&self.aws, &ids),
@@ -186,7 +186,9 @@ impl Engine {
                 &RetentionPolicy::default(),
                 Some(original),
             )),
-            Action::ScaleBlue { replicas } => Request::Kube(request::scale(ns, name, *replicas)),
+            Action::ScaleBlue { replicas } => {
+                Request::Kube(request::scale(app.kind, ns, name, *replicas))
+            }
             Action::PauseFence { fence } => {
                 // Read fresh: the value it replaces is recorded only if no record exists.
                 let current = self
@@ -255,7 +257,9 @@ impl Engine {
                     &origin,
                 )))
             }
-            Action::ScaleGreen { replicas } => Request::Kube(request::scale(ns, name, *replicas)),
+            Action::ScaleGreen { replicas } => {
+                Request::Kube(request::scale(app.kind, ns, name, *replicas))
+            }
             Action::RetainGreenVolume { pv } => {
                 Request::Kube(request::set_reclaim(pv, None, ReclaimPolicy::Retain, None))
             }
@@ -411,12 +415,12 @@ impl Engine {
         Ok(match w.watched() {
             Watched::Blue => Seen::Blue(
                 self.blue
-                    .wait_for(ns, name, &claims, &pvs, t, holds)
+                    .wait_for((ns, app.kind, name), &claims, &pvs, t, holds)
                     .await?,
             ),
             Watched::Green => Seen::Green(
                 self.green
-                    .wait_for(ns, name, &claims, &pvs, t, holds)
+                    .wait_for((ns, app.kind, name), &claims, &pvs, t, holds)
                     .await?,
             ),
             Watched::Ec2 => {

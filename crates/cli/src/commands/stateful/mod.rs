@@ -240,7 +240,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         .cloned()
         .collect();
     if apps.is_empty() {
-        errln!("nothing to move: no selected StatefulSet has volumes");
+        errln!("nothing to move: no selected StatefulSet or Deployment has volumes");
         return Ok(ExitCode::from(code::OK));
     }
     // Unique per run, not per second: green claims are "ours" by this id, and a run that
@@ -298,7 +298,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
     let blue = &engine.blue;
     let sets: Vec<_> = futures::stream::iter(&apps)
         .map(|app| async move {
-            let set = blue.statefulset(&app.namespace, &app.name).await;
+            let set = blue.workload(app.kind, &app.namespace, &app.name).await;
             set.map(|s| (app, s))
         })
         .buffer_unordered(16)
@@ -306,7 +306,8 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         .await?;
     for (app, set) in sets {
         if let Some(s) = set {
-            state.save_manifest(&from, "statefulset", &app.namespace, &app.name, &s)?;
+            let kind = app.kind.as_str().to_lowercase();
+            state.save_manifest(&from, &kind, &app.namespace, &app.name, &s)?;
         }
     }
     errln!("migration {migration}: state in {}", dir.display());

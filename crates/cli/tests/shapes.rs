@@ -1,0 +1,93 @@
+//! The app shapes beyond StatefulSets, on the `shapes` estate (its adversaries live):
+//! Deployments whose pods mount claims move as apps — media/thumbnailer alone,
+//! jobs/report-worker behind a KEDA ScaledObject whose trigger is active — with their data
+//! continuing, back by rollback, and for good by commit with the ScaledObject kept paused.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::fingerprint;
+use serde_json::Value;
+
+const APPS: &[&str] = &["-n", "media", "-n", "jobs"];
+
+#[test]
+fn deployments_with_volumes_move_roll_back_and_commit() {
+    let sim = common::sim_up_with(&["--scenario", "shapes"]);
+    let plan: Value = serde_json::from_str(&sim.ok(&[
+        "plan", "--from", "blue", "--to", "green", "-n", "media", "-n", "jobs", "-o", "json",
+    ]))
+    .unwrap();
+    let kinds: Vec<(&str, &str)> = plan["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["kind"].as_str().unwrap(), a["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("Deployment", "report-worker"),
+            ("Deployment", "thumbnailer")
+        ]
+    );
+    let ids = common::plan_volume_ids(&plan);
+    let deploy = |ctx: &str, ns: &str, name: &str| {
+        sim.kubectl_json(ctx, &["get", "deployment", "-n", ns, name])
+    };
+    let paused = |sim: &common::Sim| {
+        sim.kubectl_json(
+            "blue",
+            &["get", "scaledobject", "-n", "jobs", "report-worker"],
+        )["metadata"]["annotations"]["autoscaling.keda.sh/paused-replicas"]
+            == "0"
+    };
+
+    sim.migrate_ok("m1", APPS);
+    for (ns, name) in [("media", "thumbnailer"), ("jobs", "report-worker")] {
+        let g = deploy("green", ns, name);
+        assert_eq!(g["status"]["readyReplicas"], 1, "{ns}/{name}: {g}");
+        assert_eq!(deploy("blue", ns, name)["spec"]["replicas"], 0);
+    }
+    assert!(paused(&sim), "the ScaledObject was not paused");
+    // KEDA's trigger is active: without the pause it would scale blue up again.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        deploy("blue", "jobs", "report-worker")["spec"]["replicas"],
+        0
+    );
+    let blue_last: BTreeMap<String, u64> = sim
+        .tags(&ids)
+        .iter()
+        .map(|(id, t)| {
+            let (who, _, value) = fingerprint(t);
+            assert_eq!(who, "blue", "{id}");
+            (id.clone(), value)
+        })
+        .collect();
+
+    sim.ok(&["rollback", "--state-dir", "m1", "--yes"]);
+    for (id, t) in sim.tags(&ids) {
+        let (who, from, value) = fingerprint(&t);
+        assert_eq!(who, "green", "{id}");
+        assert_eq!(from, blue_last[&id], "green continued from blue on {id}");
+        assert!(value > from, "{id}");
+    }
+    assert!(!paused(&sim), "rollback left the ScaledObject paused");
+    for (ns, name) in [("media", "thumbnailer"), ("jobs", "report-worker")] {
+        assert_eq!(deploy("blue", ns, name)["status"]["readyReplicas"], 1);
+        assert_eq!(deploy("green", ns, name)["spec"]["replicas"], 0);
+    }
+
+    sim.migrate_ok("m2", APPS);
+    let summary = sim.ok(&["commit", "--state-dir", "m2", "--yes"]);
+    assert!(
+        summary.contains("ScaledObject jobs/report-worker"),
+        "{summary}"
+    );
+    assert!(paused(&sim));
+    let blue_claims = sim.kubectl_json("blue", &["get", "pvc", "-n", "media"]);
+    assert!(blue_claims["items"].as_array().unwrap().is_empty());
+    assert_eq!(sim.tags(&ids).len(), ids.len(), "a volume is gone");
+}
