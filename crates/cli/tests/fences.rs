@@ -2,8 +2,7 @@
 //! an Argo CD Application with self-heal and a Flux Kustomization that manage orders-db)
 //! is paused before blue stops, exactly restored by rollback, and kept by commit, whose
 //! summary lists it. The objects are made by hand (CRDs and all), as the tools' own
-//! installs make them; which controllers act on them is the bed's business (its
-//! conformance tests), not this test's.
+//! installs make them, and the bed's controllers act on them as Argo CD and Flux would.
 
 mod common;
 
@@ -58,6 +57,19 @@ fn install(sim: &Sim) {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // Argo CD 3.x tracks what it deploys with an annotation on the object; its
+    // controller (the bed's) lists what it tracks in the Application's status.resources,
+    // which is where baton looks.
+    sim.kubectl(&[
+        "--context",
+        "blue",
+        "annotate",
+        "statefulset",
+        "-n",
+        "orders",
+        "orders-db",
+        "argocd.argoproj.io/tracking-id=orders:apps/StatefulSet:orders/orders-db",
+    ]);
     sim.kubectl_create(
         "blue",
         &json!({
@@ -69,11 +81,18 @@ fn install(sim: &Sim) {
                 "destination": { "server": "https://kubernetes.default.svc", "namespace": "orders" },
                 "syncPolicy": { "automated": automated(), "syncOptions": ["ServerSideApply=true"] },
             },
-            "status": { "resources": [
-                { "group": "apps", "version": "v1", "kind": "StatefulSet",
-                  "namespace": "orders", "name": "orders-db", "status": "Synced" } ] },
         }),
     );
+    for _ in 0..100 {
+        let app = sim.kubectl_json("blue", &["get", "application", "-n", "argocd", "orders"]);
+        if app["status"]["resources"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     sim.kubectl_create(
         "blue",
         &json!({

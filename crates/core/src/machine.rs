@@ -945,6 +945,12 @@ fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
         if let Some(d) = restore_tags(app, obs) {
             return d;
         }
+        // Then what baton paused, before blue starts: a KEDA ScaledObject paused at 0
+        // holds its target at 0 (it would undo the scale-up), and the others may scale
+        // blue as they did before the move.
+        if let Some(d) = resume_fences(app, obs) {
+            return d;
+        }
         return act(Action::ScaleBlue {
             replicas: app.replicas,
         });
@@ -967,20 +973,28 @@ fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
             policy: app.retention.clone(),
         });
     }
-    // Blue runs again: what baton paused may scale it again.
-    for f in &app.fences {
-        if let Some(FenceSeen {
-            active: false,
-            original: Some(original),
-        }) = obs.fences.get(&f.key())
-        {
-            return act(Action::ResumeFence {
-                fence: f.clone(),
-                original: original.clone(),
-            });
-        }
+    // Blue never stopped (a run that ended after a pause, before the scale): the fences
+    // are resumed here.
+    if let Some(d) = resume_fences(app, obs) {
+        return d;
     }
     Decision::Done
+}
+
+/// Rollback's fence step: the first fence baton paused (its record is there), put back.
+fn resume_fences(app: &AppPlan, obs: &Observed) -> Option<Decision> {
+    app.fences
+        .iter()
+        .find_map(|f| match obs.fences.get(&f.key()) {
+            Some(FenceSeen {
+                active: false,
+                original: Some(original),
+            }) => Some(act(Action::ResumeFence {
+                fence: f.clone(),
+                original: original.clone(),
+            })),
+            _ => None,
+        })
 }
 
 /// Rollback's tag step: the volumes whose touched tags are not blue's, grouped by the

@@ -556,8 +556,9 @@ fn fences_are_paused_before_blue_stops_restored_on_rollback_and_kept_on_commit()
     }
     let migrated = worlds.last().unwrap().clone();
 
-    // Rollback from every state: blue back and Ready before any fence is resumed, and
-    // every fence as it was at the end.
+    // Rollback from every state: each fence is resumed once green has let go and before
+    // blue starts (a ScaledObject paused at 0 would hold blue at 0), and every fence is
+    // as it was at the end.
     for (k, w) in worlds.iter().enumerate() {
         let (ds, ws) = walk(Mode::Rollback, &app, w.clone());
         let a = actions(&ds);
@@ -569,11 +570,22 @@ fn fences_are_paused_before_blue_stops_restored_on_rollback_and_kept_on_commit()
                 .all(|f| f.active && f.original.is_none()),
             "from {k}"
         );
-        if let Some(resume) = a.iter().position(|s| s.starts_with("restore Application")) {
-            let ready = a
+        for f in &app.fences {
+            let Some(resume) = a
                 .iter()
-                .position(|s| s == "wait for blue's pods to be Ready");
-            assert!(ready.is_none_or(|r| r < resume), "from {k}: {a:#?}");
+                .position(|s| s.starts_with(&format!("restore {f}")))
+            else {
+                continue;
+            };
+            if let Some(start) = a.iter().position(|s| s == "scale blue to 1") {
+                assert!(resume < start, "from {k}: {a:#?}");
+            }
+            if let Some(let_go) = a
+                .iter()
+                .position(|s| s.starts_with("wait for green's volume attachments"))
+            {
+                assert!(let_go < resume, "from {k}: {a:#?}");
+            }
         }
     }
 
