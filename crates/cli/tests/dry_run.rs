@@ -275,29 +275,7 @@ fn dry_runs_show_exactly_what_runs_send() {
             .unwrap();
         // And a KEDA ScaledObject scaling it (its CRD as KEDA installs it): migrate
         // pauses it, rollback restores it.
-        let crds = blue
-            .cluster
-            .def("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-            .unwrap();
-        let crd = serde_json::json!({
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": { "name": "scaledobjects.keda.sh" },
-            "spec": { "group": "keda.sh", "scope": "Namespaced",
-                      "names": { "kind": "ScaledObject", "listKind": "ScaledObjectList",
-                                 "plural": "scaledobjects", "singular": "scaledobject" },
-                      "versions": [{ "name": "v1alpha1", "served": true, "storage": true,
-                                     "schema": { "openAPIV3Schema": { "type": "object",
-                                                 "x-kubernetes-preserve-unknown-fields": true } } }] },
-        });
-        blue.cluster.create(&crds, "", crd, false).unwrap();
-        let mut def = None;
-        for _ in 0..100 {
-            def = blue.cluster.def("keda.sh", "v1alpha1", "scaledobjects");
-            if def.is_some() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let def = common::serve_scaled_objects(&blue.cluster);
         let scaled = serde_json::json!({
             "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
             "metadata": { "name": "session-cache", "namespace": "cache" },
@@ -306,7 +284,7 @@ fn dry_runs_show_exactly_what_runs_send() {
                       "triggers": [{ "type": "cpu", "metadata": { "value": "60" } }] },
         });
         blue.cluster
-            .create(&def.expect("the ScaledObject CRD is served"), "cache", scaled, false)
+            .create(&def, "cache", scaled, false)
             .unwrap();
     });
 

@@ -305,35 +305,7 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
     // A KEDA ScaledObject scales orders-db: the move pauses it (get, patch) and the
     // rollback restores it, both with the table's rights only.
     let blue_cluster = &estate.server.cluster("blue").unwrap().cluster;
-    let crds = blue_cluster
-        .def("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-        .unwrap();
-    blue_cluster
-        .create(
-            &crds,
-            "",
-            json!({
-                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                "metadata": { "name": "scaledobjects.keda.sh" },
-                "spec": { "group": "keda.sh", "scope": "Namespaced",
-                          "names": { "kind": "ScaledObject", "listKind": "ScaledObjectList",
-                                     "plural": "scaledobjects", "singular": "scaledobject" },
-                          "versions": [{ "name": "v1alpha1", "served": true, "storage": true,
-                                         "schema": { "openAPIV3Schema": { "type": "object",
-                                                     "x-kubernetes-preserve-unknown-fields": true } } }] },
-            }),
-            false,
-        )
-        .unwrap();
-    let mut scaled_objects = None;
-    for _ in 0..100 {
-        scaled_objects = blue_cluster.def("keda.sh", "v1alpha1", "scaledobjects");
-        if scaled_objects.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let scaled_objects = scaled_objects.expect("the ScaledObject CRD is served");
+    let scaled_objects = common::serve_scaled_objects(blue_cluster);
     blue_cluster
         .create(
             &scaled_objects,

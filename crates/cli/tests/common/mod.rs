@@ -346,6 +346,34 @@ pub fn fingerprint(tags: &BTreeMap<String, String>) -> (String, u64, u64) {
     )
 }
 
+/// Serves KEDA's ScaledObject kind on `cluster` (its CRD as KEDA installs it, schema
+/// left open) and returns the kind once the API server serves it.
+pub fn serve_scaled_objects(
+    cluster: &baton_sim::cluster::Cluster,
+) -> baton_sim::resources::ResourceDef {
+    let crds = cluster
+        .def("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .unwrap();
+    let crd = serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": "scaledobjects.keda.sh" },
+        "spec": { "group": "keda.sh", "scope": "Namespaced",
+                  "names": { "kind": "ScaledObject", "listKind": "ScaledObjectList",
+                             "plural": "scaledobjects", "singular": "scaledobject" },
+                  "versions": [{ "name": "v1alpha1", "served": true, "storage": true,
+                                 "schema": { "openAPIV3Schema": { "type": "object",
+                                             "x-kubernetes-preserve-unknown-fields": true } } }] },
+    });
+    cluster.create(&crds, "", crd, false).unwrap();
+    for _ in 0..100 {
+        if let Some(def) = cluster.def("keda.sh", "v1alpha1", "scaledobjects") {
+            return def;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the ScaledObject CRD is not served");
+}
+
 /// The EBS volume ids of a plan (`baton plan -o json`).
 pub fn plan_volume_ids(plan: &serde_json::Value) -> Vec<String> {
     plan["apps"]
