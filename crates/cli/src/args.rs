@@ -1005,6 +1005,11 @@ pub struct SelectionArgs {
     /// Only StatefulSets with this label (KEY=VALUE, repeatable: all must match).
     #[arg(short = 'l', long = "selector", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+    /// A bound claim that no workload mounts, moved on its own (NS/NAME, repeatable);
+    /// without -n or -l, only these are selected. Claims nothing names are also found by
+    /// -n/-l; one a pod mounts is refused.
+    #[arg(long = "claim", value_name = "NS/NAME", value_parser = parse_claim)]
+    pub claims: Vec<(String, String)>,
     /// Allow volumes with EBS multi-attach (you make sure nothing writes from both sides).
     #[arg(long)]
     pub allow_multi_attach: bool,
@@ -1022,6 +1027,17 @@ pub struct SelectionArgs {
     /// needs on the volumes, which baton sets in the window.
     #[arg(long = "ebs-csi-role", value_name = "CONTEXT=ARN", value_parser = parse_role)]
     pub ebs_csi_roles: Vec<(String, String)>,
+}
+
+fn parse_claim(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_string(), name.to_string()))
+        }
+        _ => Err(format!(
+            "expected NS/NAME (a claim's namespace and name), got {s:?}"
+        )),
+    }
 }
 
 fn parse_role(s: &str) -> Result<(String, String), String> {

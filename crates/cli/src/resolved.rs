@@ -100,6 +100,7 @@ impl From<&SelectionArgs> for Selection {
             filter: planner::Selection {
                 namespaces: a.namespaces.clone(),
                 labels: a.labels.clone(),
+                claims: a.claims.clone(),
             },
             options: PlanOptions {
                 allow_multi_attach: a.allow_multi_attach,

@@ -91,3 +91,47 @@ fn deployments_with_volumes_move_roll_back_and_commit() {
     assert!(blue_claims["items"].as_array().unwrap().is_empty());
     assert_eq!(sim.tags(&ids).len(), ids.len(), "a volume is gone");
 }
+
+/// archive/archive-data is bound and nothing mounts it: it moves on its own, named by
+/// --claim or found by -n, with nothing scaled; a pod that mounts it refuses the move.
+#[test]
+fn a_standalone_claim_moves_on_its_own_and_a_mounted_one_is_refused() {
+    let sim = common::sim_up_with(&["--scenario", "shapes"]);
+    let plan: Value = serde_json::from_str(&sim.ok(&[
+        "plan", "--from", "blue", "--to", "green", "-n", "archive", "-o", "json",
+    ]))
+    .unwrap();
+    assert_eq!(plan["apps"][0]["kind"], "Claim", "{plan}");
+    let ids = common::plan_volume_ids(&plan);
+
+    sim.migrate_ok("m1", &["--claim", "archive/archive-data"]);
+    let green = sim.kubectl_json("green", &["get", "pvc", "-n", "archive", "archive-data"]);
+    assert_eq!(green["status"]["phase"], "Bound", "{green}");
+    let journal = std::fs::read_to_string(sim.dir.path().join("m1/journal.jsonl")).unwrap();
+    assert!(
+        !journal.contains("\"action\":\"scale-"),
+        "a claim scales nothing: {journal}"
+    );
+    sim.ok(&["rollback", "--state-dir", "m1", "--yes"]);
+    let gone = sim.kubectl_json("green", &["get", "pvc", "-n", "archive"]);
+    assert!(gone["items"].as_array().unwrap().is_empty(), "{gone}");
+
+    // A pod mounting it in blue: -n no longer finds it, --claim is refused (exit 3).
+    sim.kubectl_create(
+        "blue",
+        &serde_json::json!({ "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "reader", "namespace": "archive" },
+            "spec": { "containers": [{ "name": "c", "image": "busybox" }],
+                      "volumes": [{ "name": "d", "persistentVolumeClaim": { "claimName": "archive-data" } }] } }),
+    );
+    let o = sim.migrate("m2", &["--claim", "archive/archive-data"]);
+    assert_eq!(o.status.code(), Some(3), "{}", common::text(&o.stderr));
+    assert!(common::text(&o.stderr).contains("claim-in-use"));
+    sim.kubectl_delete("blue", &["pod", "-n", "archive", "reader"]);
+
+    sim.migrate_ok("m3", &["-n", "archive"]);
+    sim.ok(&["commit", "--state-dir", "m3", "--yes"]);
+    let blue = sim.kubectl_json("blue", &["get", "pvc", "-n", "archive"]);
+    assert!(blue["items"].as_array().unwrap().is_empty(), "{blue}");
+    assert_eq!(sim.tags(&ids).len(), 1, "the volume is gone");
+}

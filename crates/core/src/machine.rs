@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::fences::{Fence, FenceSeen};
 use crate::plan::{AppPlan, VolumePlan};
-use crate::world::{Ec2Volume, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet, Tags};
+use crate::world::{
+    Ec2Volume, Pv, Pvc, ReclaimPolicy, RetentionPolicy, StatefulSet, Tags, WorkloadKind,
+};
 
 /// What a run is doing to an app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -734,11 +736,27 @@ fn next_migrate(app: &AppPlan, obs: &Observed) -> Decision {
             return act(Action::PauseFence { fence: f.clone() });
         }
     }
-    let Some(green) = &obs.green.sts else {
+    let claim = app.kind == WorkloadKind::Claim;
+    // A claim moving on its own has no workload; a pod mounting it stops the move.
+    if claim && obs.blue.pods > 0 {
         return blocked(format!(
-            "{} {key} does not exist in green; deploy it with replicas: 0, then resume",
-            app.kind
+            "{} pod(s) in blue mount claim {key}: a claim moves on its own only while nothing mounts it; stop them (or move their workload instead), then resume",
+            obs.blue.pods
         ));
+    }
+    if claim && app.volumes.iter().all(|v| green_holds(v, obs)) {
+        return Decision::Done;
+    }
+    let none = StatefulSet::none();
+    let green = match &obs.green.sts {
+        Some(g) => g,
+        None if claim => &none,
+        None => {
+            return blocked(format!(
+                "{} {key} does not exist in green; deploy it with replicas: 0, then resume",
+                app.kind
+            ));
+        }
     };
     if app.volumes.iter().all(|v| green_holds(v, obs)) {
         if green.replicas < app.replicas {
@@ -890,7 +908,8 @@ fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
             ));
         }
     }
-    if obs.blue.sts.is_none() {
+    let claim = app.kind == WorkloadKind::Claim;
+    if obs.blue.sts.is_none() && !claim {
         return blocked(format!(
             "{} {key} is gone from blue; re-create it there (replicas 0), then roll back",
             app.kind
@@ -901,6 +920,12 @@ fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
         && g.replicas > 0
     {
         return act(Action::ScaleGreen { replicas: 0 });
+    }
+    if claim && obs.green.pods > 0 {
+        return blocked(format!(
+            "{} pod(s) in green mount claim {key}; stop them, then roll back",
+            obs.green.pods
+        ));
     }
     if obs.green.pods > 0 {
         return wait(Wait::GreenPodsGone);
@@ -929,9 +954,10 @@ fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
             return act(Action::DeleteGreenVolume { pv: v.pv.clone() });
         }
     }
-    // Blue starts only on volumes EC2 has released.
-    let blue = obs.blue.sts.as_ref().expect("checked above");
-    if blue.replicas < app.replicas {
+    // Blue starts only on volumes EC2 has released (a claim: blue's PV is usable again).
+    let none = StatefulSet::none();
+    let blue = obs.blue.sts.as_ref().unwrap_or(&none);
+    if blue.replicas < app.replicas || claim {
         for v in &app.volumes {
             if obs
                 .ec2
@@ -951,9 +977,11 @@ fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
         if let Some(d) = resume_fences(app, obs) {
             return d;
         }
-        return act(Action::ScaleBlue {
-            replicas: app.replicas,
-        });
+        if !claim {
+            return act(Action::ScaleBlue {
+                replicas: app.replicas,
+            });
+        }
     }
     if blue.ready_replicas < app.replicas || !blue.observed {
         return wait(Wait::BlueReady);
@@ -1037,6 +1065,12 @@ fn next_commit(app: &AppPlan, obs: &Observed, restore: bool) -> Decision {
     if obs.blue.sts.as_ref().is_some_and(|s| s.replicas > 0) {
         return blocked(format!(
             "blue runs {key} again; scale it to 0 in blue (green holds the volumes), then commit"
+        ));
+    }
+    if app.kind == WorkloadKind::Claim && obs.blue.pods > 0 {
+        return blocked(format!(
+            "{} pod(s) in blue mount claim {key} again; stop them (green holds the volume), then commit",
+            obs.blue.pods
         ));
     }
     // Blue must never come back (with its claims gone it would provision new, empty

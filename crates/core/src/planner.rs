@@ -10,7 +10,7 @@ use crate::identity::PodRoles;
 use crate::plan::{AppPlan, GreenReadiness, PLAN_VERSION, Plan, Problem, VolumePlan};
 use crate::quantity::format_bytes;
 use crate::world::{
-    ClusterView, Ec2Volume, ReclaimPolicy, StatefulSet, VolumeSource, WorkloadKind,
+    ClusterView, Ec2Volume, Pvc, ReclaimPolicy, StatefulSet, VolumeSource, WorkloadKind,
 };
 
 /// Which StatefulSets to plan.
@@ -20,13 +20,33 @@ pub struct Selection {
     pub namespaces: Vec<String>,
     /// `key=value` label requirements on the StatefulSet (all must hold).
     pub labels: Vec<(String, String)>,
+    /// `--claim NS/NAME`: standalone claims to move; alone (no namespace or label
+    /// given), they are all that is selected.
+    pub claims: Vec<(String, String)>,
 }
 
 impl Selection {
     /// Whether a StatefulSet is selected.
     pub fn selects(&self, s: &StatefulSet) -> bool {
-        (self.namespaces.is_empty() || self.namespaces.contains(&s.namespace))
+        self.by_selectors()
+            && (self.namespaces.is_empty() || self.namespaces.contains(&s.namespace))
             && self.labels.iter().all(|(k, v)| s.labels.get(k) == Some(v))
+    }
+
+    /// Whether the namespace and label selectors select anything: not when only
+    /// `--claim` was given.
+    fn by_selectors(&self) -> bool {
+        self.claims.is_empty() || !self.namespaces.is_empty() || !self.labels.is_empty()
+    }
+
+    /// Whether a standalone claim is selected: named by `--claim`, or by the selectors.
+    pub fn selects_claim(&self, c: &Pvc) -> bool {
+        self.claims
+            .iter()
+            .any(|(ns, n)| *ns == c.namespace && *n == c.name)
+            || (self.by_selectors()
+                && (self.namespaces.is_empty() || self.namespaces.contains(&c.namespace))
+                && self.labels.iter().all(|(k, v)| c.labels.get(k) == Some(v)))
     }
 }
 
@@ -112,18 +132,54 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
         .filter(|s| selection.selects(s))
         .map(|s| plan_app(inputs, s, options))
         .collect();
+    // Standalone claims: bound, no workload's (a StatefulSet's template claim, even of a
+    // scaled-down ordinal; a Deployment's, even at 0), and no pod mounts them — or named
+    // by --claim, then refused when one does.
+    for c in standalone_claims(inputs.blue, selection) {
+        let mut app = plan_app(inputs, &claim_workload(c), options);
+        if inputs
+            .blue
+            .mounted
+            .contains(&(c.namespace.clone(), c.name.clone()))
+        {
+            app.problems.push(Problem::blocking(
+                "claim-in-use",
+                format!(
+                    "PersistentVolumeClaim {}/{}",
+                    inputs.blue.context,
+                    app.key()
+                ),
+                "a pod mounts it: a claim moves on its own only while nothing mounts it",
+                "move the workload that mounts it instead, or stop that pod, then plan again",
+            ));
+        }
+        apps.push(app);
+    }
+    for (ns, name) in &selection.claims {
+        if inputs
+            .blue
+            .claim(ns, name)
+            .is_none_or(|c| c.phase != "Bound")
+        {
+            problems.push(Problem::blocking(
+                "claim-missing",
+                format!("PersistentVolumeClaim {}/{ns}/{name}", inputs.blue.context),
+                "--claim names no Bound claim in blue",
+                "check the namespace and name (`kubectl get pvc -n NS`)",
+            ));
+        }
+    }
     apps.sort_by_key(|a| (a.key(), a.kind));
     // An app is its namespace and name everywhere (journal, status, --app): a
     // Deployment named as a StatefulSet beside it cannot be told apart.
     for i in 1..apps.len() {
         if apps[i].key() == apps[i - 1].key() {
             let key = apps[i].key();
+            let (kind, other) = (apps[i].kind, apps[i - 1].kind);
             apps[i].problems.push(Problem::blocking(
                 "name-taken",
-                format!("Deployment {}/{key}", inputs.blue.context),
-                format!(
-                    "StatefulSet {key} has the same name; baton names apps by namespace and name"
-                ),
+                format!("{kind} {}/{key}", inputs.blue.context),
+                format!("{other} {key} has the same name; baton names apps by namespace and name"),
                 "move one of them alone (select it with -l), then the other",
             ));
         }
@@ -140,6 +196,65 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
     }
 }
 
+/// Blue's claims that move on their own: selected, Bound, named by no workload (a
+/// `--claim` one even when a pod mounts it: the plan refuses it, saying so).
+fn standalone_claims<'a>(blue: &'a ClusterView, selection: &Selection) -> Vec<&'a Pvc> {
+    let of_workload = |c: &Pvc| {
+        blue.statefulsets
+            .iter()
+            .filter(|s| s.namespace == c.namespace)
+            .any(|s| {
+                s.templates.iter().any(|t| {
+                    c.name
+                        .strip_prefix(&format!("{}-{}-", t.name, s.name))
+                        .is_some_and(|n| n.parse::<u32>().is_ok())
+                })
+            })
+            || blue
+                .deployments
+                .iter()
+                .filter(|d| d.namespace == c.namespace)
+                .any(|d| d.claims.iter().any(|(_, n)| *n == c.name))
+    };
+    let named = |c: &Pvc| {
+        selection
+            .claims
+            .iter()
+            .any(|(ns, n)| *ns == c.namespace && *n == c.name)
+    };
+    blue.claims
+        .iter()
+        .filter(|c| c.phase == "Bound" && selection.selects_claim(c) && !of_workload(c))
+        .filter(|c| {
+            named(c)
+                || !blue
+                    .mounted
+                    .contains(&(c.namespace.clone(), c.name.clone()))
+        })
+        .collect()
+}
+
+/// A standalone claim as the app the planner plans: no pods, its one claim.
+fn claim_workload(c: &Pvc) -> StatefulSet {
+    StatefulSet {
+        kind: WorkloadKind::Claim,
+        namespace: c.namespace.clone(),
+        name: c.name.clone(),
+        uid: c.uid.clone(),
+        replicas: 0,
+        status_replicas: 0,
+        ready_replicas: 0,
+        observed: true,
+        labels: c.labels.clone(),
+        templates: Vec::new(),
+        retention: crate::world::RetentionPolicy::default(),
+        scalers: Vec::new(),
+        service_account: "default".into(),
+        owners: Vec::new(),
+        claims: vec![(String::new(), c.name.clone())],
+    }
+}
+
 fn join(s: &BTreeSet<String>) -> String {
     s.iter().cloned().collect::<Vec<_>>().join(", ")
 }
@@ -153,7 +268,9 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
 
     // Replicas to move: blue's, or (blue already at 0) the ordinals whose claims exist
     // (a Deployment's claims are there whatever its replicas: one).
-    let replicas = if s.replicas > 0 {
+    let replicas = if kind == WorkloadKind::Claim {
+        0
+    } else if s.replicas > 0 {
         s.replicas
     } else if kind == WorkloadKind::Deployment {
         problems.push(Problem::warning(
@@ -257,13 +374,15 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
     // Green's workload.
     let green_sts = green.workload(kind, &s.namespace, &s.name);
     let mut readiness = GreenReadiness {
-        exists: green_sts.is_some(),
+        exists: green_sts.is_some() || kind == WorkloadKind::Claim,
         replicas: green_sts.map_or(0, |g| g.replicas),
         templates_match: false,
         zones_ready: true,
         migrated: false,
     };
     match green_sts {
+        // A claim needs no workload in green.
+        None if kind == WorkloadKind::Claim => readiness.templates_match = true,
         None => problems.push(Problem::blocking(
             "green-missing",
             sts_obj(&green.context),
@@ -273,7 +392,7 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
                     "deploy it in {} with replicas: 0 and the same volumeClaimTemplates",
                     green.context
                 ),
-                WorkloadKind::Deployment => format!(
+                WorkloadKind::Deployment | WorkloadKind::Claim => format!(
                     "deploy it in {} with replicas: 0, its pods mounting the same claims",
                     green.context
                 ),
@@ -330,7 +449,7 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
                 })
             })
             .collect(),
-        WorkloadKind::Deployment => s
+        WorkloadKind::Deployment | WorkloadKind::Claim => s
             .claims
             .iter()
             .map(|(volume, claim)| (claim.clone(), volume.clone(), 0))
@@ -601,7 +720,7 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
             ),
         ));
     }
-    if replicas == 0 {
+    if replicas == 0 && kind != WorkloadKind::Claim {
         problems.push(Problem::warning(
             "nothing-to-move",
             sts_obj(&blue.context),

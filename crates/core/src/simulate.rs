@@ -79,6 +79,7 @@ fn apply_action(app: &AppPlan, obs: &mut Observed, a: &Action) {
                     storage_class: v.storage_class.clone(),
                     deleting: false,
                     migration: Some(obs.migration.clone()),
+                    labels: Default::default(),
                 },
             );
         }
@@ -328,6 +329,7 @@ pub fn example(
                 storage_class: "gp3".into(),
                 deleting: false,
                 migration: None,
+                labels: Default::default(),
             },
         );
         obs.blue.volumes.insert(

@@ -2,7 +2,7 @@
 //! the planner and the phase machine read. The adapters (`baton-kube`, `baton-aws`) fill
 //! these from real objects; tests build them by hand. Nothing here talks to anything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -126,6 +126,9 @@ pub struct Pvc {
     pub deleting: bool,
     /// The migration that created this claim (baton's annotation), if any.
     pub migration: Option<String>,
+    /// Labels (for `--selector`, when the claim moves on its own).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// `persistentVolumeClaimRetentionPolicy` of a StatefulSet.
@@ -178,6 +181,8 @@ pub enum WorkloadKind {
     StatefulSet,
     /// A Deployment whose pods mount claims by name.
     Deployment,
+    /// A bound claim that no workload mounts, moved on its own.
+    Claim,
 }
 
 impl WorkloadKind {
@@ -186,6 +191,7 @@ impl WorkloadKind {
         match self {
             Self::StatefulSet => "StatefulSet",
             Self::Deployment => "Deployment",
+            Self::Claim => "PersistentVolumeClaim",
         }
     }
 
@@ -194,6 +200,7 @@ impl WorkloadKind {
         match self {
             Self::StatefulSet => "statefulsets",
             Self::Deployment => "deployments",
+            Self::Claim => "persistentvolumeclaims",
         }
     }
 
@@ -254,6 +261,28 @@ fn default_service_account() -> String {
 }
 
 impl StatefulSet {
+    /// No workload: what a claim that moves on its own stands on (0 replicas, none
+    /// Ready, observed).
+    pub fn none() -> Self {
+        Self {
+            kind: WorkloadKind::Claim,
+            namespace: String::new(),
+            name: String::new(),
+            uid: String::new(),
+            replicas: 0,
+            status_replicas: 0,
+            ready_replicas: 0,
+            observed: true,
+            labels: BTreeMap::new(),
+            templates: Vec::new(),
+            retention: RetentionPolicy::default(),
+            scalers: Vec::new(),
+            service_account: default_service_account(),
+            owners: Vec::new(),
+            claims: Vec::new(),
+        }
+    }
+
     /// `namespace/name`.
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
@@ -294,6 +323,9 @@ pub struct ClusterView {
     /// Deployments whose pods mount claims (of the selected namespaces).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deployments: Vec<StatefulSet>,
+    /// The claims some pod mounts, as (namespace, claim) (of the selected namespaces).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub mounted: BTreeSet<(String, String)>,
     /// Claims (of the selected namespaces).
     pub claims: Vec<Pvc>,
     /// All PVs.
@@ -322,6 +354,7 @@ impl ClusterView {
         let list = match kind {
             WorkloadKind::StatefulSet => &self.statefulsets,
             WorkloadKind::Deployment => &self.deployments,
+            WorkloadKind::Claim => return None,
         };
         list.iter().find(|s| s.namespace == ns && s.name == name)
     }

@@ -606,3 +606,50 @@ fn fences_are_paused_before_blue_stops_restored_on_rollback_and_kept_on_commit()
     );
     assert!(ws.last().unwrap().fences.values().all(|f| !f.active));
 }
+
+#[test]
+fn a_claim_moves_on_its_own_without_scaling_and_stops_when_a_pod_mounts_it() {
+    use baton_core::world::WorkloadKind;
+    let (mut app, mut obs) = world(1, ReclaimPolicy::Delete, RetentionPolicy::default());
+    app.kind = WorkloadKind::Claim;
+    app.replicas = 0;
+    obs.blue.sts = None;
+    obs.green.sts = None;
+    obs.blue.pods = 0;
+    obs.blue.attachments = 0;
+    for e in obs.ec2.values_mut() {
+        e.state = "available".into();
+    }
+    let (ds, worlds) = walk(Mode::Migrate, &app, obs.clone());
+    let a = actions(&ds);
+    assert!(!a.iter().any(|s| s.starts_with("scale")), "{a:#?}");
+    assert_eq!(ds.last(), Some(&Decision::Done), "{a:#?}");
+    assert_eq!(a[a.len() - 2], "wait for green's claims to bind", "{a:#?}");
+    // Rollback from every state gives blue its claim back, scaling nothing.
+    for (k, w) in worlds.iter().enumerate() {
+        let (ds, ws) = walk(Mode::Rollback, &app, w.clone());
+        let a = actions(&ds);
+        assert_eq!(ds.last(), Some(&Decision::Done), "from {k}: {a:#?}");
+        assert!(
+            !a.iter().any(|s| s.starts_with("scale")),
+            "from {k}: {a:#?}"
+        );
+        let end = ws.last().unwrap();
+        assert!(end.green.claims.is_empty() && end.green.volumes.is_empty());
+    }
+    // A pod that mounts it, before or during the move: stopped, nothing changed by it.
+    let mut mounted = worlds[1].clone();
+    mounted.blue.pods = 1;
+    assert!(
+        matches!(next(Mode::Migrate, &app, &mounted), Decision::Blocked { reason } if reason.contains("mount")),
+    );
+    // Commit.
+    let (ds, _) = walk(
+        Mode::Commit {
+            restore_reclaim_policy: false,
+        },
+        &app,
+        worlds.last().unwrap().clone(),
+    );
+    assert_eq!(ds.last(), Some(&Decision::Done));
+}

@@ -68,6 +68,7 @@ fn world() -> World {
             storage_classes: vec![class.clone()],
             fences: vec![],
             deployments: vec![],
+            mounted: Default::default(),
         },
         green: ClusterView {
             context: "green".into(),
@@ -79,6 +80,7 @@ fn world() -> World {
             storage_classes: vec![class],
             fences: vec![],
             deployments: vec![],
+            mounted: Default::default(),
         },
         ec2: BTreeMap::from([(
             "vol-1".into(),
@@ -310,6 +312,7 @@ fn selection_by_namespace_and_label() {
     };
     assert_eq!(
         p(Selection {
+            claims: vec![],
             namespaces: vec!["orders".into()],
             labels: vec![]
         }),
@@ -317,6 +320,7 @@ fn selection_by_namespace_and_label() {
     );
     assert_eq!(
         p(Selection {
+            claims: vec![],
             namespaces: vec!["web".into()],
             labels: vec![]
         }),
@@ -324,6 +328,7 @@ fn selection_by_namespace_and_label() {
     );
     assert_eq!(
         p(Selection {
+            claims: vec![],
             namespaces: vec![],
             labels: vec![("tier".into(), "data".into())]
         }),
@@ -331,6 +336,7 @@ fn selection_by_namespace_and_label() {
     );
     assert_eq!(
         p(Selection {
+            claims: vec![],
             namespaces: vec![],
             labels: vec![("tier".into(), "web".into())]
         }),
@@ -593,4 +599,65 @@ fn a_deployment_moves_the_claims_its_pods_mount_and_is_refused_with_replicas_on_
         blocking(&run(&w, &PlanOptions::default())),
         ["green-missing"]
     );
+}
+
+#[test]
+fn a_bound_claim_no_workload_names_moves_on_its_own_and_a_mounted_one_is_refused() {
+    use baton_core::world::WorkloadKind;
+    let mut w = world();
+    let mut archive = common::claim();
+    archive.name = "archive".into();
+    archive.volume_name = "pvc-1".into();
+    // orders/db's data-db-0 is its template's; archive is no one's.
+    w.blue.claims.push(archive);
+    w.blue.volumes[0].claim_ref.as_mut().unwrap().name = "archive".into();
+    let sel = |claims: &[(&str, &str)], namespaces: &[&str]| Selection {
+        namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+        labels: vec![],
+        claims: claims
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+    };
+    let run_sel = |w: &World, s: &Selection| {
+        plan(
+            &Inputs {
+                blue: &w.blue,
+                green: &w.green,
+                ec2: &w.ec2,
+                vpcs: w.vpcs.clone(),
+                aws_region: w.aws_region.clone(),
+                now: "2026-11-25T00:00:00Z".into(),
+                drivers: Default::default(),
+                pod_roles: None,
+            },
+            s,
+            &PlanOptions::default(),
+        )
+    };
+    // -n orders: the StatefulSet and the standalone claim.
+    let p = run_sel(&w, &sel(&[], &["orders"]));
+    let kinds: Vec<(WorkloadKind, String)> =
+        p.apps.iter().map(|a| (a.kind, a.name.clone())).collect();
+    assert!(
+        kinds.contains(&(WorkloadKind::Claim, "archive".into())),
+        "{kinds:?}"
+    );
+    assert!(
+        !kinds.contains(&(WorkloadKind::Claim, "data-db-0".into())),
+        "{kinds:?}"
+    );
+    // --claim alone: only it.
+    let p = run_sel(&w, &sel(&[("orders", "archive")], &[]));
+    assert_eq!(p.apps.len(), 1);
+    assert_eq!(p.apps[0].kind, WorkloadKind::Claim);
+    // Mounted: not found by the selectors, refused when named.
+    w.blue.mounted.insert(("orders".into(), "archive".into()));
+    let p = run_sel(&w, &sel(&[], &["orders"]));
+    assert!(p.apps.iter().all(|a| a.kind != WorkloadKind::Claim));
+    let p = run_sel(&w, &sel(&[("orders", "archive")], &[]));
+    assert_eq!(blocking(&p), ["claim-in-use"]);
+    // A --claim that names nothing.
+    let p = run_sel(&w, &sel(&[("orders", "nope")], &[]));
+    assert_eq!(blocking(&p), ["claim-missing"]);
 }

@@ -70,6 +70,7 @@ fn world() -> World {
             storage_classes: vec![class()],
             fences: vec![],
             deployments: vec![],
+            mounted: Default::default(),
         },
         green: ClusterView {
             context: "green".into(),
@@ -81,6 +82,7 @@ fn world() -> World {
             storage_classes: vec![class()],
             fences: vec![],
             deployments: vec![],
+            mounted: Default::default(),
         },
         ec2: BTreeMap::from([(
             "vol-1".into(),

@@ -327,6 +327,7 @@ impl Objects {
         let workload_synced = match kind {
             WorkloadKind::StatefulSet => n.sets.synced,
             WorkloadKind::Deployment => n.deploys.synced,
+            WorkloadKind::Claim => true,
         };
         if !(n.pods.synced
             && n.claims.synced
@@ -368,6 +369,17 @@ impl Objects {
                 };
                 (d.map(Owned::Deployment), pods)
             }
+            WorkloadKind::Claim => {
+                // The pods that mount it: the namespace's are scanned.
+                let pods = n
+                    .pods
+                    .store
+                    .state()
+                    .into_iter()
+                    .filter(|p| convert::mounts(p, claims))
+                    .collect();
+                (Some(Owned::Claim), pods)
+            }
         };
         Some(Parts {
             pods,
@@ -386,6 +398,7 @@ impl Objects {
 enum Owned {
     StatefulSet(Arc<StatefulSet>),
     Deployment(Arc<Deployment>),
+    Claim,
 }
 
 impl Owned {
@@ -393,13 +406,15 @@ impl Owned {
         match self {
             Self::StatefulSet(s) => convert::Workload::StatefulSet(s),
             Self::Deployment(d) => convert::Workload::Deployment(d),
+            Self::Claim => convert::Workload::Claim,
         }
     }
 
-    fn metadata(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    fn metadata(&self) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> {
         match self {
-            Self::StatefulSet(s) => &s.metadata,
-            Self::Deployment(d) => &d.metadata,
+            Self::StatefulSet(s) => Some(&s.metadata),
+            Self::Deployment(d) => Some(&d.metadata),
+            Self::Claim => None,
         }
     }
 }
@@ -446,8 +461,8 @@ impl Parts<'_> {
         let mut add = |kind: u8, m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
             (kind, &m.name, &m.resource_version).hash(&mut h);
         };
-        if let Some(s) = &self.set {
-            add(0, s.metadata());
+        if let Some(m) = self.set.as_ref().and_then(Owned::metadata) {
+            add(0, m);
         }
         self.pods.iter().for_each(|p| add(1, &p.metadata));
         self.attachments.values().for_each(|a| add(2, &a.metadata));
@@ -529,7 +544,7 @@ impl WatchCache {
                     .namespaces
                     .get_mut(ns)
                     .and_then(|n| n.deploys_writer.take()),
-                WorkloadKind::StatefulSet => None,
+                WorkloadKind::StatefulSet | WorkloadKind::Claim => None,
             };
             (writers, deploys)
         };

@@ -244,9 +244,10 @@ impl Cluster {
             ..Default::default()
         };
         for ns in scopes {
-            let (sets, deploys, claims, scalers) = futures::try_join!(
+            let (sets, deploys, pods, claims, scalers) = futures::try_join!(
                 self.list(self.namespaced::<StatefulSet>(ns), "statefulsets"),
                 self.list(self.namespaced::<Deployment>(ns), "deployments"),
+                self.list(self.namespaced::<Pod>(ns), "pods"),
                 self.list(
                     self.namespaced::<PersistentVolumeClaim>(ns),
                     "persistentvolumeclaims"
@@ -276,6 +277,11 @@ impl Cluster {
                 }
             }
             view.claims.extend(claims.iter().map(convert::pvc));
+            for p in &pods {
+                let ns = p.metadata.namespace.clone().unwrap_or_default();
+                view.mounted
+                    .extend(convert::mounted(p).map(|c| (ns.clone(), c.to_string())));
+            }
         }
         let (pvs, nodes, classes, fences) = futures::try_join!(
             self.list(
@@ -457,6 +463,7 @@ impl Cluster {
                 ))?;
                 Ok(d.as_ref().map(convert::deployment))
             }
+            WorkloadKind::Claim => Ok(None),
         }
     }
 
@@ -523,6 +530,7 @@ impl Cluster {
                             .await
                             .map_err(api_err(ctx, format!("get Deployment {ns}/{sts}")))?,
                     ),
+                    WorkloadKind::Claim => (None, None),
                 };
                 // Without a workload (or a selector) only ordinal names tell its pods:
                 // all of the namespace's are read.
@@ -570,6 +578,7 @@ impl Cluster {
         let workload = match (&set, &deploy) {
             (Some(s), _) => Some(convert::Workload::StatefulSet(s)),
             (_, Some(d)) => Some(convert::Workload::Deployment(d)),
+            _ if kind == WorkloadKind::Claim => Some(convert::Workload::Claim),
             _ => None,
         };
         Ok(convert::side(

@@ -187,6 +187,7 @@ pub fn pvc(c: &PersistentVolumeClaim) -> Pvc {
         storage_class,
         deleting: c.metadata.deletion_timestamp.is_some(),
         migration: annotation(&c.metadata, MIGRATION).cloned(),
+        labels: c.metadata.labels.clone().unwrap_or_default(),
     }
 }
 
@@ -300,13 +301,16 @@ pub enum Workload<'a> {
     StatefulSet(&'a K8sStatefulSet),
     /// Pods its selector matches (they are owned by its ReplicaSets).
     Deployment(&'a Deployment),
+    /// No workload: the pods that mount the app's claims.
+    Claim,
 }
 
 impl Workload<'_> {
-    fn converted(&self) -> StatefulSet {
+    fn converted(&self) -> Option<StatefulSet> {
         match self {
-            Self::StatefulSet(s) => statefulset(s),
-            Self::Deployment(d) => deployment(d),
+            Self::StatefulSet(s) => Some(statefulset(s)),
+            Self::Deployment(d) => Some(deployment(d)),
+            Self::Claim => None,
         }
     }
 
@@ -315,8 +319,22 @@ impl Workload<'_> {
         match self {
             Self::StatefulSet(s) => s.spec.as_ref().map(|s| &s.selector),
             Self::Deployment(d) => d.spec.as_ref().map(|s| &s.selector),
+            Self::Claim => None,
         }
     }
+}
+
+/// Whether pod `p` mounts one of `claims`.
+pub fn mounts(p: &Pod, claims: &[String]) -> bool {
+    mounted(p).any(|c| claims.iter().any(|n| n == c))
+}
+
+/// The claims pod `p` mounts.
+pub fn mounted(p: &Pod) -> impl Iterator<Item = &str> {
+    p.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.as_str()))
 }
 
 /// Whether `labels` satisfy `selector` (matchLabels and matchExpressions, as the API
@@ -409,6 +427,7 @@ pub fn side<'a>(
     pvs: &[String],
 ) -> Side {
     let owned = |p: &Pod| match set {
+        Some(Workload::Claim) => mounts(p, claims),
         Some(Workload::Deployment(d)) => {
             let labels = p.metadata.labels.clone().unwrap_or_default();
             Workload::Deployment(d)
@@ -435,7 +454,7 @@ pub fn side<'a>(
     let named =
         |n: &Option<String>, among: &[String]| n.as_ref().is_some_and(|n| among.contains(n));
     Side {
-        sts: set.map(|w| w.converted()),
+        sts: set.and_then(|w| w.converted()),
         pods: pods.into_iter().filter(|p| owned(p)).count() as u32,
         attachments: attachments
             .into_iter()

@@ -177,7 +177,9 @@ pub fn set_retention(
 pub fn scale(kind: WorkloadKind, ns: &str, name: &str, replicas: i32) -> Mutation {
     let path = match kind {
         WorkloadKind::StatefulSet => statefulset_path(ns, name),
-        WorkloadKind::Deployment => format!("{}/{name}", Deployment::url_path(&(), Some(ns))),
+        WorkloadKind::Deployment | WorkloadKind::Claim => {
+            format!("{}/{name}", Deployment::url_path(&(), Some(ns)))
+        }
     };
     Mutation {
         method: Method::Patch,

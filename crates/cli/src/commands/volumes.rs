@@ -89,6 +89,7 @@ pub async fn grant(a: VolumesGrantArgs) -> anyhow::Result<ExitCode> {
         filter: baton_core::planner::Selection {
             namespaces: a.namespaces.clone(),
             labels: a.labels.clone(),
+            claims: Vec::new(),
         },
         options: Default::default(),
         ebs_csi_roles: a.ebs_csi_roles.clone(),

@@ -30,6 +30,7 @@ pub fn claim() -> Pvc {
         storage_class: "gp3".into(),
         deleting: false,
         migration: None,
+        labels: Default::default(),
     }
 }
 

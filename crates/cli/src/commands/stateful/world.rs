@@ -219,7 +219,28 @@ async fn read_and_plan(
             .into());
         }
     }
-    let namespaces = &selection.filter.namespaces;
+    // The selected namespaces (all when none), and those of the claims named by --claim.
+    let f = &selection.filter;
+    let namespaces: Vec<String> =
+        if f.namespaces.is_empty() && f.labels.is_empty() && !f.claims.is_empty() {
+            f.claims
+                .iter()
+                .map(|(ns, _)| ns.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        } else if f.namespaces.is_empty() {
+            Vec::new()
+        } else {
+            f.namespaces
+                .iter()
+                .chain(f.claims.iter().map(|(ns, _)| ns))
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
+    let namespaces = &namespaces;
     let (b, g) = futures::try_join!(blue.view(namespaces), green.view(namespaces))?;
     let ids: Vec<String> = b
         .volumes
