@@ -77,8 +77,14 @@ fn plan_table(plan: &Plan) -> String {
                 .filter(|p| p.severity == Severity::Blocking)
                 .count();
             let warnings = a.problems.len() - blocking;
+            let kind = match a.kind {
+                baton_core::world::WorkloadKind::Claim => "claim",
+                baton_core::world::WorkloadKind::Deployment => "deployment",
+                baton_core::world::WorkloadKind::StatefulSet => "statefulset",
+            };
             vec![
                 a.key(),
+                kind.into(),
                 a.replicas.to_string(),
                 a.volumes.len().to_string(),
                 green,
@@ -95,7 +101,9 @@ fn plan_table(plan: &Plan) -> String {
         })
         .collect();
     out += &table(
-        &["APP", "REPLICAS", "VOLUMES", "GREEN", "MOVE", "PROBLEMS"],
+        &[
+            "APP", "KIND", "REPLICAS", "VOLUMES", "GREEN", "MOVE", "PROBLEMS",
+        ],
         &apps,
     );
     let vols: Vec<Vec<String>> = plan
