@@ -127,20 +127,24 @@ Examples:
     /// The emulated EKS environment baton is tested on, for rehearsals and for kubectl.
     #[command(subcommand)]
     Sim(SimCommand),
-    /// Show what moving blue's StatefulSets to green would do, and every problem in the way.
+    /// Show what moving blue's stateful apps to green would do, and every problem in the way.
     ///
-    /// Read-only. Per app: replicas, claims, PVs, each EBS volume's id, zone, size, type and
+    /// Read-only. An app is a StatefulSet with claim templates, a Deployment whose pods
+    /// mount claims, or a bound claim no workload names (moved on its own). Per app: kind,
+    /// what could scale blue back up (fenced by migrate), replicas, claims, PVs, each EBS volume's id, zone, size, type and
     /// encryption, CSI or in-tree, reclaim policy, green's readiness, and each problem with
     /// the object it concerns and the fix. Exit code 3 when a problem blocks the move.
     #[command(after_help = "\
 Examples:
   baton plan --from blue --to green
-  baton plan --from blue --to green -n orders -o yaml --out plan.yaml")]
+  baton plan --from blue --to green -n orders -o yaml --out plan.yaml
+  baton plan --from blue --to green --claim archive/archive-data")]
     Plan(PlanArgs),
-    /// Move blue's StatefulSets to green on their own EBS volumes (re-bound, never copied).
+    /// Move blue's stateful apps to green on their own EBS volumes (re-bound, never copied).
     ///
     /// Per app, in the order that keeps the data safe at every step: blue's PVs made Retain (original recorded) before
-    /// anything else; then the window: blue scaled to 0, its pods gone, its volume
+    /// anything else; whatever would scale blue back up paused (Argo CD automated sync,
+    /// Flux suspend, KEDA paused-replicas; put back by rollback, kept by commit); then the window: blue scaled to 0, its pods gone, its volume
     /// attachments gone and EC2 reporting the volumes available; an EBS snapshot started
     /// (not awaited); green's claim created with volumeName; green's PV created with
     /// claimRef.uid and Retain; Bound; green scaled up; Ready. Every mutation is journaled
@@ -996,13 +1000,13 @@ pub struct AwsArgs {
     pub endpoint_url: Option<String>,
 }
 
-/// Which StatefulSets.
+/// Which apps (StatefulSets, Deployments with volumes, standalone claims).
 #[derive(Debug, Args, Clone, Default)]
 pub struct SelectionArgs {
-    /// Only StatefulSets in this namespace (repeatable; default: all).
+    /// Only apps in this namespace (repeatable; default: all).
     #[arg(short = 'n', long = "namespace", value_name = "NS")]
     pub namespaces: Vec<String>,
-    /// Only StatefulSets with this label (KEY=VALUE, repeatable: all must match).
+    /// Only apps with this label (KEY=VALUE, repeatable: all must match).
     #[arg(short = 'l', long = "selector", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
     /// A bound claim that no workload mounts, moved on its own (NS/NAME, repeatable);
