@@ -135,3 +135,50 @@ fn a_standalone_claim_moves_on_its_own_and_a_mounted_one_is_refused() {
     assert!(blue["items"].as_array().unwrap().is_empty(), "{blue}");
     assert_eq!(sim.tags(&ids).len(), 1, "the volume is gone");
 }
+
+/// A crash after every mutation of a Deployment's move (and of a claim's), then resume
+/// or rollback: no volume is lost, green's PVs stay reserved, blue's claims stay Bound,
+/// and the move converges either way.
+#[test]
+fn a_crash_at_any_mutation_of_a_deployment_or_a_claim_converges() {
+    let sim = common::sim_up_with(&["--scenario", "shapes"]);
+    let plan: Value = serde_json::from_str(&sim.ok(&[
+        "plan", "--from", "blue", "--to", "green", "-n", "media", "-n", "archive", "-o", "json",
+    ]))
+    .unwrap();
+    let ids = common::plan_volume_ids(&plan);
+    assert_eq!(ids.len(), 2);
+    let apps = ["-n", "media", "-n", "archive", "--parallel", "1"];
+    // thumbnailer: Retain, scale blue, re-tag, snapshot, claim, PV, scale green;
+    // archive-data: Retain, re-tag, snapshot, claim, PV.
+    for k in 1..=12 {
+        let dir = format!("crash-{k}");
+        let o = sim.migrate_with(
+            &dir,
+            &apps,
+            &[("BATON_CRASH_AFTER_MUTATIONS", k.to_string())],
+        );
+        assert!(!o.status.success(), "k={k}: the run should have crashed");
+        assert_eq!(sim.tags(&ids).len(), 2, "k={k}: a volume is gone");
+        sim.assert_green_pvs_reserved(&format!("k={k}"));
+        for ns in ["media", "archive"] {
+            let c = sim.kubectl_json("blue", &["get", "pvc", "-n", ns]);
+            for claim in c["items"].as_array().unwrap() {
+                assert_eq!(claim["status"]["phase"], "Bound", "k={k}: {claim}");
+            }
+        }
+        if k % 2 == 1 {
+            sim.ok(&["migrate", "--resume", "--state-dir", &dir, "--yes"]);
+            let g = sim.kubectl_json(
+                "green",
+                &["get", "deployment", "-n", "media", "thumbnailer"],
+            );
+            assert_eq!(g["status"]["readyReplicas"], 1, "k={k}: {g}");
+        }
+        sim.ok(&["rollback", "--state-dir", &dir, "--yes"]);
+        let b = sim.kubectl_json("blue", &["get", "deployment", "-n", "media", "thumbnailer"]);
+        assert_eq!(b["status"]["readyReplicas"], 1, "k={k}: blue not back: {b}");
+        let g = sim.kubectl_json("green", &["get", "pvc", "-A"]);
+        assert!(g["items"].as_array().unwrap().is_empty(), "k={k}: {g}");
+    }
+}
