@@ -470,3 +470,59 @@ fn fences_hold_under_faults() {
     );
     assert!(!stopped("catalog", "catalog-db") && !stopped("ledger", "ledger-db"));
 }
+
+/// One Flux Kustomization managing two apps: rolling back one leaves it paused (it still
+/// fences the other, whose blue must not come back while green holds its volumes); the
+/// rollback of the other puts it back.
+#[test]
+fn a_fence_two_apps_share_is_resumed_only_with_both() {
+    let sim = common::sim_up();
+    sim.grant_keys();
+    sim.trust_green();
+    install(&sim);
+    sim.kubectl(&[
+        "--context",
+        "blue",
+        "label",
+        "statefulset",
+        "-n",
+        "streaming",
+        "events-broker",
+        "kustomize.toolkit.fluxcd.io/name=orders",
+        "kustomize.toolkit.fluxcd.io/namespace=flux-system",
+    ]);
+    sim.migrate_ok("m", &["-n", "orders", "-n", "streaming"]);
+    assert_eq!(kustomization(&sim)["spec"]["suspend"], true);
+    let o = sim.baton(&[
+        "rollback",
+        "--state-dir",
+        "m",
+        "--app",
+        "orders/orders-db",
+        "--yes",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o.stderr));
+    assert!(
+        common::text(&o.stderr).contains("stays paused"),
+        "{}",
+        common::text(&o.stderr)
+    );
+    assert_eq!(
+        kustomization(&sim)["spec"]["suspend"],
+        true,
+        "resumed while events-broker is still on green"
+    );
+    // The Application is orders-db's alone: put back with it.
+    assert_eq!(
+        application(&sim)["spec"]["syncPolicy"]["automated"],
+        automated()
+    );
+    sim.ok(&["rollback", "--state-dir", "m", "--yes"]);
+    assert!(
+        kustomization(&sim)["spec"]
+            .get("suspend")
+            .is_none_or(Value::is_null),
+        "{}",
+        kustomization(&sim)
+    );
+}

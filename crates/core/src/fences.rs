@@ -103,6 +103,12 @@ impl FenceKind {
         }
     }
 
+    /// Whether its pause itself scales the target to 0 (KEDA's `paused-replicas: "0"`):
+    /// pausing it stops blue, so it happens where blue would be stopped.
+    pub fn stops_target(self) -> bool {
+        self == Self::ScaledObject
+    }
+
     /// The value of the fenced field on `obj` (`null` when unset).
     pub fn current(self, obj: &Value) -> Value {
         match self {
@@ -178,6 +184,11 @@ pub struct Fence {
     pub namespace: String,
     /// Its name.
     pub name: String,
+    /// It also fences other apps of the plan (one Application managing several
+    /// StatefulSets): an app's rollback does not resume it; the rollback of all of them
+    /// does, once every one has let go (`baton rollback`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 impl Fence {
@@ -272,6 +283,7 @@ impl FenceObject {
                     .as_str()
                     .unwrap_or_default()
                     .to_string(),
+                shared: false,
             },
             active: kind.active(obj),
             targets,

@@ -556,6 +556,9 @@ impl AppPhase {
                     Self::Preparing
                 }
                 Action::ScaleBlue { .. } => Self::Draining,
+                // A ScaledObject paused at 0 stops blue itself; the others do not.
+                Action::PauseFence { fence } if fence.kind.stops_target() => Self::Draining,
+                Action::PauseFence { .. } => Self::Preparing,
                 Action::ScaleGreen { .. } => Self::Starting,
                 _ => Self::HandingOver,
             },
@@ -729,13 +732,6 @@ fn next_migrate(app: &AppPlan, obs: &Observed) -> Decision {
     if let Some(d) = retain_first(app, obs) {
         return d;
     }
-    // Nothing may scale blue back up once it is stopped: fences first (and again,
-    // should one be undone while the app moves).
-    for f in &app.fences {
-        if obs.fences.get(&f.key()).is_some_and(|seen| seen.active) {
-            return act(Action::PauseFence { fence: f.clone() });
-        }
-    }
     let claim = app.kind == WorkloadKind::Claim;
     // A claim moving on its own has no workload; a pod mounting it stops the move.
     if claim && obs.blue.pods > 0 {
@@ -801,6 +797,17 @@ fn next_migrate(app: &AppPlan, obs: &Observed) -> Decision {
         }
     }
 
+    // Nothing may scale blue back up once it is stopped: its fences are paused after
+    // every check that can stop the app and before blue stops (and again, should one be
+    // undone while the app moves). The other kinds first: a ScaledObject paused at 0
+    // stops blue itself.
+    let mut fences: Vec<&Fence> = app.fences.iter().collect();
+    fences.sort_by_key(|f| f.kind.stops_target());
+    for f in fences {
+        if obs.fences.get(&f.key()).is_some_and(|seen| seen.active) {
+            return act(Action::PauseFence { fence: f.clone() });
+        }
+    }
     // The window: stop blue and wait until EC2 lets go of the volumes.
     let blue_replicas = obs.blue.sts.as_ref().map_or(0, |s| s.replicas);
     if blue_replicas > 0 {
@@ -1013,6 +1020,7 @@ fn next_rollback(app: &AppPlan, obs: &Observed) -> Decision {
 fn resume_fences(app: &AppPlan, obs: &Observed) -> Option<Decision> {
     app.fences
         .iter()
+        .filter(|f| !f.shared)
         .find_map(|f| match obs.fences.get(&f.key()) {
             Some(FenceSeen {
                 active: false,

@@ -39,14 +39,21 @@ impl Selection {
         self.claims.is_empty() || !self.namespaces.is_empty() || !self.labels.is_empty()
     }
 
-    /// Whether a standalone claim is selected: named by `--claim`, or by the selectors.
+    /// Whether a standalone claim is selected: named by `--claim`, or by a namespace or
+    /// label selector (never by selecting everything: an unnamed claim moves only where
+    /// it was asked for).
     pub fn selects_claim(&self, c: &Pvc) -> bool {
+        self.names_claim(c)
+            || ((!self.namespaces.is_empty() || !self.labels.is_empty())
+                && (self.namespaces.is_empty() || self.namespaces.contains(&c.namespace))
+                && self.labels.iter().all(|(k, v)| c.labels.get(k) == Some(v)))
+    }
+
+    /// Whether `--claim` names it.
+    fn names_claim(&self, c: &Pvc) -> bool {
         self.claims
             .iter()
             .any(|(ns, n)| *ns == c.namespace && *n == c.name)
-            || (self.by_selectors()
-                && (self.namespaces.is_empty() || self.namespaces.contains(&c.namespace))
-                && self.labels.iter().all(|(k, v)| c.labels.get(k) == Some(v)))
     }
 }
 
@@ -156,6 +163,17 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
         apps.push(app);
     }
     for (ns, name) in &selection.claims {
+        if let Some(c) = inputs.blue.claim(ns, name)
+            && let Some(owner) = owner_of(inputs.blue, c)
+        {
+            problems.push(Problem::blocking(
+                "claim-of-workload",
+                format!("PersistentVolumeClaim {}/{ns}/{name}", inputs.blue.context),
+                format!("it belongs to {owner}: it moves with it, not on its own"),
+                "move the workload instead (select it with -n or -l)",
+            ));
+            continue;
+        }
         if inputs
             .blue
             .claim(ns, name)
@@ -170,6 +188,14 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
         }
     }
     apps.sort_by_key(|a| (a.key(), a.kind));
+    // A fence several apps share is resumed only with all of them.
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for f in apps.iter().flat_map(|a| &a.fences) {
+        *count.entry(f.key()).or_default() += 1;
+    }
+    for f in apps.iter_mut().flat_map(|a| &mut a.fences) {
+        f.shared = count[&f.key()] > 1;
+    }
     // An app is its namespace and name everywhere (journal, status, --app): a
     // Deployment named as a StatefulSet beside it cannot be told apart.
     for i in 1..apps.len() {
@@ -199,39 +225,51 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
 /// Blue's claims that move on their own: selected, Bound, named by no workload (a
 /// `--claim` one even when a pod mounts it: the plan refuses it, saying so).
 fn standalone_claims<'a>(blue: &'a ClusterView, selection: &Selection) -> Vec<&'a Pvc> {
-    let of_workload = |c: &Pvc| {
-        blue.statefulsets
-            .iter()
-            .filter(|s| s.namespace == c.namespace)
-            .any(|s| {
-                s.templates.iter().any(|t| {
+    blue.claims
+        .iter()
+        .filter(|c| c.phase == "Bound" && selection.selects_claim(c))
+        .filter(|c| owner_of(blue, c).is_none())
+        .filter(|c| {
+            // Found by the selectors: an EBS claim nothing mounts. Named: planned, and
+            // refused when mounted.
+            selection.names_claim(c)
+                || (!blue
+                    .mounted
+                    .contains(&(c.namespace.clone(), c.name.clone()))
+                    && blue
+                        .volume(&c.volume_name)
+                        .is_some_and(|pv| pv.volume_id.is_some()))
+        })
+        .collect()
+}
+
+/// The workload a claim belongs to, if any: a StatefulSet's template claim (even of a
+/// scaled-down ordinal) or one its pod template mounts, a Deployment's (even at 0), or
+/// an owner reference's (an operator's, a controller's).
+fn owner_of(blue: &ClusterView, c: &Pvc) -> Option<String> {
+    if c.owned {
+        return Some("its ownerReferences".into());
+    }
+    let sts = blue
+        .statefulsets
+        .iter()
+        .filter(|s| s.namespace == c.namespace)
+        .find(|s| {
+            s.claims.iter().any(|(_, n)| *n == c.name)
+                || s.templates.iter().any(|t| {
                     c.name
                         .strip_prefix(&format!("{}-{}-", t.name, s.name))
                         .is_some_and(|n| n.parse::<u32>().is_ok())
                 })
-            })
-            || blue
-                .deployments
-                .iter()
-                .filter(|d| d.namespace == c.namespace)
-                .any(|d| d.claims.iter().any(|(_, n)| *n == c.name))
-    };
-    let named = |c: &Pvc| {
-        selection
-            .claims
-            .iter()
-            .any(|(ns, n)| *ns == c.namespace && *n == c.name)
-    };
-    blue.claims
+        });
+    if let Some(s) = sts {
+        return Some(format!("StatefulSet {}", s.key()));
+    }
+    blue.deployments
         .iter()
-        .filter(|c| c.phase == "Bound" && selection.selects_claim(c) && !of_workload(c))
-        .filter(|c| {
-            named(c)
-                || !blue
-                    .mounted
-                    .contains(&(c.namespace.clone(), c.name.clone()))
-        })
-        .collect()
+        .filter(|d| d.namespace == c.namespace)
+        .find(|d| d.claims.iter().any(|(_, n)| *n == c.name))
+        .map(|d| format!("Deployment {}", d.key()))
 }
 
 /// A standalone claim as the app the planner plans: no pods, its one claim.

@@ -522,6 +522,7 @@ fn fenced_world() -> (AppPlan, Observed) {
             kind,
             namespace: ns.into(),
             name: name.into(),
+            shared: false,
         };
         obs.fences.insert(
             f.key(),

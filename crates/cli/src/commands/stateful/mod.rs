@@ -585,7 +585,87 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         false,
     )
     .await?;
-    finish(&outcomes, Mode::Rollback, a.output, &a.state_dir)
+    let code = finish(&outcomes, Mode::Rollback, a.output, &a.state_dir)?;
+    resume_shared_fences(&engine, &state, &plan, &outcomes).await?;
+    Ok(code)
+}
+
+/// A fence several apps share is put back only once every one of them is rolled back
+/// (each has let go of green and runs in blue again): before that, it still fences the
+/// others. Journaled as the apps' steps are; a fence already put back is left alone.
+async fn resume_shared_fences(
+    engine: &Engine,
+    state: &StateDir,
+    plan: &Plan,
+    outcomes: &[Outcome],
+) -> anyhow::Result<()> {
+    use baton_core::fences::FenceSeen;
+    use baton_core::journal::Event;
+    use baton_core::machine::Action;
+    let rolled_back = |key: &str| {
+        outcomes
+            .iter()
+            .any(|o| o.app == key && o.phase == AppPhase::RolledBack)
+    };
+    let mut shared: Vec<&baton_core::fences::Fence> = plan
+        .apps
+        .iter()
+        .flat_map(|a| a.fences.iter().filter(|f| f.shared))
+        .collect();
+    shared.sort();
+    shared.dedup_by_key(|f| f.key());
+    for f in shared {
+        let sharing: Vec<&AppPlan> = plan
+            .apps
+            .iter()
+            .filter(|a| a.fences.iter().any(|x| x.key() == f.key()))
+            .collect();
+        if !sharing.iter().all(|a| rolled_back(&a.key())) {
+            errln!(
+                "{f} stays paused: it also fences {}, not rolled back",
+                sharing
+                    .iter()
+                    .filter(|a| !rolled_back(&a.key()))
+                    .map(|a| a.key())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            continue;
+        }
+        let Some(obj) = engine.blue.fence(f).await? else {
+            continue;
+        };
+        let FenceSeen {
+            active: false,
+            original: Some(original),
+        } = FenceSeen::of(f.kind, &obj)
+        else {
+            continue;
+        };
+        let action = Action::ResumeFence {
+            fence: f.clone(),
+            original: original.clone(),
+        };
+        state.record(
+            None,
+            Event::Began {
+                action: action.clone(),
+            },
+        )?;
+        engine
+            .blue
+            .send(&baton_kube::fences::restore(f, &original))
+            .await?;
+        state.record(
+            None,
+            Event::Done {
+                action,
+                result: None,
+            },
+        )?;
+        errln!("{f}: put back ({} to {original})", f.kind.field());
+    }
+    Ok(())
 }
 
 /// `baton commit`.

@@ -69,6 +69,16 @@ pub struct Outcome {
     pub fences_kept: Vec<String>,
 }
 
+/// Whether carrying out `d` stops blue: scaling it to 0, or pausing a fence that scales
+/// it to 0 itself (KEDA's `paused-replicas: "0"`). Only in a `--max-down` slot.
+fn stops_blue(d: &Decision) -> bool {
+    match d {
+        Decision::Act(Action::ScaleBlue { replicas: 0 }) => true,
+        Decision::Act(Action::PauseFence { fence }) => fence.kind.stops_target(),
+        _ => false,
+    }
+}
+
 /// How many apps run at once.
 #[derive(Debug, Clone, Copy)]
 pub struct Parallel {
@@ -358,7 +368,7 @@ impl<'a, H: Hands> AppRun<'a, H> {
         if self.mode != Mode::Migrate || self.slot.permit.is_some() {
             return Some(d);
         }
-        let stops_blue = matches!(d, Decision::Act(Action::ScaleBlue { replicas: 0 }));
+        let stops_blue = stops_blue(&d);
         if stops_blue {
             if let Ok(p) = self.slots.sem.try_acquire() {
                 self.slot.permit = Some(p);
@@ -391,9 +401,7 @@ impl<'a, H: Hands> AppRun<'a, H> {
     }
 
     async fn carry_out(&mut self, obs: Observed, d: Decision) -> Flow {
-        if matches!(d, Decision::Act(Action::ScaleBlue { replicas: 0 }))
-            && self.slot.permit.is_some()
-        {
+        if stops_blue(&d) && self.slot.permit.is_some() {
             self.slot.down = true;
         }
         let phase = AppPhase::of(self.mode, &d);
