@@ -80,6 +80,7 @@ fn apply_action(app: &AppPlan, obs: &mut Observed, a: &Action) {
                     deleting: false,
                     migration: Some(obs.migration.clone()),
                     labels: Default::default(),
+                    owned: false,
                 },
             );
         }
@@ -330,6 +331,7 @@ pub fn example(
                 deleting: false,
                 migration: None,
                 labels: Default::default(),
+                owned: false,
             },
         );
         obs.blue.volumes.insert(

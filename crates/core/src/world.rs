@@ -129,6 +129,9 @@ pub struct Pvc {
     /// Labels (for `--selector`, when the claim moves on its own).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// It has ownerReferences (an operator's, a controller's): never moved on its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owned: bool,
 }
 
 /// `persistentVolumeClaimRetentionPolicy` of a StatefulSet.

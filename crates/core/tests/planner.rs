@@ -660,4 +660,11 @@ fn a_bound_claim_no_workload_names_moves_on_its_own_and_a_mounted_one_is_refused
     // A --claim that names nothing.
     let p = run_sel(&w, &sel(&[("orders", "nope")], &[]));
     assert_eq!(blocking(&p), ["claim-missing"]);
+    // A --claim that names a workload's claim: it moves with the workload.
+    let p = run_sel(&w, &sel(&[("orders", "data-db-0")], &[]));
+    assert_eq!(blocking(&p), ["claim-of-workload"]);
+    // Nothing selected at all: no claim moves on its own unless asked for.
+    w.blue.mounted.clear();
+    let p = run_sel(&w, &sel(&[], &[]));
+    assert!(p.apps.iter().all(|a| a.kind != WorkloadKind::Claim));
 }

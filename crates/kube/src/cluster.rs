@@ -278,6 +278,10 @@ impl Cluster {
             }
             view.claims.extend(claims.iter().map(convert::pvc));
             for p in &pods {
+                let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                if matches!(phase, Some("Succeeded" | "Failed")) {
+                    continue;
+                }
                 let ns = p.metadata.namespace.clone().unwrap_or_default();
                 view.mounted
                     .extend(convert::mounted(p).map(|c| (ns.clone(), c.to_string())));

@@ -188,6 +188,11 @@ pub fn pvc(c: &PersistentVolumeClaim) -> Pvc {
         deleting: c.metadata.deletion_timestamp.is_some(),
         migration: annotation(&c.metadata, MIGRATION).cloned(),
         labels: c.metadata.labels.clone().unwrap_or_default(),
+        owned: c
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|o| !o.is_empty()),
     }
 }
 
@@ -246,7 +251,17 @@ pub fn statefulset(s: &K8sStatefulSet) -> StatefulSet {
             .flatten()
             .map(|o| (o.api_version.clone(), o.kind.clone(), o.name.clone()))
             .collect(),
-        claims: Vec::new(),
+        // Claims its pod template mounts by name (beside its templates' own).
+        claims: spec
+            .template
+            .spec
+            .iter()
+            .flat_map(|p| p.volumes.iter().flatten())
+            .filter_map(|v| {
+                let c = v.persistent_volume_claim.as_ref()?;
+                Some((v.name.clone(), c.claim_name.clone()))
+            })
+            .collect(),
     }
 }
 
@@ -426,9 +441,20 @@ pub fn side<'a>(
     claims: &[String],
     pvs: &[String],
 ) -> Side {
+    // A pod that ended (Succeeded, Failed: an evicted one stays until pod GC) holds no
+    // volume and stops with nothing: a Deployment's and a claim's count live pods only.
+    let ended = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
+    };
     let owned = |p: &Pod| match set {
-        Some(Workload::Claim) => mounts(p, claims),
+        Some(Workload::Claim) => !ended(p) && mounts(p, claims),
         Some(Workload::Deployment(d)) => {
+            if ended(p) {
+                return false;
+            }
             let labels = p.metadata.labels.clone().unwrap_or_default();
             Workload::Deployment(d)
                 .selector()

@@ -445,11 +445,23 @@ async fn deployment_scales_pods_and_reports_available() {
         .await
         .unwrap();
     wait(deploys.clone(), "web", avail(1)).await;
-    let pods = Api::<Pod>::namespaced(client, "default")
-        .list(&ListParams::default().labels("app=web"))
-        .await
-        .unwrap();
-    assert_eq!(pods.items.len(), 1);
+    // Status counts the pods that are not terminating; the two deleted ones are gone
+    // once their deletion has run (at once, or after a graceful stop).
+    let pods = Api::<Pod>::namespaced(client, "default");
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items
+            .len();
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 1, "the scaled-down pods are not gone");
 }
 
 #[tokio::test]

@@ -31,6 +31,7 @@ pub fn claim() -> Pvc {
         deleting: false,
         migration: None,
         labels: Default::default(),
+        owned: false,
     }
 }
 
