@@ -746,7 +746,7 @@ fn print_kept_fences(apps: &[AppPlan], outcomes: &[Outcome]) {
         "\nKept paused in blue (blue must never scale these apps up again: their claims are gone):\n{}",
         table(&["FENCE", "FIELD", "APP"], &rows)
     );
-    out!(
+    outln!(
         "Make each pause permanent where the object comes from (Git, Helm values), or remove the object with blue when you retire it."
     );
 }
