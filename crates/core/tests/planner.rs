@@ -106,6 +106,10 @@ fn world() -> World {
 }
 
 fn run(w: &World, options: &PlanOptions) -> Plan {
+    run_selecting(w, &Selection::default(), options)
+}
+
+fn run_selecting(w: &World, selection: &Selection, options: &PlanOptions) -> Plan {
     plan(
         &Inputs {
             blue: &w.blue,
@@ -117,7 +121,7 @@ fn run(w: &World, options: &PlanOptions) -> Plan {
             drivers: Default::default(),
             pod_roles: None,
         },
-        &Selection::default(),
+        selection,
         options,
     )
 }
@@ -292,24 +296,7 @@ fn a_saved_plan_is_stale_when_the_world_moved() {
 #[test]
 fn selection_by_namespace_and_label() {
     let w = world();
-    let p = |sel: Selection| {
-        plan(
-            &Inputs {
-                blue: &w.blue,
-                green: &w.green,
-                ec2: &w.ec2,
-                vpcs: w.vpcs.clone(),
-                aws_region: w.aws_region.clone(),
-                now: String::new(),
-                drivers: Default::default(),
-                pod_roles: None,
-            },
-            &sel,
-            &PlanOptions::default(),
-        )
-        .apps
-        .len()
-    };
+    let p = |sel: Selection| run_selecting(&w, &sel, &PlanOptions::default()).apps.len();
     assert_eq!(
         p(Selection {
             claims: vec![],
@@ -619,22 +606,7 @@ fn a_bound_claim_no_workload_names_moves_on_its_own_and_a_mounted_one_is_refused
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect(),
     };
-    let run_sel = |w: &World, s: &Selection| {
-        plan(
-            &Inputs {
-                blue: &w.blue,
-                green: &w.green,
-                ec2: &w.ec2,
-                vpcs: w.vpcs.clone(),
-                aws_region: w.aws_region.clone(),
-                now: "2026-11-25T00:00:00Z".into(),
-                drivers: Default::default(),
-                pod_roles: None,
-            },
-            s,
-            &PlanOptions::default(),
-        )
-    };
+    let run_sel = |w: &World, s: &Selection| run_selecting(w, s, &PlanOptions::default());
     // -n orders: the StatefulSet and the standalone claim.
     let p = run_sel(&w, &sel(&[], &["orders"]));
     let kinds: Vec<(WorkloadKind, String)> =
