@@ -17,7 +17,6 @@ use std::time::Duration;
 use baton_aws::{Filter, NetworkInterface, Subnet};
 use baton_sim::controllers::Delays;
 use baton_sim::estate::{Estate, EstateOptions};
-use baton_sim::resources::GroupResource;
 use baton_sim::scenario::{self, Scenario, Seeded};
 use common::estate::moto_endpoint;
 use serde_json::{Value, json};
@@ -150,16 +149,7 @@ impl Bed {
     }
 
     fn list(&self, cluster: &str, plural: &str, group: &str) -> Vec<Value> {
-        let gr = GroupResource {
-            group: group.into(),
-            plural: plural.into(),
-        };
-        self.cluster(cluster)
-            .store
-            .txn(|t| t.list(&gr, None))
-            .iter()
-            .map(|o| (**o).clone())
-            .collect()
+        common::stored(self.cluster(cluster), group, plural)
     }
 
     /// The pods of namespace `app` in `cluster`.

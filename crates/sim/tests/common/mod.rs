@@ -135,3 +135,18 @@ pub async fn ok(bed: &Bed, args: &[&str]) -> String {
     assert!(o.ok, "kubectl {args:?} failed:\n{}\n{}", o.stdout, o.stderr);
     o.stdout
 }
+
+/// Every object of `group`/`plural` in `cluster`'s store, straight from the store (no
+/// API round trip), as values.
+pub fn stored(cluster: &baton_sim::Cluster, group: &str, plural: &str) -> Vec<serde_json::Value> {
+    let gr = baton_sim::resources::GroupResource {
+        group: group.into(),
+        plural: plural.into(),
+    };
+    cluster
+        .store
+        .txn(|t| t.list(&gr, None))
+        .iter()
+        .map(|o| (**o).clone())
+        .collect()
+}
