@@ -517,6 +517,12 @@ fn a_fence_two_apps_share_is_resumed_only_with_both() {
         application(&sim)["spec"]["syncPolicy"]["automated"],
         automated()
     );
+    // The dry run of the rollback of both shows the restore it will send.
+    let dry = sim.ok(&["rollback", "--state-dir", "m", "--dry-run"]);
+    assert!(
+        dry.contains("PATCH  /apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/orders"),
+        "{dry}"
+    );
     sim.ok(&["rollback", "--state-dir", "m", "--yes"]);
     assert!(
         kustomization(&sim)["spec"]

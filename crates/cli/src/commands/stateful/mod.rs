@@ -570,6 +570,15 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
     };
     if a.dry_run {
         dry_run::print(&engine, &apps, Mode::Rollback).await?;
+        let keys: Vec<String> = apps.iter().map(AppPlan::key).collect();
+        let restores = shared_fence_restores(&engine, &plan, |k| keys.iter().any(|x| x == k));
+        let restores = restores.await?;
+        if !restores.is_empty() {
+            outln!("# fences the apps share (once every one is back)");
+            for (_, m) in restores {
+                outln!("{:<6} {m}", engine.blue.context);
+            }
+        }
         return Ok(ExitCode::from(code::OK));
     }
     confirm(
@@ -590,23 +599,16 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-/// A fence several apps share is put back only once every one of them is rolled back
-/// (each has let go of green and runs in blue again): before that, it still fences the
-/// others. Journaled as the apps' steps are; a fence already put back is left alone.
-async fn resume_shared_fences(
+/// The fences several apps share whose every app is in `back` (rolled back, or in a dry
+/// run about to be), each with the restore to send: before that, a shared fence still
+/// fences the others. One paused by someone else, or put back already, has none.
+async fn shared_fence_restores(
     engine: &Engine,
-    state: &StateDir,
     plan: &Plan,
-    outcomes: &[Outcome],
-) -> anyhow::Result<()> {
+    back: impl Fn(&str) -> bool,
+) -> anyhow::Result<Vec<(baton_core::machine::Action, baton_kube::request::Mutation)>> {
     use baton_core::fences::FenceSeen;
-    use baton_core::journal::Event;
     use baton_core::machine::Action;
-    let rolled_back = |key: &str| {
-        outcomes
-            .iter()
-            .any(|o| o.app == key && o.phase == AppPhase::RolledBack)
-    };
     let mut shared: Vec<&baton_core::fences::Fence> = plan
         .apps
         .iter()
@@ -614,48 +616,65 @@ async fn resume_shared_fences(
         .collect();
     shared.sort();
     shared.dedup_by_key(|f| f.key());
+    let mut out = Vec::new();
     for f in shared {
-        let sharing: Vec<&AppPlan> = plan
+        let left: Vec<String> = plan
             .apps
             .iter()
             .filter(|a| a.fences.iter().any(|x| x.key() == f.key()))
+            .map(AppPlan::key)
+            .filter(|k| !back(k))
             .collect();
-        if !sharing.iter().all(|a| rolled_back(&a.key())) {
+        if !left.is_empty() {
             errln!(
                 "{f} stays paused: it also fences {}, not rolled back",
-                sharing
-                    .iter()
-                    .filter(|a| !rolled_back(&a.key()))
-                    .map(|a| a.key())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                left.join(", ")
             );
             continue;
         }
         let Some(obj) = engine.blue.fence(f).await? else {
             continue;
         };
-        let FenceSeen {
+        if let FenceSeen {
             active: false,
             original: Some(original),
         } = FenceSeen::of(f.kind, &obj)
-        else {
-            continue;
-        };
-        let action = Action::ResumeFence {
-            fence: f.clone(),
-            original: original.clone(),
-        };
+        {
+            let m = baton_kube::fences::restore(f, &original);
+            out.push((
+                Action::ResumeFence {
+                    fence: f.clone(),
+                    original,
+                },
+                m,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Puts back the shared fences of the apps rolled back, journaled as the apps' steps are.
+async fn resume_shared_fences(
+    engine: &Engine,
+    state: &StateDir,
+    plan: &Plan,
+    outcomes: &[Outcome],
+) -> anyhow::Result<()> {
+    use baton_core::journal::Event;
+    let rolled_back = |key: &str| {
+        outcomes
+            .iter()
+            .any(|o| o.app == key && o.phase == AppPhase::RolledBack)
+    };
+    for (action, m) in shared_fence_restores(engine, plan, rolled_back).await? {
         state.record(
             None,
             Event::Began {
                 action: action.clone(),
             },
         )?;
-        engine
-            .blue
-            .send(&baton_kube::fences::restore(f, &original))
-            .await?;
+        engine.blue.send(&m).await?;
+        errln!("{}", action.describe());
         state.record(
             None,
             Event::Done {
@@ -663,7 +682,6 @@ async fn resume_shared_fences(
                 result: None,
             },
         )?;
-        errln!("{f}: put back ({} to {original})", f.kind.field());
     }
     Ok(())
 }
