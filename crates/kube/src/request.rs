@@ -177,9 +177,10 @@ pub fn set_retention(
 pub fn scale(kind: WorkloadKind, ns: &str, name: &str, replicas: i32) -> Mutation {
     let path = match kind {
         WorkloadKind::StatefulSet => statefulset_path(ns, name),
-        WorkloadKind::Deployment | WorkloadKind::Claim => {
-            format!("{}/{name}", Deployment::url_path(&(), Some(ns)))
-        }
+        WorkloadKind::Deployment => format!("{}/{name}", Deployment::url_path(&(), Some(ns))),
+        // A claim has no scale: the machine never asks for one; were it asked, the API
+        // server answers 404 rather than a Deployment of that name being scaled.
+        WorkloadKind::Claim => claim_path(ns, name),
     };
     Mutation {
         method: Method::Patch,
