@@ -360,10 +360,7 @@ impl Objects {
                         .store
                         .state()
                         .into_iter()
-                        .filter(|p| {
-                            let labels = p.metadata.labels.clone().unwrap_or_default();
-                            convert::selects(&spec.selector, &labels)
-                        })
+                        .filter(|p| convert::selects_pod(&spec.selector, p))
                         .collect(),
                     None => Vec::new(),
                 };

@@ -352,6 +352,12 @@ pub fn mounted(p: &Pod) -> impl Iterator<Item = &str> {
         .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.as_str()))
 }
 
+/// Whether `selector` selects pod `p` (by its labels; none: an empty set).
+pub fn selects_pod(selector: &LabelSelector, p: &Pod) -> bool {
+    static NONE: BTreeMap<String, String> = BTreeMap::new();
+    selects(selector, p.metadata.labels.as_ref().unwrap_or(&NONE))
+}
+
 /// Whether `labels` satisfy `selector` (matchLabels and matchExpressions, as the API
 /// server's label selectors; an empty selector matches nothing, as a workload's must
 /// not be empty).
@@ -455,10 +461,9 @@ pub fn side<'a>(
             if ended(p) {
                 return false;
             }
-            let labels = p.metadata.labels.clone().unwrap_or_default();
             Workload::Deployment(d)
                 .selector()
-                .is_some_and(|s| selects(s, &labels))
+                .is_some_and(|s| selects_pod(s, p))
         }
         Some(Workload::StatefulSet(s)) => {
             p.metadata
