@@ -91,7 +91,7 @@ pub(crate) fn api_err(
 static LIST: std::sync::LazyLock<ListParams> = std::sync::LazyLock::new(ListParams::default);
 
 /// Repeats a read while it fails transiently (up to 4 tries, 50 ms doubling).
-async fn reread<T, F, Fut>(f: F) -> Result<T, kube::Error>
+pub(crate) async fn reread<T, F, Fut>(f: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, kube::Error>>,
@@ -213,8 +213,10 @@ impl Cluster {
     where
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
-        Ok(api
-            .list(&ListParams::default())
+        // A read is safe to repeat: a transient failure is retried here, so one failed
+        // list of a plan's many does not fail the plan.
+        let params = ListParams::default();
+        Ok(reread(|| api.list(&params))
             .await
             .map_err(api_err(&self.context, format!("list {what}")))?
             .items)

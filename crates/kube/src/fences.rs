@@ -8,7 +8,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::Value;
 
 use crate::KubeError;
-use crate::cluster::{Cluster, api_err};
+use crate::cluster::{Cluster, api_err, reread};
 use crate::request::{Method, Mutation, Tolerate};
 
 fn resource(kind: FenceKind) -> ApiResource {
@@ -58,7 +58,8 @@ impl Cluster {
     pub async fn fence_objects(&self) -> Result<Vec<FenceObject>, KubeError> {
         let lists = FenceKind::ALL.map(|kind| async move {
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource(kind));
-            match api.list(&ListParams::default()).await {
+            let params = ListParams::default();
+            match reread(|| api.list(&params)).await {
                 Ok(l) => Ok(l
                     .items
                     .iter()
@@ -81,7 +82,7 @@ impl Cluster {
     pub async fn fence(&self, f: &Fence) -> Result<Option<Value>, KubeError> {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &f.namespace, &resource(f.kind));
-        match api.get_opt(&f.name).await {
+        match reread(|| api.get_opt(&f.name)).await {
             Ok(o) => Ok(o.map(|o| serde_json::to_value(o).unwrap_or(Value::Null))),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
             Err(e) => Err(api_err(&self.context, format!("read {f}"))(e)),
