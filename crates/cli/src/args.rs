@@ -1014,6 +1014,15 @@ pub struct SelectionArgs {
     /// -n/-l; one a pod mounts is refused.
     #[arg(long = "claim", value_name = "NS/NAME", value_parser = parse_claim)]
     pub claims: Vec<(String, String)>,
+    /// Workloads that stop and start together, in one window (NAME=NS/KIND/NAME,…,
+    /// repeatable; KIND is statefulset or deployment). Blue's members stop in the reverse
+    /// of this order, green's start in it, each waiting for the one before to be Ready;
+    /// rollback undoes the whole group. Members without volumes (a proxy) move too.
+    /// Workloads of one namespace sharing an app.kubernetes.io/part-of value with a moving
+    /// app form a group by themselves (with volumes first, then by name); declare the order
+    /// here when it matters. Without -n or -l, only the groups (and --claim) are selected.
+    #[arg(long = "group", value_name = "NAME=NS/KIND/NAME,…", value_parser = parse_group)]
+    pub groups: Vec<baton_core::planner::DeclaredGroup>,
     /// Allow volumes with EBS multi-attach (you make sure nothing writes from both sides).
     #[arg(long)]
     pub allow_multi_attach: bool,
@@ -1042,6 +1051,53 @@ fn parse_claim(s: &str) -> Result<(String, String), String> {
             "expected NS/NAME (a claim's namespace and name), got {s:?}"
         )),
     }
+}
+
+fn parse_group(s: &str) -> Result<baton_core::planner::DeclaredGroup, String> {
+    use baton_core::world::WorkloadKind;
+    let (name, list) = s
+        .split_once('=')
+        .filter(|(n, l)| !n.is_empty() && !l.is_empty())
+        .ok_or_else(|| format!("expected NAME=NS/KIND/NAME,NS/KIND/NAME,…, got {s:?}"))?;
+    let mut members = Vec::new();
+    for m in list.split(',') {
+        let parts: Vec<&str> = m.split('/').collect();
+        let [ns, kind, n] = parts[..] else {
+            return Err(format!(
+                "group {name}: member {m:?} is not NS/KIND/NAME (e.g. db/statefulset/postgres)"
+            ));
+        };
+        let kind = match kind.to_ascii_lowercase().as_str() {
+            "statefulset" | "statefulsets" | "sts" => WorkloadKind::StatefulSet,
+            "deployment" | "deployments" | "deploy" => WorkloadKind::Deployment,
+            other => {
+                return Err(format!(
+                    "group {name}: member {m:?} has kind {other:?}; a group's members are statefulsets or deployments"
+                ));
+            }
+        };
+        if ns.is_empty() || n.is_empty() {
+            return Err(format!(
+                "group {name}: member {m:?} lacks a namespace or name"
+            ));
+        }
+        if members
+            .iter()
+            .any(|(a, _, b): &(String, WorkloadKind, String)| a == ns && b == n)
+        {
+            return Err(format!("group {name}: {ns}/{n} is named twice"));
+        }
+        members.push((ns.to_string(), kind, n.to_string()));
+    }
+    if members.len() < 2 {
+        return Err(format!(
+            "group {name} has one member; a group is two or more workloads (one alone moves without --group)"
+        ));
+    }
+    Ok(baton_core::planner::DeclaredGroup {
+        name: name.to_string(),
+        members,
+    })
 }
 
 fn parse_role(s: &str) -> Result<(String, String), String> {

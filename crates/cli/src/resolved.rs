@@ -101,6 +101,7 @@ impl From<&SelectionArgs> for Selection {
                 namespaces: a.namespaces.clone(),
                 labels: a.labels.clone(),
                 claims: a.claims.clone(),
+                groups: a.groups.clone(),
             },
             options: PlanOptions {
                 allow_multi_attach: a.allow_multi_attach,

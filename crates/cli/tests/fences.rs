@@ -381,7 +381,19 @@ fn live_gitops_controllers_are_held_off_by_the_fences() {
             )
         })
         .collect();
-    assert_eq!(fenced, ["Application/catalog", "Kustomization/ledger"]);
+    // ledger-proxy moves with ledger-db (their group), under the same Kustomization.
+    assert_eq!(
+        fenced,
+        [
+            "Application/catalog",
+            "Kustomization/ledger",
+            "Kustomization/ledger"
+        ]
+    );
+    assert_eq!(
+        plan["groups"][0]["members"],
+        json!(["ledger/ledger-db", "ledger/ledger-proxy"])
+    );
 
     sim.migrate_ok("m1", &apps);
     // Argo CD heals drift within a second: after five, blue must still be at 0.

@@ -754,7 +754,14 @@ fn next_migrate(app: &AppPlan, obs: &Observed) -> Decision {
             ));
         }
     };
-    if app.volumes.iter().all(|v| green_holds(v, obs)) {
+    // A group's member without volumes has moved once blue is stopped: green may start.
+    let blue_stopped = obs.blue.pods == 0 && obs.blue.sts.as_ref().is_none_or(|s| s.replicas == 0);
+    let moved = if app.stateless() {
+        blue_stopped
+    } else {
+        app.volumes.iter().all(|v| green_holds(v, obs))
+    };
+    if moved {
         if green.replicas < app.replicas {
             return act(Action::ScaleGreen {
                 replicas: app.replicas,

@@ -30,6 +30,31 @@ pub struct Plan {
     pub problems: Vec<Problem>,
     /// The apps, in the order they will move.
     pub apps: Vec<AppPlan>,
+    /// Apps that stop and start together, in one window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupPlan>,
+}
+
+/// Workloads that must stop and start together (a database and its proxies, Kafka and
+/// ZooKeeper): they move as one unit, in one window. Blue's members stop in the reverse
+/// of `members`, each once the ones after it are stopped; green's start in its order,
+/// each once the ones before it are Ready. Rollback undoes the group the same way round:
+/// green stops in reverse, blue starts in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPlan {
+    /// Its name (`--group NAME=…`, or the value of `app.kubernetes.io/part-of`).
+    pub name: String,
+    /// The members' app keys (`namespace/name`), in the order green starts them.
+    pub members: Vec<String>,
+    /// How it was found: `--group`, or the label.
+    pub found_by: String,
+}
+
+impl GroupPlan {
+    /// The members as `a → b → c`, for people.
+    pub fn order(&self) -> String {
+        self.members.join(" → ")
+    }
 }
 
 /// One StatefulSet's move.
@@ -69,6 +94,12 @@ impl AppPlan {
     /// `namespace/name`.
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// A workload with no volumes: it moves only as a member of a group (stopped in blue,
+    /// started in green, in the group's order).
+    pub fn stateless(&self) -> bool {
+        self.volumes.is_empty() && self.kind != crate::world::WorkloadKind::Claim
     }
 
     /// Whether a blocking problem stops this app.
@@ -198,6 +229,13 @@ impl Problem {
 }
 
 impl Plan {
+    /// The group an app (by key) belongs to.
+    pub fn group_of(&self, key: &str) -> Option<&GroupPlan> {
+        self.groups
+            .iter()
+            .find(|g| g.members.iter().any(|m| m == key))
+    }
+
     /// Every blocking problem, plan-wide and per app.
     pub fn blocking(&self) -> Vec<&Problem> {
         self.problems
@@ -215,6 +253,19 @@ impl Plan {
             out.push(format!(
                 "the plan moves {} → {}, not {} → {}",
                 self.from, self.to, now.from, now.to
+            ));
+        }
+        if self.groups != now.groups {
+            let show = |gs: &[GroupPlan]| {
+                gs.iter()
+                    .map(|g| format!("{} ({})", g.name, g.order()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            out.push(format!(
+                "the groups are now [{}], the plan has [{}]",
+                show(&now.groups),
+                show(&self.groups)
             ));
         }
         for app in &self.apps {

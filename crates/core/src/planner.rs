@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::handover::{self, Driver, Drivers, KeyCheck};
 use crate::identity::PodRoles;
-use crate::plan::{AppPlan, GreenReadiness, PLAN_VERSION, Plan, Problem, VolumePlan};
+use crate::plan::{AppPlan, GreenReadiness, GroupPlan, PLAN_VERSION, Plan, Problem, VolumePlan};
 use crate::quantity::format_bytes;
 use crate::world::{
     ClusterView, Ec2Volume, Pvc, ReclaimPolicy, StatefulSet, VolumeSource, WorkloadKind,
@@ -23,7 +23,22 @@ pub struct Selection {
     /// `--claim NS/NAME`: standalone claims to move; alone (no namespace or label
     /// given), they are all that is selected.
     pub claims: Vec<(String, String)>,
+    /// `--group NAME=NS/KIND/NAME,…`: workloads that move as one unit, in this order;
+    /// alone (no namespace or label given), they are all that is selected.
+    pub groups: Vec<DeclaredGroup>,
 }
+
+/// A group as `--group` declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredGroup {
+    /// Its name.
+    pub name: String,
+    /// Its members as (namespace, kind, name), in the order green starts them.
+    pub members: Vec<(String, WorkloadKind, String)>,
+}
+
+/// The label that makes workloads of one namespace a group when one of them moves.
+pub const PART_OF: &str = "app.kubernetes.io/part-of";
 
 impl Selection {
     /// Whether a StatefulSet is selected.
@@ -36,7 +51,9 @@ impl Selection {
     /// Whether the namespace and label selectors select anything: not when only
     /// `--claim` was given.
     fn by_selectors(&self) -> bool {
-        self.claims.is_empty() || !self.namespaces.is_empty() || !self.labels.is_empty()
+        (self.claims.is_empty() && self.groups.is_empty())
+            || !self.namespaces.is_empty()
+            || !self.labels.is_empty()
     }
 
     /// Whether a standalone claim is selected: named by `--claim`, or by a namespace or
@@ -187,6 +204,7 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
             ));
         }
     }
+    let groups = groups(inputs, selection, options, &mut apps, &mut problems);
     apps.sort_by_key(|a| (a.key(), a.kind));
     // A fence several apps share is resumed only with all of them.
     let mut count: BTreeMap<String, usize> = BTreeMap::new();
@@ -219,7 +237,107 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
         created: inputs.now.clone(),
         problems,
         apps,
+        groups,
     }
+}
+
+/// The groups: the ones `--group` declares (each member must be a workload in blue, and
+/// in one group only), then, per namespace, the workloads sharing an
+/// `app.kubernetes.io/part-of` value with an app that moves — ordered with the members
+/// that have volumes first (the data tier starts first), then by name; `--group` declares
+/// another order. Members not planned yet (a proxy without volumes, one not selected)
+/// are planned here.
+fn groups(
+    inputs: &Inputs<'_>,
+    selection: &Selection,
+    options: &PlanOptions,
+    apps: &mut Vec<AppPlan>,
+    problems: &mut Vec<Problem>,
+) -> Vec<GroupPlan> {
+    let blue = inputs.blue;
+    let mut out: Vec<GroupPlan> = Vec::new();
+    let mut taken: BTreeMap<String, String> = BTreeMap::new();
+    let add = |apps: &mut Vec<AppPlan>, s: &StatefulSet| {
+        if !apps.iter().any(|a| a.key() == s.key() && a.kind == s.kind) {
+            apps.push(plan_app(inputs, s, options));
+        }
+    };
+    for g in &selection.groups {
+        let mut members = Vec::new();
+        for (ns, kind, name) in &g.members {
+            let key = format!("{ns}/{name}");
+            let object = format!("{kind} {}/{key}", blue.context);
+            let Some(s) = blue.workload(*kind, ns, name) else {
+                problems.push(Problem::blocking(
+                    "group-member-missing",
+                    object,
+                    format!("--group {} names it, but blue has no such {kind}", g.name),
+                    "check the member's namespace, kind and name (`kubectl get statefulsets,deployments -n NS`)",
+                ));
+                continue;
+            };
+            if let Some(other) = taken.insert(key.clone(), g.name.clone()) {
+                problems.push(Problem::blocking(
+                    "group-overlap",
+                    object,
+                    format!("it is a member of groups {other} and {}", g.name),
+                    "name each workload in one --group only",
+                ));
+                continue;
+            }
+            add(apps, s);
+            members.push(key);
+        }
+        out.push(GroupPlan {
+            name: g.name.clone(),
+            members,
+            found_by: "--group".into(),
+        });
+    }
+    // By label: (namespace, value) of every moving workload that carries it.
+    let values: BTreeSet<(String, String)> = apps
+        .iter()
+        .filter(|a| a.kind != WorkloadKind::Claim && !taken.contains_key(&a.key()))
+        .filter_map(|a| {
+            let s = blue.workload(a.kind, &a.namespace, &a.name)?;
+            Some((a.namespace.clone(), s.labels.get(PART_OF)?.clone()))
+        })
+        .collect();
+    for (ns, value) in values {
+        let mut members: Vec<&StatefulSet> = blue
+            .statefulsets
+            .iter()
+            .chain(&blue.deployments)
+            .filter(|s| s.namespace == ns && s.labels.get(PART_OF) == Some(&value))
+            .filter(|s| !taken.contains_key(&s.key()))
+            .collect();
+        if members.len() < 2 {
+            continue;
+        }
+        members.sort_by_key(|s| {
+            (
+                s.templates.is_empty() && s.claims.is_empty(),
+                s.name.clone(),
+            )
+        });
+        for s in &members {
+            add(apps, s);
+            taken.insert(s.key(), value.clone());
+        }
+        out.push(GroupPlan {
+            // The value, or (another namespace's group has it too) namespace/value.
+            name: if selection.groups.iter().any(|g| g.name == value)
+                || out.iter().any(|g| g.name == value)
+            {
+                format!("{ns}/{value}")
+            } else {
+                value.clone()
+            },
+            members: members.iter().map(|s| s.key()).collect(),
+            found_by: format!("label {PART_OF}={value} in namespace {ns}"),
+        });
+    }
+    out
 }
 
 /// Blue's claims that move on their own: selected, Bound, named by no workload (a
@@ -306,10 +424,17 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
 
     // Replicas to move: blue's, or (blue already at 0) the ordinals whose claims exist
     // (a Deployment's claims are there whatever its replicas: one).
+    // A group's member without volumes: blue's replicas, or (blue at 0, moved already)
+    // green's.
+    let stateless = kind != WorkloadKind::Claim && s.templates.is_empty() && s.claims.is_empty();
     let replicas = if kind == WorkloadKind::Claim {
         0
     } else if s.replicas > 0 {
         s.replicas
+    } else if stateless {
+        green
+            .workload(kind, &s.namespace, &s.name)
+            .map_or(0, |g| g.replicas)
     } else if kind == WorkloadKind::Deployment {
         problems.push(Problem::warning(
             "blue-at-zero",
@@ -740,7 +865,11 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
     let handover = handover_problems(inputs, &volumes, &mut problems);
     key_problems(inputs, &volumes, &mut problems);
     identity_problems(inputs, s, &mut problems);
-    readiness.migrated = all_ours && !volumes.is_empty();
+    readiness.migrated = if stateless {
+        s.replicas == 0 && readiness.replicas > 0
+    } else {
+        all_ours && !volumes.is_empty()
+    };
     if readiness.exists && readiness.replicas > 0 && !readiness.migrated {
         problems.push(Problem::blocking(
             "green-not-zero",
@@ -762,7 +891,11 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
         problems.push(Problem::warning(
             "nothing-to-move",
             sts_obj(&blue.context),
-            "blue is at 0 replicas and has no claims: there is nothing to hand over",
+            if stateless {
+                "blue and green are at 0 replicas: there is nothing to stop or start"
+            } else {
+                "blue is at 0 replicas and has no claims: there is nothing to hand over"
+            },
             "nothing",
         ));
     }

@@ -299,6 +299,7 @@ fn selection_by_namespace_and_label() {
     let p = |sel: Selection| run_selecting(&w, &sel, &PlanOptions::default()).apps.len();
     assert_eq!(
         p(Selection {
+            groups: vec![],
             claims: vec![],
             namespaces: vec!["orders".into()],
             labels: vec![]
@@ -307,6 +308,7 @@ fn selection_by_namespace_and_label() {
     );
     assert_eq!(
         p(Selection {
+            groups: vec![],
             claims: vec![],
             namespaces: vec!["web".into()],
             labels: vec![]
@@ -315,6 +317,7 @@ fn selection_by_namespace_and_label() {
     );
     assert_eq!(
         p(Selection {
+            groups: vec![],
             claims: vec![],
             namespaces: vec![],
             labels: vec![("tier".into(), "data".into())]
@@ -323,6 +326,7 @@ fn selection_by_namespace_and_label() {
     );
     assert_eq!(
         p(Selection {
+            groups: vec![],
             claims: vec![],
             namespaces: vec![],
             labels: vec![("tier".into(), "web".into())]
@@ -599,6 +603,7 @@ fn a_bound_claim_no_workload_names_moves_on_its_own_and_a_mounted_one_is_refused
     w.blue.claims.push(archive);
     w.blue.volumes[0].claim_ref.as_mut().unwrap().name = "archive".into();
     let sel = |claims: &[(&str, &str)], namespaces: &[&str]| Selection {
+        groups: vec![],
         namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
         labels: vec![],
         claims: claims
@@ -639,4 +644,93 @@ fn a_bound_claim_no_workload_names_moves_on_its_own_and_a_mounted_one_is_refused
     w.blue.mounted.clear();
     let p = run_sel(&w, &sel(&[], &[]));
     assert!(p.apps.iter().all(|a| a.kind != WorkloadKind::Claim));
+}
+
+#[test]
+fn workloads_sharing_part_of_or_declared_with_group_move_as_one_unit_in_order() {
+    use baton_core::planner::{DeclaredGroup, PART_OF};
+    use baton_core::world::WorkloadKind;
+    let mut w = world();
+    // orders/db (volumes) and orders/proxy (none) share app.kubernetes.io/part-of=orders;
+    // orders/other carries another value.
+    let proxy = |name: &str, replicas: i32, part_of: &str| StatefulSet {
+        kind: WorkloadKind::Deployment,
+        name: name.into(),
+        uid: format!("uid-{name}"),
+        templates: vec![],
+        labels: BTreeMap::from([(PART_OF.to_string(), part_of.to_string())]),
+        replicas,
+        ..sts(replicas)
+    };
+    w.blue.statefulsets[0]
+        .labels
+        .insert(PART_OF.into(), "orders".into());
+    w.blue.deployments = vec![proxy("proxy", 2, "orders"), proxy("other", 1, "shop")];
+    w.green.deployments = vec![proxy("proxy", 0, "orders"), proxy("other", 0, "shop")];
+    let p = run(&w, &PlanOptions::default());
+    assert!(blocking(&p).is_empty(), "{:?}", p.blocking());
+    assert_eq!(p.groups.len(), 1, "{:?}", p.groups);
+    let g = &p.groups[0];
+    // The member with volumes starts first.
+    assert_eq!(g.members, ["orders/db", "orders/proxy"]);
+    assert!(g.found_by.contains("part-of=orders"), "{}", g.found_by);
+    let proxy_plan = p.apps.iter().find(|a| a.name == "proxy").unwrap();
+    assert!(proxy_plan.stateless());
+    assert_eq!(proxy_plan.replicas, 2);
+    // A workload without volumes in no group is not planned.
+    assert!(p.apps.iter().all(|a| a.name != "other"));
+
+    // --group declares the order, and alone selects only its members.
+    let declared = Selection {
+        groups: vec![DeclaredGroup {
+            name: "pair".into(),
+            members: vec![
+                ("orders".into(), WorkloadKind::Deployment, "proxy".into()),
+                ("orders".into(), WorkloadKind::StatefulSet, "db".into()),
+            ],
+        }],
+        ..Selection::default()
+    };
+    let p = run_selecting(&w, &declared, &PlanOptions::default());
+    assert!(blocking(&p).is_empty(), "{:?}", p.blocking());
+    assert_eq!(p.groups.len(), 1, "the label group is the declared one now");
+    assert_eq!(p.groups[0].members, ["orders/proxy", "orders/db"]);
+    assert_eq!(p.groups[0].found_by, "--group");
+
+    // A member blue lacks, or one named by two groups: refused, naming it.
+    let mut bad = declared.clone();
+    bad.groups[0]
+        .members
+        .push(("orders".into(), WorkloadKind::StatefulSet, "gone".into()));
+    bad.groups.push(DeclaredGroup {
+        name: "again".into(),
+        members: vec![("orders".into(), WorkloadKind::StatefulSet, "db".into())],
+    });
+    let p = run_selecting(&w, &bad, &PlanOptions::default());
+    let codes = blocking(&p);
+    assert!(
+        codes.contains(&"group-member-missing".to_string()),
+        "{codes:?}"
+    );
+    assert!(codes.contains(&"group-overlap".to_string()), "{codes:?}");
+
+    // A saved plan whose groups differ is stale.
+    let labelled = run(&w, &PlanOptions::default());
+    let now = run_selecting(&w, &declared, &PlanOptions::default());
+    assert!(
+        labelled
+            .differences(&now)
+            .iter()
+            .any(|d| d.contains("groups")),
+        "{:?}",
+        labelled.differences(&now)
+    );
+
+    // Once moved (blue at 0, green running), the member without volumes plans as migrated.
+    w.blue.deployments[0].replicas = 0;
+    w.green.deployments[0].replicas = 2;
+    let p = run(&w, &PlanOptions::default());
+    let proxy_plan = p.apps.iter().find(|a| a.name == "proxy").unwrap();
+    assert!(proxy_plan.green.migrated, "{proxy_plan:?}");
+    assert_eq!(proxy_plan.replicas, 2);
 }

@@ -273,7 +273,8 @@ impl Cluster {
             }
             for d in &deploys {
                 let mut d = convert::deployment(d);
-                if !d.claims.is_empty() {
+                // With volumes, or a group's member by label (a proxy of a database).
+                if !d.claims.is_empty() || d.labels.contains_key(baton_core::planner::PART_OF) {
                     scaled(&mut d);
                     view.deployments.push(d);
                 }

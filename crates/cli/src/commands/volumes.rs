@@ -90,6 +90,7 @@ pub async fn grant(a: VolumesGrantArgs) -> anyhow::Result<ExitCode> {
             namespaces: a.namespaces.clone(),
             labels: a.labels.clone(),
             claims: Vec::new(),
+            groups: Vec::new(),
         },
         options: Default::default(),
         ebs_csi_roles: a.ebs_csi_roles.clone(),

@@ -5,7 +5,7 @@
 //! [`UID_OF_CREATED_CLAIM`]).
 
 use baton_core::machine::{Action, Decision, Mode, next};
-use baton_core::plan::AppPlan;
+use baton_core::plan::{AppPlan, GroupPlan};
 use baton_core::simulate;
 
 use super::engine::Engine;
@@ -15,7 +15,33 @@ pub const UID_OF_CREATED_CLAIM: &str = "<uid returned by creating the claim>";
 
 /// Prints each app's requests (one line each: context, method, path, body) and the waits
 /// between them. Reads only.
-pub async fn print(engine: &Engine, apps: &[AppPlan], mode: Mode) -> anyhow::Result<()> {
+pub async fn print(
+    engine: &Engine,
+    apps: &[AppPlan],
+    groups: &[GroupPlan],
+    mode: Mode,
+) -> anyhow::Result<()> {
+    // A group's order holds between its members' requests: say it first.
+    for g in groups {
+        if !g.members.iter().any(|m| apps.iter().any(|a| &a.key() == m)) {
+            continue;
+        }
+        let reversed: Vec<&str> = g.members.iter().rev().map(String::as_str).collect();
+        let order = match mode {
+            Mode::Migrate => format!(
+                "blue stops {} (each once the one before has stopped); green starts {} (each once the one before is Ready)",
+                reversed.join(" → "),
+                g.order()
+            ),
+            Mode::Rollback => format!(
+                "green stops {} (each once the one before has stopped); blue starts {} (each once the one before is Ready)",
+                reversed.join(" → "),
+                g.order()
+            ),
+            Mode::Commit { .. } => continue,
+        };
+        outln!("# group {} ({}): {order}", g.name, g.found_by);
+    }
     for app in apps {
         let mut obs = engine.observe(app).await?;
         if !engine.new_migration {

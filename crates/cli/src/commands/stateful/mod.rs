@@ -106,6 +106,15 @@ fn plan_table(plan: &Plan) -> String {
         ],
         &apps,
     );
+    if !plan.groups.is_empty() {
+        let rows: Vec<Vec<String>> = plan
+            .groups
+            .iter()
+            .map(|g| vec![g.name.clone(), g.order(), g.found_by.clone()])
+            .collect();
+        out += "\nGroups (each moves in one window: blue's members stop last-first, green's start first-last, each once the one before is Ready):\n";
+        out += &table(&["GROUP", "GREEN STARTS", "FOUND BY"], &rows);
+    }
     let vols: Vec<Vec<String>> = plan
         .apps
         .iter()
@@ -190,6 +199,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
             &engine,
             &state,
             &plan.apps,
+            &plan.groups,
             Mode::Migrate,
             parallel(pace),
             true,
@@ -241,10 +251,12 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(code::REFUSED));
     }
+    // What moves: apps with volumes, and groups' members (a proxy without volumes stops
+    // and starts with its database).
     let apps: Vec<_> = plan
         .apps
         .iter()
-        .filter(|a| !a.volumes.is_empty())
+        .filter(|a| !a.volumes.is_empty() || plan.group_of(&a.key()).is_some())
         .cloned()
         .collect();
     if apps.is_empty() {
@@ -270,7 +282,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         wait_timeout: pace.wait_timeout,
     };
     if a.dry_run {
-        dry_run::print(&engine, &apps, Mode::Migrate).await?;
+        dry_run::print(&engine, &apps, &plan.groups, Mode::Migrate).await?;
         return Ok(ExitCode::from(code::OK));
     }
     confirm(
@@ -319,7 +331,16 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     errln!("migration {migration}: state in {}", dir.display());
-    let outcomes = start(&engine, &state, &apps, Mode::Migrate, parallel(pace), false).await?;
+    let outcomes = start(
+        &engine,
+        &state,
+        &apps,
+        &saved.groups,
+        Mode::Migrate,
+        parallel(pace),
+        false,
+    )
+    .await?;
     finish(&outcomes, Mode::Migrate, a.output, &dir)
 }
 
@@ -328,6 +349,7 @@ async fn start(
     engine: &Engine,
     state: &StateDir,
     apps: &[AppPlan],
+    groups: &[baton_core::plan::GroupPlan],
     mode: Mode,
     parallel: runner::Parallel,
     resumed: bool,
@@ -341,7 +363,7 @@ async fn start(
         },
     )?;
     let live = Live { engine, state };
-    Ok(runner::run(&live, state, apps, mode, parallel).await)
+    Ok(runner::run(&live, state, apps, groups, mode, parallel).await)
 }
 
 fn parallel(pace: Pace) -> runner::Parallel {
@@ -564,12 +586,27 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
                 ))
                 .into());
             }
-            found
+            // A group rolls back whole.
+            match plan.group_of(key) {
+                Some(g) => {
+                    errln!(
+                        "{key} is in group {}: rolling back its members {}",
+                        g.name,
+                        g.order()
+                    );
+                    plan.apps
+                        .iter()
+                        .filter(|p| g.members.contains(&p.key()))
+                        .cloned()
+                        .collect()
+                }
+                None => found,
+            }
         }
         None => plan.apps.clone(),
     };
     if a.dry_run {
-        dry_run::print(&engine, &apps, Mode::Rollback).await?;
+        dry_run::print(&engine, &apps, &plan.groups, Mode::Rollback).await?;
         let keys: Vec<String> = apps.iter().map(AppPlan::key).collect();
         let restores = shared_fence_restores(&engine, &plan, |k| keys.iter().any(|x| x == k));
         let restores = restores.await?;
@@ -589,6 +626,7 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
         &engine,
         &state,
         &apps,
+        &plan.groups,
         Mode::Rollback,
         runner::Parallel::of(pace.apps),
         false,
@@ -706,7 +744,7 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if a.dry_run {
-        dry_run::print(&engine, &plan.apps, mode).await?;
+        dry_run::print(&engine, &plan.apps, &plan.groups, mode).await?;
         return Ok(ExitCode::from(code::OK));
     }
     confirm(
@@ -721,6 +759,7 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
         &engine,
         &state,
         &plan.apps,
+        &plan.groups,
         mode,
         runner::Parallel::of(pace.apps),
         false,

@@ -12,6 +12,7 @@
 //! only before the step that starts them, and not at all by the run that began the
 //! migration (none can exist but those it made) unless one of its calls failed.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use baton_core::journal::Event;
 use baton_core::machine::{
     Action, Answer, AppPhase, Decision, Mode, Observed, Seen, Wait, next, trusts_cached_view,
 };
-use baton_core::plan::AppPlan;
+use baton_core::plan::{AppPlan, GroupPlan};
 use baton_core::simulate;
 use futures::StreamExt;
 use serde::Serialize;
@@ -97,11 +98,14 @@ impl Parallel {
     }
 }
 
-/// Runs every app in `mode`.
+/// Runs every app in `mode`. A group's members run together, as one of the
+/// `parallel.apps` and in one `--max-down` slot, each waiting at its group's gates
+/// ([`Gate`]); the other apps each run alone.
 pub async fn run(
     hands: &impl Hands,
     state: &StateDir,
     apps: &[AppPlan],
+    groups: &[GroupPlan],
     mode: Mode,
     parallel: Parallel,
 ) -> Vec<Outcome> {
@@ -109,18 +113,35 @@ pub async fn run(
     hands.watch(apps);
     let slots = Slots::new(parallel.down);
     let slots = &slots;
-    let mut out: Vec<Outcome> = futures::stream::iter(apps)
-        .map(|app| {
-            let line = progress.app(&app.key());
-            async move {
-                let o = AppRun::new(hands, state, app, mode, &line, slots)
-                    .run()
-                    .await;
-                line.finish(o.phase.name());
-                o
-            }
+    let boards: Vec<Board> = groups
+        .iter()
+        .map(|g| Board::new(g, apps))
+        .filter(|b| !b.members.is_empty())
+        .collect();
+    let progress = &progress;
+    let mut out: Vec<Outcome> = futures::stream::iter(units(apps, &boards))
+        .map(|(board, members)| async move {
+            let slot = RefCell::new(Slot {
+                slots,
+                permit: None,
+                down: 0,
+            });
+            let slot = &slot;
+            let runs = members.into_iter().enumerate().map(|(index, app)| {
+                let line = progress.app(&app.key());
+                async move {
+                    let member = board.map(|board| Member { board, index });
+                    let o = AppRun::new(hands, state, app, mode, &line, slot, member)
+                        .run()
+                        .await;
+                    line.finish(o.phase.name());
+                    o
+                }
+            });
+            futures::future::join_all(runs).await
         })
         .buffer_unordered(parallel.apps.max(1))
+        .flat_map(futures::stream::iter)
         .collect()
         .await;
     progress.done();
@@ -135,6 +156,114 @@ pub async fn run(
         },
     );
     out
+}
+
+/// The units the run is made of: each group's members in its order, each other app
+/// alone; in the order of the apps (a group where its first member is).
+fn units<'a>(
+    apps: &'a [AppPlan],
+    boards: &'a [Board],
+) -> Vec<(Option<&'a Board>, Vec<&'a AppPlan>)> {
+    let mut out: Vec<(Option<&Board>, Vec<&AppPlan>)> = Vec::new();
+    let mut placed: Vec<&str> = Vec::new();
+    for app in apps {
+        let key = app.key();
+        match boards.iter().find(|b| b.members.contains(&key)) {
+            Some(b) if !placed.contains(&b.name.as_str()) => {
+                placed.push(&b.name);
+                let members = b
+                    .members
+                    .iter()
+                    .filter_map(|m| apps.iter().find(|a| &a.key() == m))
+                    .collect();
+                out.push((Some(b), members));
+            }
+            Some(_) => {}
+            None => out.push((None, vec![app])),
+        }
+    }
+    out
+}
+
+/// What a group's member has told the others, as its run goes on.
+#[derive(Debug, Clone, Copy, Default)]
+struct Signal {
+    /// The side it leaves is stopped: blue in a migration, green in a rollback (the
+    /// workload at 0 replicas, its pods gone).
+    stopped: bool,
+    /// It got where the mode goes (migrated: green Ready; rolled back: blue Ready).
+    done: bool,
+    /// Its run ended without getting there (blocked, failed).
+    ended: bool,
+}
+
+/// One group's members, in its order, and what each has signalled.
+struct Board {
+    name: String,
+    members: Vec<String>,
+    signals: Vec<tokio::sync::watch::Sender<Signal>>,
+}
+
+impl Board {
+    /// The group's members among the run's apps.
+    fn new(g: &GroupPlan, apps: &[AppPlan]) -> Self {
+        let members: Vec<String> = g
+            .members
+            .iter()
+            .filter(|m| apps.iter().any(|a| &a.key() == *m))
+            .cloned()
+            .collect();
+        Self {
+            name: g.name.clone(),
+            signals: members
+                .iter()
+                .map(|_| tokio::sync::watch::Sender::new(Signal::default()))
+                .collect(),
+            members,
+        }
+    }
+}
+
+/// An app's place in its group.
+struct Member<'a> {
+    board: &'a Board,
+    index: usize,
+}
+
+/// What a group's gate said of a decision.
+enum Gate {
+    /// Carry it out.
+    Go,
+    /// It waited for other members: decide again on a fresh read.
+    Waited,
+    /// A member it waits for ended first: this one stops too, saying why.
+    Blocked(String),
+}
+
+/// The gates of a group, as (members to wait for, what they must have done, for
+/// people): blue stops only once the members after it have stopped, and green starts only
+/// once the members before it are Ready; a rollback the same way round.
+fn gate_of(
+    mode: Mode,
+    d: &Decision,
+    index: usize,
+    n: usize,
+) -> Option<(std::ops::Range<usize>, bool, &'static str)> {
+    let after = index + 1..n;
+    let before = 0..index;
+    match (mode, d) {
+        (Mode::Migrate, d) if stops_blue(d) => Some((after, false, "blue's pods to stop first")),
+        (Mode::Migrate, Decision::Act(Action::ScaleGreen { replicas })) if *replicas > 0 => {
+            Some((before, true, "green to be Ready first"))
+        }
+        (Mode::Rollback, Decision::Act(Action::ScaleGreen { replicas: 0 })) => {
+            Some((after, false, "green's pods to stop first"))
+        }
+        (Mode::Rollback, Decision::Act(Action::ScaleBlue { replicas })) if *replicas > 0 => {
+            Some((before, true, "blue to be Ready first"))
+        }
+        _ => None,
+    }
 }
 
 /// The slots of `--max-down`: an app takes one before it stops blue and gives it back
@@ -166,18 +295,19 @@ impl Slots {
     }
 }
 
-/// One app's hold on a slot: kept on drop while the app is down.
+/// A unit's hold on a slot (an app's, or a whole group's): kept on drop while one of its
+/// apps is down.
 struct Slot<'a> {
     slots: &'a Slots,
     permit: Option<tokio::sync::SemaphorePermit<'a>>,
-    /// Blue is stopped for this app and green not yet Ready.
-    down: bool,
+    /// The unit's apps whose blue is stopped and green not yet Ready.
+    down: usize,
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         if let Some(p) = self.permit.take()
-            && self.down
+            && self.down > 0
         {
             self.slots.keep(p);
         }
@@ -201,15 +331,19 @@ const MAX_STEPS: usize = 1000;
 
 /// One app's run: observe → ask the phase machine → journal → act or wait → journal,
 /// until the app is done or blocked.
-struct AppRun<'a, H> {
+struct AppRun<'a, 'r, H> {
     hands: &'a H,
     state: &'a StateDir,
     app: &'a AppPlan,
     mode: Mode,
-    line: &'a AppLine,
-    slots: &'a Slots,
+    line: &'r AppLine,
     key: String,
-    slot: Slot<'a>,
+    /// The unit's slot, shared by a group's members.
+    slot: &'r RefCell<Slot<'a>>,
+    /// This app is counted down in the slot.
+    down: bool,
+    /// Its place in its group, if it has one.
+    member: Option<Member<'r>>,
     outcome: Outcome,
     last_phase: Option<AppPhase>,
     window_open: Option<Instant>,
@@ -234,14 +368,15 @@ struct AppRun<'a, H> {
     retries: u32,
 }
 
-impl<'a, H: Hands> AppRun<'a, H> {
+impl<'a, 'r, H: Hands> AppRun<'a, 'r, H> {
     fn new(
         hands: &'a H,
         state: &'a StateDir,
         app: &'a AppPlan,
         mode: Mode,
-        line: &'a AppLine,
-        slots: &'a Slots,
+        line: &'r AppLine,
+        slot: &'r RefCell<Slot<'a>>,
+        member: Option<Member<'r>>,
     ) -> Self {
         let key = app.key();
         Self {
@@ -250,12 +385,9 @@ impl<'a, H: Hands> AppRun<'a, H> {
             app,
             mode,
             line,
-            slots,
-            slot: Slot {
-                slots,
-                permit: None,
-                down: false,
-            },
+            slot,
+            down: false,
+            member,
             outcome: Outcome {
                 app: key.clone(),
                 phase: AppPhase::Planned,
@@ -276,16 +408,116 @@ impl<'a, H: Hands> AppRun<'a, H> {
     }
 
     async fn run(mut self) -> Outcome {
+        let mut settled = false;
         for _ in 0..MAX_STEPS {
             if let Flow::Stop = self.step().await {
-                return self.outcome;
+                settled = true;
+                break;
             }
         }
-        self.outcome.phase = AppPhase::Blocked;
-        self.outcome.problem = Some(format!(
-            "the phase machine did not settle after {MAX_STEPS} steps (a bug)"
-        ));
+        if !settled {
+            self.outcome.phase = AppPhase::Blocked;
+            self.outcome.problem = Some(format!(
+                "the phase machine did not settle after {MAX_STEPS} steps (a bug)"
+            ));
+        }
+        let done = matches!(
+            self.outcome.phase,
+            AppPhase::Migrated | AppPhase::RolledBack
+        );
+        self.signal(|s| {
+            s.done |= done;
+            s.stopped |= done;
+            s.ended = true;
+        });
         self.outcome
+    }
+
+    /// Tells the app's group (if any) what it has done.
+    fn signal(&self, f: impl FnOnce(&mut Signal)) {
+        if let Some(m) = &self.member {
+            m.board.signals[m.index].send_modify(f);
+        }
+    }
+
+    /// The group's gate for `d` (see [`gate_of`]): waits, when it must, for the members
+    /// it names.
+    async fn gate(&self, d: &Decision) -> Gate {
+        let Some(m) = &self.member else {
+            return Gate::Go;
+        };
+        let Some((others, done, what)) = gate_of(self.mode, d, m.index, m.board.members.len())
+        else {
+            return Gate::Go;
+        };
+        let holds = move |s: &Signal| if done { s.done } else { s.stopped };
+        let pending: Vec<usize> = others
+            .filter(|j| !holds(&m.board.signals[*j].borrow()))
+            .collect();
+        if pending.is_empty() {
+            return Gate::Go;
+        }
+        let names: Vec<&str> = pending
+            .iter()
+            .map(|j| m.board.members[*j].as_str())
+            .collect();
+        self.line.step(
+            self.outcome.phase.name(),
+            &format!(
+                "waiting for {} of group {}: {what}",
+                names.join(", "),
+                m.board.name
+            ),
+        );
+        for j in pending {
+            let mut rx = m.board.signals[j].subscribe();
+            let seen = match rx.wait_for(|s| holds(s) || s.ended).await {
+                Ok(s) => *s,
+                Err(_) => Signal {
+                    ended: true,
+                    ..Signal::default()
+                },
+            };
+            if !holds(&seen) {
+                let other = &m.board.members[j];
+                return Gate::Blocked(format!(
+                    "{other} of group {} stopped before this could go on (waiting for {what}); {} was left as it is — fix {other} (its PROBLEM says how), then run the command again, or roll the group back",
+                    m.board.name, self.key
+                ));
+            }
+        }
+        Gate::Waited
+    }
+
+    /// Counts this app down in its unit's slot, or not.
+    fn set_down(&mut self, down: bool) {
+        if self.down != down {
+            self.down = down;
+            let mut slot = self.slot.borrow_mut();
+            if down {
+                slot.down += 1;
+            } else {
+                slot.down -= 1;
+            }
+        }
+    }
+
+    /// The run's `--max-down` slots.
+    fn slots(&self) -> &'a Slots {
+        self.slot.borrow().slots
+    }
+
+    fn has_slot(&self) -> bool {
+        self.slot.borrow().permit.is_some()
+    }
+
+    /// Puts a permit in the unit's slot (another member may have put one first: this
+    /// one goes back).
+    fn put_permit(&self, p: tokio::sync::SemaphorePermit<'a>) {
+        let mut slot = self.slot.borrow_mut();
+        if slot.permit.is_none() {
+            slot.permit = Some(p);
+        }
     }
 
     fn record(&self, event: Event) -> anyhow::Result<()> {
@@ -354,6 +586,22 @@ impl<'a, H: Hands> AppRun<'a, H> {
             // Decide this one again on a fresh read.
             return Flow::Next;
         }
+        // A group's member tells the others what it sees, then passes its group's gate.
+        let (side, leaving) = match self.mode {
+            Mode::Rollback => (&obs.green, true),
+            _ => (&obs.blue, self.mode == Mode::Migrate),
+        };
+        if leaving && side.pods == 0 && side.sts.as_ref().is_none_or(|s| s.replicas == 0) {
+            self.signal(|s| s.stopped = true);
+        }
+        match self.gate(&d).await {
+            Gate::Go => {}
+            Gate::Waited => {
+                self.known = None;
+                return Flow::Next;
+            }
+            Gate::Blocked(reason) => d = Decision::Blocked { reason },
+        }
         match self.take_slot(d).await {
             Some(d) => self.carry_out(obs, d).await,
             // The view is older than the wait for a slot: decide on a fresh read.
@@ -365,21 +613,20 @@ impl<'a, H: Hands> AppRun<'a, H> {
     /// the decision to carry out — Blocked when every slot is kept by an app down in its
     /// window — or None when a slot was waited for (decide again on a fresh read).
     async fn take_slot(&mut self, d: Decision) -> Option<Decision> {
-        if self.mode != Mode::Migrate || self.slot.permit.is_some() {
+        if self.mode != Mode::Migrate || self.has_slot() {
             return Some(d);
         }
-        let stops_blue = stops_blue(&d);
-        if stops_blue {
-            if let Ok(p) = self.slots.sem.try_acquire() {
-                self.slot.permit = Some(p);
+        if stops_blue(&d) {
+            if let Ok(p) = self.slots().sem.try_acquire() {
+                self.put_permit(p);
                 return Some(d);
             }
             self.line.step(
                 self.outcome.phase.name(),
                 "waiting for a slot to stop blue (--max-down)",
             );
-            if let Ok(p) = self.slots.sem.acquire().await {
-                self.slot.permit = Some(p);
+            if let Ok(p) = self.slots().sem.acquire().await {
+                self.put_permit(p);
                 self.known = None;
                 return None;
             }
@@ -388,21 +635,23 @@ impl<'a, H: Hands> AppRun<'a, H> {
             return Some(Decision::Blocked {
                 reason: format!(
                     "blue was not stopped: all {} --max-down slots are held by apps that stopped inside their window; fix them, then run `baton migrate --resume`",
-                    self.slots.size
+                    self.slots().size
                 ),
             });
         }
-        if AppPhase::of(self.mode, &d).in_window() && !self.slot.down {
+        if AppPhase::of(self.mode, &d).in_window() && !self.down {
             // Down already (a resumed run): it goes on, in a slot if one is free.
-            self.slot.permit = self.slots.sem.try_acquire().ok();
-            self.slot.down = true;
+            if let Ok(p) = self.slots().sem.try_acquire() {
+                self.put_permit(p);
+            }
+            self.set_down(true);
         }
         Some(d)
     }
 
     async fn carry_out(&mut self, obs: Observed, d: Decision) -> Flow {
-        if stops_blue(&d) && self.slot.permit.is_some() {
-            self.slot.down = true;
+        if stops_blue(&d) && self.has_slot() {
+            self.set_down(true);
         }
         let phase = AppPhase::of(self.mode, &d);
         if self.last_phase != Some(phase) {
@@ -425,7 +674,7 @@ impl<'a, H: Hands> AppRun<'a, H> {
             Decision::Act(first) => self.act(obs, first).await,
             Decision::Wait { wait } => self.wait(obs, wait).await,
             Decision::Done => {
-                self.slot.down = false;
+                self.set_down(false);
                 if self.mode == Mode::Migrate {
                     self.outcome.window_seconds =
                         self.window_open.map(|t| t.elapsed().as_secs_f64());
@@ -576,6 +825,8 @@ mod tests {
         /// Blue's PVs as the apps began: when set, the wait for blue's attachments
         /// answers with them, as a watch cache whose PV events lag would.
         lagging_pvs: Option<BTreeMap<String, Side>>,
+        /// Every action carried out, with its app, in order.
+        log: Mutex<Vec<(String, Action)>>,
     }
 
     /// Blue's pods and attachments, green's, and whether EC2 had every volume available.
@@ -632,6 +883,7 @@ mod tests {
                 *n -= 1;
                 return Err(transient());
             }
+            self.log.lock().unwrap().push((app.key(), action.clone()));
             let mut worlds = self.worlds.lock().unwrap();
             let w = worlds.get_mut(&app.key()).unwrap();
             if let Action::RetagVolumes { volumes, .. } = action {
@@ -745,6 +997,7 @@ mod tests {
             created: "2026-12-02T00:00:00Z".into(),
             problems: vec![],
             apps: vec![],
+            groups: vec![],
         };
         let state = StateDir::create(dir.path(), &info, &plan).unwrap();
         (dir, state)
@@ -757,7 +1010,7 @@ mod tests {
         parallel: Parallel,
     ) -> Vec<Outcome> {
         let (_dir, state) = state_dir();
-        run(world, &state, apps, mode, parallel).await
+        run(world, &state, apps, &[], mode, parallel).await
     }
 
     #[tokio::test]
@@ -773,6 +1026,124 @@ mod tests {
             assert_eq!(w.green.sts.as_ref().unwrap().ready_replicas, 2);
             assert!(w.green_claim_is_ours(&app.volumes[0].claim, &app.volumes[0].pv));
         }
+    }
+
+    /// Three apps as one group, the last without volumes (a proxy).
+    fn group() -> (Vec<(AppPlan, Observed)>, GroupPlan) {
+        let mut fixtures = apps(3);
+        let (proxy, obs) = &mut fixtures[2];
+        proxy.volumes.clear();
+        obs.blue.claims.clear();
+        obs.blue.volumes.clear();
+        obs.blue.attachments = 0;
+        obs.ec2.clear();
+        let g = GroupPlan {
+            name: "ledger".into(),
+            members: fixtures.iter().map(|(a, _)| a.key()).collect(),
+            found_by: "--group".into(),
+        };
+        (fixtures, g)
+    }
+
+    /// The apps whose `pick`ed actions were carried out, in order.
+    fn order(world: &Simulated, pick: impl Fn(&Action) -> bool) -> Vec<String> {
+        let log = world.log.lock().unwrap();
+        log.iter()
+            .filter(|(_, a)| pick(a))
+            .map(|(k, _)| k.trim_start_matches("orders/").to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_group_stops_blue_last_first_and_starts_green_first_last_then_rolls_back_the_same_way()
+     {
+        let (fixtures, g) = group();
+        let world = Simulated::with(&fixtures);
+        let plans: Vec<AppPlan> = fixtures.iter().map(|(a, _)| a.clone()).collect();
+        let (_dir, state) = state_dir();
+        // One unit at a time and one down: a group is one unit in one slot (its members
+        // waiting on each other must not wait for a slot or a turn too).
+        let one = Parallel { apps: 1, down: 1 };
+        let out = run(
+            &world,
+            &state,
+            &plans,
+            std::slice::from_ref(&g),
+            Mode::Migrate,
+            one,
+        )
+        .await;
+        assert!(out.iter().all(|o| o.phase == AppPhase::Migrated), "{out:?}");
+        let stops = |a: &Action| matches!(a, Action::ScaleBlue { replicas: 0 });
+        let starts = |a: &Action| matches!(a, Action::ScaleGreen { replicas } if *replicas > 0);
+        assert_eq!(order(&world, stops), ["db2", "db1", "db0"]);
+        assert_eq!(order(&world, starts), ["db0", "db1", "db2"]);
+        // Every stop before any start: one window.
+        let log = world.log.lock().unwrap().clone();
+        let last_stop = log.iter().rposition(|(_, a)| stops(a)).unwrap();
+        let first_start = log.iter().position(|(_, a)| starts(a)).unwrap();
+        assert!(last_stop < first_start, "{log:?}");
+        assert_eq!(
+            world
+                .world(&plans[2])
+                .green
+                .sts
+                .as_ref()
+                .unwrap()
+                .ready_replicas,
+            2
+        );
+
+        world.log.lock().unwrap().clear();
+        let out = run(
+            &world,
+            &state,
+            &plans,
+            std::slice::from_ref(&g),
+            Mode::Rollback,
+            one,
+        )
+        .await;
+        assert!(
+            out.iter().all(|o| o.phase == AppPhase::RolledBack),
+            "{out:?}"
+        );
+        let green_stops = |a: &Action| matches!(a, Action::ScaleGreen { replicas: 0 });
+        let blue_starts = |a: &Action| matches!(a, Action::ScaleBlue { replicas } if *replicas > 0);
+        assert_eq!(order(&world, green_stops), ["db2", "db1", "db0"]);
+        assert_eq!(order(&world, blue_starts), ["db0", "db1", "db2"]);
+    }
+
+    #[tokio::test]
+    async fn a_group_member_that_stops_stops_the_members_waiting_for_it() {
+        let (mut fixtures, g) = group();
+        // The first member's green claim is someone else's: it blocks in its window.
+        let (app, obs) = &mut fixtures[0];
+        let mut taken = obs.blue.claims[&app.volumes[0].claim].clone();
+        taken.uid = "someone-else".into();
+        taken.volume_name = String::new();
+        obs.green.claims.insert(taken.name.clone(), taken);
+        let world = Simulated::with(&fixtures);
+        let plans: Vec<AppPlan> = fixtures.iter().map(|(a, _)| a.clone()).collect();
+        let (_dir, state) = state_dir();
+        let out = run(&world, &state, &plans, &[g], Mode::Migrate, Parallel::of(3)).await;
+        assert!(out.iter().all(|o| o.phase == AppPhase::Blocked), "{out:?}");
+        assert!(
+            out[0]
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("not created by this migration")
+        );
+        for o in &out[1..] {
+            let p = o.problem.as_deref().unwrap();
+            assert!(p.contains("orders/db0 of group ledger stopped"), "{p}");
+        }
+        let starts = |a: &Action| matches!(a, Action::ScaleGreen { replicas } if *replicas > 0);
+        assert!(
+            order(&world, starts).is_empty(),
+            "green started without db0"
+        );
     }
 
     #[tokio::test]

@@ -219,27 +219,27 @@ async fn read_and_plan(
             .into());
         }
     }
-    // The selected namespaces (all when none), and those of the claims named by --claim.
+    // The selected namespaces (all when none), and those of the claims and groups named
+    // by --claim and --group (only those when no namespace or label is given).
     let f = &selection.filter;
-    let namespaces: Vec<String> =
-        if f.namespaces.is_empty() && f.labels.is_empty() && !f.claims.is_empty() {
-            f.claims
-                .iter()
-                .map(|(ns, _)| ns.clone())
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect()
-        } else if f.namespaces.is_empty() {
-            Vec::new()
-        } else {
-            f.namespaces
-                .iter()
-                .chain(f.claims.iter().map(|(ns, _)| ns))
-                .cloned()
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect()
-        };
+    let named = f.claims.iter().map(|(ns, _)| ns).chain(
+        f.groups
+            .iter()
+            .flat_map(|g| g.members.iter().map(|(ns, _, _)| ns)),
+    );
+    let everywhere = f.namespaces.is_empty()
+        && (!f.labels.is_empty() || (f.claims.is_empty() && f.groups.is_empty()));
+    let namespaces: Vec<String> = if everywhere {
+        Vec::new()
+    } else {
+        f.namespaces
+            .iter()
+            .chain(named)
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
     let namespaces = &namespaces;
     let (b, g) = futures::try_join!(blue.view(namespaces), green.view(namespaces))?;
     let ids: Vec<String> = b
