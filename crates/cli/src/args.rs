@@ -1014,6 +1014,11 @@ pub struct SelectionArgs {
     /// -n/-l; one a pod mounts is refused.
     #[arg(long = "claim", value_name = "NS/NAME", value_parser = parse_claim)]
     pub claims: Vec<(String, String)>,
+    /// Also move every bound EBS claim that no workload mounts, each on its own, in the
+    /// selected namespaces (all when none): without it, such a claim moves only where -n,
+    /// -l or --claim asks for it.
+    #[arg(long)]
+    pub standalone_claims: bool,
     /// Workloads that stop and start together, in one window (NAME=NS/KIND/NAME,…,
     /// repeatable; KIND is statefulset or deployment). Blue's members stop in the reverse
     /// of this order, green's start in it, each waiting for the one before to be Ready;
@@ -1338,8 +1343,10 @@ pub struct CommitArgs {
 pub struct DemoArgs {
     /// Scenario to run: `default` (the 2026 estate: green's EBS CSI driver on the
     /// cluster-scoped IAM policy, one app under a customer KMS key blue's driver alone may
-    /// use), `large`, or a path to a scenario YAML file (see
-    /// crates/sim/scenarios/default.yaml).
+    /// use; every shape of stateful app — StatefulSets, Deployments with volumes, a
+    /// standalone claim, a group, apps under Argo CD, Flux and KEDA), `basic` (its three
+    /// StatefulSets only), `large`, or a path to a scenario YAML file (see
+    /// crates/sim/scenarios/basic.yaml).
     #[arg(long, default_value = "default")]
     pub scenario: String,
     /// Leave the environment running at the end (until Ctrl-C) and print the env file to
@@ -1436,9 +1443,10 @@ pub struct SimUpArgs {
     /// Port for green's API server on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub green_port: u16,
-    /// Scenario to seed: `default`, `shapes` (default plus the app shapes and GitOps and
-    /// autoscaling controllers baton cannot move yet), `large`, or a path to a scenario
-    /// YAML file.
+    /// Scenario to seed: `default` (the 2026 estate with every shape of stateful app and
+    /// the GitOps and autoscaling controllers that would scale blue back up), `basic` (the
+    /// default's three StatefulSets and stateless apps, without the other shapes), `large`,
+    /// or a path to a scenario YAML file.
     #[arg(long, default_value = "default")]
     pub scenario: String,
     /// Use this AWS endpoint (e.g. a moto you run) instead of starting moto.

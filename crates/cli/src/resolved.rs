@@ -102,6 +102,7 @@ impl From<&SelectionArgs> for Selection {
                 labels: a.labels.clone(),
                 claims: a.claims.clone(),
                 groups: a.groups.clone(),
+                standalone_claims: a.standalone_claims,
             },
             options: PlanOptions {
                 allow_multi_attach: a.allow_multi_attach,

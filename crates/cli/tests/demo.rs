@@ -104,13 +104,41 @@ fn the_demo_tells_the_whole_story_and_its_report_renders_in_a_browser() {
     let invariants = record["invariants"].as_array().unwrap();
     assert_eq!(invariants.len(), 7, "{record}");
     assert!(invariants.iter().all(|i| i["held"] == true), "{record}");
+    // Every shape of the default estate moved: three StatefulSets (nine volumes), two
+    // Deployments with a volume each, a standalone claim, the ledger group (a StatefulSet
+    // and a proxy without volumes) and the Argo CD-managed StatefulSet.
     let volumes = record["volumes"].as_array().unwrap();
-    assert_eq!(volumes.len(), 9);
+    assert_eq!(volumes.len(), 14);
+    for app in [
+        "media/thumbnailer",
+        "jobs/report-worker",
+        "archive/archive-data",
+        "ledger/ledger-db",
+        "catalog/catalog-db",
+    ] {
+        assert!(
+            volumes.iter().any(|v| v["app"] == app),
+            "{app} did not move"
+        );
+    }
+    assert!(
+        out.contains("ledger/ledger-db → ledger/ledger-proxy"),
+        "the plan shows the group:\n{out}"
+    );
+    assert!(
+        out.contains("Kept paused in blue") && out.contains("Application argocd/catalog"),
+        "commit lists the fences it keeps:\n{out}"
+    );
     for v in volumes {
-        let before = v["before"]["value"].as_u64().unwrap();
-        assert!(v["before"]["writer"].as_str().unwrap().starts_with("blue/"));
-        assert!(v["after"]["writer"].as_str().unwrap().starts_with("green/"));
-        assert!(v["after"]["from"].as_u64().unwrap() >= before, "{v}");
+        if v["standalone"] == true {
+            // Nothing mounts it on either side: found as blue left it.
+            assert_eq!(v["before"], v["after"], "{v}");
+        } else {
+            let before = v["before"]["value"].as_u64().unwrap();
+            assert!(v["before"]["writer"].as_str().unwrap().starts_with("blue/"));
+            assert!(v["after"]["writer"].as_str().unwrap().starts_with("green/"));
+            assert!(v["after"]["from"].as_u64().unwrap() >= before, "{v}");
+        }
         // The owner tags, before and after: green's driver's tag after, never before.
         let tag = "ebs.csi.aws.com/cluster-name=green";
         let owned = |k: &str| v[k].as_array().unwrap().iter().any(|t| t == tag);
@@ -125,7 +153,7 @@ fn the_demo_tells_the_whole_story_and_its_report_renders_in_a_browser() {
     assert!(dir.join("backup/index.yaml").exists());
     // Every EBS snapshot the migration journaled is in the summary, by its volume.
     let snapshots = snapshot_ids(&dir);
-    assert_eq!(snapshots.len(), 9, "{snapshots:?}");
+    assert_eq!(snapshots.len(), 14, "{snapshots:?}");
     for (volume, snap) in &snapshots {
         assert!(
             summary

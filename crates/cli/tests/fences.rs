@@ -349,7 +349,7 @@ fn a_crash_at_any_mutation_never_leaves_blue_stopped_unfenced() {
 /// commit keeps both paused.
 #[test]
 fn live_gitops_controllers_are_held_off_by_the_fences() {
-    let sim = common::sim_up_with(&["--scenario", "shapes"]);
+    let sim = common::sim_up_with(&["--scenario", "default"]);
     sim.grant_keys();
     sim.trust_green();
     let apps = ["-n", "catalog", "-n", "ledger"];
@@ -434,7 +434,7 @@ fn live_gitops_controllers_are_held_off_by_the_fences() {
 fn fences_hold_under_faults() {
     let sim = common::sim_up_with(&[
         "--scenario",
-        "shapes",
+        "default",
         "--seed",
         "7",
         "--fault",

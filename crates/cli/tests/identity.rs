@@ -57,14 +57,14 @@ fn plan(sim: &common::Sim) -> (Option<i32>, Value) {
 fn green_is_trusted_beside_blue_and_what_cannot_be_is_refused() {
     // The default estate, but green made without its IAM OIDC provider.
     let scenario = tempfile::NamedTempFile::new().unwrap();
-    let yaml = baton_sim::scenario::DEFAULT_YAML.replacen(
+    let yaml = baton_sim::scenario::BASIC_YAML.replacen(
         "The apps' roles do not trust it yet.\n    oidc_provider: true\n",
         "The apps' roles do not trust it yet.\n    oidc_provider: false\n",
         1,
     );
     assert_ne!(
         yaml,
-        baton_sim::scenario::DEFAULT_YAML,
+        baton_sim::scenario::BASIC_YAML,
         "the default's green moved"
     );
     std::fs::write(scenario.path(), yaml).unwrap();

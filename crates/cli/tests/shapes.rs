@@ -14,7 +14,7 @@ const APPS: &[&str] = &["-n", "media", "-n", "jobs"];
 
 #[test]
 fn deployments_with_volumes_move_roll_back_and_commit() {
-    let sim = common::sim_up_with(&["--scenario", "shapes"]);
+    let sim = common::sim_up_with(&["--scenario", "default"]);
     let plan: Value = serde_json::from_str(&sim.ok(&[
         "plan", "--from", "blue", "--to", "green", "-n", "media", "-n", "jobs", "-o", "json",
     ]))
@@ -96,7 +96,7 @@ fn deployments_with_volumes_move_roll_back_and_commit() {
 /// --claim or found by -n, with nothing scaled; a pod that mounts it refuses the move.
 #[test]
 fn a_standalone_claim_moves_on_its_own_and_a_mounted_one_is_refused() {
-    let sim = common::sim_up_with(&["--scenario", "shapes"]);
+    let sim = common::sim_up_with(&["--scenario", "default"]);
     let plan: Value = serde_json::from_str(&sim.ok(&[
         "plan", "--from", "blue", "--to", "green", "-n", "archive", "-o", "json",
     ]))
@@ -141,7 +141,7 @@ fn a_standalone_claim_moves_on_its_own_and_a_mounted_one_is_refused() {
 /// and the move converges either way.
 #[test]
 fn a_crash_at_any_mutation_of_a_deployment_or_a_claim_converges() {
-    let sim = common::sim_up_with(&["--scenario", "shapes"]);
+    let sim = common::sim_up_with(&["--scenario", "default"]);
     let plan: Value = serde_json::from_str(&sim.ok(&[
         "plan", "--from", "blue", "--to", "green", "-n", "media", "-n", "archive", "-o", "json",
     ]))

@@ -26,6 +26,9 @@ pub struct Selection {
     /// `--group NAME=NS/KIND/NAME,…`: workloads that move as one unit, in this order;
     /// alone (no namespace or label given), they are all that is selected.
     pub groups: Vec<DeclaredGroup>,
+    /// `--standalone-claims`: every bound EBS claim no workload mounts, in the selected
+    /// namespaces (all when none), moves on its own too.
+    pub standalone_claims: bool,
 }
 
 /// A group as `--group` declares it.
@@ -61,7 +64,7 @@ impl Selection {
     /// it was asked for).
     pub fn selects_claim(&self, c: &Pvc) -> bool {
         self.names_claim(c)
-            || ((!self.namespaces.is_empty() || !self.labels.is_empty())
+            || ((!self.namespaces.is_empty() || !self.labels.is_empty() || self.standalone_claims)
                 && (self.namespaces.is_empty() || self.namespaces.contains(&c.namespace))
                 && self.labels.iter().all(|(k, v)| c.labels.get(k) == Some(v)))
     }

@@ -300,6 +300,7 @@ fn selection_by_namespace_and_label() {
     assert_eq!(
         p(Selection {
             groups: vec![],
+            standalone_claims: false,
             claims: vec![],
             namespaces: vec!["orders".into()],
             labels: vec![]
@@ -309,6 +310,7 @@ fn selection_by_namespace_and_label() {
     assert_eq!(
         p(Selection {
             groups: vec![],
+            standalone_claims: false,
             claims: vec![],
             namespaces: vec!["web".into()],
             labels: vec![]
@@ -318,6 +320,7 @@ fn selection_by_namespace_and_label() {
     assert_eq!(
         p(Selection {
             groups: vec![],
+            standalone_claims: false,
             claims: vec![],
             namespaces: vec![],
             labels: vec![("tier".into(), "data".into())]
@@ -327,6 +330,7 @@ fn selection_by_namespace_and_label() {
     assert_eq!(
         p(Selection {
             groups: vec![],
+            standalone_claims: false,
             claims: vec![],
             namespaces: vec![],
             labels: vec![("tier".into(), "web".into())]
@@ -604,6 +608,7 @@ fn a_bound_claim_no_workload_names_moves_on_its_own_and_a_mounted_one_is_refused
     w.blue.volumes[0].claim_ref.as_mut().unwrap().name = "archive".into();
     let sel = |claims: &[(&str, &str)], namespaces: &[&str]| Selection {
         groups: vec![],
+        standalone_claims: false,
         namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
         labels: vec![],
         claims: claims

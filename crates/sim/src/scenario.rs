@@ -13,12 +13,16 @@ use crate::cluster::Cluster;
 use crate::estate::Estate;
 use crate::meta;
 
-/// The built-in default scenario: the 2026 estate, with AWS authorization for EBS
-/// declared (each driver's IAM role, a customer-managed KMS key).
-pub const DEFAULT_YAML: &str = include_str!("../scenarios/default.yaml");
+/// The built-in `basic` scenario, and the base of `default`: the 2026 estate's three
+/// StatefulSets (nine volumes), its stateless apps and ALB, with AWS authorization for
+/// EBS declared (each driver's IAM role, a customer-managed KMS key). Most tests run on
+/// it: it seeds fastest.
+pub const BASIC_YAML: &str = include_str!("../scenarios/basic.yaml");
 
-/// The built-in `shapes` scenario's overlay on the default: app shapes baton cannot move
-/// yet, and the controllers that scale blue's workloads back up (GitOps, autoscalers).
+/// What the `default` scenario lays over `basic`: every other shape of stateful app (a
+/// Deployment with a volume, a standalone claim, a two-member group, an Argo CD-managed
+/// StatefulSet, a KEDA-scaled Deployment) and the controllers that scale blue's
+/// workloads back up (Argo CD, Flux, KEDA).
 pub const SHAPES_YAML: &str = include_str!("../scenarios/shapes.yaml");
 
 /// What an overlay scenario adds to another.
@@ -38,15 +42,15 @@ struct Overlay {
     after_apps: BTreeMap<String, Vec<Value>>,
 }
 
-/// The `shapes` scenario: `default` with [`SHAPES_YAML`] laid over it.
-pub fn shapes() -> Result<Scenario, ScenarioError> {
-    let mut s = Scenario::parse("default", DEFAULT_YAML)?;
+/// The `default` scenario: `basic` with [`SHAPES_YAML`] laid over it.
+pub fn default() -> Result<Scenario, ScenarioError> {
+    let mut s = Scenario::parse("basic", BASIC_YAML)?;
     let overlay: Overlay =
         serde_saphyr::from_str(SHAPES_YAML).map_err(|e| ScenarioError::Parse {
-            name: "shapes".into(),
+            name: "default".into(),
             reason: e.to_string(),
         })?;
-    s.name = "shapes".into();
+    s.name = "default".into();
     s.platform.extend(overlay.platform);
     s.apps.extend(overlay.apps);
     for (cluster, objects, after) in overlay
@@ -59,7 +63,7 @@ pub fn shapes() -> Result<Scenario, ScenarioError> {
             .clusters
             .iter_mut()
             .find(|c| c.name == cluster)
-            .ok_or_else(|| ScenarioError::Invalid(format!("shapes: no cluster {cluster}")))?;
+            .ok_or_else(|| ScenarioError::Invalid(format!("default: no cluster {cluster}")))?;
         if after {
             c.after_apps.extend(objects);
         } else {
@@ -96,7 +100,7 @@ pub const EBS_CSI_POLICIES: [(&str, &str, &str); 3] = [
 pub enum ScenarioError {
     /// The scenario name is neither built in nor a readable file.
     #[error(
-        "failed to find scenario {0:?}: built-in scenarios are `default`, `shapes` and `large`; otherwise give a path to a YAML file"
+        "failed to find scenario {0:?}: built-in scenarios are `default`, `basic` and `large`; otherwise give a path to a YAML file"
     )]
     Unknown(String),
     /// The YAML is malformed.
@@ -401,8 +405,8 @@ impl Scenario {
     /// A built-in scenario by name, or a YAML file by path.
     pub fn load(name: &str) -> Result<Self, ScenarioError> {
         match name {
-            "default" => Self::parse("default", DEFAULT_YAML),
-            "shapes" => shapes(),
+            "default" => default(),
+            "basic" => Self::parse("basic", BASIC_YAML),
             "large" => Ok(large(250, 4)),
             path => {
                 let text = std::fs::read_to_string(path)
@@ -432,8 +436,7 @@ impl Scenario {
 /// A generated scenario for benchmarks: `statefulsets` single-replica apps with
 /// `claims_per_app` volumes each (so 250 × 4 = 1000 PVs), spread over three zones.
 pub fn large(statefulsets: usize, claims_per_app: usize) -> Scenario {
-    let mut s =
-        Scenario::parse("default", DEFAULT_YAML).expect("the built-in default scenario parses");
+    let mut s = Scenario::parse("basic", BASIC_YAML).expect("the built-in basic scenario parses");
     s.name = "large".into();
     s.alb = None;
     // Its apps are all alike: no app under the default's customer-managed key.
@@ -1339,7 +1342,7 @@ mod tests {
 
     #[test]
     fn irsa_fields_parse_and_default_off() {
-        let mut yaml = DEFAULT_YAML
+        let mut yaml = BASIC_YAML
             .split("\nirsa_roles:")
             .next()
             .unwrap()
@@ -1422,7 +1425,7 @@ mod tests {
 
     #[test]
     fn a_binding_takes_a_named_port_and_multi_cluster() {
-        let yaml = DEFAULT_YAML.replace(
+        let yaml = BASIC_YAML.replace(
             "binding: { name: storefront-blue, service: web, port: 80 }",
             "binding: { name: shared, service: web, port: http, multi_cluster: true }",
         );
@@ -1453,16 +1456,16 @@ mod tests {
         let e = Scenario::load("/nonexistent/nope.yaml").unwrap_err();
         assert!(
             e.to_string()
-                .contains("built-in scenarios are `default`, `shapes` and `large`")
+                .contains("built-in scenarios are `default`, `basic` and `large`")
         );
     }
 
     #[test]
-    fn shapes_is_the_default_plus_the_adversaries_on_blue_only() {
-        let default = Scenario::load("default").unwrap();
-        let s = Scenario::load("shapes").unwrap();
-        assert_eq!(s.name, "shapes");
-        assert_eq!(s.apps[..default.apps.len()], default.apps[..]);
+    fn default_is_basic_plus_the_shapes_and_adversaries_on_blue_only() {
+        let basic = Scenario::load("basic").unwrap();
+        let s = Scenario::load("default").unwrap();
+        assert_eq!(s.name, "default");
+        assert_eq!(s.apps[..basic.apps.len()], basic.apps[..]);
         let named = |objs: &[Value], kind: &str| -> Vec<String> {
             objs.iter()
                 .filter(|o| o["kind"] == kind)

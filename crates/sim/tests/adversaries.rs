@@ -71,7 +71,7 @@ async fn bed() -> Adv {
         _cp: cp,
         client,
     };
-    let shapes = Scenario::load("shapes").unwrap();
+    let shapes = Scenario::load("default").unwrap();
     for crd in shapes.clusters[0]
         .objects
         .iter()
@@ -1033,7 +1033,7 @@ async fn paused_leaves_a_scaled_object_target_where_it_is() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shapes_scenario_seeds_blue_ready_with_every_claim_bound() {
     use baton_sim::estate::{Estate, EstateOptions};
-    let s = Scenario::load("shapes").unwrap();
+    let s = Scenario::load("default").unwrap();
     let estate = Estate::start(EstateOptions {
         clusters: s.cluster_specs(),
         aws_endpoint: Some(common::estate::moto_endpoint()),

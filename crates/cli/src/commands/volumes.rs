@@ -91,6 +91,7 @@ pub async fn grant(a: VolumesGrantArgs) -> anyhow::Result<ExitCode> {
             labels: a.labels.clone(),
             claims: Vec::new(),
             groups: Vec::new(),
+            standalone_claims: false,
         },
         options: Default::default(),
         ebs_csi_roles: a.ebs_csi_roles.clone(),

@@ -49,7 +49,7 @@ pub fn text(bytes: &[u8]) -> String {
 /// `baton sim up`.
 pub async fn default_estate() -> baton_sim::estate::Estate {
     use baton_sim::scenario::{self, Scenario};
-    let s = Scenario::parse("default", scenario::DEFAULT_YAML).unwrap();
+    let s = Scenario::parse("basic", scenario::BASIC_YAML).unwrap();
     let estate = baton_sim::estate::Estate::start(baton_sim::estate::EstateOptions {
         clusters: s.cluster_specs(),
         ..Default::default()
@@ -62,16 +62,25 @@ pub async fn default_estate() -> baton_sim::estate::Estate {
     estate
 }
 
+/// `baton sim up` on the `basic` scenario (the default's three StatefulSets and nine
+/// volumes, without its other shapes and GitOps controllers: it seeds fastest).
 pub fn sim_up() -> Sim {
     sim_up_with(&[])
 }
 
-/// `baton sim up` with extra arguments (faults, seed, delays).
+/// `baton sim up` with extra arguments (faults, seed, delays); on `basic` unless they
+/// name a `--scenario` (the whole default estate is `--scenario default`).
 pub fn sim_up_with(args: &[&str]) -> Sim {
     let dir = tempfile::tempdir().unwrap();
+    let basic: &[&str] = if args.contains(&"--scenario") {
+        &[]
+    } else {
+        &["--scenario", "basic"]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
         .args(["sim", "up", "--state-dir"])
         .arg(dir.path().join("sim"))
+        .args(basic)
         .args(args)
         .stdout(Stdio::piped())
         // Kept in a file to explain a failure (a pipe nobody reads could fill up).

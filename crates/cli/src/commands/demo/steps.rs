@@ -145,7 +145,9 @@ impl Step {
                 "green's target group bindings, then its stateless apps, registered by its controller"
             }
             Self::TrafficShift => "move the ALB's traffic to green in gated steps",
-            Self::StatefulPlan => "plan the move of every StatefulSet on its own EBS volumes",
+            Self::StatefulPlan => {
+                "plan the move of every stateful app (StatefulSets, Deployments with volumes, standalone claims, groups) on its own EBS volumes"
+            }
             Self::Migrate => "move every stateful app to green on the same volumes",
             Self::Commit => "retire blue's claims and PVs (the volumes stay, in green)",
             Self::Verify => {
@@ -901,6 +903,7 @@ impl Demo {
                 &blue,
                 "--to",
                 &green,
+                "--standalone-claims",
                 "--out",
                 "plan.json",
             ]))
@@ -971,6 +974,7 @@ impl Demo {
                 &blue,
                 "--to",
                 &green,
+                "--standalone-claims",
                 "--plan",
                 "plan.json",
                 "--yes",

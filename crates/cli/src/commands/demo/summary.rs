@@ -18,6 +18,8 @@ pub fn window(s: &AppSummary) -> String {
     let at = |t: &Option<String>| t.as_deref().and_then(ms);
     match (at(&s.window_opened), at(&s.window_closed)) {
         (Some(a), Some(b)) => show::ms(b - a),
+        // Nothing was stopped: a claim moving on its own.
+        (None, None) => "none".into(),
         _ => "not closed".into(),
     }
 }

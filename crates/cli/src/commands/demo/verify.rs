@@ -11,8 +11,9 @@ use baton_core::journal::Summary;
 use baton_core::machine::AppPhase;
 use baton_core::plan::Plan;
 use baton_core::traffic::machine::Outcome;
+use baton_core::world::WorkloadKind;
 use baton_sim::controllers::{FINGERPRINT_TAG, FINGERPRINT_WRITER_TAG};
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams};
 
@@ -72,6 +73,7 @@ pub fn volumes_of(plan: &Plan, before: &BTreeMap<String, Fingerprint>) -> Vec<Vo
                 after: None,
                 owner_before: Vec::new(),
                 owner_after: Vec::new(),
+                standalone: a.kind == WorkloadKind::Claim,
             })
         })
         .collect()
@@ -80,6 +82,20 @@ pub fn volumes_of(plan: &Plan, before: &BTreeMap<String, Fingerprint>) -> Vec<Vo
 /// Nothing lost, nothing forked: green wrote last, started from at least the value blue
 /// had reached when the move began, and has counted on since.
 pub fn data_continued(v: &VolumeRecord) -> Result<String, String> {
+    if v.standalone {
+        // Nothing mounts it: no pod of either side may have written it.
+        return if v.before == v.after {
+            Ok(format!(
+                "{}: a claim nothing mounts, as blue left it",
+                v.volume_id
+            ))
+        } else {
+            Err(format!(
+                "{}: a claim nothing should mount was written during the move ({:?} → {:?})",
+                v.volume_id, v.before, v.after
+            ))
+        };
+    }
     let (Some(b), Some(a)) = (&v.before, &v.after) else {
         return Err(format!("{}: no fingerprint read", v.volume_id));
     };
@@ -351,32 +367,76 @@ async fn blue_holds_nothing(
     })
 }
 
-/// Each moved StatefulSet is at 0 in blue and none of its pods is left.
+/// Whether a pod is one of an app's.
+type PodOf<'a> = dyn Fn(&Pod) -> bool + 'a;
+
+/// Each moved workload is at 0 in blue and none of its pods is left (a StatefulSet's by
+/// ordinal name, a Deployment's by its selector); no pod mounts a claim that moved alone.
 async fn blue_runs_nothing(w: &World<'_>) -> anyhow::Result<Result<String, String>> {
     let mut running = Vec::new();
     for a in &w.plan.apps {
-        let sts = Api::<StatefulSet>::namespaced(w.blue.clone(), &a.namespace)
-            .get_opt(&a.name)
-            .await
-            .with_context(|| format!("failed to read blue's {}", a.key()))?;
-        let replicas = sts.and_then(|s| s.spec).and_then(|s| s.replicas);
-        if replicas.unwrap_or(0) != 0 {
-            running.push(format!("{} at {replicas:?} replicas", a.key()));
-        }
         let pods = Api::<Pod>::namespaced(w.blue.clone(), &a.namespace)
             .list(&ListParams::default())
             .await
             .with_context(|| format!("failed to list blue's pods in {}", a.namespace))?;
+        let claims: Vec<&str> = a.volumes.iter().map(|v| v.claim.as_str()).collect();
+        let (replicas, pod_of): (Option<i32>, Box<PodOf<'_>>) = match a.kind {
+            WorkloadKind::StatefulSet => {
+                let sts = Api::<StatefulSet>::namespaced(w.blue.clone(), &a.namespace)
+                    .get_opt(&a.name)
+                    .await
+                    .with_context(|| format!("failed to read blue's {}", a.key()))?;
+                let name = a.name.clone();
+                (
+                    sts.and_then(|s| s.spec).and_then(|s| s.replicas),
+                    Box::new(move |p: &Pod| {
+                        p.metadata
+                            .name
+                            .as_deref()
+                            .is_some_and(|n| baton_kube::convert::is_ordinal_pod(&name, n))
+                    }),
+                )
+            }
+            WorkloadKind::Deployment => {
+                let d = Api::<Deployment>::namespaced(w.blue.clone(), &a.namespace)
+                    .get_opt(&a.name)
+                    .await
+                    .with_context(|| format!("failed to read blue's {}", a.key()))?;
+                let replicas = d
+                    .as_ref()
+                    .and_then(|d| d.spec.as_ref())
+                    .and_then(|s| s.replicas);
+                (
+                    replicas,
+                    Box::new(move |p: &Pod| {
+                        d.as_ref()
+                            .and_then(|d| d.spec.as_ref())
+                            .is_some_and(|s| baton_kube::convert::selects_pod(&s.selector, p))
+                    }),
+                )
+            }
+            // No workload: any pod mounting the claim.
+            WorkloadKind::Claim => (
+                None,
+                Box::new(|p: &Pod| baton_kube::convert::mounted(p).any(|c| claims.contains(&c))),
+            ),
+        };
+        if replicas.unwrap_or(0) != 0 {
+            running.push(format!("{} {} at {replicas:?} replicas", a.kind, a.key()));
+        }
         running.extend(
             pods.items
                 .iter()
+                .filter(|p| pod_of(p))
                 .filter_map(|p| p.metadata.name.clone())
-                .filter(|n| baton_kube::convert::is_ordinal_pod(&a.name, n))
                 .map(|n| format!("pod {}/{n}", a.namespace)),
         );
     }
     Ok(if running.is_empty() {
-        Ok(format!("{} StatefulSets at 0, no pods", w.plan.apps.len()))
+        Ok(format!(
+            "{} at 0 (or, for a claim, unmounted), no pods",
+            crate::commands::show::plural(w.plan.apps.len(), "app")
+        ))
     } else {
         Err(running.join(", "))
     })
@@ -418,7 +478,22 @@ mod tests {
             after,
             owner_before: Vec::new(),
             owner_after: Vec::new(),
+            standalone: false,
         }
+    }
+
+    #[test]
+    fn a_standalone_claims_data_continues_only_when_nothing_wrote_it() {
+        let untouched = VolumeRecord {
+            standalone: true,
+            ..vol(None, None)
+        };
+        assert!(data_continued(&untouched).is_ok());
+        let written = VolumeRecord {
+            standalone: true,
+            ..vol(None, fp("green/archive/reader", 0, 3))
+        };
+        assert!(data_continued(&written).unwrap_err().contains("written"));
     }
 
     #[test]

@@ -105,6 +105,10 @@ pub struct VolumeRecord {
     /// The same after commit.
     #[serde(default)]
     pub owner_after: Vec<String>,
+    /// A claim that moved on its own: nothing mounts it on either side, so nothing
+    /// advances its fingerprint; its data continues when green finds it as blue left it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standalone: bool,
 }
 
 /// What the fingerprint columns (blue at start, green from, green now) mean.

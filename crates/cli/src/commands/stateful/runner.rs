@@ -664,7 +664,11 @@ impl<'a, 'r, H: Hands> AppRun<'a, 'r, H> {
                 reason: reason.clone(),
             });
             self.line.phase(phase.name(), reason.as_deref());
-            if phase.in_window() && self.window_open.is_none() {
+            // A claim moving on its own stops nothing: it has no window.
+            if phase.in_window()
+                && self.window_open.is_none()
+                && self.app.kind != baton_core::world::WorkloadKind::Claim
+            {
                 self.window_open = Some(Instant::now());
             }
             self.last_phase = Some(phase);
