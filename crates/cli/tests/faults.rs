@@ -1,7 +1,9 @@
 //! Migrate under injected faults on both APIs (500s, 409s, 429s, timeouts on the clusters;
-//! 500s and throttling on baton's EC2 calls), over several seeds: every run completes or
-//! stops cleanly, DESIGN.md's invariants hold, and a resume after the faults are cleared
-//! finishes the move.
+//! 500s and throttling on baton's EC2 calls), over several seeds, on the whole default
+//! estate — StatefulSets, Deployments with volumes, a standalone claim, a group, apps
+//! under Argo CD, Flux and KEDA, their fences: every run completes or stops cleanly,
+//! DESIGN.md's invariants hold, and a resume after the faults are cleared finishes the
+//! move.
 
 mod common;
 
@@ -15,6 +17,8 @@ fn items(v: &Value) -> Vec<Value> {
 fn migrate_under_faults_completes_or_stops_cleanly_and_resumes() {
     for seed in ["1", "2", "3"] {
         let sim = common::sim_up_with(&[
+            "--scenario",
+            "default",
             "--seed",
             seed,
             "--fault",
@@ -54,14 +58,26 @@ fn migrate_under_faults_completes_or_stops_cleanly_and_resumes() {
             .unwrap_or_else(|| panic!("seed {seed}: identity apply failed five times"));
         let plan: Value = (0..5)
             .find_map(|_| {
-                let o = sim.baton(&["plan", "--from", "blue", "--to", "green", "-o", "json"]);
+                let o = sim.baton(&[
+                    "plan",
+                    "--from",
+                    "blue",
+                    "--to",
+                    "green",
+                    "--standalone-claims",
+                    "-o",
+                    "json",
+                ]);
                 o.status
                     .success()
                     .then(|| serde_json::from_slice(&o.stdout).unwrap())
             })
             .unwrap_or_else(|| panic!("seed {seed}: plan failed five times under 5% faults"));
         let ids = common::plan_volume_ids(&plan);
-        let first = sim.migrate("m", &["--wait-timeout", "60", "-o", "json"]);
+        let first = sim.migrate(
+            "m",
+            &["--standalone-claims", "--wait-timeout", "60", "-o", "json"],
+        );
         let code = first.status.code();
         assert!(
             // 3: every app stopped before its first change.
@@ -95,7 +111,7 @@ fn migrate_under_faults_completes_or_stops_cleanly_and_resumes() {
                 sim.ok(&["migrate", "--resume", "--state-dir", "m", "--yes"]);
             } else {
                 // Stopped before its first mutation (while planning): nothing to resume.
-                sim.migrate_ok("m", &[]);
+                sim.migrate_ok("m", &["--standalone-claims"]);
             }
         }
         let status: Value =
@@ -108,6 +124,35 @@ fn migrate_under_faults_completes_or_stops_cleanly_and_resumes() {
                 s["status"]["readyReplicas"], s["spec"]["replicas"],
                 "seed {seed}"
             );
+        }
+        for d in items(&sim.kubectl_json("green", &["get", "deploy", "-A"])) {
+            if d["spec"]["replicas"].as_i64().unwrap_or(0) > 0 {
+                assert_eq!(
+                    d["status"]["readyReplicas"], d["spec"]["replicas"],
+                    "seed {seed}: {}",
+                    d["metadata"]["name"]
+                );
+            }
+        }
+        // Blue stays stopped behind its fences (Argo CD, Flux, KEDA are live there).
+        for kind in ["sts", "deploy"] {
+            for w in items(&sim.kubectl_json("blue", &["get", kind, "-A"])) {
+                let moved = status["apps"].as_array().unwrap().iter().any(|a| {
+                    a["app"].as_str()
+                        == Some(&format!(
+                            "{}/{}",
+                            w["metadata"]["namespace"].as_str().unwrap(),
+                            w["metadata"]["name"].as_str().unwrap()
+                        ))
+                });
+                if moved {
+                    assert_eq!(
+                        w["spec"]["replicas"], 0,
+                        "seed {seed}: blue's {}",
+                        w["metadata"]["name"]
+                    );
+                }
+            }
         }
         eprintln!("seed {seed}: first run exit {code:?}");
     }
