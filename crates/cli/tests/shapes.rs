@@ -182,3 +182,69 @@ fn a_crash_at_any_mutation_of_a_deployment_or_a_claim_converges() {
         assert!(g["items"].as_array().unwrap().is_empty(), "k={k}: {g}");
     }
 }
+
+/// The ledger group (ledger-db with a volume, ledger-proxy without; one Flux
+/// Kustomization applies both) crashed after each of its mutations, then resumed or
+/// rolled back: at no point does any member run in green while one runs in blue (one
+/// window), blue never stops unfenced, and either way the group converges — resumed, both
+/// Ready in green; rolled back, both Ready in blue with the Kustomization as it was.
+#[test]
+fn a_group_crashed_at_any_mutation_keeps_one_window_and_converges() {
+    let sim = common::sim_up_with(&["--scenario", "default"]);
+    let replicas = |ctx: &str, kind: &str, name: &str| {
+        sim.kubectl_json(ctx, &["get", kind, "-n", "ledger", name])["spec"]["replicas"]
+            .as_i64()
+            .unwrap()
+    };
+    let suspended = || {
+        sim.kubectl_json(
+            "blue",
+            &["get", "kustomization", "-n", "flux-system", "ledger"],
+        )["spec"]["suspend"]
+            == true
+    };
+    let members = [("sts", "ledger-db"), ("deploy", "ledger-proxy")];
+    let apps = ["-n", "ledger", "--parallel", "1", "--max-down", "1"];
+    // ledger-db: Retain, pause, scale blue, re-tag, snapshot, claim, PV, scale green;
+    // ledger-proxy: scale blue, scale green (the shared Kustomization is paused once).
+    for k in 1..=10 {
+        let dir = format!("crash-{k}");
+        let o = sim.migrate_with(
+            &dir,
+            &apps,
+            &[("BATON_CRASH_AFTER_MUTATIONS", k.to_string())],
+        );
+        assert!(!o.status.success(), "k={k}: the run should have crashed");
+        let green_runs = members.iter().any(|(k, n)| replicas("green", k, n) > 0);
+        let blue_runs = members.iter().any(|(k, n)| replicas("blue", k, n) > 0);
+        assert!(
+            !(green_runs && blue_runs),
+            "k={k}: the group runs on both sides"
+        );
+        let blue_stopped = members.iter().any(|(k, n)| replicas("blue", k, n) == 0);
+        assert!(!blue_stopped || suspended(), "k={k}: blue stopped unfenced");
+        sim.assert_green_pvs_reserved(&format!("k={k}"));
+        if k % 2 == 1 {
+            sim.ok(&["migrate", "--resume", "--state-dir", &dir, "--yes"]);
+            for (kind, name) in members {
+                let g = sim.kubectl_json("green", &["get", kind, "-n", "ledger", name]);
+                assert_eq!(
+                    g["status"]["readyReplicas"], g["spec"]["replicas"],
+                    "k={k}: {g}"
+                );
+                assert_eq!(replicas("blue", kind, name), 0, "k={k}: {name}");
+            }
+        }
+        sim.ok(&["rollback", "--state-dir", &dir, "--yes"]);
+        for (kind, name) in members {
+            let b = sim.kubectl_json("blue", &["get", kind, "-n", "ledger", name]);
+            assert!(b["spec"]["replicas"].as_i64().unwrap() > 0, "k={k}: {b}");
+            assert_eq!(
+                b["status"]["readyReplicas"], b["spec"]["replicas"],
+                "k={k}: blue's {name} not back: {b}"
+            );
+            assert_eq!(replicas("green", kind, name), 0, "k={k}: {name}");
+        }
+        assert!(!suspended(), "k={k}: the Kustomization stays suspended");
+    }
+}
