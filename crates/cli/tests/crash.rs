@@ -89,8 +89,7 @@ fn crash_after_every_mutation_then_resume_or_roll_back() {
     // tag-scoped on the default estate), snapshot, claim, PV, scale green.
     for k in 1..=7 {
         let dir = format!("crash-{k}");
-        let o = sim.migrate_with(&dir, APP, &[("BATON_CRASH_AFTER_MUTATIONS", k.to_string())]);
-        assert!(!o.status.success(), "k={k}: the run should have crashed");
+        sim.migrate_crashing(&dir, APP, k);
         invariants(&sim, &ids, &format!("after a crash at mutation {k}"));
         let run: Value = serde_json::from_str(
             &std::fs::read_to_string(sim.dir.path().join(&dir).join("run.json")).unwrap(),

@@ -315,8 +315,7 @@ fn a_crash_at_any_mutation_never_leaves_blue_stopped_unfenced() {
     // scale green.
     for k in 1..=9 {
         let dir = format!("crash-{k}");
-        let o = sim.migrate_with(&dir, APP, &[("BATON_CRASH_AFTER_MUTATIONS", k.to_string())]);
-        assert!(!o.status.success(), "k={k}: the run should have crashed");
+        sim.migrate_crashing(&dir, APP, k);
         assert!(
             !stopped(&sim) || fenced(&sim),
             "k={k}: blue stopped while a fence is active"

@@ -153,12 +153,7 @@ fn a_crash_at_any_mutation_of_a_deployment_or_a_claim_converges() {
     // archive-data: Retain, re-tag, snapshot, claim, PV.
     for k in 1..=12 {
         let dir = format!("crash-{k}");
-        let o = sim.migrate_with(
-            &dir,
-            &apps,
-            &[("BATON_CRASH_AFTER_MUTATIONS", k.to_string())],
-        );
-        assert!(!o.status.success(), "k={k}: the run should have crashed");
+        sim.migrate_crashing(&dir, &apps, k);
         assert_eq!(sim.tags(&ids).len(), 2, "k={k}: a volume is gone");
         sim.assert_green_pvs_reserved(&format!("k={k}"));
         for ns in ["media", "archive"] {
@@ -209,12 +204,7 @@ fn a_group_crashed_at_any_mutation_keeps_one_window_and_converges() {
     // ledger-proxy: scale blue, scale green (the shared Kustomization is paused once).
     for k in 1..=10 {
         let dir = format!("crash-{k}");
-        let o = sim.migrate_with(
-            &dir,
-            &apps,
-            &[("BATON_CRASH_AFTER_MUTATIONS", k.to_string())],
-        );
-        assert!(!o.status.success(), "k={k}: the run should have crashed");
+        sim.migrate_crashing(&dir, &apps, k);
         let green_runs = members.iter().any(|(k, n)| replicas("green", k, n) > 0);
         let blue_runs = members.iter().any(|(k, n)| replicas("blue", k, n) > 0);
         assert!(

@@ -232,6 +232,17 @@ impl Sim {
         self.migrate_with(dir, extra, &[])
     }
 
+    /// [`Sim::migrate`] killed after its `k`th mutation (`BATON_CRASH_AFTER_MUTATIONS`):
+    /// the run must not succeed.
+    pub fn migrate_crashing(&self, dir: &str, extra: &[&str], k: u32) {
+        let o = self.migrate_with(
+            dir,
+            extra,
+            &[("BATON_CRASH_AFTER_MUTATIONS", k.to_string())],
+        );
+        assert!(!o.status.success(), "k={k}: the run should have crashed");
+    }
+
     /// [`Sim::migrate`] with extra environment (e.g. a crash point).
     pub fn migrate_with(&self, dir: &str, extra: &[&str], env: &[(&str, String)]) -> Output {
         let mut args = vec![
