@@ -64,7 +64,7 @@ fn the_demo_tells_the_whole_story_and_its_report_renders_in_a_browser() {
         "baton identity apply --from blue --to green --yes -o json > identity.json",
         "baton traffic bindings --apply --from blue --to green --yes -o json > bindings.json",
         "baton traffic shift --listener arn:aws:elasticloadbalancing:",
-        "baton migrate --from blue --to green --plan plan.json --yes --state-dir migration",
+        "baton migrate --from blue --to green --standalone-claims --plan plan.json --yes --state-dir migration",
         "baton commit --state-dir migration --yes",
     ] {
         assert!(
@@ -264,16 +264,17 @@ fn readable(out: &str, summary: &str) {
     for line in out.lines().filter(|l| !l.starts_with("  │")) {
         assert!(line.chars().count() <= 130, "too long: {line}");
     }
-    // Nine PVs with reclaim policy Delete: one entry, ×9, in the preflight step and in
-    // the summary.
+    // The PVs with reclaim policy Delete: one entry, ×13, in the preflight step and in
+    // the summary; the standalone claim's (preflight checks workloads, the plan selects
+    // it with --standalone-claims) once more, from the stateful plan.
     assert_eq!(
-        out.matches("warn ×9  reclaim policy is Delete").count(),
+        out.matches("warn ×13  reclaim policy is Delete").count(),
         1,
         "{out}"
     );
     assert_eq!(
         summary
-            .matches("warn ×9  [preflight] reclaim policy is Delete")
+            .matches("warn ×13  [preflight] reclaim policy is Delete")
             .count(),
         1,
         "{summary}"
@@ -281,7 +282,7 @@ fn readable(out: &str, summary: &str) {
     assert_eq!(
         out.matches("reclaim policy is Delete (reclaim-delete)")
             .count(),
-        2
+        3
     );
     // The fingerprint columns say what they are.
     for column in ["blue at start", "green from", "green now", "snapshot"] {
@@ -374,7 +375,7 @@ fn report_renders(tmp: &Path, snapshots: &[(String, String)], migration: &str) {
         ">gate max 1 % 5xx</text>",
         ">green's share of traffic (%)</text>",
         // The commands behind the steps.
-        "$ baton migrate --from blue --to green --plan plan.json --yes --state-dir migration",
+        "$ baton migrate --from blue --to green --standalone-claims --plan plan.json --yes --state-dir migration",
         "$ baton preflight --from blue --to green",
         migration,
     ] {
@@ -398,23 +399,25 @@ fn report_renders(tmp: &Path, snapshots: &[(String, String)], migration: &str) {
     let gates = &dom[dom.find("id=\"gates\"").unwrap()..];
     let gates = &gates[..gates.find("</table>").unwrap()];
     assert_eq!(gates.matches(" %</td>").count(), 2 * 4, "{gates}");
-    // Findings that say the same are one row: nine PVs' reclaim policy, ×9, each PV
+    // Findings that say the same are one row: thirteen PVs' reclaim policy, ×13, each PV
     // named (in full, in its title).
     let findings = &dom[dom.find("id=\"findings\"").unwrap()..];
     let findings = &findings[..findings.find("</table>").unwrap()];
     let rows: Vec<&str> = findings.split("<tr class=\"finding\">").skip(1).collect();
-    // (The fifth: green's EBS CSI driver role is unknown on the bed, so no re-tag.)
-    assert_eq!(rows.len(), 5, "{findings}");
+    // The database rule; preflight's four fences, in-tree, reclaim, re-tag, two
+    // managed-by and the version skew; the stateful plan's reclaim and re-tag of the
+    // standalone claim (which preflight, checking workloads, does not see).
+    assert_eq!(rows.len(), 13, "{findings}");
     let reclaim = rows
         .iter()
         .find(|r| r.contains("reclaim policy is Delete"))
         .unwrap();
-    assert!(reclaim.contains(">×9</td>"), "{reclaim}");
+    assert!(reclaim.contains(">×13</td>"), "{reclaim}");
     assert_eq!(
         reclaim
             .matches("title=\"PersistentVolume blue/pvc-")
             .count(),
-        9
+        13
     );
     // 3 apps × (prepare, window, after) bars, the weight line and 4 gate points.
     let drawn: usize = dom

@@ -129,6 +129,31 @@ fn a_standalone_claim_moves_on_its_own_and_a_mounted_one_is_refused() {
     assert!(common::text(&o.stderr).contains("claim-in-use"));
     sim.kubectl_delete("blue", &["pod", "-n", "archive", "reader"]);
 
+    // A CronJob whose pod template mounts it: no pod now, but its next run's would. It is
+    // the CronJob's: -n finds nothing, --claim is refused naming it.
+    sim.kubectl_create(
+        "blue",
+        &serde_json::json!({ "apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": { "name": "compact", "namespace": "archive" },
+            "spec": { "schedule": "0 3 * * *", "jobTemplate": { "spec": { "template": {
+                "spec": { "restartPolicy": "OnFailure",
+                          "containers": [{ "name": "c", "image": "busybox" }],
+                          "volumes": [{ "name": "d", "persistentVolumeClaim": { "claimName": "archive-data" } }] } } } } } }),
+    );
+    let plan: Value = serde_json::from_str(&sim.ok(&[
+        "plan", "--from", "blue", "--to", "green", "-n", "archive", "-o", "json",
+    ]))
+    .unwrap();
+    assert!(plan["apps"].as_array().unwrap().is_empty(), "{plan}");
+    let o = sim.migrate("m4", &["--claim", "archive/archive-data"]);
+    assert_eq!(o.status.code(), Some(3), "{}", common::text(&o.stderr));
+    let err = common::text(&o.stderr);
+    assert!(
+        err.contains("claim-of-workload") && err.contains("CronJob archive/compact"),
+        "{err}"
+    );
+    sim.kubectl_delete("blue", &["cronjob", "-n", "archive", "compact"]);
+
     sim.migrate_ok("m3", &["-n", "archive"]);
     sim.ok(&["commit", "--state-dir", "m3", "--yes"]);
     let blue = sim.kubectl_json("blue", &["get", "pvc", "-n", "archive"]);

@@ -75,7 +75,9 @@ fn sim_up_serves_the_default_scenario_to_kubectl_and_ec2_and_stops_on_sigterm() 
         assert!(found, "{want} in:\n{sts}");
     }
     let pvc = kubectl(&["--context", "blue", "get", "pvc", "-A", "--no-headers"]);
-    assert_eq!(pvc.lines().count(), 9);
+    // basic's nine, and the other shapes' five (two Deployments', a standalone claim,
+    // ledger-db's and catalog-db's).
+    assert_eq!(pvc.lines().count(), 14, "{pvc}");
     assert!(pvc.lines().all(|l| l.contains(" Bound ")), "{pvc}");
     let green = kubectl(&["--context", "green", "get", "sts", "-A", "--no-headers"]);
     assert!(

@@ -72,7 +72,7 @@ const VIEW: &[KubeRule] = &[
     },
     KubeRule {
         groups: &["apps"],
-        resources: &["statefulsets", "deployments"],
+        resources: &["statefulsets", "deployments", "daemonsets"],
         verbs: READ,
     },
     KubeRule {
@@ -83,6 +83,12 @@ const VIEW: &[KubeRule] = &[
     KubeRule {
         groups: &["autoscaling"],
         resources: &["horizontalpodautoscalers"],
+        verbs: READ,
+    },
+    // Their pod templates may mount a claim: it is theirs, not standalone.
+    KubeRule {
+        groups: &["batch"],
+        resources: &["cronjobs", "jobs"],
         verbs: READ,
     },
 ];
@@ -224,7 +230,7 @@ const fn join<T: Copy, const N: usize>(parts: &[&[T]]) -> [T; N] {
 
 /// What every plan reads in Kubernetes: the clusters' views, the EBS CSI driver's
 /// ServiceAccount, the apps' ServiceAccounts (IRSA) and what could scale them back up.
-const PLAN_KUBE: [KubeRule; 7] = join(&[VIEW, &[DRIVER_ACCOUNT, IRSA_ACCOUNTS, FENCE_LIST]]);
+const PLAN_KUBE: [KubeRule; 8] = join(&[VIEW, &[DRIVER_ACCOUNT, IRSA_ACCOUNTS, FENCE_LIST]]);
 
 /// What every plan reads in AWS: volumes and the VPC, the driver roles' policies, the
 /// volumes' keys, green's OIDC provider and the apps' roles' trust.
@@ -311,7 +317,7 @@ pub const COMMANDS: &[CommandPermissions] = &[
     CommandPermissions {
         command: "migrate, rollback, commit",
         clusters: "blue, green",
-        kube: &join::<_, 11>(&[&PLAN_KUBE, MOVE, &[FENCE_WRITE]]),
+        kube: &join::<_, 12>(&[&PLAN_KUBE, MOVE, &[FENCE_WRITE]]),
         iam: &join::<_, 7>(&[&PLAN_IAM, &[SNAPSHOT, RETAG]]),
     },
     CommandPermissions {
@@ -351,7 +357,7 @@ pub const COMMANDS: &[CommandPermissions] = &[
     CommandPermissions {
         command: "preflight",
         clusters: "blue, green",
-        kube: &join::<_, 11>(&[
+        kube: &join::<_, 12>(&[
             &PLAN_KUBE,
             &[
                 KubeRule {

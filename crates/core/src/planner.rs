@@ -391,6 +391,11 @@ fn owner_of(blue: &ClusterView, c: &Pvc) -> Option<String> {
         .filter(|d| d.namespace == c.namespace)
         .find(|d| d.claims.iter().any(|(_, n)| *n == c.name))
         .map(|d| format!("Deployment {}", d.key()))
+        .or_else(|| {
+            blue.template_claims
+                .get(&(c.namespace.clone(), c.name.clone()))
+                .cloned()
+        })
 }
 
 /// A standalone claim as the app the planner plans: no pods, its one claim.

@@ -330,6 +330,11 @@ pub struct ClusterView {
     /// The claims some pod mounts, as (namespace, claim) (of the selected namespaces).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub mounted: BTreeSet<(String, String)>,
+    /// Claims that other workloads' pod templates mount — a DaemonSet's, a CronJob's, a
+    /// Job's not finished — as (namespace, claim) → the workload (`CronJob ns/name`): such
+    /// a claim is theirs, never moved on its own (their next pod would mount it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub template_claims: BTreeMap<(String, String), String>,
     /// Claims (of the selected namespaces).
     pub claims: Vec<Pvc>,
     /// All PVs.

@@ -69,6 +69,7 @@ fn world() -> World {
             fences: vec![],
             deployments: vec![],
             mounted: Default::default(),
+            template_claims: Default::default(),
         },
         green: ClusterView {
             context: "green".into(),
@@ -81,6 +82,7 @@ fn world() -> World {
             fences: vec![],
             deployments: vec![],
             mounted: Default::default(),
+            template_claims: Default::default(),
         },
         ec2: BTreeMap::from([(
             "vol-1".into(),
@@ -645,10 +647,29 @@ fn a_bound_claim_no_workload_names_moves_on_its_own_and_a_mounted_one_is_refused
     // A --claim that names a workload's claim: it moves with the workload.
     let p = run_sel(&w, &sel(&[("orders", "data-db-0")], &[]));
     assert_eq!(blocking(&p), ["claim-of-workload"]);
-    // Nothing selected at all: no claim moves on its own unless asked for.
+    // Nothing selected at all: no claim moves on its own unless asked for…
     w.blue.mounted.clear();
     let p = run_sel(&w, &sel(&[], &[]));
     assert!(p.apps.iter().all(|a| a.kind != WorkloadKind::Claim));
+    // …or --standalone-claims says so.
+    let all = Selection {
+        standalone_claims: true,
+        ..sel(&[], &[])
+    };
+    assert!(run_sel(&w, &all).apps.iter().any(|a| a.name == "archive"));
+    // A CronJob's pod template mounts it: its next run would, so it is the CronJob's.
+    w.blue.template_claims.insert(
+        ("orders".into(), "archive".into()),
+        "CronJob orders/backup".into(),
+    );
+    assert!(run_sel(&w, &all).apps.iter().all(|a| a.name != "archive"));
+    let p = run_sel(&w, &sel(&[("orders", "archive")], &[]));
+    assert_eq!(blocking(&p), ["claim-of-workload"]);
+    assert!(
+        p.problems[0].message.contains("CronJob orders/backup"),
+        "{:?}",
+        p.problems
+    );
 }
 
 #[test]

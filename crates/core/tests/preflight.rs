@@ -71,6 +71,7 @@ fn world() -> World {
             fences: vec![],
             deployments: vec![],
             mounted: Default::default(),
+            template_claims: Default::default(),
         },
         green: ClusterView {
             context: "green".into(),
@@ -83,6 +84,7 @@ fn world() -> World {
             fences: vec![],
             deployments: vec![],
             mounted: Default::default(),
+            template_claims: Default::default(),
         },
         ec2: BTreeMap::from([(
             "vol-1".into(),

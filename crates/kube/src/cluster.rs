@@ -10,11 +10,14 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use baton_core::machine::Side;
 use baton_core::world::{ClusterView, WorkloadKind};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    Node, PersistentVolume, PersistentVolumeClaim, Pod, PodTemplateSpec,
+};
 use k8s_openapi::api::storage::v1::{StorageClass, VolumeAttachment};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::Value;
@@ -256,6 +259,39 @@ impl Cluster {
                 ),
                 self.scalers(ns),
             )?;
+            // Other workloads whose next pod would mount a claim.
+            let (daemons, cronjobs, jobs) = futures::try_join!(
+                self.list(self.namespaced::<DaemonSet>(ns), "daemonsets"),
+                self.list(self.namespaced::<CronJob>(ns), "cronjobs"),
+                self.list(self.namespaced::<Job>(ns), "jobs"),
+            )?;
+            let mut templates = |kind: &str, meta: &ObjectMeta, t: Option<&PodTemplateSpec>| {
+                let ns = meta.namespace.clone().unwrap_or_default();
+                let name = meta.name.as_deref().unwrap_or_default();
+                for c in t.into_iter().flat_map(convert::template_claims) {
+                    view.template_claims
+                        .entry((ns.clone(), c.to_string()))
+                        .or_insert_with(|| format!("{kind} {ns}/{name}"));
+                }
+            };
+            for d in &daemons {
+                templates(
+                    "DaemonSet",
+                    &d.metadata,
+                    d.spec.as_ref().map(|s| &s.template),
+                );
+            }
+            for c in &cronjobs {
+                let t = c
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.job_template.spec.as_ref())
+                    .map(|s| &s.template);
+                templates("CronJob", &c.metadata, t);
+            }
+            for j in jobs.iter().filter(|j| !convert::job_finished(j)) {
+                templates("Job", &j.metadata, j.spec.as_ref().map(|s| &s.template));
+            }
             let scaled = |s: &mut baton_core::world::StatefulSet| {
                 s.scalers = scalers
                     .get(&(

@@ -11,8 +11,10 @@ use baton_core::world::{
     StorageClass, VolumeSource, WorkloadKind,
 };
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet as K8sStatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     Node as K8sNode, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod,
+    PodTemplateSpec,
 };
 use k8s_openapi::api::storage::v1::{StorageClass as K8sStorageClass, VolumeAttachment};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -342,6 +344,23 @@ impl Workload<'_> {
 /// Whether pod `p` mounts one of `claims`.
 pub fn mounts(p: &Pod, claims: &[String]) -> bool {
     mounted(p).any(|c| claims.iter().any(|n| n == c))
+}
+
+/// The claims a pod template mounts by name.
+pub fn template_claims(t: &PodTemplateSpec) -> impl Iterator<Item = &str> {
+    t.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.as_str()))
+}
+
+/// Whether a Job has finished (a `Complete` or `Failed` condition that is true): it makes
+/// no more pods.
+pub fn job_finished(j: &Job) -> bool {
+    j.status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
 }
 
 /// The claims pod `p` mounts.

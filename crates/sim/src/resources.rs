@@ -265,6 +265,30 @@ const BUILTINS: &[Builtin] = &[
         scale: false,
         fields: &[],
     },
+    // Stored and served (a claim their pod templates mount is theirs, not standalone);
+    // no Job or CronJob controller runs them.
+    Builtin {
+        group: "batch",
+        version: "v1",
+        kind: "Job",
+        plural: "jobs",
+        namespaced: true,
+        short: &[],
+        status: true,
+        scale: false,
+        fields: &[],
+    },
+    Builtin {
+        group: "batch",
+        version: "v1",
+        kind: "CronJob",
+        plural: "cronjobs",
+        namespaced: true,
+        short: &["cj"],
+        status: true,
+        scale: false,
+        fields: &[],
+    },
     Builtin {
         group: "autoscaling",
         version: "v2",

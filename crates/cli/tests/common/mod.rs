@@ -69,10 +69,11 @@ pub fn sim_up() -> Sim {
 }
 
 /// `baton sim up` with extra arguments (faults, seed, delays); on `basic` unless they
-/// name a `--scenario` (the whole default estate is `--scenario default`).
+/// name a `--scenario` (the whole default estate is `--scenario default`) or ask for
+/// `--bare` API servers.
 pub fn sim_up_with(args: &[&str]) -> Sim {
     let dir = tempfile::tempdir().unwrap();
-    let basic: &[&str] = if args.contains(&"--scenario") {
+    let basic: &[&str] = if args.contains(&"--scenario") || args.contains(&"--bare") {
         &[]
     } else {
         &["--scenario", "basic"]

@@ -146,7 +146,7 @@ impl Step {
             }
             Self::TrafficShift => "move the ALB's traffic to green in gated steps",
             Self::StatefulPlan => {
-                "plan the move of every stateful app (StatefulSets, Deployments with volumes, standalone claims, groups) on its own EBS volumes"
+                "plan every stateful app's move (workloads, claims, groups) on its own EBS volumes"
             }
             Self::Migrate => "move every stateful app to green on the same volumes",
             Self::Commit => "retire blue's claims and PVs (the volumes stay, in green)",
