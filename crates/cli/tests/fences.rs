@@ -543,3 +543,79 @@ fn a_fence_two_apps_share_is_resumed_only_with_both() {
         kustomization(&sim)
     );
 }
+
+/// An estate on an older Flux (2.0, 2.1) serves HelmRelease at `v2beta1` only: baton reads
+/// it there, and pauses and restores it at the version it was read at.
+#[test]
+fn a_helmrelease_of_an_older_flux_is_fenced_at_the_version_it_is_served() {
+    let sim = common::sim_up();
+    sim.grant_keys();
+    sim.trust_green();
+    let (group, version) = ("helm.toolkit.fluxcd.io", "v2beta1");
+    sim.kubectl_create("blue", &crd(group, version, "HelmRelease", "helmreleases"));
+    for _ in 0..50 {
+        let o = sim.kubectl_output(&["--context", "blue", "get", "helmreleases", "-A"]);
+        if o.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // helm-controller labels what it installs with its HelmRelease's name and namespace.
+    sim.kubectl(&[
+        "--context",
+        "blue",
+        "label",
+        "statefulset",
+        "-n",
+        "orders",
+        "orders-db",
+        "helm.toolkit.fluxcd.io/name=orders",
+        "helm.toolkit.fluxcd.io/namespace=orders",
+    ]);
+    sim.kubectl_create(
+        "blue",
+        &json!({
+            "apiVersion": format!("{group}/{version}"), "kind": "HelmRelease",
+            "metadata": { "name": "orders", "namespace": "orders" },
+            "spec": { "interval": "10m", "chart": { "spec": { "chart": "postgresql",
+                      "sourceRef": { "kind": "HelmRepository", "name": "bitnami" } } } },
+        }),
+    );
+    let release =
+        |sim: &Sim| sim.kubectl_json("blue", &["get", "helmreleases", "-n", "orders", "orders"]);
+    let plan: Value = serde_json::from_str(&sim.ok(&[
+        "plan", "--from", "blue", "--to", "green", "-n", "orders", "-o", "json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        plan["apps"][0]["fences"],
+        json!([{ "kind": "HelmRelease", "namespace": "orders", "name": "orders", "version": version }]),
+        "{plan}"
+    );
+    let dry = sim.ok(&[
+        "migrate",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "-n",
+        "orders",
+        "--dry-run",
+    ]);
+    assert!(
+        dry.contains(&format!(
+            "PATCH  /apis/{group}/{version}/namespaces/orders/helmreleases/orders"
+        )),
+        "{dry}"
+    );
+    sim.migrate_ok("m", APP);
+    assert_eq!(release(&sim)["spec"]["suspend"], true);
+    sim.ok(&["rollback", "--state-dir", "m", "--yes"]);
+    assert!(
+        release(&sim)["spec"]
+            .get("suspend")
+            .is_none_or(Value::is_null),
+        "{}",
+        release(&sim)
+    );
+}

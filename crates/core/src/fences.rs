@@ -65,12 +65,20 @@ impl FenceKind {
         }
     }
 
-    /// API version (without the group).
+    /// API version (without the group): the current one.
     pub fn version(self) -> &'static str {
+        self.versions()[0]
+    }
+
+    /// The API versions baton reads it at, newest first: an estate on an older Flux
+    /// serves only an older one (Flux 2.0–2.2: HelmRelease `v2beta1`/`v2beta2`,
+    /// Kustomization `v1` since 2.0 and `v1beta2` before). The fenced field (`suspend`)
+    /// is the same in each.
+    pub fn versions(self) -> &'static [&'static str] {
         match self {
-            Self::Application | Self::ScaledObject => "v1alpha1",
-            Self::Kustomization => "v1",
-            Self::HelmRelease => "v2",
+            Self::Application | Self::ScaledObject => &["v1alpha1"],
+            Self::Kustomization => &["v1", "v1beta2"],
+            Self::HelmRelease => &["v2", "v2beta2", "v2beta1"],
         }
     }
 
@@ -189,12 +197,21 @@ pub struct Fence {
     /// does, once every one has let go (`baton rollback`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
+    /// The API version it was read at, when not its kind's current one (an older Flux's
+    /// HelmRelease `v2beta1`): its reads and patches use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl Fence {
     /// `Kind namespace/name`: the key the observations use.
     pub fn key(&self) -> String {
         format!("{} {}/{}", self.kind, self.namespace, self.name)
+    }
+
+    /// The API version its reads and patches use.
+    pub fn version(&self) -> &str {
+        self.version.as_deref().unwrap_or(self.kind.version())
     }
 }
 
@@ -284,6 +301,13 @@ impl FenceObject {
                     .unwrap_or_default()
                     .to_string(),
                 shared: false,
+                // `group/version` as the object was served.
+                version: obj["apiVersion"]
+                    .as_str()
+                    .and_then(|v| v.rsplit_once('/'))
+                    .map(|(_, v)| v)
+                    .filter(|v| *v != kind.version())
+                    .map(str::to_string),
             },
             active: kind.active(obj),
             targets,

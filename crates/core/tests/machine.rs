@@ -523,6 +523,7 @@ fn fenced_world() -> (AppPlan, Observed) {
             namespace: ns.into(),
             name: name.into(),
             shared: false,
+            version: None,
         };
         obs.fences.insert(
             f.key(),

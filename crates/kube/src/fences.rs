@@ -11,9 +11,9 @@ use crate::KubeError;
 use crate::cluster::{Cluster, api_err, reread};
 use crate::request::{Method, Mutation, Tolerate};
 
-fn resource(kind: FenceKind) -> ApiResource {
+fn resource(kind: FenceKind, version: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind()),
+        &GroupVersionKind::gvk(kind.group(), version, kind.kind()),
         kind.plural(),
     )
 }
@@ -22,7 +22,7 @@ fn path(f: &Fence) -> String {
     format!(
         "/apis/{}/{}/namespaces/{}/{}/{}",
         f.kind.group(),
-        f.kind.version(),
+        f.version(),
         f.namespace,
         f.kind.plural(),
         f.name
@@ -56,18 +56,35 @@ impl Cluster {
     /// Every object of the fence kinds the cluster serves, in all namespaces (a kind
     /// whose CRD is not installed has none).
     pub async fn fence_objects(&self) -> Result<Vec<FenceObject>, KubeError> {
+        // Each kind at the newest version the cluster serves (none served: no objects).
         let lists = FenceKind::ALL.map(|kind| async move {
-            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource(kind));
-            let params = ListParams::default();
-            match reread(|| api.list(&params)).await {
-                Ok(l) => Ok(l
-                    .items
-                    .iter()
-                    .map(|o| FenceObject::of(kind, &serde_json::to_value(o).unwrap_or(Value::Null)))
-                    .collect::<Vec<_>>()),
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
-                Err(e) => Err(api_err(&self.context, format!("list {}", kind.plural()))(e)),
+            for version in kind.versions() {
+                let api: Api<DynamicObject> =
+                    Api::all_with(self.client.clone(), &resource(kind, version));
+                let params = ListParams::default();
+                match reread(|| api.list(&params)).await {
+                    Ok(l) => {
+                        return Ok(l
+                            .items
+                            .iter()
+                            .map(|o| {
+                                let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
+                                // A list's items may leave apiVersion out.
+                                if v["apiVersion"].is_null() {
+                                    v["apiVersion"] =
+                                        Value::String(format!("{}/{version}", kind.group()));
+                                }
+                                FenceObject::of(kind, &v)
+                            })
+                            .collect::<Vec<_>>());
+                    }
+                    Err(kube::Error::Api(s)) if s.code == 404 => continue,
+                    Err(e) => {
+                        return Err(api_err(&self.context, format!("list {}", kind.plural()))(e));
+                    }
+                }
             }
+            Ok(Vec::new())
         });
         let mut out: Vec<FenceObject> = futures::future::try_join_all(lists)
             .await?
@@ -80,8 +97,11 @@ impl Cluster {
 
     /// One fence's object (None: gone, or its kind no longer served).
     pub async fn fence(&self, f: &Fence) -> Result<Option<Value>, KubeError> {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &f.namespace, &resource(f.kind));
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            &f.namespace,
+            &resource(f.kind, f.version()),
+        );
         match reread(|| api.get_opt(&f.name)).await {
             Ok(o) => Ok(o.map(|o| serde_json::to_value(o).unwrap_or(Value::Null))),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
