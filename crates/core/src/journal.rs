@@ -66,6 +66,18 @@ pub enum Event {
         /// How long it took, in milliseconds.
         millis: u64,
     },
+    /// A group's member waited for others of its group (blue stopping last-first, green
+    /// starting first-last).
+    GroupWaited {
+        /// The group.
+        group: String,
+        /// The members it waited for.
+        members: Vec<String>,
+        /// For what, in words.
+        condition: String,
+        /// How long, in milliseconds.
+        millis: u64,
+    },
     /// The app entered a phase.
     Phase {
         /// The phase.

@@ -469,7 +469,8 @@ impl<'a, 'r, H: Hands> AppRun<'a, 'r, H> {
                 m.board.name
             ),
         );
-        for j in pending {
+        let started = Instant::now();
+        for &j in &pending {
             let mut rx = m.board.signals[j].subscribe();
             let seen = match rx.wait_for(|s| holds(s) || s.ended).await {
                 Ok(s) => *s,
@@ -486,6 +487,15 @@ impl<'a, 'r, H: Hands> AppRun<'a, 'r, H> {
                 ));
             }
         }
+        let _ = self.record(Event::GroupWaited {
+            group: m.board.name.clone(),
+            members: pending
+                .iter()
+                .map(|j| m.board.members[*j].clone())
+                .collect(),
+            condition: what.into(),
+            millis: started.elapsed().as_millis() as u64,
+        });
         Gate::Waited
     }
 
@@ -1064,7 +1074,7 @@ mod tests {
         let (fixtures, g) = group();
         let world = Simulated::with(&fixtures);
         let plans: Vec<AppPlan> = fixtures.iter().map(|(a, _)| a.clone()).collect();
-        let (_dir, state) = state_dir();
+        let (dir, state) = state_dir();
         // One unit at a time and one down: a group is one unit in one slot (its members
         // waiting on each other must not wait for a slot or a turn too).
         let one = Parallel { apps: 1, down: 1 };
@@ -1096,6 +1106,12 @@ mod tests {
                 .unwrap()
                 .ready_replicas,
             2
+        );
+        // The waits for the group are journaled, naming whom each waited for.
+        let journal = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap();
+        assert!(
+            journal.contains(r#""event":"group-waited","group":"ledger","members":["orders/db0"]"#),
+            "{journal}"
         );
 
         world.log.lock().unwrap().clear();
