@@ -1028,6 +1028,10 @@ pub struct SelectionArgs {
     /// here when it matters. Without -n or -l, only the groups (and --claim) are selected.
     #[arg(long = "group", value_name = "NAME=NS/KIND/NAME,…", value_parser = parse_group)]
     pub groups: Vec<baton_core::planner::DeclaredGroup>,
+    /// Make no group from app.kubernetes.io/part-of (where a chart sets it on every
+    /// workload of a release): only --group makes groups.
+    #[arg(long)]
+    pub no_label_groups: bool,
     /// Allow volumes with EBS multi-attach (you make sure nothing writes from both sides).
     #[arg(long)]
     pub allow_multi_attach: bool,

@@ -103,6 +103,7 @@ impl From<&SelectionArgs> for Selection {
                 claims: a.claims.clone(),
                 groups: a.groups.clone(),
                 standalone_claims: a.standalone_claims,
+                no_label_groups: a.no_label_groups,
             },
             options: PlanOptions {
                 allow_multi_attach: a.allow_multi_attach,

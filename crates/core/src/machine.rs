@@ -754,10 +754,15 @@ fn next_migrate(app: &AppPlan, obs: &Observed) -> Decision {
             ));
         }
     };
-    // A group's member without volumes has moved once blue is stopped: green may start.
+    // A group's member without volumes has moved once blue is stopped and fenced: green
+    // may start.
     let blue_stopped = obs.blue.pods == 0 && obs.blue.sts.as_ref().is_none_or(|s| s.replicas == 0);
+    let fenced = app
+        .fences
+        .iter()
+        .all(|f| !obs.fences.get(&f.key()).is_some_and(|seen| seen.active));
     let moved = if app.stateless() {
-        blue_stopped
+        blue_stopped && fenced
     } else {
         app.volumes.iter().all(|v| green_holds(v, obs))
     };
@@ -1072,6 +1077,19 @@ fn restore_tags(app: &AppPlan, obs: &Observed) -> Option<Decision> {
 
 fn next_commit(app: &AppPlan, obs: &Observed, restore: bool) -> Decision {
     let key = app.key();
+    // A group's member without volumes has nothing to hand over: it is on green once
+    // green runs it, Ready.
+    if app.stateless()
+        && obs.green.sts.as_ref().is_none_or(|g| {
+            g.replicas < app.replicas || g.ready_replicas < app.replicas || !g.observed
+        })
+    {
+        return blocked(format!(
+            "{key} does not run in green yet ({} of {} Ready); finish `baton migrate --resume` or roll back",
+            obs.green.sts.as_ref().map_or(0, |g| g.ready_replicas),
+            app.replicas
+        ));
+    }
     if !app.volumes.iter().all(|v| green_holds(v, obs)) {
         return blocked(format!(
             "{key} is not on green yet (its claims are not all bound to blue's volumes); finish `baton migrate --resume` or roll back"

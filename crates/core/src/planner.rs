@@ -29,6 +29,9 @@ pub struct Selection {
     /// `--standalone-claims`: every bound EBS claim no workload mounts, in the selected
     /// namespaces (all when none), moves on its own too.
     pub standalone_claims: bool,
+    /// `--no-label-groups`: `app.kubernetes.io/part-of` makes no group (only `--group`
+    /// does).
+    pub no_label_groups: bool,
 }
 
 /// A group as `--group` declares it.
@@ -265,7 +268,16 @@ fn groups(
             apps.push(plan_app(inputs, s, options));
         }
     };
-    for g in &selection.groups {
+    for (i, g) in selection.groups.iter().enumerate() {
+        if selection.groups[..i].iter().any(|o| o.name == g.name) {
+            problems.push(Problem::blocking(
+                "group-duplicate",
+                format!("--group {}", g.name),
+                "two groups have this name",
+                "give each --group its own name",
+            ));
+            continue;
+        }
         let mut members = Vec::new();
         for (ns, kind, name) in &g.members {
             let key = format!("{ns}/{name}");
@@ -300,6 +312,7 @@ fn groups(
     // By label: (namespace, value) of every moving workload that carries it.
     let values: BTreeSet<(String, String)> = apps
         .iter()
+        .filter(|_| !selection.no_label_groups)
         .filter(|a| a.kind != WorkloadKind::Claim && !taken.contains_key(&a.key()))
         .filter_map(|a| {
             let s = blue.workload(a.kind, &a.namespace, &a.name)?;
@@ -328,13 +341,19 @@ fn groups(
             taken.insert(s.key(), value.clone());
         }
         out.push(GroupPlan {
-            // The value, or (another namespace's group has it too) namespace/value.
-            name: if selection.groups.iter().any(|g| g.name == value)
-                || out.iter().any(|g| g.name == value)
-            {
-                format!("{ns}/{value}")
-            } else {
-                value.clone()
+            // The value, or (another group has it) namespace/value, numbered if need be.
+            name: {
+                let taken = |n: &str| out.iter().any(|g| g.name == n);
+                let mut name = value.clone();
+                if taken(&name) {
+                    name = format!("{ns}/{value}");
+                }
+                let mut n = 2;
+                while taken(&name) {
+                    name = format!("{ns}/{value}#{n}");
+                    n += 1;
+                }
+                name
             },
             members: members.iter().map(|s| s.key()).collect(),
             found_by: format!("label {PART_OF}={value} in namespace {ns}"),

@@ -655,3 +655,55 @@ fn a_claim_moves_on_its_own_without_scaling_and_stops_when_a_pod_mounts_it() {
     );
     assert_eq!(ds.last(), Some(&Decision::Done));
 }
+
+#[test]
+fn a_member_without_volumes_moves_once_blue_is_stopped_and_fenced_and_commits_only_when_green_runs_it()
+ {
+    use baton_core::fences::{Fence, FenceKind, FenceSeen};
+    let (mut app, mut obs) = world(2, ReclaimPolicy::Retain, RetentionPolicy::default());
+    app.volumes.clear();
+    obs.blue.claims.clear();
+    obs.blue.volumes.clear();
+    obs.blue.attachments = 0;
+    obs.ec2.clear();
+    let fence = Fence {
+        kind: FenceKind::ScaledObject,
+        namespace: "orders".into(),
+        name: "db".into(),
+        shared: false,
+        version: None,
+    };
+    app.fences.push(fence.clone());
+    // Blue already at 0 (KEDA scaled it down), its ScaledObject active: not moved yet —
+    // the fence is paused first, and only then green starts.
+    obs.blue.sts.as_mut().unwrap().replicas = 0;
+    obs.blue.pods = 0;
+    obs.fences.insert(
+        fence.key(),
+        FenceSeen {
+            active: true,
+            original: None,
+        },
+    );
+    let (ds, worlds) = walk(Mode::Migrate, &app, obs);
+    let a = actions(&ds);
+    let pause = a.iter().position(|s| s.contains("pause")).expect("paused");
+    let start = a
+        .iter()
+        .position(|s| s.contains("scale green"))
+        .expect("started");
+    assert!(pause < start, "{a:#?}");
+    assert_eq!(ds.last(), Some(&Decision::Done), "{a:#?}");
+    // Commit refuses a world where green does not run it yet.
+    let commit = Mode::Commit {
+        restore_reclaim_policy: false,
+    };
+    let before_start = &worlds[pause + 1];
+    assert!(
+        matches!(next(commit, &app, before_start), Decision::Blocked { reason } if reason.contains("does not run in green")),
+        "{:?}",
+        next(commit, &app, before_start)
+    );
+    let (ds, _) = walk(commit, &app, worlds.last().unwrap().clone());
+    assert_eq!(ds.last(), Some(&Decision::Done));
+}

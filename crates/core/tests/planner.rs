@@ -303,6 +303,7 @@ fn selection_by_namespace_and_label() {
         p(Selection {
             groups: vec![],
             standalone_claims: false,
+            no_label_groups: false,
             claims: vec![],
             namespaces: vec!["orders".into()],
             labels: vec![]
@@ -313,6 +314,7 @@ fn selection_by_namespace_and_label() {
         p(Selection {
             groups: vec![],
             standalone_claims: false,
+            no_label_groups: false,
             claims: vec![],
             namespaces: vec!["web".into()],
             labels: vec![]
@@ -323,6 +325,7 @@ fn selection_by_namespace_and_label() {
         p(Selection {
             groups: vec![],
             standalone_claims: false,
+            no_label_groups: false,
             claims: vec![],
             namespaces: vec![],
             labels: vec![("tier".into(), "data".into())]
@@ -333,6 +336,7 @@ fn selection_by_namespace_and_label() {
         p(Selection {
             groups: vec![],
             standalone_claims: false,
+            no_label_groups: false,
             claims: vec![],
             namespaces: vec![],
             labels: vec![("tier".into(), "web".into())]
@@ -611,6 +615,7 @@ fn a_bound_claim_no_workload_names_moves_on_its_own_and_a_mounted_one_is_refused
     let sel = |claims: &[(&str, &str)], namespaces: &[&str]| Selection {
         groups: vec![],
         standalone_claims: false,
+        no_label_groups: false,
         namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
         labels: vec![],
         claims: claims
@@ -739,6 +744,22 @@ fn workloads_sharing_part_of_or_declared_with_group_move_as_one_unit_in_order() 
         "{codes:?}"
     );
     assert!(codes.contains(&"group-overlap".to_string()), "{codes:?}");
+
+    // Two --group of one name: refused.
+    let mut twice = declared.clone();
+    twice.groups.push(twice.groups[0].clone());
+    assert!(
+        blocking(&run_selecting(&w, &twice, &PlanOptions::default()))
+            .contains(&"group-duplicate".to_string())
+    );
+    // --no-label-groups: the label makes no group, and the proxy is not planned.
+    let unlabelled = Selection {
+        no_label_groups: true,
+        ..Selection::default()
+    };
+    let p = run_selecting(&w, &unlabelled, &PlanOptions::default());
+    assert!(p.groups.is_empty(), "{:?}", p.groups);
+    assert!(p.apps.iter().all(|a| a.name != "proxy"));
 
     // A saved plan whose groups differ is stale.
     let labelled = run(&w, &PlanOptions::default());

@@ -92,6 +92,7 @@ pub async fn grant(a: VolumesGrantArgs) -> anyhow::Result<ExitCode> {
             claims: Vec::new(),
             groups: Vec::new(),
             standalone_claims: false,
+            no_label_groups: false,
         },
         options: Default::default(),
         ebs_csi_roles: a.ebs_csi_roles.clone(),

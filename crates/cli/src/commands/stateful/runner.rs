@@ -158,6 +158,13 @@ pub async fn run(
     out
 }
 
+/// Whether one of the app's fences is active as last read (it could scale blue back up).
+fn any_fence_active(app: &AppPlan, obs: &Observed) -> bool {
+    app.fences
+        .iter()
+        .any(|f| obs.fences.get(&f.key()).is_some_and(|seen| seen.active))
+}
+
 /// The units the run is made of: each group's members in its order, each other app
 /// alone; in the order of the apps (a group where its first member is).
 fn units<'a>(
@@ -165,12 +172,13 @@ fn units<'a>(
     boards: &'a [Board],
 ) -> Vec<(Option<&'a Board>, Vec<&'a AppPlan>)> {
     let mut out: Vec<(Option<&Board>, Vec<&AppPlan>)> = Vec::new();
-    let mut placed: Vec<&str> = Vec::new();
+    let mut placed = vec![false; boards.len()];
     for app in apps {
         let key = app.key();
-        match boards.iter().find(|b| b.members.contains(&key)) {
-            Some(b) if !placed.contains(&b.name.as_str()) => {
-                placed.push(&b.name);
+        match boards.iter().position(|b| b.members.contains(&key)) {
+            Some(i) if !placed[i] => {
+                placed[i] = true;
+                let b = &boards[i];
                 let members = b
                     .members
                     .iter()
@@ -240,28 +248,44 @@ enum Gate {
     Blocked(String),
 }
 
-/// The gates of a group, as (members to wait for, what they must have done, for
-/// people): blue stops only once the members after it have stopped, and green starts only
-/// once the members before it are Ready; a rollback the same way round.
+/// The gates of a group: for a decision, the other members it waits for — each with
+/// whether it must be done (Ready on the side the mode goes to) or only stopped (on the
+/// side it leaves) — and what, for people. Blue stops only once the members after it have
+/// stopped; green starts only once the whole group has stopped in blue and the members
+/// before it are Ready. A rollback the same way round, where a fence's resume counts as
+/// a start (a resumed ScaledObject or GitOps object scales blue up by itself).
 fn gate_of(
     mode: Mode,
     d: &Decision,
     index: usize,
     n: usize,
-) -> Option<(std::ops::Range<usize>, bool, &'static str)> {
-    let after = index + 1..n;
-    let before = 0..index;
+) -> Option<(Vec<(usize, bool)>, &'static str)> {
+    let after = || (index + 1..n).map(|j| (j, false));
+    let start = || {
+        (0..n)
+            .filter(|j| *j != index)
+            .map(|j| (j, j < index))
+            .collect()
+    };
     match (mode, d) {
-        (Mode::Migrate, d) if stops_blue(d) => Some((after, false, "blue's pods to stop first")),
-        (Mode::Migrate, Decision::Act(Action::ScaleGreen { replicas })) if *replicas > 0 => {
-            Some((before, true, "green to be Ready first"))
+        (Mode::Migrate, d) if stops_blue(d) => {
+            Some((after().collect(), "blue's pods to stop first"))
         }
+        (Mode::Migrate, Decision::Act(Action::ScaleGreen { replicas })) if *replicas > 0 => Some((
+            start(),
+            "the group stopped in blue and the members before it Ready in green",
+        )),
         (Mode::Rollback, Decision::Act(Action::ScaleGreen { replicas: 0 })) => {
-            Some((after, false, "green's pods to stop first"))
+            Some((after().collect(), "green's pods to stop first"))
         }
-        (Mode::Rollback, Decision::Act(Action::ScaleBlue { replicas })) if *replicas > 0 => {
-            Some((before, true, "blue to be Ready first"))
-        }
+        (Mode::Rollback, Decision::Act(Action::ScaleBlue { replicas })) if *replicas > 0 => Some((
+            start(),
+            "the group stopped in green and the members before it Ready in blue",
+        )),
+        (Mode::Rollback, Decision::Act(Action::ResumeFence { .. })) => Some((
+            start(),
+            "the group stopped in green and the members before it Ready in blue",
+        )),
         _ => None,
     }
 }
@@ -446,20 +470,20 @@ impl<'a, 'r, H: Hands> AppRun<'a, 'r, H> {
         let Some(m) = &self.member else {
             return Gate::Go;
         };
-        let Some((others, done, what)) = gate_of(self.mode, d, m.index, m.board.members.len())
-        else {
+        let Some((others, what)) = gate_of(self.mode, d, m.index, m.board.members.len()) else {
             return Gate::Go;
         };
-        let holds = move |s: &Signal| if done { s.done } else { s.stopped };
-        let pending: Vec<usize> = others
-            .filter(|j| !holds(&m.board.signals[*j].borrow()))
+        let holds = |s: &Signal, done: bool| if done { s.done } else { s.stopped };
+        let pending: Vec<(usize, bool)> = others
+            .into_iter()
+            .filter(|(j, done)| !holds(&m.board.signals[*j].borrow(), *done))
             .collect();
         if pending.is_empty() {
             return Gate::Go;
         }
         let names: Vec<&str> = pending
             .iter()
-            .map(|j| m.board.members[*j].as_str())
+            .map(|(j, _)| m.board.members[*j].as_str())
             .collect();
         self.line.step(
             self.outcome.phase.name(),
@@ -470,16 +494,16 @@ impl<'a, 'r, H: Hands> AppRun<'a, 'r, H> {
             ),
         );
         let started = Instant::now();
-        for &j in &pending {
+        for &(j, done) in &pending {
             let mut rx = m.board.signals[j].subscribe();
-            let seen = match rx.wait_for(|s| holds(s) || s.ended).await {
+            let seen = match rx.wait_for(|s| holds(s, done) || s.ended).await {
                 Ok(s) => *s,
                 Err(_) => Signal {
                     ended: true,
                     ..Signal::default()
                 },
             };
-            if !holds(&seen) {
+            if !holds(&seen, done) {
                 let other = &m.board.members[j];
                 return Gate::Blocked(format!(
                     "{other} of group {} stopped before this could go on (waiting for {what}); {} was left as it is — fix {other} (its PROBLEM says how), then run the command again, or roll the group back",
@@ -491,7 +515,7 @@ impl<'a, 'r, H: Hands> AppRun<'a, 'r, H> {
             group: m.board.name.clone(),
             members: pending
                 .iter()
-                .map(|j| m.board.members[*j].clone())
+                .map(|(j, _)| m.board.members[*j].clone())
                 .collect(),
             condition: what.into(),
             millis: started.elapsed().as_millis() as u64,
@@ -601,7 +625,10 @@ impl<'a, 'r, H: Hands> AppRun<'a, 'r, H> {
             Mode::Rollback => (&obs.green, true),
             _ => (&obs.blue, self.mode == Mode::Migrate),
         };
-        if leaving && side.pods == 0 && side.sts.as_ref().is_none_or(|s| s.replicas == 0) {
+        // Stopped, and (leaving blue) nothing left that would scale it back up.
+        let fenced = self.mode != Mode::Migrate || !any_fence_active(self.app, &obs);
+        if leaving && fenced && side.pods == 0 && side.sts.as_ref().is_none_or(|s| s.replicas == 0)
+        {
             self.signal(|s| s.stopped = true);
         }
         match self.gate(&d).await {
@@ -1051,6 +1078,22 @@ mod tests {
         obs.blue.volumes.clear();
         obs.blue.attachments = 0;
         obs.ec2.clear();
+        // A KEDA ScaledObject scales it: resuming that starts blue by itself.
+        let fence = baton_core::fences::Fence {
+            kind: baton_core::fences::FenceKind::ScaledObject,
+            namespace: "orders".into(),
+            name: "db2".into(),
+            shared: false,
+            version: None,
+        };
+        obs.fences.insert(
+            fence.key(),
+            baton_core::fences::FenceSeen {
+                active: true,
+                original: None,
+            },
+        );
+        proxy.fences.push(fence);
         let g = GroupPlan {
             name: "ledger".into(),
             members: fixtures.iter().map(|(a, _)| a.key()).collect(),
@@ -1129,9 +1172,14 @@ mod tests {
             "{out:?}"
         );
         let green_stops = |a: &Action| matches!(a, Action::ScaleGreen { replicas: 0 });
-        let blue_starts = |a: &Action| matches!(a, Action::ScaleBlue { replicas } if *replicas > 0);
         assert_eq!(order(&world, green_stops), ["db2", "db1", "db0"]);
-        assert_eq!(order(&world, blue_starts), ["db0", "db1", "db2"]);
+        // The proxy's ScaledObject resumed (which starts it in blue by itself) only once
+        // the members before it are back.
+        let blue_starts = |a: &Action| {
+            matches!(a, Action::ResumeFence { .. })
+                || matches!(a, Action::ScaleBlue { replicas } if *replicas > 0)
+        };
+        assert_eq!(order(&world, blue_starts), ["db0", "db1", "db2", "db2"]);
     }
 
     #[tokio::test]
