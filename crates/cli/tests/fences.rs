@@ -26,6 +26,19 @@ fn crd(group: &str, version: &str, kind: &str, plural: &str) -> Value {
     })
 }
 
+/// Waits until blue serves `plural` (a CRD is served once established and discovery
+/// lists it).
+fn served(sim: &Sim, plural: &str) {
+    for _ in 0..50 {
+        let o = sim.kubectl_output(&["--context", "blue", "get", plural, "-A"]);
+        if o.status.success() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("blue does not serve {plural}");
+}
+
 fn automated() -> Value {
     json!({ "prune": true, "selfHeal": true })
 }
@@ -49,14 +62,7 @@ fn install(sim: &Sim) {
     for ns in ["argocd", "flux-system"] {
         sim.kubectl(&["--context", "blue", "create", "namespace", ns]);
     }
-    // The CRDs are served once established: wait for discovery to list them.
-    for _ in 0..50 {
-        let o = sim.kubectl_output(&["--context", "blue", "get", "applications", "-A"]);
-        if o.status.success() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    served(sim, "applications");
     // Argo CD 3.x tracks what it deploys with an annotation on the object; its
     // controller (the bed's) lists what it tracks in the Application's status.resources,
     // which is where baton looks.
@@ -553,13 +559,7 @@ fn a_helmrelease_of_an_older_flux_is_fenced_at_the_version_it_is_served() {
     sim.trust_green();
     let (group, version) = ("helm.toolkit.fluxcd.io", "v2beta1");
     sim.kubectl_create("blue", &crd(group, version, "HelmRelease", "helmreleases"));
-    for _ in 0..50 {
-        let o = sim.kubectl_output(&["--context", "blue", "get", "helmreleases", "-A"]);
-        if o.status.success() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    served(&sim, "helmreleases");
     // helm-controller labels what it installs with its HelmRelease's name and namespace.
     sim.kubectl(&[
         "--context",

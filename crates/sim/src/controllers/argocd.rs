@@ -110,16 +110,11 @@ impl Controller for Applications {
                         .map(String::from)
                 })
                 .unwrap_or_else(|| "annotation".into());
-            let mut wake: Option<Instant> = None;
-            for app in ctx.list(ARGO_APPLICATIONS, Some(NAMESPACE)) {
-                if app["metadata"]["annotations"][SKIP_RECONCILE] == "true" {
-                    continue;
-                }
-                if let Some(at) = self.sync(ctx, &app, &method) {
-                    wake = Some(wake.map_or(at, |w| w.min(at)));
-                }
-            }
-            wake
+            ctx.list(ARGO_APPLICATIONS, Some(NAMESPACE))
+                .iter()
+                .filter(|app| app["metadata"]["annotations"][SKIP_RECONCILE] != "true")
+                .filter_map(|app| self.sync(ctx, app, &method))
+                .min()
         })
     }
 }

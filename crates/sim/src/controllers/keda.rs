@@ -93,13 +93,7 @@ impl Controller for ScaledObjects {
             let sos = ctx.list(KEDA_SCALEDOBJECTS, None);
             self.lock()
                 .retain(|uid, _| sos.iter().any(|s| meta::uid(s) == uid));
-            let mut wake: Option<Instant> = None;
-            for so in sos {
-                if let Some(at) = self.sync(ctx, &so) {
-                    wake = Some(wake.map_or(at, |w| w.min(at)));
-                }
-            }
-            wake
+            sos.iter().filter_map(|so| self.sync(ctx, so)).min()
         })
     }
 }

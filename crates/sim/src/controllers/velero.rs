@@ -52,16 +52,12 @@ impl Controller for Velero {
             if !ctx.serves(VELERO_BACKUPS) {
                 return None;
             }
-            let mut wake: Option<Instant> = None;
-            for b in ctx.list(VELERO_BACKUPS, None) {
-                if meta::is_deleting(&b) {
-                    continue;
-                }
-                if let Some(at) = self.sync(ctx, &b) {
-                    wake = Some(wake.map_or(at, |w| w.min(at)));
-                }
-            }
-            wake
+            // The earliest any Backup asks to be looked at again.
+            ctx.list(VELERO_BACKUPS, None)
+                .iter()
+                .filter(|b| !meta::is_deleting(b))
+                .filter_map(|b| self.sync(ctx, b))
+                .min()
         })
     }
 }
