@@ -47,7 +47,11 @@ pub async fn print(
         if !engine.new_migration {
             obs.snapshots = engine.snapshots(app).await?;
         }
-        outln!("# {} ({} volumes)", app.key(), app.volumes.len());
+        outln!(
+            "# {} ({})",
+            app.key(),
+            crate::commands::show::plural(app.volumes.len(), "volume")
+        );
         for _ in 0..200 {
             let d = next(mode, app, &obs);
             match &d {

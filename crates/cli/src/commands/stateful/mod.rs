@@ -50,13 +50,16 @@ pub async fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
 
 fn plan_table(plan: &Plan) -> String {
     let mut out = format!(
-        "Plan: {} ({}) → {} ({}), {} apps, {} volumes\n\n",
+        "Plan: {} ({}) → {} ({}), {}, {}\n\n",
         plan.from,
         plan.from_version,
         plan.to,
         plan.to_version,
-        plan.apps.len(),
-        plan.apps.iter().map(|a| a.volumes.len()).sum::<usize>()
+        crate::commands::show::plural(plan.apps.len(), "app"),
+        crate::commands::show::plural(
+            plan.apps.iter().map(|a| a.volumes.len()).sum::<usize>(),
+            "volume"
+        )
     );
     let apps: Vec<Vec<String>> = plan
         .apps
@@ -288,9 +291,12 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<ExitCode> {
     confirm(
         a.yes,
         &format!(
-            "Move {} apps ({} volumes) from {from} to {to}?",
-            apps.len(),
-            apps.iter().map(|a| a.volumes.len()).sum::<usize>()
+            "Move {} ({}) from {from} to {to}?",
+            crate::commands::show::plural(apps.len(), "app"),
+            crate::commands::show::plural(
+                apps.iter().map(|a| a.volumes.len()).sum::<usize>(),
+                "volume"
+            )
         ),
     )?;
     let dir = a
@@ -620,7 +626,11 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<ExitCode> {
     }
     confirm(
         a.yes,
-        &format!("Return {} apps to {}?", apps.len(), engine.blue.context),
+        &format!(
+            "Return {} to {}?",
+            crate::commands::show::plural(apps.len(), "app"),
+            engine.blue.context
+        ),
     )?;
     let outcomes = start(
         &engine,
@@ -750,8 +760,8 @@ pub async fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
     confirm(
         a.yes,
         &format!(
-            "Delete blue's claims and PVs of {} apps in {} (the EBS volumes stay)?",
-            plan.apps.len(),
+            "Delete blue's claims and PVs of {} in {} (the EBS volumes stay)?",
+            crate::commands::show::plural(plan.apps.len(), "app"),
             engine.blue.context
         ),
     )?;
