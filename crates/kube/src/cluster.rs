@@ -204,9 +204,7 @@ impl Cluster {
 
     /// The server's gitVersion.
     pub async fn version(&self) -> Result<String, KubeError> {
-        let v = self
-            .client
-            .apiserver_version()
+        let v = reread(|| self.client.apiserver_version())
             .await
             .map_err(api_err(&self.context, "read the server version"))?;
         Ok(v.git_version)
@@ -354,7 +352,8 @@ impl Cluster {
         ns: Option<&str>,
     ) -> Result<BTreeMap<(String, String, String), Vec<String>>, KubeError> {
         let api = self.namespaced::<HorizontalPodAutoscaler>(ns);
-        let items = match api.list(&ListParams::default()).await {
+        let params = ListParams::default();
+        let items = match reread(|| api.list(&params)).await {
             Ok(l) => l.items,
             Err(e) if is_status(&e, 404) => Vec::new(),
             Err(e) => return Err(api_err(&self.context, "list horizontalpodautoscalers")(e)),
@@ -399,14 +398,12 @@ impl Cluster {
     /// the role outside the cluster: `--ebs-csi-role` names it then).
     pub async fn ebs_csi_role(&self) -> Result<Option<String>, KubeError> {
         let (ns, name) = EBS_CSI_SERVICE_ACCOUNT;
-        let sa =
-            Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(self.client.clone(), ns)
-                .get_opt(name)
-                .await
-                .map_err(api_err(
-                    &self.context,
-                    format!("get ServiceAccount {ns}/{name}"),
-                ))?;
+        let api =
+            Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(self.client.clone(), ns);
+        let sa = reread(|| api.get_opt(name)).await.map_err(api_err(
+            &self.context,
+            format!("get ServiceAccount {ns}/{name}"),
+        ))?;
         Ok(sa
             .and_then(|s| s.metadata.annotations)
             .and_then(|a| a.get(IRSA_ROLE_ANNOTATION).cloned())
@@ -431,13 +428,11 @@ impl Cluster {
         };
         let mut out = Vec::new();
         for (where_, api) in apis {
-            let list = api
-                .list(&kube::api::ListParams::default())
-                .await
-                .map_err(api_err(
-                    &self.context,
-                    format!("list ServiceAccounts in {where_}"),
-                ))?;
+            let params = kube::api::ListParams::default();
+            let list = reread(|| api.list(&params)).await.map_err(api_err(
+                &self.context,
+                format!("list ServiceAccounts in {where_}"),
+            ))?;
             for sa in list.items {
                 let annotations = sa.metadata.annotations.unwrap_or_default();
                 let Some(role) = annotations
@@ -467,8 +462,8 @@ impl Cluster {
         ns: &str,
         name: &str,
     ) -> Result<Option<PersistentVolumeClaim>, KubeError> {
-        Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns)
-            .get_opt(name)
+        let api = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns);
+        reread(|| api.get_opt(name))
             .await
             .map_err(api_err(&self.context, format!("get claim {ns}/{name}")))
     }
@@ -512,8 +507,8 @@ impl Cluster {
 
     /// A PV, if it exists.
     pub async fn volume(&self, name: &str) -> Result<Option<PersistentVolume>, KubeError> {
-        Api::<PersistentVolume>::all(self.client.clone())
-            .get_opt(name)
+        let api = Api::<PersistentVolume>::all(self.client.clone());
+        reread(|| api.get_opt(name))
             .await
             .map_err(api_err(&self.context, format!("get PV {name}")))
     }
