@@ -103,6 +103,15 @@ fn a_standalone_claim_moves_on_its_own_and_a_mounted_one_is_refused() {
     .unwrap();
     assert_eq!(plan["apps"][0]["kind"], "Claim", "{plan}");
     let ids = common::plan_volume_ids(&plan);
+    // Selecting everything leaves it out, and says so.
+    let all = sim.baton(&["plan", "--from", "blue", "--to", "green"]);
+    let table = common::text(&all.stdout);
+    assert!(
+        table.contains(
+            "Not selected: 1 bound EBS claim that no workload mounts (archive/archive-data)"
+        ),
+        "{table}"
+    );
 
     sim.migrate_ok("m1", &["--claim", "archive/archive-data"]);
     let green = sim.kubectl_json("green", &["get", "pvc", "-n", "archive", "archive-data"]);

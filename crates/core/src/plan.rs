@@ -33,6 +33,11 @@ pub struct Plan {
     /// Apps that stop and start together, in one window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupPlan>,
+    /// Bound EBS claims that no workload mounts, in the namespaces read, that the
+    /// selection left out (`namespace/name`): they move only when asked for
+    /// (`--standalone-claims`, `--claim`), and the plan says they are there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unselected_claims: Vec<String>,
 }
 
 /// Workloads that must stop and start together (a database and its proxies, Kafka and

@@ -211,6 +211,24 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
         }
     }
     let groups = groups(inputs, selection, options, &mut apps, &mut problems);
+    // The claims that would move on their own, had they been asked for.
+    let everything = Selection {
+        standalone_claims: true,
+        namespaces: Vec::new(),
+        labels: Vec::new(),
+        claims: Vec::new(),
+        groups: Vec::new(),
+        no_label_groups: true,
+    };
+    let unselected_claims: Vec<String> = standalone_claims(inputs.blue, &everything)
+        .into_iter()
+        .map(|c| format!("{}/{}", c.namespace, c.name))
+        .filter(|k| {
+            !apps
+                .iter()
+                .any(|a| a.kind == WorkloadKind::Claim && &a.key() == k)
+        })
+        .collect();
     apps.sort_by_key(|a| (a.key(), a.kind));
     // A fence several apps share is resumed only with all of them.
     let mut count: BTreeMap<String, usize> = BTreeMap::new();
@@ -244,6 +262,7 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
         problems,
         apps,
         groups,
+        unselected_claims,
     }
 }
 

@@ -652,16 +652,20 @@ fn a_bound_claim_no_workload_names_moves_on_its_own_and_a_mounted_one_is_refused
     // A --claim that names a workload's claim: it moves with the workload.
     let p = run_sel(&w, &sel(&[("orders", "data-db-0")], &[]));
     assert_eq!(blocking(&p), ["claim-of-workload"]);
-    // Nothing selected at all: no claim moves on its own unless asked for…
+    // Nothing selected at all: no claim moves on its own unless asked for, but the plan
+    // says it is there…
     w.blue.mounted.clear();
     let p = run_sel(&w, &sel(&[], &[]));
     assert!(p.apps.iter().all(|a| a.kind != WorkloadKind::Claim));
+    assert_eq!(p.unselected_claims, ["orders/archive"]);
     // …or --standalone-claims says so.
     let all = Selection {
         standalone_claims: true,
         ..sel(&[], &[])
     };
-    assert!(run_sel(&w, &all).apps.iter().any(|a| a.name == "archive"));
+    let p = run_sel(&w, &all);
+    assert!(p.apps.iter().any(|a| a.name == "archive"));
+    assert!(p.unselected_claims.is_empty());
     // A CronJob's pod template mounts it: its next run would, so it is the CronJob's.
     w.blue.template_claims.insert(
         ("orders".into(), "archive".into()),

@@ -118,6 +118,13 @@ fn plan_table(plan: &Plan) -> String {
         out += "\nGroups (each moves in one window: blue's members stop last-first, green's start first-last, each once the one before is Ready):\n";
         out += &table(&["GROUP", "GREEN STARTS", "FOUND BY"], &rows);
     }
+    if !plan.unselected_claims.is_empty() {
+        out += &format!(
+            "\nNot selected: {} that no workload mounts ({}); they move on their own with --standalone-claims, or --claim NS/NAME each\n",
+            crate::commands::show::plural(plan.unselected_claims.len(), "bound EBS claim"),
+            plan.unselected_claims.join(", ")
+        );
+    }
     let vols: Vec<Vec<String>> = plan
         .apps
         .iter()

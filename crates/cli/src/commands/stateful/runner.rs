@@ -1039,6 +1039,7 @@ mod tests {
             problems: vec![],
             apps: vec![],
             groups: vec![],
+            unselected_claims: vec![],
         };
         let state = StateDir::create(dir.path(), &info, &plan).unwrap();
         (dir, state)
