@@ -272,3 +272,39 @@ fn a_group_crashed_at_any_mutation_keeps_one_window_and_converges() {
         assert!(!suspended(), "k={k}: the Kustomization stays suspended");
     }
 }
+
+/// `--group` may name any Deployment as a member — one without volumes and without a
+/// part-of label too (a proxy in another namespace): it is planned and stops and starts
+/// with the group.
+#[test]
+fn a_declared_group_takes_a_deployment_without_volumes_or_labels() {
+    let sim = common::sim_up();
+    sim.grant_keys();
+    sim.trust_green();
+    let plan: Value = serde_json::from_str(&sim.ok(&[
+        "plan",
+        "--from",
+        "blue",
+        "--to",
+        "green",
+        "--group",
+        "shop=orders/statefulset/orders-db,web/deployment/api",
+        "--no-label-groups",
+        "-o",
+        "json",
+    ]))
+    .unwrap_or_else(|_| panic!("plan failed"));
+    assert_eq!(
+        plan["groups"][0]["members"],
+        serde_json::json!(["orders/orders-db", "web/api"]),
+        "{plan}"
+    );
+    let api = plan["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "api")
+        .expect("the proxy is planned");
+    assert_eq!(api["kind"], "Deployment");
+    assert!(api["volumes"].as_array().unwrap().is_empty());
+}

@@ -193,7 +193,7 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
                 "claim-of-workload",
                 format!("PersistentVolumeClaim {}/{ns}/{name}", inputs.blue.context),
                 format!("it belongs to {owner}: it moves with it, not on its own"),
-                "move the workload instead (select it with -n or -l)",
+                "move the workload instead (select it with -n or -l); a DaemonSet's, CronJob's or Job's claim moves only once nothing there mounts it (suspend or delete that in blue first)",
             ));
             continue;
         }
@@ -882,6 +882,25 @@ fn plan_app(inputs: &Inputs<'_>, s: &StatefulSet, options: &PlanOptions) -> AppP
                 access_modes: claim.access_modes.clone(),
                 volume_mode: claim.volume_mode.clone(),
             });
+        }
+    }
+    // A claim that another workload's pod template also mounts (a backup CronJob, a
+    // DaemonSet): its next pod in blue would mount the volume green holds.
+    for v in &volumes {
+        if let Some(other) = blue
+            .template_claims
+            .get(&(s.namespace.clone(), v.claim.clone()))
+        {
+            problems.push(Problem::blocking(
+                "claim-also-mounted",
+                format!("PersistentVolumeClaim {}/{}/{}", blue.context, s.namespace, v.claim),
+                format!(
+                    "{other} mounts it too: its next pod in blue would mount the volume green holds"
+                ),
+                format!(
+                    "suspend or delete {other} in blue (a CronJob: spec.suspend: true) for the move, and run it in green afterwards"
+                ),
+            ));
         }
     }
     // A Deployment of several replicas on a ReadWriteOnce claim runs only while every

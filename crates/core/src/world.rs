@@ -323,8 +323,8 @@ pub struct ClusterView {
     pub version: String,
     /// StatefulSets (of the selected namespaces).
     pub statefulsets: Vec<StatefulSet>,
-    /// Deployments whose pods mount claims, or that carry `app.kubernetes.io/part-of`
-    /// (a group's members), of the selected namespaces.
+    /// Deployments of the selected namespaces (those whose pods mount claims are apps;
+    /// the others can be a group's members).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deployments: Vec<StatefulSet>,
     /// The claims some pod mounts, as (namespace, claim) (of the selected namespaces).

@@ -679,6 +679,18 @@ fn a_bound_claim_no_workload_names_moves_on_its_own_and_a_mounted_one_is_refused
         "{:?}",
         p.problems
     );
+    // A StatefulSet's claim that a CronJob mounts too: the StatefulSet may not move
+    // while the CronJob could start a pod on it in blue.
+    w.blue.template_claims.insert(
+        ("orders".into(), "data-db-0".into()),
+        "CronJob orders/dump".into(),
+    );
+    let p = run_sel(&w, &sel(&[], &["orders"]));
+    assert!(
+        blocking(&p).contains(&"claim-also-mounted".to_string()),
+        "{:?}",
+        p.blocking()
+    );
 }
 
 #[test]

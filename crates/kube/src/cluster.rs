@@ -223,6 +223,20 @@ impl Cluster {
             .items)
     }
 
+    /// [`Cluster::list`] of a kind the cluster may not serve: none when it does not
+    /// (404).
+    async fn list_served<K>(&self, api: Api<K>, what: &str) -> Result<Vec<K>, KubeError>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let params = ListParams::default();
+        match reread(|| api.list(&params)).await {
+            Ok(l) => Ok(l.items),
+            Err(e) if is_status(&e, 404) => Ok(Vec::new()),
+            Err(e) => Err(api_err(&self.context, format!("list {what}"))(e)),
+        }
+    }
+
     fn namespaced<K>(&self, ns: Option<&str>) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -259,9 +273,9 @@ impl Cluster {
             )?;
             // Other workloads whose next pod would mount a claim.
             let (daemons, cronjobs, jobs) = futures::try_join!(
-                self.list(self.namespaced::<DaemonSet>(ns), "daemonsets"),
-                self.list(self.namespaced::<CronJob>(ns), "cronjobs"),
-                self.list(self.namespaced::<Job>(ns), "jobs"),
+                self.list_served(self.namespaced::<DaemonSet>(ns), "daemonsets"),
+                self.list_served(self.namespaced::<CronJob>(ns), "cronjobs"),
+                self.list_served(self.namespaced::<Job>(ns), "jobs"),
             )?;
             let mut templates = |kind: &str, meta: &ObjectMeta, t: Option<&PodTemplateSpec>| {
                 let ns = meta.namespace.clone().unwrap_or_default();
@@ -305,13 +319,12 @@ impl Cluster {
                 scaled(&mut s);
                 view.statefulsets.push(s);
             }
+            // Every Deployment: with volumes an app; without, a group's member (a proxy
+            // named by --group or sharing a part-of label).
             for d in &deploys {
                 let mut d = convert::deployment(d);
-                // With volumes, or a group's member by label (a proxy of a database).
-                if !d.claims.is_empty() || d.labels.contains_key(baton_core::planner::PART_OF) {
-                    scaled(&mut d);
-                    view.deployments.push(d);
-                }
+                scaled(&mut d);
+                view.deployments.push(d);
             }
             view.claims.extend(claims.iter().map(convert::pvc));
             for p in &pods {

@@ -95,17 +95,48 @@ impl Cluster {
         Ok(out)
     }
 
-    /// One fence's object (None: gone, or its kind no longer served).
+    /// One fence's object (None: gone, or its kind no longer served). Read at the version
+    /// it was planned at; not found there while that version is no longer served (Flux
+    /// upgraded mid-move), at the other versions its kind has.
     pub async fn fence(&self, f: &Fence) -> Result<Option<Value>, KubeError> {
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            self.client.clone(),
-            &f.namespace,
-            &resource(f.kind, f.version()),
+        let versions = std::iter::once(f.version()).chain(
+            f.kind
+                .versions()
+                .iter()
+                .copied()
+                .filter(|v| *v != f.version()),
         );
-        match reread(|| api.get_opt(&f.name)).await {
-            Ok(o) => Ok(o.map(|o| serde_json::to_value(o).unwrap_or(Value::Null))),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-            Err(e) => Err(api_err(&self.context, format!("read {f}"))(e)),
+        for version in versions {
+            let api: Api<DynamicObject> = Api::namespaced_with(
+                self.client.clone(),
+                &f.namespace,
+                &resource(f.kind, version),
+            );
+            let found = match reread(|| api.get_opt(&f.name)).await {
+                Ok(o) => o,
+                Err(kube::Error::Api(s)) if s.code == 404 => None,
+                Err(e) => return Err(api_err(&self.context, format!("read {f}"))(e)),
+            };
+            if let Some(o) = found {
+                return Ok(Some(serde_json::to_value(o).unwrap_or(Value::Null)));
+            }
+            // A 404 says "no such object" and "no such version" alike: only a served
+            // version's answer is the object's.
+            if self.serves(f.kind, version).await? {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the cluster serves `kind` at `version` (its list answers).
+    async fn serves(&self, kind: FenceKind, version: &str) -> Result<bool, KubeError> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource(kind, version));
+        let params = ListParams::default().limit(1);
+        match reread(|| api.list(&params)).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(api_err(&self.context, format!("list {}", kind.plural()))(e)),
         }
     }
 }

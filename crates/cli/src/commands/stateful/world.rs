@@ -228,7 +228,9 @@ async fn read_and_plan(
             .flat_map(|g| g.members.iter().map(|(ns, _, _)| ns)),
     );
     let everywhere = f.namespaces.is_empty()
-        && (!f.labels.is_empty() || (f.claims.is_empty() && f.groups.is_empty()));
+        && (!f.labels.is_empty()
+            || f.standalone_claims
+            || (f.claims.is_empty() && f.groups.is_empty()));
     let namespaces: Vec<String> = if everywhere {
         Vec::new()
     } else {
