@@ -161,6 +161,25 @@ fn a_standalone_claim_moves_on_its_own_and_a_mounted_one_is_refused() {
         err.contains("claim-of-workload") && err.contains("CronJob archive/compact"),
         "{err}"
     );
+    // Suspended, it makes no pod: the claim moves on its own again.
+    sim.kubectl(&[
+        "--context",
+        "blue",
+        "patch",
+        "cronjob",
+        "-n",
+        "archive",
+        "compact",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"suspend":true}}"#,
+    ]);
+    let plan: Value = serde_json::from_str(&sim.ok(&[
+        "plan", "--from", "blue", "--to", "green", "-n", "archive", "-o", "json",
+    ]))
+    .unwrap();
+    assert_eq!(plan["apps"][0]["kind"], "Claim", "{plan}");
     sim.kubectl_delete("blue", &["cronjob", "-n", "archive", "compact"]);
 
     sim.migrate_ok("m3", &["-n", "archive"]);

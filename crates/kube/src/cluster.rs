@@ -293,7 +293,12 @@ impl Cluster {
                     d.spec.as_ref().map(|s| &s.template),
                 );
             }
-            for c in &cronjobs {
+            // A suspended CronJob or Job makes no pod (the fix the plan names).
+            let suspended = |s: Option<bool>| s == Some(true);
+            for c in cronjobs
+                .iter()
+                .filter(|c| !suspended(c.spec.as_ref().and_then(|s| s.suspend)))
+            {
                 let t = c
                     .spec
                     .as_ref()
@@ -301,7 +306,9 @@ impl Cluster {
                     .map(|s| &s.template);
                 templates("CronJob", &c.metadata, t);
             }
-            for j in jobs.iter().filter(|j| !convert::job_finished(j)) {
+            for j in jobs.iter().filter(|j| {
+                !convert::job_finished(j) && !suspended(j.spec.as_ref().and_then(|s| s.suspend))
+            }) {
                 templates("Job", &j.metadata, j.spec.as_ref().map(|s| &s.template));
             }
             let scaled = |s: &mut baton_core::world::StatefulSet| {
