@@ -8,7 +8,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::json;
 
 use crate::KubeError;
-use crate::cluster::{Cluster, api_err};
+use crate::cluster::{Cluster, api_err, reread};
 use crate::request::{Method, Mutation, Tolerate};
 
 /// The TargetGroupBinding kind as the controller's CRD serves it.
@@ -75,7 +75,8 @@ impl Cluster {
         };
         let mut out = Vec::new();
         for (where_, api) in apis {
-            let list = match api.list(&ListParams::default()).await {
+            let params = ListParams::default();
+            let list = match reread(|| api.list(&params)).await {
                 Ok(l) => l,
                 Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
                 Err(e) => {
@@ -102,13 +103,12 @@ impl Cluster {
         value: &str,
     ) -> Result<Vec<String>, KubeError> {
         use k8s_openapi::api::core::v1::Namespace;
-        let list = Api::<Namespace>::all(self.client.clone())
-            .list(&ListParams::default().labels(&format!("{key}={value}")))
-            .await
-            .map_err(api_err(
-                &self.context,
-                format!("list namespaces labelled {key}={value}"),
-            ))?;
+        let api = Api::<Namespace>::all(self.client.clone());
+        let params = ListParams::default().labels(&format!("{key}={value}"));
+        let list = reread(|| api.list(&params)).await.map_err(api_err(
+            &self.context,
+            format!("list namespaces labelled {key}={value}"),
+        ))?;
         Ok(list
             .items
             .into_iter()
