@@ -280,7 +280,7 @@ impl Cluster {
             let mut templates = |kind: &str, meta: &ObjectMeta, t: Option<&PodTemplateSpec>| {
                 let ns = meta.namespace.clone().unwrap_or_default();
                 let name = meta.name.as_deref().unwrap_or_default();
-                for c in t.into_iter().flat_map(convert::template_claims) {
+                for (_, c) in t.into_iter().flat_map(convert::template_claims) {
                     view.template_claims
                         .entry((ns.clone(), c.to_string()))
                         .or_insert_with(|| format!("{kind} {ns}/{name}"));

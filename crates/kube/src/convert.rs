@@ -14,10 +14,10 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet as K8sStatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     Node as K8sNode, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod,
-    PodTemplateSpec,
+    PodSpec, PodTemplateSpec,
 };
 use k8s_openapi::api::storage::v1::{StorageClass as K8sStorageClass, VolumeAttachment};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 /// Annotation holding the reclaim policy a PV had before baton set Retain.
 pub const ORIGINAL_RECLAIM: &str = "baton.io/original-reclaim-policy";
@@ -239,30 +239,11 @@ pub fn statefulset(s: &K8sStatefulSet) -> StatefulSet {
             .collect(),
         retention,
         scalers: Vec::new(),
-        service_account: spec
-            .template
-            .spec
-            .as_ref()
-            .and_then(|p| p.service_account_name.clone())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "default".into()),
-        owners: s
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .map(|o| (o.api_version.clone(), o.kind.clone(), o.name.clone()))
-            .collect(),
+        service_account: service_account(&spec.template),
+        owners: owners(&s.metadata),
         // Claims its pod template mounts by name (beside its templates' own).
-        claims: spec
-            .template
-            .spec
-            .iter()
-            .flat_map(|p| p.volumes.iter().flatten())
-            .filter_map(|v| {
-                let c = v.persistent_volume_claim.as_ref()?;
-                Some((v.name.clone(), c.claim_name.clone()))
-            })
+        claims: template_claims(&spec.template)
+            .map(|(v, c)| (v.to_string(), c.to_string()))
             .collect(),
     }
 }
@@ -272,7 +253,6 @@ pub fn statefulset(s: &K8sStatefulSet) -> StatefulSet {
 pub fn deployment(d: &Deployment) -> StatefulSet {
     let spec = d.spec.clone().unwrap_or_default();
     let status = d.status.clone().unwrap_or_default();
-    let pod = spec.template.spec.clone().unwrap_or_default();
     StatefulSet {
         kind: WorkloadKind::Deployment,
         namespace: d.metadata.namespace.clone().unwrap_or_default(),
@@ -287,26 +267,10 @@ pub fn deployment(d: &Deployment) -> StatefulSet {
         templates: Vec::new(),
         retention: RetentionPolicy::default(),
         scalers: Vec::new(),
-        service_account: pod
-            .service_account_name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "default".into()),
-        owners: d
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .map(|o| (o.api_version.clone(), o.kind.clone(), o.name.clone()))
-            .collect(),
-        claims: pod
-            .volumes
-            .iter()
-            .flatten()
-            .filter_map(|v| {
-                let c = v.persistent_volume_claim.as_ref()?;
-                Some((v.name.clone(), c.claim_name.clone()))
-            })
+        service_account: service_account(&spec.template),
+        owners: owners(&d.metadata),
+        claims: template_claims(&spec.template)
+            .map(|(v, c)| (v.to_string(), c.to_string()))
             .collect(),
     }
 }
@@ -346,12 +310,37 @@ pub fn mounts(p: &Pod, claims: &[String]) -> bool {
     mounted(p).any(|c| claims.iter().any(|n| n == c))
 }
 
-/// The claims a pod template mounts by name.
-pub fn template_claims(t: &PodTemplateSpec) -> impl Iterator<Item = &str> {
+/// The claims a pod template mounts by name, as (pod volume name, claim name).
+pub fn template_claims(t: &PodTemplateSpec) -> impl Iterator<Item = (&str, &str)> {
+    t.spec.iter().flat_map(spec_claims)
+}
+
+/// The claims a pod spec mounts, as (pod volume name, claim name).
+fn spec_claims(s: &PodSpec) -> impl Iterator<Item = (&str, &str)> {
+    s.volumes.iter().flatten().filter_map(|v| {
+        Some((
+            v.name.as_str(),
+            v.persistent_volume_claim.as_ref()?.claim_name.as_str(),
+        ))
+    })
+}
+
+/// The ServiceAccount a pod template's pods run as (`default` when unset).
+fn service_account(t: &PodTemplateSpec) -> String {
     t.spec
+        .as_ref()
+        .and_then(|p| p.service_account_name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into())
+}
+
+/// An object's ownerReferences, as (apiVersion, kind, name).
+fn owners(m: &ObjectMeta) -> Vec<(String, String, String)> {
+    m.owner_references
         .iter()
-        .flat_map(|s| s.volumes.iter().flatten())
-        .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.as_str()))
+        .flatten()
+        .map(|o| (o.api_version.clone(), o.kind.clone(), o.name.clone()))
+        .collect()
 }
 
 /// Whether a Job has finished (a `Complete` or `Failed` condition that is true): it makes
@@ -365,10 +354,7 @@ pub fn job_finished(j: &Job) -> bool {
 
 /// The claims pod `p` mounts.
 pub fn mounted(p: &Pod) -> impl Iterator<Item = &str> {
-    p.spec
-        .iter()
-        .flat_map(|s| s.volumes.iter().flatten())
-        .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.as_str()))
+    p.spec.iter().flat_map(spec_claims).map(|(_, c)| c)
 }
 
 /// Whether `selector` selects pod `p` (by its labels; none: an empty set).
