@@ -10,6 +10,17 @@ use common::Sim;
 use serde_json::{Value, json};
 
 const APP: &[&str] = &["-n", "orders"];
+/// `migrate --dry-run` of APP.
+const DRY_RUN: &[&str] = &[
+    "migrate",
+    "--from",
+    "blue",
+    "--to",
+    "green",
+    "-n",
+    "orders",
+    "--dry-run",
+];
 
 fn crd(group: &str, version: &str, kind: &str, plural: &str) -> Value {
     json!({
@@ -158,16 +169,7 @@ fn gitops_is_paused_before_blue_stops_restored_by_rollback_and_kept_by_commit() 
     );
 
     // --dry-run shows the two patches, before the scale, and sends nothing.
-    let dry = sim.ok(&[
-        "migrate",
-        "--from",
-        "blue",
-        "--to",
-        "green",
-        "-n",
-        "orders",
-        "--dry-run",
-    ]);
+    let dry = sim.ok(DRY_RUN);
     let pause_app = dry
         .find("/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/orders")
         .unwrap_or_else(|| panic!("{dry}"));
@@ -592,16 +594,7 @@ fn a_helmrelease_of_an_older_flux_is_fenced_at_the_version_it_is_served() {
         json!([{ "kind": "HelmRelease", "namespace": "orders", "name": "orders", "version": version }]),
         "{plan}"
     );
-    let dry = sim.ok(&[
-        "migrate",
-        "--from",
-        "blue",
-        "--to",
-        "green",
-        "-n",
-        "orders",
-        "--dry-run",
-    ]);
+    let dry = sim.ok(DRY_RUN);
     assert!(
         dry.contains(&format!(
             "PATCH  /apis/{group}/{version}/namespaces/orders/helmreleases/orders"

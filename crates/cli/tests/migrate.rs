@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::{fingerprint, sim_up};
@@ -158,15 +157,7 @@ fn every_default_app_moves_rolls_back_and_commits_with_its_data() {
     let blue_claims = sim.kubectl_json("blue", &["get", "pvc", "-n", "streaming"]);
     assert_eq!(blue_claims["items"].as_array().unwrap().len(), 6);
     // Blue flushed its last value when it stopped.
-    let blue_last: BTreeMap<String, u64> = sim
-        .tags(&ids)
-        .iter()
-        .map(|(id, t)| {
-            let (who, _, value) = fingerprint(t);
-            assert_eq!(who, "blue", "{id}");
-            (id.clone(), value)
-        })
-        .collect();
+    let blue_last = sim.last_values(&ids, "blue");
     let status: serde_json::Value =
         serde_json::from_str(&sim.ok(&["status", "--state-dir", "m1", "-o", "json"])).unwrap();
     assert!(

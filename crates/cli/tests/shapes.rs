@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::fingerprint;
 use serde_json::Value;
 
@@ -57,15 +55,7 @@ fn deployments_with_volumes_move_roll_back_and_commit() {
         deploy("blue", "jobs", "report-worker")["spec"]["replicas"],
         0
     );
-    let blue_last: BTreeMap<String, u64> = sim
-        .tags(&ids)
-        .iter()
-        .map(|(id, t)| {
-            let (who, _, value) = fingerprint(t);
-            assert_eq!(who, "blue", "{id}");
-            (id.clone(), value)
-        })
-        .collect();
+    let blue_last = sim.last_values(&ids, "blue");
 
     sim.ok(&["rollback", "--state-dir", "m1", "--yes"]);
     for (id, t) in sim.tags(&ids) {

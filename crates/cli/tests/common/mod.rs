@@ -354,6 +354,18 @@ impl Sim {
                 .collect()
         })
     }
+
+    /// Each volume's fingerprint value, checked to have been written last by `cluster`.
+    pub fn last_values(&self, ids: &[String], cluster: &str) -> BTreeMap<String, u64> {
+        self.tags(ids)
+            .iter()
+            .map(|(id, t)| {
+                let (who, _, value) = fingerprint(t);
+                assert_eq!(who, cluster, "{id}");
+                (id.clone(), value)
+            })
+            .collect()
+    }
 }
 
 /// (writer cluster, started-from value, value) of a volume's fingerprint.
