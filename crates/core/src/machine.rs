@@ -75,6 +75,11 @@ impl Observed {
         claim_is_ours(&self.green, claim, pv, &self.migration)
     }
 
+    /// Whether fence `f` was last read active (it could scale blue back up).
+    pub fn fence_active(&self, f: &Fence) -> bool {
+        self.fences.get(&f.key()).is_some_and(|seen| seen.active)
+    }
+
     /// Takes in what a write answered: the object the API server returned (or the
     /// snapshot EC2 started) replaces what this view held of it. Returns false when the
     /// answer does not tell the write's effect (a delete, which finalizers may hold):
@@ -757,10 +762,7 @@ fn next_migrate(app: &AppPlan, obs: &Observed) -> Decision {
     // A group's member without volumes has moved once blue is stopped and fenced: green
     // may start.
     let blue_stopped = obs.blue.pods == 0 && obs.blue.sts.as_ref().is_none_or(|s| s.replicas == 0);
-    let fenced = app
-        .fences
-        .iter()
-        .all(|f| !obs.fences.get(&f.key()).is_some_and(|seen| seen.active));
+    let fenced = app.fences.iter().all(|f| !obs.fence_active(f));
     let moved = if app.stateless() {
         blue_stopped && fenced
     } else {
@@ -816,7 +818,7 @@ fn next_migrate(app: &AppPlan, obs: &Observed) -> Decision {
     let mut fences: Vec<&Fence> = app.fences.iter().collect();
     fences.sort_by_key(|f| f.kind.stops_target());
     for f in fences {
-        if obs.fences.get(&f.key()).is_some_and(|seen| seen.active) {
+        if obs.fence_active(f) {
             return act(Action::PauseFence { fence: f.clone() });
         }
     }
@@ -1109,7 +1111,7 @@ fn next_commit(app: &AppPlan, obs: &Observed, restore: bool) -> Decision {
     // Blue must never come back (with its claims gone it would provision new, empty
     // volumes): its fences stay, and one undone since the move is paused again.
     for f in &app.fences {
-        if obs.fences.get(&f.key()).is_some_and(|seen| seen.active) {
+        if obs.fence_active(f) {
             return act(Action::PauseFence { fence: f.clone() });
         }
     }

@@ -214,11 +214,7 @@ pub fn plan(inputs: &Inputs<'_>, selection: &Selection, options: &PlanOptions) -
     // The claims that would move on their own, had they been asked for.
     let everything = Selection {
         standalone_claims: true,
-        namespaces: Vec::new(),
-        labels: Vec::new(),
-        claims: Vec::new(),
-        groups: Vec::new(),
-        no_label_groups: true,
+        ..Selection::default()
     };
     let unselected_claims: Vec<String> = standalone_claims(inputs.blue, &everything)
         .into_iter()

@@ -158,13 +158,6 @@ pub async fn run(
     out
 }
 
-/// Whether one of the app's fences is active as last read (it could scale blue back up).
-fn any_fence_active(app: &AppPlan, obs: &Observed) -> bool {
-    app.fences
-        .iter()
-        .any(|f| obs.fences.get(&f.key()).is_some_and(|seen| seen.active))
-}
-
 /// The units the run is made of: each group's members in its order, each other app
 /// alone; in the order of the apps (a group where its first member is).
 fn units<'a>(
@@ -626,7 +619,8 @@ impl<'a, 'r, H: Hands> AppRun<'a, 'r, H> {
             _ => (&obs.blue, self.mode == Mode::Migrate),
         };
         // Stopped, and (leaving blue) nothing left that would scale it back up.
-        let fenced = self.mode != Mode::Migrate || !any_fence_active(self.app, &obs);
+        let fenced =
+            self.mode != Mode::Migrate || !self.app.fences.iter().any(|f| obs.fence_active(f));
         if leaving && fenced && side.pods == 0 && side.sts.as_ref().is_none_or(|s| s.replicas == 0)
         {
             self.signal(|s| s.stopped = true);
