@@ -374,11 +374,19 @@ type PodOf<'a> = dyn Fn(&Pod) -> bool + 'a;
 /// ordinal name, a Deployment's by its selector); no pod mounts a claim that moved alone.
 async fn blue_runs_nothing(w: &World<'_>) -> anyhow::Result<Result<String, String>> {
     let mut running = Vec::new();
+    // Blue's pods, one list per namespace of the plan.
+    let mut pods_in: BTreeMap<&str, Vec<Pod>> = BTreeMap::new();
+    for ns in w.plan.apps.iter().map(|a| a.namespace.as_str()) {
+        if !pods_in.contains_key(ns) {
+            let pods = Api::<Pod>::namespaced(w.blue.clone(), ns)
+                .list(&ListParams::default())
+                .await
+                .with_context(|| format!("failed to list blue's pods in {ns}"))?;
+            pods_in.insert(ns, pods.items);
+        }
+    }
     for a in &w.plan.apps {
-        let pods = Api::<Pod>::namespaced(w.blue.clone(), &a.namespace)
-            .list(&ListParams::default())
-            .await
-            .with_context(|| format!("failed to list blue's pods in {}", a.namespace))?;
+        let pods = &pods_in[a.namespace.as_str()];
         let claims: Vec<&str> = a.volumes.iter().map(|v| v.claim.as_str()).collect();
         let (replicas, pod_of): (Option<i32>, Box<PodOf<'_>>) = match a.kind {
             WorkloadKind::StatefulSet => {
@@ -425,8 +433,7 @@ async fn blue_runs_nothing(w: &World<'_>) -> anyhow::Result<Result<String, Strin
             running.push(format!("{} {} at {replicas:?} replicas", a.kind, a.key()));
         }
         running.extend(
-            pods.items
-                .iter()
+            pods.iter()
                 .filter(|p| pod_of(p))
                 .filter_map(|p| p.metadata.name.clone())
                 .map(|n| format!("pod {}/{n}", a.namespace)),
