@@ -125,6 +125,18 @@ impl TargetHealth {
     }
 }
 
+/// The request that deletes a target group (ELBv2 DeleteTargetGroup), printed as
+/// `elbv2  DeleteTargetGroup {"TargetGroupArn":"arn:…"}`. AWS refuses a group a
+/// listener or rule still forwards to (`ResourceInUse`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteTargetGroup {
+    /// The group.
+    pub target_group_arn: String,
+}
+
+request_line!(DeleteTargetGroup, "elbv2", "DeleteTargetGroup");
+
 fn action(a: &sdk::Action) -> ActionSummary {
     let kind = a
         .r#type()
@@ -334,6 +346,44 @@ impl Aws {
                 })
             })
             .collect()
+    }
+
+    /// Deletes a target group.
+    pub async fn delete_target_group(&self, req: &DeleteTargetGroup) -> Result<(), Error> {
+        let call = self.call("delete target group", &req.target_group_arn);
+        self.elb
+            .delete_target_group()
+            .target_group_arn(&req.target_group_arn)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
+    }
+
+    /// A target group's deregistration delay in seconds (its attribute
+    /// `deregistration_delay.timeout_seconds`; AWS's default, 300, when not listed).
+    pub async fn deregistration_delay(&self, target_group_arn: &str) -> Result<u64, Error> {
+        let call = self.call("describe the attributes of target group", target_group_arn);
+        let out = self
+            .elb
+            .describe_target_group_attributes()
+            .target_group_arn(target_group_arn)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        let value = out
+            .attributes()
+            .iter()
+            .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+            .and_then(|a| a.value());
+        match value {
+            None => Ok(300),
+            Some(v) => v.parse().map_err(|_| {
+                call.unexpected(format!(
+                    "deregistration_delay.timeout_seconds {v:?} is not a number"
+                ))
+            }),
+        }
     }
 
     /// The health of every target registered in a target group.

@@ -63,7 +63,8 @@ pub use config::{AwsConfig, RetryPolicy, StaticCredentials, Timeouts};
 pub use ebs::{Attachment, AttachmentState, NewVolume, Volume, VolumeState};
 pub use eks::Cluster;
 pub use elb::{
-    ActionSummary, Listener, LoadBalancer, Rule, RuleCondition, TargetGroup, TargetHealth,
+    ActionSummary, DeleteTargetGroup, Listener, LoadBalancer, Rule, RuleCondition, TargetGroup,
+    TargetHealth,
 };
 pub use elb_forward::{ElbAction, ForwardChange, ModifyListener, ModifyRule};
 pub use enis::{EniAttachment, EniLimits, NetworkInterface, NewNetworkInterface};
@@ -77,8 +78,13 @@ pub use instances::Instance;
 pub use kms::{KmsGrant, KmsKey, NewGrant, RevokedGrant};
 pub use metrics::{ALB_NAMESPACE, AlbMetricDims, RequestStats};
 pub use oidc::{EKS_ISSUER_THUMBPRINT, NewOidcProvider, STS_AUDIENCE, UpdateAssumeRolePolicy};
-pub use security_groups::{AuthorizeSecurityGroupIngress, IngressRule, SecurityGroup};
+pub use security_groups::{
+    AuthorizeSecurityGroupIngress, IngressRule, RevokeSecurityGroupIngress, SecurityGroup,
+};
 pub use seed::NODE_AMI;
 pub use snapshots::{NewSnapshot, Snapshot};
 pub use tags::{Filter, NewTags, RemovedTags, Tags};
-pub use vpc::{AssociateVpcCidrBlock, CidrBlock, NewSubnet, Subnet, Vpc};
+pub use vpc::{
+    AssociateVpcCidrBlock, CidrBlock, DeleteSubnet, DisassociateVpcCidrBlock, NewSubnet, Subnet,
+    Vpc,
+};

@@ -110,6 +110,26 @@ request_line!(
     "AuthorizeSecurityGroupIngress"
 );
 
+/// The request that removes blue's blocks from one inbound rule (EC2
+/// RevokeSecurityGroupIngress): only the permission's listed CIDRs go, the rule's other
+/// blocks stay. Printed as
+/// `ec2    RevokeSecurityGroupIngress {"GroupId":"sg-…","IpPermissions":[{…}]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RevokeSecurityGroupIngress {
+    /// `sg-…`
+    pub group_id: String,
+    /// The protocol, ports and blocks to revoke, sent as the request's one permission.
+    #[serde(rename = "IpPermissions", serialize_with = "one_permission")]
+    pub rule: IngressRule,
+}
+
+request_line!(
+    RevokeSecurityGroupIngress,
+    "ec2",
+    "RevokeSecurityGroupIngress"
+);
+
 fn one_permission<S: Serializer>(rule: &IngressRule, s: S) -> Result<S::Ok, S::Error> {
     [rule].serialize(s)
 }
@@ -241,6 +261,24 @@ impl Aws {
             .authorize_security_group_ingress()
             .group_id(&req.group_id)
             .ip_permissions(permission(rule))
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
+    }
+
+    /// Removes the request's blocks from a group's rule. A block the group no longer
+    /// admits fails with `InvalidPermission.NotFound`, which callers may treat as done.
+    pub async fn revoke_ingress(&self, req: &RevokeSecurityGroupIngress) -> Result<(), Error> {
+        let call = self.call("revoke ingress on", &req.group_id);
+        if req.rule.cidrs.is_empty() && req.rule.ipv6_cidrs.is_empty() && req.rule.groups.is_empty()
+        {
+            return Err(call.invalid("nothing to revoke: give a CIDR block or a group"));
+        }
+        self.ec2
+            .revoke_security_group_ingress()
+            .group_id(&req.group_id)
+            .ip_permissions(permission(&req.rule))
             .send()
             .await
             .map_err(|e| call.sdk(e))?;

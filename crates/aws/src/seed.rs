@@ -194,18 +194,6 @@ impl Aws {
             .to_owned())
     }
 
-    /// Deletes a target group (tests take a group away from under its binding).
-    pub async fn delete_target_group(&self, target_group_arn: &str) -> Result<(), Error> {
-        let call = self.call("delete target group", target_group_arn);
-        self.elb
-            .delete_target_group()
-            .target_group_arn(target_group_arn)
-            .send()
-            .await
-            .map_err(|e| call.sdk(e))?;
-        Ok(())
-    }
-
     /// Creates an HTTP listener whose default action forwards to one target group.
     pub async fn create_listener(
         &self,

@@ -76,6 +76,29 @@ pub struct AssociateVpcCidrBlock {
 
 request_line!(AssociateVpcCidrBlock, "ec2", "AssociateVpcCidrBlock");
 
+/// The request that frees one of a VPC's secondary blocks (EC2
+/// DisassociateVpcCidrBlock), printed as
+/// `ec2    DisassociateVpcCidrBlock {"AssociationId":"vpc-cidr-assoc-…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DisassociateVpcCidrBlock {
+    /// The block's association.
+    pub association_id: String,
+}
+
+request_line!(DisassociateVpcCidrBlock, "ec2", "DisassociateVpcCidrBlock");
+
+/// The request that deletes a subnet (EC2 DeleteSubnet), printed as
+/// `ec2    DeleteSubnet {"SubnetId":"subnet-…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteSubnet {
+    /// The subnet.
+    pub subnet_id: String,
+}
+
+request_line!(DeleteSubnet, "ec2", "DeleteSubnet");
+
 /// A subnet to create: the request of EC2 CreateSubnet, printed as
 /// `ec2    CreateSubnet {"VpcId":…,"AvailabilityZone":…,"CidrBlock":…,"TagSpecifications":[…]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -256,6 +279,32 @@ impl Aws {
             &call,
             out.subnet().ok_or_else(|| call.missing("the subnet"))?,
         )
+    }
+
+    /// Deletes a subnet. EC2 refuses one that still holds network interfaces
+    /// (`DependencyViolation`); an id already gone answers `InvalidSubnetID.NotFound`.
+    pub async fn delete_subnet(&self, req: &DeleteSubnet) -> Result<(), Error> {
+        let call = self.call("delete subnet", &req.subnet_id);
+        self.ec2
+            .delete_subnet()
+            .subnet_id(&req.subnet_id)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
+    }
+
+    /// Disassociates a secondary CIDR block (EC2 refuses the primary, and a block that
+    /// still holds subnets).
+    pub async fn disassociate_vpc_cidr(&self, req: &DisassociateVpcCidrBlock) -> Result<(), Error> {
+        let call = self.call("disassociate CIDR block", &req.association_id);
+        self.ec2
+            .disassociate_vpc_cidr_block()
+            .association_id(&req.association_id)
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
     }
 }
 

@@ -268,6 +268,10 @@ Examples:
     /// gated steps, reversibly.
     #[command(subcommand)]
     Traffic(TrafficCommand),
+    /// After commit: prove blue idle and nothing depending on it, then remove what it
+    /// still holds of the VPC, IAM and the load balancers.
+    #[command(subcommand)]
+    Retire(RetireCommand),
     /// Print a shell completion script for baton (commands, flags, values) to stdout.
     ///
     /// Generated from the same definitions as `--help`, so it knows every command of this
@@ -1554,4 +1558,94 @@ pub fn usage_error(path: &[&str], message: impl std::fmt::Display) -> Expected {
         }
     }
     Expected::Usage(cmd.error(clap::error::ErrorKind::ValueValidation, message.to_string()))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetireCommand {
+    /// Prove blue idle and nothing depending on it, and print what `retire apply` would
+    /// remove and why each item is safe (reads only).
+    ///
+    /// Checks, each with its evidence: every traffic shift journaled under --state-dir
+    /// away from blue's target groups completed; blue's groups (those its
+    /// TargetGroupBindings fill, those a shift moved from, and --target-group) carry
+    /// weight 0 on every listener and rule that forwards to them; CloudWatch counted no
+    /// request to them for --quiet-for (never less than a group's deregistration delay);
+    /// every migration from blue journaled under --state-dir is committed; no PV in blue
+    /// is bound to a live EBS volume; green holds blue's security-group access, the IAM
+    /// trusts of blue's pods' roles and a binding for each of blue's. It lists the fences
+    /// commit kept paused in blue, with the change to make where they come from. A
+    /// blocking item exits 3, naming it and the fix.
+    #[command(after_help = "\
+Examples:
+  baton retire plan --blue blue --green green
+  baton retire plan --blue blue --green green --quiet-for 30m -o json")]
+    Plan(RetireArgs),
+    /// Remove blue's footprint, once `retire plan` passes: blue's TargetGroupBindings
+    /// first (its controller deregisters their targets), blue's CIDRs from rules that
+    /// admit green's too, blue's statements from trust policies that trust green too,
+    /// blue's weight-0 target groups from listener actions; with --delete-target-groups
+    /// the groups too, once empty; with --release-subnets blue's subnets no network
+    /// interface uses and CIDR blocks left empty (never the primary).
+    ///
+    /// Never an EBS volume, a cluster or a node group: it prints the command that
+    /// deletes blue's cluster. Each request is journaled before and after in
+    /// --state-dir/retire/BLUE/retire.jsonl; a run again plans afresh and sends only what
+    /// is left, so an interrupted run is resumed by running it again. --dry-run prints
+    /// each request as it would be sent and changes nothing. Asks on a terminal; --yes
+    /// without one.
+    #[command(after_help = "\
+Examples:
+  baton retire apply --blue blue --green green --dry-run
+  baton retire apply --blue blue --green green --yes
+  baton retire apply --blue blue --green green --release-subnets --delete-target-groups --yes")]
+    Apply(RetireApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// Blue's kubeconfig context (the cluster to retire).
+    #[arg(long, value_name = "CONTEXT", visible_alias = "from")]
+    pub blue: String,
+    /// Green's kubeconfig context (the cluster that took over).
+    #[arg(long, value_name = "CONTEXT", visible_alias = "to")]
+    pub green: String,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long blue's target groups must have served no request (e.g. 15m, 30s); at
+    /// least each group's deregistration delay, which is used when longer.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub quiet_for: Duration,
+    /// Another of blue's target groups to check and retire (repeatable; ARN).
+    #[arg(long = "target-group", value_name = "ARN")]
+    pub target_groups: Vec<String>,
+    /// Where baton's other commands keep their state dirs (migrations' and traffic
+    /// shifts' journals are read from under it); retire journals in DIR/retire/BLUE.
+    #[arg(long, value_name = "DIR", default_value = ".baton")]
+    pub state_dir: PathBuf,
+    /// Also release blue's subnets that no network interface uses, and the VPC CIDR
+    /// blocks they leave empty (never the primary block).
+    #[arg(long)]
+    pub release_subnets: bool,
+    /// Also delete blue's target groups once no listener forwards to them and their
+    /// targets are gone.
+    #[arg(long)]
+    pub delete_target_groups: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RetireApplyArgs {
+    #[command(flatten)]
+    pub plan: RetireArgs,
+    /// Print each request it would send, one a line, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
 }

@@ -19,6 +19,7 @@ pub mod plan;
 pub mod planner;
 pub mod preflight;
 pub mod quantity;
+pub mod retire;
 pub mod simulate;
 pub mod traffic;
 pub mod world;

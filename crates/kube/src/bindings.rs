@@ -38,6 +38,18 @@ pub fn create_binding(b: &Binding) -> Mutation {
     }
 }
 
+/// Deletes one of blue's bindings when blue is retired (gone already is fine): the
+/// controller's finalizer deregisters its targets before the object goes.
+pub fn delete_binding(ns: &str, name: &str) -> Mutation {
+    Mutation {
+        method: Method::Delete,
+        path: format!("/apis/elbv2.k8s.aws/v1beta1/namespaces/{ns}/targetgroupbindings/{name}"),
+        body: None,
+        tolerate: Tolerate::NotFound,
+        what: format!("delete TargetGroupBinding {ns}/{name}"),
+    }
+}
+
 /// Sets one label on a namespace (a merge patch: the other labels stay).
 pub fn label_namespace(ns: &str, key: &str, value: &str) -> Mutation {
     Mutation {

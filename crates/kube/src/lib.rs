@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod network;
 pub mod preflight;
 pub mod request;
+pub mod retire;
 pub mod velero;
 
 use std::path::{Path, PathBuf};

@@ -697,7 +697,14 @@ async fn a_binding_whose_target_group_is_gone_gets_a_warning_once_its_endpoints_
     b.bind("blue", "web", "web", &arn, "ip", false);
     targets_become(&b, &arn, "the pod registered", || when_ready(&b, "blue", 1)).await;
     reconciled(&b, "blue", "web").await;
-    b.bed.estate.aws.delete_target_group(&arn).await.unwrap();
+    b.bed
+        .estate
+        .aws
+        .delete_target_group(&baton_aws::DeleteTargetGroup {
+            target_group_arn: arn.clone(),
+        })
+        .await
+        .unwrap();
     let failed = |b: &Bed| {
         b.events("blue", "web", "web")
             .into_iter()

@@ -12,6 +12,7 @@ mod permissions;
 mod preflight;
 mod progress;
 mod report;
+mod retire;
 mod retry;
 mod show;
 mod sim;
@@ -23,7 +24,8 @@ mod volumes;
 use std::process::ExitCode;
 
 use crate::args::{
-    Cli, Command, IdentityCommand, NetworkCommand, SimCommand, TrafficCommand, VolumesCommand,
+    Cli, Command, IdentityCommand, NetworkCommand, RetireCommand, SimCommand, TrafficCommand,
+    VolumesCommand,
 };
 
 /// Runs the parsed command.
@@ -45,6 +47,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Network(NetworkCommand::Apply(a)) => network::apply(a).await,
         Command::Network(NetworkCommand::MirrorRules(a)) => network::mirror_rules(a).await,
         Command::Volumes(VolumesCommand::Grant(a)) => volumes::grant(a).await,
+        Command::Retire(RetireCommand::Plan(a)) => retire::plan(a).await,
+        Command::Retire(RetireCommand::Apply(a)) => retire::apply(a).await,
         Command::Identity(IdentityCommand::Plan(a)) => identity::plan(a).await,
         Command::Identity(IdentityCommand::Apply(a)) => identity::apply(a).await,
         Command::Traffic(TrafficCommand::Shift(a)) => traffic::shift(a).await,

@@ -569,7 +569,7 @@ async fn wait_associated(aws: &Aws, vpc_id: &str, block: Ipv4Net) -> anyhow::Res
 
 /// `baton network mirror-rules`.
 /// Security groups as the mirror planner reads them (IPv4 rules only).
-pub(super) fn mirror_groups(groups: Vec<baton_aws::SecurityGroup>) -> Vec<Group> {
+pub(crate) fn mirror_groups(groups: Vec<baton_aws::SecurityGroup>) -> Vec<Group> {
     groups
         .into_iter()
         .map(|g| Group {

@@ -5,7 +5,7 @@
 //! maps outcomes to exit codes.
 
 pub mod bindings;
-mod drive;
+pub mod drive;
 mod dry_run;
 mod journal;
 mod render;
