@@ -342,6 +342,39 @@ fn every_call_baton_makes_is_in_the_permissions_table() {
         ],
         &[3],
     );
+    // Blue still runs the apps m2 did not move: retire refuses after reading all it
+    // reads (with --release-subnets, the subnets' network interfaces too).
+    check(
+        "retire",
+        &[
+            "retire",
+            "plan",
+            "--blue",
+            "blue",
+            "--green",
+            "green",
+            "--state-dir",
+            ".",
+            "--release-subnets",
+            "--delete-target-groups",
+        ],
+        &[3],
+    );
+    check(
+        "retire",
+        &[
+            "retire",
+            "apply",
+            "--blue",
+            "blue",
+            "--green",
+            "green",
+            "--state-dir",
+            ".",
+            "--yes",
+        ],
+        &[3],
+    );
     assert!(
         missing.is_empty(),
         "calls the table does not grant:\n{}",

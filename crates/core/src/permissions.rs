@@ -485,6 +485,93 @@ pub const COMMANDS: &[CommandPermissions] = &[
             },
         ],
     },
+    CommandPermissions {
+        command: "retire plan, apply",
+        clusters: "blue, green",
+        kube: &[
+            KubeRule {
+                // Blue's PVs and the pods mounting their claims; both clusters' nodes
+                // (their subnets and EKS names).
+                groups: &[""],
+                resources: &["persistentvolumes", "pods", "nodes"],
+                verbs: &["list"],
+            },
+            KubeRule {
+                // Blue's ServiceAccounts naming IAM roles.
+                groups: &[""],
+                resources: &["serviceaccounts"],
+                verbs: &["list"],
+            },
+            KubeRule {
+                // Both clusters' pod subnets (custom networking).
+                groups: &["crd.k8s.amazonaws.com"],
+                resources: &["eniconfigs"],
+                verbs: &["list"],
+            },
+            KubeRule {
+                // Both clusters' bindings read; blue's deleted by apply.
+                groups: &["elbv2.k8s.aws"],
+                resources: &["targetgroupbindings"],
+                verbs: &["list", "delete"],
+            },
+        ],
+        iam: &[
+            EC2_READ,
+            IamStatement {
+                actions: &["ec2:DescribeNetworkInterfaces"],
+                resources: &["*"],
+            },
+            IamStatement {
+                actions: &[
+                    "elasticloadbalancing:DescribeListeners",
+                    "elasticloadbalancing:DescribeRules",
+                    "elasticloadbalancing:DescribeTargetGroups",
+                    "elasticloadbalancing:DescribeTargetGroupAttributes",
+                    "elasticloadbalancing:DescribeTargetHealth",
+                    "cloudwatch:GetMetricData",
+                ],
+                resources: &["*"],
+            },
+            IamStatement {
+                actions: &["eks:DescribeCluster"],
+                resources: &["arn:aws:eks:*:*:cluster/*"],
+            },
+            IamStatement {
+                // The roles' trust (read with their policies, as identity reads them).
+                actions: &[
+                    "iam:GetRole",
+                    "iam:ListAttachedRolePolicies",
+                    "iam:ListRolePolicies",
+                    "iam:GetRolePolicy",
+                    "iam:UpdateAssumeRolePolicy",
+                ],
+                resources: &["arn:aws:iam::*:role/*"],
+            },
+            IAM_DRIVER_POLICIES,
+            IamStatement {
+                actions: &["ec2:RevokeSecurityGroupIngress"],
+                resources: &["arn:aws:ec2:*:*:security-group/*"],
+            },
+            IamStatement {
+                // Only with --release-subnets.
+                actions: &["ec2:DeleteSubnet", "ec2:DisassociateVpcCidrBlock"],
+                resources: &["arn:aws:ec2:*:*:subnet/*", "arn:aws:ec2:*:*:vpc/*"],
+            },
+            IamStatement {
+                // The listener actions; with --delete-target-groups, the groups.
+                actions: &[
+                    "elasticloadbalancing:ModifyListener",
+                    "elasticloadbalancing:ModifyRule",
+                    "elasticloadbalancing:DeleteTargetGroup",
+                ],
+                resources: &[
+                    "arn:aws:elasticloadbalancing:*:*:listener/app/*",
+                    "arn:aws:elasticloadbalancing:*:*:listener-rule/app/*",
+                    "arn:aws:elasticloadbalancing:*:*:targetgroup/*",
+                ],
+            },
+        ],
+    },
 ];
 
 /// The commands whose name contains `filter` (all when empty).

@@ -451,17 +451,29 @@ pub fn plan(i: &Inputs) -> RetirePlan {
     let revokes = network(i, &mut checks, &mut kept);
     let trusts = trust(i, &mut checks);
     let bindings = bindings(i, &mut checks);
+    // One line per fence, however many moved apps it paused.
+    let mut fences: Vec<(&Fence, Vec<&str>)> = Vec::new();
     for (app, f) in &i.fences {
+        match fences
+            .iter_mut()
+            .find(|(g, _)| (g.kind, &g.namespace, &g.name) == (f.kind, &f.namespace, &f.name))
+        {
+            Some((_, apps)) => apps.push(app),
+            None => fences.push((f, vec![app])),
+        }
+    }
+    for (f, apps) in fences {
+        let apps = apps.join(", ");
         checks.push(check(
             "fence-kept",
             Status::Note,
             f.to_string(),
             format!(
-                "commit kept it paused in blue for {app} ({}); it goes with blue's cluster",
+                "commit kept it paused in blue for {apps} ({}); it goes with blue's cluster",
                 f.kind.field()
             ),
             Some(format!(
-                "make the pause permanent where the object comes from (Git, Helm values: {}), or delete it before blue's cluster, so nothing scales {app} up in blue",
+                "make the pause permanent where the object comes from (Git, Helm values: {}), or delete it before blue's cluster, so nothing scales {apps} up in blue",
                 f.kind.field()
             )),
         ));
@@ -1451,6 +1463,35 @@ mod tests {
                 .iter()
                 .any(|r| matches!(r, Removal::Forward { .. }))
         );
+    }
+
+    #[test]
+    fn a_fence_kept_for_two_apps_is_said_once_naming_both_and_does_not_block() {
+        let mut i = idle();
+        let fence = |shared| Fence {
+            kind: crate::fences::FenceKind::Kustomization,
+            namespace: "flux-system".into(),
+            name: "ledger".into(),
+            shared,
+            version: None,
+        };
+        i.fences = vec![
+            ("ledger/ledger-db".into(), fence(true)),
+            ("ledger/ledger-proxy".into(), fence(false)),
+        ];
+        let p = plan(&i);
+        let notes: Vec<&Check> = p
+            .checks
+            .iter()
+            .filter(|c| c.check == "fence-kept")
+            .collect();
+        assert_eq!(notes.len(), 1, "{notes:#?}");
+        assert!(
+            notes[0]
+                .evidence
+                .contains("ledger/ledger-db, ledger/ledger-proxy")
+        );
+        assert!(p.blocking().is_empty());
     }
 
     #[test]
