@@ -35,21 +35,22 @@ fn the_demo_tells_the_whole_story_and_its_report_renders_in_a_browser() {
     // In the seed's order, each step done (none skipped).
     let mut at = 0;
     for step in [
-        "[1/15] environment",
-        "[2/15] network plan",
-        "[3/15] network apply",
-        "[4/15] database rules",
-        "[5/15] volume keys",
-        "[6/15] pod identities",
-        "[7/15] target group bindings",
-        "[8/15] preflight",
-        "[9/15] backup",
-        "[10/15] green's stateless apps",
-        "[11/15] traffic shift",
-        "[12/15] stateful plan",
-        "[13/15] stateful move",
-        "[14/15] commit",
-        "[15/15] final check",
+        "[1/16] environment",
+        "[2/16] network plan",
+        "[3/16] network apply",
+        "[4/16] database rules",
+        "[5/16] volume keys",
+        "[6/16] pod identities",
+        "[7/16] target group bindings",
+        "[8/16] preflight",
+        "[9/16] backup",
+        "[10/16] green's stateless apps",
+        "[11/16] traffic shift",
+        "[12/16] stateful plan",
+        "[13/16] stateful move",
+        "[14/16] commit",
+        "[15/16] final check",
+        "[16/16] retire blue",
     ] {
         let found = out[at..]
             .find(step)

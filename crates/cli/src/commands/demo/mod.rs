@@ -38,6 +38,9 @@ const OWN: &[&str] = &[
     "preflight.json",
     "backup",
     "report.html",
+    "retire",
+    "retire-plan.json",
+    "retire.json",
 ];
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {

@@ -27,7 +27,7 @@ use crate::commands::show::{self, plural};
 
 /// The steps, in the seed's order: green's network first, then checks and a backup
 /// before anything moves, traffic before data, commit last, then the proof.
-pub const ORDER: [Step; 15] = [
+pub const ORDER: [Step; 16] = [
     Step::Environment,
     Step::NetworkPlan,
     Step::NetworkApply,
@@ -43,6 +43,7 @@ pub const ORDER: [Step; 15] = [
     Step::Migrate,
     Step::Commit,
     Step::Verify,
+    Step::Retire,
 ];
 
 /// Where `baton volumes grant -o json`'s output is kept in the state dir.
@@ -52,6 +53,12 @@ pub const GRANTS_FILE: &str = "volumes-grant.json";
 pub const IDENTITY_FILE: &str = "identity.json";
 /// Where `baton traffic bindings --apply -o json`'s output is kept in the state dir.
 pub const BINDINGS_FILE: &str = "bindings.json";
+/// Where `baton retire plan -o json` and `retire apply -o json` go.
+const RETIRE_PLAN_FILE: &str = "retire-plan.json";
+const RETIRE_FILE: &str = "retire.json";
+/// The longest the demo waits for blue's target group to be quiet (its deregistration
+/// delay, plus CloudWatch's reach).
+const RETIRE_QUIET_WAIT: Duration = Duration::from_secs(120);
 /// Where the preflight report is kept in the state dir (`baton report` shows it).
 pub const PREFLIGHT_FILE: &str = "preflight.json";
 /// Where `network apply -o json` and `network mirror-rules -o json` go.
@@ -97,6 +104,8 @@ pub enum Step {
     Commit,
     /// The invariants, read from the world.
     Verify,
+    /// `baton retire plan` once blue is quiet, then `baton retire apply`.
+    Retire,
 }
 
 impl Step {
@@ -118,6 +127,7 @@ impl Step {
             Self::Migrate => "stateful move",
             Self::Commit => "commit",
             Self::Verify => "final check",
+            Self::Retire => "retire blue",
         }
     }
 
@@ -152,6 +162,9 @@ impl Step {
             Self::Commit => "retire blue's claims and PVs (the volumes stay, in green)",
             Self::Verify => {
                 "blue serves nothing and holds no volume; every volume's data continued"
+            }
+            Self::Retire => {
+                "prove blue idle once its target group is quiet, then remove its rules, trusts, bindings and listener entry"
             }
         }
     }
@@ -277,6 +290,7 @@ impl Demo {
             Step::Migrate => self.migrate().await,
             Step::Commit => self.commit().await,
             Step::Verify => self.verify().await,
+            Step::Retire => self.retire().await,
         }
     }
 
@@ -1084,6 +1098,110 @@ impl Demo {
             bail!("{broken} of {total} invariants did not hold");
         }
         Ok(Outcome::Done(format!("all {total} invariants held")))
+    }
+
+    async fn retire(&mut self) -> anyhow::Result<Outcome> {
+        let env = running(&self.env)?;
+        let (blue, green) = cluster_names(env);
+        // The quiet time is at least blue's group's deregistration delay: retire plan
+        // raises a shorter --quiet-for to it.
+        let line = |verb: &str, extra: &[&str]| -> Vec<String> {
+            [
+                "retire",
+                verb,
+                "--blue",
+                &blue,
+                "--green",
+                &green,
+                "--state-dir",
+                ".",
+                "--quiet-for",
+                "1s",
+            ]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+        };
+        let started = std::time::Instant::now();
+        let plan = loop {
+            let ran = env
+                .baton
+                .run_to_file(&line("plan", &["-o", "json"]), RETIRE_PLAN_FILE)
+                .await?;
+            let plan: serde_json::Value =
+                serde_json::from_str(&ran.stdout).context("failed to read retire plan's output")?;
+            let blocking: Vec<String> = plan["checks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["status"] == "fail")
+                .map(|c| {
+                    format!(
+                        "{} {}: {}",
+                        c["check"].as_str().unwrap_or("?"),
+                        c["subject"].as_str().unwrap_or("?"),
+                        c["evidence"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            match ran.code {
+                Some(0) => break plan,
+                Some(3)
+                    if plan["checks"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|c| c["status"] == "fail")
+                        .all(|c| c["check"] == "blue-quiet")
+                        && started.elapsed() < RETIRE_QUIET_WAIT =>
+                {
+                    outln!(
+                        "  blue's target group served requests within its quiet time; asking again in 3 s"
+                    );
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+                code => bail!(
+                    "`baton retire plan` exited {code:?}: {}",
+                    blocking.join("; ")
+                ),
+            }
+        };
+        let checks = plan["checks"].as_array().map_or(0, Vec::len);
+        let ran = env
+            .baton
+            .run_to_file(&line("apply", &["--yes", "-o", "json"]), RETIRE_FILE)
+            .await?;
+        if ran.code != Some(0) {
+            bail!("`baton retire apply` exited {:?}", ran.code);
+        }
+        let count = |kind: &str| {
+            plan["removals"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["kind"] == kind)
+                .count()
+        };
+        let after: serde_json::Value =
+            serde_json::from_str(&ran.stdout).context("failed to read retire apply's output")?;
+        let left = after["removals"].as_array().map_or(0, Vec::len);
+        if left > 0 {
+            bail!("retire apply left {} to remove", plural(left, "item"));
+        }
+        // Again: nothing to send.
+        let again = env.baton.ok(&line("apply", &["--dry-run"])).await?;
+        if !again.stdout.trim().is_empty() {
+            bail!("a second retire apply would send:\n{}", again.stdout);
+        }
+        Ok(Outcome::Done(format!(
+            "{} held; blue's {} deleted, its ranges taken out of {}, its statements out of {}, its target group out of {}; a second apply sends nothing",
+            plural(checks, "check"),
+            plural(count("binding"), "TargetGroupBinding"),
+            plural(count("revoke"), "security-group rule"),
+            plural(count("trust"), "role trust policy"),
+            plural(count("forward"), "listener action"),
+        )))
     }
 }
 
