@@ -223,7 +223,7 @@ fn arm(args: &SimUpArgs, server: &SimServer, aws: Option<&std::sync::Arc<AwsKnob
             .set_latency(latency(args, &target).unwrap_or_default());
     }
     if let Some(aws) = aws {
-        aws.set_latency(latency(args, &Target::Aws).unwrap_or(Latency::default()));
+        aws.set_latency(latency(args, &Target::Aws).unwrap_or_default());
     }
     for fault in &args.faults {
         match fault {

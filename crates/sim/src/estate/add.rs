@@ -118,7 +118,7 @@ pub enum AddClusterError {
 }
 
 impl AddClusterError {
-    /// Whether nothing was changed (the request was refused).
+    /// Whether nothing was changed: the request was refused, or could not be checked.
     pub fn refused(&self) -> bool {
         matches!(
             self,
