@@ -1407,6 +1407,67 @@ Examples:
   baton sim fault clear blue
   baton sim fault clear")]
     Fault(SimFaultArgs),
+    /// Add a cluster to a running `baton sim up`, in subnets that exist now, seeded as
+    /// green was: its apps at 0 replicas.
+    ///
+    /// As a team runs `eksctl create cluster --with-oidc` into existing subnets: the
+    /// cluster's API server (same CA, its own token), its control plane, its EKS record
+    /// and IAM OIDC provider, its EBS CSI driver's IAM role as green's (its name and its
+    /// `eks-cluster-name` tag naming NAME), NODES-PER-SUBNET nodes in each subnet (EC2
+    /// instances tagged `eks:cluster-name=NAME`), the scenario's add-ons and apps (at 0),
+    /// its IRSA ServiceAccounts annotated (their roles do not trust NAME until `baton
+    /// identity apply`), and green's ALB target groups made for NAME (e.g.
+    /// `storefront-NAME`, in no listener). Then context NAME is added to DIR/kubeconfig.
+    ///
+    /// Refused (exit 3, nothing added): a name already served, a subnet not in EC2 or
+    /// not in the estate's VPC, no running `baton sim up` in DIR. A malformed name or
+    /// version is a usage error (exit 2). Adding takes a few seconds; `sim up` prints it.
+    #[command(
+        disable_version_flag = true,
+        after_help = "\
+Examples:
+  # subnets in a free range of the estate's VPC (or those `baton network apply` made):
+  VPC=$(jq -r .vpc_id .baton/sim/scenario.json)
+  A=$(aws ec2 create-subnet --vpc-id $VPC --availability-zone us-east-1a \\
+        --cidr-block 10.2.0.0/20 --query Subnet.SubnetId --output text)
+  B=$(aws ec2 create-subnet --vpc-id $VPC --availability-zone us-east-1b \\
+        --cidr-block 10.2.16.0/20 --query Subnet.SubnetId --output text)
+  baton sim add-cluster teal --version 1.32 --subnets $A,$B
+  kubectl --context teal get nodes,sts -A"
+    )]
+    AddCluster(SimAddClusterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimAddClusterArgs {
+    /// The new cluster's name and kubeconfig context (lowercase letters, digits, '-').
+    #[arg(value_name = "NAME", value_parser = parse_cluster_name)]
+    pub name: String,
+    /// Its Kubernetes version: 1.32, 1.32.1 or an EKS gitVersion (v1.32.1-eks-8e1d7a4).
+    #[arg(long, value_name = "V", value_parser = parse_cluster_version)]
+    pub version: String,
+    /// The EC2 subnets of its node group, by id, comma-separated (in the estate's VPC).
+    #[arg(long, value_name = "ID,…", value_delimiter = ',', required = true)]
+    pub subnets: Vec<String>,
+    /// Nodes per subnet [default: as green's node groups, 2 in `default`].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub nodes_per_subnet: Option<u16>,
+    /// The nodes' EC2 instance type [default: green's, m6i.xlarge in `default`].
+    #[arg(long, value_name = "T")]
+    pub instance_type: Option<String>,
+    /// The state dir `baton sim up` was started with.
+    #[arg(long, value_name = "DIR", default_value = ".baton/sim")]
+    pub state_dir: PathBuf,
+}
+
+/// A cluster name the emulator takes (`baton_sim::estate::check_name`).
+fn parse_cluster_name(s: &str) -> Result<String, String> {
+    baton_sim::estate::check_name(s).map(|()| s.to_string())
+}
+
+/// A version the emulator reads (`baton_sim::estate::git_version`), kept as typed.
+fn parse_cluster_version(s: &str) -> Result<String, String> {
+    baton_sim::estate::git_version(s).map(|_| s.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,13 @@ use crate::faults::{AwsKnobs, AwsProxy, ProxyError};
 use crate::moto::{Moto, MotoError};
 use crate::server::{ServeError, SimServer};
 
+mod add;
+pub(crate) use add::RequestSlot;
+pub use add::{
+    AddClusterError, AddedCluster, ClusterRequest, ClusterRequests, NewCluster, check_name,
+    git_version,
+};
+
 /// The dummy credentials moto accepts (it checks no signature).
 pub const DUMMY_ACCESS_KEY: &str = "testing";
 /// See [`DUMMY_ACCESS_KEY`].
@@ -85,6 +92,8 @@ pub struct Estate {
     /// The region.
     pub region: String,
     planes: Vec<ControlPlane>,
+    /// The controllers' delays, for the control planes of clusters added later.
+    delays: Delays,
     moto: Option<Moto>,
 }
 
@@ -134,6 +143,7 @@ impl Estate {
             aws_proxy,
             region: opts.region,
             planes,
+            delays: opts.delays,
             moto,
         })
     }

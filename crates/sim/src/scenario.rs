@@ -13,6 +13,8 @@ use crate::cluster::Cluster;
 use crate::estate::Estate;
 use crate::meta;
 
+pub(crate) mod added;
+
 /// The built-in `basic` scenario, and the base of `default`: the 2026 estate's three
 /// StatefulSets (nine volumes), its stateless apps and ALB, with AWS authorization for
 /// EBS declared (each driver's IAM role, a customer-managed KMS key). Most tests run on
@@ -524,19 +526,6 @@ pub async fn seed(
             .await?;
         out.subnets.insert(sn.name.clone(), created.id);
     }
-    for c in &s.clusters {
-        let sg = aws
-            .create_security_group(
-                &out.vpc_id,
-                &format!("eks-cluster-sg-{}", c.name),
-                "EKS cluster security group",
-                None,
-                &tags(&[("aws:eks:cluster-name", &c.name)]),
-            )
-            .await?;
-        out.security_groups
-            .insert(format!("eks-cluster-sg-{}", c.name), sg);
-    }
     if let Some(db) = &s.database {
         let cidrs: Vec<String> = s
             .vpc
@@ -556,189 +545,22 @@ pub async fn seed(
             .await?;
         out.security_groups.insert(db.name.clone(), sg);
     }
-    seed_eks(estate, s, &mut out).await?;
-    seed_authorization(aws, s, &mut out).await?;
-    let region = estate.region.clone();
-    for c in &s.clusters {
-        let cluster = &served(estate, &c.name)?.cluster;
-        // The cluster's CRDs and ENIConfigs come before its nodes, as on EKS, where the
-        // VPC CNI reads a node's ENIConfig when the node starts (custom networking).
-        for obj in s
-            .platform
-            .iter()
-            .chain(&c.objects)
-            .filter(|o| o["kind"] == "CustomResourceDefinition")
-        {
-            apply(cluster, obj.clone())?;
-        }
-        // Custom networking: the cluster's pod subnets, one ENIConfig per zone named
-        // after it (what ENI_CONFIG_LABEL_DEF=topology.kubernetes.io/zone selects).
-        for sn in s
-            .vpc
-            .subnets
-            .iter()
-            .filter(|sn| sn.cluster.as_deref() == Some(&c.name) && sn.role == "pods")
-        {
-            apply(
-                cluster,
-                json!({
-                    "apiVersion": "crd.k8s.amazonaws.com/v1alpha1",
-                    "kind": "ENIConfig",
-                    "metadata": { "name": sn.az },
-                    "spec": {
-                        "subnet": out.subnets[&sn.name],
-                        "securityGroups": [out.security_groups[&format!("eks-cluster-sg-{}", c.name)]],
-                    },
-                }),
-            )?;
-        }
-        let mut names = Vec::new();
-        for ng in &c.nodes {
-            let subnet = s
-                .vpc
-                .subnets
-                .iter()
-                .find(|sn| sn.name == ng.subnet)
-                .ok_or_else(|| {
-                    ScenarioError::Invalid(format!(
-                        "node group subnet {} is not defined",
-                        ng.subnet
-                    ))
-                })?;
-            let subnet_id = &out.subnets[&ng.subnet];
-            for _ in 0..ng.count {
-                let group = format!("{}-{}", c.name, subnet.az);
-                let inst = aws
-                    .run_instance(
-                        subnet_id,
-                        &ng.instance_type,
-                        &tags(&[
-                            ("eks:cluster-name", &c.name),
-                            ("eks:nodegroup-name", &group),
-                            (&format!("kubernetes.io/cluster/{}", c.name), "owned"),
-                        ]),
-                    )
-                    .await?;
-                let ip = inst.private_ip.clone().unwrap_or_default();
-                let name = format!("ip-{}.ec2.internal", ip.replace('.', "-"));
-                create_node(
-                    cluster,
-                    &name,
-                    &inst.id,
-                    &subnet.az,
-                    &region,
-                    &ng.instance_type,
-                    &group,
-                    &cluster.spec.git_version,
-                    &ip,
-                )?;
-                names.push(name);
-            }
-        }
-        out.nodes.insert(c.name.clone(), names);
-        let driver = c.ebs_csi.clone().unwrap_or_default();
-        cluster.legacy_in_tree_ebs.store(
-            driver.in_tree.as_deref() == Some("legacy"),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        for obj in s
-            .platform
-            .iter()
-            .chain(&c.objects)
-            .filter(|o| o["kind"] != "CustomResourceDefinition")
-        {
-            let mut obj = obj.clone();
-            if driver.tag_cluster_id && is_csi_controller(&obj) {
-                for container in obj["spec"]["template"]["spec"]["containers"]
-                    .as_array_mut()
-                    .into_iter()
-                    .flatten()
-                    .filter(|c| c["name"] == "ebs-plugin")
-                {
-                    let mut args = container["args"].as_array().cloned().unwrap_or_default();
-                    args.push(json!(format!("--k8s-tag-cluster-id={}", c.name)));
-                    container["args"] = json!(args);
-                }
-            }
-            apply(cluster, obj)?;
-        }
-        if let Some(role) = out.driver_roles.get(&c.name) {
-            apply(
-                cluster,
-                json!({
-                    "apiVersion": "v1", "kind": "ServiceAccount",
-                    "metadata": { "name": crate::controllers::DRIVER_SA.1, "namespace": crate::controllers::DRIVER_SA.0,
-                                  "annotations": { crate::controllers::ROLE_ARN_ANNOTATION: role } },
-                }),
-            )?;
-        }
-        for role in &s.irsa_roles {
-            for sa in &role.service_accounts {
-                annotate_service_account(cluster, sa, &out.irsa_roles[&role.name])?;
-            }
-        }
-        for key in &s.kms_keys {
-            apply(
-                cluster,
-                json!({
-                    "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-                    "metadata": { "name": key.name },
-                    "provisioner": crate::controllers::EBS_CSI,
-                    "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",
-                    "parameters": { "type": "gp3", "encrypted": "true", "kmsKeyId": out.kms_keys[&key.name] },
-                }),
-            )?;
-        }
+    let members: Vec<Member<'_>> = s
+        .clusters
+        .iter()
+        .map(|c| {
+            Ok(Member {
+                spec: c,
+                placement: Placement::of_scenario(s, c, &out)?,
+            })
+        })
+        .collect::<Result<_, ScenarioError>>()?;
+    let account = aws.account_id().await?;
+    for m in &members {
+        seed_cluster_aws(estate, &account, m, &mut out).await?;
     }
-    // The add-ons run and the nodes' pod address pools are filled (every cluster's at
-    // once) before the apps come, as on clusters whose apps are deployed once their nodes
-    // have joined: the apps' pods then find their nodes ready, and their placement does
-    // not depend on how far the nodes' first ENIs have come.
-    for c in &s.clusters {
-        wait_ready(
-            &served(estate, &c.name)?.cluster,
-            timeout.saturating_sub(started.elapsed()),
-        )
-        .await?;
-    }
-    settled(estate, timeout, started).await?;
-    for c in &s.clusters {
-        let cluster = &served(estate, &c.name)?.cluster;
-        for obj in &s.apps {
-            if c.apps == "stopped" && obj["kind"] == "PersistentVolumeClaim" {
-                continue;
-            }
-            let mut obj = obj.clone();
-            if c.apps == "stopped" && !obj["spec"]["replicas"].is_null() {
-                obj["spec"]["replicas"] = json!(0);
-            }
-            let app = format!("{}/{}", meta::namespace(&obj), meta::name(&obj));
-            if let Some(key) = s.kms_keys.iter().find(|k| k.apps.contains(&app)) {
-                for t in obj["spec"]["volumeClaimTemplates"]
-                    .as_array_mut()
-                    .into_iter()
-                    .flatten()
-                {
-                    t["spec"]["storageClassName"] = json!(key.name);
-                }
-            }
-            apply(cluster, obj)?;
-        }
-        for obj in &c.after_apps {
-            apply(cluster, obj.clone())?;
-        }
-    }
-    for c in &s.clusters {
-        let cluster = &estate
-            .server
-            .cluster(&c.name)
-            .expect("checked above")
-            .cluster;
-        wait_ready(cluster, timeout.saturating_sub(started.elapsed())).await?;
-    }
-    // The pods' address pools refill after the last pods start: wait for them, so that
-    // what EC2 shows of the nodes' ENIs and the subnets' free addresses is settled.
-    settled(estate, timeout, started).await?;
+    seed_authorization(aws, &account, s, &mut out).await?;
+    seed_clusters_kube(estate, s, &members, &mut out, timeout, started).await?;
     if let Some(alb) = &s.alb {
         let subnets: Vec<String> =
             alb.subnets
@@ -752,40 +574,7 @@ pub async fn seed(
         let lb = aws.create_load_balancer(&alb.name, &subnets, &[]).await?;
         let mut bindings = Vec::new();
         for tg in &alb.target_groups {
-            let arn = aws.create_target_group(&tg.name, &out.vpc_id, 8080).await?;
-            // Which cluster and app the group serves, as teams tag the groups they make
-            // for TargetGroupBindings (the load balancer controller's cluster tag key).
-            let tags: baton_aws::Tags = [
-                ("elbv2.k8s.aws/cluster".to_string(), tg.cluster.clone()),
-                ("app".to_string(), tg.app.clone()),
-            ]
-            .into();
-            aws.add_elb_tags(&arn, &tags).await?;
-            let cluster = &estate
-                .server
-                .cluster(&tg.cluster)
-                .ok_or_else(|| {
-                    ScenarioError::Invalid(format!(
-                        "target group cluster {} is not served",
-                        tg.cluster
-                    ))
-                })?
-                .cluster;
-            match &tg.binding {
-                Some(b) => {
-                    apply(cluster, binding(tg, b, &arn))?;
-                    out.target_group_bindings.insert(
-                        tg.name.clone(),
-                        format!("{}/{}/{}", tg.cluster, tg.namespace, b.name),
-                    );
-                    bindings.push((cluster.clone(), tg.namespace.clone(), b.name.clone()));
-                }
-                None => {
-                    let ips = pod_ips(cluster, &tg.namespace, &tg.app);
-                    aws.register_ip_targets(&arn, &ips, 8080).await?;
-                }
-            }
-            out.target_groups.insert(tg.name.clone(), arn);
+            bindings.extend(seed_target_group(estate, tg, &mut out).await?);
         }
         for (cluster, ns, name) in &bindings {
             wait_reconciled(cluster, ns, name, timeout.saturating_sub(started.elapsed())).await?;
@@ -801,6 +590,380 @@ pub async fn seed(
     }
     out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
+}
+
+/// One cluster as seeding builds it: what the scenario says of it, and where its nodes
+/// and pods go. A scenario's own clusters are seeded together at the start; one added
+/// to a running estate later (`Estate::add_cluster`) goes through the same steps alone.
+#[derive(Debug, Clone)]
+struct Member<'a> {
+    /// The cluster as the scenario declares it (or, for an added one, as the scenario
+    /// declares green, renamed).
+    pub spec: &'a ClusterSpecYaml,
+    /// Its subnets, by id.
+    pub placement: Placement,
+}
+
+/// Where one cluster's nodes and pods go, by subnet id.
+#[derive(Debug, Clone, Default)]
+struct Placement {
+    /// The EKS cluster's subnets (its node subnets).
+    pub eks_subnets: Vec<String>,
+    /// Its node groups.
+    pub node_groups: Vec<PlacedNodes>,
+    /// Custom networking: its pod subnets as (zone, subnet id), one ENIConfig per zone.
+    pub pod_subnets: Vec<(String, String)>,
+}
+
+/// Nodes in one subnet.
+#[derive(Debug, Clone)]
+struct PlacedNodes {
+    /// The subnet's id.
+    pub subnet_id: String,
+    /// Its zone.
+    pub az: String,
+    /// How many nodes.
+    pub count: usize,
+    /// EC2 instance type.
+    pub instance_type: String,
+}
+
+impl Placement {
+    /// A scenario cluster's placement: its node groups' subnets and its `pods` subnets,
+    /// as seeding created them.
+    fn of_scenario(s: &Scenario, c: &ClusterSpecYaml, out: &Seeded) -> Result<Self, ScenarioError> {
+        let own = |role: &'static str| {
+            s.vpc
+                .subnets
+                .iter()
+                .filter(move |sn| sn.cluster.as_deref() == Some(&c.name) && sn.role == role)
+        };
+        let node_groups = c
+            .nodes
+            .iter()
+            .map(|ng| {
+                let subnet = s
+                    .vpc
+                    .subnets
+                    .iter()
+                    .find(|sn| sn.name == ng.subnet)
+                    .ok_or_else(|| {
+                        ScenarioError::Invalid(format!(
+                            "node group subnet {} is not defined",
+                            ng.subnet
+                        ))
+                    })?;
+                Ok(PlacedNodes {
+                    subnet_id: out.subnets[&ng.subnet].clone(),
+                    az: subnet.az.clone(),
+                    count: ng.count,
+                    instance_type: ng.instance_type.clone(),
+                })
+            })
+            .collect::<Result<_, ScenarioError>>()?;
+        Ok(Self {
+            eks_subnets: own("nodes")
+                .map(|sn| out.subnets[&sn.name].clone())
+                .collect(),
+            node_groups,
+            pod_subnets: own("pods")
+                .map(|sn| (sn.az.clone(), out.subnets[&sn.name].clone()))
+                .collect(),
+        })
+    }
+}
+
+/// A cluster's AWS side before its nodes: its EKS cluster security group, its EKS
+/// record (the version its API server serves, its node subnets and security group),
+/// its OIDC issuer, the IAM OIDC provider where the scenario declares one, and its EBS
+/// CSI driver's IAM role.
+async fn seed_cluster_aws(
+    estate: &Estate,
+    account: &str,
+    m: &Member<'_>,
+    out: &mut Seeded,
+) -> Result<(), ScenarioError> {
+    let aws = &estate.aws;
+    let c = m.spec;
+    let sg_name = format!("eks-cluster-sg-{}", c.name);
+    let sg = aws
+        .create_security_group(
+            &out.vpc_id,
+            &sg_name,
+            "EKS cluster security group",
+            None,
+            &tags(&[("aws:eks:cluster-name", &c.name)]),
+        )
+        .await?;
+    out.security_groups.insert(sg_name, sg.clone());
+    let cluster = &served(estate, &c.name)?.cluster;
+    // EKS and the kubelets report the version the API server serves.
+    let minor = cluster
+        .spec
+        .git_version
+        .trim_start_matches('v')
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    aws.create_eks_cluster(&c.name, &minor, &m.placement.eks_subnets, &[sg])
+        .await?;
+    let issuer = aws
+        .describe_cluster(&c.name)
+        .await?
+        .oidc_issuer
+        .ok_or_else(|| {
+            ScenarioError::Invalid(format!("EKS cluster {} has no OIDC issuer", c.name))
+        })?;
+    if c.oidc_provider {
+        let arn = aws.create_eks_oidc_provider(&issuer).await?;
+        out.oidc_providers.insert(c.name.clone(), arn);
+    }
+    out.oidc_issuers.insert(c.name.clone(), issuer);
+    seed_driver_role(aws, account, c, out).await
+}
+
+/// Each cluster's Kubernetes side: its CRDs and ENIConfigs, its nodes (EC2 instances
+/// as a managed node group tags them), the platform's and its own objects, the EBS CSI
+/// driver's and the apps' IRSA annotations and the KMS keys' classes; once every
+/// cluster's add-ons run and address pools are filled, the apps (at 0 in a `stopped`
+/// cluster) and what manages them, waited for until Ready.
+async fn seed_clusters_kube(
+    estate: &Estate,
+    s: &Scenario,
+    members: &[Member<'_>],
+    out: &mut Seeded,
+    timeout: Duration,
+    started: std::time::Instant,
+) -> Result<(), ScenarioError> {
+    for m in members {
+        let names = seed_cluster_objects(estate, s, m, out).await?;
+        out.nodes.insert(m.spec.name.clone(), names);
+    }
+    // The add-ons run and the nodes' pod address pools are filled (every cluster's at
+    // once) before the apps come, as on clusters whose apps are deployed once their nodes
+    // have joined: the apps' pods then find their nodes ready, and their placement does
+    // not depend on how far the nodes' first ENIs have come.
+    for m in members {
+        wait_ready(
+            &served(estate, &m.spec.name)?.cluster,
+            timeout.saturating_sub(started.elapsed()),
+        )
+        .await?;
+    }
+    settled(estate, timeout, started).await?;
+    for m in members {
+        seed_cluster_apps(&served(estate, &m.spec.name)?.cluster, s, m.spec)?;
+    }
+    for m in members {
+        wait_ready(
+            &served(estate, &m.spec.name)?.cluster,
+            timeout.saturating_sub(started.elapsed()),
+        )
+        .await?;
+    }
+    // The pods' address pools refill after the last pods start: wait for them, so that
+    // what EC2 shows of the nodes' ENIs and the subnets' free addresses is settled.
+    settled(estate, timeout, started).await
+}
+
+/// One cluster's objects before its apps, and its nodes; the nodes' names.
+async fn seed_cluster_objects(
+    estate: &Estate,
+    s: &Scenario,
+    m: &Member<'_>,
+    out: &Seeded,
+) -> Result<Vec<String>, ScenarioError> {
+    let aws = &estate.aws;
+    let c = m.spec;
+    let cluster = &served(estate, &c.name)?.cluster;
+    // The cluster's CRDs and ENIConfigs come before its nodes, as on EKS, where the
+    // VPC CNI reads a node's ENIConfig when the node starts (custom networking).
+    for obj in s
+        .platform
+        .iter()
+        .chain(&c.objects)
+        .filter(|o| o["kind"] == "CustomResourceDefinition")
+    {
+        apply(cluster, obj.clone())?;
+    }
+    // Custom networking: the cluster's pod subnets, one ENIConfig per zone named
+    // after it (what ENI_CONFIG_LABEL_DEF=topology.kubernetes.io/zone selects).
+    for (az, subnet_id) in &m.placement.pod_subnets {
+        apply(
+            cluster,
+            json!({
+                "apiVersion": "crd.k8s.amazonaws.com/v1alpha1",
+                "kind": "ENIConfig",
+                "metadata": { "name": az },
+                "spec": {
+                    "subnet": subnet_id,
+                    "securityGroups": [out.security_groups[&format!("eks-cluster-sg-{}", c.name)]],
+                },
+            }),
+        )?;
+    }
+    let mut names = Vec::new();
+    for ng in &m.placement.node_groups {
+        for _ in 0..ng.count {
+            let group = format!("{}-{}", c.name, ng.az);
+            let inst = aws
+                .run_instance(
+                    &ng.subnet_id,
+                    &ng.instance_type,
+                    &tags(&[
+                        ("eks:cluster-name", &c.name),
+                        ("eks:nodegroup-name", &group),
+                        (&format!("kubernetes.io/cluster/{}", c.name), "owned"),
+                    ]),
+                )
+                .await?;
+            let ip = inst.private_ip.clone().unwrap_or_default();
+            let name = format!("ip-{}.ec2.internal", ip.replace('.', "-"));
+            create_node(
+                cluster,
+                &name,
+                &inst.id,
+                &ng.az,
+                &estate.region,
+                &ng.instance_type,
+                &group,
+                &cluster.spec.git_version,
+                &ip,
+            )?;
+            names.push(name);
+        }
+    }
+    let driver = c.ebs_csi.clone().unwrap_or_default();
+    cluster.legacy_in_tree_ebs.store(
+        driver.in_tree.as_deref() == Some("legacy"),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    for obj in s
+        .platform
+        .iter()
+        .chain(&c.objects)
+        .filter(|o| o["kind"] != "CustomResourceDefinition")
+    {
+        let mut obj = obj.clone();
+        if driver.tag_cluster_id && is_csi_controller(&obj) {
+            for container in obj["spec"]["template"]["spec"]["containers"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["name"] == "ebs-plugin")
+            {
+                let mut args = container["args"].as_array().cloned().unwrap_or_default();
+                args.push(json!(format!("--k8s-tag-cluster-id={}", c.name)));
+                container["args"] = json!(args);
+            }
+        }
+        apply(cluster, obj)?;
+    }
+    if let Some(role) = out.driver_roles.get(&c.name) {
+        apply(
+            cluster,
+            json!({
+                "apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": { "name": crate::controllers::DRIVER_SA.1, "namespace": crate::controllers::DRIVER_SA.0,
+                              "annotations": { crate::controllers::ROLE_ARN_ANNOTATION: role } },
+            }),
+        )?;
+    }
+    for role in &s.irsa_roles {
+        for sa in &role.service_accounts {
+            annotate_service_account(cluster, sa, &out.irsa_roles[&role.name])?;
+        }
+    }
+    for key in &s.kms_keys {
+        apply(
+            cluster,
+            json!({
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": { "name": key.name },
+                "provisioner": crate::controllers::EBS_CSI,
+                "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",
+                "parameters": { "type": "gp3", "encrypted": "true", "kmsKeyId": out.kms_keys[&key.name] },
+            }),
+        )?;
+    }
+    Ok(names)
+}
+
+/// One cluster's apps (at 0 replicas and without standalone claims when it is
+/// `stopped`; a KMS key's apps' claims in the key's class), then what manages them.
+fn seed_cluster_apps(
+    cluster: &Cluster,
+    s: &Scenario,
+    c: &ClusterSpecYaml,
+) -> Result<(), ScenarioError> {
+    for obj in &s.apps {
+        if c.apps == "stopped" && obj["kind"] == "PersistentVolumeClaim" {
+            continue;
+        }
+        let mut obj = obj.clone();
+        if c.apps == "stopped" && !obj["spec"]["replicas"].is_null() {
+            obj["spec"]["replicas"] = json!(0);
+        }
+        let app = format!("{}/{}", meta::namespace(&obj), meta::name(&obj));
+        if let Some(key) = s.kms_keys.iter().find(|k| k.apps.contains(&app)) {
+            for t in obj["spec"]["volumeClaimTemplates"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                t["spec"]["storageClassName"] = json!(key.name);
+            }
+        }
+        apply(cluster, obj)?;
+    }
+    for obj in &c.after_apps {
+        apply(cluster, obj.clone())?;
+    }
+    Ok(())
+}
+
+/// One target group of the ALB, tagged with the cluster and app it serves (as teams
+/// tag the groups they make for TargetGroupBindings, with the load balancer
+/// controller's cluster tag key), fed through its binding when it has one (returned:
+/// cluster, namespace, name, to wait for) or else registered once with the app's pods.
+async fn seed_target_group(
+    estate: &Estate,
+    tg: &TargetGroupSpec,
+    out: &mut Seeded,
+) -> Result<Option<(std::sync::Arc<Cluster>, String, String)>, ScenarioError> {
+    let aws = &estate.aws;
+    let arn = aws.create_target_group(&tg.name, &out.vpc_id, 8080).await?;
+    let tags: baton_aws::Tags = [
+        ("elbv2.k8s.aws/cluster".to_string(), tg.cluster.clone()),
+        ("app".to_string(), tg.app.clone()),
+    ]
+    .into();
+    aws.add_elb_tags(&arn, &tags).await?;
+    let cluster = &estate
+        .server
+        .cluster(&tg.cluster)
+        .ok_or_else(|| {
+            ScenarioError::Invalid(format!("target group cluster {} is not served", tg.cluster))
+        })?
+        .cluster;
+    let bound = match &tg.binding {
+        Some(b) => {
+            apply(cluster, binding(tg, b, &arn))?;
+            out.target_group_bindings.insert(
+                tg.name.clone(),
+                format!("{}/{}/{}", tg.cluster, tg.namespace, b.name),
+            );
+            Some((cluster.clone(), tg.namespace.clone(), b.name.clone()))
+        }
+        None => {
+            let ips = pod_ips(cluster, &tg.namespace, &tg.app);
+            aws.register_ip_targets(&arn, &ips, 8080).await?;
+            None
+        }
+    };
+    out.target_groups.insert(tg.name.clone(), arn);
+    Ok(bound)
 }
 
 /// Waits until every node's pod address pool is filled (see
@@ -829,52 +992,6 @@ fn served<'e>(
         .server
         .cluster(name)
         .ok_or_else(|| ScenarioError::Invalid(format!("cluster {name} is not served")))
-}
-
-/// Each cluster's EKS record (the version its API server serves, its node subnets and
-/// security group), its OIDC issuer, and the IAM OIDC provider where the scenario
-/// declares one.
-async fn seed_eks(estate: &Estate, s: &Scenario, out: &mut Seeded) -> Result<(), ScenarioError> {
-    let aws = &estate.aws;
-    for c in &s.clusters {
-        let cluster = &served(estate, &c.name)?.cluster;
-        // EKS and the kubelets report the version the API server serves.
-        let minor = cluster
-            .spec
-            .git_version
-            .trim_start_matches('v')
-            .split('.')
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(".");
-        let subnet_ids: Vec<String> = s
-            .vpc
-            .subnets
-            .iter()
-            .filter(|sn| sn.cluster.as_deref() == Some(&c.name) && sn.role == "nodes")
-            .map(|sn| out.subnets[&sn.name].clone())
-            .collect();
-        aws.create_eks_cluster(
-            &c.name,
-            &minor,
-            &subnet_ids,
-            &[out.security_groups[&format!("eks-cluster-sg-{}", c.name)].clone()],
-        )
-        .await?;
-        let issuer = aws
-            .describe_cluster(&c.name)
-            .await?
-            .oidc_issuer
-            .ok_or_else(|| {
-                ScenarioError::Invalid(format!("EKS cluster {} has no OIDC issuer", c.name))
-            })?;
-        if c.oidc_provider {
-            let arn = aws.create_eks_oidc_provider(&issuer).await?;
-            out.oidc_providers.insert(c.name.clone(), arn);
-        }
-        out.oidc_issuers.insert(c.name.clone(), issuer);
-    }
-    Ok(())
 }
 
 /// A trust policy admitting `service_accounts` (`namespace/name`) of each of `issuers`'
@@ -946,50 +1063,58 @@ fn is_csi_controller(obj: &Value) -> bool {
         && meta::name(obj) == crate::controllers::CSI_CONTROLLER.1
 }
 
-/// The EBS CSI drivers' IAM roles (with their policies and tags; trusting their own
-/// cluster's OIDC provider where it has one), the IRSA roles of apps, and the customer
-/// KMS keys (with key policies naming the admitted clusters' roles), on moto.
+/// A cluster's EBS CSI driver's IAM role, where the scenario declares one: its policy
+/// and tags, trusting its own cluster's OIDC provider where it has one.
+async fn seed_driver_role(
+    aws: &baton_aws::Aws,
+    account: &str,
+    c: &ClusterSpecYaml,
+    out: &mut Seeded,
+) -> Result<(), ScenarioError> {
+    let Some(role) = c.ebs_csi.as_ref().and_then(|d| d.role.as_ref()) else {
+        return Ok(());
+    };
+    let tags: baton_aws::Tags = role.tags.clone().into_iter().collect();
+    let trust = out.oidc_providers.contains_key(&c.name).then(|| {
+        let (ns, sa) = crate::controllers::DRIVER_SA;
+        irsa_trust(
+            account,
+            &[&out.oidc_issuers[&c.name]],
+            &[format!("{ns}/{sa}")],
+        )
+        .to_string()
+    });
+    let arn = aws.create_role(&role.name, &tags, trust.as_deref()).await?;
+    match EBS_CSI_POLICIES.iter().find(|(k, _, _)| *k == role.policy) {
+        Some((_, name, doc)) => {
+            aws.attach_new_policy(&role.name, name, &minified(doc)?)
+                .await?;
+        }
+        None if role.policy.trim_start().starts_with('{') => {
+            aws.put_role_policy(&role.name, "ebs-csi-driver", &minified(&role.policy)?)
+                .await?;
+        }
+        None => {
+            return Err(ScenarioError::Invalid(format!(
+                "role {}: policy {:?} is none of classic, v2, cluster-scoped or a JSON document",
+                role.name, role.policy
+            )));
+        }
+    }
+    out.driver_roles.insert(c.name.clone(), arn);
+    Ok(())
+}
+
+/// The IRSA roles of apps and the customer KMS keys (with key policies naming the
+/// admitted clusters' driver roles, made before), on moto.
 async fn seed_authorization(
     aws: &baton_aws::Aws,
+    account: &str,
     s: &Scenario,
     out: &mut Seeded,
 ) -> Result<(), ScenarioError> {
-    let account = aws.account_id().await?;
-    for c in &s.clusters {
-        let Some(role) = c.ebs_csi.as_ref().and_then(|d| d.role.as_ref()) else {
-            continue;
-        };
-        let tags: baton_aws::Tags = role.tags.clone().into_iter().collect();
-        let trust = out.oidc_providers.contains_key(&c.name).then(|| {
-            let (ns, sa) = crate::controllers::DRIVER_SA;
-            irsa_trust(
-                &account,
-                &[&out.oidc_issuers[&c.name]],
-                &[format!("{ns}/{sa}")],
-            )
-            .to_string()
-        });
-        let arn = aws.create_role(&role.name, &tags, trust.as_deref()).await?;
-        match EBS_CSI_POLICIES.iter().find(|(k, _, _)| *k == role.policy) {
-            Some((_, name, doc)) => {
-                aws.attach_new_policy(&role.name, name, &minified(doc)?)
-                    .await?;
-            }
-            None if role.policy.trim_start().starts_with('{') => {
-                aws.put_role_policy(&role.name, "ebs-csi-driver", &minified(&role.policy)?)
-                    .await?;
-            }
-            None => {
-                return Err(ScenarioError::Invalid(format!(
-                    "role {}: policy {:?} is none of classic, v2, cluster-scoped or a JSON document",
-                    role.name, role.policy
-                )));
-            }
-        }
-        out.driver_roles.insert(c.name.clone(), arn);
-    }
     for role in &s.irsa_roles {
-        seed_irsa_role(aws, &account, role, out).await?;
+        seed_irsa_role(aws, account, role, out).await?;
     }
     for key in &s.kms_keys {
         let mut statements = Vec::new();

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::cluster::{Cluster, ClusterSpec};
+use crate::estate::{ClusterRequests, RequestSlot};
 use crate::kubeconfig::Kubeconfig;
 use crate::tls::Tls;
 use tokio_rustls::TlsAcceptor;
@@ -55,45 +56,63 @@ impl RunningCluster {
 pub struct SimServer {
     clusters: Vec<RunningCluster>,
     tls: Tls,
+    /// Where each cluster's `/debug/clusters` hands the requests to add a cluster.
+    requests: Arc<RequestSlot>,
 }
 
 impl SimServer {
     /// Starts one listener per cluster.
     pub async fn start(specs: Vec<ClusterSpec>) -> Result<Self, ServeError> {
-        let tls = Tls::generate()?;
-        let mut clusters: Vec<RunningCluster> = Vec::new();
+        let mut server = Self {
+            clusters: Vec::new(),
+            tls: Tls::generate()?,
+            requests: Arc::default(),
+        };
         for spec in specs {
-            if clusters.iter().any(|c| c.cluster.spec.name == spec.name) {
-                return Err(ServeError::DuplicateName(spec.name));
-            }
-            let listener = TcpListener::bind(("127.0.0.1", spec.port))
-                .await
-                .map_err(|source| ServeError::Bind {
-                    cluster: spec.name.clone(),
-                    port: spec.port,
-                    source,
-                })?;
-            let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            server.add(spec).await?;
+        }
+        Ok(server)
+    }
+
+    /// Starts serving one more cluster, with the same CA as the others.
+    pub async fn add(&mut self, spec: ClusterSpec) -> Result<&RunningCluster, ServeError> {
+        if self.cluster(&spec.name).is_some() {
+            return Err(ServeError::DuplicateName(spec.name));
+        }
+        let listener = TcpListener::bind(("127.0.0.1", spec.port))
+            .await
+            .map_err(|source| ServeError::Bind {
                 cluster: spec.name.clone(),
                 port: spec.port,
                 source,
             })?;
-            let cluster = Cluster::new(spec);
-            let app = crate::http::router(cluster.clone());
-            let task = tokio::spawn(serve_tls(
-                listener,
-                app,
-                TlsAcceptor::from(tls.server_config.clone()),
-                cluster.closing(),
-            ));
-            tracing::info!(cluster = %cluster.spec.name, %addr, version = %cluster.spec.git_version, "serving emulated cluster");
-            clusters.push(RunningCluster {
-                cluster,
-                addr,
-                task,
-            });
-        }
-        Ok(Self { clusters, tls })
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            cluster: spec.name.clone(),
+            port: spec.port,
+            source,
+        })?;
+        let cluster = Cluster::new(spec);
+        let app = crate::http::router(cluster.clone(), self.requests.clone());
+        let task = tokio::spawn(serve_tls(
+            listener,
+            app,
+            TlsAcceptor::from(self.tls.server_config.clone()),
+            cluster.closing(),
+        ));
+        tracing::info!(cluster = %cluster.spec.name, %addr, version = %cluster.spec.git_version, "serving emulated cluster");
+        self.clusters.push(RunningCluster {
+            cluster,
+            addr,
+            task,
+        });
+        Ok(self.clusters.last().expect("just pushed"))
+    }
+
+    /// From now on, the clusters' `/debug/clusters` hands requests to add a cluster to
+    /// the returned receiver (to whoever owns the estate, which alone can add one); a
+    /// receiver taken earlier gets no more.
+    pub fn cluster_requests(&self) -> ClusterRequests {
+        self.requests.open()
     }
 
     /// The served clusters, in start order.

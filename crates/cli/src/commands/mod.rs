@@ -16,6 +16,7 @@ mod retire;
 mod retry;
 mod show;
 mod sim;
+mod sim_add_cluster;
 mod sim_fault;
 mod stateful;
 mod traffic;
@@ -43,6 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback(a) => stateful::rollback(a).await,
         Command::Commit(a) => stateful::commit(a).await,
         Command::Sim(SimCommand::Fault(a)) => sim_fault::run(a).await,
+        Command::Sim(SimCommand::AddCluster(a)) => sim_add_cluster::run(a).await,
         Command::Network(NetworkCommand::Plan(a)) => network::plan(a).await,
         Command::Network(NetworkCommand::Apply(a)) => network::apply(a).await,
         Command::Network(NetworkCommand::MirrorRules(a)) => network::mirror_rules(a).await,

@@ -81,7 +81,7 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
         pod_stop: delay(args.pod_stop_delay, args.pod_stop_delay_ms),
         ..Delays::default()
     };
-    let estate = Estate::start(EstateOptions {
+    let mut estate = Estate::start(EstateOptions {
         clusters,
         aws_endpoint: args.aws_endpoint_url.clone(),
         delays,
@@ -96,7 +96,7 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
         &estate.env_exports(&kubeconfig),
     )?;
     errln!("baton sim: seeding (VPC, nodes, apps, ALB)…");
-    let seeded = match scenario::seed(&estate, &scenario, args.seed_timeout).await {
+    let mut seeded = match scenario::seed(&estate, &scenario, args.seed_timeout).await {
         Ok(s) => s,
         Err(e) => {
             estate.shutdown().await;
@@ -119,7 +119,42 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
         facts.display(),
         env.display()
     );
-    wait_for_signal().await?;
+    // Until stopped, add the clusters `baton sim add-cluster` asks for.
+    let mut requests = estate.cluster_requests();
+    let signal = wait_for_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            stopped = &mut signal => {
+                stopped?;
+                break;
+            }
+            Some(request) = requests.next() => {
+                let result = estate
+                    .add_cluster(&scenario, &mut seeded, &request.cluster, args.seed_timeout)
+                    .await;
+                match &result {
+                    Ok(added) => {
+                        if let Some(c) = estate.server.cluster(&added.name) {
+                            let target = Target::Cluster(added.name.clone());
+                            c.cluster.knobs.set_latency(latency(&args, &target).unwrap_or_default());
+                        }
+                        std::fs::write(&facts, serde_json::to_string_pretty(&seeded)?)
+                            .with_context(|| format!("failed to write {}", facts.display()))?;
+                        errln!(
+                            "baton sim: added cluster {} {} ({}) in {:.1}s",
+                            added.name,
+                            added.server,
+                            added.git_version,
+                            added.seconds
+                        );
+                    }
+                    Err(e) => errln!("baton sim: {e}"),
+                }
+                request.answer(result);
+            }
+        }
+    }
     errln!("baton sim: stopping");
     estate.shutdown().await;
     Ok(ExitCode::from(code::OK))
@@ -162,30 +197,33 @@ fn check_targets(args: &SimUpArgs, clusters: &[ClusterSpec], aws: bool) -> anyho
     Ok(())
 }
 
+/// The latency `--api-latency-ms` gives a target: its own, else (for a cluster) the
+/// plain one.
+fn latency(args: &SimUpArgs, target: &Target) -> Option<Latency> {
+    let pick = |t: Option<&Target>| {
+        args.api_latency_ms
+            .iter()
+            .rev()
+            .find(|l| l.target.as_ref() == t)
+            .map(|l| l.latency)
+    };
+    pick(Some(target)).or_else(|| match target {
+        Target::Cluster(_) => pick(None),
+        Target::Aws => None,
+    })
+}
+
 /// Sets the latencies (a targeted one over the plain one) and adds the fault rules, in
 /// the order given.
 fn arm(args: &SimUpArgs, server: &SimServer, aws: Option<&std::sync::Arc<AwsKnobs>>) {
-    let latency = |target: &Target| {
-        let pick = |t: Option<&Target>| {
-            args.api_latency_ms
-                .iter()
-                .rev()
-                .find(|l| l.target.as_ref() == t)
-                .map(|l| l.latency)
-        };
-        pick(Some(target)).or_else(|| match target {
-            Target::Cluster(_) => pick(None),
-            Target::Aws => None,
-        })
-    };
     for c in server.clusters() {
         let target = Target::Cluster(c.cluster.spec.name.clone());
         c.cluster
             .knobs
-            .set_latency(latency(&target).unwrap_or_default());
+            .set_latency(latency(args, &target).unwrap_or_default());
     }
     if let Some(aws) = aws {
-        aws.set_latency(latency(&Target::Aws).unwrap_or(Latency::default()));
+        aws.set_latency(latency(args, &Target::Aws).unwrap_or_default());
     }
     for fault in &args.faults {
         match fault {

@@ -51,13 +51,13 @@ pub async fn run(args: SimFaultArgs) -> anyhow::Result<ExitCode> {
 /// How to reach a running `baton sim up`: its kubeconfig and, unless it is bare, the
 /// AWS fault proxy.
 #[derive(Debug)]
-struct Running {
-    kubeconfig: KubeconfigSource,
+pub(crate) struct Running {
+    pub(crate) kubeconfig: KubeconfigSource,
     aws_endpoint: Option<String>,
 }
 
 impl Running {
-    fn find(dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn find(dir: &Path) -> anyhow::Result<Self> {
         let env_file = dir.join("env");
         let env = std::fs::read_to_string(&env_file).map_err(|e| {
             Refused(format!(

@@ -2,6 +2,7 @@
 //! Kubernetes URL parsing (`/api/v1/namespaces/{ns}/{plural}/{name}/{subresource}` and
 //! the `/apis/{group}/…` form), query options, and dispatch to the API semantics in `ops`.
 
+mod clusters;
 mod discovery;
 mod openapi;
 mod query;
@@ -21,6 +22,7 @@ use serde_json::Value;
 use crate::auth::{self, Identity};
 use crate::cluster::Cluster;
 use crate::error::{ApiError, Target};
+use crate::estate::RequestSlot;
 use crate::faults::{ApiCall, ApiFault, ApiRequest, DEBUG_FAULTS_PATH, dropped_connection};
 use crate::ops::{Part, ScaleChange};
 use crate::patch::{self, PatchType};
@@ -28,9 +30,19 @@ use crate::resources::ResourceDef;
 
 pub use query::Query;
 
-/// The router serving one cluster.
-pub fn router(cluster: Arc<Cluster>) -> Router {
-    Router::new().fallback(handle).with_state(cluster)
+/// The router serving one cluster; its `/debug/clusters` hands requests to `requests`.
+pub(crate) fn router(cluster: Arc<Cluster>, requests: Arc<RequestSlot>) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(Served { cluster, requests })
+}
+
+/// What a cluster's handler reaches: the cluster, and the estate's owner for
+/// `/debug/clusters`.
+#[derive(Debug, Clone)]
+struct Served {
+    cluster: Arc<Cluster>,
+    requests: Arc<RequestSlot>,
 }
 
 /// Where a cluster serves its request log (same bearer token as the API).
@@ -39,7 +51,7 @@ pub(crate) const DEBUG_REQUESTS_PATH: &str = "/debug/requests";
 /// The request pipeline: every request gets the cluster's knobs (latency; for authorized
 /// API requests, the injected faults) and goes into its request log.
 async fn handle(
-    State(cluster): State<Arc<Cluster>>,
+    State(Served { cluster, requests }): State<Served>,
     method: Method,
     uri: Uri,
     RawQuery(raw): RawQuery,
@@ -69,6 +81,12 @@ async fn handle(
             Err((405, message)) => error_response(&ApiError::method_not_allowed(message)),
             Err((_, message)) => error_response(&ApiError::bad_request(message)),
         };
+    }
+    if path == clusters::DEBUG_CLUSTERS_PATH {
+        if let Err(e) = admin_only(who.as_ref(), &method, &path) {
+            return error_response(&e);
+        }
+        return clusters::serve(&requests, &method, &body).await;
     }
     let written = (method != Method::GET && !body.is_empty())
         .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
