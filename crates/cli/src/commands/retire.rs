@@ -421,6 +421,29 @@ fn outcome_word(o: &Outcome) -> &'static str {
 }
 
 async fn make(a: &RetireArgs, command: &[&str]) -> anyhow::Result<Made> {
+    if a.blue == a.green {
+        return Err(crate::args::usage_error(
+            command,
+            format!(
+                "--blue and --green are both {:?}: blue is the cluster to retire, green the one that took over",
+                a.blue
+            ),
+        )
+        .into());
+    }
+    if let Some(bad) = a
+        .target_groups
+        .iter()
+        .find(|t| !(t.starts_with("arn:") && t.contains(":targetgroup/")))
+    {
+        return Err(crate::args::usage_error(
+            command,
+            format!(
+                "--target-group {bad:?} is not a target group ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID; `aws elbv2 describe-target-groups --names NAME` prints it)"
+            ),
+        )
+        .into());
+    }
     let clusters = Clusters::new(
         &ClusterArgs {
             from: a.blue.clone(),
