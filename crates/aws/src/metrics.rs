@@ -185,15 +185,16 @@ impl Aws {
     }
 
     /// The `Sum` of one ALB metric under exactly `dimensions` over `[start, end)`, in
-    /// one-minute periods; 0 when nothing was published (an ALB publishes nothing while
-    /// no requests flow).
+    /// one-minute periods; `None` when the window holds no datapoint at all (an ALB
+    /// publishes none while no requests flow), which a reader takes as 0, while `Some(0.0)`
+    /// would be datapoints of 0.
     pub async fn alb_metric_sum(
         &self,
         metric: &str,
         dimensions: &AlbDimensions,
         start: SystemTime,
         end: SystemTime,
-    ) -> Result<f64, Error> {
+    ) -> Result<Option<f64>, Error> {
         let call = self.call("read ALB metrics of", dimensions.resource());
         if end <= start {
             return Err(call.invalid("the window must end after it starts"));
@@ -227,11 +228,14 @@ impl Aws {
             .try_collect()
             .await
             .map_err(|e| call.sdk(e))?;
-        Ok(pages
+        // CloudWatch (and moto) return a value only for a period holding datapoints.
+        let values: Vec<f64> = pages
             .iter()
             .flat_map(|p| p.metric_data_results())
             .flat_map(|r| r.values())
-            .sum())
+            .copied()
+            .collect();
+        Ok((!values.is_empty()).then(|| values.iter().sum()))
     }
 
     /// Publishes ALB datapoints stamped `at`, as the load balancer does; for the

@@ -126,8 +126,32 @@ async fn alb_metrics_are_summed_per_exact_dimension_set() {
             AlbDimensions::TargetGroupAlone(group.target_group.clone())
         )
         .await,
-        0.0,
+        None,
         "no datapoint was put under TargetGroup alone"
+    );
+    // A datapoint of 0 is one: it is told apart from none.
+    aws.put_alb_metrics(
+        now - Duration::from_secs(5),
+        &[datum(
+            "HTTPCode_Target_5XX_Count",
+            AlbDimensions::TargetGroup(group.clone()),
+            0.0,
+        )],
+    )
+    .await
+    .expect("put metrics");
+    assert_eq!(
+        sum(
+            "HTTPCode_Target_5XX_Count",
+            AlbDimensions::TargetGroup(group.clone())
+        )
+        .await,
+        Some(0.0)
+    );
+    assert_eq!(
+        sum("HTTPCode_Target_5XX_Count", lb()).await,
+        None,
+        "nothing under the load balancer's set"
     );
     // The gate's reading sees the group's own set only.
     let stats = aws

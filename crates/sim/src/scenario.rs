@@ -274,6 +274,14 @@ pub struct AlbSpec {
     pub target_groups: Vec<TargetGroupSpec>,
     /// The target group the listener forwards to.
     pub forward_to: String,
+    /// Requests per second the ALB's clients send to its listener (`traffic.rs`); 0: no
+    /// clients. Default [`crate::traffic::DEFAULT_REQUESTS_PER_SECOND`].
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Every target group's deregistration delay (`deregistration_delay.timeout_seconds`,
+    /// 0–3600); AWS's default, 300 s, when unset.
+    #[serde(default)]
+    pub deregistration_delay_seconds: Option<u64>,
 }
 
 /// One target group, fed by an app's pods: through a TargetGroupBinding in its cluster
@@ -753,6 +761,10 @@ pub async fn seed(
         let mut bindings = Vec::new();
         for tg in &alb.target_groups {
             let arn = aws.create_target_group(&tg.name, &out.vpc_id, 8080).await?;
+            if let Some(delay) = alb.deregistration_delay_seconds {
+                aws.set_deregistration_delay(&arn, Duration::from_secs(delay))
+                    .await?;
+            }
             // Which cluster and app the group serves, as teams tag the groups they make
             // for TargetGroupBindings (the load balancer controller's cluster tag key).
             let tags: baton_aws::Tags = [
@@ -797,6 +809,11 @@ pub async fn seed(
             ))
         })?;
         out.listener_arn = Some(aws.create_listener(&lb, alb.port, to).await?);
+        estate.traffic.send(
+            &lb,
+            alb.requests_per_second
+                .unwrap_or(crate::traffic::DEFAULT_REQUESTS_PER_SECOND),
+        );
         out.load_balancer_arn = Some(lb);
     }
     out.seconds = started.elapsed().as_secs_f64();
