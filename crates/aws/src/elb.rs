@@ -2,12 +2,17 @@
 //! target groups and target health. The forward action itself is read and written in
 //! [`crate::elb_forward`].
 
+use std::time::Duration;
+
 use aws_sdk_elasticloadbalancingv2::types as sdk;
 
 use crate::client::Aws;
 use crate::elb_forward::forward_config;
 use crate::error::{Call, Error};
 use crate::forward::ForwardConfig;
+
+/// The target group attribute holding its deregistration delay, in seconds.
+pub const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
 
 /// A load balancer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,10 +365,14 @@ impl Aws {
         Ok(())
     }
 
-    /// A target group's deregistration delay in seconds (its attribute
-    /// `deregistration_delay.timeout_seconds`; AWS's default, 300, when not listed).
-    pub async fn deregistration_delay(&self, target_group_arn: &str) -> Result<u64, Error> {
-        let call = self.call("describe the attributes of target group", target_group_arn);
+    /// How long the group's load balancer keeps sending a deregistered target the
+    /// requests already in flight before it is removed: the attribute
+    /// `deregistration_delay.timeout_seconds` (DescribeTargetGroupAttributes). AWS's
+    /// default is 300 s, its range 0–3600 s. A target deregistered is `draining` for that
+    /// long and still serves requests, so a group is proven idle only over at least its
+    /// delay.
+    pub async fn deregistration_delay(&self, target_group_arn: &str) -> Result<Duration, Error> {
+        let call = self.call("read the deregistration delay of", target_group_arn);
         let out = self
             .elb
             .describe_target_group_attributes()
@@ -374,16 +383,15 @@ impl Aws {
         let value = out
             .attributes()
             .iter()
-            .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
-            .and_then(|a| a.value());
-        match value {
-            None => Ok(300),
-            Some(v) => v.parse().map_err(|_| {
-                call.unexpected(format!(
-                    "deregistration_delay.timeout_seconds {v:?} is not a number"
-                ))
-            }),
-        }
+            .find(|a| a.key() == Some(DEREGISTRATION_DELAY))
+            .and_then(|a| a.value())
+            .ok_or_else(|| call.missing(DEREGISTRATION_DELAY))?;
+        let seconds: u64 = value.trim().parse().map_err(|_| {
+            call.unexpected(format!(
+                "{DEREGISTRATION_DELAY} is {value:?}, not a number of seconds"
+            ))
+        })?;
+        Ok(Duration::from_secs(seconds))
     }
 
     /// The health of every target registered in a target group.

@@ -63,8 +63,8 @@ pub use config::{AwsConfig, RetryPolicy, StaticCredentials, Timeouts};
 pub use ebs::{Attachment, AttachmentState, NewVolume, Volume, VolumeState};
 pub use eks::Cluster;
 pub use elb::{
-    ActionSummary, DeleteTargetGroup, Listener, LoadBalancer, Rule, RuleCondition, TargetGroup,
-    TargetHealth,
+    ActionSummary, DEREGISTRATION_DELAY, DeleteTargetGroup, Listener, LoadBalancer, Rule,
+    RuleCondition, TargetGroup, TargetHealth,
 };
 pub use elb_forward::{ElbAction, ForwardChange, ModifyListener, ModifyRule};
 pub use enis::{EniAttachment, EniLimits, NetworkInterface, NewNetworkInterface};
@@ -76,7 +76,7 @@ pub use forward::{
 pub use iam::{RolePolicies, decode_document, role_name};
 pub use instances::Instance;
 pub use kms::{KmsGrant, KmsKey, NewGrant, RevokedGrant};
-pub use metrics::{ALB_NAMESPACE, AlbMetricDims, RequestStats};
+pub use metrics::{ALB_NAMESPACE, AlbDatum, AlbDimensions, AlbMetricDims, RequestStats};
 pub use oidc::{EKS_ISSUER_THUMBPRINT, NewOidcProvider, STS_AUDIENCE, UpdateAssumeRolePolicy};
 pub use security_groups::{
     AuthorizeSecurityGroupIngress, IngressRule, RevokeSecurityGroupIngress, SecurityGroup,

@@ -225,6 +225,29 @@ impl Aws {
             .to_owned())
     }
 
+    /// Sets a target group's deregistration delay (ModifyTargetGroupAttributes
+    /// `deregistration_delay.timeout_seconds`, whole seconds, 0–3600).
+    pub async fn set_deregistration_delay(
+        &self,
+        target_group_arn: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), Error> {
+        let call = self.call("set the deregistration delay of", target_group_arn);
+        self.elb
+            .modify_target_group_attributes()
+            .target_group_arn(target_group_arn)
+            .attributes(
+                aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                    .key(crate::elb::DEREGISTRATION_DELAY)
+                    .value(delay.as_secs().to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        Ok(())
+    }
+
     /// Registers IP targets on `port`.
     pub async fn register_ip_targets(
         &self,

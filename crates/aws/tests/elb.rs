@@ -464,3 +464,35 @@ async fn unknown_listener_and_target_group_are_not_found() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn deregistration_delay_is_aws_default_until_set_and_unknown_groups_are_not_found() {
+    let aws = common::aws().await;
+    let vpc = aws
+        .create_vpc("10.25.0.0/16", &Default::default())
+        .await
+        .expect("create VPC");
+    let tg = aws
+        .create_target_group(&common::unique("delay"), &vpc, 8080)
+        .await
+        .expect("create target group");
+    assert_eq!(
+        aws.deregistration_delay(&tg).await.expect("read delay"),
+        std::time::Duration::from_secs(300),
+        "AWS's default"
+    );
+    aws.set_deregistration_delay(&tg, std::time::Duration::from_secs(10))
+        .await
+        .expect("set delay");
+    assert_eq!(
+        aws.deregistration_delay(&tg).await.expect("read delay"),
+        std::time::Duration::from_secs(10)
+    );
+    let missing =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/none/0123456789abcdef";
+    let err = aws
+        .deregistration_delay(missing)
+        .await
+        .expect_err("no such target group");
+    assert!(err.is_not_found(), "{err:?}");
+}

@@ -71,3 +71,92 @@ async fn an_empty_window_is_refused() {
         .expect_err("empty window");
     assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn alb_metrics_are_summed_per_exact_dimension_set() {
+    use baton_aws::{AlbDatum, AlbDimensions};
+    let aws = common::aws().await;
+    let group = dims(&common::unique("exact"));
+    let now = SystemTime::now();
+    let datum = |metric, dimensions, value| AlbDatum {
+        metric,
+        dimensions,
+        value,
+    };
+    aws.put_alb_metrics(
+        now - Duration::from_secs(5),
+        &[
+            datum(
+                "RequestCount",
+                AlbDimensions::TargetGroup(group.clone()),
+                40.0,
+            ),
+            datum(
+                "RequestCount",
+                AlbDimensions::LoadBalancer(group.load_balancer.clone()),
+                70.0,
+            ),
+            datum(
+                "HTTPCode_ELB_5XX_Count",
+                AlbDimensions::LoadBalancer(group.load_balancer.clone()),
+                3.0,
+            ),
+        ],
+    )
+    .await
+    .expect("put metrics");
+    let sum = |metric: &'static str, d: AlbDimensions| {
+        let aws = aws.clone();
+        async move {
+            aws.alb_metric_sum(metric, &d, now - Duration::from_secs(60), now)
+                .await
+                .expect("read metrics")
+        }
+    };
+    let lb = || AlbDimensions::LoadBalancer(group.load_balancer.clone());
+    assert_eq!(
+        sum("RequestCount", AlbDimensions::TargetGroup(group.clone())).await,
+        Some(40.0)
+    );
+    assert_eq!(sum("RequestCount", lb()).await, Some(70.0));
+    assert_eq!(sum("HTTPCode_ELB_5XX_Count", lb()).await, Some(3.0));
+    assert_eq!(
+        sum(
+            "RequestCount",
+            AlbDimensions::TargetGroupAlone(group.target_group.clone())
+        )
+        .await,
+        None,
+        "no datapoint was put under TargetGroup alone"
+    );
+    // A datapoint of 0 is one: it is told apart from none.
+    aws.put_alb_metrics(
+        now - Duration::from_secs(5),
+        &[datum(
+            "HTTPCode_Target_5XX_Count",
+            AlbDimensions::TargetGroup(group.clone()),
+            0.0,
+        )],
+    )
+    .await
+    .expect("put metrics");
+    assert_eq!(
+        sum(
+            "HTTPCode_Target_5XX_Count",
+            AlbDimensions::TargetGroup(group.clone())
+        )
+        .await,
+        Some(0.0)
+    );
+    assert_eq!(
+        sum("HTTPCode_Target_5XX_Count", lb()).await,
+        None,
+        "nothing under the load balancer's set"
+    );
+    // The gate's reading sees the group's own set only.
+    let stats = aws
+        .target_group_request_stats(&group, now - Duration::from_secs(60), now)
+        .await
+        .expect("read metrics");
+    assert_eq!(stats.requests, 40.0);
+}

@@ -1551,6 +1551,11 @@ pub struct SimUpArgs {
     )]
     // --pod-start-delay-ms MS, the flag's old form (milliseconds), hidden.
     pub pod_start_delay_ms: Option<u64>,
+    /// Requests per second the emulated clients send to the scenario's ALB, whose
+    /// CloudWatch metrics the bed publishes from them (overrides the scenario's
+    /// `alb.requests_per_second`); 0: no clients, the ALB publishes nothing.
+    #[arg(long, value_name = "N", conflicts_with = "bare")]
+    pub alb_requests_per_second: Option<f64>,
     /// Seed for the emulator's fault and latency knobs (same seed, same faults).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

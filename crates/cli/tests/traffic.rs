@@ -1,8 +1,9 @@
 //! `baton traffic shift/status/rollback` as a user runs them against `baton sim up` (the
 //! `default` scenario on moto: an ALB whose listener forwards to blue's target group,
 //! green's group empty while green's apps are stopped). Green's pods are scaled up and
-//! registered as an AWS Load Balancer Controller would; a thread publishes green's ALB
-//! metrics to CloudWatch as a traffic generator would. Intervals are a second or two.
+//! registered as an AWS Load Balancer Controller would; the bed's ALB clients are off and
+//! a thread publishes green's ALB metrics to CloudWatch instead, with the errors or the
+//! silence a test needs. Intervals are a second or two.
 //! `--dry-run` prints exactly the ModifyListener requests the shift and the rollback then
 //! send: each printed field is on the ALB (or in the journal's record of the write).
 
@@ -14,8 +15,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use baton_aws::{AlbMetricDims, Aws, AwsConfig, ForwardConfig, ForwardTarget, RequestStats};
-use common::{Sim, sim_up};
+use common::{Sim, sim_up_with};
 use serde_json::Value;
+
+/// `baton sim up` without the bed's ALB clients: the tests publish green's metrics
+/// themselves (errors, silence), and the bed's requests would be counted with them.
+fn sim_up_quiet() -> Sim {
+    sim_up_with(&["--alb-requests-per-second", "0"])
+}
 
 struct Alb {
     rt: tokio::runtime::Runtime,
@@ -258,7 +265,7 @@ fn code(o: &Output) -> Option<i32> {
 
 #[test]
 fn bad_input_is_refused_and_nothing_changes() {
-    let sim = sim_up();
+    let sim = sim_up_quiet();
     let alb = Alb::of(&sim);
     let before = alb.weights();
     assert_eq!(
@@ -341,7 +348,7 @@ fn bad_input_is_refused_and_nothing_changes() {
 
 #[test]
 fn a_full_shift_reaches_green_and_rolls_back_on_request() {
-    let sim = sim_up();
+    let sim = sim_up_quiet();
     let alb = Alb::of(&sim);
     alb.register_green(&sim);
     let _traffic = alb.traffic(&sim, 100.0, 0.0);
@@ -414,7 +421,7 @@ fn a_full_shift_reaches_green_and_rolls_back_on_request() {
 
 #[test]
 fn failed_gates_roll_back_to_the_original_weights() {
-    let sim = sim_up();
+    let sim = sim_up_quiet();
     let alb = Alb::of(&sim);
     let ips = alb.register_green(&sim);
 
@@ -474,7 +481,7 @@ fn failed_gates_roll_back_to_the_original_weights() {
 
 #[test]
 fn an_outside_change_stops_the_shift_and_a_crash_resumes_or_rolls_back() {
-    let sim = sim_up();
+    let sim = sim_up_quiet();
     let alb = Alb::of(&sim);
     alb.register_green(&sim);
     let _traffic = alb.traffic(&sim, 100.0, 0.0);
@@ -641,7 +648,7 @@ fn journal(sim: &Sim, dir: &str, event: &str) -> Vec<Value> {
 
 #[test]
 fn dry_run_prints_the_requests_shift_and_rollback_send() {
-    let sim = sim_up();
+    let sim = sim_up_quiet();
     let alb = Alb::of(&sim);
     alb.register_green(&sim);
     let original = alb.weights();

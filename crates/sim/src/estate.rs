@@ -1,17 +1,19 @@
 //! The whole emulated estate: moto playing AWS, the emulated clusters serving the
-//! Kubernetes API, and each cluster's control plane wired to EC2 — what `baton sim up`,
-//! `baton demo` and the end-to-end tests run on.
+//! Kubernetes API, each cluster's control plane wired to EC2, and the clients of the
+//! ALBs (`traffic.rs`) — what `baton sim up`, `baton demo` and the end-to-end tests run
+//! on.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use baton_aws::{Aws, AwsConfig, StaticCredentials};
+use baton_aws::{Aws, AwsConfig, RetryPolicy, StaticCredentials, Timeouts};
 
 use crate::cluster::ClusterSpec;
 use crate::controllers::{ControlPlane, Ctx, Delays};
 use crate::faults::{AwsKnobs, AwsProxy, ProxyError};
 use crate::moto::{Moto, MotoError};
 use crate::server::{ServeError, SimServer};
+use crate::traffic::AlbTraffic;
 
 mod add;
 pub(crate) use add::RequestSlot;
@@ -91,6 +93,9 @@ pub struct Estate {
     pub aws_proxy: AwsProxy,
     /// The region.
     pub region: String,
+    /// The clients of the ALBs and the metrics the ALBs publish of them (seeding starts
+    /// the scenario's; tests may send clients to their own ALBs).
+    pub traffic: AlbTraffic,
     planes: Vec<ControlPlane>,
     /// The controllers' delays, for the control planes of clusters added later.
     delays: Delays,
@@ -124,6 +129,26 @@ impl Estate {
                 endpoint: aws_endpoint.clone(),
                 source,
             })?;
+        // The ALB's own reads and metrics go to moto directly (`traffic.rs`): one attempt,
+        // short bounds, since the next tick retries anyway.
+        let alb_aws = Aws::connect(
+            &aws_config(&upstream, &opts.region)
+                .retry(RetryPolicy {
+                    max_attempts: 1,
+                    ..RetryPolicy::default()
+                })
+                .timeouts(Timeouts {
+                    connect: std::time::Duration::from_secs(2),
+                    attempt: std::time::Duration::from_secs(10),
+                    operation: std::time::Duration::from_secs(10),
+                }),
+        )
+        .await
+        .map_err(|source| EstateError::Aws {
+            endpoint: upstream.clone(),
+            source,
+        })?;
+        let traffic = AlbTraffic::start(alb_aws);
         let server = SimServer::start(opts.clusters.clone()).await?;
         let planes = server
             .clusters()
@@ -142,6 +167,7 @@ impl Estate {
             aws_endpoint,
             aws_proxy,
             region: opts.region,
+            traffic,
             planes,
             delays: opts.delays,
             moto,
@@ -170,8 +196,9 @@ impl Estate {
         true
     }
 
-    /// Stops controllers, clusters and moto.
+    /// Stops the ALB clients, controllers, clusters and moto.
     pub async fn shutdown(self) {
+        self.traffic.stop();
         for p in self.planes {
             p.stop();
         }

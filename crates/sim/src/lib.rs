@@ -6,7 +6,7 @@
 //! cluster. Faithful where baton's safety is decided: resourceVersion and watch semantics,
 //! optimistic concurrency, finalizers, immutable fields, server defaults, `Status` errors.
 //!
-//! Known gaps (none hides a Kubernetes rule baton's safety relies on; the last three are AWS
+//! Known gaps (none hides a Kubernetes rule baton's safety relies on; the last four are AWS
 //! behaviour the bed models only in part, and a move or a traffic shift that passes here
 //! may still stall on them in a real account):
 //! - server-side apply is approximated as a strategic merge of the applied object: fields a
@@ -93,7 +93,16 @@
 //!   fault proxy; RegisterTargets checks neither the group's target type nor that an IP is
 //!   in its VPC; DescribeTargetHealth of an address never registered answers `unavailable`
 //!   (AWS: `unused`, `Target.NotRegistered`), and DeregisterTargets of a target not
-//!   registered answers `InvalidTarget`.
+//!   registered answers `InvalidTarget`; the deregistration delay is stored and read
+//!   back (AWS's default 300 s; moto refuses 3600, which AWS takes) but nothing drains;
+//! - the ALBs' clients and CloudWatch metrics (`traffic.rs`): a steady rate per listener,
+//!   spread evenly over its rules and split by the forward weights, published every
+//!   second (the ALB: every minute) as `RequestCount` and `HTTPCode_Target_5XX_Count`
+//!   per target group and load balancer and the load balancer's own 503s for a group
+//!   without targets; no zones, rule conditions, stickiness, draining, latency or bytes.
+//!   moto's CloudWatch sums datapoints by exact dimension set, but only in the order they
+//!   were put (its sort of dimensions is broken), and ignores the namespace when a query
+//!   names dimensions.
 
 pub mod auth;
 pub mod aws_auth;
@@ -118,6 +127,7 @@ pub mod selector;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod traffic;
 pub mod validate;
 
 pub use cluster::{Cluster, ClusterSpec};

@@ -276,6 +276,14 @@ pub struct AlbSpec {
     pub target_groups: Vec<TargetGroupSpec>,
     /// The target group the listener forwards to.
     pub forward_to: String,
+    /// Requests per second the ALB's clients send to its listener (`traffic.rs`); 0: no
+    /// clients. Default [`crate::traffic::DEFAULT_REQUESTS_PER_SECOND`].
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Every target group's deregistration delay (`deregistration_delay.timeout_seconds`,
+    /// 0–3600); AWS's default, 300 s, when unset.
+    #[serde(default)]
+    pub deregistration_delay_seconds: Option<u64>,
 }
 
 /// One target group, fed by an app's pods: through a TargetGroupBinding in its cluster
@@ -574,7 +582,9 @@ pub async fn seed(
         let lb = aws.create_load_balancer(&alb.name, &subnets, &[]).await?;
         let mut bindings = Vec::new();
         for tg in &alb.target_groups {
-            bindings.extend(seed_target_group(estate, tg, &mut out).await?);
+            bindings.extend(
+                seed_target_group(estate, tg, alb.deregistration_delay_seconds, &mut out).await?,
+            );
         }
         for (cluster, ns, name) in &bindings {
             wait_reconciled(cluster, ns, name, timeout.saturating_sub(started.elapsed())).await?;
@@ -586,6 +596,11 @@ pub async fn seed(
             ))
         })?;
         out.listener_arn = Some(aws.create_listener(&lb, alb.port, to).await?);
+        estate.traffic.send(
+            &lb,
+            alb.requests_per_second
+                .unwrap_or(crate::traffic::DEFAULT_REQUESTS_PER_SECOND),
+        );
         out.load_balancer_arn = Some(lb);
     }
     out.seconds = started.elapsed().as_secs_f64();
@@ -930,10 +945,15 @@ fn seed_cluster_apps(
 async fn seed_target_group(
     estate: &Estate,
     tg: &TargetGroupSpec,
+    deregistration_delay_seconds: Option<u64>,
     out: &mut Seeded,
 ) -> Result<Option<(std::sync::Arc<Cluster>, String, String)>, ScenarioError> {
     let aws = &estate.aws;
     let arn = aws.create_target_group(&tg.name, &out.vpc_id, 8080).await?;
+    if let Some(delay) = deregistration_delay_seconds {
+        aws.set_deregistration_delay(&arn, Duration::from_secs(delay))
+            .await?;
+    }
     let tags: baton_aws::Tags = [
         ("elbv2.k8s.aws/cluster".to_string(), tg.cluster.clone()),
         ("app".to_string(), tg.app.clone()),

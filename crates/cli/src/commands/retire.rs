@@ -543,7 +543,8 @@ async fn make(a: &RetireArgs, command: &[&str]) -> anyhow::Result<Made> {
         let delay = aws
             .deregistration_delay(&arn)
             .await
-            .with_context(|| format!("failed to read the deregistration delay of {arn}"))?;
+            .with_context(|| format!("failed to read the deregistration delay of {arn}"))?
+            .as_secs();
         delays.insert(arn.clone(), delay);
         let mut lbs: BTreeSet<String> = tg.load_balancer_arns.iter().cloned().collect();
         let mut forwards = Vec::new();

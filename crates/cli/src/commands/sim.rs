@@ -62,7 +62,10 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(code::OK));
     }
 
-    let scenario = Scenario::load(&args.scenario)?;
+    let mut scenario = Scenario::load(&args.scenario)?;
+    if let (Some(rate), Some(alb)) = (args.alb_requests_per_second, scenario.alb.as_mut()) {
+        alb.requests_per_second = Some(rate);
+    }
     let clusters: Vec<_> = scenario
         .cluster_specs()
         .into_iter()

@@ -210,8 +210,9 @@ pub(crate) async fn seed(
     seed_cluster_aws(estate, &account, &member, seeded).await?;
     seed_clusters_kube(estate, s, &[member], seeded, timeout, started).await?;
     let mut made = BTreeMap::new();
+    let delay = s.alb.as_ref().and_then(|a| a.deregistration_delay_seconds);
     for tg in &a.target_groups {
-        if let Some((cluster, ns, binding)) = seed_target_group(estate, tg, seeded).await? {
+        if let Some((cluster, ns, binding)) = seed_target_group(estate, tg, delay, seeded).await? {
             wait_reconciled(
                 &cluster,
                 &ns,

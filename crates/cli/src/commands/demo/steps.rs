@@ -18,7 +18,7 @@ use baton_sim::scenario::{self, Scenario, Seeded};
 use kube::api::{Api, DynamicObject, PostParams};
 
 use super::child::{Baton, args};
-use super::stateless::{self, Generator};
+use super::stateless;
 use super::{summary, verify};
 use crate::args::DemoArgs;
 use crate::commands::files::{read_json, read_lines};
@@ -187,7 +187,9 @@ pub struct Demo {
     dir: PathBuf,
     scenario_name: String,
     env: Option<Env>,
-    generator: Option<Generator>,
+    /// Green's target group and the requests the bed's ALB had served it when green's
+    /// apps came up.
+    green_served: Option<(String, u64)>,
     plan: Option<Plan>,
     volumes: Vec<VolumeRecord>,
     /// (object, check) of every preflight finding.
@@ -230,7 +232,7 @@ impl Demo {
             dir: dir.to_path_buf(),
             scenario_name: args.scenario.clone(),
             env: None,
-            generator: None,
+            green_served: None,
             plan: None,
             volumes: Vec::new(),
             preflight_checks: Vec::new(),
@@ -262,11 +264,8 @@ impl Demo {
         self.env.is_some()
     }
 
-    /// Stops the clients and the estate.
+    /// Stops the estate (its ALB's clients with it).
     pub async fn shutdown(&mut self) {
-        if let Some(g) = self.generator.take() {
-            g.stop().await;
-        }
         if let Some(env) = self.env.take() {
             env.estate.shutdown().await;
         }
@@ -761,11 +760,7 @@ impl Demo {
 
     async fn green_stateless(&mut self) -> anyhow::Result<Outcome> {
         let env = running(&self.env)?;
-        let (Some(alb), Some(listener), Some(lb)) = (
-            &env.scenario.alb,
-            &env.seeded.listener_arn,
-            &env.seeded.load_balancer_arn,
-        ) else {
+        let (Some(alb), Some(_)) = (&env.scenario.alb, &env.seeded.listener_arn) else {
             return Ok(Outcome::Skipped(
                 "the scenario has no ALB: there is no traffic to shift".into(),
             ));
@@ -813,16 +808,13 @@ impl Demo {
             green_tg = Some(arn.clone());
         }
         let green_tg = green_tg.context("the scenario's ALB has no target group of green's")?;
-        self.generator = Some(Generator::start(
-            env.estate.aws.clone(),
-            listener.clone(),
-            lb,
-            green_tg,
-        )?);
         outln!(
-            "  clients: {} requests/s through the listener; green's share published to CloudWatch as the ALB would",
-            stateless::REQUESTS_PER_SECOND
+            "  clients: {} requests/s through the listener since seeding (the bed's); the ALB publishes each group's share to CloudWatch",
+            alb.requests_per_second
+                .unwrap_or(baton_sim::traffic::DEFAULT_REQUESTS_PER_SECOND)
         );
+        let served = env.estate.traffic.served(&green_tg);
+        self.green_served = Some((green_tg, served));
         Ok(Outcome::Done(done.join(", ")))
     }
 
@@ -873,9 +865,9 @@ impl Demo {
                 "--yes",
             ]))
             .await?;
-        if let Some(g) = self.generator.take() {
-            let published = g.stop().await;
-            outln!("  clients stopped: {published} requests reached green");
+        if let Some((green_tg, before)) = &self.green_served {
+            let served = env.estate.traffic.served(green_tg).saturating_sub(*before);
+            outln!("  {served} requests reached green during the shift");
         }
         let records: Vec<shift::Record> = read_lines(&self.dir.join("traffic/traffic.jsonl"))?;
         let state = shift::fold(&records)?;
