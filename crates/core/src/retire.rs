@@ -434,7 +434,7 @@ fn check(
 }
 
 fn seconds(s: u64) -> String {
-    if s >= 60 && s % 60 == 0 {
+    if s >= 60 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
