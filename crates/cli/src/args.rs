@@ -1446,7 +1446,8 @@ Examples:
     /// bound to them are force-deleted, as the pod GC does. The cluster's API server keeps
     /// serving (the EKS control plane stays until the cluster is deleted). This is the
     /// step between `baton retire apply` and `baton retire apply --release-subnets`: EC2
-    /// refuses to delete a subnet while a network interface is in it.
+    /// refuses to delete a subnet while a network interface is in it, and retire leaves
+    /// such a subnet alone.
     ///
     /// Prints one line: how many nodes, instances and network interfaces went. Refused
     /// (exit 3, nothing changed): a cluster the estate does not serve, one without
@@ -1457,7 +1458,8 @@ Examples:
   kubectl --context blue get nodes                   # No resources found
   aws ec2 describe-instances --filters Name=tag:eks:cluster-name,Values=blue \\
       --query 'Reservations[].Instances[].State.Name'  # terminated
-  baton retire apply --release-subnets …             # blue's subnets can go now")]
+  baton retire apply --blue blue --green green --release-subnets --yes
+                                                     # blue's subnets, no ENI left in them")]
     DeleteNodegroup(SimDeleteNodegroupArgs),
 }
 
