@@ -81,6 +81,40 @@ impl Aws {
         })
     }
 
+    /// Terminates instances (a node group's, when the emulator deletes it); each one's
+    /// id and its state after the call (`shutting-down` or `terminated`). Terminating
+    /// one already terminated succeeds, as on EC2.
+    pub async fn terminate_instances(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, Error> {
+        let call = self.call("terminate instances", ids.join(", "));
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .ec2
+            .terminate_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| call.sdk(e))?;
+        out.terminating_instances()
+            .iter()
+            .map(|c| {
+                Ok((
+                    c.instance_id()
+                        .ok_or_else(|| call.missing("an instance id"))?
+                        .to_owned(),
+                    c.current_state()
+                        .and_then(|s| s.name())
+                        .map(|n| n.as_str().to_owned())
+                        .unwrap_or_default(),
+                ))
+            })
+            .collect()
+    }
+
     /// Creates a security group in a VPC, optionally admitting TCP `port` from `cidrs`.
     pub async fn create_security_group(
         &self,

@@ -1436,6 +1436,41 @@ Examples:
   kubectl --context teal get nodes,sts -A"
     )]
     AddCluster(SimAddClusterArgs),
+    /// Delete a cluster's managed node groups in a running `baton sim up`, as `eksctl
+    /// delete nodegroup` (or `aws eks delete-nodegroup`) does on EKS.
+    ///
+    /// The cluster's nodes are cordoned and drained (their pods deleted; their
+    /// controllers recreate them Pending, with nowhere to run), their EC2 instances
+    /// terminated, the network interfaces in their subnets (each instance's primary one
+    /// and the VPC CNI's) deleted with them, and their Node objects removed; pods still
+    /// bound to them are force-deleted, as the pod GC does. The cluster's API server keeps
+    /// serving (the EKS control plane stays until the cluster is deleted). This is the
+    /// step between `baton retire apply` and `baton retire apply --release-subnets`: EC2
+    /// refuses to delete a subnet while a network interface is in it, and retire leaves
+    /// such a subnet alone.
+    ///
+    /// Prints one line: how many nodes, instances and network interfaces went. Refused
+    /// (exit 3, nothing changed): a cluster the estate does not serve, one without
+    /// nodes, no running `baton sim up` in DIR.
+    #[command(after_help = "\
+Examples:
+  baton sim delete-nodegroup blue
+  kubectl --context blue get nodes                   # No resources found
+  aws ec2 describe-instances --filters Name=tag:eks:cluster-name,Values=blue \\
+      --query 'Reservations[].Instances[].State.Name'  # terminated
+  baton retire apply --blue blue --green green --release-subnets --yes
+                                                     # blue's subnets, no ENI left in them")]
+    DeleteNodegroup(SimDeleteNodegroupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimDeleteNodegroupArgs {
+    /// The cluster whose node groups go (its kubeconfig context, e.g. blue).
+    #[arg(value_name = "CLUSTER", value_parser = parse_cluster_name)]
+    pub cluster: String,
+    /// The state dir `baton sim up` was started with.
+    #[arg(long, value_name = "DIR", default_value = ".baton/sim")]
+    pub state_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -16,11 +16,12 @@ use crate::server::{ServeError, SimServer};
 use crate::traffic::AlbTraffic;
 
 mod add;
-pub(crate) use add::RequestSlot;
-pub use add::{
-    AddClusterError, AddedCluster, ClusterRequest, ClusterRequests, NewCluster, check_name,
-    git_version,
-};
+mod nodegroup;
+mod requests;
+pub use add::{AddClusterError, AddedCluster, NewCluster, check_name, git_version};
+pub use nodegroup::{DeleteNodeGroupError, DeletedNodeGroup};
+pub(crate) use requests::RequestSlot;
+pub use requests::{Asked, ClusterRequest, ClusterRequests};
 
 /// The dummy credentials moto accepts (it checks no signature).
 pub const DUMMY_ACCESS_KEY: &str = "testing";

@@ -67,7 +67,11 @@
 //!   chooses free addresses itself, from the top of the block down, under a lock per
 //!   subnet, passes them explicitly, and keeps the instance type's limits and the zone
 //!   rule; an address another client gives an ENI or an instance at the same moment is
-//!   not seen;
+//!   not seen. TerminateInstances deletes no ENI (an instance run without a network
+//!   interface spec gets a primary ENI with DeleteOnTermination false, and the VPC CNI's
+//!   stay `in-use` on the terminated instance), so deleting a node group deletes them
+//!   itself; and DeleteSubnet refuses nothing (EC2's `DependencyViolation` for a subnet
+//!   holding an ENI is not answered: tests assert no ENI is left instead);
 //! - the AWS Load Balancer Controller is its TargetGroupBinding controller only
 //!   (`controllers/tgb.rs`, modelled on v3.5.0): no Ingress, Service or Gateway
 //!   reconcilers, no `networking` (security-group rules), `targetGroupName` lookup,

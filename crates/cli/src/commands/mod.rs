@@ -17,6 +17,7 @@ mod retry;
 mod show;
 mod sim;
 mod sim_add_cluster;
+mod sim_delete_nodegroup;
 mod sim_fault;
 mod stateful;
 mod traffic;
@@ -45,6 +46,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Commit(a) => stateful::commit(a).await,
         Command::Sim(SimCommand::Fault(a)) => sim_fault::run(a).await,
         Command::Sim(SimCommand::AddCluster(a)) => sim_add_cluster::run(a).await,
+        Command::Sim(SimCommand::DeleteNodegroup(a)) => sim_delete_nodegroup::run(a).await,
         Command::Network(NetworkCommand::Plan(a)) => network::plan(a).await,
         Command::Network(NetworkCommand::Apply(a)) => network::apply(a).await,
         Command::Network(NetworkCommand::MirrorRules(a)) => network::mirror_rules(a).await,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use baton_sim::controllers::Delays;
-use baton_sim::estate::{Estate, EstateOptions};
+use baton_sim::estate::{ClusterRequest, DeletedNodeGroup, Estate, EstateOptions};
 use baton_sim::faults::{AwsKnobs, FaultSpec, Latency, Target};
 use baton_sim::scenario::{self, Scenario};
 use baton_sim::{ClusterSpec, SimServer};
@@ -132,35 +132,73 @@ pub async fn up(args: SimUpArgs) -> anyhow::Result<ExitCode> {
                 stopped?;
                 break;
             }
-            Some(request) = requests.next() => {
-                let result = estate
-                    .add_cluster(&scenario, &mut seeded, &request.cluster, args.seed_timeout)
-                    .await;
-                match &result {
-                    Ok(added) => {
-                        if let Some(c) = estate.server.cluster(&added.name) {
-                            let target = Target::Cluster(added.name.clone());
-                            c.cluster.knobs.set_latency(latency(&args, &target).unwrap_or_default());
+            Some(request) = requests.next() => match request {
+                ClusterRequest::Add(request) => {
+                    let result = estate
+                        .add_cluster(&scenario, &mut seeded, &request.asked, args.seed_timeout)
+                        .await;
+                    match &result {
+                        Ok(added) => {
+                            if let Some(c) = estate.server.cluster(&added.name) {
+                                let target = Target::Cluster(added.name.clone());
+                                c.cluster.knobs.set_latency(latency(&args, &target).unwrap_or_default());
+                            }
+                            std::fs::write(&facts, serde_json::to_string_pretty(&seeded)?)
+                                .with_context(|| format!("failed to write {}", facts.display()))?;
+                            errln!(
+                                "baton sim: added cluster {} {} ({}) in {:.1}s",
+                                added.name,
+                                added.server,
+                                added.git_version,
+                                added.seconds
+                            );
                         }
-                        std::fs::write(&facts, serde_json::to_string_pretty(&seeded)?)
-                            .with_context(|| format!("failed to write {}", facts.display()))?;
-                        errln!(
-                            "baton sim: added cluster {} {} ({}) in {:.1}s",
-                            added.name,
-                            added.server,
-                            added.git_version,
-                            added.seconds
-                        );
+                        Err(e) => errln!("baton sim: {e}"),
                     }
-                    Err(e) => errln!("baton sim: {e}"),
+                    request.answer(result);
                 }
-                request.answer(result);
-            }
+                ClusterRequest::DeleteNodeGroup(request) => {
+                    let (cluster, drain) = &request.asked;
+                    let result = estate.delete_node_group(cluster, *drain).await;
+                    match &result {
+                        Ok(deleted) => {
+                            // The facts name the nodes that exist.
+                            if let Some(nodes) = seeded.nodes.get_mut(cluster) {
+                                nodes.retain(|n| !deleted.nodes.contains(n));
+                            }
+                            std::fs::write(&facts, serde_json::to_string_pretty(&seeded)?)
+                                .with_context(|| format!("failed to write {}", facts.display()))?;
+                            errln!("baton sim: {}", deleted_line(deleted));
+                        }
+                        Err(e) => errln!("baton sim: {e}"),
+                    }
+                    request.answer(result);
+                }
+            },
         }
     }
     errln!("baton sim: stopping");
     estate.shutdown().await;
     Ok(ExitCode::from(code::OK))
+}
+
+/// What deleting a cluster's node groups did, in one line (`sim up` and `sim
+/// delete-nodegroup` print it).
+pub(crate) fn deleted_line(d: &DeletedNodeGroup) -> String {
+    format!(
+        "deleted the node groups of {} ({}): {} nodes drained and deleted ({} pods evicted), {} instances terminated, {} network interfaces deleted ({:.1}s)",
+        d.cluster,
+        if d.node_groups.is_empty() {
+            "unnamed".to_string()
+        } else {
+            d.node_groups.join(", ")
+        },
+        d.nodes.len(),
+        d.pods_drained + d.pods_collected,
+        d.instances.len(),
+        d.network_interfaces.len(),
+        d.seconds
+    )
 }
 
 /// A modelled delay: `--attach-delay 2s`, or the flag's old form in milliseconds

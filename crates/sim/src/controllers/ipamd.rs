@@ -103,6 +103,8 @@ pub(crate) struct Pools {
     subnets: Mutex<HashMap<String, (Block, String)>>,
     /// Told whenever a fill ends.
     filled: tokio::sync::Notify,
+    /// Instances whose node group is being deleted: their pools are never filled again.
+    retired: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Pools {
@@ -127,6 +129,9 @@ struct NodePool {
     filling: bool,
     /// After a failed fill: when to try again, failures in a row, why.
     retry: Option<(Instant, u32, String)>,
+    /// Its instance is being terminated: no fill starts, a fill under way stops after
+    /// its current step.
+    retired: bool,
 }
 
 impl NodePool {
@@ -139,6 +144,7 @@ impl NodePool {
             waiting: HashMap::new(),
             filling: false,
             retry: None,
+            retired: false,
         }
     }
 
@@ -151,6 +157,9 @@ impl NodePool {
 
     /// What the next fill step is, if the pool is below its warm target and may grow.
     fn step(&self) -> Option<Step> {
+        if self.retired {
+            return None;
+        }
         let s = self.setup.as_ref()?;
         let per_eni = s.limits.ipv4_per_interface.saturating_sub(1);
         if self.free.len() >= per_eni {
@@ -171,7 +180,8 @@ impl NodePool {
 
     /// Whether a fill is wanted now.
     fn wants_fill(&self, now: Instant) -> bool {
-        !self.filling
+        !self.retired
+            && !self.filling
             && self.retry.as_ref().is_none_or(|(at, _, _)| *at <= now)
             && (self.setup.is_none() || self.step().is_some())
     }
@@ -292,6 +302,7 @@ impl Pools {
             let pool = nodes
                 .entry(node.to_string())
                 .or_insert_with(|| NodePool::new(instance));
+            pool.retired |= lock(&self.retired).contains(instance);
             let out = if let Some(ip) = pool.assigned.get(uid) {
                 Ok(*ip)
             } else if let Some(ip) = pool.setup.as_ref().and(pool.free.pop_first()) {
@@ -376,6 +387,7 @@ impl Pools {
         if pool.instance != instance {
             *pool = NodePool::new(instance);
         }
+        pool.retired |= lock(&self.retired).contains(instance);
         pool.wants_fill(Instant::now())
     }
 
@@ -386,6 +398,9 @@ impl Pools {
         let Some(pool) = nodes.get_mut(node) else {
             return false;
         };
+        if pool.retired {
+            return false;
+        }
         pool.filling = true;
         true
     }
@@ -510,6 +525,37 @@ impl Pools {
                     && (p.retry.is_some() || (p.setup.is_some() && p.step().is_none()))
             })
         })
+    }
+
+    /// The instances' node group is being deleted: their pools are never filled again
+    /// (the VPC CNI stops with its node). Waits (at most until `until`) until no fill of
+    /// theirs is under way, so that no ENI is created or attached for them afterwards;
+    /// whether none is.
+    pub(crate) async fn retire(&self, instances: &HashSet<String>, until: Instant) -> bool {
+        lock(&self.retired).extend(instances.iter().cloned());
+        for pool in lock(&self.nodes).values_mut() {
+            if instances.contains(&pool.instance) {
+                pool.retired = true;
+                pool.retry = None;
+                pool.wake_waiting();
+            }
+        }
+        let busy = || {
+            lock(&self.nodes)
+                .values()
+                .any(|p| p.filling && instances.contains(&p.instance))
+        };
+        loop {
+            let changed = self.filled.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !busy() {
+                return true;
+            }
+            if tokio::time::timeout_at(until, changed).await.is_err() {
+                return !busy();
+            }
+        }
     }
 
     /// Waits until `settled` may have changed.

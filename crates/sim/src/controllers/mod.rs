@@ -15,7 +15,7 @@
 
 pub mod api;
 mod argocd;
-mod attach;
+pub(crate) mod attach;
 mod authz;
 mod binder;
 mod deployment;
@@ -241,6 +241,22 @@ impl ControlPlane {
             .filter_map(|n| Some((crate::meta::name(n).to_string(), attach::instance_of(n)?)))
             .collect();
         self.ctx.pools.settled_changed(&nodes, until).await
+    }
+
+    /// The cluster's handle, as its controllers use it.
+    pub(crate) fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// The instances' node group is being deleted: the VPC CNI fills their nodes' address
+    /// pools no more. Waits (at most until `until`) until no fill of theirs is under way,
+    /// so no ENI is made or attached for them afterwards; whether none is.
+    pub(crate) async fn retire_instances(
+        &self,
+        instances: &std::collections::HashSet<String>,
+        until: Instant,
+    ) -> bool {
+        self.ctx.pools.retire(instances, until).await
     }
 
     /// Stops the controllers.

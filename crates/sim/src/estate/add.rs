@@ -6,13 +6,12 @@
 //!
 //! `baton sim up` (another process) takes these requests through `/debug/clusters` on
 //! its clusters' API servers: the handler hands them to the estate's owner over a
-//! channel ([`ClusterRequests`]), since only the owner may change the estate.
+//! channel (`requests.rs`), since only the owner may change the estate.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
 
 use super::Estate;
 use crate::cluster::ClusterSpec;
@@ -256,72 +255,6 @@ impl Estate {
             seconds: started.elapsed().as_secs_f64(),
             name,
         })
-    }
-
-    /// From now on, `/debug/clusters` requests come to the returned receiver: whoever
-    /// owns the estate answers each with [`Estate::add_cluster`].
-    pub fn cluster_requests(&self) -> ClusterRequests {
-        self.server.cluster_requests()
-    }
-}
-
-/// One `/debug/clusters` request, waiting for its answer.
-#[derive(Debug)]
-pub struct ClusterRequest {
-    /// What is asked for.
-    pub cluster: NewCluster,
-    reply: oneshot::Sender<Result<AddedCluster, AddClusterError>>,
-}
-
-impl ClusterRequest {
-    /// Answers the request (the asker may have gone: then nobody hears it).
-    pub fn answer(self, result: Result<AddedCluster, AddClusterError>) {
-        let _ = self.reply.send(result);
-    }
-}
-
-/// The `/debug/clusters` requests of a running estate, in the order they came.
-#[derive(Debug)]
-pub struct ClusterRequests {
-    rx: mpsc::Receiver<ClusterRequest>,
-}
-
-impl ClusterRequests {
-    /// The next request; `None` once the clusters stopped serving.
-    pub async fn next(&mut self) -> Option<ClusterRequest> {
-        self.rx.recv().await
-    }
-}
-
-/// Where the clusters' `/debug/clusters` hands requests: to the receiver last opened.
-#[derive(Debug, Default)]
-pub(crate) struct RequestSlot(std::sync::Mutex<Option<mpsc::Sender<ClusterRequest>>>);
-
-impl RequestSlot {
-    /// Hands requests to a new receiver from now on.
-    pub(crate) fn open(&self) -> ClusterRequests {
-        let (tx, rx) = mpsc::channel(8);
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tx);
-        ClusterRequests { rx }
-    }
-
-    /// Asks the estate's owner to add a cluster; its answer, or `None` when nobody
-    /// takes requests.
-    pub(crate) async fn submit(
-        &self,
-        cluster: NewCluster,
-    ) -> Option<Result<AddedCluster, AddClusterError>> {
-        let tx = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()?;
-        let (reply, answer) = oneshot::channel();
-        tx.send(ClusterRequest { cluster, reply }).await.ok()?;
-        answer.await.ok()
     }
 }
 

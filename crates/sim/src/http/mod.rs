@@ -82,11 +82,11 @@ async fn handle(
             Err((_, message)) => error_response(&ApiError::bad_request(message)),
         };
     }
-    if path == clusters::DEBUG_CLUSTERS_PATH {
+    if clusters::is_clusters_path(&path) {
         if let Err(e) = admin_only(who.as_ref(), &method, &path) {
             return error_response(&e);
         }
-        return clusters::serve(&requests, &method, &body).await;
+        return clusters::serve(&requests, &method, &path, &body).await;
     }
     let written = (method != Method::GET && !body.is_empty())
         .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())

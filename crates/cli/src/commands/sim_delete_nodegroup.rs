@@ -1,0 +1,66 @@
+//! `baton sim delete-nodegroup`: asks a running `baton sim up` (another process) to
+//! delete a cluster's managed node groups, through `DELETE
+//! /debug/clusters/NAME/nodegroup` on one of its API servers (the admin's token of the
+//! state dir's kubeconfig). The running estate refuses an unknown cluster or one
+//! without nodes before changing anything; its refusals are this command's (exit 3).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use baton_sim::estate::DeletedNodeGroup;
+use serde_json::Value;
+
+use super::sim::deleted_line;
+use super::sim_fault::Running;
+use crate::args::SimDeleteNodegroupArgs;
+use crate::exit::{Refused, code};
+
+pub async fn run(args: SimDeleteNodegroupArgs) -> anyhow::Result<ExitCode> {
+    let dir = &args.state_dir;
+    let sim = Running::find(dir)?;
+    let not_running = |why: String| {
+        Refused(format!(
+            "failed to reach a running `baton sim up` in {}: {why}\nhint: start it with `baton sim up --state-dir {}` (in another shell), or pass the --state-dir it was started with",
+            dir.display(),
+            dir.display()
+        ))
+    };
+    let via = sim
+        .kubeconfig
+        .contexts()
+        .map_err(|e| not_running(e.to_string()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| not_running("its kubeconfig has no context".into()))?;
+    let client = sim
+        .kubeconfig
+        .client(&via)
+        .await
+        .map_err(|e| not_running(e.to_string()))?;
+    let path = format!("/debug/clusters/{}/nodegroup", args.cluster);
+    errln!(
+        "baton sim: deleting the node groups of {} through {via}…",
+        args.cluster
+    );
+    let request = http::Request::builder()
+        .method(http::Method::DELETE)
+        .uri(&path)
+        .body(Vec::new())?;
+    let answer = match client.request::<Value>(request).await {
+        Ok(doc) => doc,
+        Err(kube::Error::Api(status)) if (400..500).contains(&status.code) => {
+            return Err(Refused(status.message).into());
+        }
+        Err(kube::Error::HyperError(e)) => return Err(not_running(e.to_string()).into()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "failed to delete the node groups of {} through {via}",
+                args.cluster
+            )));
+        }
+    };
+    let deleted: DeletedNodeGroup = serde_json::from_value(answer)
+        .with_context(|| format!("failed to read the answer of {path} on {via}"))?;
+    outln!("{}", deleted_line(&deleted));
+    Ok(ExitCode::from(code::OK))
+}
