@@ -80,20 +80,39 @@ fn cycle(sim: &Sim, from: &str, to: &str, mirror: &[&str]) -> Vec<String> {
     let dir = |what: &str| format!("{what}-{from}-{to}");
     let pair = ["--from", from, "--to", to];
     // Before anything moves: rules, keys, identity, bindings, green's stateless apps.
-    sim.ok(&[&["network", "mirror-rules"][..], mirror, &["--apply", "--yes"]].concat());
-    sim.ok(&[&["volumes", "grant"][..], &pair, &["--yes", "--state-dir", &dir("grants")]].concat());
-    sim.ok(
-        &[&["identity", "apply"][..], &pair, &["--yes", "--state-dir", &dir("identity")]].concat(),
-    );
-    sim.ok(
-        &[
-            &["traffic", "bindings"][..],
-            &pair,
-            &["--apply", "--yes", "--state-dir", &dir("bindings")],
-        ]
-        .concat(),
-    );
-    sim.kubectl(&["--context", to, "-n", "web", "scale", "deployment/web", "--replicas=3"]);
+    sim.ok(&[
+        &["network", "mirror-rules"][..],
+        mirror,
+        &["--apply", "--yes"],
+    ]
+    .concat());
+    sim.ok(&[
+        &["volumes", "grant"][..],
+        &pair,
+        &["--yes", "--state-dir", &dir("grants")],
+    ]
+    .concat());
+    sim.ok(&[
+        &["identity", "apply"][..],
+        &pair,
+        &["--yes", "--state-dir", &dir("identity")],
+    ]
+    .concat());
+    sim.ok(&[
+        &["traffic", "bindings"][..],
+        &pair,
+        &["--apply", "--yes", "--state-dir", &dir("bindings")],
+    ]
+    .concat());
+    sim.kubectl(&[
+        "--context",
+        to,
+        "-n",
+        "web",
+        "scale",
+        "deployment/web",
+        "--replicas=3",
+    ]);
     // Traffic, gated on the bed's ALB clients.
     sim.ok(&[
         "traffic",
@@ -117,26 +136,33 @@ fn cycle(sim: &Sim, from: &str, to: &str, mirror: &[&str]) -> Vec<String> {
         "--yes",
     ]);
     // The stateful move, every shape, and its commit.
-    let plan: Value = serde_json::from_str(&sim.ok(
-        &[&["plan"][..], &pair, &["--standalone-claims", "-o", "json"]].concat(),
-    ))
+    let plan: Value = serde_json::from_str(
+        &sim.ok(&[&["plan"][..], &pair, &["--standalone-claims", "-o", "json"]].concat()),
+    )
     .unwrap();
     let volumes = plan_volume_ids(&plan);
     assert!(volumes.len() >= 14, "{plan}");
     let state = dir("move");
-    sim.ok(
-        &[
-            &["migrate"][..],
-            &pair,
-            &["--standalone-claims", "--state-dir", &state, "--yes"],
-        ]
-        .concat(),
-    );
+    sim.ok(&[
+        &["migrate"][..],
+        &pair,
+        &["--standalone-claims", "--state-dir", &state, "--yes"],
+    ]
+    .concat());
     sim.ok(&["commit", "--state-dir", &state, "--yes"]);
 
     // Blue served requests until the shift: inside the default quiet time retire
     // refuses, naming its group.
-    let o = sim.baton(&["retire", "plan", "--blue", from, "--green", to, "--state-dir", "."]);
+    let o = sim.baton(&[
+        "retire",
+        "plan",
+        "--blue",
+        from,
+        "--green",
+        to,
+        "--state-dir",
+        ".",
+    ]);
     let out = text(&o.stdout);
     assert_eq!(code(&o), Some(3), "{out}{}", text(&o.stderr));
     assert!(
@@ -193,7 +219,12 @@ fn leftovers(sim: &Sim, ranges: &[&str], provider_id: &str) -> (Vec<String>, Vec
 
 fn issuer_id(sim: &Sim, cluster: &str) -> String {
     let c = sim.ec2(async |aws| aws.describe_cluster(cluster).await.unwrap());
-    c.oidc_issuer.unwrap().rsplit('/').next().unwrap().to_string()
+    c.oidc_issuer
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn subnet_cidrs(sim: &Sim) -> BTreeMap<String, String> {
@@ -282,9 +313,10 @@ fn the_upgrade_runs_twice_and_the_first_cluster_leaves_nothing_behind() {
         "--out",
         "teal-plan.json",
     ]);
-    let plan: Value =
-        serde_json::from_str(&std::fs::read_to_string(sim.dir.path().join("teal-plan.json")).unwrap())
-            .unwrap_or_else(|e| panic!("{e}: {o}"));
+    let plan: Value = serde_json::from_str(
+        &std::fs::read_to_string(sim.dir.path().join("teal-plan.json")).unwrap(),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {o}"));
     let planned: Vec<String> = plan["subnets"]
         .as_array()
         .unwrap()
@@ -350,9 +382,15 @@ fn the_upgrade_runs_twice_and_the_first_cluster_leaves_nothing_behind() {
 
     // Nothing of blue, nor now of green, in the rules and trusts; no binding in either.
     let (rules, trusts) = leftovers(&sim, &blue_ranges, &blue_provider);
-    assert!(rules.is_empty() && trusts.is_empty(), "{rules:?} {trusts:?}");
+    assert!(
+        rules.is_empty() && trusts.is_empty(),
+        "{rules:?} {trusts:?}"
+    );
     let (rules, trusts) = leftovers(&sim, &green_ranges, &green_provider);
-    assert!(rules.is_empty() && trusts.is_empty(), "{rules:?} {trusts:?}");
+    assert!(
+        rules.is_empty() && trusts.is_empty(),
+        "{rules:?} {trusts:?}"
+    );
     for c in ["blue", "green"] {
         let tgbs = sim.kubectl_json(c, &["get", "targetgroupbindings", "-A"]);
         assert_eq!(tgbs["items"].as_array().unwrap().len(), 0, "{c}: {tgbs}");
