@@ -67,7 +67,7 @@ fn wait_retirable(sim: &Sim, from: &str, to: &str) -> Value {
 
 /// One cycle: `from`'s apps, traffic and identity handed to `to`, committed, `from`
 /// retired. Returns the moved volumes' ids.
-fn cycle(sim: &Sim, from: &str, to: &str, mirror: &[&str]) -> Vec<String> {
+fn cycle(sim: &Sim, from: &str, to: &str, mirror: &[&str]) -> (Vec<String>, Vec<String>) {
     let ids = seeded(sim);
     let listener = ids["listener_arn"].as_str().unwrap().to_string();
     let tg = |c: &str| {
@@ -113,6 +113,26 @@ fn cycle(sim: &Sim, from: &str, to: &str, mirror: &[&str]) -> Vec<String> {
         "deployment/web",
         "--replicas=3",
     ]);
+    // Its load balancer controller registers them: wait for healthy targets.
+    let started = Instant::now();
+    loop {
+        let healthy = sim.ec2(async |aws| {
+            aws.describe_target_health(&to_tg)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|t| t.is_healthy())
+                .count()
+        });
+        if healthy >= 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{to}'s web pods never became healthy targets of {to_tg} ({healthy})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     // Traffic, gated on the bed's ALB clients.
     sim.ok(&[
         "traffic",
@@ -142,6 +162,19 @@ fn cycle(sim: &Sim, from: &str, to: &str, mirror: &[&str]) -> Vec<String> {
     .unwrap();
     let volumes = plan_volume_ids(&plan);
     assert!(volumes.len() >= 14, "{plan}");
+    // A standalone claim no pod mounts: nobody writes its data.
+    let unmounted: Vec<String> = plan["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["kind"]
+                .as_str()
+                .is_some_and(|k| k.eq_ignore_ascii_case("claim"))
+        })
+        .flat_map(|a| a["volumes"].as_array().unwrap().iter())
+        .map(|v| v["volume_id"].as_str().unwrap().to_string())
+        .collect();
     let state = dir("move");
     sim.ok(&[
         &["migrate"][..],
@@ -185,7 +218,7 @@ fn cycle(sim: &Sim, from: &str, to: &str, mirror: &[&str]) -> Vec<String> {
     let o = retire(&["--dry-run"]);
     assert_eq!(code(&o), Some(0), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), "", "a second apply sends nothing");
-    volumes
+    (volumes, unmounted)
 }
 
 /// What of a cluster is left in the VPC's security groups, the roles' trusts, its
@@ -252,7 +285,7 @@ fn the_upgrade_runs_twice_and_the_first_cluster_leaves_nothing_behind() {
     let before = subnet_cidrs(&sim);
 
     // Cycle 1: blue → green, blue retired.
-    let volumes = cycle(
+    let (volumes, unmounted) = cycle(
         &sim,
         "blue",
         "green",
@@ -265,7 +298,21 @@ fn the_upgrade_runs_twice_and_the_first_cluster_leaves_nothing_behind() {
             &green_ranges.join(","),
         ],
     );
-    let after_first = sim.last_values(&volumes, "green");
+    let written = |sim: &Sim| -> BTreeMap<String, (String, u64, u64)> {
+        sim.tags(&volumes)
+            .iter()
+            .map(|(id, t)| {
+                // A volume nothing ever wrote (an unmounted claim) has no fingerprint.
+                let f = if t.contains_key("baton.sim/fingerprint") {
+                    fingerprint(t)
+                } else {
+                    ("nobody".to_string(), 0, 0)
+                };
+                (id.clone(), f)
+            })
+            .collect()
+    };
+    let after_first = written(&sim);
     // Blue's node group deleted (`eksctl delete nodegroup`), then its subnets released.
     sim.ok(&["sim", "delete-nodegroup", "--state-dir", "sim", "blue"]);
     let o = sim.baton(&[
@@ -362,21 +409,29 @@ fn the_upgrade_runs_twice_and_the_first_cluster_leaves_nothing_behind() {
         "sim",
     ]);
     let green_provider = issuer_id(&sim, "green");
-    let moved = cycle(&sim, "green", "teal", &["--plan", "teal-plan.json"]);
+    let (moved, _) = cycle(&sim, "green", "teal", &["--plan", "teal-plan.json"]);
     let mut a = volumes.clone();
     let mut b = moved.clone();
     a.sort();
     b.sort();
     assert_eq!(a, b, "the same volumes moved again");
-    // Each volume's data continues from green's into teal's.
-    let tags = sim.tags(&volumes);
-    for (id, t) in &tags {
-        let (who, from, value) = fingerprint(t);
-        assert_eq!(who, "teal", "{id}");
+    // Each volume's data went on from where the first move left it: never back, and
+    // written by green or teal since (blue, only for a claim no pod mounts).
+    for (id, (who, from, value)) in written(&sim) {
+        let (first_who, _, first) = &after_first[&id];
         assert!(
-            from >= after_first[id] && value >= from,
-            "{id}: teal continued from {from} (green had {}), now {value}",
-            after_first[id]
+            value >= *first,
+            "{id}: {who} wrote {value} after {first_who} had written {first}"
+        );
+        if who == "teal" {
+            assert!(
+                from >= *first,
+                "{id}: teal continued from {from}, not {first}"
+            );
+        }
+        assert!(
+            !["blue", "nobody"].contains(&who.as_str()) || unmounted.contains(&id),
+            "{id}: still last written by blue after two moves"
         );
     }
 

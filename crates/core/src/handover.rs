@@ -365,11 +365,29 @@ impl TagChange {
 pub fn plan_change(
     green: &Access,
     blue_name: Option<&str>,
+    green_name: Option<&str>,
     volumes: &BTreeMap<String, Tags>,
     why: &str,
 ) -> Result<Option<TagChange>, String> {
+    let (own_add, own_remove) = ownership_handover(blue_name, green_name, volumes);
     if volumes.values().all(|t| green.allows(t)) {
-        return Ok(None);
+        if own_add.is_empty() && own_remove.is_empty() {
+            return Ok(None);
+        }
+        // Only the ownership tags move, and only if green's driver may still use the
+        // volumes so tagged.
+        let after = |t: &Tags| {
+            let mut t = t.clone();
+            for k in &own_remove {
+                t.remove(k);
+            }
+            t.extend(own_add.clone());
+            t
+        };
+        if !volumes.values().all(|t| green.allows(&after(t))) {
+            return Ok(None);
+        }
+        return Ok(Some(change_of(own_add, own_remove, volumes, why)));
     }
     let mut best: Option<Tags> = None;
     for a in &green.attach {
@@ -414,6 +432,7 @@ pub fn plan_change(
         .filter(|(_, v)| !(v.contains('*') || v.contains('?')))
         .filter(|(k, v)| volumes.values().any(|t| t.get(k) != Some(v)))
         .collect();
+    let mut add = add;
     let mut remove = Vec::new();
     if let Some(blue) = blue_name {
         let blue_key = format!("{CLUSTER_TAG_PREFIX}{blue}");
@@ -424,6 +443,25 @@ pub fn plan_change(
             remove.push(blue_key);
         }
     }
+    // Blue's ownership tags go with the volume too, unless green's driver needs them.
+    for (k, v) in own_add {
+        add.entry(k).or_insert(v);
+    }
+    for k in own_remove {
+        if !add.contains_key(&k) && !remove.contains(&k) {
+            remove.push(k);
+        }
+    }
+    Ok(Some(change_of(add, remove, volumes, why)))
+}
+
+/// The change with blue's values of every key it touches, per volume.
+fn change_of(
+    add: Tags,
+    remove: Vec<String>,
+    volumes: &BTreeMap<String, Tags>,
+    why: &str,
+) -> TagChange {
     let blue = volumes
         .iter()
         .map(|(id, t)| {
@@ -435,12 +473,47 @@ pub fn plan_change(
             (id.clone(), kept)
         })
         .collect();
-    Ok(Some(TagChange {
+    TagChange {
         add,
         remove,
         blue,
         why: why.to_string(),
-    }))
+    }
+}
+
+/// Blue's ownership tags on the volumes handed to green: `KubernetesCluster` and
+/// `ebs.csi.aws.com/cluster-name` naming blue get green's name, and
+/// `kubernetes.io/cluster/<blue>` becomes `kubernetes.io/cluster/<green>` with its value
+/// (`owned`, `shared`). Left naming blue, the volumes would read as blue's to whatever
+/// retires blue's resources by those tags, and as a third cluster's to the next move.
+/// Empty when either name is unknown.
+fn ownership_handover(
+    blue_name: Option<&str>,
+    green_name: Option<&str>,
+    volumes: &BTreeMap<String, Tags>,
+) -> (Tags, Vec<String>) {
+    let (Some(blue), Some(green)) = (blue_name, green_name) else {
+        return (Tags::new(), Vec::new());
+    };
+    if blue == green {
+        return (Tags::new(), Vec::new());
+    }
+    let mut add = Tags::new();
+    let mut remove = Vec::new();
+    for key in [LEGACY_CLUSTER_TAG, CLUSTER_NAME_TAG] {
+        if volumes
+            .values()
+            .any(|t| t.get(key).map(String::as_str) == Some(blue))
+        {
+            add.insert(key.to_string(), green.to_string());
+        }
+    }
+    let blue_key = format!("{CLUSTER_TAG_PREFIX}{blue}");
+    if let Some(value) = volumes.values().find_map(|t| t.get(&blue_key)) {
+        add.insert(format!("{CLUSTER_TAG_PREFIX}{green}"), value.clone());
+        remove.push(blue_key);
+    }
+    (add, remove)
 }
 
 fn merge(a: &Tags, b: &Tags) -> Option<Tags> {

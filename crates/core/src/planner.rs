@@ -1021,7 +1021,13 @@ fn handover_problems(
         "green's EBS CSI driver role {role} may attach and detach only {}",
         access.describe()
     );
-    match handover::plan_change(access, d.blue_name.as_deref(), &tags, &why) {
+    match handover::plan_change(
+        access,
+        d.blue_name.as_deref(),
+        d.green_name.as_deref(),
+        &tags,
+        &why,
+    ) {
         Ok(None) => None,
         Ok(Some(change)) => {
             // One per volume, alike, so that people see them grouped by volume.

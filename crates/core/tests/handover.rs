@@ -87,7 +87,7 @@ fn the_classic_policy_needs_no_tag() {
     assert!(a.unrestricted(), "{a:?}");
     assert!(a.allows(&Tags::new()));
     assert_eq!(
-        plan_change(&a, Some("blue"), &volumes(Tags::new()), "").unwrap(),
+        plan_change(&a, Some("blue"), None, &volumes(Tags::new()), "").unwrap(),
         None
     );
 }
@@ -105,13 +105,13 @@ fn v2_needs_the_managed_tag_or_the_migration_tag() {
     assert!(!a.allows(&tags(&[("kubernetes.io/cluster/blue", "owned")])));
     // Blue's CSI volumes are usable already: nothing to change.
     assert_eq!(
-        plan_change(&a, Some("blue"), &volumes(blue_volume()), "").unwrap(),
+        plan_change(&a, Some("blue"), None, &volumes(blue_volume()), "").unwrap(),
         None
     );
     // A volume tagged by hand without either: the managed tag is added (a pattern's
     // value cannot be made up, so the migration tag is not the one written).
     let bare = tags(&[("KubernetesCluster", "blue")]);
-    let c = plan_change(&a, Some("blue"), &volumes(bare), "why")
+    let c = plan_change(&a, Some("blue"), None, &volumes(bare), "why")
         .unwrap()
         .expect("a change");
     assert_eq!(c.add, tags(&[("ebs.csi.aws.com/cluster", "true")]));
@@ -132,7 +132,7 @@ fn the_cluster_scoped_policy_needs_the_cluster_name_of_the_role() {
         !green.allows(&blue_volume()),
         "green's driver cannot use blue's volume"
     );
-    let c = plan_change(&green, Some("blue"), &volumes(blue_volume()), "why")
+    let c = plan_change(&green, Some("blue"), None, &volumes(blue_volume()), "why")
         .unwrap()
         .expect("a change");
     assert_eq!(c.add, tags(&[("ebs.csi.aws.com/cluster-name", "green")]));
@@ -155,7 +155,7 @@ fn the_cluster_scoped_policy_needs_the_cluster_name_of_the_role() {
     // rollback removes what the hand-over added.
     let mut untagged = blue_volume();
     untagged.remove("ebs.csi.aws.com/cluster-name");
-    let c = plan_change(&green, Some("blue"), &volumes(untagged.clone()), "")
+    let c = plan_change(&green, Some("blue"), None, &volumes(untagged.clone()), "")
         .unwrap()
         .unwrap();
     let mut t = untagged.clone();
@@ -172,7 +172,7 @@ fn the_cluster_scoped_policy_needs_the_cluster_name_of_the_role() {
     let none = access(&[cluster_scoped()], &Tags::new());
     assert!(none.attach.is_empty(), "{none:?}");
     assert!(none.skipped.iter().any(|s| s.contains("eks-cluster-name")));
-    assert!(plan_change(&none, Some("blue"), &volumes(blue_volume()), "").is_err());
+    assert!(plan_change(&none, Some("blue"), None, &volumes(blue_volume()), "").is_err());
 }
 
 #[test]
@@ -190,7 +190,7 @@ fn a_custom_policy_on_the_in_tree_ownership_tag_hands_that_tag_over() {
         json!({"Statement": [{"Effect": "Deny", "Action": "ec2:CreateSnapshot", "Resource": "*"}]});
     let a = access(&[custom, deny], &Tags::new());
     assert_eq!(a.attach.len(), 1, "{a:?}");
-    let c = plan_change(&a, Some("blue"), &volumes(blue_volume()), "")
+    let c = plan_change(&a, Some("blue"), None, &volumes(blue_volume()), "")
         .unwrap()
         .unwrap();
     assert_eq!(c.add, tags(&[("kubernetes.io/cluster/green", "owned")]));
@@ -252,8 +252,67 @@ fn the_published_documents_read_as_the_fixtures_do() {
     assert!(green.allows(&tags(&[("ebs.csi.aws.com/cluster-name", "green")])));
     assert!(!green.allows(&tags(&[("ebs.csi.aws.com/cluster-name", "blue")])));
     assert!(!green.allows(&blue_volume()));
-    let c = plan_change(&green, Some("blue"), &volumes(blue_volume()), "why")
+    let c = plan_change(&green, Some("blue"), None, &volumes(blue_volume()), "why")
         .unwrap()
         .expect("a change");
     assert_eq!(c.add, tags(&[("ebs.csi.aws.com/cluster-name", "green")]));
+}
+
+/// Blue's ownership tags go with the volume: left naming blue, the volume reads as
+/// blue's to whatever retires blue's resources by them, and as a third cluster's to the
+/// next move (green → teal refused it, `volume-foreign-cluster`).
+#[test]
+fn blues_ownership_tags_are_handed_to_green_and_rollback_puts_them_back() {
+    let in_tree = tags(&[
+        ("KubernetesCluster", "blue"),
+        ("kubernetes.io/cluster/blue", "owned"),
+        ("kubernetes.io/created-for/pvc/name", "data-cache-0"),
+    ]);
+    // Green's classic driver needs no tag, yet the ownership moves.
+    let classic = access(&[classic()], &role("green"));
+    let c = plan_change(
+        &classic,
+        Some("blue"),
+        Some("green"),
+        &volumes(in_tree.clone()),
+        "",
+    )
+    .unwrap()
+    .expect("the ownership tags change");
+    assert_eq!(
+        c.add,
+        tags(&[
+            ("KubernetesCluster", "green"),
+            ("kubernetes.io/cluster/green", "owned")
+        ])
+    );
+    assert_eq!(c.remove, vec!["kubernetes.io/cluster/blue".to_string()]);
+    let mut after = in_tree.clone();
+    after.remove("kubernetes.io/cluster/blue");
+    after.extend(c.add.clone());
+    assert!(c.made_on(&after));
+    assert!(foreign_owners(&after, "green", "teal").is_empty());
+    // Rollback puts blue's back and takes green's away.
+    let (add, remove) = c.restore("vol-0", &after);
+    assert_eq!(
+        add,
+        tags(&[
+            ("KubernetesCluster", "blue"),
+            ("kubernetes.io/cluster/blue", "owned")
+        ])
+    );
+    assert_eq!(remove, vec!["kubernetes.io/cluster/green".to_string()]);
+    // The cluster-scoped driver's own tag and the ownership move in one change.
+    let scoped = access(&[cluster_scoped()], &role("green"));
+    let c = plan_change(&scoped, Some("blue"), Some("green"), &volumes(in_tree), "")
+        .unwrap()
+        .expect("a change");
+    assert_eq!(c.add["ebs.csi.aws.com/cluster-name"], "green");
+    assert_eq!(c.add["KubernetesCluster"], "green");
+    assert_eq!(c.remove, vec!["kubernetes.io/cluster/blue".to_string()]);
+    // Without green's name, nothing of ownership is guessed.
+    assert_eq!(
+        plan_change(&classic, Some("blue"), None, &volumes(blue_volume()), "").unwrap(),
+        None
+    );
 }

@@ -416,7 +416,7 @@ fn scoped_world(replicas: i32) -> (AppPlan, Observed) {
         .iter()
         .map(|(id, e)| (id.clone(), e.tags.clone()))
         .collect();
-    app.handover = plan_change(&green, Some("blue"), &tags, "test").unwrap();
+    app.handover = plan_change(&green, Some("blue"), None, &tags, "test").unwrap();
     assert!(app.handover.is_some());
     (app, obs)
 }

@@ -1324,7 +1324,7 @@ mod tests {
                 .iter()
                 .map(|(id, e)| (id.clone(), e.tags.clone()))
                 .collect();
-            app.handover = plan_change(&green, Some("blue"), &tags, "test").unwrap();
+            app.handover = plan_change(&green, Some("blue"), None, &tags, "test").unwrap();
         }
         let original: Vec<_> = fixtures.iter().map(|(_, o)| o.ec2.clone()).collect();
         let world = Simulated::with(&fixtures);
