@@ -1366,6 +1366,11 @@ pub struct DemoArgs {
     /// demo's files there are replaced; a dir holding anything else is refused.
     #[arg(long, value_name = "DIR", default_value = ".baton/demo")]
     pub state_dir: PathBuf,
+    /// How many upgrades to run: 2 also deletes blue's node group, releases its subnets,
+    /// creates a third cluster (teal) in the space they held, and moves everything again,
+    /// green → teal, then retires green.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub cycles: u8,
 }
 
 #[derive(Debug, Args)]

@@ -441,3 +441,49 @@ fn report_renders(tmp: &Path, snapshots: &[(String, String)], migration: &str) {
     assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000);
     println!("report screenshot: {}", shot.display());
 }
+
+/// `baton demo --cycles 2`: the upgrade as a routine. After the first story, blue's node
+/// group goes, its subnets are released, teal is made in the space they held, and
+/// everything moves again, green → teal, with every volume's data continuing and nothing
+/// of blue left.
+#[test]
+fn two_cycles_move_everything_again_into_the_space_blue_freed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = baton(
+        tmp.path(),
+        &["demo", "--state-dir", "demo", "--cycles", "2"],
+    );
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let mut at = 0;
+    for step in [
+        "[16/23] retire blue",
+        "[17/23] blue's node group",
+        "[18/23] blue's subnets",
+        "[19/23] teal's network",
+        "[20/23] teal",
+        "[21/23] green → teal",
+        "[22/23] retire green",
+        "[23/23] final check of both cycles",
+    ] {
+        let found = out[at..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step} missing or out of order:\n{out}"));
+        at += found;
+    }
+    assert!(!out.contains("SKIPPED") && !out.contains("FAILED"), "{out}");
+    assert!(
+        out.contains("✓ every volume's data continued across both moves")
+            && out.contains("✓ nothing of blue is left"),
+        "{out}"
+    );
+    // teal's subnets lie where blue's were.
+    let teal = out
+        .lines()
+        .find(|l| l.contains("created for teal"))
+        .unwrap();
+    assert!(
+        teal.contains("3 subnets created for teal, 3 of them"),
+        "{teal}"
+    );
+}

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use self::steps::{Demo, ORDER, Outcome};
+use self::steps::{Demo, Outcome, Step};
 use crate::args::DemoArgs;
 use crate::commands::report::record::{self, StepRecord, StepStatus};
 use crate::commands::show;
@@ -41,21 +41,30 @@ const OWN: &[&str] = &[
     "retire",
     "retire-plan.json",
     "retire.json",
+    "retire-subnets.json",
+    "retire-plan-green.json",
+    "retire-green.json",
+    "grants-teal",
+    "identity-teal",
+    "bindings-teal",
+    "traffic-teal",
+    "migration-teal",
 ];
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = prepare_dir(&args.state_dir)?;
     let started = Instant::now();
     let mut demo = Demo::new(&args, &dir);
+    let order = steps::order(args.cycles);
     outln!(
         "baton demo: scenario {:?}, state in {} — {} steps, each shown as it runs",
         args.scenario,
         dir.display(),
-        ORDER.len()
+        order.len()
     );
     let mut failed = false;
     let interrupted = tokio::select! {
-        () = run_steps(&mut demo, &mut failed) => false,
+        () = run_steps(&mut demo, &order, &mut failed) => false,
         r = tokio::signal::ctrl_c() => { r.context("failed to listen for Ctrl-C")?; true }
     };
     if interrupted {
@@ -107,12 +116,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs the steps in order until one fails.
-async fn run_steps(demo: &mut Demo, failed: &mut bool) {
-    for (i, step) in ORDER.iter().enumerate() {
+async fn run_steps(demo: &mut Demo, order: &[Step], failed: &mut bool) {
+    for (i, step) in order.iter().enumerate() {
         outln!(
             "\n[{}/{}] {} — {}",
             i + 1,
-            ORDER.len(),
+            order.len(),
             step.name(),
             step.about()
         );
