@@ -213,6 +213,25 @@ fn cycle(sim: &Sim, from: &str, to: &str, mirror: &[&str]) -> (Vec<String>, Vec<
             .concat(),
         )
     };
+    // A crash after the second removal (as kill -9 would, before its journal line):
+    // running the same command again finishes the work.
+    let o = sim.baton_with(
+        &[
+            &["retire", "apply", "--blue", from, "--green", to][..],
+            &["--state-dir", ".", "--quiet-for", "1s", "--yes"],
+        ]
+        .concat(),
+        &[("BATON_CRASH_AFTER_MUTATIONS", "2".to_string())],
+    );
+    assert_ne!(code(&o), Some(0), "it crashed: {}", text(&o.stderr));
+    let journal =
+        std::fs::read_to_string(sim.dir.path().join(format!("retire/{from}/retire.jsonl")))
+            .unwrap();
+    assert_eq!(
+        journal.matches("\"sending\"").count(),
+        journal.matches("\"sent\"").count() + 1,
+        "the journal shows the request in flight: {journal}"
+    );
     let o = retire(&["--yes"]);
     assert_eq!(code(&o), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
     let o = retire(&["--dry-run"]);

@@ -29,6 +29,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::args::{ClusterArgs, Output, RetireApplyArgs, RetireArgs};
+use crate::commands::crash::crash_point;
 use crate::commands::files::{RequestJournal, read_json, read_lines, write_json};
 use crate::commands::output::{confirm, render, table};
 use crate::commands::retry::poll_until;
@@ -139,7 +140,9 @@ pub async fn apply(a: RetireApplyArgs) -> anyhow::Result<ExitCode> {
                         format!(
                             "failed to send `{line}` (requests sent before it stay; run again to finish)"
                         )
-                    })
+                    })?;
+                    crash_point();
+                    anyhow::Ok(())
                 })
                 .await?;
             errln!("sent: {}", r.what);
