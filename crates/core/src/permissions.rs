@@ -204,6 +204,19 @@ const IRSA_READ: IamStatement = IamStatement {
     resources: &["*"],
 };
 
+/// The pods' IAM roles read with their policies and their trust rewritten (identity
+/// adds green's statement, retire takes blue's out).
+const ROLE_TRUST: IamStatement = IamStatement {
+    actions: &[
+        "iam:GetRole",
+        "iam:ListAttachedRolePolicies",
+        "iam:ListRolePolicies",
+        "iam:GetRolePolicy",
+        "iam:UpdateAssumeRolePolicy",
+    ],
+    resources: &["arn:aws:iam::*:role/*"],
+};
+
 /// Snapshots of the moved volumes, tagged with the migration id at creation.
 const SNAPSHOT: IamStatement = IamStatement {
     actions: &["ec2:CreateSnapshot", "ec2:CreateTags"],
@@ -269,16 +282,7 @@ pub const COMMANDS: &[CommandPermissions] = &[
         ],
         iam: &[
             EC2_READ,
-            IamStatement {
-                actions: &[
-                    "iam:GetRole",
-                    "iam:ListAttachedRolePolicies",
-                    "iam:ListRolePolicies",
-                    "iam:GetRolePolicy",
-                    "iam:UpdateAssumeRolePolicy",
-                ],
-                resources: &["arn:aws:iam::*:role/*"],
-            },
+            ROLE_TRUST,
             IAM_DRIVER_POLICIES,
             IamStatement {
                 actions: &[
@@ -536,17 +540,7 @@ pub const COMMANDS: &[CommandPermissions] = &[
                 actions: &["eks:DescribeCluster"],
                 resources: &["arn:aws:eks:*:*:cluster/*"],
             },
-            IamStatement {
-                // The roles' trust (read with their policies, as identity reads them).
-                actions: &[
-                    "iam:GetRole",
-                    "iam:ListAttachedRolePolicies",
-                    "iam:ListRolePolicies",
-                    "iam:GetRolePolicy",
-                    "iam:UpdateAssumeRolePolicy",
-                ],
-                resources: &["arn:aws:iam::*:role/*"],
-            },
+            ROLE_TRUST,
             IAM_DRIVER_POLICIES,
             IamStatement {
                 actions: &["ec2:RevokeSecurityGroupIngress"],

@@ -438,40 +438,15 @@ impl Demo {
 
     async fn network_plan(&mut self) -> anyhow::Result<Outcome> {
         let env = running(&self.env)?;
-        let green = env
-            .scenario
-            .clusters
-            .get(1)
-            .context("the scenario has no second (green) cluster")?;
-        let zone_of: BTreeMap<&str, &str> = env
-            .scenario
-            .vpc
-            .subnets
-            .iter()
-            .map(|s| (s.name.as_str(), s.az.as_str()))
-            .collect();
-        let azs: BTreeSet<&str> = green
-            .nodes
-            .iter()
-            .filter_map(|n| zone_of.get(n.subnet.as_str()).copied())
-            .collect();
-        let nodes: usize = green.nodes.iter().map(|n| n.count).sum();
-        let instance_type = green
-            .nodes
-            .first()
-            .map_or("m5.large", |n| n.instance_type.as_str());
-        // 40 pods a node: what the seed's customer runs, well within an m6i.xlarge.
-        let pods = nodes * 40;
+        let (green, azs, nodes, pods, instance_type) = sizing(env)?;
         std::fs::create_dir_all(self.dir.join("network"))?;
-        let azs = azs.into_iter().collect::<Vec<_>>().join(",");
-        let (nodes, pods) = (nodes.to_string(), pods.to_string());
         let mut a = args([
             "network",
             "plan",
             "--vpc",
             &env.seeded.vpc_id,
             "--cluster-name",
-            &green.name,
+            &green,
             "--azs",
             &azs,
             "--nodes",
@@ -479,7 +454,7 @@ impl Demo {
             "--pods",
             &pods,
             "--instance-type",
-            instance_type,
+            &instance_type,
             "--custom-networking",
             "--out",
             "network/plan.json",
@@ -1357,30 +1332,8 @@ impl Demo {
     async fn next_network(&mut self) -> anyhow::Result<Outcome> {
         let env = running(&self.env)?;
         let (blue, green) = cluster_names(env);
-        let spec = env
-            .scenario
-            .clusters
-            .get(1)
-            .context("the scenario has no second (green) cluster")?;
-        let zone_of: BTreeMap<&str, &str> = env
-            .scenario
-            .vpc
-            .subnets
-            .iter()
-            .map(|s| (s.name.as_str(), s.az.as_str()))
-            .collect();
-        let azs: BTreeSet<&str> = spec
-            .nodes
-            .iter()
-            .filter_map(|n| zone_of.get(n.subnet.as_str()).copied())
-            .collect();
-        let nodes: usize = spec.nodes.iter().map(|n| n.count).sum();
-        let instance_type = spec
-            .nodes
-            .first()
-            .map_or("m5.large", |n| n.instance_type.as_str());
-        let azs = azs.into_iter().collect::<Vec<_>>().join(",");
-        let (nodes, pods) = (nodes.to_string(), (nodes * 40).to_string());
+        // Sized as green was.
+        let (_, azs, nodes, pods, instance_type) = sizing(env)?;
         env.baton
             .ok(&args([
                 "network",
@@ -1398,7 +1351,7 @@ impl Demo {
                 "--pods",
                 &pods,
                 "--instance-type",
-                instance_type,
+                &instance_type,
                 "--out",
                 NEXT_PLAN_FILE,
             ]))
@@ -1766,6 +1719,42 @@ async fn blue_to_green_json(
         bail!("`baton {shown}` exited {:?}", ran.code);
     }
     serde_json::from_str(&ran.stdout).with_context(|| format!("failed to read {shown}'s output"))
+}
+
+/// Green's name and what its network plan asks for, from the scenario's green: (name,
+/// zones, nodes, pods, instance type), the counts as arguments.
+fn sizing(env: &Env) -> anyhow::Result<(String, String, String, String, String)> {
+    let green = env
+        .scenario
+        .clusters
+        .get(1)
+        .context("the scenario has no second (green) cluster")?;
+    let zone_of: BTreeMap<&str, &str> = env
+        .scenario
+        .vpc
+        .subnets
+        .iter()
+        .map(|s| (s.name.as_str(), s.az.as_str()))
+        .collect();
+    let azs: BTreeSet<&str> = green
+        .nodes
+        .iter()
+        .filter_map(|n| zone_of.get(n.subnet.as_str()).copied())
+        .collect();
+    let nodes: usize = green.nodes.iter().map(|n| n.count).sum();
+    let instance_type = green
+        .nodes
+        .first()
+        .map_or("m5.large", |n| n.instance_type.as_str());
+    // 40 pods a node: what the seed's customer runs, well within an m6i.xlarge.
+    let pods = nodes * 40;
+    Ok((
+        green.name.clone(),
+        azs.into_iter().collect::<Vec<_>>().join(","),
+        nodes.to_string(),
+        pods.to_string(),
+        instance_type.to_string(),
+    ))
 }
 
 /// Blue's and green's context names (the scenario's first and second clusters).
