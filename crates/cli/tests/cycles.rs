@@ -232,8 +232,17 @@ fn cycle(sim: &Sim, from: &str, to: &str, mirror: &[&str]) -> (Vec<String>, Vec<
         journal.matches("\"sent\"").count() + 1,
         "the journal shows the request in flight: {journal}"
     );
-    let o = retire(&["--yes"]);
+    // Run again, with the target group deleted too once its targets are gone.
+    let o = retire(&["--delete-target-groups", "--yes"]);
     assert_eq!(code(&o), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    let gone = sim.ec2(async |aws| {
+        aws.describe_target_groups(None, std::slice::from_ref(&from_tg))
+            .await
+    });
+    assert!(
+        gone.as_ref().is_err_and(|e| e.is_not_found()),
+        "{from}'s target group was deleted: {gone:?}"
+    );
     let o = retire(&["--dry-run"]);
     assert_eq!(code(&o), Some(0), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), "", "a second apply sends nothing");

@@ -527,6 +527,7 @@ pub const COMMANDS: &[CommandPermissions] = &[
             },
             IamStatement {
                 actions: &[
+                    "elasticloadbalancing:DescribeLoadBalancers",
                     "elasticloadbalancing:DescribeListeners",
                     "elasticloadbalancing:DescribeRules",
                     "elasticloadbalancing:DescribeTargetGroups",

@@ -358,6 +358,42 @@ async fn wait_targets_gone(aws: &Aws, arn: &str, delay: u64) -> anyhow::Result<(
     })
 }
 
+/// A forward action of a load balancer: (listener, rule — None for the default action —,
+/// its forward config).
+type ForwardAction = (String, Option<String>, baton_aws::ForwardConfig);
+
+/// Every forward action of a load balancer's listeners and their rules.
+async fn forward_actions(aws: &Aws, lb: &str) -> anyhow::Result<Vec<ForwardAction>> {
+    let mut out = Vec::new();
+    for l in aws
+        .describe_listeners(lb)
+        .await
+        .with_context(|| format!("failed to read the listeners of {lb}"))?
+    {
+        for action in &l.default_actions {
+            if let Some(f) = &action.forward {
+                out.push((l.arn.clone(), None, f.clone()));
+            }
+        }
+        for r in aws
+            .describe_rules(&l.arn)
+            .await
+            .with_context(|| format!("failed to read the rules of {}", l.arn))?
+        {
+            // The default rule is the listener's default action, read above.
+            if r.is_default {
+                continue;
+            }
+            for action in &r.actions {
+                if let Some(f) = &action.forward {
+                    out.push((l.arn.clone(), Some(r.arn.clone()), f.clone()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A cluster's node and pod subnets (ids), and its EKS name from its nodes.
 async fn subnets_of(
     cluster: &Cluster,
@@ -532,6 +568,17 @@ async fn make(a: &RetireArgs, command: &[&str]) -> anyhow::Result<Made> {
     let now = SystemTime::now();
     let mut target_groups = Vec::new();
     let mut delays = BTreeMap::new();
+    let albs: Vec<baton_aws::LoadBalancer> = if footprint.target_groups.is_empty() {
+        Vec::new()
+    } else {
+        aws.describe_load_balancers(&[], &[])
+            .await
+            .context("failed to list the load balancers")?
+            .into_iter()
+            .filter(|lb| lb.kind == "application")
+            .collect()
+    };
+    let mut actions: BTreeMap<String, Vec<ForwardAction>> = BTreeMap::new();
     for arn in footprint.target_groups.clone() {
         let tg = match aws
             .describe_target_groups(None, std::slice::from_ref(&arn))
@@ -549,42 +596,32 @@ async fn make(a: &RetireArgs, command: &[&str]) -> anyhow::Result<Made> {
             .with_context(|| format!("failed to read the deregistration delay of {arn}"))?
             .as_secs();
         delays.insert(arn.clone(), delay);
+        // The load balancers that may forward to it: those AWS lists for the group, the
+        // shifts', and every ALB of its VPC (moto does not list a group a listener
+        // gained by ModifyListener; AWS does).
         let mut lbs: BTreeSet<String> = tg.load_balancer_arns.iter().cloned().collect();
+        lbs.extend(shift_lbs.get(&arn).cloned().unwrap_or_default());
+        lbs.extend(
+            albs.iter()
+                .filter(|lb| lb.vpc_id.is_some() && lb.vpc_id == tg.vpc_id)
+                .map(|lb| lb.arn.clone()),
+        );
         let mut forwards = Vec::new();
         for lb in &lbs {
-            for l in aws.describe_listeners(lb).await? {
-                for action in &l.default_actions {
-                    if let Some(f) = &action.forward
-                        && f.weight_of(&arn).is_some()
-                    {
-                        forwards.push(retire::ForwardUse {
-                            load_balancer: lb.clone(),
-                            listener: l.arn.clone(),
-                            rule: None,
-                            forward: from_aws(f),
-                        });
-                    }
-                }
-                for r in aws.describe_rules(&l.arn).await? {
-                    if r.is_default {
-                        continue;
-                    }
-                    for action in &r.actions {
-                        if let Some(f) = &action.forward
-                            && f.weight_of(&arn).is_some()
-                        {
-                            forwards.push(retire::ForwardUse {
-                                load_balancer: lb.clone(),
-                                listener: l.arn.clone(),
-                                rule: Some(r.arn.clone()),
-                                forward: from_aws(f),
-                            });
-                        }
-                    }
+            if !actions.contains_key(lb) {
+                actions.insert(lb.clone(), forward_actions(&aws, lb).await?);
+            }
+            for (listener, rule, f) in &actions[lb] {
+                if f.weight_of(&arn).is_some() {
+                    forwards.push(retire::ForwardUse {
+                        load_balancer: lb.clone(),
+                        listener: listener.clone(),
+                        rule: rule.clone(),
+                        forward: from_aws(f),
+                    });
                 }
             }
         }
-        lbs.extend(shift_lbs.get(&arn).cloned().unwrap_or_default());
         let registered = aws.describe_target_health(&arn).await?.len();
         let quiet_seconds = quiet.max(delay);
         let start = now - Duration::from_secs(quiet_seconds);

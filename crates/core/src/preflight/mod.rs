@@ -357,8 +357,12 @@ pub fn check(
     // The planner reports a missing class per claim; one finding per object is enough.
     let mut seen = BTreeSet::new();
     findings.retain(|f| seen.insert((f.check.clone(), f.object.clone(), f.problem.clone())));
-    findings
-        .sort_by(|a, b| (a.severity, &a.check, &a.object).cmp(&(b.severity, &b.check, &b.object)));
+    // Findings that say the same stand together (one check may say different things, e.g.
+    // a re-tag with or without the ownership tags), each list in the objects' order.
+    findings.sort_by(|a, b| {
+        (a.severity, &a.check, &a.problem, &a.object)
+            .cmp(&(b.severity, &b.check, &b.problem, &b.object))
+    });
     let outcome = Outcome::of(&findings, &unchecked);
     Report {
         from: blue.context.clone(),
