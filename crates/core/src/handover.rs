@@ -427,6 +427,7 @@ pub fn plan_change(
             green.describe()
         ));
     };
+    let needed = target.clone();
     let add: Tags = target
         .into_iter()
         .filter(|(_, v)| !(v.contains('*') || v.contains('?')))
@@ -443,14 +444,30 @@ pub fn plan_change(
             remove.push(blue_key);
         }
     }
-    // Blue's ownership tags go with the volume too, unless green's driver needs them.
+    // Blue's ownership tags go with the volume too, unless green's driver needs them as
+    // they are (a key its policy names is left to what it needs), and only if green's
+    // driver may still use the volumes so tagged.
+    let (mut with_add, mut with_remove) = (add.clone(), remove.clone());
     for (k, v) in own_add {
-        add.entry(k).or_insert(v);
+        if !needed.contains_key(&k) {
+            with_add.entry(k).or_insert(v);
+        }
     }
     for k in own_remove {
-        if !add.contains_key(&k) && !remove.contains(&k) {
-            remove.push(k);
+        if !needed.contains_key(&k) && !with_add.contains_key(&k) && !with_remove.contains(&k) {
+            with_remove.push(k);
         }
+    }
+    let after = |t: &Tags| {
+        let mut t = t.clone();
+        for k in &with_remove {
+            t.remove(k);
+        }
+        t.extend(with_add.clone());
+        t
+    };
+    if volumes.values().all(|t| green.allows(&after(t))) {
+        (add, remove) = (with_add, with_remove);
     }
     Ok(Some(change_of(add, remove, volumes, why)))
 }

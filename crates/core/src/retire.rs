@@ -689,7 +689,7 @@ fn volumes(i: &Inputs, checks: &mut Vec<Check>) {
                     "move the app that uses claim {c} to green (baton migrate, then commit), or back it up and delete it; baton never retires a cluster that holds live data"
                 ),
                 None => format!(
-                    "delete PV {} in blue if its volume is green's or no longer needed (its reclaim policy decides the volume's fate), or move its data first",
+                    "if its volume is green's or no longer needed, first make PV {0} Retain in blue (kubectl patch pv {0} -p '{{\"spec\":{{\"persistentVolumeReclaimPolicy\":\"Retain\"}}}}'), then delete it: deleted under Delete, blue's driver would delete the EBS volume too",
                     v.pv
                 ),
             }),
@@ -706,6 +706,23 @@ fn network(i: &Inputs, checks: &mut Vec<Check>, kept: &mut Vec<String>) -> Vec<R
     let mut out = Vec::new();
     if i.blue_ranges.is_empty() {
         kept.push("security groups: blue's ranges are not known (no node or pod subnet read), so no rule is changed".into());
+        return out;
+    }
+    if i.green_ranges.is_empty() {
+        // Without green's ranges, every rule would look like it admits green already.
+        checks.push(check(
+            "green-network",
+            Status::Fail,
+            "security groups",
+            format!(
+                "green's ranges are not known (none of its nodes' or ENIConfigs' subnets was read), so baton cannot tell whether green is admitted where blue's ranges ({}) are",
+                join(&i.blue_ranges)
+            ),
+            Some(format!(
+                "check that {}'s nodes run on EC2 instances baton can read (ec2:DescribeInstances), then run retire plan again",
+                i.green
+            )),
+        ));
         return out;
     }
     let missing = mirror::mirror(&i.security_groups, &i.blue_ranges, &i.green_ranges);
@@ -1393,6 +1410,19 @@ mod tests {
                 .as_deref()
                 .unwrap()
                 .contains("baton identity apply")
+        );
+    }
+
+    #[test]
+    fn unknown_green_ranges_block_and_revoke_nothing() {
+        let mut i = idle();
+        i.green_ranges.clear();
+        let p = plan(&i);
+        assert_eq!(failing(&p), ["green-network"]);
+        assert!(
+            !p.removals
+                .iter()
+                .any(|r| matches!(r, Removal::Revoke { .. }))
         );
     }
 

@@ -316,3 +316,26 @@ fn blues_ownership_tags_are_handed_to_green_and_rollback_puts_them_back() {
         None
     );
 }
+
+/// A policy that keys on an ownership tag as blue left it (a team's shared policy
+/// admitting `KubernetesCluster=blue`): that tag is not moved, for green's attach
+/// would be refused in the window.
+#[test]
+fn an_ownership_tag_greens_policy_needs_is_left_as_it_is() {
+    let shared = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["ec2:AttachVolume", "ec2:DetachVolume"],
+         "Resource": "arn:aws:ec2:*:*:volume/*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/KubernetesCluster": "blue"}}},
+        {"Effect": "Allow", "Action": ["ec2:AttachVolume", "ec2:DetachVolume"],
+         "Resource": "arn:aws:ec2:*:*:instance/*"}
+    ]});
+    let green = access(&[shared], &role("green"));
+    let in_tree = tags(&[
+        ("KubernetesCluster", "blue"),
+        ("kubernetes.io/cluster/blue", "owned"),
+    ]);
+    assert!(green.allows(&in_tree));
+    let c = plan_change(&green, Some("blue"), Some("green"), &volumes(in_tree), "");
+    // Moving the ownership would lock green out: nothing moves.
+    assert_eq!(c, Ok(None));
+}

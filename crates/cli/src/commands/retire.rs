@@ -105,6 +105,10 @@ pub async fn apply(a: RetireApplyArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(code::OK));
     }
+    // What blue held, kept for the runs after its nodes (which say it) are gone.
+    let dir = made.dir.clone();
+    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    write_json(&dir.join(FOOTPRINT), &made.footprint)?;
     if !requests.is_empty() {
         if !a.yes {
             for r in &requests {
@@ -118,10 +122,6 @@ pub async fn apply(a: RetireApplyArgs) -> anyhow::Result<ExitCode> {
                 plural(requests.len(), "request")
             ),
         )?;
-        let dir = made.dir.clone();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("failed to create {}", dir.display()))?;
-        write_json(&dir.join(FOOTPRINT), &made.footprint)?;
         let mut journal = RequestJournal::open(&dir, JOURNAL)?;
         let mut bindings_waited = false;
         for r in &requests {
@@ -184,7 +184,14 @@ enum Send {
     Binding(baton_kube::request::Mutation),
     Revoke(RevokeSecurityGroupIngress),
     Trust(UpdateAssumeRolePolicy),
-    Forward(baton_aws::ForwardChange),
+    /// The change as built for the dry run and the question, and what rebuilds it just
+    /// before it is sent (the action as read then must still be `before`).
+    Forward(
+        baton_aws::ForwardChange,
+        ForwardTarget,
+        baton_aws::ForwardConfig,
+        baton_aws::ForwardConfig,
+    ),
     TargetGroup(DeleteTargetGroup, u64),
     Subnet(DeleteSubnet),
     Block(DisassociateVpcCidrBlock),
@@ -232,7 +239,7 @@ async fn requests(made: &Made, dry_run: bool) -> anyhow::Result<Vec<Request>> {
                     .forward_change(&target, expected.as_ref(), &to_aws(forward))
                     .await
                     .with_context(|| format!("failed to build the change of {}", target.arn()))?;
-                Send::Forward(change)
+                Send::Forward(change, target, to_aws(before), to_aws(forward))
             }
             Removal::TargetGroup { arn, .. } => Send::TargetGroup(
                 DeleteTargetGroup {
@@ -251,7 +258,7 @@ async fn requests(made: &Made, dry_run: bool) -> anyhow::Result<Vec<Request>> {
             Send::Binding(m) => format!("{} {m}", made.blue.context),
             Send::Revoke(x) => x.to_string(),
             Send::Trust(x) => x.to_string(),
-            Send::Forward(x) => x.to_string(),
+            Send::Forward(x, ..) => x.to_string(),
             Send::TargetGroup(x, _) => x.to_string(),
             Send::Subnet(x) => x.to_string(),
             Send::Block(x) => x.to_string(),
@@ -277,8 +284,11 @@ async fn send(made: &Made, s: &Send) -> anyhow::Result<()> {
             other => other?,
         },
         Send::Trust(t) => aws.update_trust(t).await?,
-        Send::Forward(f) => {
-            aws.modify_forward(f).await?;
+        Send::Forward(_, target, before, new) => {
+            // Built again now: the bindings' wait or an earlier change of the same action
+            // came between; weights someone else set since are a conflict, not overwritten.
+            let fresh = aws.forward_change(target, Some(before), new).await?;
+            aws.modify_forward(&fresh).await?;
         }
         Send::TargetGroup(d, _) => match aws.delete_target_group(d).await {
             Err(e) if e.is_not_found() => {}
@@ -866,9 +876,12 @@ fn delete_commands(made: &Made) -> Vec<String> {
     let region = made.aws.region();
     match &made.footprint.eks_name {
         Some(n) => vec![
-            format!("eksctl delete cluster --name {n} --region {region}"),
             format!(
-                "aws eks list-nodegroups --cluster-name {n} --region {region}  # then, for each: aws eks delete-nodegroup --cluster-name {n} --nodegroup-name NODEGROUP; last: aws eks delete-cluster --name {n} --region {region}"
+                "aws eks list-nodegroups --cluster-name {n} --region {region}  # then, for each: aws eks delete-nodegroup --cluster-name {n} --nodegroup-name NODEGROUP"
+            ),
+            format!("aws eks delete-cluster --name {n} --region {region}"),
+            format!(
+                "or, if eksctl made it: eksctl delete cluster --name {n} --region {region} — not if eksctl also made the VPC green uses: deleting that stack removes the VPC's shared network"
             ),
         ],
         None => vec![format!(
@@ -880,7 +893,12 @@ fn delete_commands(made: &Made) -> Vec<String> {
 
 fn print(made: &Made, output: Output) -> anyhow::Result<()> {
     let plan = &made.plan;
-    let deletes = delete_commands(made);
+    // How to delete blue's cluster is said only once nothing blocks its retirement.
+    let deletes = if plan.blocking().is_empty() {
+        delete_commands(made)
+    } else {
+        Vec::new()
+    };
     if output != Output::Table {
         out!(
             "{}",
@@ -957,11 +975,13 @@ fn print(made: &Made, output: Output) -> anyhow::Result<()> {
             outln!("  {k}");
         }
     }
-    outln!(
-        "\nbaton never deletes an EBS volume, a cluster or a node group. Delete blue's cluster with the tool that made it:"
-    );
-    for d in &deletes {
-        outln!("  {d}");
+    if plan.blocking().is_empty() {
+        outln!(
+            "\nbaton never deletes an EBS volume, a cluster or a node group. Once retire apply has run, delete blue's node groups, run retire apply --release-subnets, then delete the cluster, with the tool that made it:"
+        );
+        for d in &deletes {
+            outln!("  {d}");
+        }
     }
     if !plan.blocking().is_empty() {
         outln!(
