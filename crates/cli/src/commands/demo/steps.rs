@@ -1659,7 +1659,7 @@ impl Demo {
             }
         }
         let bindings = baton_kube::Cluster::connect(
-            &KubeconfigSource::file(&self.dir.join("sim/kubeconfig")),
+            &KubeconfigSource::file(self.dir.join("sim/kubeconfig")),
             &blue,
         )
         .await?
