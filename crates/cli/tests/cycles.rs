@@ -259,7 +259,7 @@ fn leftovers(sim: &Sim, ranges: &[&str], provider_id: &str) -> (Vec<String>, Vec
             g.ingress.iter().flat_map(move |r| {
                 r.cidrs
                     .iter()
-                    .filter(|c| ranges.iter().any(|b| c.as_str() == *b))
+                    .filter(|c| ranges.contains(&c.as_str()))
                     .map(move |c| format!("{} {c}", g.id))
             })
         })
