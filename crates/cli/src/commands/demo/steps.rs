@@ -1135,15 +1135,7 @@ impl Demo {
             volumes: &self.volumes,
         };
         let invariants = verify::invariants(&world).await?;
-        for i in &invariants {
-            outln!(
-                "  {} {}: {}",
-                if i.held { "✓" } else { "✗" },
-                i.name,
-                i.detail
-            );
-        }
-        let broken = invariants.iter().filter(|i| !i.held).count();
+        let broken = print_invariants(&invariants);
         let total = invariants.len();
         self.record.invariants = invariants;
         if broken > 0 {
@@ -1679,15 +1671,7 @@ impl Demo {
                 )
             },
         });
-        for i in &invariants {
-            outln!(
-                "  {} {}: {}",
-                if i.held { "✓" } else { "✗" },
-                i.name,
-                i.detail
-            );
-        }
-        let failed = invariants.iter().filter(|i| !i.held).count();
+        let failed = print_invariants(&invariants);
         let total = invariants.len();
         self.record.invariants.extend(invariants);
         if failed > 0 {
@@ -1719,6 +1703,19 @@ async fn blue_to_green_json(
         bail!("`baton {shown}` exited {:?}", ran.code);
     }
     serde_json::from_str(&ran.stdout).with_context(|| format!("failed to read {shown}'s output"))
+}
+
+/// Prints each invariant as held (✓) or not (✗); how many did not hold.
+fn print_invariants(invariants: &[Invariant]) -> usize {
+    for i in invariants {
+        outln!(
+            "  {} {}: {}",
+            if i.held { "✓" } else { "✗" },
+            i.name,
+            i.detail
+        );
+    }
+    invariants.iter().filter(|i| !i.held).count()
 }
 
 /// Green's name and what its network plan asks for, from the scenario's green: (name,
