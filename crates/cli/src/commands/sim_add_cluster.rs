@@ -10,7 +10,7 @@ use anyhow::Context;
 use baton_sim::estate::{AddedCluster, NewCluster};
 use serde_json::Value;
 
-use super::sim_fault::Running;
+use super::sim_fault::{Running, not_running};
 use crate::args::SimAddClusterArgs;
 use crate::exit::{Refused, code};
 
@@ -21,20 +21,8 @@ pub async fn run(args: SimAddClusterArgs) -> anyhow::Result<ExitCode> {
     let dir = &args.state_dir;
     let sim = Running::find(dir)?;
     let kubeconfig = dir.join("kubeconfig");
-    let not_running = |why: String| {
-        Refused(format!(
-            "failed to reach a running `baton sim up` in {}: {why}\nhint: start it with `baton sim up --state-dir {}` (in another shell), or pass the --state-dir it was started with",
-            dir.display(),
-            dir.display()
-        ))
-    };
-    let via = sim
-        .kubeconfig
-        .contexts()
-        .map_err(|e| not_running(e.to_string()))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| not_running(format!("{} has no context", kubeconfig.display())))?;
+    let not_running = |why: String| not_running(dir, why);
+    let via = sim.control_context(dir)?;
     let cluster = baton_kube::Cluster::connect(&sim.kubeconfig, &via)
         .await
         .map_err(|e| not_running(e.to_string()))?;

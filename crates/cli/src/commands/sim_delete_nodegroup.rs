@@ -11,27 +11,15 @@ use baton_sim::estate::DeletedNodeGroup;
 use serde_json::Value;
 
 use super::sim::deleted_line;
-use super::sim_fault::Running;
+use super::sim_fault::{Running, not_running};
 use crate::args::SimDeleteNodegroupArgs;
 use crate::exit::{Refused, code};
 
 pub async fn run(args: SimDeleteNodegroupArgs) -> anyhow::Result<ExitCode> {
     let dir = &args.state_dir;
     let sim = Running::find(dir)?;
-    let not_running = |why: String| {
-        Refused(format!(
-            "failed to reach a running `baton sim up` in {}: {why}\nhint: start it with `baton sim up --state-dir {}` (in another shell), or pass the --state-dir it was started with",
-            dir.display(),
-            dir.display()
-        ))
-    };
-    let via = sim
-        .kubeconfig
-        .contexts()
-        .map_err(|e| not_running(e.to_string()))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| not_running("its kubeconfig has no context".into()))?;
+    let not_running = |why: String| not_running(dir, why);
+    let via = sim.control_context(dir)?;
     let client = sim
         .kubeconfig
         .client(&via)

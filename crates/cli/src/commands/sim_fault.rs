@@ -56,7 +56,28 @@ pub(crate) struct Running {
     aws_endpoint: Option<String>,
 }
 
+/// The refusal of a command that needs a running `baton sim up` in `dir` and found none
+/// answering, saying why.
+pub(crate) fn not_running(dir: &Path, why: impl std::fmt::Display) -> crate::exit::Expected {
+    Refused(format!(
+        "failed to reach a running `baton sim up` in {}: {why}\nhint: start it with `baton sim up --state-dir {}` (in another shell), or pass the --state-dir it was started with",
+        dir.display(),
+        dir.display()
+    ))
+}
+
 impl Running {
+    /// The first context of the sim's kubeconfig: the API server its control requests
+    /// (`/debug/clusters`) go to.
+    pub(crate) fn control_context(&self, dir: &Path) -> Result<String, crate::exit::Expected> {
+        self.kubeconfig
+            .contexts()
+            .map_err(|e| not_running(dir, e))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| not_running(dir, "its kubeconfig has no context"))
+    }
+
     pub(crate) fn find(dir: &Path) -> anyhow::Result<Self> {
         let env_file = dir.join("env");
         let env = std::fs::read_to_string(&env_file).map_err(|e| {
