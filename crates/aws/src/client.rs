@@ -7,6 +7,8 @@
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+
+use crate::retried::SayRetries;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_http_client::tls;
 use aws_types::region::Region;
@@ -138,12 +140,37 @@ impl Aws {
         Ok(Self {
             probe: aws_sdk_sts::Client::from_conf(probe),
             endpoint,
-            ec2: aws_sdk_ec2::Client::new(&sdk),
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
-            eks: aws_sdk_eks::Client::new(&sdk),
-            iam: aws_sdk_iam::Client::new(&sdk),
-            kms: aws_sdk_kms::Client::new(&sdk),
+            // Each client says its first retry once (crate::retried).
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(&sdk)
+                    .interceptor(SayRetries)
+                    .build(),
+            ),
+            elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+                aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk)
+                    .interceptor(SayRetries)
+                    .build(),
+            ),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(&sdk)
+                    .interceptor(SayRetries)
+                    .build(),
+            ),
+            eks: aws_sdk_eks::Client::from_conf(
+                aws_sdk_eks::config::Builder::from(&sdk)
+                    .interceptor(SayRetries)
+                    .build(),
+            ),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(&sdk)
+                    .interceptor(SayRetries)
+                    .build(),
+            ),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(&sdk)
+                    .interceptor(SayRetries)
+                    .build(),
+            ),
             page_size: config.page_size,
             max_attempts: config.retry.max_attempts.max(1),
             bounds: config.timeouts.describe(),

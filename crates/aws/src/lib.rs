@@ -49,6 +49,7 @@ mod instances;
 mod kms;
 mod metrics;
 mod oidc;
+mod retried;
 mod security_groups;
 mod seed;
 mod snapshots;

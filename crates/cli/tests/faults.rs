@@ -157,3 +157,41 @@ fn migrate_under_faults_completes_or_stops_cleanly_and_resumes() {
         eprintln!("seed {seed}: first run exit {code:?}");
     }
 }
+
+/// A transient failure of a read never ends a command: the plan's first read of
+/// HorizontalPodAutoscalers answered 500 (which once ended `migrate` before it started),
+/// three of green's reads in a row answered 500, a read was reset, and EC2 answered
+/// DescribeVolumes with a 500 — `plan` still plans, and says once per API that it retried.
+#[test]
+fn a_transient_error_on_a_read_is_tried_again_and_said_once() {
+    let sim = common::sim_up();
+    sim.grant_keys();
+    sim.trust_green();
+    for rule in [
+        "blue:resource=horizontalpodautoscalers:nth=1:500",
+        "green:method=GET:burst=2+3:500",
+        "blue:method=GET:nth=4:reset",
+        "aws:action=DescribeVolumes:nth=1:500",
+    ] {
+        sim.fault(&["add", rule]);
+    }
+    let o = sim.baton(&["plan", "--from", "blue", "--to", "green", "-o", "json"]);
+    let err = common::text(&o.stderr);
+    assert!(
+        o.status.success(),
+        "plan failed: {err}\n{}",
+        common::text(&o.stdout)
+    );
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["apps"].as_array().map(Vec::len), Some(3), "{plan}");
+    assert_eq!(
+        err.matches("baton tries such requests again").count(),
+        1,
+        "the clusters' retries are said once: {err}"
+    );
+    assert_eq!(
+        err.matches("baton tries such calls again").count(),
+        1,
+        "AWS's retries are said once: {err}"
+    );
+}

@@ -11,7 +11,7 @@ use kube::discovery::{Discovery, Scope, verbs};
 use serde_json::Value;
 
 use crate::KubeError;
-use crate::cluster::{Cluster, api_err, reread};
+use crate::cluster::{Cluster, api_err};
 
 /// One object to save.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +85,7 @@ impl Cluster {
                 let what = format!("get {} {}/{name}", ar.kind, s.namespace);
                 let name = name.to_string();
                 async move {
-                    reread(|| api.get_opt(&name))
+                    api.get_opt(&name)
                         .await
                         .map_err(api_err(&self.context, what))
                 }
@@ -118,7 +118,8 @@ impl Cluster {
         }
         let pv_api: Api<DynamicObject> = Api::all_with(self.client.clone(), &pv_ar);
         for name in pvs {
-            if let Some(o) = reread(|| pv_api.get_opt(&name))
+            if let Some(o) = pv_api
+                .get_opt(&name)
                 .await
                 .map_err(api_err(&self.context, format!("get PV {name}")))?
             {
@@ -152,7 +153,7 @@ impl Cluster {
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(self.client.clone(), namespace, &ar);
                 let params = ListParams::default();
-                let list = reread(|| api.list(&params)).await.map_err(api_err(
+                let list = api.list(&params).await.map_err(api_err(
                     &self.context,
                     format!("list {} in {namespace}", ar.plural),
                 ))?;

@@ -8,7 +8,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::json;
 
 use crate::KubeError;
-use crate::cluster::{Cluster, api_err, reread};
+use crate::cluster::{Cluster, api_err};
 use crate::request::{Method, Mutation, Tolerate};
 
 /// The TargetGroupBinding kind as the controller's CRD serves it.
@@ -88,7 +88,7 @@ impl Cluster {
         let mut out = Vec::new();
         for (where_, api) in apis {
             let params = ListParams::default();
-            let list = match reread(|| api.list(&params)).await {
+            let list = match api.list(&params).await {
                 Ok(l) => l,
                 Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
                 Err(e) => {
@@ -117,7 +117,7 @@ impl Cluster {
         use k8s_openapi::api::core::v1::Namespace;
         let api = Api::<Namespace>::all(self.client.clone());
         let params = ListParams::default().labels(&format!("{key}={value}"));
-        let list = reread(|| api.list(&params)).await.map_err(api_err(
+        let list = api.list(&params).await.map_err(api_err(
             &self.context,
             format!("list namespaces labelled {key}={value}"),
         ))?;

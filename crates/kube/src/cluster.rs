@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use baton_core::machine::Side;
 use baton_core::world::{ClusterView, WorkloadKind};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -65,7 +64,10 @@ pub struct Cluster {
     pub server: String,
     /// The kubeconfig, as errors name it ([`KubeconfigSource::describe`]).
     kubeconfig: String,
+    /// Tries transient failures again ([`crate::retry`]).
     pub(crate) client: kube::Client,
+    /// The same connection without retries, for [`Cluster::reach`], which counts its own.
+    bare: kube::Client,
     /// Started by the first [`Cluster::watch`] or wait; stopped when the last clone goes.
     cache: Arc<OnceLock<WatchCache>>,
 }
@@ -93,19 +95,6 @@ pub(crate) fn api_err(
 
 static LIST: std::sync::LazyLock<ListParams> = std::sync::LazyLock::new(ListParams::default);
 
-/// Repeats a read while it fails transiently (up to 4 tries, 50 ms doubling).
-pub(crate) async fn reread<T, F, Fut>(f: F) -> Result<T, kube::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, kube::Error>>,
-{
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(50))
-        .with_factor(2.0)
-        .with_max_times(3);
-    f.retry(backoff).when(crate::transient).await
-}
-
 /// A label selector in the API's string form (`a=b,c in (d,e),!f`), through
 /// `kube::core::Selector`; None when it is empty (it would select everything) or has an
 /// operator the API does not define.
@@ -123,12 +112,13 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
 impl Cluster {
     /// Connects through `context`.
     pub async fn connect(source: &KubeconfigSource, context: &str) -> Result<Self, KubeError> {
-        let (client, server) = source.connection(context).await?;
+        let (bare, server) = source.connection(context).await?;
         Ok(Self {
             context: context.to_string(),
             server,
             kubeconfig: source.describe(),
-            client,
+            client: crate::retry::patient(bare.clone(), context),
+            bare,
             cache: Arc::default(),
         })
     }
@@ -147,7 +137,7 @@ impl Cluster {
         loop {
             attempts += 1;
             let reason =
-                match tokio::time::timeout(REACH_ANSWER, self.client.apiserver_version()).await {
+                match tokio::time::timeout(REACH_ANSWER, self.bare.apiserver_version()).await {
                     Err(_) => format!("no answer within {} s", REACH_ANSWER.as_secs()),
                     Ok(Err(e)) if crate::auth_failed(&e) => {
                         return Err(KubeError::Auth {
@@ -204,7 +194,9 @@ impl Cluster {
 
     /// The server's gitVersion.
     pub async fn version(&self) -> Result<String, KubeError> {
-        let v = reread(|| self.client.apiserver_version())
+        let v = self
+            .client
+            .apiserver_version()
             .await
             .map_err(api_err(&self.context, "read the server version"))?;
         Ok(v.git_version)
@@ -217,7 +209,8 @@ impl Cluster {
         // A read is safe to repeat: a transient failure is retried here, so one failed
         // list of a plan's many does not fail the plan.
         let params = ListParams::default();
-        Ok(reread(|| api.list(&params))
+        Ok(api
+            .list(&params)
             .await
             .map_err(api_err(&self.context, format!("list {what}")))?
             .items)
@@ -230,7 +223,7 @@ impl Cluster {
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
         let params = ListParams::default();
-        match reread(|| api.list(&params)).await {
+        match api.list(&params).await {
             Ok(l) => Ok(l.items),
             Err(e) if is_status(&e, 404) => Ok(Vec::new()),
             Err(e) => Err(api_err(&self.context, format!("list {what}"))(e)),
@@ -373,7 +366,7 @@ impl Cluster {
     ) -> Result<BTreeMap<(String, String, String), Vec<String>>, KubeError> {
         let api = self.namespaced::<HorizontalPodAutoscaler>(ns);
         let params = ListParams::default();
-        let items = match reread(|| api.list(&params)).await {
+        let items = match api.list(&params).await {
             Ok(l) => l.items,
             Err(e) if is_status(&e, 404) => Vec::new(),
             Err(e) => return Err(api_err(&self.context, "list horizontalpodautoscalers")(e)),
@@ -420,7 +413,7 @@ impl Cluster {
         let (ns, name) = EBS_CSI_SERVICE_ACCOUNT;
         let api =
             Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(self.client.clone(), ns);
-        let sa = reread(|| api.get_opt(name)).await.map_err(api_err(
+        let sa = api.get_opt(name).await.map_err(api_err(
             &self.context,
             format!("get ServiceAccount {ns}/{name}"),
         ))?;
@@ -449,7 +442,7 @@ impl Cluster {
         let mut out = Vec::new();
         for (where_, api) in apis {
             let params = kube::api::ListParams::default();
-            let list = reread(|| api.list(&params)).await.map_err(api_err(
+            let list = api.list(&params).await.map_err(api_err(
                 &self.context,
                 format!("list ServiceAccounts in {where_}"),
             ))?;
@@ -483,7 +476,7 @@ impl Cluster {
         name: &str,
     ) -> Result<Option<PersistentVolumeClaim>, KubeError> {
         let api = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns);
-        reread(|| api.get_opt(name))
+        api.get_opt(name)
             .await
             .map_err(api_err(&self.context, format!("get claim {ns}/{name}")))
     }
@@ -496,7 +489,7 @@ impl Cluster {
         name: &str,
     ) -> Result<Option<baton_core::world::StatefulSet>, KubeError> {
         let api = Api::<StatefulSet>::namespaced(self.client.clone(), ns);
-        let set = reread(|| api.get_opt(name)).await.map_err(api_err(
+        let set = api.get_opt(name).await.map_err(api_err(
             &self.context,
             format!("get StatefulSet {ns}/{name}"),
         ))?;
@@ -515,7 +508,7 @@ impl Cluster {
             WorkloadKind::StatefulSet => self.statefulset(ns, name).await,
             WorkloadKind::Deployment => {
                 let api = Api::<Deployment>::namespaced(self.client.clone(), ns);
-                let d = reread(|| api.get_opt(name)).await.map_err(api_err(
+                let d = api.get_opt(name).await.map_err(api_err(
                     &self.context,
                     format!("get Deployment {ns}/{name}"),
                 ))?;
@@ -528,7 +521,7 @@ impl Cluster {
     /// A PV, if it exists.
     pub async fn volume(&self, name: &str) -> Result<Option<PersistentVolume>, KubeError> {
         let api = Api::<PersistentVolume>::all(self.client.clone());
-        reread(|| api.get_opt(name))
+        api.get_opt(name)
             .await
             .map_err(api_err(&self.context, format!("get PV {name}")))
     }
@@ -577,14 +570,15 @@ impl Cluster {
             async {
                 let (set, deploy) = match kind {
                     WorkloadKind::StatefulSet => (
-                        reread(|| sets.get_opt(sts))
+                        sets.get_opt(sts)
                             .await
                             .map_err(api_err(ctx, format!("get StatefulSet {ns}/{sts}")))?,
                         None,
                     ),
                     WorkloadKind::Deployment => (
                         None,
-                        reread(|| deploys.get_opt(sts))
+                        deploys
+                            .get_opt(sts)
                             .await
                             .map_err(api_err(ctx, format!("get Deployment {ns}/{sts}")))?,
                     ),
@@ -601,7 +595,8 @@ impl Cluster {
                     Some(sel) => ListParams::default().labels(&sel),
                     None => ListParams::default(),
                 };
-                let pod_list = reread(|| pods.list(&params))
+                let pod_list = pods
+                    .list(&params)
                     .await
                     .map_err(api_err(ctx, format!("list pods in {ns}")))?;
                 Ok(((set, deploy), pod_list.items))
@@ -609,7 +604,8 @@ impl Cluster {
             async {
                 match cached {
                     Some(items) => Ok(items),
-                    None => reread(|| vas.list(&LIST))
+                    None => vas
+                        .list(&LIST)
                         .await
                         .map(|l| l.items)
                         .map_err(api_err(ctx, "list volumeattachments")),
@@ -618,7 +614,8 @@ impl Cluster {
             futures::future::try_join_all(claims.iter().map(|name| {
                 let claims_api = &claims_api;
                 async move {
-                    reread(|| claims_api.get_opt(name))
+                    claims_api
+                        .get_opt(name)
                         .await
                         .map_err(api_err(ctx, format!("get claim {ns}/{name}")))
                 }
@@ -626,7 +623,8 @@ impl Cluster {
             futures::future::try_join_all(pvs.iter().map(|name| {
                 let pv_api = &pv_api;
                 async move {
-                    reread(|| pv_api.get_opt(name))
+                    pv_api
+                        .get_opt(name)
                         .await
                         .map_err(api_err(ctx, format!("get PV {name}")))
                 }

@@ -8,7 +8,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::Value;
 
 use crate::KubeError;
-use crate::cluster::{Cluster, api_err, reread};
+use crate::cluster::{Cluster, api_err};
 use crate::request::{Method, Mutation, Tolerate};
 
 fn resource(kind: FenceKind, version: &str) -> ApiResource {
@@ -62,7 +62,7 @@ impl Cluster {
                 let api: Api<DynamicObject> =
                     Api::all_with(self.client.clone(), &resource(kind, version));
                 let params = ListParams::default();
-                match reread(|| api.list(&params)).await {
+                match api.list(&params).await {
                     Ok(l) => {
                         return Ok(l
                             .items
@@ -112,7 +112,7 @@ impl Cluster {
                 &f.namespace,
                 &resource(f.kind, version),
             );
-            let found = match reread(|| api.get_opt(&f.name)).await {
+            let found = match api.get_opt(&f.name).await {
                 Ok(o) => o,
                 Err(kube::Error::Api(s)) if s.code == 404 => None,
                 Err(e) => return Err(api_err(&self.context, format!("read {f}"))(e)),
@@ -133,7 +133,7 @@ impl Cluster {
     async fn serves(&self, kind: FenceKind, version: &str) -> Result<bool, KubeError> {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource(kind, version));
         let params = ListParams::default().limit(1);
-        match reread(|| api.list(&params)).await {
+        match api.list(&params).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
             Err(e) => Err(api_err(&self.context, format!("list {}", kind.plural()))(e)),

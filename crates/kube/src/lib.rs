@@ -21,6 +21,7 @@ pub mod network;
 pub mod preflight;
 pub mod request;
 pub mod retire;
+pub mod retry;
 pub mod velero;
 
 use std::path::{Path, PathBuf};
@@ -290,13 +291,16 @@ impl KubeconfigSource {
     }
 
     /// A client for one context, failing clearly when the context is unknown.
+    /// Transient failures are tried again ([`retry::patient`]).
     pub async fn client(&self, context: &str) -> Result<kube::Client, KubeError> {
-        Ok(self.connection(context).await?.0)
+        let (client, _) = self.connection(context).await?;
+        Ok(retry::patient(client, context))
     }
 
     /// A client for one context and the server URL it talks to. Connecting takes at most
     /// [`CONNECT_TIMEOUT`] (kube's default is 30 s), so a server that is not there is
-    /// reported in seconds.
+    /// reported in seconds. The client does not retry: [`KubeconfigSource::client`] and
+    /// [`Cluster`] wrap it in [`retry::patient`].
     pub async fn connection(&self, context: &str) -> Result<(kube::Client, String), KubeError> {
         let kubeconfig = self.load()?;
         if !kubeconfig.contexts.iter().any(|c| c.name == context) {
@@ -323,6 +327,8 @@ impl KubeconfigSource {
                 reason: plain(&e),
             })?;
         config.connect_timeout = Some(CONNECT_TIMEOUT);
+        // One retry policy for every request: `retry::patient`'s, around this client.
+        config.default_retry = false;
         let server = config.cluster_url.to_string();
         let server = server.strip_suffix('/').unwrap_or(&server).to_string();
         let client = kube::Client::try_from(config).map_err(|e| KubeError::Client {

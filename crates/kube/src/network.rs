@@ -7,7 +7,7 @@ use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
 use crate::KubeError;
-use crate::cluster::{Cluster, api_err, reread};
+use crate::cluster::{Cluster, api_err};
 
 /// The ENIConfig kind as the VPC CNI installs it.
 pub fn eni_config_resource() -> ApiResource {
@@ -23,7 +23,7 @@ impl Cluster {
     pub async fn eni_configs(&self) -> Result<Vec<EniConfigView>, KubeError> {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &eni_config_resource());
         let params = ListParams::default();
-        let list = match reread(|| api.list(&params)).await {
+        let list = match api.list(&params).await {
             Ok(l) => l,
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Vec::new()),
             Err(e) => return Err(api_err(&self.context, "list ENIConfigs")(e)),

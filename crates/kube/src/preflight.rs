@@ -15,7 +15,7 @@ use k8s_openapi::api::storage::v1::CSIDriver;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
-use crate::cluster::{Cluster, api_err, reread, selector_string};
+use crate::cluster::{Cluster, api_err, selector_string};
 use crate::helm;
 use crate::{KubeError, helm::RELEASE_TYPE};
 
@@ -309,7 +309,8 @@ impl Cluster {
             };
             let api = Api::<Pod>::namespaced(self.client.clone(), &ns);
             let params = ListParams::default().labels(&sel);
-            let pods = reread(|| api.list(&params))
+            let pods = api
+                .list(&params)
                 .await
                 .map_err(api_err(&self.context, format!("list pods in {ns}")))?
                 .items;

@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::ListParams;
 
 use crate::KubeError;
-use crate::cluster::{Cluster, api_err, reread};
+use crate::cluster::{Cluster, api_err};
 
 /// One PV on an EBS volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,11 +29,13 @@ impl Cluster {
     pub async fn ebs_volumes(&self) -> Result<Vec<EbsVolume>, KubeError> {
         let params = ListParams::default();
         let pvs = Api::<PersistentVolume>::all(self.client.clone());
-        let pvs = reread(|| pvs.list(&params))
+        let pvs = pvs
+            .list(&params)
             .await
             .map_err(api_err(&self.context, "list PersistentVolumes"))?;
         let pods = Api::<Pod>::all(self.client.clone());
-        let pods = reread(|| pods.list(&params))
+        let pods = pods
+            .list(&params)
             .await
             .map_err(api_err(&self.context, "list pods"))?;
         let mut mounts: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();

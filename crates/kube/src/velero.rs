@@ -12,7 +12,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 use crate::KubeError;
-use crate::cluster::{Cluster, api_err, reread};
+use crate::cluster::{Cluster, api_err};
 use crate::request::{Method, Mutation, Tolerate};
 
 /// A Backup's phase, as Velero writes it in `status.phase`.
@@ -175,7 +175,7 @@ impl Cluster {
     /// Whether a namespace exists.
     pub async fn has_namespace(&self, ns: &str) -> Result<bool, KubeError> {
         let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
-        reread(|| api.get_opt(ns))
+        api.get_opt(ns)
             .await
             .map(|n| n.is_some())
             .map_err(api_err(&self.context, format!("get namespace {ns}")))

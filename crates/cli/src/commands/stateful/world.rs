@@ -2,10 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context;
-use backon::{ExponentialBuilder, Retryable};
 use baton_aws::{Aws, AwsConfig, Filter, VolumeState};
 use baton_core::handover::{self, Driver, Drivers, KeyCheck};
 use baton_core::keys::{self, KeyUse};
@@ -159,7 +157,7 @@ pub async fn open_aws(aws: &AwsTarget) -> anyhow::Result<Aws> {
     }
 }
 
-/// Reads both clusters and EC2 and plans, retrying transient errors (reads only).
+/// Reads both clusters and EC2 and plans (each read tries transient failures again).
 pub async fn make_plan(
     blue: &Cluster,
     green: &Cluster,
@@ -190,18 +188,9 @@ pub async fn read_world(
     aws: &Aws,
     selection: &Selection,
 ) -> anyhow::Result<(Plan, World)> {
-    // Reads only: a transient error (5xx, 429, a reset) is worth up to 6 more tries.
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_factor(2.0)
-        .with_max_times(6);
-    (|| read_and_plan(blue, green, aws, selection))
-        .retry(backoff)
-        .when(is_transient)
-        .notify(|e, pause| {
-            tracing::info!(error = %format!("{e:#}"), ?pause, "transient error while planning; retrying");
-        })
-        .await
+    // Each read tries transient failures again itself (baton_kube::retry for the
+    // clusters, the SDK's standard retry for AWS); what still fails here is not transient.
+    read_and_plan(blue, green, aws, selection).await
 }
 
 async fn read_and_plan(

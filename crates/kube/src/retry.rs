@@ -1,0 +1,273 @@
+//! Every request baton sends to an API server goes through [`Patient`]: a transient
+//! failure is tried again with backoff rather than ending the command.
+//!
+//! - **Any method** is tried again after a `429 Too Many Requests` (waiting the
+//!   `Retry-After` the server asked for, as API priority and fairness sends it), a `503`
+//!   or a `504`: the server did not do the work, or timed out doing it, and baton's writes
+//!   are idempotent. This is what kube-rs's default retry did for baton before; it is
+//!   turned off ([`kube::Config::default_retry`]) so that one policy, here, decides.
+//! - **A read** (`GET`, which changes nothing) is also tried again after a `500` or a
+//!   `502` and after a connection that failed or was lost before the answer (refused,
+//!   reset, a read timeout). A write that failed that way is left to its caller, which
+//!   knows whether repeating it is safe and journals it.
+//!
+//! The first retry of the process is said once on stderr (a `WARN` line naming the
+//! context, the request and the answer); later ones only at debug level, so a command
+//! under a flaky server says so once rather than once per retry.
+//!
+//! Not retried: an answer that is not transient (4xx but 429), credentials the context's
+//! user cannot produce (kube-rs's `AuthError`), a request whose body cannot be sent twice,
+//! and a request past its last attempt, which returns what the server last said.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+
+/// Attempts per request, the first included.
+pub const ATTEMPTS: u32 = 9;
+/// Backoff before the first retry; doubled for each next one, up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// Upper bound of one backoff.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Upper bound of a server's `Retry-After` that baton honours; a longer one is waited
+/// this long.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Whether the process has said that it retries (once per process).
+static SAID: AtomicBool = AtomicBool::new(false);
+
+/// What went wrong with one attempt, when it is worth another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transient {
+    /// The server answered with this status.
+    Status(u16),
+    /// No answer: the connection failed or was lost.
+    Unanswered(String),
+}
+
+impl std::fmt::Display for Transient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Status(s) => match StatusCode::from_u16(*s)
+                .ok()
+                .and_then(|c| c.canonical_reason())
+            {
+                Some(reason) => write!(f, "answered {s} {reason}"),
+                None => write!(f, "answered {s}"),
+            },
+            Self::Unanswered(why) => write!(f, "gave no answer ({why})"),
+        }
+    }
+}
+
+/// Whether an answer of `status` to a request of `method` is worth another attempt.
+pub fn retry_status(method: &Method, status: StatusCode) -> bool {
+    match status.as_u16() {
+        429 | 503 | 504 => true,
+        500 | 502 => method == Method::GET,
+        _ => false,
+    }
+}
+
+/// The wait before attempt `attempt + 1` (`attempt` ≥ 1 is the one that failed): the
+/// server's `Retry-After` seconds when it gave them (at most [`MAX_RETRY_AFTER`]),
+/// else [`FIRST_BACKOFF`] doubled per attempt up to [`MAX_BACKOFF`].
+pub fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    if let Some(after) = retry_after {
+        return after.min(MAX_RETRY_AFTER);
+    }
+    let doubled = FIRST_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(16));
+    doubled.min(MAX_BACKOFF)
+}
+
+/// A `Retry-After` header in seconds (the form the API server sends).
+fn retry_after<B>(response: &Response<B>) -> Option<Duration> {
+    let v = response.headers().get(http::header::RETRY_AFTER)?;
+    v.to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// A copy of `req` for another attempt, when its body can be sent again.
+fn again(req: &Request<Body>) -> Option<Request<Body>> {
+    let mut copy = Request::new(req.body().try_clone()?);
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    *copy.extensions_mut() = req.extensions().clone();
+    Some(copy)
+}
+
+/// Says once per process that baton retries, then only at debug level.
+fn say(context: &str, method: &Method, path: &str, why: &Transient, wait: Duration) {
+    if !SAID.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "{context} {why} to {method} {path}; baton tries such requests again with backoff (said once; `-vv` shows each retry)"
+        );
+    } else {
+        tracing::debug!(%context, %method, path, %why, ?wait, "retrying");
+    }
+}
+
+/// The request service around a [`kube::Client`] that tries transient failures again
+/// (see the module's documentation). Build a client on it with [`patient`].
+#[derive(Clone)]
+pub struct Patient {
+    inner: kube::Client,
+    context: Arc<str>,
+}
+
+/// `client` with [`Patient`] retries, for the kubeconfig context `context`. `client`
+/// itself should be built with kube-rs's default retry off, or 429s are retried twice
+/// over.
+pub fn patient(client: kube::Client, context: &str) -> kube::Client {
+    let ns = client.default_namespace().to_string();
+    let valid_until = *client.valid_until();
+    kube::Client::new(
+        Patient {
+            inner: client,
+            context: context.into(),
+        },
+        ns,
+    )
+    .with_valid_until(valid_until)
+}
+
+impl std::fmt::Debug for Patient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Patient")
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+impl tower_service::Service<Request<Body>> for Patient {
+    type Response = Response<Body>;
+    type Error = kube::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, kube::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // kube::Client buffers; readiness is awaited in `send`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let client = self.inner.clone();
+        let context = self.context.clone();
+        Box::pin(async move {
+            let method = req.method().clone();
+            let path = req.uri().path().to_string();
+            let mut next = Some(req);
+            let mut attempt = 1;
+            loop {
+                let req = next.take().expect("a request for each attempt");
+                let spare = (attempt < ATTEMPTS).then(|| again(&req)).flatten();
+                let result = client.send(req).await;
+                let Some(spare) = spare else {
+                    return result;
+                };
+                let (why, wait) = match &result {
+                    Ok(res) if retry_status(&method, res.status()) => (
+                        Transient::Status(res.status().as_u16()),
+                        backoff(attempt, retry_after(res)),
+                    ),
+                    Err(e)
+                        if method == Method::GET
+                            && crate::unanswered(e)
+                            && !crate::auth_failed(e) =>
+                    {
+                        (
+                            Transient::Unanswered(crate::innermost(e)),
+                            backoff(attempt, None),
+                        )
+                    }
+                    _ => return result,
+                };
+                say(&context, &method, &path, &why, wait);
+                drop(result);
+                tokio::time::sleep(wait).await;
+                next = Some(spare);
+                attempt += 1;
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_retry_server_errors_and_writes_only_what_the_server_did_not_do() {
+        let get = Method::GET;
+        let patch = Method::PATCH;
+        for s in [429, 500, 502, 503, 504] {
+            assert!(retry_status(&get, StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [429, 503, 504] {
+            assert!(
+                retry_status(&patch, StatusCode::from_u16(s).unwrap()),
+                "{s}"
+            );
+        }
+        for s in [500, 502] {
+            assert!(
+                !retry_status(&patch, StatusCode::from_u16(s).unwrap()),
+                "{s}"
+            );
+        }
+        for s in [200, 400, 401, 403, 404, 409, 410, 422] {
+            assert!(!retry_status(&get, StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_honours_retry_after_up_to_a_minute() {
+        assert_eq!(backoff(1, None), Duration::from_millis(50));
+        assert_eq!(backoff(2, None), Duration::from_millis(100));
+        assert_eq!(backoff(4, None), Duration::from_millis(400));
+        assert_eq!(backoff(8, None), MAX_BACKOFF);
+        assert_eq!(backoff(40, None), MAX_BACKOFF);
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(backoff(1, Some(Duration::from_secs(600))), MAX_RETRY_AFTER);
+    }
+
+    #[test]
+    fn a_request_with_a_body_is_copied_whole() {
+        let mut req = Request::new(Body::from(b"{\"a\":1}".to_vec()));
+        *req.method_mut() = Method::PATCH;
+        *req.uri_mut() = "/api/v1/namespaces/x/pods/p".parse().unwrap();
+        req.headers_mut().insert(
+            "content-type",
+            "application/merge-patch+json".parse().unwrap(),
+        );
+        let copy = again(&req).unwrap();
+        assert_eq!(copy.method(), Method::PATCH);
+        assert_eq!(copy.uri(), req.uri());
+        assert_eq!(copy.headers(), req.headers());
+    }
+
+    #[test]
+    fn what_went_wrong_reads_as_an_answer() {
+        assert_eq!(
+            Transient::Status(500).to_string(),
+            "answered 500 Internal Server Error"
+        );
+        assert_eq!(
+            Transient::Unanswered("connection reset".into()).to_string(),
+            "gave no answer (connection reset)"
+        );
+    }
+}
