@@ -13,7 +13,7 @@
 //!   cargo bench -p baton --bench migrate -- [--scenario large|default|FILE]
 //!       [--latency-ms 0,20] [--parallel 250] [--max-down 12] [--naive-parallel 64]
 //!       [--skip-naive]
-//!       [--fingerprint-flush-s 300]
+//!       [--fingerprint-flush-s 300] [--delays zero|aws]
 //!
 //! Figures: wall time; Kubernetes and AWS calls per volume (baton's own: the emulator's
 //! controllers are in-process, and baton's AWS calls go through a proxy of their own);
@@ -24,8 +24,12 @@
 //! `--latency-ms`). The emulator's own timing (moto above all) jitters the window by
 //! ~0.1 s from run to run, so the estimate is ± 0.1 s / L: at 20 ms and a scenario of
 //! three apps it can be several round trips off; add a larger L (`0,20,100`) for a
-//! steadier figure. With the emulator's physical delays at zero, the window is all tool
-//! overhead.
+//! steadier figure. With the emulator's physical delays at zero (the default), the window
+//! is all tool overhead. `--delays aws` sets them to typical AWS and kubelet figures
+//! ([`AWS_DELAYS`], each with its source): then each window is also read against its floor,
+//! the sum of those waits, which no tool can shorten, and the overhead is the window's
+//! excess over the floor in per cent (with `--skip-naive`: the naive order would wait them
+//! too, at length).
 //!
 //! moto is single-threaded and shared by baton and the emulated clusters, so the emulator's
 //! own AWS traffic competes with baton's. The largest part of it is the running pods'
@@ -58,6 +62,87 @@ struct Args {
     skip_naive: bool,
     /// How often running pods write their data fingerprints to EC2.
     fingerprint_flush: Duration,
+    /// The emulator's physical delays: none (the window is all overhead) or AWS's
+    /// (`--delays aws`: each window is also read against its floor).
+    physical: Physical,
+}
+
+/// The emulator's physical delays during a run.
+#[derive(Clone, Copy, PartialEq)]
+enum Physical {
+    /// All zero: the window is baton's and the emulator's overhead alone.
+    Zero,
+    /// Typical figures of EBS and the kubelet ([`AWS_DELAYS`]).
+    Aws,
+}
+
+/// The physical waits of one app's window as AWS and the kubelet take them, typical and
+/// conservative rather than flattering (seconds), with where each figure comes from. No
+/// tool can shorten them: blue's pod stops, EC2 detaches the volume, attaches it to
+/// green's node, green's pod starts.
+const AWS_DELAYS: [(&str, u64, &str); 4] = [
+    (
+        "pod_stop",
+        15,
+        "pod deletion to volume unmounted and reported: a database's fast shutdown (1-5 s; \
+         PostgreSQL docs, Server Shutdown) plus the kubelet's node status update that reports \
+         the unmount (nodeStatusUpdateFrequency 10 s; kubelet config reference); grace \
+         period caps it at 30 s (Kubernetes docs, Pod termination)",
+    ),
+    (
+        "detach",
+        13,
+        "DetachVolume to available: 'EBS volumes typically take 10 seconds to detach' \
+         (aws/karpenter-provider-aws designs/statefulset-disruption.md), seen by the EBS CSI \
+         driver's poll at 11.9 s (pkg/cloud/cloud.go attachmentBackoff 1 s x1.8)",
+    ),
+    (
+        "attach",
+        10,
+        "AttachVolume to attached and seen by the kubelet: '5 seconds to attach' (same \
+         Karpenter design), the driver's poll at 6.0 s, the kubelet's \
+         VerifyControllerAttachedVolume backoff (500 ms doubling) and volumesInUse update",
+    ),
+    (
+        "pod_start",
+        15,
+        "volume attached to Ready: NodeStage/NodePublish on an existing filesystem \
+         (blkid, fsck, mount: 1-2 s; EBS CSI driver node.go, mount-utils), container start, \
+         and a readiness probe every 10 s by default (Kubernetes docs, Configure probes)",
+    ),
+];
+
+impl Physical {
+    fn delays(self, fingerprint_flush: Duration) -> Delays {
+        let base = Delays {
+            fingerprint_flush,
+            ..Delays::default()
+        };
+        match self {
+            Self::Zero => base,
+            Self::Aws => {
+                let secs = |name: &str| {
+                    let (_, s, _) = AWS_DELAYS.iter().find(|(n, _, _)| *n == name).unwrap();
+                    Duration::from_secs(*s)
+                };
+                Delays {
+                    pod_stop: secs("pod_stop"),
+                    detach: secs("detach"),
+                    attach: secs("attach"),
+                    pod_start: secs("pod_start"),
+                    ..base
+                }
+            }
+        }
+    }
+
+    /// The floor of one window: the physical waits, one after another.
+    fn floor_seconds(self) -> f64 {
+        match self {
+            Self::Zero => 0.0,
+            Self::Aws => AWS_DELAYS.iter().map(|(_, s, _)| *s as f64).sum(),
+        }
+    }
 }
 
 fn args() -> Args {
@@ -69,6 +154,7 @@ fn args() -> Args {
         naive_parallel: 64,
         skip_naive: false,
         fingerprint_flush: Duration::from_secs(300),
+        physical: Physical::Zero,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -88,6 +174,13 @@ fn args() -> Args {
                 a.naive_parallel = it.next().and_then(|s| s.parse().ok()).expect("N")
             }
             "--skip-naive" => a.skip_naive = true,
+            "--delays" => {
+                a.physical = match it.next().as_deref() {
+                    Some("zero") => Physical::Zero,
+                    Some("aws") => Physical::Aws,
+                    other => panic!("--delays zero|aws, not {other:?}"),
+                }
+            }
             "--fingerprint-flush-s" => {
                 a.fingerprint_flush =
                     Duration::from_secs(it.next().and_then(|s| s.parse().ok()).expect("SECONDS"))
@@ -106,13 +199,10 @@ struct Bed {
     seed_seconds: f64,
 }
 
-async fn bed(scenario: &Scenario, latency_ms: u64, fingerprint_flush: Duration) -> Bed {
+async fn bed(scenario: &Scenario, latency_ms: u64, delays: Delays) -> Bed {
     let estate = Estate::start(EstateOptions {
         clusters: scenario.cluster_specs(),
-        delays: Delays {
-            fingerprint_flush,
-            ..Delays::default()
-        },
+        delays,
         ..EstateOptions::default()
     })
     .await
@@ -201,11 +291,16 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[i]
 }
 
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
+/// A field of `/proc/PID/status` (`VmHWM`, `VmRSS`, `Threads`), its number only.
+fn proc_status(pid: u32, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    proc_status(pid, "VmHWM")
 }
 
 /// Before the move, as the runbook and baton's tour both do: green's EBS CSI driver role
@@ -253,6 +348,9 @@ async fn run_baton(bed: &Bed, parallel: usize, max_down: Option<usize>) -> Value
         .expect("baton runs");
     let pid = child.id().unwrap_or(0);
     let mut peak = 0;
+    // Where the memory goes over the run: resident KiB and threads, sampled with the
+    // wall clock so that the journal's phases can be laid over them.
+    let mut samples: Vec<(jiff::Timestamp, u64, u64)> = Vec::new();
     let stdout = child.stdout.take().unwrap();
     let reader = tokio::spawn(async move {
         use tokio::io::AsyncReadExt;
@@ -264,6 +362,10 @@ async fn run_baton(bed: &Bed, parallel: usize, max_down: Option<usize>) -> Value
     loop {
         if let Some(k) = vm_hwm_kib(pid) {
             peak = peak.max(k);
+        }
+        if let (Some(rss), Some(threads)) = (proc_status(pid, "VmRSS"), proc_status(pid, "Threads"))
+        {
+            samples.push((jiff::Timestamp::now(), rss, threads));
         }
         if let Ok(Some(_)) = child.try_wait() {
             break;
@@ -305,6 +407,18 @@ async fn run_baton(bed: &Bed, parallel: usize, max_down: Option<usize>) -> Value
             .map(|d: Duration| d.as_secs_f64())
     };
     let (preparing, windows_span) = (span(begun, first_down), span(first_down, last_up));
+    // Resident memory while reading and planning (to the first window) and while moving.
+    let most = |keep: &dyn Fn(jiff::Timestamp) -> bool| {
+        samples
+            .iter()
+            .filter(|(at, _, _)| keep(*at))
+            .map(|(_, rss, _)| *rss)
+            .max()
+            .map(|k| k as f64 / 1024.0)
+    };
+    let rss_planning = first_down.and_then(|f| most(&|at| at < f));
+    let rss_moving = first_down.and_then(|f| most(&|at| at >= f));
+    let threads = samples.iter().map(|(_, _, t)| *t).max();
     for line in journal.lines() {
         if let Ok(e) = serde_json::from_str::<Value>(line)
             && e["event"] == "waited"
@@ -336,6 +450,9 @@ async fn run_baton(bed: &Bed, parallel: usize, max_down: Option<usize>) -> Value
         "window_p50": percentile(&mut windows, 0.5),
         "window_p99": percentile(&mut windows, 0.99),
         "peak_rss_mib": peak as f64 / 1024.0,
+        "rss_planning_mib": rss_planning,
+        "rss_moving_mib": rss_moving,
+        "max_threads": threads,
     })
 }
 
@@ -584,7 +701,7 @@ async fn main() {
         latencies.sort_by_key(|&l| l != 0);
     }
     for &lat in &latencies {
-        let bed_b = bed(&scenario, lat, a.fingerprint_flush).await;
+        let bed_b = bed(&scenario, lat, a.physical.delays(a.fingerprint_flush)).await;
         let volumes = bed_b.estate.server.cluster("blue").map_or(0, |c| {
             c.cluster
                 .store
@@ -625,7 +742,7 @@ async fn main() {
         let n = if a.skip_naive {
             json!({ "wall_seconds": 0.0, "window_p50": 0.0, "window_p99": 0.0 })
         } else {
-            let bed_n = bed(&scenario, lat, a.fingerprint_flush).await;
+            let bed_n = bed(&scenario, lat, a.physical.delays(a.fingerprint_flush)).await;
             let n = run_naive(&bed_n, a.naive_parallel).await;
             bed_n.estate.shutdown().await;
             n
@@ -708,7 +825,45 @@ async fn main() {
             secs("start_to_first_window_seconds"),
             secs("first_window_to_last_ready_seconds")
         );
+        let mib = |k: &str| b[k].as_f64().map_or("-".into(), |v| format!("{v:.0} MiB"));
+        let per_1000 = b["peak_rss_mib"].as_f64().unwrap_or(0.0) * 1000.0 / volumes.max(1) as f64;
+        println!(
+            "           baton's memory: peak {} ({per_1000:.0} MiB per 1,000 volumes); resident while reading and planning {}, while moving {}; at most {} threads",
+            mib("peak_rss_mib"),
+            mib("rss_planning_mib"),
+            mib("rss_moving_mib"),
+            b["max_threads"]
+        );
+        let floor = a.physical.floor_seconds();
+        let overhead = |k: &str| {
+            b[k].as_f64()
+                .filter(|_| floor > 0.0)
+                .map(|w| (w - floor) / floor * 100.0)
+        };
+        let (over_p50, over_p99) = (overhead("window_p50"), overhead("window_p99"));
+        if let (Some(p50), Some(p99)) = (over_p50, over_p99) {
+            println!(
+                "           window against its floor ({floor:.0} s of physical waits: {}): p50 {:.2} s, {p50:+.1} %; p99 {:.2} s, {p99:+.1} %",
+                AWS_DELAYS
+                    .iter()
+                    .map(|(n, s, _)| format!("{n} {s} s"))
+                    .collect::<Vec<_>>()
+                    .join(" + "),
+                b["window_p50"].as_f64().unwrap_or(0.0),
+                b["window_p99"].as_f64().unwrap_or(0.0),
+            );
+        }
         results.push(json!({
+            "floor_seconds": (floor > 0.0).then_some(floor),
+            "overhead_p50_percent": over_p50,
+            "overhead_p99_percent": over_p99,
+            "physical_delays": match a.physical {
+                Physical::Zero => json!("zero"),
+                Physical::Aws => json!(AWS_DELAYS
+                    .iter()
+                    .map(|(n, s, src)| json!({ "wait": n, "seconds": s, "source": src }))
+                    .collect::<Vec<_>>()),
+            },
             "scenario": scenario.name,
             "latency_ms": lat,
             "volumes": volumes,

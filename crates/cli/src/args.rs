@@ -1353,8 +1353,9 @@ pub struct DemoArgs {
     /// cluster-scoped IAM policy, one app under a customer KMS key blue's driver alone may
     /// use; every shape of stateful app — StatefulSets, Deployments with volumes, a
     /// standalone claim, a group, apps under Argo CD, Flux and KEDA), `basic` (its three
-    /// StatefulSets only), `large`, or a path to a scenario YAML file (see
-    /// crates/sim/scenarios/basic.yaml).
+    /// StatefulSets only), `large` (250 StatefulSets, 1,000 volumes), `xlarge` (1,250
+    /// StatefulSets, 5,000 volumes in five namespaces), or a path to a scenario YAML file
+    /// (see crates/sim/scenarios/basic.yaml).
     #[arg(long, default_value = "default")]
     pub scenario: String,
     /// Leave the environment running at the end (until Ctrl-C) and print the env file to
@@ -1554,8 +1555,9 @@ pub struct SimUpArgs {
     pub green_port: u16,
     /// Scenario to seed: `default` (the 2026 estate with every shape of stateful app and
     /// the GitOps and autoscaling controllers that would scale blue back up), `basic` (the
-    /// default's three StatefulSets and stateless apps, without the other shapes), `large`,
-    /// or a path to a scenario YAML file.
+    /// default's three StatefulSets and stateless apps, without the other shapes), `large`
+    /// (250 StatefulSets, 1,000 volumes), `xlarge` (1,250 StatefulSets, 5,000 volumes in
+    /// five namespaces), or a path to a scenario YAML file.
     #[arg(long, default_value = "default")]
     pub scenario: String,
     /// Use this AWS endpoint (e.g. a moto you run) instead of starting moto.

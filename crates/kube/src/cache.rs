@@ -85,7 +85,19 @@ trait Cached:
     }
     /// Its shard: per namespace for namespaced kinds (None for a namespace not watched).
     fn shard<'a>(objects: &'a mut Objects, ns: Option<&str>) -> Option<&'a mut Shard<Self>>;
+    /// Drops what no reader of the cache looks at, before the store keeps the object:
+    /// managedFields and kubectl's last-applied copy (often most of an object's bytes).
+    fn trim(&mut self) {
+        let meta = self.meta_mut();
+        meta.managed_fields = None;
+        if let Some(a) = meta.annotations.as_mut() {
+            a.remove(LAST_APPLIED);
+        }
+    }
 }
+
+/// kubectl's copy of the last applied object, kept in an annotation.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// A pod's index key for its owner `uid`.
 fn owner_key(uid: &str) -> String {
@@ -112,6 +124,25 @@ impl Cached for Pod {
     }
     fn shard<'a>(objects: &'a mut Objects, ns: Option<&str>) -> Option<&'a mut Shard<Self>> {
         Some(&mut objects.namespaces.get_mut(ns?)?.pods)
+    }
+    /// A pod is read for its name, labels, owners, phase and the claims its volumes
+    /// mount ([`convert::side`]): its containers, annotations and container statuses go.
+    fn trim(&mut self) {
+        let meta = &mut self.metadata;
+        meta.managed_fields = None;
+        meta.annotations = None;
+        if let Some(spec) = self.spec.as_mut() {
+            spec.containers = Vec::new();
+            spec.init_containers = None;
+            spec.ephemeral_containers = None;
+            spec.affinity = None;
+            spec.tolerations = None;
+        }
+        if let Some(status) = self.status.as_mut() {
+            status.container_statuses = None;
+            status.init_container_statuses = None;
+            status.ephemeral_container_statuses = None;
+        }
     }
 }
 
@@ -576,6 +607,7 @@ impl WatchCache {
         // an expired resourceVersion; errors are only worth a debug line here.
         let mut events = watcher(api, watcher::Config::default())
             .default_backoff()
+            .modify(K::trim)
             .reflect(writer)
             .boxed();
         let task = tokio::spawn(async move {
@@ -907,5 +939,63 @@ mod tests {
             stamp(&objects(vec![pod("web-0", "1")])),
             "its pod went"
         );
+    }
+
+    #[test]
+    fn a_trimmed_object_reads_as_the_whole_one() {
+        let whole: Pod = serde_json::from_value(json!({
+            "metadata": { "name": "db-0", "namespace": "db", "resourceVersion": "9",
+              "labels": { "app": "db" },
+              "annotations": { LAST_APPLIED: "{\"big\":1}", "note": "x" },
+              "managedFields": [{ "manager": "kubectl", "operation": "Apply" }],
+              "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u" }] },
+            "spec": { "containers": [{ "name": "c", "image": "postgres", "env": [{ "name": "A", "value": "1" }] }],
+              "nodeName": "n1",
+              "volumes": [{ "name": "data", "persistentVolumeClaim": { "claimName": "data-db-0" } }] },
+            "status": { "phase": "Running", "containerStatuses": [{ "name": "c", "image": "postgres",
+              "imageID": "", "ready": true, "restartCount": 0 }] }
+        }))
+        .unwrap();
+        let mut trimmed = whole.clone();
+        Cached::trim(&mut trimmed);
+        assert!(trimmed.metadata.managed_fields.is_none());
+        assert!(trimmed.spec.as_ref().unwrap().containers.is_empty());
+        let claims = ["data-db-0".to_string()];
+        assert_eq!(
+            convert::mounts(&trimmed, &claims),
+            convert::mounts(&whole, &claims)
+        );
+        assert!(convert::mounts(&trimmed, &claims));
+        let selector = serde_json::from_value(json!({ "matchLabels": { "app": "db" } })).unwrap();
+        assert!(convert::selects_pod(&selector, &trimmed));
+        assert_eq!(
+            trimmed.metadata.owner_references,
+            whole.metadata.owner_references
+        );
+        assert_eq!(
+            trimmed.metadata.resource_version,
+            whole.metadata.resource_version
+        );
+        assert_eq!(
+            trimmed.status.as_ref().unwrap().phase,
+            whole.status.as_ref().unwrap().phase
+        );
+
+        let mut claim: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": { "name": "data-db-0", "annotations": { LAST_APPLIED: "{}", "keep": "y" },
+              "managedFields": [{ "manager": "kubectl" }] },
+            "spec": { "volumeName": "pv-a" }
+        }))
+        .unwrap();
+        Cached::trim(&mut claim);
+        assert!(claim.metadata.managed_fields.is_none());
+        let kept: Vec<&String> = claim
+            .metadata
+            .annotations
+            .iter()
+            .flatten()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(kept, ["keep"]);
     }
 }

@@ -70,6 +70,8 @@ pub struct Cluster {
     bare: kube::Client,
     /// Started by the first [`Cluster::watch`] or wait; stopped when the last clone goes.
     cache: Arc<OnceLock<WatchCache>>,
+    /// The fresh LIST of VolumeAttachments that concurrent [`Cluster::side`] reads share.
+    attachments: Arc<crate::fresh::Shared<VolumeAttachment>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -120,6 +122,7 @@ impl Cluster {
             client: crate::retry::patient(bare.clone(), context),
             bare,
             cache: Arc::default(),
+            attachments: Arc::default(),
         })
     }
 
@@ -534,7 +537,8 @@ impl Cluster {
     /// the largest load on both sides). A pod relabelled out of its set is no longer
     /// counted; the volume it may still hold is, through its attachment and EC2's state.
     /// VolumeAttachments cannot be selected by PV (no labels, no field selector), so they
-    /// are LISTed whole here; a wait's safety-net re-read takes them from the watch cache.
+    /// are LISTed whole, one LIST shared by the reads that asked before it was sent
+    /// ([`crate::fresh`]); a wait's safety-net re-read takes them from the watch cache.
     pub async fn side(
         &self,
         ns: &str,
@@ -603,11 +607,13 @@ impl Cluster {
             },
             async {
                 match cached {
-                    Some(items) => Ok(items),
-                    None => vas
-                        .list(&LIST)
+                    Some(items) => Ok(Arc::new(items)),
+                    // Cluster-wide: one LIST serves every app that asked before it was
+                    // sent (crate::fresh), rather than one LIST each.
+                    None => self
+                        .attachments
+                        .get(|| async { vas.list(&LIST).await.map(|l| l.items) })
                         .await
-                        .map(|l| l.items)
                         .map_err(api_err(ctx, "list volumeattachments")),
                 }
             },
@@ -641,7 +647,7 @@ impl Cluster {
             sts,
             workload,
             &pod_list,
-            &va_list,
+            va_list.iter(),
             claim_objects.iter().flatten(),
             pv_objects.iter().flatten(),
             claims,

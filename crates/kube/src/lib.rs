@@ -15,6 +15,7 @@ pub mod cache;
 pub mod cluster;
 pub mod convert;
 pub mod fences;
+mod fresh;
 pub mod helm;
 pub mod manifest;
 pub mod network;

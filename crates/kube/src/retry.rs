@@ -11,6 +11,12 @@
 //!   reset, a read timeout). A write that failed that way is left to its caller, which
 //!   knows whether repeating it is safe and journals it.
 //!
+//! It also bounds the requests in flight to one cluster ([`IN_FLIGHT`]; a watch, which
+//! stays open, is not counted): 250 apps reading at once opened one HTTP/1.1 connection
+//! each (4,600 sockets, most of baton's memory, on a 1,000-volume estate), where a queue
+//! of a few dozen connections serves them as fast. A request holds its place until its
+//! answer's body has been read.
+//!
 //! The first retry of the process is said once on stderr (a `WARN` line naming the
 //! context, the request and the answer); later ones only at debug level, so a command
 //! under a flaky server says so once rather than once per retry.
@@ -24,9 +30,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::pin::Pin;
+
 use futures::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Attempts per request, the first included.
 pub const ATTEMPTS: u32 = 9;
@@ -37,6 +46,12 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Upper bound of a server's `Retry-After` that baton honours; a longer one is waited
 /// this long.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Requests in flight to one cluster at most (watches aside); the rest wait their turn.
+/// client-go's default client allows 5 requests a second with bursts of 10; controllers
+/// commonly raise that to 50–100 a second: 32 at once keeps baton's windows as short on
+/// a fast server and spares a slow one.
+pub const IN_FLIGHT: usize = 32;
 
 /// Whether the process has said that it retries (once per process).
 static SAID: AtomicBool = AtomicBool::new(false);
@@ -124,6 +139,8 @@ fn say(context: &str, method: &Method, path: &str, why: &Transient, wait: Durati
 pub struct Patient {
     inner: kube::Client,
     context: Arc<str>,
+    /// Places for requests in flight ([`IN_FLIGHT`]).
+    places: Arc<Semaphore>,
 }
 
 /// `client` with [`Patient`] retries, for the kubeconfig context `context`. `client`
@@ -136,6 +153,7 @@ pub fn patient(client: kube::Client, context: &str) -> kube::Client {
         Patient {
             inner: client,
             context: context.into(),
+            places: Arc::new(Semaphore::new(IN_FLIGHT)),
         },
         ns,
     )
@@ -150,10 +168,49 @@ impl std::fmt::Debug for Patient {
     }
 }
 
-impl tower_service::Service<Request<Body>> for Patient {
-    type Response = Response<Body>;
+/// Whether a request is a watch (it stays open as long as the watch lasts).
+fn is_watch<B>(req: &Request<B>) -> bool {
+    req.uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
+}
+
+/// An answer's body that holds its request's place until it has been read (or dropped).
+#[derive(Debug)]
+pub struct Held {
+    body: Body,
+    place: Option<OwnedSemaphorePermit>,
+}
+
+impl http_body::Body for Held {
+    type Data = bytes::Bytes;
     type Error = kube::Error;
-    type Future = BoxFuture<'static, Result<Response<Body>, kube::Error>>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            this.place = None;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl tower_service::Service<Request<Body>> for Patient {
+    type Response = Response<Held>;
+    type Error = kube::Error;
+    type Future = BoxFuture<'static, Result<Response<Held>, kube::Error>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // kube::Client buffers; readiness is awaited in `send`.
@@ -163,6 +220,7 @@ impl tower_service::Service<Request<Body>> for Patient {
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let client = self.inner.clone();
         let context = self.context.clone();
+        let places = (!is_watch(&req)).then(|| self.places.clone());
         Box::pin(async move {
             let method = req.method().clone();
             let path = req.uri().path().to_string();
@@ -171,7 +229,14 @@ impl tower_service::Service<Request<Body>> for Patient {
             loop {
                 let req = next.take().expect("a request for each attempt");
                 let spare = (attempt < ATTEMPTS).then(|| again(&req)).flatten();
-                let result = client.send(req).await;
+                let place = match &places {
+                    Some(p) => Some(p.clone().acquire_owned().await.expect("never closed")),
+                    None => None,
+                };
+                let result = client
+                    .send(req)
+                    .await
+                    .map(|res| res.map(|body| Held { body, place }));
                 let Some(spare) = spare else {
                     return result;
                 };
@@ -257,6 +322,47 @@ mod tests {
         assert_eq!(copy.method(), Method::PATCH);
         assert_eq!(copy.uri(), req.uri());
         assert_eq!(copy.headers(), req.headers());
+    }
+
+    #[test]
+    fn a_watch_takes_no_place_in_flight() {
+        let req = |uri: &str| Request::get(uri).body(()).unwrap();
+        assert!(is_watch(&req("/api/v1/pods?watch=true&resourceVersion=5")));
+        assert!(is_watch(&req(
+            "/api/v1/pods?allowWatchBookmarks=true&watch=1"
+        )));
+        assert!(!is_watch(&req("/api/v1/pods?limit=500")));
+        assert!(!is_watch(&req("/api/v1/namespaces/watch/pods")));
+    }
+
+    #[tokio::test]
+    async fn an_answer_holds_its_place_until_its_body_is_read() {
+        use body_reading::read_all;
+        let places = Arc::new(Semaphore::new(1));
+        let place = places.clone().acquire_owned().await.unwrap();
+        let mut held = Held {
+            body: Body::from(b"{}".to_vec()),
+            place: Some(place),
+        };
+        assert_eq!(places.available_permits(), 0);
+        assert_eq!(read_all(&mut held).await, b"{}");
+        assert_eq!(places.available_permits(), 1);
+    }
+
+    /// Reads a body to its end without another crate.
+    mod body_reading {
+        use super::*;
+        pub async fn read_all(b: &mut Held) -> Vec<u8> {
+            let mut out = Vec::new();
+            while let Some(f) =
+                std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut *b), cx)).await
+            {
+                if let Ok(data) = f.unwrap().into_data() {
+                    out.extend_from_slice(&data);
+                }
+            }
+            out
+        }
     }
 
     #[test]

@@ -418,6 +418,7 @@ impl Scenario {
             "default" => default(),
             "basic" => Self::parse("basic", BASIC_YAML),
             "large" => Ok(large(250, 4)),
+            "xlarge" => Ok(xlarge()),
             path => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|_| ScenarioError::Unknown(path.to_string()))?;
@@ -444,23 +445,51 @@ impl Scenario {
 }
 
 /// A generated scenario for benchmarks: `statefulsets` single-replica apps with
-/// `claims_per_app` volumes each (so 250 × 4 = 1000 PVs), spread over three zones.
+/// `claims_per_app` volumes each (so 250 × 4 = 1000 PVs), in one namespace, on four nodes
+/// per zone in three zones.
 pub fn large(statefulsets: usize, claims_per_app: usize) -> Scenario {
+    generated("large", statefulsets, claims_per_app, 1, 4)
+}
+
+/// Five times `large`: 1,250 single-replica StatefulSets with four volumes each (5,000
+/// PVs) in five namespaces, on ten nodes per zone in three zones (30 per cluster, within
+/// the nodes' 58 pods each).
+pub fn xlarge() -> Scenario {
+    generated("xlarge", 1250, 4, 5, 10)
+}
+
+/// `statefulsets` apps named `app-NNNN` with `claims_per_app` volumes each, dealt round
+/// the namespaces `bulk` (one) or `bulk-0` … (several), on `nodes_per_zone` nodes in each
+/// of basic's three zones per cluster.
+fn generated(
+    name: &str,
+    statefulsets: usize,
+    claims_per_app: usize,
+    namespaces: usize,
+    nodes_per_zone: usize,
+) -> Scenario {
     let mut s = Scenario::parse("basic", BASIC_YAML).expect("the built-in basic scenario parses");
-    s.name = "large".into();
+    s.name = name.into();
     s.alb = None;
     // Its apps are all alike: no app under the default's customer-managed key.
     s.kms_keys.clear();
-    s.apps =
-        vec![json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "bulk" } })];
+    let names: Vec<String> = match namespaces {
+        0 | 1 => vec!["bulk".to_string()],
+        n => (0..n).map(|i| format!("bulk-{i}")).collect(),
+    };
+    s.apps = names
+        .iter()
+        .map(|ns| json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }))
+        .collect();
     for i in 0..statefulsets {
         let name = format!("app-{i:04}");
+        let ns = &names[i % names.len()];
         let templates: Vec<Value> = (0..claims_per_app)
             .map(|c| json!({ "metadata": { "name": format!("vol{c}") }, "spec": { "accessModes": ["ReadWriteOnce"], "storageClassName": "gp3", "resources": { "requests": { "storage": "1Gi" } } } }))
             .collect();
         s.apps.push(json!({
             "apiVersion": "apps/v1", "kind": "StatefulSet",
-            "metadata": { "name": name, "namespace": "bulk", "labels": { "app": name } },
+            "metadata": { "name": name, "namespace": ns, "labels": { "app": name } },
             "spec": {
                 "serviceName": name, "replicas": 1, "selector": { "matchLabels": { "app": name } },
                 "template": { "metadata": { "labels": { "app": name } }, "spec": { "containers": [{ "name": "app", "image": "example/stateful:1" }] } },
@@ -470,7 +499,7 @@ pub fn large(statefulsets: usize, claims_per_app: usize) -> Scenario {
     }
     for c in &mut s.clusters {
         for n in &mut c.nodes {
-            n.count = 4;
+            n.count = nodes_per_zone;
         }
     }
     s
@@ -1594,6 +1623,33 @@ mod tests {
             s.apps.iter().filter(|a| a["kind"] == "StatefulSet").count(),
             250
         );
+    }
+
+    #[test]
+    fn xlarge_is_five_times_large_over_five_namespaces() {
+        let s = Scenario::load("xlarge").unwrap();
+        let sets: Vec<&Value> = s
+            .apps
+            .iter()
+            .filter(|a| a["kind"] == "StatefulSet")
+            .collect();
+        assert_eq!(sets.len(), 1250);
+        let claims: usize = sets
+            .iter()
+            .filter_map(|a| a["spec"]["volumeClaimTemplates"].as_array())
+            .map(Vec::len)
+            .sum();
+        assert_eq!(claims, 5000);
+        let namespaces: std::collections::BTreeSet<&str> = sets
+            .iter()
+            .filter_map(|a| a["metadata"]["namespace"].as_str())
+            .collect();
+        assert_eq!(namespaces.len(), 5);
+        for c in &s.clusters {
+            let nodes: usize = c.nodes.iter().map(|n| n.count).sum();
+            assert_eq!(nodes, 30, "{}", c.name);
+            assert!(1250 <= nodes * 58, "{}: the pods fit the nodes", c.name);
+        }
     }
 
     #[test]
