@@ -147,27 +147,27 @@ impl Physical {
         }
     }
 
-    /// The floor of one app's window: the physical waits it cannot avoid, as the
-    /// emulator's controllers order them. Pods that stop and start together (a
-    /// Deployment, a StatefulSet with `Parallel` pod management, or one replica): stop,
-    /// detach, attach, start. An `OrderedReady` StatefulSet of N replicas stops its pods
-    /// one after another (each detach overlaps the next stop but the last), and green
-    /// starts them one after another, each attached before it starts: N × stop + detach +
-    /// N × (attach + start). None for an app without pods (a claim nothing mounts).
-    fn floor(self, replicas: u32, ordered: bool) -> Option<f64> {
-        if replicas == 0 {
-            return None;
-        }
+    /// The physical parts of one app's window, as the emulator's controllers order
+    /// them: (stopping its pods, detaching its volumes, attaching and starting). Pods
+    /// that stop and start together (a Deployment, a StatefulSet with `Parallel` pod
+    /// management, one replica): stop, detach, attach + start. An `OrderedReady`
+    /// StatefulSet of N replicas stops its pods one after another (each detach overlaps
+    /// the next stop but the last) and green starts them one after another, each attached
+    /// before it starts: N × stop, detach, N × (attach + start). An app without volumes
+    /// (a group's proxy) detaches and attaches nothing.
+    fn parts(self, replicas: u32, ordered: bool, volumes: bool) -> (f64, f64, f64) {
         let n = if ordered { replicas as f64 } else { 1.0 };
-        Some(
-            n * self.wait("pod_stop")
-                + self.wait("detach")
-                + n * (self.wait("attach") + self.wait("pod_start")),
+        let attach = if volumes { self.wait("attach") } else { 0.0 };
+        let detach = if volumes { self.wait("detach") } else { 0.0 };
+        (
+            n * self.wait("pod_stop"),
+            detach,
+            n * (attach + self.wait("pod_start")),
         )
     }
 }
 
-/// Each app's floor (see [`Physical::floor`]), from the plan baton wrote and the apps'
+/// Each app's floor (see [`Physical::parts`]), from the plan baton wrote and the apps'
 /// pod management in blue. Read before the move changes replicas.
 async fn floors(bed: &Bed, physical: Physical) -> BTreeMap<String, f64> {
     use k8s_openapi::api::apps::v1::StatefulSet;
@@ -184,11 +184,16 @@ async fn floors(bed: &Bed, physical: Physical) -> BTreeMap<String, f64> {
         .client("blue")
         .await
         .expect("blue's client");
+    // (stop, detach, start) per app with pods.
+    let mut parts: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
     for app in plan["apps"].as_array().into_iter().flatten() {
         let (Some(ns), Some(name)) = (app["namespace"].as_str(), app["name"].as_str()) else {
             continue;
         };
         let replicas = app["replicas"].as_u64().unwrap_or(0) as u32;
+        if replicas == 0 {
+            continue;
+        }
         let ordered = match app["kind"].as_str() {
             Some("StatefulSet") | None => kube::Api::<StatefulSet>::namespaced(blue.clone(), ns)
                 .get_opt(name)
@@ -198,12 +203,46 @@ async fn floors(bed: &Bed, physical: Physical) -> BTreeMap<String, f64> {
                 .and_then(|s| s.spec)
                 .and_then(|s| s.pod_management_policy)
                 .is_none_or(|p| p == "OrderedReady"),
+            // A claim nothing mounts has no pod: no floor.
             Some("Claim") => continue,
             _ => false,
         };
-        if let Some(f) = physical.floor(replicas, ordered) {
-            out.insert(format!("{ns}/{name}"), f);
-        }
+        let volumes = app["volumes"].as_array().is_some_and(|v| !v.is_empty());
+        parts.insert(
+            format!("{ns}/{name}"),
+            physical.parts(replicas, ordered, volumes),
+        );
+    }
+    // A group moves in one window: blue stops its members in reverse order, green starts
+    // them in order, so member i's window holds the stops and starts of members 0..=i
+    // and the longest detach among them.
+    for (key, (stop, detach, start)) in &parts {
+        let group = plan["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|g| {
+                let members: Vec<&str> = g["members"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                members.contains(&key.as_str()).then_some(members)
+            });
+        let floor = match group {
+            Some(members) => {
+                let upto: Vec<(f64, f64, f64)> = members
+                    .iter()
+                    .take_while(|m| **m != key.as_str())
+                    .filter_map(|m| parts.get(*m).copied())
+                    .chain([(*stop, *detach, *start)])
+                    .collect();
+                upto.iter().map(|p| p.0 + p.2).sum::<f64>()
+                    + upto.iter().map(|p| p.1).fold(0.0, f64::max)
+            }
+            None => stop + detach + start,
+        };
+        out.insert(key.clone(), floor);
     }
     out
 }
