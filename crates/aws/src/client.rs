@@ -137,40 +137,26 @@ impl Aws {
                     .build(),
             )
             .build();
+        // Each service's client from the shared configuration, saying its first retry
+        // once (crate::retried).
+        macro_rules! said {
+            ($service:ident) => {
+                $service::Client::from_conf(
+                    $service::config::Builder::from(&sdk)
+                        .interceptor(SayRetries)
+                        .build(),
+                )
+            };
+        }
         Ok(Self {
             probe: aws_sdk_sts::Client::from_conf(probe),
             endpoint,
-            // Each client says its first retry once (crate::retried).
-            ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(&sdk)
-                    .interceptor(SayRetries)
-                    .build(),
-            ),
-            elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(
-                aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk)
-                    .interceptor(SayRetries)
-                    .build(),
-            ),
-            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
-                aws_sdk_cloudwatch::config::Builder::from(&sdk)
-                    .interceptor(SayRetries)
-                    .build(),
-            ),
-            eks: aws_sdk_eks::Client::from_conf(
-                aws_sdk_eks::config::Builder::from(&sdk)
-                    .interceptor(SayRetries)
-                    .build(),
-            ),
-            iam: aws_sdk_iam::Client::from_conf(
-                aws_sdk_iam::config::Builder::from(&sdk)
-                    .interceptor(SayRetries)
-                    .build(),
-            ),
-            kms: aws_sdk_kms::Client::from_conf(
-                aws_sdk_kms::config::Builder::from(&sdk)
-                    .interceptor(SayRetries)
-                    .build(),
-            ),
+            ec2: said!(aws_sdk_ec2),
+            elb: said!(aws_sdk_elasticloadbalancingv2),
+            cloudwatch: said!(aws_sdk_cloudwatch),
+            eks: said!(aws_sdk_eks),
+            iam: said!(aws_sdk_iam),
+            kms: said!(aws_sdk_kms),
             page_size: config.page_size,
             max_attempts: config.retry.max_attempts.max(1),
             bounds: config.timeouts.describe(),
