@@ -521,6 +521,17 @@ async fn run_baton(bed: &Bed, parallel: usize, max_down: Option<usize>) -> Value
     let rss_planning = first_down.and_then(|f| most(&|at| at < f));
     let rss_moving = first_down.and_then(|f| most(&|at| at >= f));
     let threads = samples.iter().map(|(_, _, t)| *t).max();
+    // Per app, the seconds it spent waiting on the world (its own waits and its group's).
+    let mut waited_by_app: BTreeMap<String, f64> = BTreeMap::new();
+    for line in journal.lines() {
+        if let Ok(e) = serde_json::from_str::<Value>(line)
+            && (e["event"] == "waited" || e["event"] == "group-waited")
+            && let Some(app) = e["app"].as_str()
+        {
+            *waited_by_app.entry(app.to_string()).or_default() +=
+                e["millis"].as_f64().unwrap_or(0.0) / 1000.0;
+        }
+    }
     for line in journal.lines() {
         if let Ok(e) = serde_json::from_str::<Value>(line)
             && e["event"] == "waited"
@@ -549,6 +560,7 @@ async fn run_baton(bed: &Bed, parallel: usize, max_down: Option<usize>) -> Value
         "first_window_to_last_ready_seconds": windows_span,
         "apps": outcomes.len(),
         "migrated": migrated,
+        "waited_by_app": waited_by_app,
         "windows_by_app": outcomes
             .iter()
             .filter_map(|o| Some((o["app"].as_str()?.to_string(), o["window_seconds"].as_f64()?)))
@@ -934,8 +946,14 @@ async fn main() {
         );
         let mib = |k: &str| b[k].as_f64().map_or("-".into(), |v| format!("{v:.0} MiB"));
         let per_1000 = b["peak_rss_mib"].as_f64().unwrap_or(0.0) * 1000.0 / volumes.max(1) as f64;
+        // Below 1,000 volumes the fixed cost (binary, runtime, connections) is most of it.
+        let per_1000 = if volumes >= 1000 {
+            format!("{per_1000:.0} MiB per 1,000 volumes")
+        } else {
+            "fixed cost dominates below 1,000 volumes".into()
+        };
         println!(
-            "           baton's memory: peak {} ({per_1000:.0} MiB per 1,000 volumes); resident while reading and planning {}, while moving {}; at most {} threads",
+            "           baton's memory: peak {} ({per_1000}); resident while reading and planning {}, while moving {}; at most {} threads",
             mib("peak_rss_mib"),
             mib("rss_planning_mib"),
             mib("rss_moving_mib"),
@@ -952,6 +970,26 @@ async fn main() {
                 sum_floor += floor;
                 sum_window += w;
             }
+        }
+        // baton's own time in each window: the window less what the app waited on the
+        // world (pods stopping, volumes detaching, green Ready: the emulator's and moto's
+        // pace, slowed when the machine is busy).
+        let waited = b["waited_by_app"].as_object().cloned().unwrap_or_default();
+        let mut own: Vec<f64> = app_floors
+            .keys()
+            .filter_map(|app| {
+                let w = windows.get(app)?.as_f64()?;
+                Some((w - waited.get(app).and_then(Value::as_f64).unwrap_or(0.0)).max(0.0))
+            })
+            .collect();
+        let own_total: f64 = own.iter().sum();
+        if !own.is_empty() && sum_floor > 0.0 {
+            println!(
+                "           baton's own time in the windows (window less the waits on the world): p50 {:.2} s, p99 {:.2} s, all {:.1} % of the floors",
+                percentile(&mut own, 0.5),
+                percentile(&mut own, 0.99),
+                own_total / sum_floor * 100.0
+            );
         }
         let over_p50 = (!excess.is_empty()).then(|| percentile(&mut excess, 0.5));
         let over_p99 = (!excess.is_empty()).then(|| percentile(&mut excess, 0.99));
@@ -972,6 +1010,7 @@ async fn main() {
             "overhead_p50_percent": over_p50,
             "overhead_p99_percent": over_p99,
             "overhead_total_percent": over_total,
+            "own_percent_of_floors": (sum_floor > 0.0).then(|| own_total / sum_floor * 100.0),
             "physical_delays": match a.physical {
                 Physical::Zero => json!("zero"),
                 Physical::Aws => json!(AWS_DELAYS
