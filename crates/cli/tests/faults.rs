@@ -36,43 +36,39 @@ fn migrate_under_faults_completes_or_stops_cleanly_and_resumes() {
             "--fault",
             "aws:action=DescribeSnapshots:rate=0.1:throttle",
         ]);
-        // plan (and volumes grant, which plans) retries transient reads itself; a fault
-        // that outlasts its retries fails it, so try a few times — but never forever.
-        (0..5)
-            .find(|_| {
-                sim.baton(&[
-                    "volumes", "grant", "--from", "blue", "--to", "green", "--yes",
-                ])
-                .status
-                .success()
-            })
-            .unwrap_or_else(|| panic!("seed {seed}: volumes grant failed five times"));
-        (0..5)
-            .find(|_| {
-                sim.baton(&[
-                    "identity", "apply", "--from", "blue", "--to", "green", "--yes",
-                ])
-                .status
-                .success()
-            })
-            .unwrap_or_else(|| panic!("seed {seed}: identity apply failed five times"));
-        let plan: Value = (0..5)
-            .find_map(|_| {
-                let o = sim.baton(&[
-                    "plan",
-                    "--from",
-                    "blue",
-                    "--to",
-                    "green",
-                    "--standalone-claims",
-                    "-o",
-                    "json",
-                ]);
-                o.status
-                    .success()
-                    .then(|| serde_json::from_slice(&o.stdout).unwrap())
-            })
-            .unwrap_or_else(|| panic!("seed {seed}: plan failed five times under 5% faults"));
+        // Every request is tried again on a transient failure (baton_kube::retry, the
+        // SDK's retry): under 5 % faults each command succeeds the first time.
+        for args in [
+            [
+                "volumes", "grant", "--from", "blue", "--to", "green", "--yes",
+            ],
+            [
+                "identity", "apply", "--from", "blue", "--to", "green", "--yes",
+            ],
+        ] {
+            let o = sim.baton(&args);
+            assert!(
+                o.status.success(),
+                "seed {seed}: {args:?} ended under transient faults: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        let o = sim.baton(&[
+            "plan",
+            "--from",
+            "blue",
+            "--to",
+            "green",
+            "--standalone-claims",
+            "-o",
+            "json",
+        ]);
+        assert!(
+            o.status.success(),
+            "seed {seed}: plan ended under transient faults: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
         let ids = common::plan_volume_ids(&plan);
         let first = sim.migrate(
             "m",
