@@ -647,3 +647,89 @@ async fn moto_as_the_emulator_starts_it_answers_as_moto_ships() {
         assert!(text.contains(want), "{want} missing from:\n{text}");
     }
 }
+
+/// The external-attacher holds a PV while its volume is attached (csi-attacher puts its
+/// finalizer `external-attacher/ebs-csi-aws-com` on the PV): a PV deleted while attached
+/// stays, Terminating, and attached until the pod has gone and EC2 has detached the
+/// volume; then the attacher lets the PV go. Without
+/// it the emulator once lost the detach (it reads the volume's id from the PV) and left
+/// the volume attached to a node with no VolumeAttachment — a rollback then waited for
+/// `available` for ever (chaos bench, seed 21).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pv_deleted_while_attached_waits_for_the_detach() {
+    let bed = EstateBed::start(2).await;
+    let blue = bed.client("blue").await;
+    storage_class(
+        &blue,
+        "gp3",
+        "ebs.csi.aws.com",
+        "Retain",
+        "WaitForFirstConsumer",
+    )
+    .await;
+    let stss: Api<StatefulSet> = Api::namespaced(blue.clone(), "default");
+    stss.create(&PostParams::default(), &sts("db", 1, "gp3"))
+        .await
+        .unwrap();
+    wait(stss.clone(), "db", ready(1)).await;
+    let pv = pv_of(&blue, "default", "data-db-0").await;
+    let id = volume_id(&pv);
+    let name = pv.metadata.name.clone().unwrap();
+    until_volume(&bed, &id, "in-use", |v| {
+        v.state == baton_aws::VolumeState::InUse
+    })
+    .await;
+    let pvs: Api<PersistentVolume> = Api::all(blue.clone());
+    let held = pvs.get(&name).await.unwrap();
+    assert!(
+        held.metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == "external-attacher/ebs-csi-aws-com"),
+        "{:?}",
+        held.metadata.finalizers
+    );
+    pvs.delete(&name, &Default::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let terminating = pvs.get(&name).await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        volume(&bed, &id).await.state,
+        baton_aws::VolumeState::InUse,
+        "still attached while the pod runs"
+    );
+    // The pod goes: the volume detaches, then the PV goes.
+    stss.patch(
+        "db",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({ "spec": { "replicas": 0 } })),
+    )
+    .await
+    .unwrap();
+    until_volume(&bed, &id, "available", |v| {
+        v.state == baton_aws::VolumeState::Available && v.attachments.is_empty()
+    })
+    .await;
+    // The attacher lets the PV go (pv-protection still holds it while its claim binds it).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let fins = pvs
+            .get_opt(&name)
+            .await
+            .unwrap()
+            .and_then(|p| p.metadata.finalizers)
+            .unwrap_or_default();
+        if !fins
+            .iter()
+            .any(|f| f == "external-attacher/ebs-csi-aws-com")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the attacher never let the PV go: {fins:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -497,6 +497,10 @@ impl State {
             .unwrap_or_default();
         match outcome {
             Ok(device) => {
+                // The external-attacher also holds the PV while the volume is attached
+                // (csi-attacher's PV finalizer): a PV deleted meanwhile waits for the
+                // detach, which reads the volume's id from it.
+                protect_pv(ctx, pv_name);
                 let mut fins = meta::finalizers(va);
                 if !fins.iter().any(|f| f == ATTACHER_FINALIZER) {
                     fins.push(ATTACHER_FINALIZER.into());
@@ -737,10 +741,56 @@ impl State {
             &json!({ "metadata": { "finalizers": fins } }),
             Part::Main,
         );
+        release_pv(ctx, pv_name, name);
         self.forget(name, true);
         lock(&self.backoff).remove(&(name.to_string(), true));
         None
     }
+}
+
+/// Puts the external-attacher's finalizer on PV `pv` (if it is there and lacks it).
+fn protect_pv(ctx: &Ctx, pv: &str) {
+    let Some(obj) = ctx.get(PVS, "", pv) else {
+        return;
+    };
+    let mut fins = meta::finalizers(&obj);
+    if !fins.iter().any(|f| f == ATTACHER_FINALIZER) {
+        fins.push(ATTACHER_FINALIZER.into());
+        let _ = ctx.patch(
+            PVS,
+            "",
+            pv,
+            &json!({ "metadata": { "finalizers": fins } }),
+            Part::Main,
+        );
+    }
+}
+
+/// Takes the external-attacher's finalizer off PV `pv` once no VolumeAttachment but
+/// `detached` (whose detach just completed) still names it, as csi-attacher does.
+fn release_pv(ctx: &Ctx, pv: &str, detached: &str) {
+    let Some(obj) = ctx.get(PVS, "", pv) else {
+        return;
+    };
+    let still = ctx
+        .list(VOLUMEATTACHMENTS, None)
+        .iter()
+        .any(|va| meta::name(va) != detached && va["spec"]["source"]["persistentVolumeName"] == pv);
+    let fins = meta::finalizers(&obj);
+    if still || !fins.iter().any(|f| f == ATTACHER_FINALIZER) {
+        return;
+    }
+    let kept: Vec<String> = fins
+        .into_iter()
+        .filter(|f| f != ATTACHER_FINALIZER)
+        .collect();
+    let _ = ctx.patch(
+        PVS,
+        "",
+        pv,
+        &json!({ "metadata": { "finalizers": kept } }),
+        Part::Main,
+    );
 }
 
 /// One instance as EC2 describes it (its tags are read fresh: they decide
