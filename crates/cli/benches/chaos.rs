@@ -7,7 +7,7 @@
 //! invariants from outside, on every EBS volume of the plan; a violation, or a command
 //! that ends with an error other than the injected crash, fails the bench (exit 1).
 //!
-//!   cargo bench -p baton --bench chaos -- [--runs 3] [--seed-base 1] [--max-crash-k 120]
+//!   cargo bench -p baton --bench chaos -- [--runs 3] [--seed-base 1] [--max-crash-k 80]
 //!       [--command-timeout-s 900] [--keep]
 //!
 //! Run i uses seed `--seed-base` + i for the emulator's faults (`baton sim up --seed`)
@@ -85,7 +85,7 @@ fn args() -> Args {
     let mut a = Args {
         runs: 3,
         seed_base: 1,
-        max_crash_k: 120,
+        max_crash_k: 80,
         command_timeout: Duration::from_secs(900),
         keep: false,
     };
