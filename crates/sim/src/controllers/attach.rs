@@ -490,6 +490,22 @@ impl State {
             .as_str()
             .unwrap_or_default();
         let node_name = va["spec"]["nodeName"].as_str().unwrap_or_default();
+        // The external-attacher puts its finalizers on before it calls the driver
+        // (csi_handler.go): a VolumeAttachment or PV deleted while the attach is in flight
+        // waits for the detach, rather than leaving the volume attached with nothing
+        // pointing at it.
+        protect_pv(ctx, pv_name);
+        let mut fins = meta::finalizers(va);
+        if !fins.iter().any(|f| f == ATTACHER_FINALIZER) {
+            fins.push(ATTACHER_FINALIZER.into());
+            let _ = ctx.patch(
+                VOLUMEATTACHMENTS,
+                "",
+                name,
+                &json!({ "metadata": { "finalizers": fins } }),
+                Part::Main,
+            );
+        }
         let outcome = self.attach_on_ec2(ctx, pv_name, node_name).await;
         let pods = users
             .get(&(node_name.to_string(), pv_name.to_string()))
@@ -497,21 +513,6 @@ impl State {
             .unwrap_or_default();
         match outcome {
             Ok(device) => {
-                // The external-attacher also holds the PV while the volume is attached
-                // (csi-attacher's PV finalizer): a PV deleted meanwhile waits for the
-                // detach, which reads the volume's id from it.
-                protect_pv(ctx, pv_name);
-                let mut fins = meta::finalizers(va);
-                if !fins.iter().any(|f| f == ATTACHER_FINALIZER) {
-                    fins.push(ATTACHER_FINALIZER.into());
-                    let _ = ctx.patch(
-                        VOLUMEATTACHMENTS,
-                        "",
-                        name,
-                        &json!({ "metadata": { "finalizers": fins } }),
-                        Part::Main,
-                    );
-                }
                 let status = json!({ "status": { "attached": true, "attachmentMetadata": { "devicePath": device }, "attachError": null } });
                 let _ = ctx.patch(VOLUMEATTACHMENTS, "", name, &status, Part::Status);
                 for p in pods {

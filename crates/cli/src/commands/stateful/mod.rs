@@ -1,6 +1,7 @@
 //! `baton plan`, `migrate`, `status`, `rollback`, `commit`: the stateful move's commands.
 //! Each validates everything before its first mutation; the runner does the rest.
 
+use backon::Retryable;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -728,7 +729,16 @@ async fn resume_shared_fences(
                 action: action.clone(),
             },
         )?;
-        engine.blue.send(&m).await?;
+        // An idempotent PATCH (the recorded original): a transient failure is worth
+        // another try rather than ending the rollback after every app went back.
+        let send = || engine.blue.send(&m);
+        send.retry(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(std::time::Duration::from_millis(200))
+                .with_max_times(6),
+        )
+        .when(|e: &baton_kube::KubeError| e.is_transient())
+        .await?;
         errln!("{}", action.describe());
         state.record(
             None,
