@@ -6,8 +6,8 @@
 //!   or a `504`: the server did not do the work, or timed out doing it, and baton's writes
 //!   are idempotent. This is what kube-rs's default retry did for baton before; it is
 //!   turned off ([`kube::Config::default_retry`]) so that one policy, here, decides.
-//! - **A read** (`GET`, which changes nothing) is also tried again after a `500` or a
-//!   `502` and after a connection that failed or was lost before the answer (refused,
+//! - **A read** (`GET`, which changes nothing) is also tried again after a `409`, a
+//!   `500` or a `502` and after a connection that failed or was lost before the answer (refused,
 //!   reset, a read timeout). A write that failed that way is left to its caller, which
 //!   knows whether repeating it is safe and journals it.
 //!
@@ -84,7 +84,10 @@ impl std::fmt::Display for Transient {
 pub fn retry_status(method: &Method, status: StatusCode) -> bool {
     match status.as_u16() {
         429 | 503 | 504 => true,
-        500 | 502 => method == Method::GET,
+        // A read changes nothing: any server-side failure, and a 409 (which no API
+        // server should answer to a read, but a proxy or a fault injector may), is
+        // worth another try.
+        409 | 500 | 502 => method == Method::GET,
         _ => false,
     }
 }
@@ -275,7 +278,7 @@ mod tests {
     fn reads_retry_server_errors_and_writes_only_what_the_server_did_not_do() {
         let get = Method::GET;
         let patch = Method::PATCH;
-        for s in [429, 500, 502, 503, 504] {
+        for s in [409, 429, 500, 502, 503, 504] {
             assert!(retry_status(&get, StatusCode::from_u16(s).unwrap()), "{s}");
         }
         for s in [429, 503, 504] {
@@ -284,13 +287,13 @@ mod tests {
                 "{s}"
             );
         }
-        for s in [500, 502] {
+        for s in [409, 500, 502] {
             assert!(
                 !retry_status(&patch, StatusCode::from_u16(s).unwrap()),
                 "{s}"
             );
         }
-        for s in [200, 400, 401, 403, 404, 409, 410, 422] {
+        for s in [200, 400, 401, 403, 404, 410, 422] {
             assert!(!retry_status(&get, StatusCode::from_u16(s).unwrap()), "{s}");
         }
     }
