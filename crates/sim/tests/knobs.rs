@@ -110,7 +110,7 @@ async fn latency_delays_every_request_by_at_least_the_setting() {
 #[tokio::test]
 async fn nth_fault_hits_exactly_the_nth_matching_request() {
     let bed = bed().await;
-    let client = bed.client("blue").await;
+    let client = bed.bare("blue").await;
     let sts = create_statefulset(&client).await;
     knobs(&bed).inject(
         ApiRule::nth(3, ApiFault::Conflict)
@@ -162,7 +162,7 @@ async fn nth_fault_hits_exactly_the_nth_matching_request() {
 #[tokio::test]
 async fn rate_one_fails_every_matching_request_and_rate_zero_none() {
     let bed = bed().await;
-    let client = bed.client("blue").await;
+    let client = bed.bare("blue").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, "default");
 
@@ -191,7 +191,7 @@ async fn rate_one_fails_every_matching_request_and_rate_zero_none() {
 #[tokio::test]
 async fn same_seed_gives_the_same_faults() {
     let bed = bed().await;
-    let cms: Api<ConfigMap> = Api::namespaced(bed.client("blue").await, "default");
+    let cms: Api<ConfigMap> = Api::namespaced(bed.bare("blue").await, "default");
     knobs(&bed).inject(ApiRule::rate(0.5, ApiFault::Internal).path_contains("/configmaps"));
 
     let run = |seed: u64| {

@@ -47,6 +47,16 @@ impl Bed {
             .expect("client for context")
     }
 
+    /// A client that does not retry (baton's clients retry transient failures): for
+    /// tests that watch the emulator's injected faults reach the caller.
+    pub async fn bare(&self, context: &str) -> kube::Client {
+        KubeconfigSource::file(&self.kubeconfig)
+            .connection(context)
+            .await
+            .expect("client for context")
+            .0
+    }
+
     pub fn cluster(&self, name: &str) -> &std::sync::Arc<baton_sim::Cluster> {
         &self.server.cluster(name).expect("cluster exists").cluster
     }
