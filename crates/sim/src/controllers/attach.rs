@@ -494,18 +494,10 @@ impl State {
         // (csi_handler.go): a VolumeAttachment or PV deleted while the attach is in flight
         // waits for the detach, rather than leaving the volume attached with nothing
         // pointing at it.
-        protect_pv(ctx, pv_name);
-        let mut fins = meta::finalizers(va);
-        if !fins.iter().any(|f| f == ATTACHER_FINALIZER) {
-            fins.push(ATTACHER_FINALIZER.into());
-            let _ = ctx.patch(
-                VOLUMEATTACHMENTS,
-                "",
-                name,
-                &json!({ "metadata": { "finalizers": fins } }),
-                Part::Main,
-            );
+        if let Some(pv) = ctx.get(PVS, "", pv_name) {
+            hold(ctx, PVS, &pv, true);
         }
+        hold(ctx, VOLUMEATTACHMENTS, va, true);
         let outcome = self.attach_on_ec2(ctx, pv_name, node_name).await;
         let pods = users
             .get(&(node_name.to_string(), pv_name.to_string()))
@@ -731,17 +723,7 @@ impl State {
                 }
             }
         }
-        let fins: Vec<String> = meta::finalizers(va)
-            .into_iter()
-            .filter(|f| f != ATTACHER_FINALIZER)
-            .collect();
-        let _ = ctx.patch(
-            VOLUMEATTACHMENTS,
-            "",
-            name,
-            &json!({ "metadata": { "finalizers": fins } }),
-            Part::Main,
-        );
+        hold(ctx, VOLUMEATTACHMENTS, va, false);
         release_pv(ctx, pv_name, name);
         self.forget(name, true);
         lock(&self.backoff).remove(&(name.to_string(), true));
@@ -749,22 +731,27 @@ impl State {
     }
 }
 
-/// Puts the external-attacher's finalizer on PV `pv` (if it is there and lacks it).
-fn protect_pv(ctx: &Ctx, pv: &str) {
-    let Some(obj) = ctx.get(PVS, "", pv) else {
+/// Puts the external-attacher's finalizer on `obj` (`held`) or takes it off, patching
+/// only when that changes its finalizers.
+fn hold(ctx: &Ctx, kind: super::api::Kind, obj: &Value, held: bool) {
+    let fins = meta::finalizers(obj);
+    if fins.iter().any(|f| f == ATTACHER_FINALIZER) == held {
         return;
-    };
-    let mut fins = meta::finalizers(&obj);
-    if !fins.iter().any(|f| f == ATTACHER_FINALIZER) {
-        fins.push(ATTACHER_FINALIZER.into());
-        let _ = ctx.patch(
-            PVS,
-            "",
-            pv,
-            &json!({ "metadata": { "finalizers": fins } }),
-            Part::Main,
-        );
     }
+    let mut kept: Vec<String> = fins
+        .into_iter()
+        .filter(|f| f != ATTACHER_FINALIZER)
+        .collect();
+    if held {
+        kept.push(ATTACHER_FINALIZER.into());
+    }
+    let _ = ctx.patch(
+        kind,
+        "",
+        meta::name(obj),
+        &json!({ "metadata": { "finalizers": kept } }),
+        Part::Main,
+    );
 }
 
 /// Takes the external-attacher's finalizer off PV `pv` once no VolumeAttachment but
@@ -777,21 +764,9 @@ fn release_pv(ctx: &Ctx, pv: &str, detached: &str) {
         .list(VOLUMEATTACHMENTS, None)
         .iter()
         .any(|va| meta::name(va) != detached && va["spec"]["source"]["persistentVolumeName"] == pv);
-    let fins = meta::finalizers(&obj);
-    if still || !fins.iter().any(|f| f == ATTACHER_FINALIZER) {
-        return;
+    if !still {
+        hold(ctx, PVS, &obj, false);
     }
-    let kept: Vec<String> = fins
-        .into_iter()
-        .filter(|f| f != ATTACHER_FINALIZER)
-        .collect();
-    let _ = ctx.patch(
-        PVS,
-        "",
-        pv,
-        &json!({ "metadata": { "finalizers": kept } }),
-        Part::Main,
-    );
 }
 
 /// One instance as EC2 describes it (its tags are read fresh: they decide
