@@ -209,8 +209,7 @@ impl Cluster {
     where
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
-        // A read is safe to repeat: a transient failure is retried here, so one failed
-        // list of a plan's many does not fail the plan.
+        // A transient failure is tried again by the client (crate::retry).
         let params = ListParams::default();
         Ok(api
             .list(&params)
@@ -568,8 +567,8 @@ impl Cluster {
         let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
         let pv_api: Api<PersistentVolume> = Api::all(self.client.clone());
         let ctx = &self.context;
-        // Reads are always safe to repeat: a transient failure is retried here, so one
-        // failed call of several does not cost the caller a whole observation.
+        // Each read tries a transient failure again itself (crate::retry), so one failed
+        // call of several does not cost the caller a whole observation.
         let ((set, pod_list), va_list, claim_objects, pv_objects) = futures::try_join!(
             async {
                 let (set, deploy) = match kind {
