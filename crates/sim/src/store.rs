@@ -107,6 +107,67 @@ impl OwnerIndex {
     }
 }
 
+/// What an object uses, for [`UseIndex`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Use {
+    /// A pod mounting a PersistentVolumeClaim (in its namespace).
+    Claim,
+    /// A VolumeAttachment attaching a PersistentVolume.
+    Volume,
+}
+
+/// Objects by what they use, kept with every write as the owners are: pods by the claims
+/// they mount, VolumeAttachments by their PV. So the kubelets and the attacher find a
+/// volume's users without scanning every pod or attachment of a large estate, as an
+/// informer's indexer does.
+#[derive(Debug, Default)]
+struct UseIndex {
+    users: HashMap<(Use, String, String), BTreeSet<ObjectKey>>,
+}
+
+impl UseIndex {
+    /// What `obj` (of `resource`) uses: (use, namespace, name).
+    fn uses(resource: &GroupResource, obj: &Value) -> Vec<(Use, String, String)> {
+        match (resource.group.as_str(), resource.plural.as_str()) {
+            ("", "pods") => {
+                let ns = meta::namespace(obj);
+                obj["spec"]["volumes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+                    .map(|c| (Use::Claim, ns.to_string(), c.to_string()))
+                    .collect()
+            }
+            ("storage.k8s.io", "volumeattachments") => {
+                obj["spec"]["source"]["persistentVolumeName"]
+                    .as_str()
+                    .map(|pv| (Use::Volume, String::new(), pv.to_string()))
+                    .into_iter()
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn add(&mut self, key: &ObjectKey, obj: &Value) {
+        for u in Self::uses(&key.0, obj) {
+            self.users.entry(u).or_default().insert(key.clone());
+        }
+    }
+
+    fn drop(&mut self, key: &ObjectKey, obj: &Value) {
+        for u in Self::uses(&key.0, obj) {
+            if let Some(users) = self.users.get_mut(&u) {
+                users.remove(key);
+                if users.is_empty() {
+                    self.users.remove(&u);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     rv: u64,
@@ -116,6 +177,7 @@ struct Inner {
     /// Highest rv whose change has been dropped from history.
     compacted: u64,
     owners: OwnerIndex,
+    uses: UseIndex,
     /// The writes of the transaction in progress (cleared when one starts).
     touched: Vec<Touched>,
 }
@@ -142,6 +204,7 @@ impl Store {
                 history_limit: history_limit.max(1),
                 compacted: 0,
                 owners: OwnerIndex::default(),
+                uses: UseIndex::default(),
                 touched: Vec::new(),
             }),
             tx,
@@ -329,6 +392,28 @@ impl Txn<'_> {
         self.inner.owners.by_uid.get(uid).cloned()
     }
 
+    /// The objects that use `name` (in `namespace`, or "") as `how`: the pods that
+    /// mount a claim, the VolumeAttachments of a PV.
+    pub fn users(&self, how: Use, namespace: &str, name: &str) -> Vec<Arc<Value>> {
+        let Some(keys) = self
+            .inner
+            .uses
+            .users
+            .get(&(how, namespace.to_string(), name.to_string()))
+        else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter_map(|(r, ns, n)| {
+                self.inner
+                    .objects
+                    .get(r)?
+                    .get(&(ns.clone(), n.clone()))
+                    .cloned()
+            })
+            .collect()
+    }
+
     /// Where the objects that name `uid` as an owner are.
     pub fn dependents_of(&self, uid: &str) -> Vec<ObjectKey> {
         self.inner
@@ -365,8 +450,10 @@ impl Txn<'_> {
         let full = (resource.clone(), key.0, key.1);
         if let Some(old) = &old {
             self.inner.owners.drop(&full, old);
+            self.inner.uses.drop(&full, old);
         }
         self.inner.owners.add(&full, &obj);
+        self.inner.uses.add(&full, &obj);
         self.inner.touched.push(Touched::Written(full));
         let kind = if old.is_some() {
             ChangeKind::Modified
@@ -397,6 +484,7 @@ impl Txn<'_> {
             .remove(&(namespace.to_string(), name.to_string()))?;
         let full = (resource.clone(), namespace.to_string(), name.to_string());
         self.inner.owners.drop(&full, &old);
+        self.inner.uses.drop(&full, &old);
         self.inner.touched.push(Touched::Removed {
             key: full,
             uid: meta::uid(&old).to_string(),
@@ -541,6 +629,36 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
+        });
+    }
+
+    #[test]
+    fn the_use_index_follows_every_write() {
+        let s = Store::new(10);
+        let pods = GroupResource {
+            group: String::new(),
+            plural: "pods".into(),
+        };
+        let vas = GroupResource {
+            group: "storage.k8s.io".into(),
+            plural: "volumeattachments".into(),
+        };
+        let pod = |claim: &str| json!({ "metadata": { "name": "web-0", "namespace": "a" }, "spec": { "volumes": [{ "name": "d", "persistentVolumeClaim": { "claimName": claim } }] } });
+        let names = |objs: Vec<Arc<Value>>| -> Vec<String> {
+            objs.iter().map(|o| meta::name(o).to_string()).collect()
+        };
+        s.txn(|t| {
+            t.put(&pods, pod("data-web-0"));
+            t.put(&vas, json!({ "metadata": { "name": "csi-1" }, "spec": { "source": { "persistentVolumeName": "pv-1" } } }));
+            assert_eq!(names(t.users(Use::Claim, "a", "data-web-0")), ["web-0"]);
+            assert!(t.users(Use::Claim, "b", "data-web-0").is_empty(), "by namespace");
+            assert_eq!(names(t.users(Use::Volume, "", "pv-1")), ["csi-1"]);
+            // An update moves it; a removal drops it.
+            t.put(&pods, pod("other"));
+            assert!(t.users(Use::Claim, "a", "data-web-0").is_empty());
+            assert_eq!(names(t.users(Use::Claim, "a", "other")), ["web-0"]);
+            t.remove(&vas, "", "csi-1");
+            assert!(t.users(Use::Volume, "", "pv-1").is_empty());
         });
     }
 

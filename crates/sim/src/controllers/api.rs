@@ -301,6 +301,12 @@ impl Ctx {
         self.cluster.store.txn(|t| t.get(&gr, namespace, name))
     }
 
+    /// The objects that use `name` (in `namespace`, or "") as `how`, from the store's
+    /// index: the pods that mount a claim, the VolumeAttachments of a PV.
+    pub fn users(&self, how: crate::store::Use, namespace: &str, name: &str) -> Vec<Arc<Value>> {
+        self.cluster.store.txn(|t| t.users(how, namespace, name))
+    }
+
     /// Creates an object.
     pub fn create(&self, k: Kind, namespace: &str, obj: Value) -> Result<Value, ApiError> {
         let out = self.cluster.create(&self.def(k), namespace, obj, false);
