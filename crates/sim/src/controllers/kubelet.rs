@@ -30,7 +30,7 @@
 //! removed, and nothing can start on its volume before that: the volume's attachment (or,
 //! on the same node, the StatefulSet's replacement pod) waits for the pod to be gone.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -50,6 +50,7 @@ use super::{Controller, Ctx, Scope};
 use crate::meta;
 use crate::ops::Part;
 use crate::patch::PatchType;
+use crate::store::Use;
 
 /// The EC2 tag holding a volume's data fingerprint.
 pub const FINGERPRINT_TAG: &str = "baton.sim/fingerprint";
@@ -77,6 +78,8 @@ pub(crate) struct Kubelet {
     pods: Workers,
     /// The periodic fingerprint writes (one key).
     flushes: Workers,
+    /// Pod uid → namespace and name, for the worker keys a pass looks at again.
+    names: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl Default for Kubelet {
@@ -85,6 +88,7 @@ impl Default for Kubelet {
             state: Arc::default(),
             pods: Workers::new(CONCURRENCY),
             flushes: Workers::new(1),
+            names: Mutex::default(),
         }
     }
 }
@@ -115,10 +119,19 @@ impl Controller for Kubelet {
     fn reconcile<'a>(
         &'a self,
         ctx: &'a Ctx,
-        _scope: &'a Scope,
+        scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
-            for pod in ctx.list(PODS, None) {
+            let pods = match scope.is_all() {
+                true => {
+                    let pods = ctx.list(PODS, None);
+                    let live: HashSet<&str> = pods.iter().map(|p| meta::uid(p)).collect();
+                    lock(&self.names).retain(|uid, _| live.contains(uid.as_str()));
+                    pods
+                }
+                false => self.touched(ctx, scope),
+            };
+            for pod in pods {
                 let Some(node) = pod["spec"]["nodeName"]
                     .as_str()
                     .filter(|n| !n.is_empty())
@@ -139,11 +152,15 @@ impl Controller for Kubelet {
                 {
                     continue;
                 }
+                let uid = meta::uid(&pod).to_string();
+                lock(&self.names).insert(
+                    uid.clone(),
+                    (meta::namespace(&pod).into(), meta::name(&pod).into()),
+                );
                 let (state, wctx) = (self.state.clone(), ctx.for_worker());
-                self.pods
-                    .spawn(meta::uid(&pod).to_string(), &ctx.wake, async move {
-                        state.sync_pod(&wctx, &pod, &node).await
-                    });
+                self.pods.spawn(uid, &ctx.wake, async move {
+                    state.sync_pod(&wctx, &pod, &node).await
+                });
             }
             if self.flushes.busy(FLUSH) {
                 // Its end asks for the next one.
@@ -164,6 +181,52 @@ impl Controller for Kubelet {
 
 /// The periodic fingerprint writes' worker key.
 const FLUSH: &str = "fingerprints";
+
+impl Kubelet {
+    /// The pods a pass woken by changes must look at: the changed pods, those that mount
+    /// a changed claim or the claim of a changed attachment's PV (as the kubelet's volume
+    /// manager is woken for its pods' volumes), and
+    /// those of the worker keys to look at again. Each as it is now; a deleted one is
+    /// gone.
+    fn touched(&self, ctx: &Ctx, scope: &Scope) -> Vec<Arc<Value>> {
+        let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
+        for (pod, _) in scope.changed("", "pods") {
+            keys.insert((meta::namespace(pod).into(), meta::name(pod).into()));
+        }
+        {
+            let names = lock(&self.names);
+            keys.extend(
+                scope
+                    .again()
+                    .iter()
+                    .filter_map(|uid| names.get(uid).cloned()),
+            );
+        }
+        let mut claims: BTreeSet<(String, String)> = BTreeSet::new();
+        for (claim, _) in scope.changed("", "persistentvolumeclaims") {
+            claims.insert((meta::namespace(claim).into(), meta::name(claim).into()));
+        }
+        for (va, _) in scope.changed("storage.k8s.io", "volumeattachments") {
+            let pv = va["spec"]["source"]["persistentVolumeName"]
+                .as_str()
+                .and_then(|name| ctx.get(PVS, "", name));
+            let r = pv.as_ref().map(|pv| &pv["spec"]["claimRef"]);
+            if let Some((Some(ns), Some(name))) =
+                r.map(|r| (r["namespace"].as_str(), r["name"].as_str()))
+            {
+                claims.insert((ns.into(), name.into()));
+            }
+        }
+        for (ns, claim) in &claims {
+            for pod in ctx.users(Use::Claim, ns, claim) {
+                keys.insert((ns.clone(), meta::name(&pod).into()));
+            }
+        }
+        keys.into_iter()
+            .filter_map(|(ns, name)| ctx.get(PODS, &ns, &name))
+            .collect()
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
