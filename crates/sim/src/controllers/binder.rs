@@ -11,10 +11,10 @@
 //! - `kubernetes.io/pvc-protection` lets go once no pod uses the claim, and
 //!   `kubernetes.io/pv-protection` once the PV is not Bound.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -24,7 +24,62 @@ use super::{Controller, Ctx, Scope};
 use crate::meta;
 use crate::ops::Part;
 
-pub(crate) struct Binder;
+#[derive(Default)]
+pub(crate) struct Binder {
+    index: Mutex<PvIndex>,
+}
+
+/// The PVs that are not being deleted, as a pass needs them: by the claim their
+/// `claimRef` names, and the unreserved Available ones by name.
+#[derive(Default)]
+struct PvIndex {
+    /// PV name → the claim it is reserved for (None: unreserved).
+    claim_of: HashMap<String, Option<(String, String)>>,
+    reserved: HashMap<(String, String), Vec<Arc<Value>>>,
+    available: BTreeMap<String, Arc<Value>>,
+}
+
+impl PvIndex {
+    fn put(&mut self, pv: Arc<Value>) {
+        if meta::is_deleting(&pv) {
+            return;
+        }
+        let name = meta::name(&pv).to_string();
+        let r = &pv["spec"]["claimRef"];
+        if r.is_null() {
+            if pv["status"]["phase"] == "Available" {
+                self.available.insert(name.clone(), pv.clone());
+            }
+            self.claim_of.insert(name, None);
+        } else {
+            let key = (
+                r["namespace"].as_str().unwrap_or_default().to_string(),
+                r["name"].as_str().unwrap_or_default().to_string(),
+            );
+            self.reserved
+                .entry(key.clone())
+                .or_default()
+                .push(pv.clone());
+            self.claim_of.insert(name, Some(key));
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.available.remove(name);
+        if let Some(Some(key)) = self.claim_of.remove(name)
+            && let Some(pvs) = self.reserved.get_mut(&key)
+        {
+            pvs.retain(|pv| meta::name(pv) != name);
+            if pvs.is_empty() {
+                self.reserved.remove(&key);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 const BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
 const BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller";
@@ -51,35 +106,51 @@ impl Controller for Binder {
         scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
-            // One look at the volumes per pass: reserved ones by the claim they name, and
-            // the unreserved Available ones, so each claim is not a scan of every PV.
-            let mut reserved: std::collections::HashMap<(String, String), Vec<Arc<Value>>> =
-                Default::default();
-            let mut available = Vec::new();
-            for pv in ctx.list(PVS, None) {
-                if meta::is_deleting(&pv) {
-                    continue;
-                }
-                let r = &pv["spec"]["claimRef"];
-                if r.is_null() {
-                    if pv["status"]["phase"] == "Available" {
-                        available.push(pv.clone());
+            // The volumes by the claim they are reserved for, and the unreserved
+            // Available ones, kept up to date from the changes (rebuilt on a full pass),
+            // so that a pass is not a scan of every PV, nor each claim one.
+            let (touched, mut available) = {
+                let mut index = lock(&self.index);
+                if scope.is_all() {
+                    *index = PvIndex::default();
+                    for pv in ctx.list(PVS, None) {
+                        index.put(pv);
                     }
                 } else {
-                    let key = (
-                        r["namespace"].as_str().unwrap_or_default().to_string(),
-                        r["name"].as_str().unwrap_or_default().to_string(),
-                    );
-                    reserved.entry(key).or_default().push(pv.clone());
+                    for (pv, _) in scope.changed("", "persistentvolumes") {
+                        let name = meta::name(pv);
+                        index.remove(name);
+                        if let Some(now) = ctx.get(PVS, "", name) {
+                            index.put(now);
+                        }
+                    }
                 }
-            }
-            let touched = Touched::new(scope, &reserved);
+                let touched = Touched::new(scope, &index.reserved);
+                (
+                    touched,
+                    index.available.values().cloned().collect::<Vec<_>>(),
+                )
+            };
             let claims: Vec<Arc<Value>> = match &touched.claims {
                 None => ctx.list(PVCS, None),
                 Some(keys) => keys
                     .iter()
                     .filter_map(|(ns, name)| ctx.get(PVCS, ns, name))
                     .collect(),
+            };
+            let reserved: HashMap<(String, String), Vec<Arc<Value>>> = {
+                let index = lock(&self.index);
+                claims
+                    .iter()
+                    .filter_map(|pvc| {
+                        let key = (
+                            meta::namespace(pvc).to_string(),
+                            meta::name(pvc).to_string(),
+                        );
+                        let pvs = index.reserved.get(&key)?.clone();
+                        Some((key, pvs))
+                    })
+                    .collect()
             };
             for pvc in &claims {
                 let key = (
@@ -630,8 +701,8 @@ mod tests {
         }
         // The first pass makes the volumes Available (status is not taken on create); the
         // second binds both claims.
-        Binder.reconcile(&ctx, &Scope::All).await;
-        Binder.reconcile(&ctx, &Scope::All).await;
+        Binder::default().reconcile(&ctx, &Scope::All).await;
+        Binder::default().reconcile(&ctx, &Scope::All).await;
         let volume = |c: &str| {
             ctx.get(PVCS, "default", c)
                 .and_then(|c| c["spec"]["volumeName"].as_str().map(String::from))

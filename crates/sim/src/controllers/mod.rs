@@ -205,7 +205,7 @@ impl ControlPlane {
         let controllers: Vec<Arc<dyn Controller>> = vec![
             Arc::new(statefulset::StatefulSets),
             Arc::new(deployment::Deployments),
-            Arc::new(binder::Binder),
+            Arc::new(binder::Binder::default()),
             Arc::new(provisioner::Provisioner::default()),
             Arc::new(scheduler::Scheduler),
             Arc::new(attach::Attacher::default()),
