@@ -28,6 +28,7 @@ use super::workers::Workers;
 use super::{Controller, Ctx, Scope};
 use crate::meta;
 use crate::ops::Part;
+use crate::store::Use;
 
 /// The finalizer the external-attacher holds on an attached VolumeAttachment.
 pub const ATTACHER_FINALIZER: &str = "external-attacher/ebs-csi-aws-com";
@@ -160,10 +161,9 @@ impl Controller for Attacher {
                         |ns, name| ctx.get(PVCS, ns, name),
                         &pvs,
                     );
-                    let vas = ctx
-                        .list(VOLUMEATTACHMENTS, None)
-                        .into_iter()
-                        .filter(|va| names.contains(source_pv(va)))
+                    let vas = names
+                        .iter()
+                        .flat_map(|pv| ctx.users(Use::Volume, "", pv))
                         .collect();
                     self.converge(ctx, &pvs, desired, users, vas);
                 }
@@ -287,8 +287,8 @@ fn both<'a>((now, old): (&'a Value, Option<&'a Value>)) -> impl Iterator<Item = 
     std::iter::once(now).chain(old)
 }
 
-/// The pods that may use the PVs `names`: those in the namespaces of the claims that
-/// name one of them (each PV's claimRef, and changed claims), that mount such a claim.
+/// The pods that may use the PVs `names`: those that mount a claim that names one of
+/// them (each PV's claimRef, and changed claims).
 fn users_of(
     ctx: &Ctx,
     scope: &Scope,
@@ -313,17 +313,14 @@ fn users_of(
             ));
         }
     }
-    let namespaces: BTreeSet<&str> = claims.iter().map(|(ns, _)| ns.as_str()).collect();
-    namespaces
-        .into_iter()
-        .flat_map(|ns| ctx.list(PODS, Some(ns)))
-        .filter(|pod| {
-            let ns = meta::namespace(pod);
-            pod_claims(pod)
-                .into_iter()
-                .any(|c| claims.contains(&(ns.to_string(), c)))
-        })
-        .collect()
+    // A pod mounting two of them is one user.
+    let mut pods: BTreeMap<(String, String), Arc<Value>> = BTreeMap::new();
+    for (ns, claim) in &claims {
+        for pod in ctx.users(Use::Claim, ns, claim) {
+            pods.insert((ns.clone(), meta::name(&pod).to_string()), pod);
+        }
+    }
+    pods.into_values().collect()
 }
 
 /// The VolumeAttachment name for a PV on a node, as the CSI plugin derives it.
