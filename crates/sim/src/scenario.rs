@@ -1406,10 +1406,25 @@ pub async fn wait_ready(cluster: &Cluster, timeout: Duration) -> Result<(), Scen
                     }
                 },
                 () = tokio::time::sleep_until(deadline) => {
-                    return Err(ScenarioError::Timeout(format!("cluster {}: not ready after {:?}: {}", cluster.spec.name, timeout, pending.join(", "))));
+                    return Err(ScenarioError::Timeout(format!("cluster {}: not ready after {:?}: {}", cluster.spec.name, timeout, first_of(&pending, 10))));
                 }
             }
         }
+        // Workloads become Ready in bursts: one look per burst, not per change.
+        tokio::time::sleep(
+            Duration::from_millis(50)
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+        )
+        .await;
+    }
+}
+
+/// The first `n` of `items`, and how many more there are.
+fn first_of(items: &[String], n: usize) -> String {
+    let shown = items[..items.len().min(n)].join(", ");
+    match items.len().saturating_sub(n) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
     }
 }
 
