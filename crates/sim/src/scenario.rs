@@ -452,10 +452,13 @@ pub fn large(statefulsets: usize, claims_per_app: usize) -> Scenario {
 }
 
 /// Five times `large`: 1,250 single-replica StatefulSets with four volumes each (5,000
-/// PVs) in five namespaces, on ten nodes per zone in three zones (30 per cluster, within
-/// the nodes' 58 pods each).
+/// PVs) in five namespaces, on 14 nodes per zone in three zones (42 per cluster). Not
+/// fewer: blue's pods take their addresses from ENIConfig subnets (custom networking),
+/// so an m5.xlarge node has 3 ENIs × 14 = 42 pod addresses although it admits 58 pods;
+/// on 30 nodes the scheduler put 43 on some, and those waited for an address forever,
+/// as they would on EKS.
 pub fn xlarge() -> Scenario {
-    generated("xlarge", 1250, 4, 5, 10)
+    generated("xlarge", 1250, 4, 5, 14)
 }
 
 /// `statefulsets` apps named `app-NNNN` with `claims_per_app` volumes each, dealt round
@@ -1662,8 +1665,13 @@ mod tests {
         assert_eq!(namespaces.len(), 5);
         for c in &s.clusters {
             let nodes: usize = c.nodes.iter().map(|n| n.count).sum();
-            assert_eq!(nodes, 30, "{}", c.name);
-            assert!(1250 <= nodes * 58, "{}: the pods fit the nodes", c.name);
+            assert_eq!(nodes, 42, "{}", c.name);
+            // With room to spare: the scheduler does not spread pods exactly evenly.
+            assert!(
+                1250 * 5 / 4 <= nodes * 42,
+                "{}: the pods fit the nodes' addresses",
+                c.name
+            );
         }
     }
 

@@ -8,7 +8,7 @@
 //! Each pass is given its [`Scope`]: the changes that woke it, so a controller whose
 //! work is per object (the scheduler, binder, StatefulSet controller) converges only the
 //! objects those changes touch instead of re-reading a thousand claims for each one; or
-//! `All`, a full pass over everything — the first pass, after a modelled delay's timer,
+//! `All`, a full pass over everything — the first pass, after a pass's own timer,
 //! after the change stream lagged (changes were lost), and [`RESYNC`] after the last full
 //! pass, changes or not, as an informer's resync. A resync that finds work logs a
 //! warning naming the controller: its change-driven scope missed something.
@@ -279,12 +279,7 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
     let mut scope = Scope::All;
     let mut why = Why::Start;
     let mut last_full = Instant::now();
-    // The soonest instant a worker asked for a pass at, not yet passed.
-    let mut worker_at: Option<Instant> = None;
     loop {
-        if worker_at.is_some_and(|at| at <= Instant::now()) {
-            worker_at = None;
-        }
         if scope.is_all() {
             last_full = Instant::now();
         }
@@ -307,13 +302,8 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
             );
         }
         let resync_at = last_full + RESYNC;
-        let soonest = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        worker_at = soonest(worker_at, ctx.wake.take_at());
-        let mut timer_at = soonest(wake_at, worker_at);
-        let mut due = timer_at.map_or(resync_at, |w| w.min(resync_at));
+        let timer_at = wake_at;
+        let due = timer_at.map_or(resync_at, |w| w.min(resync_at));
         let sleep = tokio::time::sleep_until(due);
         tokio::pin!(sleep);
         let mut seen = Vec::new();
@@ -349,13 +339,6 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
                     if !again.is_empty() {
                         why = Why::Worker;
                         break;
-                    }
-                    // A worker asked for a pass later: sleep until then if it is sooner.
-                    worker_at = soonest(worker_at, ctx.wake.take_at());
-                    timer_at = soonest(timer_at, worker_at);
-                    if let Some(at) = timer_at.filter(|&at| at < due) {
-                        due = at;
-                        sleep.as_mut().reset(at);
                     }
                 }
                 _ = closing.changed() => return,
@@ -405,7 +388,7 @@ async fn run(c: Arc<dyn Controller>, ctx: Ctx) {
 enum Why {
     Start,
     Changes,
-    /// A worker finished its object's work.
+    /// A worker finished its object's work, or its key's modelled delay ended.
     Worker,
     Lagged,
     Timer,

@@ -7,9 +7,11 @@
 //! workqueue re-queues an item added while it is processed, a marked task's end wakes
 //! its controller for a pass now over that key ([`super::Scope::again`]), so the change
 //! the skipping pass saw is looked at again. A task
-//! may also ask for a pass at an instant (a modelled delay), which the controller's loop
-//! sleeps until without a pass in between. What a task writes wakes the controller
-//! through the change stream, as any write does.
+//! may also ask for its key to be looked at again at an instant (a modelled delay, as a
+//! workqueue's `AddAfter`): then a pass over that key runs, not a full one, so a
+//! thousand volumes' timers cost a thousand small passes, not a thousand scans of the
+//! estate. What a task writes wakes the controller through the change stream, as any
+//! write does.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,8 +26,6 @@ pub(crate) struct Wake {
     notify: Notify,
     /// Keys a pass is wanted for now.
     again: Mutex<Vec<String>>,
-    /// The soonest instant a pass is wanted at.
-    at: Mutex<Option<Instant>>,
 }
 
 impl Wake {
@@ -38,13 +38,13 @@ impl Wake {
         self.notify.notify_one();
     }
 
-    /// Asks for a pass at `at`.
-    pub(crate) fn request_at(&self, at: Instant) {
-        {
-            let mut slot = self.at.lock().unwrap_or_else(PoisonError::into_inner);
-            *slot = Some(slot.map_or(at, |w| w.min(at)));
-        }
-        self.notify.notify_one();
+    /// Asks for a pass over `key` at `at`.
+    pub(crate) fn request_again_at(self: &Arc<Self>, key: String, at: Instant) {
+        let wake = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            wake.request_again(key);
+        });
     }
 
     /// Waits for a request.
@@ -55,14 +55,6 @@ impl Wake {
     /// The keys a pass was asked for now (and clears them).
     pub(crate) fn take_again(&self) -> Vec<String> {
         std::mem::take(&mut *self.again.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// The soonest instant a pass was asked for (and clears it).
-    pub(crate) fn take_at(&self) -> Option<Instant> {
-        self.at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
     }
 }
 
@@ -93,7 +85,7 @@ impl Workers {
 
     /// Runs `work` for `key` unless a task for it is queued or running (then marks that
     /// one, so that its end asks for a pass now over `key`). When it ends, `wake` is
-    /// asked for a pass at the instant it returns, if any.
+    /// asked for a pass over `key` at the instant it returns, if any.
     pub(crate) fn spawn<F>(&self, key: String, wake: &Arc<Wake>, work: F)
     where
         F: Future<Output = Option<Instant>> + Send + 'static,
@@ -124,7 +116,7 @@ impl Workers {
             if again {
                 wake.request_again(key);
             } else if let Some(at) = at {
-                wake.request_at(at);
+                wake.request_again_at(key, at);
             }
         });
     }
@@ -166,18 +158,18 @@ mod tests {
         assert!(!workers.busy("pod-a"));
 
         // Unmarked, a task that asks for nothing wakes nothing; one that asks for an
-        // instant asks for a pass then, not now.
+        // instant asks for a pass over its key then, not now.
         workers.spawn("pod-b".into(), &wake, async { None });
-        let later = Instant::now() + Duration::from_secs(60);
+        let later = Instant::now() + Duration::from_millis(300);
         workers.spawn("pod-c".into(), &wake, async move { Some(later) });
-        tokio::time::timeout(Duration::from_secs(5), wake.notified())
-            .await
-            .unwrap();
-        while workers.busy("pod-b") {
+        while workers.busy("pod-b") || workers.busy("pod-c") {
             tokio::task::yield_now().await;
         }
         assert!(wake.take_again().is_empty(), "nothing asks for a pass now");
-        assert_eq!(wake.take_at(), Some(later));
-        assert_eq!(wake.take_at(), None);
+        tokio::time::timeout(Duration::from_secs(5), wake.notified())
+            .await
+            .unwrap();
+        assert!(Instant::now() >= later, "not before the instant");
+        assert_eq!(wake.take_again(), ["pod-c"]);
     }
 }
