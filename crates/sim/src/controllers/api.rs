@@ -307,6 +307,29 @@ impl Ctx {
         self.cluster.store.txn(|t| t.users(how, namespace, name))
     }
 
+    /// The object of kind `k` with `uid`, from the store's owner index.
+    pub fn by_uid(&self, k: Kind, uid: &str) -> Option<Arc<Value>> {
+        self.cluster.store.txn(|t| {
+            let (gr, ns, name) = t.key_of_uid(uid)?;
+            if gr.group != k.group || gr.plural != k.plural {
+                return None;
+            }
+            t.get(&gr, &ns, &name)
+        })
+    }
+
+    /// The objects of kind `k` that name `uid` among their owners, from the store's
+    /// owner index.
+    pub fn dependents(&self, k: Kind, uid: &str) -> Vec<Arc<Value>> {
+        self.cluster.store.txn(|t| {
+            t.dependents_of(uid)
+                .into_iter()
+                .filter(|(gr, ..)| gr.group == k.group && gr.plural == k.plural)
+                .filter_map(|(gr, ns, name)| t.get(&gr, &ns, &name))
+                .collect()
+        })
+    }
+
     /// Creates an object.
     pub fn create(&self, k: Kind, namespace: &str, obj: Value) -> Result<Value, ApiError> {
         let out = self.cluster.create(&self.def(k), namespace, obj, false);

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -37,26 +38,41 @@ impl Controller for StatefulSets {
         scope: &'a Scope,
     ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send + 'a>> {
         Box::pin(async move {
-            // Pods by controlling owner, once per pass (not a scan of every pod per set).
-            let mut by_owner: std::collections::HashMap<String, Vec<std::sync::Arc<Value>>> =
-                Default::default();
-            for p in ctx.list(PODS, None) {
-                if let Some(owner) = meta::owner_uids(&p).into_iter().next() {
-                    by_owner.entry(owner).or_default().push(p);
+            let Some(touched) = touched(ctx, scope) else {
+                // Pods by controlling owner, once per pass (not a scan of every pod per
+                // set).
+                let mut by_owner: HashMap<String, Vec<Arc<Value>>> = HashMap::new();
+                for p in ctx.list(PODS, None) {
+                    if let Some(owner) = meta::owner_uids(&p).into_iter().next() {
+                        by_owner.entry(owner).or_default().push(p);
+                    }
                 }
-            }
-            let sets = ctx.list(STATEFULSETS, None);
-            let touched = touched(scope, &sets);
-            for sts in sets {
-                if !meta::is_deleting(&sts)
-                    && touched.as_ref().is_none_or(|t| t.contains(meta::uid(&sts)))
-                {
-                    let owned = by_owner
-                        .get(meta::uid(&sts))
-                        .map(Vec::as_slice)
-                        .unwrap_or_default();
-                    sync(ctx, &sts, owned);
+                for sts in ctx.list(STATEFULSETS, None) {
+                    if !meta::is_deleting(&sts) {
+                        let owned = by_owner
+                            .get(meta::uid(&sts))
+                            .map(Vec::as_slice)
+                            .unwrap_or_default();
+                        sync(ctx, &sts, owned);
+                    }
                 }
+                return None;
+            };
+            // A pass woken by changes finds its sets and their pods through the store's
+            // owner index, not a scan of every pod.
+            for uid in touched {
+                let Some(sts) = ctx.by_uid(STATEFULSETS, &uid) else {
+                    continue;
+                };
+                if meta::is_deleting(&sts) {
+                    continue;
+                }
+                let owned: Vec<Arc<Value>> = ctx
+                    .dependents(PODS, &uid)
+                    .into_iter()
+                    .filter(|p| meta::owner_uids(p).first() == Some(&uid))
+                    .collect();
+                sync(ctx, &sts, &owned);
             }
             None
         })
@@ -66,7 +82,7 @@ impl Controller for StatefulSets {
 /// The sets (by uid) a pass converges: `None` for all of them; otherwise those that
 /// changed, the owners of pods that changed, and the sets whose claim names
 /// (`<template>-<set>-<ordinal>`) match claims that changed.
-fn touched(scope: &Scope, sets: &[std::sync::Arc<Value>]) -> Option<HashSet<String>> {
+fn touched(ctx: &Ctx, scope: &Scope) -> Option<HashSet<String>> {
     if scope.is_all() {
         return None;
     }
@@ -78,37 +94,24 @@ fn touched(scope: &Scope, sets: &[std::sync::Arc<Value>]) -> Option<HashSet<Stri
         out.extend(meta::owner_uids(pod));
         out.extend(old.map(meta::owner_uids).unwrap_or_default());
     }
-    let claims: Vec<(&str, &str)> = scope
-        .changed("", "persistentvolumeclaims")
-        .map(|(o, _)| (meta::namespace(o), meta::name(o)))
-        .collect();
-    if !claims.is_empty() {
-        // `<template>-<set>` → set, for every set's templates.
-        let mut prefixes: HashMap<(&str, String), Vec<&str>> = HashMap::new();
-        for sts in sets {
-            for t in sts["spec"]["volumeClaimTemplates"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                prefixes
-                    .entry((
-                        meta::namespace(sts),
-                        format!("{}-{}", meta::name(t), meta::name(sts)),
-                    ))
-                    .or_default()
-                    .push(meta::uid(sts));
-            }
+    for (claim, _) in scope.changed("", "persistentvolumeclaims") {
+        let (ns, name) = (meta::namespace(claim), meta::name(claim));
+        let Some((prefix, ordinal)) = name.rsplit_once('-') else {
+            continue;
+        };
+        if ordinal.parse::<i64>().is_err() {
+            continue;
         }
-        for (ns, name) in claims {
-            let Some((prefix, ordinal)) = name.rsplit_once('-') else {
-                continue;
-            };
-            if ordinal.parse::<i64>().is_err() {
-                continue;
-            }
-            if let Some(uids) = prefixes.get(&(ns, prefix.to_string())) {
-                out.extend(uids.iter().map(|u| u.to_string()));
+        // `<template>-<set>`: each place a dash could split it, a set of that name with
+        // that template.
+        for (i, _) in prefix.match_indices('-') {
+            let (template, set) = (&prefix[..i], &prefix[i + 1..]);
+            if let Some(sts) = ctx.get(STATEFULSETS, ns, set)
+                && sts["spec"]["volumeClaimTemplates"]
+                    .as_array()
+                    .is_some_and(|ts| ts.iter().any(|t| meta::name(t) == template))
+            {
+                out.insert(meta::uid(&sts).to_string());
             }
         }
     }
@@ -444,17 +447,6 @@ mod tests {
     use crate::resources::GroupResource;
     use crate::store::{Change, ChangeKind};
 
-    fn set(name: &str, uid: &str, templates: &[&str]) -> Arc<Value> {
-        let templates: Vec<Value> = templates
-            .iter()
-            .map(|t| json!({ "metadata": { "name": t } }))
-            .collect();
-        Arc::new(json!({
-            "metadata": { "name": name, "namespace": "ns", "uid": uid },
-            "spec": { "volumeClaimTemplates": templates },
-        }))
-    }
-
     fn change(plural: &str, obj: Value) -> Arc<Change> {
         Arc::new(Change {
             rv: 1,
@@ -470,11 +462,32 @@ mod tests {
 
     #[test]
     fn a_pass_from_changes_converges_the_sets_they_concern() {
-        let sets = [
-            set("web", "u-web", &["data"]),
-            set("db", "u-db", &["data", "logs"]),
-            set("cache", "u-cache", &["data"]),
-        ];
+        let ctx = Ctx::for_test();
+        let ns = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "ns" } });
+        ctx.create(super::super::api::NAMESPACES, "", ns).unwrap();
+        let mut uids = std::collections::BTreeMap::new();
+        for (name, templates) in [
+            ("web", &["data"][..]),
+            ("db", &["data", "logs"]),
+            ("cache", &["data"]),
+        ] {
+            let templates: Vec<Value> = templates
+                .iter()
+                .map(|t| json!({ "metadata": { "name": t }, "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } } }))
+                .collect();
+            let sts = json!({
+                "apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": { "name": name, "namespace": "ns" },
+                "spec": {
+                    "serviceName": name, "replicas": 0,
+                    "selector": { "matchLabels": { "app": name } },
+                    "template": { "metadata": { "labels": { "app": name } }, "spec": { "containers": [{ "name": "c", "image": "i" }] } },
+                    "volumeClaimTemplates": templates,
+                },
+            });
+            let made = ctx.create(STATEFULSETS, "ns", sts).unwrap();
+            uids.insert(name, meta::uid(&made).to_string());
+        }
         let scope = Scope::Changes(vec![
             change(
                 "persistentvolumeclaims",
@@ -491,14 +504,16 @@ mod tests {
             ),
             change(
                 "pods",
-                json!({ "metadata": { "name": "web-0", "namespace": "ns", "ownerReferences": [{ "uid": "u-web" }] } }),
+                json!({ "metadata": { "name": "web-0", "namespace": "ns", "ownerReferences": [{ "uid": uids["web"] }] } }),
             ),
         ]);
-        let mut got: Vec<String> = touched(&scope, &sets).unwrap().into_iter().collect();
+        let mut got: Vec<String> = touched(&ctx, &scope).unwrap().into_iter().collect();
         got.sort();
-        assert_eq!(got, ["u-db", "u-web"]);
+        let mut want = vec![uids["db"].clone(), uids["web"].clone()];
+        want.sort();
+        assert_eq!(got, want);
         assert!(
-            touched(&Scope::All, &sets).is_none(),
+            touched(&ctx, &Scope::All).is_none(),
             "a full pass takes all"
         );
     }
