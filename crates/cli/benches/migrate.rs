@@ -309,7 +309,7 @@ async fn bed(scenario: &Scenario, latency_ms: u64, delays: Delays) -> Bed {
     })
     .await
     .expect("estate starts");
-    let seeded = scenario::seed(&estate, scenario, Duration::from_secs(900))
+    let seeded = scenario::seed(&estate, scenario, Duration::from_secs(1800))
         .await
         .expect("scenario seeds");
     // baton's AWS calls go through a proxy of their own, so they are counted apart from
