@@ -492,7 +492,7 @@ fn fences_hold_under_faults() {
 
 /// One Flux Kustomization managing two apps: rolling back one leaves it paused (it still
 /// fences the other, whose blue must not come back while green holds its volumes); the
-/// rollback of the other puts it back.
+/// rollback of the other puts it back, even when that PATCH first fails.
 #[test]
 fn a_fence_two_apps_share_is_resumed_only_with_both() {
     let sim = common::sim_up();
@@ -542,6 +542,9 @@ fn a_fence_two_apps_share_is_resumed_only_with_both() {
         dry.contains("PATCH  /apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/orders"),
         "{dry}"
     );
+    // The restore's PATCH answers 500 once, after every app went back: an idempotent
+    // PATCH of the recorded original, it is tried again rather than ending the rollback.
+    sim.fault(&["add", "blue:method=PATCH:resource=kustomizations:nth=1:500"]);
     sim.ok(&["rollback", "--state-dir", "m", "--yes"]);
     assert!(
         kustomization(&sim)["spec"]
