@@ -97,6 +97,44 @@ pub(crate) fn api_err(
 
 static LIST: std::sync::LazyLock<ListParams> = std::sync::LazyLock::new(ListParams::default);
 
+/// Objects per page of the planner's lists.
+const PAGE: u32 = 500;
+
+/// Every object of `api` in pages of `page`, each mapped by `f` as its page arrives
+/// ([`Cluster::list_map`]). A continue token that expired (410 Gone, when the server
+/// compacted past the list's version) starts the list again, as kubectl does.
+async fn list_pages<K, T>(
+    api: Api<K>,
+    page: u32,
+    mut f: impl FnMut(K) -> T,
+) -> Result<Vec<T>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut params = ListParams::default().limit(page);
+        if let Some(t) = &token {
+            params = params.continue_token(t);
+        }
+        let list = match api.list(&params).await {
+            Ok(list) => list,
+            Err(e) if token.is_some() && is_status(&e, 410) => {
+                out.clear();
+                token = None;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        out.extend(list.items.into_iter().map(&mut f));
+        match list.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// A label selector in the API's string form (`a=b,c in (d,e),!f`), through
 /// `kube::core::Selector`; None when it is empty (it would select everything) or has an
 /// operator the API does not define.
@@ -209,24 +247,36 @@ impl Cluster {
     where
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
-        // A transient failure is tried again by the client (crate::retry).
-        let params = ListParams::default();
-        Ok(api
-            .list(&params)
-            .await
-            .map_err(api_err(&self.context, format!("list {what}")))?
-            .items)
+        self.list_map(api, what, |k| k).await
     }
 
-    /// [`Cluster::list`] of a kind the cluster may not serve: none when it does not
+    /// Every object of `api`, each mapped by `f` as its page arrives: pages of
+    /// [`PAGE`] objects (`limit` and `continue`, as kubectl reads), so a kind of 5,000
+    /// objects is never one body and one vector of whole objects in memory, only what
+    /// `f` keeps of them. A transient failure is tried again by the client
+    /// (crate::retry); a continue token that expired (410) starts the list again.
+    async fn list_map<K, T>(
+        &self,
+        api: Api<K>,
+        what: &str,
+        f: impl FnMut(K) -> T,
+    ) -> Result<Vec<T>, KubeError>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        list_pages(api, PAGE, f)
+            .await
+            .map_err(api_err(&self.context, format!("list {what}")))
+    }
+
+    /// [`Cluster::list_map`] of a kind the cluster may not serve: none when it does not
     /// (404).
     async fn list_served<K>(&self, api: Api<K>, what: &str) -> Result<Vec<K>, KubeError>
     where
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
-        let params = ListParams::default();
-        match api.list(&params).await {
-            Ok(l) => Ok(l.items),
+        match list_pages(api, PAGE, |k| k).await {
+            Ok(items) => Ok(items),
             Err(e) if is_status(&e, 404) => Ok(Vec::new()),
             Err(e) => Err(api_err(&self.context, format!("list {what}"))(e)),
         }
@@ -256,13 +306,28 @@ impl Cluster {
             ..Default::default()
         };
         for ns in scopes {
-            let (sets, deploys, pods, claims, scalers) = futures::try_join!(
-                self.list(self.namespaced::<StatefulSet>(ns), "statefulsets"),
-                self.list(self.namespaced::<Deployment>(ns), "deployments"),
-                self.list(self.namespaced::<Pod>(ns), "pods"),
-                self.list(
+            // Each page is converted as it comes: only what the planner reads is kept.
+            let (sets, deploys, mounted, claims, scalers) = futures::try_join!(
+                self.list_map(self.namespaced::<StatefulSet>(ns), "statefulsets", |s| {
+                    convert::statefulset(&s)
+                }),
+                self.list_map(self.namespaced::<Deployment>(ns), "deployments", |d| {
+                    convert::deployment(&d)
+                }),
+                self.list_map(self.namespaced::<Pod>(ns), "pods", |p| {
+                    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                    if matches!(phase, Some("Succeeded" | "Failed")) {
+                        return Vec::new();
+                    }
+                    let ns = p.metadata.namespace.clone().unwrap_or_default();
+                    convert::mounted(&p)
+                        .map(|c| (ns.clone(), c.to_string()))
+                        .collect::<Vec<_>>()
+                }),
+                self.list_map(
                     self.namespaced::<PersistentVolumeClaim>(ns),
-                    "persistentvolumeclaims"
+                    "persistentvolumeclaims",
+                    |c| convert::pvc(&c)
                 ),
                 self.scalers(ns),
             )?;
@@ -316,45 +381,39 @@ impl Cluster {
                     .cloned()
                     .unwrap_or_default();
             };
-            for s in &sets {
-                let mut s = convert::statefulset(s);
+            for mut s in sets {
                 scaled(&mut s);
                 view.statefulsets.push(s);
             }
             // Every Deployment: with volumes an app; without, a group's member (a proxy
             // named by --group or sharing a part-of label).
-            for d in &deploys {
-                let mut d = convert::deployment(d);
+            for mut d in deploys {
                 scaled(&mut d);
                 view.deployments.push(d);
             }
-            view.claims.extend(claims.iter().map(convert::pvc));
-            for p in &pods {
-                let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-                if matches!(phase, Some("Succeeded" | "Failed")) {
-                    continue;
-                }
-                let ns = p.metadata.namespace.clone().unwrap_or_default();
-                view.mounted
-                    .extend(convert::mounted(p).map(|c| (ns.clone(), c.to_string())));
-            }
+            view.claims.extend(claims);
+            view.mounted.extend(mounted.into_iter().flatten());
         }
         let (pvs, nodes, classes, fences) = futures::try_join!(
-            self.list(
+            self.list_map(
                 Api::<PersistentVolume>::all(self.client.clone()),
-                "persistentvolumes"
+                "persistentvolumes",
+                |v| convert::pv(&v)
             ),
-            self.list(Api::<Node>::all(self.client.clone()), "nodes"),
-            self.list(
+            self.list_map(Api::<Node>::all(self.client.clone()), "nodes", |n| {
+                convert::node(&n)
+            }),
+            self.list_map(
                 Api::<StorageClass>::all(self.client.clone()),
-                "storageclasses"
+                "storageclasses",
+                |c| convert::storage_class(&c)
             ),
             self.fence_objects(),
         )?;
         view.fences = fences;
-        view.volumes = pvs.iter().map(convert::pv).collect();
-        view.nodes = nodes.iter().map(convert::node).collect();
-        view.storage_classes = classes.iter().map(convert::storage_class).collect();
+        view.volumes = pvs;
+        view.nodes = nodes;
+        view.storage_classes = classes;
         Ok(view)
     }
 
@@ -789,6 +848,84 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// An API server of five PVs that serves them in pages, and answers 410 Gone the
+    /// first time the token of the third page is used (its version was compacted).
+    #[derive(Default, Clone)]
+    struct Paged {
+        seen: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl tower_service::Service<http::Request<kube::client::Body>> for Paged {
+        type Response = http::Response<kube::client::Body>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
+            let query = req.uri().query().unwrap_or_default().to_string();
+            let param = |k: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                    .map(String::from)
+            };
+            let limit: usize = param("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
+            let from: usize = param("continue").map_or(0, |t| t.parse().unwrap());
+            let mut seen = self.seen.lock().unwrap();
+            seen.push(query.clone());
+            let first_use_of_page_three = from == 4
+                && !seen[..seen.len() - 1]
+                    .iter()
+                    .any(|q| q.contains("continue=4"));
+            let (status, body) = if first_use_of_page_three {
+                (
+                    410,
+                    json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "Expired", "code": 410, "message": "The provided continue parameter is too old" }),
+                )
+            } else {
+                let to = if limit == 0 { 5 } else { (from + limit).min(5) };
+                let items: Vec<Value> = (from..to)
+                    .map(|i| json!({ "metadata": { "name": format!("pv-{i}") } }))
+                    .collect();
+                let more = if to < 5 {
+                    to.to_string()
+                } else {
+                    String::new()
+                };
+                (
+                    200,
+                    json!({ "kind": "PersistentVolumeList", "apiVersion": "v1", "metadata": { "continue": more }, "items": items }),
+                )
+            };
+            std::future::ready(Ok(http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(kube::client::Body::from(body.to_string().into_bytes()))
+                .unwrap()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_list_is_read_in_pages_and_started_again_when_its_token_expired() {
+        let server = Paged::default();
+        let client = kube::Client::new(server.clone(), "default");
+        let api = Api::<PersistentVolume>::all(client);
+        let names = list_pages(api, 2, |pv: PersistentVolume| pv.metadata.name.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(names, ["pv-0", "pv-1", "pv-2", "pv-3", "pv-4"]);
+        let seen = server.seen.lock().unwrap().clone();
+        assert!(seen.iter().all(|q| q.contains("limit=2")), "{seen:?}");
+        // Two pages, the expired token of the third, then all three from the start.
+        assert_eq!(seen.len(), 6, "{seen:?}");
+    }
 
     #[test]
     fn a_selector_reads_as_the_api_string_and_an_empty_one_as_none() {
