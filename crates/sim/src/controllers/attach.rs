@@ -758,9 +758,9 @@ fn release_pv(ctx: &Ctx, pv: &str, detached: &str) {
         return;
     };
     let still = ctx
-        .list(VOLUMEATTACHMENTS, None)
+        .users(Use::Volume, "", pv)
         .iter()
-        .any(|va| meta::name(va) != detached && va["spec"]["source"]["persistentVolumeName"] == pv);
+        .any(|va| meta::name(va) != detached);
     if !still {
         hold(ctx, PVS, &obj, false);
     }
