@@ -34,12 +34,17 @@
 //! whose reads still fail after five tries is counted as a check failure, not a
 //! violation.
 //!
-//! Faults injected are counted from each cluster's request log (`/debug/requests`, every
-//! client's requests: baton's and the checker's); the AWS fault proxy keeps no log a
-//! client can read, so for AWS the table gives the configured rate. Prints a progress
+//! Faults injected are counted from the request logs (`/debug/requests`) of each
+//! cluster's API server and of the AWS fault proxy: every client's requests, baton's, the
+//! checker's and, for AWS, the emulated controllers' (the EBS CSI driver's attach and
+//! detach, the provisioner's CreateVolume). Prints a progress
 //! line per run and a table; writes `$CARGO_TARGET_DIR/bench/chaos.json` (or
 //! `target/bench/chaos.json`). `--keep` keeps each run's directory (the sim's state, the
 //! migration's state dir with its journal); a failing run's is always kept.
+
+// serde_json's `json!` recurses once per token: chaos.json's record is larger than the
+// default limit of 128 allows.
+#![recursion_limit = "256"]
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -400,20 +405,53 @@ fn fingerprint(seen: &mut BTreeMap<String, Seen>, v: &baton_aws::Volume) -> Vec<
 struct Checker {
     clusters: Vec<(&'static str, kube::Client)>,
     aws: baton_aws::Aws,
+    /// The AWS fault proxy (`http://127.0.0.1:PORT`), whose request log is counted.
+    aws_endpoint: String,
     vols: Vec<Vol>,
     seen: BTreeMap<String, Seen>,
-    /// Per cluster: requests of its log already counted (the log's `dropped` + position).
+    /// Per cluster, and "aws": requests of its log already counted (the log's `dropped` +
+    /// position).
     logged: BTreeMap<&'static str, u64>,
     /// Checks made (each on every volume).
     checks: u64,
 }
 
+/// Requests and injected faults counted from the request logs.
 #[derive(Default)]
 struct Faults {
+    /// The clusters' API servers.
+    k8s: Count,
+    /// The AWS fault proxy.
+    aws: Count,
+}
+
+#[derive(Default)]
+struct Count {
     injected: u64,
     requests: u64,
     /// Requests that left the log before they were counted.
     missed: u64,
+}
+
+impl Count {
+    /// Adds what a request log (`{"dropped": N, "items": […]}`) holds beyond the `counted`
+    /// first requests it ever logged, and moves `counted` to its end.
+    fn add(&mut self, log: &Value, counted: &mut u64) {
+        let dropped = log["dropped"].as_u64().unwrap_or(0);
+        let items = log["items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        self.missed += dropped.saturating_sub(*counted);
+        for r in items
+            .iter()
+            .skip((*counted).saturating_sub(dropped) as usize)
+        {
+            self.requests += 1;
+            self.injected += u64::from(!r["fault"].is_null());
+        }
+        *counted = dropped + items.len() as u64;
+    }
 }
 
 /// `GET path` on a cluster, through its retrying client.
@@ -448,6 +486,7 @@ impl Checker {
         Ok(Self {
             clusters,
             aws,
+            aws_endpoint: sim.var("AWS_ENDPOINT_URL").to_string(),
             vols: Vec::new(),
             seen: BTreeMap::new(),
             logged: BTreeMap::new(),
@@ -612,24 +651,19 @@ impl Checker {
         Ok(out)
     }
 
-    /// The faults the clusters injected since the last count, from their request logs
-    /// (`/debug/requests`: the newest 10 000 requests and how many were dropped before).
+    /// The faults the clusters and AWS injected since the last count, from their request
+    /// logs (`/debug/requests`: the newest 10 000 requests and how many were dropped
+    /// before).
     async fn count_faults(&mut self, into: &mut Faults) -> Result<(), String> {
         for (name, client) in &self.clusters {
             let log = get(client, name, "/debug/requests").await?;
-            let dropped = log["dropped"].as_u64().unwrap_or(0);
-            let items = log["items"].as_array().cloned().unwrap_or_default();
-            let counted = self.logged.entry(name).or_insert(0);
-            into.missed += dropped.saturating_sub(*counted);
-            for r in items
-                .iter()
-                .skip((*counted).saturating_sub(dropped) as usize)
-            {
-                into.requests += 1;
-                into.injected += u64::from(!r["fault"].is_null());
-            }
-            *counted = dropped + items.len() as u64;
+            into.k8s.add(&log, self.logged.entry(name).or_insert(0));
         }
+        let log =
+            baton_sim::faults::debug_request(&self.aws_endpoint, "GET", "/debug/requests", "")
+                .await
+                .map_err(|e| e.to_string())?;
+        into.aws.add(&log, self.logged.entry("aws").or_insert(0));
         Ok(())
     }
 }
@@ -874,7 +908,7 @@ async fn main() {
         let seed = a.seed_base + i;
         let r = run(&a, seed).await;
         println!(
-            "seed {:<4} volumes {} crashes {} (k={}) {:<9} failed commands {} violations {} check failures {} k8s faults {} {:>6.1} s{}",
+            "seed {:<4} volumes {} crashes {} (k={}) {:<9} failed commands {} violations {} check failures {} k8s faults {} aws faults {} {:>6.1} s{}",
             r.seed,
             r.volumes,
             r.crashes,
@@ -887,7 +921,8 @@ async fn main() {
             r.failed.len(),
             r.violations.len(),
             r.check_failures.len(),
-            r.faults.injected,
+            r.faults.k8s.injected,
+            r.faults.aws.injected,
             r.seconds,
             r.kept
                 .as_ref()
@@ -937,9 +972,12 @@ async fn main() {
     let resumes = total(&|r| u64::from(r.path == "resume"));
     let failed = total(&|r| r.failed.len() as u64);
     let check_failures = total(&|r| r.check_failures.len() as u64);
-    let k8s_faults = total(&|r| r.faults.injected);
-    let k8s_requests = total(&|r| r.faults.requests);
-    let k8s_missed = total(&|r| r.faults.missed);
+    let k8s_faults = total(&|r| r.faults.k8s.injected);
+    let k8s_requests = total(&|r| r.faults.k8s.requests);
+    let k8s_missed = total(&|r| r.faults.k8s.missed);
+    let aws_faults = total(&|r| r.faults.aws.injected);
+    let aws_requests = total(&|r| r.faults.aws.requests);
+    let aws_missed = total(&|r| r.faults.aws.missed);
     let by_invariant: BTreeMap<&str, u64> = INVARIANTS
         .iter()
         .map(|i| {
@@ -962,19 +1000,23 @@ async fn main() {
     );
     row("rollbacks", rollbacks.to_string());
     row("resumes", resumes.to_string());
+    let at_least = |n: u64, missed: u64| {
+        if missed > 0 {
+            format!("≥ {n}")
+        } else {
+            n.to_string()
+        }
+    };
     row(
         "faults injected, Kubernetes (all clients)",
-        if k8s_missed > 0 {
-            format!("≥ {k8s_faults}")
-        } else {
-            k8s_faults.to_string()
-        },
+        at_least(k8s_faults, k8s_missed),
     );
     row("  of Kubernetes requests", k8s_requests.to_string());
     row(
-        "faults injected, AWS (not logged)",
-        format!("rate {:.1} %", aws_rate * 100.0),
+        "faults injected, AWS (all clients)",
+        at_least(aws_faults, aws_missed),
     );
+    row("  of AWS requests", aws_requests.to_string());
     row("failed commands", failed.to_string());
     row(
         "check failures (reads failed 5 times)",
@@ -1004,8 +1046,10 @@ async fn main() {
         "k8s_requests": k8s_requests,
         // Requests that left a cluster's log (10 000 kept) before they were counted.
         "k8s_requests_not_counted": k8s_missed,
-        // The AWS proxy keeps no log a client can read: not counted.
-        "aws_faults_injected": null,
+        "aws_faults_injected": aws_faults,
+        "aws_requests": aws_requests,
+        // Calls that left the proxy's log (10 000 kept) before they were counted.
+        "aws_requests_not_counted": aws_missed,
         "failed_commands": failed,
         "check_failures": check_failures,
         "violations": violations,
@@ -1020,9 +1064,12 @@ async fn main() {
             "crashes": r.crashes,
             "path": r.path,
             "seconds": r.seconds,
-            "k8s_faults_injected": r.faults.injected,
-            "k8s_requests": r.faults.requests,
-            "k8s_requests_not_counted": r.faults.missed,
+            "k8s_faults_injected": r.faults.k8s.injected,
+            "k8s_requests": r.faults.k8s.requests,
+            "k8s_requests_not_counted": r.faults.k8s.missed,
+            "aws_faults_injected": r.faults.aws.injected,
+            "aws_requests": r.faults.aws.requests,
+            "aws_requests_not_counted": r.faults.aws.missed,
             "steps": r.steps,
             "failed_commands": r.failed,
             "violations": r.violations,

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use baton_aws::{Aws, RetryPolicy};
 use baton_sim::ClusterSpec;
 use baton_sim::estate::aws_config;
-use baton_sim::faults::{ApiFault, ApiRule, AwsFault, AwsKnobs, AwsProxy, AwsRule, Knobs, Latency};
+use baton_sim::faults::{
+    ApiFault, ApiRule, AwsFault, AwsKnobs, AwsProxy, AwsRule, Knobs, Latency, debug_request,
+};
 use common::Bed;
 use http::Method;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -378,6 +380,32 @@ async fn aws_throttling_burst_is_retried_by_the_sdk_and_logged_per_action() {
         ]
     );
     assert_eq!(knobs.counts()["DescribeVpcs"], 4);
+
+    // The same log over HTTP, as the chaos bench reads it; reading it adds nothing.
+    for _ in 0..2 {
+        let doc = debug_request(&proxy.endpoint(), "GET", "/debug/requests", "")
+            .await
+            .unwrap();
+        assert_eq!(doc["kind"], "RequestLog");
+        assert_eq!(doc["dropped"], 0);
+        let items = doc["items"].as_array().unwrap();
+        assert_eq!(items.len(), 7, "{doc}");
+        let faults: Vec<_> = items
+            .iter()
+            .filter(|r| !r["fault"].is_null())
+            .map(|r| (r["action"].as_str().unwrap(), r["status"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(
+            faults,
+            [
+                ("DescribeVpcs", 503),
+                ("DescribeVpcs", 503),
+                ("DescribeLoadBalancers", 400)
+            ]
+        );
+        assert_eq!(items[0]["action"], "CreateVpc");
+        assert_eq!(items[0]["service"], "ec2");
+    }
 }
 
 #[tokio::test]

@@ -6,12 +6,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use baton_kube::KubeconfigSource;
 use baton_sim::faults::Target;
 use http::Method;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::args::{FaultAction, SimFaultArgs};
 use crate::exit::{Refused, code};
@@ -133,7 +132,7 @@ impl Running {
                     .aws_endpoint
                     .as_deref()
                     .context("failed to find AWS: this environment was started with --bare")?;
-                plain_http(endpoint, &method, &rule)
+                baton_sim::faults::debug_request(endpoint, method.as_str(), PATH, &rule)
                     .await
                     .with_context(|| format!("failed to change the AWS rules at {endpoint}"))?
             }
@@ -147,32 +146,4 @@ impl Running {
             .map(String::from)
             .collect())
     }
-}
-
-/// One exchange with the AWS fault proxy, which speaks HTTP/1.1 with `Connection: close`.
-async fn plain_http(endpoint: &str, method: &Method, body: &str) -> anyhow::Result<Value> {
-    let authority = endpoint
-        .strip_prefix("http://")
-        .map(|a| a.trim_end_matches('/'))
-        .with_context(|| format!("{endpoint:?} is not an http:// URL"))?;
-    let mut conn = tokio::net::TcpStream::connect(authority).await?;
-    let request = format!(
-        "{method} {PATH} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    conn.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    conn.read_to_end(&mut response).await?;
-    let response = String::from_utf8_lossy(&response);
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("not an HTTP response: {head:?}"))?;
-    let doc: Value = serde_json::from_str(body).with_context(|| format!("not JSON: {body:?}"))?;
-    if !(200..300).contains(&status) {
-        bail!("the proxy answered {status}: {}", doc["message"]);
-    }
-    Ok(doc)
 }

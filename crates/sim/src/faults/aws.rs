@@ -311,6 +311,29 @@ impl AwsKnobs {
         }
         out
     }
+
+    /// The log as `/debug/requests` serves it: `{"kind": "RequestLog", "dropped": N,
+    /// "items": [{"at", "method", "path", "action", "service", "status", "latencyMicros",
+    /// "fault"}, …]}`, oldest first (bodies are not kept: they may carry secrets).
+    pub(crate) fn log_document(&self) -> serde_json::Value {
+        let log = lock(&self.log);
+        let items: Vec<serde_json::Value> = log
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "at": r.at.to_string(),
+                    "method": r.method,
+                    "path": r.path,
+                    "action": r.action,
+                    "service": r.service,
+                    "status": r.status,
+                    "latencyMicros": u64::try_from(r.latency.as_micros()).unwrap_or(u64::MAX),
+                    "fault": r.fault,
+                })
+            })
+            .collect();
+        serde_json::json!({ "kind": "RequestLog", "dropped": log.dropped(), "items": items })
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! without a restart: `/debug/faults` on each cluster's API server (same bearer token as
 //! the API) and on the AWS fault proxy. `GET` lists the rules in their text form, `POST`
 //! adds the rule in the body (`method=GET:nth=1:500`, without a target), `DELETE` removes
-//! them all. Like `/debug/requests`, these requests are neither delayed, faulted nor
-//! logged.
+//! them all. Like `/debug/requests` (the request log, on both too), these requests are
+//! neither delayed, faulted nor logged.
 
 use std::fmt::Display;
 use std::str::FromStr;
@@ -15,6 +15,11 @@ use super::{KnobSet, Logged, Rule, SpecError};
 
 /// Where the rules are served.
 pub(crate) const DEBUG_FAULTS_PATH: &str = "/debug/faults";
+
+/// Where the request log is served (`GET`): on each cluster's API server and on the AWS
+/// fault proxy, `{"kind": "RequestLog", "dropped": N, "items": […]}`, the newest records
+/// oldest first and how many older ones the bounded log let go.
+pub(crate) const DEBUG_REQUESTS_PATH: &str = "/debug/requests";
 
 /// Why a control request was refused: an HTTP status and a message.
 pub(crate) type Refusal = (u16, String);

@@ -26,10 +26,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 pub use aws::{AwsFault, AwsKnobs, AwsMatch, AwsRequest, AwsRule, Dialect};
-pub(crate) use control::{DEBUG_FAULTS_PATH, control};
+pub(crate) use control::{DEBUG_FAULTS_PATH, DEBUG_REQUESTS_PATH, control};
 pub(crate) use kube::{ApiCall, dropped_connection};
 pub use kube::{ApiFault, ApiMatch, ApiRequest, ApiRule, Knobs};
-pub use proxy::{AwsProxy, ProxyError};
+pub use proxy::{AwsProxy, DebugError, ProxyError, debug_request};
 pub use spec::{DEFAULT_HOLD, DEFAULT_RETRY_AFTER, FaultSpec, LatencySpec, SpecError, Target};
 
 /// Requests kept in a log before the oldest are dropped.

@@ -2,7 +2,8 @@
 //! front of moto with [`AwsKnobs`] as its handler, applied to every call, so the SDK (in
 //! baton and in the emulator's controllers) meets latency, throttling and dropped
 //! connections as it would against AWS. `/debug/faults` is answered by the knobs
-//! themselves (see `control`).
+//! themselves (see `control`), and `GET /debug/requests` with the call log, as on the
+//! clusters' API servers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ pub use baton_aws::testbed::proxy::ProxyError;
 use baton_aws::testbed::proxy::{Handler, Proxy, Reply, Request, Upstream, status_of};
 
 use super::aws::{AwsCall, AwsFault, AwsKnobs, AwsRequest};
-use super::control::{DEBUG_FAULTS_PATH, control};
+use super::control::{DEBUG_FAULTS_PATH, DEBUG_REQUESTS_PATH, control};
 
 /// A running proxy; it stops accepting when dropped.
 #[derive(Debug)]
@@ -51,6 +52,10 @@ impl Handler for AwsKnobs {
         let started = Instant::now();
         let at = jiff::Timestamp::now();
         let call = AwsCall::from_parts(request.target(), request.headers(), request.body());
+        if request.method() == "GET" && call.path == DEBUG_REQUESTS_PATH {
+            // Neither delayed, faulted nor logged: reading the log must not change it.
+            return Reply::Answer(json_response(200, &self.log_document().to_string()));
+        }
         if call.path == DEBUG_FAULTS_PATH {
             let method = http::Method::from_bytes(request.method().as_bytes()).unwrap_or_default();
             let (status, doc) = match control(self, &method, request.body()) {
@@ -86,6 +91,76 @@ impl Handler for AwsKnobs {
         self.record(record(status_of(&response), None));
         Reply::Answer(response)
     }
+}
+
+/// Why [`debug_request`] got no answer it could read.
+#[derive(Debug, thiserror::Error)]
+pub enum DebugError {
+    /// `endpoint` is not `http://HOST:PORT`.
+    #[error("{0:?} is not an http:// URL")]
+    Endpoint(String),
+    /// The connection failed.
+    #[error("failed to reach the AWS fault proxy at {endpoint}: {source}")]
+    Io {
+        endpoint: String,
+        source: std::io::Error,
+    },
+    /// It answered, but not with HTTP and a JSON body.
+    #[error("the AWS fault proxy at {endpoint} did not answer HTTP with JSON: {head:?}")]
+    Malformed { endpoint: String, head: String },
+    /// It answered with an error status; `message` is the body's.
+    #[error("the AWS fault proxy answered {status}: {message}")]
+    Status { status: u16, message: String },
+}
+
+/// One request to a running proxy's `/debug/` endpoints (`/debug/faults`,
+/// `/debug/requests`) at `endpoint` (`http://127.0.0.1:PORT`, the estate's
+/// `AWS_ENDPOINT_URL`): plain HTTP/1.1, one connection each, as the proxy closes them.
+/// Returns the JSON body of a 2xx answer.
+pub async fn debug_request(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<serde_json::Value, DebugError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = endpoint
+        .strip_prefix("http://")
+        .map(|a| a.trim_end_matches('/'))
+        .ok_or_else(|| DebugError::Endpoint(endpoint.to_string()))?;
+    let io = |source| DebugError::Io {
+        endpoint: endpoint.to_string(),
+        source,
+    };
+    let mut conn = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(io)?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).await.map_err(io)?;
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.map_err(io)?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let malformed = || DebugError::Malformed {
+        endpoint: endpoint.to_string(),
+        head: head.lines().next().unwrap_or_default().to_string(),
+    };
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(malformed)?;
+    let doc: serde_json::Value = serde_json::from_str(body).map_err(|_| malformed())?;
+    if !(200..300).contains(&status) {
+        return Err(DebugError::Status {
+            status,
+            message: doc["message"].as_str().unwrap_or_default().to_string(),
+        });
+    }
+    Ok(doc)
 }
 
 /// A whole JSON response (with `Connection: close`).

@@ -23,7 +23,9 @@ use crate::auth::{self, Identity};
 use crate::cluster::Cluster;
 use crate::error::{ApiError, Target};
 use crate::estate::RequestSlot;
-use crate::faults::{ApiCall, ApiFault, ApiRequest, DEBUG_FAULTS_PATH, dropped_connection};
+use crate::faults::{
+    ApiCall, ApiFault, ApiRequest, DEBUG_FAULTS_PATH, DEBUG_REQUESTS_PATH, dropped_connection,
+};
 use crate::ops::{Part, ScaleChange};
 use crate::patch::{self, PatchType};
 use crate::resources::ResourceDef;
@@ -46,8 +48,6 @@ struct Served {
 }
 
 /// Where a cluster serves its request log (same bearer token as the API).
-pub(crate) const DEBUG_REQUESTS_PATH: &str = "/debug/requests";
-
 /// The request pipeline: every request gets the cluster's knobs (latency; for authorized
 /// API requests, the injected faults) and goes into its request log.
 async fn handle(
