@@ -37,7 +37,8 @@
 //! Faults injected are counted from the request logs (`/debug/requests`) of each
 //! cluster's API server and of the AWS fault proxy: every client's requests, baton's, the
 //! checker's and, for AWS, the emulated controllers' (the EBS CSI driver's attach and
-//! detach, the provisioner's CreateVolume). Prints a progress
+//! detach, the provisioner's CreateVolume), from the first command on: seeding's requests,
+//! made before the faults are armed, are left out. Prints a progress
 //! line per run and a table; writes `$CARGO_TARGET_DIR/bench/chaos.json` (or
 //! `target/bench/chaos.json`). `--keep` keeps each run's directory (the sim's state, the
 //! migration's state dir with its journal); a failing run's is always kept.
@@ -789,6 +790,13 @@ async fn walk(a: &Args, sim: &Sim, r: &mut Run) -> bool {
             return true;
         }
     };
+    // The requests of seeding, made before `sim up` armed the faults, are not counted: the
+    // counts start with the first command.
+    if let Err(e) = checker.count_faults(&mut Faults::default()).await {
+        r.check_failures
+            .push(json!({ "after": "baton sim up", "error": e }));
+        return true;
+    }
     let keep = commands(a, sim, r, &mut checker).await;
     r.checks = checker.checks;
     r.fingerprinted = checker.seen.len();
