@@ -287,6 +287,20 @@ impl Logged for AwsRequest {
     fn faulted(&self) -> bool {
         self.fault.is_some()
     }
+
+    /// No body: the proxy does not keep them (they may carry secrets).
+    fn document(&self) -> serde_json::Value {
+        serde_json::json!({
+            "at": self.at.to_string(),
+            "method": self.method,
+            "path": self.path,
+            "action": self.action,
+            "service": self.service,
+            "status": self.status,
+            "latencyMicros": u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX),
+            "fault": self.fault,
+        })
+    }
 }
 
 /// The AWS fault proxy's knobs and call log (set them from a test while the proxy runs).
@@ -310,29 +324,6 @@ impl AwsKnobs {
             *out.entry(key).or_insert(0) += 1;
         }
         out
-    }
-
-    /// The log as `/debug/requests` serves it: `{"kind": "RequestLog", "dropped": N,
-    /// "items": [{"at", "method", "path", "action", "service", "status", "latencyMicros",
-    /// "fault"}, …]}`, oldest first (bodies are not kept: they may carry secrets).
-    pub(crate) fn log_document(&self) -> serde_json::Value {
-        let log = lock(&self.log);
-        let items: Vec<serde_json::Value> = log
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "at": r.at.to_string(),
-                    "method": r.method,
-                    "path": r.path,
-                    "action": r.action,
-                    "service": r.service,
-                    "status": r.status,
-                    "latencyMicros": u64::try_from(r.latency.as_micros()).unwrap_or(u64::MAX),
-                    "fault": r.fault,
-                })
-            })
-            .collect();
-        serde_json::json!({ "kind": "RequestLog", "dropped": log.dropped(), "items": items })
     }
 }
 

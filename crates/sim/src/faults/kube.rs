@@ -196,6 +196,19 @@ impl Logged for ApiRequest {
     fn faulted(&self) -> bool {
         self.fault.is_some()
     }
+
+    fn document(&self) -> Value {
+        json!({
+            "at": self.at.to_string(),
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "status": self.status,
+            "latencyMicros": u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX),
+            "fault": self.fault,
+            "body": self.body,
+        })
+    }
 }
 
 /// A cluster's API knobs and request log (set them from a test while the server runs).
@@ -213,27 +226,6 @@ impl Knobs {
                 (any || r.method.eq_ignore_ascii_case(method)) && r.path.contains(path_contains)
             })
             .count()
-    }
-
-    /// The log as `GET /debug/requests` serves it.
-    pub(crate) fn log_document(&self) -> Value {
-        let log = lock(&self.log);
-        let items: Vec<Value> = log
-            .iter()
-            .map(|r| {
-                json!({
-                    "at": r.at.to_string(),
-                    "method": r.method,
-                    "path": r.path,
-                    "query": r.query,
-                    "status": r.status,
-                    "latencyMicros": u64::try_from(r.latency.as_micros()).unwrap_or(u64::MAX),
-                    "fault": r.fault,
-                    "body": r.body,
-                })
-            })
-            .collect();
-        json!({ "kind": "RequestLog", "dropped": log.dropped(), "items": items })
     }
 }
 

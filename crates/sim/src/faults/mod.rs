@@ -269,12 +269,13 @@ impl<R: Clone> Ring<R> {
     }
 }
 
-/// Locks a mutex, taking the data of a poisoned one (a panicking test thread must not take
-/// the emulator down with it).
 /// A logged request that may have been answered with an injected fault.
 pub trait Logged: Clone {
     /// Whether an injected fault answered it.
     fn faulted(&self) -> bool;
+
+    /// The record as an item of `GET /debug/requests`.
+    fn document(&self) -> serde_json::Value;
 }
 
 /// Knobs and their log: the engine that decides latency and faults from seeded PRNGs, and
@@ -349,6 +350,14 @@ impl<M, F: Clone, R: Logged> KnobSet<M, F, R> {
         lock(&self.log).dropped()
     }
 
+    /// The log as `GET /debug/requests` serves it (on a cluster's API server and on the
+    /// AWS proxy): `{"kind": "RequestLog", "dropped": N, "items": [...]}`, oldest first.
+    pub(crate) fn log_document(&self) -> serde_json::Value {
+        let log = lock(&self.log);
+        let items: Vec<serde_json::Value> = log.iter().map(Logged::document).collect();
+        serde_json::json!({ "kind": "RequestLog", "dropped": log.dropped(), "items": items })
+    }
+
     /// The delay and the fault (if any) for one request.
     pub(crate) fn decide<C: ?Sized>(&self, call: &C) -> (Duration, Option<F>)
     where
@@ -367,6 +376,8 @@ impl<M, F: Clone, R: Logged> KnobSet<M, F, R> {
     }
 }
 
+/// Locks a mutex, taking the data of a poisoned one (a panicking test thread must not take
+/// the emulator down with it).
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

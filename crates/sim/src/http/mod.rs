@@ -47,7 +47,6 @@ struct Served {
     requests: Arc<RequestSlot>,
 }
 
-/// Where a cluster serves its request log (same bearer token as the API).
 /// The request pipeline: every request gets the cluster's knobs (latency; for authorized
 /// API requests, the injected faults) and goes into its request log.
 async fn handle(
